@@ -1,0 +1,52 @@
+# Two commands on a fresh clone: `make run` and `make test`. Nothing global is installed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run test install lint typecheck format lock migrate dev-pki bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (set PYTHON=...)")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade 'pip>=24'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Serve on http://127.0.0.1:8080 with the embedded default: SQLite in ./var and, in dev, a
+# development PKI with a demo municipality created on first start.
+run: install
+	mkdir -p var
+	KPR_ENV=$${KPR_ENV:-dev} $(BIN)/kpr-mottak db upgrade
+	KPR_ENV=$${KPR_ENV:-dev} $(BIN)/kpr-mottak dev-pki --if-missing
+	KPR_ENV=$${KPR_ENV:-dev} $(BIN)/kpr-mottak serve --host 127.0.0.1 --port 8080
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest -q -p no:cacheprovider --cov=app --cov-report=term:skip-covered --cov-fail-under=80
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Refresh the lock file from the ranges in pyproject.toml.
+lock:
+	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
+	.lockvenv/bin/pip install --quiet --disable-pip-version-check '.[dev]'
+	.lockvenv/bin/pip freeze --exclude-editable | grep -v '^kpr-mottak' > requirements.lock
+	rm -rf .lockvenv
+
+bench: install
+	$(BIN)/python -m bench.intake
+	$(BIN)/python -m bench.validate
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,0 +1,1 @@
+"""The operator and municipality JSON API, authentication and the public feedback."""

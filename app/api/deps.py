@@ -1,0 +1,53 @@
+"""FastAPI dependencies: the database session and the bearer-token principal."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.tokens import Principal, authenticate
+from app.state import AppState
+
+_bearer = HTTPBearer(auto_error=False, description="API token from `kpr-mottak tokens create`")
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.kpr
+    return state
+
+
+async def db_session(
+    state: Annotated[AppState, Depends(app_state)],
+) -> AsyncIterator[AsyncSession]:
+    async with state.sessions() as session:
+        yield session
+
+
+_UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
+
+
+async def principal(
+    session: Annotated[AsyncSession, Depends(db_session)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(401, "missing bearer token", headers=_UNAUTHORIZED)
+    found = await authenticate(session, credentials.credentials)
+    if found is None:
+        raise HTTPException(401, "unknown or revoked token", headers=_UNAUTHORIZED)
+    return found
+
+
+async def operator(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    if not who.is_operator:
+        raise HTTPException(403, "this endpoint is for KPR operators")
+    return who
+
+
+DbSession = Annotated[AsyncSession, Depends(db_session)]
+AnyPrincipal = Annotated[Principal, Depends(principal)]
+Operator = Annotated[Principal, Depends(operator)]

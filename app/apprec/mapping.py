@@ -1,0 +1,145 @@
+"""The one table from findings to AppRec status (kodeverk 8258) and errors (kodeverk 8221).
+
+- Any message-level finding (consequence REJECT_MESSAGE, or MESSAGE_ERROR should one reach
+  here) -> status 2 (Avvist).
+- Otherwise any row-level finding (DROP_NOTIFICATION) -> status 3 (OK, feil i delmelding).
+- Otherwise (warnings only, or nothing) -> status 1 (OK), with no Error: warnings reach the
+  municipality through its error list, not through the receipt.
+
+Errors, in this order:
+- one Error per distinct message-level finding (same rule and same detail only once);
+- one Error per failing notification (findings grouped by notifikasjonGUID, else brukerNr,
+  else location), V = the code of its first finding, OT naming the notification and every rule
+  it broke. In a rejected message these come after the message-level ones, so a sender can
+  fix everything in one round.
+- At most `max_errors` Error elements: past that, the first `max_errors - 1` are kept and one
+  summary Error closes the list, with V = the most frequent code among those left out and an
+  OT counting what was left out per code. A message with 100 000 bad rows thus gets a receipt
+  of bounded size; the full list is in the municipality's error list.
+
+OT never holds a fødselsnummer: it is built from rule ids, notification GUIDs, brukerNr and
+the findings' details (which by contract hold no fid); as defence in depth any `fid` of the
+finding's subject and any 11-digit run are masked.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from app.apprec.model import (
+    ERROR_CODES,
+    FALLBACK_ERROR_CODE,
+    AppRecError,
+    AppRecStatus,
+    ReceiptOutcome,
+)
+from app.core.findings import Consequence, Finding
+from app.msghead.xmlutil import scrub_fnr
+
+DEFAULT_MAX_ERRORS = 100
+MAX_OT_LENGTH = 1000
+
+_MESSAGE_LEVEL = {Consequence.MESSAGE_ERROR, Consequence.REJECT_MESSAGE}
+
+
+def error_code(finding: Finding) -> str:
+    """The 8221 code of a finding: its rule's, or X99 when the rule has none we know."""
+    code = finding.rule.apprec_code
+    return code if code in ERROR_CODES else FALLBACK_ERROR_CODE
+
+
+def _clean(text: str, finding: Finding | None = None) -> str:
+    fid = finding.subject.fid if finding is not None and finding.subject is not None else None
+    if fid:
+        text = text.replace(fid, "***********")
+    text = scrub_fnr(" ".join(text.split()))
+    return text if len(text) <= MAX_OT_LENGTH else text[: MAX_OT_LENGTH - 1] + "…"
+
+
+def _error(code: str, ot: str) -> AppRecError:
+    return AppRecError(code=code, dn=ERROR_CODES[code], ot=ot)
+
+
+def _row_key(finding: Finding) -> str:
+    s = finding.subject
+    if s is not None and s.notification_guid:
+        return "guid:" + s.notification_guid
+    if s is not None and s.bruker_nr:
+        return "bruker:" + s.bruker_nr
+    return "loc:" + finding.location
+
+
+def _row_label(finding: Finding) -> str:
+    s = finding.subject
+    parts: list[str] = []
+    if s is not None and s.notification_guid:
+        parts.append(f"notifikasjonGUID {s.notification_guid}")
+    if s is not None and s.bruker_nr:
+        parts.append(f"brukerNr {s.bruker_nr}")
+    if not parts:
+        parts.append(finding.location)
+    return "Notifikasjon " + ", ".join(parts)
+
+
+def _message_errors(findings: Sequence[Finding]) -> list[AppRecError]:
+    seen: set[tuple[str, str]] = set()
+    out: list[AppRecError] = []
+    for f in findings:
+        key = (f.rule.id, f.detail)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(_error(error_code(f), _clean(f"{f.rule.id}: {f.detail}", f)))
+    return out
+
+
+def _row_errors(findings: Sequence[Finding]) -> list[AppRecError]:
+    groups: dict[str, list[Finding]] = {}
+    for f in findings:
+        groups.setdefault(_row_key(f), []).append(f)
+    out: list[AppRecError] = []
+    for group in groups.values():
+        first = group[0]
+        seen: set[tuple[str, str]] = set()
+        reasons: list[str] = []
+        for f in group:
+            if (f.rule.id, f.detail) not in seen:
+                seen.add((f.rule.id, f.detail))
+                reasons.append(_clean(f"{f.rule.id}: {f.detail}", f))
+        ot = _clean(f"{_row_label(first)} er ikke tatt imot: " + "; ".join(reasons))
+        out.append(_error(error_code(first), ot))
+    return out
+
+
+def _cap(errors: list[AppRecError], max_errors: int) -> list[AppRecError]:
+    if len(errors) <= max_errors:
+        return errors
+    kept = errors[: max_errors - 1]
+    left_out = errors[max_errors - 1 :]
+    counts = Counter(e.code for e in left_out)
+    code = counts.most_common(1)[0][0]
+    spread = ", ".join(f"{c}: {n}" for c, n in counts.most_common())
+    ot = (
+        f"{len(left_out)} feil til er ikke listet i denne kvitteringen (per feilkode: {spread}). "
+        "Hele feillisten finnes hos KPR."
+    )
+    return [*kept, _error(code, _clean(ot))]
+
+
+def receipt_outcome(
+    findings: Sequence[Finding], *, max_errors: int = DEFAULT_MAX_ERRORS
+) -> ReceiptOutcome:
+    """AppRec status and Error list for all findings of one message (see the module doc)."""
+    if max_errors < 1:
+        raise ValueError("max_errors must be at least 1")
+    message_level = [f for f in findings if f.rule.consequence in _MESSAGE_LEVEL]
+    row_level = [f for f in findings if f.rule.consequence is Consequence.DROP_NOTIFICATION]
+    if message_level:
+        status = AppRecStatus.REJECTED
+    elif row_level:
+        status = AppRecStatus.OK_ERROR_IN_PART
+    else:
+        return ReceiptOutcome(status=AppRecStatus.OK, errors=())
+    errors = _message_errors(message_level) + _row_errors(row_level)
+    return ReceiptOutcome(status=status, errors=tuple(_cap(errors, max_errors)))

@@ -1,0 +1,259 @@
+"""The `kpr-mottak` command line: serve, db, parties, tokens (and the tools later issues add)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import migrate
+from app.api import tokens as token_repo
+from app.db import create_engine, session_factory
+from app.parties import repository as party_repo
+from app.parties.spec import PartySpecError, certificate_spec, make_party, read_parties
+from app.settings import Settings
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="kpr-mottak: KPR's receiving service for IPLOS messages.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database migrations (Alembic).", no_args_is_help=True)
+parties_app = typer.Typer(help="The sender registry.", no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(parties_app, name="parties")
+app.add_typer(tokens_app, name="tokens")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        err.print("[bold red]invalid configuration:[/]")
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e.get("loc", ())) or "settings"
+            err.print(f"  - {where}: {e['msg'].removeprefix('Value error, ')}")
+        raise typer.Exit(2) from None
+
+
+def run_db(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run one unit of work in a session and commit it."""
+    settings = load_settings()
+
+    async def main() -> T:
+        engine = create_engine(settings.database_url)
+        try:
+            async with session_factory(engine)() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+) -> None:
+    """Serve the HTTP API with uvicorn."""
+    import uvicorn
+
+    load_settings()  # fail fast with a readable message before uvicorn starts
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        access_log=False,
+        log_level="warning",
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Migrate the database to REVISION (default: head)."""
+    migrate.upgrade(load_settings().database_url, revision)
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument()] = "-1") -> None:
+    """Migrate the database down to REVISION (default: one step)."""
+    migrate.downgrade(load_settings().database_url, revision)
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's current revision."""
+    console.print(migrate.current(load_settings().database_url) or "(empty database)")
+
+
+@parties_app.command("add")
+def parties_add(
+    her_id: Annotated[int, typer.Option("--her-id", help="The party's HER-id in AR")],
+    name: Annotated[str, typer.Option(help="Organisation name")],
+    orgnr: Annotated[str | None, typer.Option(help="Organisation number")] = None,
+    kommune: Annotated[list[str] | None, typer.Option(help="Kommunenr it reports for")] = None,
+    email: Annotated[list[str] | None, typer.Option(help="Innsendingsansvarlig e-mail")] = None,
+    signing_cert: Annotated[Path | None, typer.Option(help="Signing certificate (PEM/DER)")] = None,
+    encryption_cert: Annotated[Path | None, typer.Option(help="Encryption cert (PEM/DER)")] = None,
+    cpa_id: Annotated[list[str] | None, typer.Option(help="CPA id(s)")] = None,
+    plaintext_allowed: Annotated[bool, typer.Option(help="Accept unsigned/plaintext")] = False,
+) -> None:
+    """Add a party (or merge into an existing one)."""
+    from app.parties.spec import CpaSpec
+
+    try:
+        certs = []
+        if signing_cert:
+            certs.append(certificate_spec(signing_cert.read_bytes(), "signing"))
+        if encryption_cert:
+            certs.append(certificate_spec(encryption_cert.read_bytes(), "encryption"))
+        spec = make_party(
+            her_id,
+            name,
+            orgnr,
+            kommune or [],
+            email or [],
+            tuple(certs),
+            tuple(CpaSpec(cpa_id=c) for c in cpa_id or []),
+            plaintext_allowed,
+        )
+    except (PartySpecError, OSError) as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+
+    async def work(session: AsyncSession) -> bool:
+        return (await party_repo.upsert_party(session, spec))[1]
+
+    created = run_db(work)
+    console.print(f"{'added' if created else 'updated'} party HER {spec.her_id} ({spec.name})")
+
+
+@parties_app.command("import")
+def parties_import(
+    files: Annotated[list[Path], typer.Argument(help="CSV/JSON AR exports or CPA XML files")],
+) -> None:
+    """Import parties from AR exports (CSV/JSON) and real CPA XML files."""
+    specs = []
+    try:
+        for f in files:
+            specs.extend(read_parties(f.read_bytes(), f.name))
+    except (PartySpecError, OSError) as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+
+    async def work(session: AsyncSession) -> tuple[int, int]:
+        added = updated = 0
+        for spec in specs:
+            _, created = await party_repo.upsert_party(session, spec)
+            added += created
+            updated += not created
+        return added, updated
+
+    added, updated = run_db(work)
+    console.print(f"imported {len(specs)} parties: {added} added, {updated} updated")
+
+
+@parties_app.command("list")
+def parties_list() -> None:
+    """List registered parties."""
+
+    async def work(session: AsyncSession) -> list[tuple[str, ...]]:
+        return [
+            (
+                str(p.her_id),
+                p.name,
+                p.orgnr or "",
+                " ".join(k.kommune_nr for k in p.kommuner),
+                str(len(p.certificates)),
+                " ".join(c.cpa_id for c in p.cpas),
+                "yes" if p.plaintext_allowed else "no",
+            )
+            for p in await party_repo.list_parties(session)
+        ]
+
+    table = Table("HER-id", "name", "orgnr", "kommuner", "certs", "CPA ids", "plaintext")
+    for row in run_db(work):
+        table.add_row(*row)
+    console.print(table)
+
+
+@tokens_app.command("create")
+def tokens_create(
+    name: Annotated[str, typer.Argument(help="A unique name (who holds it)")],
+    role: Annotated[str, typer.Option(help="operator | municipality:<kommunenr>")],
+) -> None:
+    """Create a token; it is printed once and stored hashed."""
+    try:
+        token_repo.parse_role(role)
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+
+    async def work(session: AsyncSession) -> str:
+        return (await token_repo.create_token(session, name, role))[1]
+
+    try:
+        plaintext = run_db(work)
+    except IntegrityError:
+        err.print(f"[red]a token named '{name}' exists already[/]")
+        raise typer.Exit(2) from None
+    print(plaintext)  # plain stdout, so scripts can capture it
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(name: Annotated[str, typer.Argument()]) -> None:
+    """Revoke a token by name."""
+
+    async def work(session: AsyncSession) -> bool:
+        return await token_repo.revoke_token(session, name)
+
+    if not run_db(work):
+        err.print(f"[red]no token named '{name}'[/]")
+        raise typer.Exit(1)
+    console.print(f"revoked {name}")
+
+
+@tokens_app.command("list")
+def tokens_list() -> None:
+    """List tokens (never their secrets)."""
+
+    async def work(session: AsyncSession) -> list[tuple[str, ...]]:
+        return [
+            (
+                t.name,
+                t.role + (f":{t.kommune_nr}" if t.kommune_nr else ""),
+                t.created_at.isoformat(timespec="seconds"),
+                t.revoked_at.isoformat(timespec="seconds") if t.revoked_at else "",
+            )
+            for t in await token_repo.list_tokens(session)
+        ]
+
+    table = Table("name", "role", "created", "revoked")
+    for row in run_db(work):
+        table.add_row(*row)
+    console.print(table)
+
+
+def main() -> None:
+    app()

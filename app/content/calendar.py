@@ -1,0 +1,129 @@
+"""The reporting calendar: per reporting year the pilot window, the deadline (15 January of
+the next year) and the correction deadline (21 March). Loaded from configuration as JSON.
+
+Timeliness (decision): a message is judged by the Europe/Oslo date of `now` against the
+reporting year of each notification (the year of its `hendelseDato`). A deadline day counts
+as on time (the deadline is "15 January", inclusive). Originals (N) are late after the
+deadline; corrections (M, C) are on time until the correction deadline, which exists for
+them. Anything after the correction deadline is "after correction deadline". All of this is
+a warning: the data is still stored, the feedback pages report timeliness.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+OSLO = ZoneInfo("Europe/Oslo")
+
+
+class Timeliness(StrEnum):
+    ON_TIME = "on_time"
+    LATE = "late"
+    AFTER_CORRECTION_DEADLINE = "after_correction_deadline"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportingYear:
+    year: int
+    pilot_from: datetime.date | None
+    pilot_to: datetime.date | None
+    deadline: datetime.date
+    correction_deadline: datetime.date
+
+    def in_pilot_window(self, day: datetime.date) -> bool:
+        if self.pilot_from is None or self.pilot_to is None:
+            return False
+        return self.pilot_from <= day <= self.pilot_to
+
+
+@dataclass(frozen=True, slots=True)
+class ReportingCalendar:
+    years: tuple[ReportingYear, ...] = ()
+
+    def get(self, year: int) -> ReportingYear | None:
+        for y in self.years:
+            if y.year == year:
+                return y
+        return None
+
+
+def local_date(now: datetime.datetime) -> datetime.date:
+    """The Europe/Oslo calendar date of `now` (naive datetimes are taken as Oslo time)."""
+    if now.tzinfo is None:
+        return now.date()
+    return now.astimezone(OSLO).date()
+
+
+def _date(
+    obj: Mapping[str, object], key: str, year: str, *, required: bool
+) -> datetime.date | None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise ValueError(f"reporting calendar {year}: '{key}' is missing")
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"reporting calendar {year}: '{key}' must be a date string")
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"reporting calendar {year}: '{key}' is not YYYY-MM-DD") from exc
+
+
+def parse_reporting_calendar(text: str) -> ReportingCalendar:
+    """Parse `{"2018": {"pilot_from": "2018-11-01", "pilot_to": "2018-12-31",
+    "deadline": "2019-01-15", "correction_deadline": "2019-03-21"}}`. Raises ValueError.
+
+    `deadline` and `correction_deadline` default to 15 January and 21 March of the next year;
+    the pilot window is optional."""
+    try:
+        data = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"reporting calendar is not JSON: {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise ValueError("reporting calendar must be a JSON object keyed by year")
+    years: list[ReportingYear] = []
+    for key, obj in data.items():
+        if not (isinstance(key, str) and key.isdigit() and len(key) == 4):
+            raise ValueError(f"reporting calendar: '{key}' is not a year")
+        if not isinstance(obj, dict):
+            raise ValueError(f"reporting calendar {key}: must be an object")
+        unknown = set(obj) - {"pilot_from", "pilot_to", "deadline", "correction_deadline"}
+        if unknown:
+            raise ValueError(f"reporting calendar {key}: unknown keys {sorted(unknown)}")
+        year = int(key)
+        pilot_from = _date(obj, "pilot_from", key, required=False)
+        pilot_to = _date(obj, "pilot_to", key, required=False)
+        if (pilot_from is None) != (pilot_to is None):
+            raise ValueError(f"reporting calendar {key}: give both pilot_from and pilot_to")
+        deadline = _date(obj, "deadline", key, required=False) or datetime.date(year + 1, 1, 15)
+        correction = _date(obj, "correction_deadline", key, required=False) or datetime.date(
+            year + 1, 3, 21
+        )
+        if correction < deadline:
+            raise ValueError(f"reporting calendar {key}: correction_deadline before deadline")
+        if pilot_from and pilot_to and pilot_to < pilot_from:
+            raise ValueError(f"reporting calendar {key}: pilot_to before pilot_from")
+        years.append(ReportingYear(year, pilot_from, pilot_to, deadline, correction))
+    return ReportingCalendar(tuple(sorted(years, key=lambda y: y.year)))
+
+
+def timeliness(
+    calendar: ReportingCalendar, year: int, now: datetime.datetime, *, correction: bool = False
+) -> Timeliness | None:
+    """On time, late or after the correction deadline for data of reporting `year` received at
+    `now`; None when the calendar does not know the year."""
+    entry = calendar.get(year)
+    if entry is None:
+        return None
+    today = local_date(now)
+    if today > entry.correction_deadline:
+        return Timeliness.AFTER_CORRECTION_DEADLINE
+    if today > entry.deadline and not correction:
+        return Timeliness.LATE
+    return Timeliness.ON_TIME

@@ -1,0 +1,16 @@
+"""IPLOS in KPR, XPR(ipl) 56.0.0 (`http://www.npr.no/xmlstds/56_0_0_ipl`), MsgInfo/Type KPR_IPL."""
+
+from app.content.iplos.rules import RULES
+from app.content.iplos.validate import NS, SCHEMA_PATH, validate_melding
+from app.content.registry import ContentFormat
+
+FORMAT = ContentFormat(
+    msg_type="KPR_IPL",
+    namespace=NS,
+    root="Melding",
+    title="IPLOS-melding til KPR, XPR(ipl) 56.0.0",
+    schema_path=SCHEMA_PATH,
+    check=validate_melding,
+)
+
+__all__ = ["FORMAT", "NS", "RULES", "SCHEMA_PATH", "validate_melding"]

@@ -1,0 +1,336 @@
+"""The XPR(ipl) 56.0.0 content rules. Ids are stable: they are stored and published.
+
+Consequences follow the official per-attribute handling in XPR(ipl)_Annotations.xsd where it
+gives one ("Slettemerk melding" -> reject the message, "Slettemerk rad med underelementer" ->
+drop the notification, "Sett verdi til NULL/-1" -> warn and blank the value) and DOMAIN.md
+§2.4; where the annotation says "Ingen handling" but the value makes the row unusable (code
+lists, sequence, references) the notification is dropped (decision).
+
+AppRec codes (kodeverk 8221), decision: T02 for what the XSD refuses; T99 ("annen feil på
+format") for values of the wrong form or outside a code list that the XSD leaves as strings;
+E30/E31 for a missing or wrong person identifier, E36 for an identifier type KPR cannot use;
+X99 for everything about sequence, references, history and authorisation.
+"""
+
+from __future__ import annotations
+
+from app.core.findings import Consequence, Layer, Rule
+
+_REJECT = Consequence.REJECT_MESSAGE
+_DROP = Consequence.DROP_NOTIFICATION
+_WARN = Consequence.WARN
+
+
+def _rule(
+    rule_id: str, code: str | None, consequence: Consequence, title: str, text_no: str
+) -> Rule:
+    return Rule(
+        id=rule_id,
+        layer=Layer.CONTENT,
+        consequence=consequence,
+        title=title,
+        text_no=text_no,
+        apprec_code=code,
+    )
+
+
+# --- the whole message ---
+NOT_XML = _rule(
+    "IPL-NOT-XML",
+    "T01",
+    _REJECT,
+    "The IPLOS content is not well-formed XML",
+    "IPLOS-meldingen er ikke velformet XML og kan ikke leses.",
+)
+XSD = _rule(
+    "IPL-XSD",
+    "T02",
+    _REJECT,
+    "The IPLOS message does not validate against the XPR(ipl) 56.0.0 schema",
+    "IPLOS-meldingen validerer ikke mot XML-skjemaet for XPR(ipl) 56.0.0.",
+)
+GUID_UNIQUE = _rule(
+    "IPL-GUID-UNIQUE",
+    "T02",
+    _REJECT,
+    "notifikasjonGUID occurs twice in the message",
+    "Samme notifikasjonGUID er brukt på flere notifikasjoner i meldingen. "
+    "Hver notifikasjon skal ha sin egen GUID.",
+)
+KOMMUNE_UNIQUE = _rule(
+    "IPL-KOMMUNE-UNIQUE",
+    "T02",
+    _REJECT,
+    "kommuneNr occurs twice in the message",
+    "Samme kommuneNr er oppgitt i flere Kommune-elementer. Hver kommune skal stå én gang.",
+)
+FID_MISSING = _rule(
+    "IPL-FID-MISSING",
+    "E30",
+    _REJECT,
+    "A Bruker has no fid: the whole message fails",
+    "Bruker mangler fødselsnummer (fid). Meldingen avvises i sin helhet.",
+)
+KOMMUNE_FORMAT = _rule(
+    "IPL-KOMMUNE-FORMAT",
+    "T99",
+    _REJECT,
+    "kommuneNr is not four digits",
+    "kommuneNr skal være fire siffer.",
+)
+KOMMUNE_NOT_ALLOWED = _rule(
+    "IPL-KOMMUNE-NOT-ALLOWED",
+    "X99",
+    _REJECT,
+    "The sender may not report for this municipality",
+    "Avsenderen er ikke registrert som innrapportør for denne kommunen. En kommune kan bare "
+    "rapportere for egne kommunenummer.",
+)
+# --- one notification (row) ---
+EVENT_COUNT = _rule(
+    "IPL-EVENT-COUNT",
+    "T99",
+    _DROP,
+    "A Notifikasjon must hold exactly one event",
+    "Notifikasjonen skal inneholde nøyaktig én hendelse (TjenesteStart, MidlertidigStoppFra, "
+    "MidlertidigStoppTil, TjenesteutforerEndret eller TjenesteSlutt).",
+)
+STATUS_CODE = _rule(
+    "IPL-STATUS-CODE",
+    "T99",
+    _DROP,
+    "statusNotifikasjon is not N, M or C (kodeverk 7316; T is not in use yet)",
+    "statusNotifikasjon skal være N (original), M (korriger/erstatt) eller C (annuller) "
+    "(kodeverk 7316). Kode T skal foreløpig ikke brukes.",
+)
+REF_MISSING = _rule(
+    "IPL-REF-MISSING",
+    "X99",
+    _DROP,
+    "A correction or annulment has no notifikasjonRef",
+    "notifikasjonRef mangler. Den skal være med for alle statuser som ikke er N, og peke på "
+    "den opprinnelige N-notifikasjonen.",
+)
+REF_UNKNOWN = _rule(
+    "IPL-REF-UNKNOWN",
+    "X99",
+    _DROP,
+    "notifikasjonRef does not point at a known original (N) notification",
+    "notifikasjonRef peker ikke på en kjent original notifikasjon (status N) fra denne kommunen.",
+)
+GUID_KNOWN = _rule(
+    "IPL-GUID-KNOWN",
+    "X99",
+    _DROP,
+    "The notifikasjonGUID was received in an earlier message",
+    "En notifikasjon med denne notifikasjonGUID er mottatt tidligere. Nye notifikasjoner "
+    "(også korreksjoner) skal ha ny GUID.",
+)
+FORRIGE_CHAIN = _rule(
+    "IPL-FORRIGE-CHAIN",
+    None,
+    _WARN,
+    "notifikasjonForrigeGUID does not chain to the previous notification",
+    "notifikasjonForrigeGUID peker ikke på forrige notifikasjon fra kommunen (første "
+    "notifikasjon skal ha 00000000-0000-0000-0000-000000000000). Det kan mangle "
+    "notifikasjoner.",
+)
+LOPENR_FORMAT = _rule(
+    "IPL-LOPENR-FORMAT",
+    "T99",
+    _DROP,
+    "notifikasjonLopeNr is not a number",
+    "notifikasjonLopeNr skal være et heltall.",
+)
+LOPENR_ORDER = _rule(
+    "IPL-LOPENR-ORDER",
+    "X99",
+    _DROP,
+    "notifikasjonLopeNr is not strictly increasing per municipality",
+    "notifikasjonLopeNr skal være strengt stigende per kommune, også på tvers av meldinger. "
+    "Løpenummeret er brukt før eller er lavere enn et tidligere mottatt.",
+)
+TJENESTETYPE_CODE = _rule(
+    "IPL-TJENESTETYPE-CODE",
+    "T99",
+    _DROP,
+    "tjenesteType is not a code in use (kodeverk 9151)",
+    "tjenesteType er ikke en gyldig kode i kodeverk 9151 (utgåtte koder 6, 14, 23, 24, 26, "
+    "27 og 28 kan ikke brukes).",
+)
+ORGNR_REQUIRED = _rule(
+    "IPL-ORGNR-REQUIRED",
+    "T99",
+    _DROP,
+    "TjenesteutforerEndret needs a valid tjenesteOrgNr",
+    "TjenesteutforerEndret skal ha gyldig organisasjonsnummer i tjenesteOrgNr (9 siffer, "
+    "eventuelt etterfulgt av 0, med riktig kontrollsiffer).",
+)
+ORGNR_INVALID = _rule(
+    "IPL-ORGNR-INVALID",
+    None,
+    _WARN,
+    "tjenesteOrgNr is not a valid organisation number (the value is ignored)",
+    "tjenesteOrgNr er ikke et gyldig organisasjonsnummer (9 siffer, eventuelt etterfulgt av 0, "
+    "med riktig kontrollsiffer). Verdien er ikke lagret.",
+)
+TYPEID_CODE = _rule(
+    "IPL-TYPEID-CODE",
+    "E36",
+    _DROP,
+    "typeID is not 1, 2, 3 or 9 (kodeverk 9032)",
+    "typeID (type personidentifikasjon, kodeverk 9032) skal være 1 (fødselsnummer), "
+    "2 (D-nummer), 3 (H-nummer) eller 9 (annet, fid er da fødselsdato ddmmåå).",
+)
+FID_INVALID = _rule(
+    "IPL-FID-INVALID",
+    "E31",
+    _DROP,
+    "fid is not a valid fødselsnummer, D-nummer or H-nummer of the stated typeID",
+    "fid er ikke et gyldig fødselsnummer, D-nummer eller H-nummer av typen i typeID "
+    "(11 siffer, gyldig dato og kontrollsiffer).",
+)
+FID_DATE = _rule(
+    "IPL-FID-DATE",
+    "E31",
+    _DROP,
+    "With typeID 9, fid must be a birth date ddmmyy",
+    "Når typeID er 9 (annet) skal fid være fødselsdato på formen ddmmåå.",
+)
+FID_SYNTHETIC = _rule(
+    "IPL-FID-SYNTHETIC",
+    "E31",
+    _DROP,
+    "A synthetic test identity was sent to a production address",
+    "fid er et syntetisk testnummer (måned + 80). Testdata skal ikke sendes til "
+    "produksjonsmottaket.",
+)
+BRUKERNR_FORMAT = _rule(
+    "IPL-BRUKERNR-FORMAT",
+    "T99",
+    _DROP,
+    "brukerNr is empty or longer than 100 characters",
+    "brukerNr skal være 1 til 100 tegn.",
+)
+BRUKERNR_STABLE = _rule(
+    "IPL-BRUKERNR-STABLE",
+    "X99",
+    _DROP,
+    "The brukerNr belonged to another person before",
+    "brukerNr er tidligere brukt om en annen person i kommunen. brukerNr skal være entydig "
+    "innenfor samme kommune for alle år.",
+)
+BRUKERNR_CHANGED = _rule(
+    "IPL-BRUKERNR-CHANGED",
+    None,
+    _WARN,
+    "The person was reported with another brukerNr before",
+    "Personen er tidligere rapportert med et annet brukerNr i kommunen. brukerNr bør være "
+    "stabilt for samme person.",
+)
+BYDEL_FORMAT = _rule(
+    "IPL-BYDEL-FORMAT",
+    None,
+    _WARN,
+    "bydel is not 2 to 6 digits (the value is ignored)",
+    "bydel skal være 2 til 6 siffer. Verdien er ikke lagret.",
+)
+HENDELSEDATO_RANGE = _rule(
+    "IPL-HENDELSEDATO-RANGE",
+    None,
+    _WARN,
+    "hendelseDato is later than hendelseRegTid",
+    "hendelseDato er senere enn tidspunktet hendelsen ble registrert (hendelseRegTid).",
+)
+# --- contacts and texts: warnings ---
+KONTAKT_MISSING = _rule(
+    "IPL-KONTAKT-MISSING",
+    None,
+    _WARN,
+    "A mandatory contact type (1, 15, 16, 17) is missing",
+    "Meldingen skal ha kontaktperson av type 1 (teknisk), 15 (EPJ-leverandør), "
+    "16 (IPLOS kontaktperson) og 17 (IPLOS innsendingsansvarlig).",
+)
+KONTAKT_TYPE = _rule(
+    "IPL-KONTAKT-TYPE",
+    None,
+    _WARN,
+    "typeKontaktperson is not a code of kodeverk 8471",
+    "typeKontaktperson er ikke en kode i kodeverk 8471.",
+)
+EPOST_FORMAT = _rule(
+    "IPL-EPOST-FORMAT",
+    None,
+    _WARN,
+    "meldEpost1/meldEpost2 is not a valid e-mail address (the value is ignored)",
+    "E-postadressen er ikke gyldig. Verdien er ikke lagret.",
+)
+TELEFON_FORMAT = _rule(
+    "IPL-TELEFON-FORMAT",
+    None,
+    _WARN,
+    "meldTelefon is not a Norwegian phone number (the value is ignored)",
+    "meldTelefon skal være et norsk telefonnummer: eventuelt +47 eller 0047 og 8 siffer. "
+    "Verdien er ikke lagret.",
+)
+TEXT_LENGTH = _rule(
+    "IPL-TEXT-LENGTH",
+    None,
+    _WARN,
+    "A text attribute is longer than 100 characters (the value is ignored)",
+    "Teksten er lengre enn 100 tegn. Verdien er ikke lagret.",
+)
+# --- the reporting calendar ---
+CALENDAR_LATE = _rule(
+    "IPL-CALENDAR-LATE",
+    None,
+    _WARN,
+    "Notifications received after the reporting deadline",
+    "Notifikasjoner for rapporteringsåret er mottatt etter fristen (15. januar året etter).",
+)
+CALENDAR_AFTER_CORRECTION = _rule(
+    "IPL-CALENDAR-AFTER-CORRECTION",
+    None,
+    _WARN,
+    "Notifications received after the correction deadline",
+    "Notifikasjoner for rapporteringsåret er mottatt etter fristen for korreksjoner "
+    "(21. mars året etter) og kommer ikke med i årets tall.",
+)
+
+RULES: tuple[Rule, ...] = (
+    NOT_XML,
+    XSD,
+    GUID_UNIQUE,
+    KOMMUNE_UNIQUE,
+    FID_MISSING,
+    KOMMUNE_FORMAT,
+    KOMMUNE_NOT_ALLOWED,
+    EVENT_COUNT,
+    STATUS_CODE,
+    REF_MISSING,
+    REF_UNKNOWN,
+    GUID_KNOWN,
+    FORRIGE_CHAIN,
+    LOPENR_FORMAT,
+    LOPENR_ORDER,
+    TJENESTETYPE_CODE,
+    ORGNR_REQUIRED,
+    ORGNR_INVALID,
+    TYPEID_CODE,
+    FID_INVALID,
+    FID_DATE,
+    FID_SYNTHETIC,
+    BRUKERNR_FORMAT,
+    BRUKERNR_STABLE,
+    BRUKERNR_CHANGED,
+    BYDEL_FORMAT,
+    HENDELSEDATO_RANGE,
+    KONTAKT_MISSING,
+    KONTAKT_TYPE,
+    EPOST_FORMAT,
+    TELEFON_FORMAT,
+    TEXT_LENGTH,
+    CALENDAR_LATE,
+    CALENDAR_AFTER_CORRECTION,
+)
+RULES_BY_ID: dict[str, Rule] = {r.id: r for r in RULES}

@@ -1,0 +1,633 @@
+"""Validate an XPR(ipl) 56.0.0 `Melding`: first the project's XSD, then every rule of
+DOMAIN.md §2.4 and XPR(ipl)_Annotations.xsd, each with its consequence.
+
+Performance (a message may hold 100 000 notifications, ~50 MB): one parse, one XSD pass in
+libxml2, then a single walk over the children with plain attribute look-ups (no XPath per
+notification). XPath is used only to locate the few XSD errors reported.
+
+Decisions:
+- When the XSD refuses the message it is rejected (T02): the rules are not run, since they
+  assume the structure the schema guarantees. XSD errors that are a rule of their own (a
+  missing fid, a duplicate notifikasjonGUID or kommuneNr) are reported under that rule.
+- Notifications carry no municipality: a message is attributed to its first `Kommune` (the
+  reporting unit), for løpenummer, the forrige-GUID chain and brukerNr.
+- Løpenummer and the chain are checked in løpenummer order, since the standard only asks
+  (does not require) that a message lists its notifications sorted.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lxml import etree
+
+from app.content.calendar import Timeliness, timeliness
+from app.content.model import (
+    EMPTY_GUID,
+    Contact,
+    ContentContext,
+    ContentResult,
+    Notification,
+    normalize_guid,
+)
+from app.content.iplos import rules as R
+from app.core.findings import Consequence, Finding, Rule, Subject
+from app.core.xmlparse import XmlRejected, parse_xml
+from app.identifiers import IdKind, PersonId, check_person_id, is_valid_orgnr, parse_ddmmyy
+
+NS = "http://www.npr.no/xmlstds/56_0_0_ipl"
+SCHEMA_PATH = (
+    Path(__file__).resolve().parents[3] / "schemas" / "iplos-56.0.0" / "XPR-ipl-56.0.0.xsd"
+)
+
+_Q = "{" + NS + "}"
+MELDING = _Q + "Melding"
+NOTIFIKASJON = _Q + "Notifikasjon"
+KONTAKTPERSON = _Q + "Kontaktperson"
+KOMMUNE = _Q + "Kommune"
+BRUKER = _Q + "Bruker"
+EVENTS = {
+    _Q + name: name
+    for name in (
+        "TjenesteStart",
+        "MidlertidigStoppTil",
+        "MidlertidigStoppFra",
+        "TjenesteutforerEndret",
+        "TjenesteSlutt",
+    )
+}
+
+STATUSES = frozenset({"N", "M", "C"})  # kodeverk 7316 without T (not in use yet)
+TJENESTETYPER = frozenset(
+    "1 2 3 4 5 7 8 9 11 15 17 18 19 20 21 22 25 29".split()
+)  # kodeverk 9151 in use; 6, 14, 23, 24, 26, 27, 28 are retired
+RETIRED_TJENESTETYPER = frozenset("6 14 23 24 26 27 28".split())
+KONTAKTTYPER = frozenset(str(i) for i in range(1, 20))  # kodeverk 8471
+MANDATORY_KONTAKTTYPER = ("1", "15", "16", "17")
+_ID_KIND_OF_TYPE = {"1": IdKind.FNR, "2": IdKind.DNR, "3": IdKind.HNR}
+_KIND_NO = {IdKind.FNR: "fødselsnummer", IdKind.DNR: "D-nummer", IdKind.HNR: "H-nummer"}
+
+_LOPENR = re.compile(r"-?\d+")
+_KOMMUNENR = re.compile(r"\d{4}")
+_BYDEL = re.compile(r"\d{2,6}")
+_ORGNR = re.compile(r"(\d{9})0?")
+_PHONE = re.compile(r"(\+47|0047|)( *\d *){8}")
+# RFC 5322 dot-atom local part and a host name (the annotation's expression without the rarely
+# used quoted local parts and address literals).
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_EMAIL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+{_LABEL}")
+_ATTR_IN_MESSAGE = re.compile(r"attribute '([^']+)'")
+_MAX_XSD_FINDINGS = 50
+_TEXT_ATTRS = ("leverandor", "navnEPJ", "versjonEPJ", "versjonUt")
+
+_local = threading.local()
+
+
+def _schema() -> etree.XMLSchema:
+    # One per thread: an XMLSchema keeps its error_log on the object.
+    schema: etree.XMLSchema | None = getattr(_local, "schema", None)
+    if schema is None:
+        schema = etree.XMLSchema(etree.parse(str(SCHEMA_PATH)))
+        _local.schema = schema
+    return schema
+
+
+def is_email(value: str) -> bool:
+    return _EMAIL.fullmatch(value) is not None
+
+
+def is_phone(value: str) -> bool:
+    return _PHONE.fullmatch(value) is not None
+
+
+# --- XSD ---
+
+
+def _readable_path(root: etree._Element, xpath: str | None, message: str) -> str:
+    """Turn libxml2's `/*/*[3]/*` into `/Melding/Notifikasjon[3]/TjenesteStart/@attr`."""
+    where = "/Melding"
+    if xpath and xpath.startswith("/*"):
+        found = root.xpath("." + xpath[2:]) if xpath != "/*" else [root]
+        if isinstance(found, list) and found and isinstance(found[0], etree._Element):
+            where = _element_path(root, found[0])
+    m = _ATTR_IN_MESSAGE.search(message)
+    return f"{where}/@{m.group(1)}" if m else where
+
+
+def _element_path(root: etree._Element, el: etree._Element) -> str:
+    parts: list[str] = []
+    node: etree._Element | None = el
+    while node is not None:
+        name = etree.QName(node).localname
+        parent = node.getparent()
+        if node is root or parent is None:
+            parts.append(name)
+            break
+        if name in ("Notifikasjon", "Kontaktperson", "Kommune"):
+            index = sum(1 for _ in node.itersiblings(node.tag, preceding=True)) + 1
+            name = f"{name}[{index}]"
+        parts.append(name)
+        node = parent
+    return "/" + "/".join(reversed(parts))
+
+
+def _xsd_findings(root: etree._Element) -> list[Finding]:
+    schema = _schema()
+    if schema.validate(root):
+        return []
+    findings: list[Finding] = []
+    for entry in schema.error_log:
+        if len(findings) >= _MAX_XSD_FINDINGS:
+            break
+        message = entry.message.replace(_Q, "")
+        rule: Rule = R.XSD
+        if "identity-constraint" in message and "NotifikasjonP_ID" in message:
+            rule = R.GUID_UNIQUE
+        elif "identity-constraint" in message and "KommuneP_ID" in message:
+            rule = R.KOMMUNE_UNIQUE
+        elif "The attribute 'fid' is required but missing" in message:
+            rule = R.FID_MISSING
+        location = _readable_path(root, entry.path, message)
+        detail = f"{rule.text_no} Skjemafeil (linje {entry.line}): {message}"
+        findings.append(Finding(rule, location, detail))
+    return findings
+
+
+# --- the rules ---
+
+
+@dataclass(slots=True)
+class _Row:
+    """Mutable working state of one notification while the rules run."""
+
+    index: int
+    guid: str
+    status: str
+    lopenr: int | None
+    forrige: str
+    ref: str | None
+    event: str
+    base: str  # location prefix of the event, e.g. /Melding/Notifikasjon[3]/TjenesteStart
+    tjeneste_type: str
+    org_nr: str | None
+    tjeneste_id: str
+    hendelse_guid: str
+    hendelse_dato: str
+    bruker_nr: str
+    fid: str
+    type_id: str
+    bydel: str | None
+    subject: Subject
+    dropped: bool = False
+    guid_known: bool = False
+    lopenr_ok: bool = True
+    fid_ok: bool = True
+    findings: list[Finding] = field(default_factory=list)
+
+    def add(self, rule: Rule, location: str, detail: str) -> None:
+        self.findings.append(Finding(rule, location, detail, self.subject))
+        if rule.consequence is Consequence.DROP_NOTIFICATION:
+            self.dropped = True
+
+
+def _check_fid(row: _Row, allow_synthetic: bool) -> None:
+    loc = f"{row.base}/Bruker/@fid"
+    type_id, fid = row.type_id, row.fid
+    if type_id == "9":
+        if parse_ddmmyy(fid) is None:
+            row.fid_ok = False
+            row.add(R.FID_DATE, loc, "fid er ikke en gyldig fødselsdato på formen ddmmåå.")
+        return
+    kind = _ID_KIND_OF_TYPE.get(type_id)
+    if kind is None:
+        row.fid_ok = False
+        row.add(
+            R.TYPEID_CODE,
+            f"{row.base}/Bruker/@typeID",
+            f"typeID '{type_id[:20]}' kan ikke brukes; gyldige verdier er 1, 2, 3 og 9.",
+        )
+        return
+    checked = check_person_id(fid)
+    if not isinstance(checked, PersonId):
+        row.fid_ok = False
+        why = {
+            "length": "har ikke 11 tegn",
+            "not_digits": "inneholder annet enn siffer",
+            "date": "har ugyldig dato",
+            "checksum": "har feil kontrollsiffer",
+        }[checked.value]
+        row.add(R.FID_INVALID, loc, f"fid {why} (typeID {type_id}).")
+        return
+    if checked.kind is not kind:
+        row.fid_ok = False
+        row.add(
+            R.FID_INVALID,
+            loc,
+            f"fid er et {_KIND_NO[checked.kind]}, men typeID {type_id} sier {_KIND_NO[kind]}.",
+        )
+        return
+    if checked.synthetic and not allow_synthetic:
+        row.fid_ok = False
+        row.add(R.FID_SYNTHETIC, loc, "fid er et syntetisk testnummer (måned + 80).")
+
+
+def _row(index: int, n_el: etree._Element, unit: str, allow_synthetic: bool) -> _Row:
+    loc = f"/Melding/Notifikasjon[{index}]"
+    get = n_el.get
+    guid = normalize_guid(get("notifikasjonGUID") or "")
+    events = [c for c in n_el if c.tag in EVENTS]
+    event_el = events[0] if len(events) == 1 else None
+    bruker_el = event_el.find(BRUKER) if event_el is not None else None
+
+    def ev(name: str) -> str | None:
+        return event_el.get(name) if event_el is not None else None
+
+    def br(name: str) -> str | None:
+        return bruker_el.get(name) if bruker_el is not None else None
+
+    event = EVENTS[event_el.tag] if event_el is not None else ""
+    bruker_nr = br("brukerNr") or ""
+    fid = br("fid") or ""
+    ref = get("notifikasjonRef")
+    lopenr_raw = get("notifikasjonLopeNr") or ""
+    row = _Row(
+        index=index,
+        guid=guid,
+        status=get("statusNotifikasjon") or "",
+        lopenr=int(lopenr_raw) if _LOPENR.fullmatch(lopenr_raw) else None,
+        forrige=normalize_guid(get("notifikasjonForrigeGUID") or ""),
+        ref=normalize_guid(ref) if ref else None,
+        event=event,
+        base=f"{loc}/{event}",
+        tjeneste_type=ev("tjenesteType") or "",
+        org_nr=ev("tjenesteOrgNr"),
+        tjeneste_id=ev("tjenesteID") or "",
+        hendelse_guid=normalize_guid(ev("hendelseGUID") or ""),
+        hendelse_dato=ev("hendelseDato") or "",
+        bruker_nr=bruker_nr,
+        fid=fid,
+        type_id=br("typeID") or "",
+        bydel=br("bydel"),
+        subject=Subject(guid, bruker_nr or None, fid or None, unit),
+    )
+    if event_el is None:
+        row.add(
+            R.EVENT_COUNT,
+            loc,
+            f"Notifikasjonen har {len(events)} hendelser; den skal ha nøyaktig én.",
+        )
+        return row
+    if row.status not in STATUSES:
+        detail = (
+            "statusNotifikasjon T (korriger/suppler) skal foreløpig ikke brukes."
+            if row.status == "T"
+            else f"statusNotifikasjon '{row.status[:10]}' er ikke en kode i kodeverk 7316."
+        )
+        row.add(R.STATUS_CODE, f"{loc}/@statusNotifikasjon", detail)
+    elif row.status != "N" and row.ref is None:
+        row.add(
+            R.REF_MISSING,
+            f"{loc}/@notifikasjonRef",
+            f"Notifikasjon med status {row.status} mangler notifikasjonRef.",
+        )
+    if row.lopenr is None:
+        row.lopenr_ok = False
+        row.add(
+            R.LOPENR_FORMAT,
+            f"{loc}/@notifikasjonLopeNr",
+            "notifikasjonLopeNr er ikke et heltall.",
+        )
+    tt = row.tjeneste_type
+    if tt not in TJENESTETYPER:
+        detail = (
+            f"tjenesteType {tt} er utgått og kan ikke lenger brukes."
+            if tt in RETIRED_TJENESTETYPER
+            else f"tjenesteType '{tt[:10]}' er ikke en kode i kodeverk 9151."
+        )
+        row.add(R.TJENESTETYPE_CODE, f"{row.base}/@tjenesteType", detail)
+    org = row.org_nr
+    if org is not None:
+        m = _ORGNR.fullmatch(org)
+        if m is None or not is_valid_orgnr(m.group(1)):
+            if event == "TjenesteutforerEndret":
+                row.add(
+                    R.ORGNR_REQUIRED,
+                    f"{row.base}/@tjenesteOrgNr",
+                    "tjenesteOrgNr er ikke et gyldig organisasjonsnummer.",
+                )
+            else:
+                row.add(
+                    R.ORGNR_INVALID,
+                    f"{row.base}/@tjenesteOrgNr",
+                    "tjenesteOrgNr er ikke et gyldig organisasjonsnummer; verdien er ignorert.",
+                )
+                row.org_nr = None
+    if not bruker_nr or len(bruker_nr) > 100:
+        row.add(
+            R.BRUKERNR_FORMAT,
+            f"{row.base}/Bruker/@brukerNr",
+            f"brukerNr har {len(bruker_nr)} tegn; det skal ha 1 til 100.",
+        )
+    if fid:
+        _check_fid(row, allow_synthetic)
+    else:
+        row.fid_ok = False
+    if row.bydel is not None and _BYDEL.fullmatch(row.bydel) is None:
+        row.add(
+            R.BYDEL_FORMAT,
+            f"{row.base}/Bruker/@bydel",
+            f"bydel '{row.bydel}' er ikke 2 til 6 siffer; verdien er ignorert.",
+        )
+        row.bydel = None
+    reg = ev("hendelseRegTid") or ""
+    if row.hendelse_dato[:10] > reg[:10]:
+        row.add(
+            R.HENDELSEDATO_RANGE,
+            f"{row.base}/@hendelseDato",
+            f"hendelseDato {row.hendelse_dato[:10]} er senere enn hendelseRegTid {reg[:19]}.",
+        )
+    return row
+
+
+def _check_sequence(rows: list[_Row], unit: str, ctx: ContentContext) -> None:
+    """Løpenummer order, the forrige-GUID chain, references and brukerNr stability."""
+    history = ctx.history
+    for row in rows:
+        if row.guid in history.known_guids:
+            row.guid_known = True
+            row.add(
+                R.GUID_KNOWN,
+                f"/Melding/Notifikasjon[{row.index}]/@notifikasjonGUID",
+                "notifikasjonGUID er mottatt i en tidligere melding.",
+            )
+    # løpenummer: strictly above the last one received, and unique in the message
+    last = history.last_lopenr.get(unit)
+    seen: set[int] = set()
+    for row in rows:
+        if row.lopenr is None or row.guid_known:
+            continue
+        loc = f"/Melding/Notifikasjon[{row.index}]/@notifikasjonLopeNr"
+        if last is not None and row.lopenr <= last:
+            row.lopenr_ok = False
+            row.add(
+                R.LOPENR_ORDER,
+                loc,
+                f"notifikasjonLopeNr {row.lopenr} er ikke høyere enn siste mottatte "
+                f"løpenummer {last} for kommune {unit}.",
+            )
+        elif row.lopenr in seen:
+            row.lopenr_ok = False
+            row.add(
+                R.LOPENR_ORDER,
+                loc,
+                f"notifikasjonLopeNr {row.lopenr} er brukt på flere notifikasjoner i meldingen.",
+            )
+        seen.add(row.lopenr)
+    # the chain, in løpenummer order
+    expected = history.last_guid.get(unit, EMPTY_GUID)
+    ordered = sorted(
+        (r for r in rows if r.lopenr is not None and r.lopenr_ok and not r.guid_known),
+        key=lambda r: r.lopenr or 0,
+    )
+    for row in ordered:
+        if row.forrige != expected:
+            row.add(
+                R.FORRIGE_CHAIN,
+                f"/Melding/Notifikasjon[{row.index}]/@notifikasjonForrigeGUID",
+                "notifikasjonForrigeGUID er ikke GUID-en til notifikasjonen med nærmeste lavere "
+                "løpenummer"
+                + (
+                    " (første notifikasjon fra kommunen skal ha tom GUID)."
+                    if expected == EMPTY_GUID
+                    else "."
+                ),
+            )
+        expected = row.guid
+    # references point at an original (N) in this message or in the history
+    originals = {r.guid for r in rows if r.status == "N" and not r.dropped}
+    for row in rows:
+        if row.ref is None or row.status not in ("M", "C") or row.dropped:
+            continue
+        if row.ref not in originals and history.known_guids.get(row.ref) != "N":
+            row.add(
+                R.REF_UNKNOWN,
+                f"/Melding/Notifikasjon[{row.index}]/@notifikasjonRef",
+                f"notifikasjonRef {row.ref} peker ikke på en kjent original notifikasjon (N).",
+            )
+    # brukerNr <-> fid: a brukerNr is one person for all years; warn when a person changes it
+    by_bruker: dict[str, str] = {}
+    by_fid: dict[str, str] = {}
+    history_by_fid: dict[str, str] | None = None
+    for row in rows:
+        if not row.fid_ok or not row.bruker_nr or len(row.bruker_nr) > 100:
+            continue
+        loc = f"{row.base}/Bruker/@brukerNr"
+        before = history.bruker_fid.get((unit, row.bruker_nr)) or by_bruker.get(row.bruker_nr)
+        if before is not None and before != row.fid:
+            row.add(
+                R.BRUKERNR_STABLE,
+                loc,
+                "brukerNr er tidligere brukt om en annen person (annen fid) i kommunen.",
+            )
+            continue
+        by_bruker.setdefault(row.bruker_nr, row.fid)
+        if history_by_fid is None:
+            history_by_fid = {f: b for (k, b), f in history.bruker_fid.items() if k == unit}
+        other = history_by_fid.get(row.fid) or by_fid.get(row.fid)
+        if other is not None and other != row.bruker_nr:
+            row.add(
+                R.BRUKERNR_CHANGED,
+                loc,
+                "Personen er tidligere rapportert med et annet brukerNr i kommunen.",
+            )
+        by_fid.setdefault(row.fid, row.bruker_nr)
+
+
+def _calendar_findings(rows: list[_Row], unit: str, ctx: ContentContext) -> list[Finding]:
+    if ctx.calendar is None:
+        return []
+    counts: Counter[tuple[int, Timeliness]] = Counter()
+    for row in rows:
+        year = row.hendelse_dato[:4]
+        if row.dropped or not year.isdigit():
+            continue
+        t = timeliness(ctx.calendar, int(year), ctx.now, correction=row.status != "N")
+        if t is not None and t is not Timeliness.ON_TIME:
+            counts[(int(year), t)] += 1
+    findings: list[Finding] = []
+    for (year, t), count in sorted(counts.items()):
+        entry = ctx.calendar.get(year)
+        assert entry is not None  # noqa: S101 - timeliness() found it
+        if t is Timeliness.LATE:
+            rule, when = R.CALENDAR_LATE, entry.deadline
+        else:
+            rule, when = R.CALENDAR_AFTER_CORRECTION, entry.correction_deadline
+        findings.append(
+            Finding(
+                rule,
+                "/Melding",
+                f"{count} notifikasjoner for rapporteringsåret {year} er mottatt etter "
+                f"fristen {when.strftime('%d.%m.%Y')}.",
+                Subject(kommune_nr=unit),
+            )
+        )
+    return findings
+
+
+def _message_findings(
+    root: etree._Element,
+    contacts_el: list[etree._Element],
+    kommuner: list[str],
+    ctx: ContentContext,
+) -> tuple[list[Finding], list[Contact]]:
+    findings: list[Finding] = []
+    for name in _TEXT_ATTRS:
+        value = root.get(name) or ""
+        if len(value) > 100:
+            findings.append(
+                Finding(R.TEXT_LENGTH, f"/Melding/@{name}", f"{name} har {len(value)} tegn.")
+            )
+    for i, kommune_nr in enumerate(kommuner, start=1):
+        loc = f"/Melding/Kommune[{i}]/@kommuneNr"
+        if _KOMMUNENR.fullmatch(kommune_nr) is None:
+            findings.append(
+                Finding(R.KOMMUNE_FORMAT, loc, f"kommuneNr '{kommune_nr[:10]}' er ikke 4 siffer.")
+            )
+        elif ctx.allowed_kommuner is not None and kommune_nr not in ctx.allowed_kommuner:
+            findings.append(
+                Finding(
+                    R.KOMMUNE_NOT_ALLOWED,
+                    loc,
+                    f"Avsenderen kan ikke rapportere for kommune {kommune_nr}.",
+                    Subject(kommune_nr=kommune_nr),
+                )
+            )
+    contacts: list[Contact] = []
+    types: set[str] = set()
+    for i, el in enumerate(contacts_el, start=1):
+        loc = f"/Melding/Kontaktperson[{i}]"
+        ctype = el.get("typeKontaktperson") or ""
+        types.add(ctype)
+        if ctype not in KONTAKTTYPER:
+            findings.append(
+                Finding(
+                    R.KONTAKT_TYPE,
+                    f"{loc}/@typeKontaktperson",
+                    f"typeKontaktperson '{ctype[:10]}' er ikke en kode i kodeverk 8471.",
+                )
+            )
+        name: str | None = el.get("kontPerson")
+        if name is not None and len(name) > 100:
+            findings.append(
+                Finding(R.TEXT_LENGTH, f"{loc}/@kontPerson", f"kontPerson har {len(name)} tegn.")
+            )
+            name = None
+        emails: list[str | None] = []
+        for attr in ("meldEpost1", "meldEpost2"):
+            value = el.get(attr)
+            if value is not None and not is_email(value):
+                findings.append(
+                    Finding(
+                        R.EPOST_FORMAT,
+                        f"{loc}/@{attr}",
+                        f"{attr} er ikke en gyldig e-postadresse; verdien er ignorert.",
+                    )
+                )
+                value = None
+            emails.append(value)
+        phone = el.get("meldTelefon")
+        if phone is not None and not is_phone(phone):
+            findings.append(
+                Finding(
+                    R.TELEFON_FORMAT,
+                    f"{loc}/@meldTelefon",
+                    "meldTelefon er ikke et norsk telefonnummer; verdien er ignorert.",
+                )
+            )
+            phone = None
+        contacts.append(Contact(ctype, name, emails[0], emails[1], phone))
+    missing = [t for t in MANDATORY_KONTAKTTYPER if t not in types]
+    if missing:
+        findings.append(
+            Finding(
+                R.KONTAKT_MISSING,
+                "/Melding/Kontaktperson",
+                "Meldingen mangler kontaktperson av type " + ", ".join(missing) + ".",
+            )
+        )
+    return findings, contacts
+
+
+def validate_melding(source: bytes | etree._Element, ctx: ContentContext) -> ContentResult:
+    """Check an XPR(ipl) 56.0.0 `Melding` (bytes, or the element from MsgHead's Content)."""
+    if isinstance(source, bytes):
+        try:
+            root = parse_xml(source, huge=True)
+        except XmlRejected as exc:
+            return ContentResult((Finding(R.NOT_XML, "/", str(exc)),), (), (), ())
+    else:
+        root = source
+    xsd = _xsd_findings(root)
+    if xsd:
+        return ContentResult(tuple(xsd), (), (), ())
+
+    notif_els: list[etree._Element] = []
+    contact_els: list[etree._Element] = []
+    kommuner: list[str] = []
+    for child in root:
+        tag = child.tag
+        if tag == NOTIFIKASJON:
+            notif_els.append(child)
+        elif tag == KONTAKTPERSON:
+            contact_els.append(child)
+        elif tag == KOMMUNE:
+            kommuner.append(child.get("kommuneNr") or "")
+    unit = kommuner[0]  # the schema guarantees at least one
+
+    findings, contacts = _message_findings(root, contact_els, kommuner, ctx)
+    rows = [_row(i, el, unit, ctx.allow_synthetic) for i, el in enumerate(notif_els, start=1)]
+    for row in rows:
+        if not row.fid and row.event:
+            # present but empty: as good as missing, which fails the whole message
+            row.findings.append(
+                Finding(
+                    R.FID_MISSING,
+                    f"{row.base}/Bruker/@fid",
+                    "fid er tom. Meldingen avvises i sin helhet.",
+                    row.subject,
+                )
+            )
+    _check_sequence([r for r in rows if r.event], unit, ctx)
+    findings.extend(_calendar_findings(rows, unit, ctx))
+    for row in rows:
+        findings.extend(row.findings)
+    notifications = tuple(
+        Notification(
+            index=r.index,
+            guid=r.guid,
+            status=r.status,
+            lopenr=r.lopenr,
+            forrige_guid=r.forrige,
+            ref=r.ref,
+            event=r.event,
+            tjeneste_type=r.tjeneste_type,
+            tjeneste_org_nr=r.org_nr,
+            tjeneste_id=r.tjeneste_id,
+            hendelse_guid=r.hendelse_guid,
+            hendelse_dato=r.hendelse_dato,
+            kommune_nr=unit,
+            bruker_nr=r.bruker_nr,
+            fid=r.fid,
+            type_id=r.type_id,
+            bydel=r.bydel,
+            dropped=r.dropped,
+            in_sequence=r.lopenr is not None and r.lopenr_ok and not r.guid_known,
+        )
+        for r in rows
+    )
+    return ContentResult(tuple(findings), notifications, tuple(contacts), tuple(kommuner))

@@ -1,0 +1,121 @@
+"""Types shared by the content plug-ins: what a check needs (context, history) and what it
+returns (findings plus the extracted notifications and contacts the caller stores)."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from app.content.calendar import ReportingCalendar
+from app.core.findings import Consequence, Finding
+
+EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
+
+
+def normalize_guid(value: str) -> str:
+    """GUIDs are compared without braces and in lower case ({ABC-...} == abc-...)."""
+    return value.strip().strip("{}").lower()
+
+
+@dataclass(frozen=True, slots=True)
+class IplosHistory:
+    """A frozen snapshot of what earlier messages established, loaded by the caller.
+
+    Keys are municipality numbers (the reporting unit: a message is attributed to its first
+    `Kommune`, see app/content/iplos/validate.py). GUIDs are normalized (`normalize_guid`).
+    `bruker_fid` holds the fid last reported for (kommune, brukerNr): personal data, keep it in
+    the database only.
+    """
+
+    last_lopenr: Mapping[str, int] = field(default_factory=dict)
+    last_guid: Mapping[str, str] = field(default_factory=dict)
+    known_guids: Mapping[str, str] = field(default_factory=dict)  # guid -> statusNotifikasjon
+    bruker_fid: Mapping[tuple[str, str], str] = field(default_factory=dict)
+
+    def updated_with(self, notifications: Iterable[Notification]) -> IplosHistory:
+        """The history after storing `notifications` of an accepted message: accepted rows add
+        their GUID and brukerNr; every row whose løpenummer was in order moves the sequence
+        (the EPJ counts it as sent, even when KPR dropped it for another reason)."""
+        last_lopenr = dict(self.last_lopenr)
+        last_guid = dict(self.last_guid)
+        known = dict(self.known_guids)
+        bruker = dict(self.bruker_fid)
+        for n in sorted(
+            (n for n in notifications if n.in_sequence and n.lopenr is not None),
+            key=lambda n: n.lopenr or 0,
+        ):
+            last_lopenr[n.kommune_nr] = n.lopenr or 0
+            last_guid[n.kommune_nr] = n.guid
+        for n in notifications:
+            if not n.dropped:
+                known[n.guid] = n.status
+                bruker[(n.kommune_nr, n.bruker_nr)] = n.fid
+        return IplosHistory(last_lopenr, last_guid, known, bruker)
+
+
+@dataclass(frozen=True, slots=True)
+class ContentContext:
+    """Everything a content check needs besides the bytes. `allowed_kommuner` None = no check
+    (offline `validate`); `allow_synthetic` True on pilot/test addresses only."""
+
+    now: datetime.datetime
+    allowed_kommuner: frozenset[str] | None = None
+    allow_synthetic: bool = False
+    history: IplosHistory = field(default_factory=IplosHistory)
+    calendar: ReportingCalendar | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One extracted notification (row). Values blanked by a WARN rule are None."""
+
+    index: int  # 1-based position among the message's Notifikasjon elements
+    guid: str  # normalized
+    status: str  # N | M | C (others are dropped)
+    lopenr: int | None
+    forrige_guid: str  # normalized
+    ref: str | None  # normalized notifikasjonRef
+    event: str  # TjenesteStart | MidlertidigStoppFra | ... ("" when missing)
+    tjeneste_type: str
+    tjeneste_org_nr: str | None
+    tjeneste_id: str
+    hendelse_guid: str
+    hendelse_dato: str  # xs:date as written
+    kommune_nr: str
+    bruker_nr: str
+    fid: str  # personal data
+    type_id: str
+    bydel: str | None
+    dropped: bool
+    in_sequence: bool  # løpenummer numeric, in order and GUID new: moves the sequence
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    type: str  # kodeverk 8471; "17" = IPLOS innsendingsansvarlig
+    name: str | None
+    email1: str | None
+    email2: str | None
+    phone: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ContentResult:
+    findings: tuple[Finding, ...]
+    notifications: tuple[Notification, ...]
+    contacts: tuple[Contact, ...]
+    kommuner: tuple[str, ...]
+
+    @property
+    def rejected(self) -> bool:
+        return any(f.rule.consequence is Consequence.REJECT_MESSAGE for f in self.findings)
+
+    @property
+    def innsendingsansvarlig_emails(self) -> tuple[str, ...]:
+        """E-mail addresses of the type 17 contacts (whom the notifier writes to)."""
+        out: list[str] = []
+        for c in self.contacts:
+            if c.type == "17":
+                out.extend(e for e in (c.email1, c.email2) if e and e not in out)
+        return tuple(out)

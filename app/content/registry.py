@@ -1,0 +1,61 @@
+"""The registry of content formats, keyed by MsgHead `MsgInfo/Type` and by the content root
+namespace. A new format (the annual IPLOS 3.x, KPR_IDE) is one module that builds a
+`ContentFormat` plus its schema in `schemas/`, added to `_builtin_formats`. Types not found
+here are the caller's to answer (AppRec T10)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lxml import etree
+
+from app.content.model import ContentContext, ContentResult
+
+SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
+
+CheckContent = Callable[[bytes | etree._Element, ContentContext], ContentResult]
+
+
+@dataclass(frozen=True, slots=True)
+class ContentFormat:
+    msg_type: str  # MsgInfo/Type V, e.g. KPR_IPL
+    namespace: str  # namespace of the content root element
+    root: str  # local name of the content root element
+    title: str
+    schema_path: Path  # the project's own XSD for this format
+    check: CheckContent  # XSD + every rule; pure
+
+
+def _builtin_formats() -> tuple[ContentFormat, ...]:
+    # Imported here, not at module level: the plug-ins import app.content.model themselves.
+    from app.content.iplos import FORMAT as IPLOS
+
+    return (IPLOS,)
+
+
+_cache: tuple[ContentFormat, ...] | None = None
+
+
+def formats() -> tuple[ContentFormat, ...]:
+    global _cache  # noqa: PLW0603 - a lazily built, immutable table
+    if _cache is None:
+        _cache = _builtin_formats()
+    return _cache
+
+
+def lookup(msg_type: str) -> ContentFormat | None:
+    """The content format for a MsgInfo/Type, or None (the caller answers AppRec T10)."""
+    for f in formats():
+        if f.msg_type == msg_type:
+            return f
+    return None
+
+
+def lookup_namespace(namespace: str) -> ContentFormat | None:
+    """The content format whose root element lives in `namespace` (for a bare content file)."""
+    for f in formats():
+        if f.namespace == namespace:
+            return f
+    return None

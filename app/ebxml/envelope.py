@@ -1,0 +1,412 @@
+"""SOAP 1.1 envelope + ebMS 2.0 header: hardened parse, schema validation, extraction."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from app.core.findings import Finding, Rule
+from app.core.xmlparse import XmlRejected, parse_xml
+from app.ebxml import rules
+
+SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+EB_NS = "http://www.oasis-open.org/committees/ebxml-msg/schema/msg-header-2_0.xsd"
+XLINK_NS = "http://www.w3.org/1999/xlink"
+DS_NS = "http://www.w3.org/2000/09/xmldsig#"
+XML_NS = "http://www.w3.org/XML/1998/namespace"
+NSMAP = {"SOAP": SOAP_NS, "eb": EB_NS, "xlink": XLINK_NS, "ds": DS_NS}
+
+SIGNAL_SERVICE = "urn:oasis:names:tc:ebxml-msg:service"
+ACTION_ACKNOWLEDGMENT = "Acknowledgment"
+ACTION_MESSAGE_ERROR = "MessageError"
+ACTOR_TO_PARTY_MSH = "urn:oasis:names:tc:ebxml-msg:actor:toPartyMSH"
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "ebxml"
+_MAX_SCHEMA_FINDINGS = 5
+_DATETIME = re.compile(r"-?\d{4,}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?")
+
+
+@dataclass(frozen=True, slots=True)
+class PartyId:
+    value: str
+    type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    party_ids: tuple[PartyId, ...]
+    role: str | None
+
+    @property
+    def her_ids(self) -> tuple[str, ...]:
+        """The PartyIds of type HER (the Norwegian profile's address)."""
+        return tuple(p.value for p in self.party_ids if (p.type or "").upper() == "HER")
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    value: str
+    type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AckRequested:
+    signed: bool
+    actor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Description:
+    text: str
+    lang: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestReference:
+    href: str
+    id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledgment:
+    timestamp: datetime | None
+    ref_to_message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class EbmsError:
+    error_code: str
+    severity: str
+    location: str | None
+    description: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EbmsHeader:
+    """What the service needs from an ebMS 2.0 message's SOAP envelope."""
+
+    version: str
+    from_party: Party
+    to_party: Party
+    cpa_id: str
+    conversation_id: str
+    service: Service
+    action: str
+    message_id: str
+    timestamp: datetime | None  # None only when not a valid xs:dateTime (schema finding)
+    ref_to_message_id: str | None
+    time_to_live: datetime | None
+    duplicate_elimination: bool
+    ack_requested: AckRequested | None
+    descriptions: tuple[Description, ...]
+    manifest: tuple[ManifestReference, ...]
+    has_signature: bool
+    # Each ds:Reference of the envelope signature's SignedInfo, serialised on its own (with the
+    # namespaces in scope): what an Acknowledgment copies for non-repudiation of receipt.
+    signature_references: tuple[bytes, ...]
+    acknowledgment: Acknowledgment | None
+    errors: tuple[EbmsError, ...]  # eb:ErrorList/eb:Error of a MessageError signal
+    highest_severity: str | None
+
+    @property
+    def is_signal(self) -> bool:
+        return self.service.value == SIGNAL_SERVICE
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyContext:
+    """Whatever could be read of the sender's header, even when it is incomplete: enough to
+    address a MessageError back to the sender."""
+
+    from_party_ids: tuple[PartyId, ...] = ()
+    to_party_ids: tuple[PartyId, ...] = ()
+    cpa_id: str | None = None
+    conversation_id: str | None = None
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeResult:
+    header: EbmsHeader | None
+    reply_context: ReplyContext
+    findings: tuple[Finding, ...]
+
+
+_local = threading.local()
+
+
+def own_schema() -> etree.XMLSchema:
+    """The project's ebMS 2.0 schema (one instance per thread: validators keep state)."""
+    schema: etree.XMLSchema | None = getattr(_local, "schema", None)
+    if schema is None:
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+        schema = etree.XMLSchema(etree.parse(str(SCHEMA_DIR / "ebms-header.xsd"), parser))
+        _local.schema = schema
+    return schema
+
+
+def parse_datetime(text: str | None) -> datetime | None:
+    """An xs:dateTime as an aware datetime; without a zone it is taken as UTC (ebMS 2.0 says
+    the values are UTC)."""
+    if text is None:
+        return None
+    text = text.strip()
+    if not _DATETIME.fullmatch(text):
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _f(rule_: Rule, location: str, detail: str) -> Finding:
+    return Finding(rule=rule_, location=location, detail=detail)
+
+
+def _text(el: etree._Element | None) -> str | None:
+    if el is None:
+        return None
+    value = "".join(str(t) for t in el.itertext()).strip()
+    return value or None
+
+
+def _child(el: etree._Element | None, name: str, ns: str = EB_NS) -> etree._Element | None:
+    if el is None:
+        return None
+    return el.find(f"{{{ns}}}{name}")
+
+
+def _attr(el: etree._Element, name: str, ns: str | None = EB_NS) -> str | None:
+    value = el.get(f"{{{ns}}}{name}" if ns else name)
+    return value.strip() if value is not None else None
+
+
+def _boolean(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true"}
+
+
+def _party(el: etree._Element | None) -> Party:
+    if el is None:
+        return Party((), None)
+    ids = tuple(
+        PartyId(_text(p) or "", _attr(p, "type"))
+        for p in el.findall(f"{{{EB_NS}}}PartyId")
+        if _text(p)
+    )
+    return Party(ids, _text(_child(el, "Role")))
+
+
+def _clean_schema_message(message: str) -> str:
+    for prefix, ns in (("eb", EB_NS), ("SOAP", SOAP_NS), ("xlink", XLINK_NS), ("ds", DS_NS)):
+        message = message.replace(f"{{{ns}}}", f"{prefix}:")
+    return message
+
+
+def _schema_errors(schema: etree.XMLSchema) -> list[tuple[int, str]]:
+    log: Iterable[Any] = schema.error_log  # type: ignore[assignment]  # stubs lack __iter__
+    return [(int(e.line), str(e.message)) for e in log]
+
+
+def parse_envelope(soap: bytes) -> EnvelopeResult:
+    """Parse and validate the start part. Never raises for bad input."""
+    try:
+        root = parse_xml(soap)
+    except XmlRejected as exc:
+        return EnvelopeResult(
+            None,
+            ReplyContext(),
+            (
+                _f(
+                    rules.SOAP_NOT_XML,
+                    "SOAP-del",
+                    f"SOAP-konvolutten kan ikke leses: {exc}. Send en velformet SOAP 1.1-"
+                    "konvolutt uten DOCTYPE.",
+                ),
+            ),
+        )
+    if root.tag != f"{{{SOAP_NS}}}Envelope":
+        return EnvelopeResult(
+            None,
+            ReplyContext(),
+            (
+                _f(
+                    rules.SOAP_NOT_ENVELOPE,
+                    "/",
+                    f"Rotelementet er {_clean_schema_message(str(root.tag))[:120]}, ikke "
+                    f"SOAP:Envelope i navnerommet {SOAP_NS}. ebMS 2.0 bruker SOAP 1.1.",
+                ),
+            ),
+        )
+    soap_header = root.find(f"{{{SOAP_NS}}}Header")
+    mh = _child(soap_header, "MessageHeader")
+    if mh is None:
+        return EnvelopeResult(
+            None,
+            ReplyContext(),
+            (
+                _f(
+                    rules.HEADER_MISSING,
+                    "/SOAP:Envelope/SOAP:Header",
+                    "SOAP-konvolutten mangler SOAP:Header/eb:MessageHeader. Legg inn "
+                    "eb:MessageHeader slik ebMS 2.0 krever.",
+                ),
+            ),
+        )
+    assert soap_header is not None  # mh was found inside it
+    from_el = _child(mh, "From")
+    to_el = _child(mh, "To")
+    md = _child(mh, "MessageData")
+    context = ReplyContext(
+        from_party_ids=_party(from_el).party_ids,
+        to_party_ids=_party(to_el).party_ids,
+        cpa_id=_text(_child(mh, "CPAId")),
+        conversation_id=_text(_child(mh, "ConversationId")),
+        message_id=_text(_child(md, "MessageId")),
+    )
+
+    findings: list[Finding] = []
+    mandatory: list[tuple[str, str | None]] = [
+        ("eb:From/eb:PartyId", "ok" if context.from_party_ids else None),
+        ("eb:To/eb:PartyId", "ok" if context.to_party_ids else None),
+        ("eb:CPAId", context.cpa_id),
+        ("eb:ConversationId", context.conversation_id),
+        ("eb:Service", _text(_child(mh, "Service"))),
+        ("eb:Action", _text(_child(mh, "Action"))),
+        ("eb:MessageData/eb:MessageId", context.message_id),
+        ("eb:MessageData/eb:Timestamp", _text(_child(md, "Timestamp"))),
+    ]
+    for path, value in mandatory:
+        if not value:
+            findings.append(
+                _f(
+                    rules.HEADER_ELEMENT_MISSING,
+                    f"/SOAP:Envelope/SOAP:Header/eb:MessageHeader/{path}",
+                    f"{path} mangler eller er tomt i eb:MessageHeader. Elementet er "
+                    "obligatorisk i ebMS 2.0; fyll det ut.",
+                )
+            )
+    if findings:
+        return EnvelopeResult(None, context, tuple(findings))
+
+    version = _attr(mh, "version") or ""
+    if version != "2.0":
+        findings.append(
+            _f(
+                rules.VERSION_UNSUPPORTED,
+                "/SOAP:Envelope/SOAP:Header/eb:MessageHeader/@eb:version",
+                f"eb:version er '{version[:20]}'. Bare ebMS 2.0 (eb:version=\"2.0\") støttes.",
+            )
+        )
+
+    schema = own_schema()
+    if not schema.validate(root.getroottree()):
+        for line, message in _schema_errors(schema)[:_MAX_SCHEMA_FINDINGS]:
+            findings.append(
+                _f(
+                    rules.SCHEMA_INVALID,
+                    f"SOAP-del linje {line}",
+                    f"Skjemafeil på linje {line}: {_clean_schema_message(message)[:300]}."
+                    " Rett elementet slik at konvolutten følger ebMS 2.0-skjemaet.",
+                )
+            )
+
+    header = _extract(soap_header, root, mh, version, context)
+    return EnvelopeResult(header, context, tuple(findings))
+
+
+def _extract(
+    soap_header: etree._Element,
+    root: etree._Element,
+    mh: etree._Element,
+    version: str,
+    context: ReplyContext,
+) -> EbmsHeader:
+    md = _child(mh, "MessageData")
+    service_el = _child(mh, "Service")
+    assert service_el is not None
+    ack_el = _child(soap_header, "AckRequested")
+    ack = (
+        AckRequested(
+            signed=_boolean(_attr(ack_el, "signed")),
+            actor=_attr(ack_el, "actor", SOAP_NS),
+        )
+        if ack_el is not None
+        else None
+    )
+    descriptions = tuple(
+        Description(_text(d) or "", d.get(f"{{{XML_NS}}}lang"))
+        for d in mh.findall(f"{{{EB_NS}}}Description")
+    )
+    body = root.find(f"{{{SOAP_NS}}}Body")
+    manifest = _child(body, "Manifest")
+    refs = (
+        tuple(
+            ManifestReference(
+                (r.get(f"{{{XLINK_NS}}}href") or "").strip(),
+                _attr(r, "id"),
+            )
+            for r in manifest.findall(f"{{{EB_NS}}}Reference")
+        )
+        if manifest is not None
+        else ()
+    )
+    signature = soap_header.find(f"{{{DS_NS}}}Signature")
+    sig_refs: tuple[bytes, ...] = ()
+    if signature is not None:
+        sig_refs = tuple(
+            etree.tostring(r, with_tail=False)
+            for r in signature.findall(f"{{{DS_NS}}}SignedInfo/{{{DS_NS}}}Reference")
+        )
+    ack_sig = _child(soap_header, "Acknowledgment")
+    acknowledgment = (
+        Acknowledgment(
+            timestamp=parse_datetime(_text(_child(ack_sig, "Timestamp"))),
+            ref_to_message_id=_text(_child(ack_sig, "RefToMessageId")) or "",
+        )
+        if ack_sig is not None
+        else None
+    )
+    error_list = _child(soap_header, "ErrorList")
+    errors: tuple[EbmsError, ...] = ()
+    highest: str | None = None
+    if error_list is not None:
+        highest = _attr(error_list, "highestSeverity")
+        errors = tuple(
+            EbmsError(
+                error_code=_attr(e, "errorCode") or "",
+                severity=_attr(e, "severity") or "",
+                location=_attr(e, "location"),
+                description=_text(_child(e, "Description")),
+            )
+            for e in error_list.findall(f"{{{EB_NS}}}Error")
+        )
+    return EbmsHeader(
+        version=version,
+        from_party=_party(_child(mh, "From")),
+        to_party=_party(_child(mh, "To")),
+        cpa_id=context.cpa_id or "",
+        conversation_id=context.conversation_id or "",
+        service=Service(_text(service_el) or "", _attr(service_el, "type")),
+        action=_text(_child(mh, "Action")) or "",
+        message_id=context.message_id or "",
+        timestamp=parse_datetime(_text(_child(md, "Timestamp"))),
+        ref_to_message_id=_text(_child(md, "RefToMessageId")),
+        time_to_live=parse_datetime(_text(_child(md, "TimeToLive"))),
+        duplicate_elimination=_child(mh, "DuplicateElimination") is not None,
+        ack_requested=ack,
+        descriptions=descriptions,
+        manifest=refs,
+        has_signature=signature is not None,
+        signature_references=sig_refs,
+        acknowledgment=acknowledgment,
+        errors=errors,
+        highest_severity=highest,
+    )

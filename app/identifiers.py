@@ -1,0 +1,206 @@
+"""Norwegian identifiers: fødselsnummer, D-nummer, H-nummer, synthetic test identities and
+organisation numbers (DOMAIN.md §2.6).
+
+python-stdnum gives the classic check digits and the organisation number; it lacks the 2032
+rule (first check digit k..k+3), H-nummer dates, synthetic test identities (month + 80) and a
+clock-free validation, which this module adds. Pure functions, no clock: a birth date in the
+future is not checked here (the caller has `now` if it cares).
+"""
+
+from __future__ import annotations
+
+import datetime
+import random
+from dataclasses import dataclass
+from enum import StrEnum
+
+from stdnum.no import fodselsnummer as _fnr
+from stdnum.no import orgnr as _orgnr
+
+_W1 = (3, 7, 6, 1, 8, 9, 4, 5, 2)
+_W2 = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
+_DIGITS = frozenset("0123456789")
+
+
+class IdKind(StrEnum):
+    FNR = "fnr"  # fødselsnummer
+    DNR = "dnr"  # D-nummer: first digit + 4
+    HNR = "hnr"  # H-nummer: month + 40
+
+
+class IdProblem(StrEnum):
+    """Why a person identifier is not valid."""
+
+    LENGTH = "length"  # not 11 characters
+    NOT_DIGITS = "not_digits"
+    DATE = "date"  # the date part (after D/H/synthetic offsets) is not a real date
+    CHECKSUM = "checksum"
+
+
+class CheckRule(StrEnum):
+    CLASSIC = "classic"  # check digit 1 = k (before 2032)
+    RULE_2032 = "2032"  # check digit 1 is k+1, k+2 or k+3 (mod 11): only valid from 2032 rules
+
+
+@dataclass(frozen=True, slots=True)
+class PersonId:
+    number: str
+    kind: IdKind
+    synthetic: bool  # Skatteetaten's test identities: month + 80; never a real person
+    birth_date: datetime.date
+    check_rule: CheckRule
+
+
+def _weighted(digits: str, weights: tuple[int, ...]) -> int:
+    return sum(w * (ord(c) - 48) for w, c in zip(weights, digits, strict=False))
+
+
+def first_check_digits(number: str, *, rule_2032: bool = True) -> tuple[int, ...]:
+    """The allowed first check digits for the first nine digits of `number`, classic one first.
+
+    Classic: k = 11 - (Σ d·w mod 11), 11 -> 0, 10 -> none. From 2032 also k+1, k+2, k+3 (mod 11).
+    """
+    k = (11 - _weighted(number[:9], _W1) % 11) % 11
+    candidates = [(k + i) % 11 for i in range(4 if rule_2032 else 1)]
+    return tuple(c for c in candidates if c != 10)
+
+
+def second_check_digit(number: str) -> int | None:
+    """The second check digit for the first ten digits, or None when it would be 10."""
+    value = int(_fnr.calc_check_digit2(number[:10]))
+    return None if value == 10 else value
+
+
+def _century(yy: int, individual: int) -> int | None:
+    # Skatteetaten's individual-number ranges (same as stdnum.no.fodselsnummer.get_birth_date).
+    if individual < 500:
+        return 1900 + yy
+    if individual < 750 and yy >= 54:
+        return 1800 + yy
+    if yy < 40:
+        return 2000 + yy
+    if individual >= 900:
+        return 1900 + yy
+    return None
+
+
+def _decode_date(number: str) -> tuple[IdKind, bool, datetime.date] | None:
+    day, month, yy, individual = (
+        int(number[0:2]),
+        int(number[2:4]),
+        int(number[4:6]),
+        int(number[6:9]),
+    )
+    kind = IdKind.FNR
+    synthetic = False
+    if day > 40:
+        kind, day = IdKind.DNR, day - 40
+    if month > 80:
+        synthetic, month = True, month - 80
+    elif month > 40:
+        if kind is IdKind.DNR:
+            return None  # D and H at once does not exist
+        kind, month = IdKind.HNR, month - 40
+    year = _century(yy, individual)
+    if year is None:
+        return None
+    try:
+        return kind, synthetic, datetime.date(year, month, day)
+    except ValueError:
+        return None
+
+
+def check_person_id(number: str, *, rule_2032: bool = True) -> PersonId | IdProblem:
+    """Validate an 11-digit fødselsnummer, D-nummer or H-nummer (real or synthetic).
+
+    `rule_2032=True` accepts both the classic and the 2032 first check digit.
+    """
+    if len(number) != 11:
+        return IdProblem.LENGTH
+    if not _DIGITS.issuperset(number):
+        return IdProblem.NOT_DIGITS
+    decoded = _decode_date(number)
+    if decoded is None:
+        return IdProblem.DATE
+    allowed = first_check_digits(number, rule_2032=rule_2032)
+    k1 = ord(number[9]) - 48
+    if k1 not in allowed or second_check_digit(number) != ord(number[10]) - 48:
+        return IdProblem.CHECKSUM
+    kind, synthetic, birth = decoded
+    classic = (11 - _weighted(number[:9], _W1) % 11) % 11
+    rule = CheckRule.CLASSIC if k1 == classic else CheckRule.RULE_2032
+    return PersonId(
+        number=number, kind=kind, synthetic=synthetic, birth_date=birth, check_rule=rule
+    )
+
+
+def is_valid_person_id(number: str, *, rule_2032: bool = True) -> bool:
+    return isinstance(check_person_id(number, rule_2032=rule_2032), PersonId)
+
+
+def parse_ddmmyy(value: str) -> datetime.date | None:
+    """A birth date written ddmmyy (IPLOS typeID 9). The century is unknown: a date is valid
+    when it exists in 19yy or 20yy (29 February needs a leap year in one of them)."""
+    if len(value) != 6 or not _DIGITS.issuperset(value):
+        return None
+    day, month, yy = int(value[0:2]), int(value[2:4]), int(value[4:6])
+    for century in (2000, 1900):
+        try:
+            return datetime.date(century + yy, month, day)
+        except ValueError:
+            continue
+    return None
+
+
+def is_valid_orgnr(value: str) -> bool:
+    """A 9-digit Norwegian organisation number with a valid mod-11 check digit."""
+    return len(value) == 9 and _DIGITS.issuperset(value) and bool(_orgnr.is_valid(value))
+
+
+# --- generators (tests and samples only: synthetic numbers never belong to a real person) ---
+
+
+def synthetic_person_id(
+    rng: random.Random,
+    *,
+    kind: IdKind = IdKind.FNR,
+    birth_date: datetime.date | None = None,
+    rule_2032: bool = False,
+) -> str:
+    """A valid synthetic (month + 80) identity of `kind`. With `rule_2032` the first check
+    digit is one that only the 2032 rule accepts."""
+    if kind is IdKind.HNR:
+        raise ValueError("H-nummer has no synthetic variant (month + 40 and + 80 collide)")
+    while True:
+        born = birth_date or datetime.date(1940, 1, 1) + datetime.timedelta(
+            days=rng.randrange(0, 365 * 80)
+        )
+        yy = born.year % 100
+        if born.year < 2000:
+            individual = rng.randrange(0, 500)
+        elif born.year < 2040:
+            individual = rng.randrange(500, 1000)
+        else:
+            raise ValueError("birth year out of range")
+        day = born.day + (40 if kind is IdKind.DNR else 0)
+        base = f"{day:02d}{born.month + 80:02d}{yy:02d}{individual:03d}"
+        allowed = first_check_digits(base, rule_2032=True)
+        classic = (11 - _weighted(base, _W1) % 11) % 11
+        choices = [c for c in allowed if (c != classic) == rule_2032]
+        if not choices:
+            continue
+        ten = base + str(rng.choice(choices))
+        k2 = second_check_digit(ten)
+        if k2 is None:
+            continue
+        return ten + str(k2)
+
+
+def synthetic_orgnr(rng: random.Random) -> str:
+    """A 9-digit number with a valid check digit (made up: it may or may not be registered)."""
+    while True:
+        base = str(rng.randrange(10_000_000, 100_000_000))
+        # checksum() weighs the last digit by 1: pick the digit that makes the sum 0 mod 11.
+        check = (-_orgnr.checksum(base + "0")) % 11
+        if check < 10:
+            return base + str(check)

@@ -1,0 +1,81 @@
+"""The FastAPI application: create_app(settings) and its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app import __version__
+from app.api.errors import install_error_handlers
+from app.api.parties import router as parties_router
+from app.db import create_engine, ping, session_factory
+from app.logging import configure_logging, get_logger
+from app.metrics import Metrics
+from app.middleware import RequestContextMiddleware
+from app.settings import Settings
+from app.state import AppState
+
+log = get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_format)
+        engine = create_engine(settings.database_url)
+        app.state.kpr = AppState(
+            settings=settings, engine=engine, sessions=session_factory(engine), metrics=metrics
+        )
+        log.info(
+            "service.started",
+            env=settings.env.value,
+            receivers={str(k): v.value for k, v in settings.receivers.items()},
+        )
+        try:
+            yield
+        finally:
+            await engine.dispose()
+            log.info("service.stopped")
+
+    app = FastAPI(
+        title="kpr-mottak",
+        version=__version__,
+        description="KPR's receiving service for IPLOS messages (ebMS 2.0, MsgHead, AppRec).",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    _platform_routes(app, metrics)
+    app.include_router(parties_router)
+    return app
+
+
+def _platform_routes(app: FastAPI, metrics: Metrics) -> None:
+    @app.get("/healthz", tags=["platform"], summary="Liveness (no I/O)")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz", tags=["platform"], summary="Readiness (database reachable)", response_model=None
+    )
+    async def readyz() -> JSONResponse:
+        state = app.state.kpr
+        try:
+            await ping(state.engine)
+        except Exception as exc:  # any driver error means "not ready", never a 500
+            log.warning("service.not_ready", error_type=type(exc).__name__)
+            return JSONResponse(
+                {"status": "unavailable", "database": "unreachable"}, status_code=503
+            )
+        return JSONResponse({"status": "ready", "database": "ok"})
+
+    @app.get("/metrics", tags=["platform"], summary="Prometheus metrics", response_class=Response)
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

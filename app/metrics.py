@@ -1,0 +1,43 @@
+"""Prometheus metrics. One registry per app so tests can build several apps in one process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.messages = Counter(
+            "kpr_messages_total",
+            "Received ebXML requests by outcome and receiver environment",
+            ["outcome", "environment"],
+            registry=self.registry,
+        )
+        self.intake_seconds = Histogram(
+            "kpr_intake_seconds",
+            "Time from request to stored reply",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.http_requests = Counter(
+            "kpr_http_requests_total",
+            "HTTP requests by route template and status code",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.http_seconds = Histogram(
+            "kpr_http_request_seconds",
+            "HTTP request latency by route template",
+            ["route"],
+            registry=self.registry,
+        )
+        self.outbox_depth = Gauge(
+            "kpr_notification_outbox_depth",
+            "Notification emails waiting to be sent",
+            registry=self.registry,
+        )

@@ -1,0 +1,316 @@
+"""The audit schema. Generic column types so SQLite and PostgreSQL both work.
+
+Tables are singular snake_case; timestamps are `*_at`, timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets BIGINT identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes as UTC; SQLite drops the zone, so put it back on the way out."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+# --- the sender registry: our mirror of AR and the CPAs -----------------------------------
+
+
+class Party(Base):
+    __tablename__ = "party"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    her_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    orgnr: Mapped[str | None] = mapped_column(String(9))
+    # Downgrade protection: plaintext/unsigned payloads only from parties explicitly marked so.
+    plaintext_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+    kommuner: Mapped[list[PartyKommune]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="PartyKommune.kommune_nr"
+    )
+    contacts: Mapped[list[PartyContact]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="PartyContact.id"
+    )
+    certificates: Mapped[list[PartyCertificate]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="PartyCertificate.id"
+    )
+    cpas: Mapped[list[PartyCpa]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="PartyCpa.cpa_id"
+    )
+
+
+class PartyKommune(Base):
+    __tablename__ = "party_kommune"
+    __table_args__ = (UniqueConstraint("party_id", "kommune_nr"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    party_id: Mapped[int] = mapped_column(ForeignKey("party.id", ondelete="CASCADE"), index=True)
+    kommune_nr: Mapped[str] = mapped_column(String(4), index=True)
+
+
+class PartyContact(Base):
+    __tablename__ = "party_contact"
+    __table_args__ = (UniqueConstraint("party_id", "email", "role"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    party_id: Mapped[int] = mapped_column(ForeignKey("party.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    name: Mapped[str | None] = mapped_column(String(200))
+    # e.g. innsendingsansvarlig, teknisk
+    role: Mapped[str] = mapped_column(String(40), default="innsendingsansvarlig")
+
+
+class PartyCertificate(Base):
+    __tablename__ = "party_certificate"
+    __table_args__ = (UniqueConstraint("party_id", "usage", "sha256"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    party_id: Mapped[int] = mapped_column(ForeignKey("party.id", ondelete="CASCADE"), index=True)
+    usage: Mapped[str] = mapped_column(String(20))  # signing | encryption
+    pem: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(500))
+    issuer: Mapped[str] = mapped_column(String(500))
+    serial: Mapped[str] = mapped_column(String(64))
+    not_before: Mapped[datetime] = mapped_column(UtcDateTime)
+    not_after: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class PartyCpa(Base):
+    __tablename__ = "party_cpa"
+    __table_args__ = (UniqueConstraint("party_id", "cpa_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    party_id: Mapped[int] = mapped_column(ForeignKey("party.id", ondelete="CASCADE"), index=True)
+    cpa_id: Mapped[str] = mapped_column(String(200))
+    # [{"service": ..., "action": ...}]; empty = whatever MsgInfo/Type says
+    service_actions: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    requires_signing: Mapped[bool] = mapped_column(Boolean, default=True)
+    requires_encryption: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+# --- received messages and what happened to them -----------------------------------------
+
+
+class Message(Base):
+    """One received HTTP request, however broken. Raw bytes are kept for audit."""
+
+    __tablename__ = "message"
+    __table_args__ = (
+        Index("ix_message_received_at", "received_at"),
+        Index("ix_message_sender", "from_party_id", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    request_id: Mapped[str] = mapped_column(String(64))
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    content_type: Mapped[str | None] = mapped_column(String(1000))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    raw_ref: Mapped[str | None] = mapped_column(String(500))  # when raw bytes live elsewhere
+    # ebXML transport
+    ebms_message_id: Mapped[str | None] = mapped_column(String(500), index=True)
+    conversation_id: Mapped[str | None] = mapped_column(String(500))
+    ref_to_message_id: Mapped[str | None] = mapped_column(String(500))
+    cpa_id: Mapped[str | None] = mapped_column(String(200))
+    service: Mapped[str | None] = mapped_column(String(200))
+    action: Mapped[str | None] = mapped_column(String(200))
+    from_party_id: Mapped[str | None] = mapped_column(String(100))
+    to_party_id: Mapped[str | None] = mapped_column(String(100))
+    sender_party_id: Mapped[int | None] = mapped_column(
+        ForeignKey("party.id", ondelete="SET NULL"), index=True
+    )
+    environment: Mapped[str | None] = mapped_column(String(20), index=True)
+    # business envelope
+    msghead_msg_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    msghead_type: Mapped[str | None] = mapped_column(String(50))
+    kommune_nr: Mapped[str | None] = mapped_column(String(4), index=True)
+    payload_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    notification_count: Mapped[int | None] = mapped_column(Integer)
+    # RECEIVED (in progress) | OK | AVVIST | OK_FEIL_I_DELMELDING | MESSAGE_ERROR | DUPLICATE
+    status: Mapped[str] = mapped_column(String(30), default="RECEIVED", index=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    events: Mapped[list[MessageEvent]] = relationship(
+        lazy="raise", order_by="MessageEvent.id", cascade="all, delete-orphan"
+    )
+
+
+class MessageDedup(Base):
+    """Duplicate elimination by (sender party, eb:MessageId): the primary key makes a second
+    insert fail, also across processes sharing one PostgreSQL database."""
+
+    __tablename__ = "message_dedup"
+
+    from_party_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    ebms_message_id: Mapped[str] = mapped_column(String(500), primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("message.id"), unique=True)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class MessageEvent(Base):
+    """Append-only processing log: received, parsed, signature_checked, decrypted, validated,
+    receipt_built, reply_sent, notified, ... Rows are only ever inserted."""
+
+    __tablename__ = "message_event"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("message.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Finding(Base):
+    __tablename__ = "finding"
+    __table_args__ = (Index("ix_finding_kommune_rule", "kommune_nr", "rule_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("message.id", ondelete="CASCADE"), index=True
+    )
+    rule_id: Mapped[str] = mapped_column(String(60))
+    layer: Mapped[str] = mapped_column(String(20))
+    severity: Mapped[str] = mapped_column(String(10))
+    consequence: Mapped[str] = mapped_column(String(30))
+    apprec_code: Mapped[str | None] = mapped_column(String(10))
+    location: Mapped[str] = mapped_column(String(500))
+    detail: Mapped[str] = mapped_column(Text)
+    # whom it concerns; fid and bruker_nr are personal data (municipality error list only)
+    notification_guid: Mapped[str | None] = mapped_column(String(36))
+    bruker_nr: Mapped[str | None] = mapped_column(String(100))
+    fid: Mapped[str | None] = mapped_column(String(11))
+    kommune_nr: Mapped[str | None] = mapped_column(String(4))
+
+
+class Receipt(Base):
+    """The exact reply bytes sent, so a duplicate gets them byte for byte."""
+
+    __tablename__ = "receipt"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("message.id", ondelete="CASCADE"), unique=True
+    )
+    kind: Mapped[str] = mapped_column(String(20))  # apprec | message_error
+    reply_ebms_message_id: Mapped[str | None] = mapped_column(String(500))
+    content_type: Mapped[str] = mapped_column(String(1000))
+    body: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    apprec_xml: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    apprec_id: Mapped[str | None] = mapped_column(String(100))
+    apprec_status: Mapped[str | None] = mapped_column(String(2))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class NotificationOutbox(Base):
+    """Emails to innsendingsansvarlig, sent by a loop outside the request (at least once)."""
+
+    __tablename__ = "notification_outbox"
+    __table_args__ = (Index("ix_notification_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("message.id", ondelete="CASCADE"), index=True
+    )
+    recipient: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+# --- access -----------------------------------------------------------------------------
+
+
+class ApiToken(Base):
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(20))  # operator | municipality
+    kommune_nr: Mapped[str | None] = mapped_column(String(4))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class AccessLog(Base):
+    """Every read of personal data through the API: who, when, what."""
+
+    __tablename__ = "access_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    token_id: Mapped[int | None] = mapped_column(ForeignKey("api_token.id", ondelete="SET NULL"))
+    actor: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(60))
+    resource: Mapped[str] = mapped_column(String(300))
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    kommune_nr: Mapped[str | None] = mapped_column(String(4))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    remote_addr: Mapped[str | None] = mapped_column(String(64))

@@ -1,0 +1,1 @@
+"""The sender registry: who may send, with which certificates, CPAs and municipalities."""

@@ -1,0 +1,468 @@
+"""CMS (PKCS#7) for the payload: EnvelopedData decryption/encryption and SignedData.
+
+Decryption parses the structure with asn1crypto and does the cryptography with `cryptography`,
+because `pkcs7_decrypt_der` takes one key, no 3DES, and cannot pick among several keys. We keep
+several decryption keys live (certificate rollover) and choose by the recipient's
+IssuerAndSerialNumber (or SubjectKeyIdentifier). Encryption for our own replies uses
+`cryptography`'s PKCS7EnvelopeBuilder (AES-256-CBC, RSA PKCS#1 v1.5).
+
+The decrypted content may be gzip (magic 1f 8b): it is inflated stream-wise with a cap, so a
+zip bomb becomes a finding instead of an outage.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from asn1crypto import cms as asn1_cms
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import padding as sym_padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.serialization import pkcs7
+
+from app.core.findings import Finding, Rule
+from app.security import rules
+from app.security.keys import KeyPair, describe_certificate
+
+GZIP_MAGIC = b"\x1f\x8b"
+DEFAULT_MAX_INFLATED = 200 * 1024 * 1024  # 50 MB packed (NHN's cap) at a generous 4x ratio
+
+
+class ContentCipher(StrEnum):
+    AES256_CBC = "aes256_cbc"
+    AES128_CBC = "aes128_cbc"
+    DES3_CBC = "tripledes_3key"
+
+
+_KEY_LENGTHS = {ContentCipher.AES256_CBC: 32, ContentCipher.AES128_CBC: 16, ContentCipher.DES3_CBC: 24}
+
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1,
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Decrypted:
+    """EnvelopedData opened: `content` is None when a finding says why not. `recipient` is the
+    certificate of ours it was encrypted to."""
+
+    content: bytes | None
+    findings: tuple[Finding, ...]
+    recipient: x509.Certificate | None = None
+    cipher: ContentCipher | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignedContent:
+    """SignedData verified: `content` is the signed bytes, `signer` the signing certificate
+    (also set when the signature failed but the certificate could be read)."""
+
+    content: bytes | None
+    findings: tuple[Finding, ...]
+    signer: x509.Certificate | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Inflated:
+    content: bytes | None
+    findings: tuple[Finding, ...]
+    compressed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """A payload part fully opened: decrypted, signature (if CMS SignedData) verified, gunzipped.
+    `signer` is set only for sign-then-encrypt payloads; an enveloped MsgHead ds:Signature is
+    verified separately (xmldsig.verify_document)."""
+
+    content: bytes | None
+    findings: tuple[Finding, ...]
+    recipient: x509.Certificate | None
+    cipher: ContentCipher | None
+    signer: x509.Certificate | None
+    cms_signed: bool
+    compressed: bool
+
+
+def _finding(rule: Rule, detail: str, location: str = "CMS") -> Finding:
+    return Finding(rule=rule, location=location, detail=detail)
+
+
+_PEM_RE = re.compile(rb"-----BEGIN [A-Z0-9 ]+-----(.*?)-----END [A-Z0-9 ]+-----", re.S)
+
+
+def to_der(data: bytes) -> bytes:
+    """DER from DER, PEM (PKCS7/CMS armour) or bare base64; raises ValueError otherwise."""
+    stripped = data.strip()
+    if stripped[:1] == b"\x30":
+        return stripped
+    match = _PEM_RE.search(stripped)
+    body = match.group(1) if match else stripped
+    try:
+        der = base64.b64decode(b"".join(body.split()), validate=True)
+    except binascii.Error as exc:
+        raise ValueError("neither DER, PEM nor base64") from exc
+    if der[:1] != b"\x30":
+        raise ValueError("not a DER structure")
+    return der
+
+
+def _load_content_info(data: bytes, expected: str) -> asn1_cms.ContentInfo:
+    der = to_der(data)
+    info = asn1_cms.ContentInfo.load(der, strict=True)
+    content_type = info["content_type"].native
+    if content_type != expected:
+        raise ValueError(f"content type {content_type}, expected {expected}")
+    info["content"].native  # noqa: B018 - force the lazy parse so errors surface here
+    return info
+
+
+def _asn1_name(name: x509.Name) -> asn1_x509.Name:
+    return asn1_x509.Name.load(name.public_bytes())
+
+
+def _ski(cert: x509.Certificate) -> bytes | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _matches(rid: asn1_cms.RecipientIdentifier, cert: x509.Certificate) -> bool:
+    if rid.name == "issuer_and_serial_number":
+        ias = rid.chosen
+        return bool(
+            ias["serial_number"].native == cert.serial_number
+            and ias["issuer"] == _asn1_name(cert.issuer)
+        )
+    if rid.name == "subject_key_identifier":
+        return rid.chosen.native == _ski(cert)
+    return False
+
+
+def _describe_rid(rid: asn1_cms.RecipientIdentifier) -> str:
+    if rid.name == "issuer_and_serial_number":
+        ias = rid.chosen
+        return f"utsteder '{ias['issuer'].human_friendly}', serienummer {ias['serial_number'].native:x}"
+    return f"nøkkel-id {rid.chosen.native.hex()}"
+
+
+def _content_cipher(
+    key: bytes, iv: bytes, cipher: ContentCipher
+) -> Cipher[modes.CBC]:
+    if cipher is ContentCipher.DES3_CBC:
+        return Cipher(TripleDES(key), modes.CBC(iv))
+    return Cipher(algorithms.AES(key), modes.CBC(iv))
+
+
+def decrypt_enveloped(data: bytes, key_pairs: Sequence[KeyPair]) -> Decrypted:
+    """Decrypt CMS EnvelopedData (DER, PEM or base64) with whichever of `key_pairs` it was
+    encrypted to. Key transport RSA PKCS#1 v1.5; AES-256-CBC, AES-128-CBC or 3DES-CBC."""
+    try:
+        info = _load_content_info(data, "enveloped_data")
+    except ValueError as exc:
+        return Decrypted(None, (_finding(rules.CMS_MALFORMED, _malformed_detail(exc)),))
+    env = info["content"]
+    recipients: list[str] = []
+    for ri in env["recipient_infos"]:
+        if ri.name != "ktri":
+            recipients.append(f"mottakertype {ri.name}")
+            continue
+        ktri = ri.chosen
+        rid = ktri["rid"]
+        recipients.append(_describe_rid(rid))
+        pair = next((p for p in key_pairs if _matches(rid, p.certificate)), None)
+        if pair is None:
+            continue
+        kea = ktri["key_encryption_algorithm"]["algorithm"].native
+        if kea not in ("rsaes_pkcs1v15", "rsa"):
+            return Decrypted(
+                None,
+                (
+                    _finding(
+                        rules.CMS_ALGORITHM,
+                        f"Nøkkeltransport '{kea}' støttes ikke; bruk RSA PKCS#1 v1.5.",
+                    ),
+                ),
+                pair.certificate,
+            )
+        return _decrypt_content(env, ktri["encrypted_key"].native, pair)
+    ours = "; ".join(describe_certificate(p.certificate) for p in key_pairs) or "ingen"
+    return Decrypted(
+        None,
+        (
+            _finding(
+                rules.CMS_NO_RECIPIENT,
+                "Vedlegget er kryptert til "
+                + ("; ".join(recipients) or "ingen mottakere")
+                + f", men mottakerens krypteringssertifikat er {ours}. Krypter til "
+                "mottakerens gjeldende krypteringssertifikat fra Adresseregisteret.",
+            ),
+        ),
+    )
+
+
+def _malformed_detail(exc: Exception) -> str:
+    return f"Vedlegget kan ikke leses som CMS EnvelopedData ({exc})."
+
+
+def _decrypt_content(env: asn1_cms.EnvelopedData, encrypted_key: bytes, pair: KeyPair) -> Decrypted:
+    eci = env["encrypted_content_info"]
+    alg = eci["content_encryption_algorithm"]
+    alg_name = alg["algorithm"].native
+    try:
+        cipher = ContentCipher(alg_name)
+    except ValueError:
+        return Decrypted(
+            None,
+            (
+                _finding(
+                    rules.CMS_ALGORITHM,
+                    f"Innholdet er kryptert med '{alg_name}', som ikke støttes; bruk AES-256-CBC.",
+                ),
+            ),
+            pair.certificate,
+        )
+    encrypted = eci["encrypted_content"].native
+    failure = Decrypted(
+        None,
+        (
+            _finding(
+                rules.CMS_DECRYPT,
+                f"Vedlegget kunne ikke dekrypteres med {describe_certificate(pair.certificate)}: "
+                "nøkkelen eller innholdet er ødelagt.",
+            ),
+        ),
+        pair.certificate,
+        cipher,
+    )
+    if not isinstance(encrypted, bytes):
+        return failure
+    try:
+        key = pair.private_key.decrypt(encrypted_key, padding.PKCS1v15())
+        iv = alg.encryption_iv
+        if len(key) != _KEY_LENGTHS[cipher] or not isinstance(iv, bytes):
+            return failure
+        decryptor = _content_cipher(key, iv, cipher).decryptor()
+        padded = decryptor.update(encrypted) + decryptor.finalize()
+        block_bits = 64 if cipher is ContentCipher.DES3_CBC else 128
+        unpadder = sym_padding.PKCS7(block_bits).unpadder()
+        content = unpadder.update(padded) + unpadder.finalize()
+    except ValueError:
+        return failure
+    return Decrypted(content, (), pair.certificate, cipher)
+
+
+def encrypt_enveloped(content: bytes, recipient: x509.Certificate) -> bytes:
+    """CMS EnvelopedData (DER) of `content` to `recipient`: RSA PKCS#1 v1.5, AES-256-CBC."""
+    return (
+        pkcs7.PKCS7EnvelopeBuilder()
+        .set_data(content)
+        .add_recipient(recipient)
+        .set_content_encryption_algorithm(algorithms.AES256)
+        .encrypt(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
+    )
+
+
+def inflate(data: bytes, max_size: int = DEFAULT_MAX_INFLATED) -> Inflated:
+    """Gunzip `data` when it starts with 1f 8b (stream-wise, never more than `max_size`
+    bytes); pass anything else through unchanged."""
+    if not data.startswith(GZIP_MAGIC):
+        return Inflated(data, (), compressed=False)
+    out = bytearray()
+    pending = data
+    decomp = zlib.decompressobj(wbits=31)
+    try:
+        while True:
+            out += decomp.decompress(pending, max_size + 1 - len(out))
+            if len(out) > max_size:
+                return Inflated(
+                    None,
+                    (
+                        _finding(
+                            rules.GZIP_TOO_LARGE,
+                            f"Innholdet er gzip-komprimert og blir større enn {max_size} byte "
+                            "når det pakkes ut.",
+                            "gzip",
+                        ),
+                    ),
+                    compressed=True,
+                )
+            pending = decomp.unconsumed_tail
+            if decomp.eof:
+                rest = decomp.unused_data
+                if rest.startswith(GZIP_MAGIC):  # a further gzip member
+                    decomp = zlib.decompressobj(wbits=31)
+                    pending = rest
+                    continue
+                if rest.strip(b"\x00"):
+                    raise zlib.error("trailing garbage after gzip data")
+                return Inflated(bytes(out), (), compressed=True)
+            if not pending:
+                raise zlib.error("truncated gzip data")
+    except zlib.error as exc:
+        return Inflated(
+            None,
+            (
+                _finding(
+                    rules.GZIP_CORRUPT,
+                    f"Innholdet starter som gzip, men kan ikke pakkes ut ({exc}).",
+                    "gzip",
+                ),
+            ),
+            compressed=True,
+        )
+
+
+# --- SignedData ------------------------------------------------------------------------------
+
+
+def is_signed_data(data: bytes) -> bool:
+    """True when `data` is a DER CMS ContentInfo of type SignedData."""
+    if data[:1] != b"\x30":
+        return False
+    try:
+        info = asn1_cms.ContentInfo.load(data, strict=True)
+        return bool(info["content_type"].native == "signed_data")
+    except ValueError:
+        return False
+
+
+def sign_data(content: bytes, key_pair: KeyPair) -> bytes:
+    """CMS SignedData (DER) with the content attached, SHA-256 with RSA PKCS#1 v1.5, signed
+    attributes, the signer's certificate included."""
+    return (
+        pkcs7.PKCS7SignatureBuilder()
+        .set_data(content)
+        .add_signer(key_pair.certificate, key_pair.private_key, hashes.SHA256())
+        .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
+    )
+
+
+def _signer_cert(
+    signed: asn1_cms.SignedData, sid: asn1_cms.SignerIdentifier
+) -> x509.Certificate | None:
+    for choice in signed["certificates"] or []:
+        if choice.name != "certificate":
+            continue
+        cert = x509.load_der_x509_certificate(choice.chosen.dump())
+        if _matches(sid, cert):
+            return cert
+    return None
+
+
+def verify_signed_data(data: bytes) -> SignedContent:
+    """Verify CMS SignedData with attached content and one signer (RSA PKCS#1 v1.5; SHA-1 or
+    SHA-2). Findings map to AppRec S01; certificate checks are certificates.check_signer's."""
+
+    def bad(rule: Rule, detail: str, signer: x509.Certificate | None = None) -> SignedContent:
+        return SignedContent(None, (_finding(rule, detail, "CMS SignedData"),), signer)
+
+    try:
+        info = _load_content_info(data, "signed_data")
+        signed = info["content"]
+        content = signed["encap_content_info"]["content"].native
+        signer_infos = list(signed["signer_infos"])
+    except ValueError as exc:
+        return bad(rules.MSG_SIG_MALFORMED, f"Den signerte fagmeldingen kan ikke leses ({exc}).")
+    if not isinstance(content, bytes):
+        return bad(rules.MSG_SIG_MALFORMED, "Den signerte fagmeldingen mangler innhold.")
+    if len(signer_infos) != 1:
+        return bad(
+            rules.MSG_SIG_MALFORMED,
+            f"Den signerte fagmeldingen har {len(signer_infos)} signaturer; det skal være én.",
+        )
+    info_ = signer_infos[0]
+    cert = _signer_cert(signed, info_["sid"])
+    if cert is None:
+        return bad(rules.MSG_SIG_MALFORMED, "Den signerte fagmeldingen mangler signerers sertifikat.")
+    digest_name = info_["digest_algorithm"]["algorithm"].native
+    sig_algo = info_["signature_algorithm"]
+    if digest_name not in _HASHES or sig_algo.signature_algo != "rsassa_pkcs1v15":
+        return bad(
+            rules.MSG_SIG_ALGORITHM,
+            f"Fagmeldingen er signert med '{sig_algo['algorithm'].native}'/'{digest_name}', "
+            "som er svakt eller ikke støttes; bruk sha256WithRSAEncryption.",
+            cert,
+        )
+    hash_cls = _HASHES[digest_name]
+    signed_attrs = info_["signed_attrs"]
+    if len(signed_attrs):
+        attrs = {a["type"].native: a["values"][0].native for a in signed_attrs}
+        digest = hashlib.new(digest_name, content).digest()
+        if not isinstance(attrs.get("message_digest"), bytes) or not hmac.compare_digest(
+            attrs["message_digest"], digest
+        ):
+            return bad(
+                rules.MSG_SIG_INVALID,
+                f"Innholdet er endret etter signering ({describe_certificate(cert)}).",
+                cert,
+            )
+        if attrs.get("content_type") != signed["encap_content_info"]["content_type"].native:
+            return bad(rules.MSG_SIG_INVALID, "Signert innholdstype stemmer ikke.", cert)
+        # The signature covers the DER of the attributes as a SET OF (tag 0x31), not [0].
+        to_verify = b"\x31" + signed_attrs.dump()[1:]
+    else:
+        to_verify = content
+    public_key = cert.public_key()
+    if not isinstance(public_key, rsa.RSAPublicKey):
+        return bad(rules.MSG_SIG_ALGORITHM, "Bare RSA-nøkler støttes.", cert)
+    try:
+        public_key.verify(
+            info_["signature"].native, to_verify, padding.PKCS1v15(), hash_cls()
+        )
+    except InvalidSignature:
+        return bad(
+            rules.MSG_SIG_INVALID,
+            f"Signaturen på fagmeldingen kan ikke verifiseres ({describe_certificate(cert)}).",
+            cert,
+        )
+    return SignedContent(content, (), cert)
+
+
+def open_payload(
+    data: bytes, key_pairs: Sequence[KeyPair], *, max_inflated: int = DEFAULT_MAX_INFLATED
+) -> Payload:
+    """Decrypt an ebXML payload part, gunzip it if needed, and unwrap and verify CMS
+    SignedData if it is sign-then-encrypt (gzip accepted inside or outside the signature)."""
+    decrypted = decrypt_enveloped(data, key_pairs)
+    if decrypted.content is None:
+        return Payload(None, decrypted.findings, decrypted.recipient, decrypted.cipher, None, False, False)
+    inflated = inflate(decrypted.content, max_inflated)
+    compressed = inflated.compressed
+    if inflated.content is None:
+        return Payload(None, inflated.findings, decrypted.recipient, decrypted.cipher, None, False, True)
+    content = inflated.content
+    signer: x509.Certificate | None = None
+    cms_signed = is_signed_data(content)
+    if cms_signed:
+        verified = verify_signed_data(content)
+        signer = verified.signer
+        if verified.content is None:
+            return Payload(
+                None, verified.findings, decrypted.recipient, decrypted.cipher, signer, True, compressed
+            )
+        inner = inflate(verified.content, max_inflated)
+        compressed = compressed or inner.compressed
+        if inner.content is None:
+            return Payload(
+                None, inner.findings, decrypted.recipient, decrypted.cipher, signer, True, compressed
+            )
+        content = inner.content
+    return Payload(content, (), decrypted.recipient, decrypted.cipher, signer, cms_signed, compressed)

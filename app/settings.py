@@ -1,0 +1,215 @@
+"""Settings: every key is `KPR_*`, validated at start-up with a message naming the bad value.
+
+Tests build `Settings(...)` explicitly; nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEV_DATABASE_URL = "sqlite+aiosqlite:///./var/kpr.db"
+DEV_PKI_DIR = Path("var/pki")
+
+
+class Env(StrEnum):
+    DEV = "dev"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class ReceiverEnvironment(StrEnum):
+    PILOT = "pilot"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPair:
+    key: Path
+    cert: Path
+
+
+def _parse_receivers(raw: str) -> dict[int, ReceiverEnvironment]:
+    result: dict[int, ReceiverEnvironment] = {}
+    for item in (p.strip() for p in raw.split(",")):
+        if not item:
+            continue
+        her, sep, env = item.partition("=")
+        if not sep or not her.strip().isdigit() or int(her) <= 0:
+            raise ValueError(
+                f"KPR_RECEIVERS: '{item}' is not HERID=ENVIRONMENT (e.g. 131725=pilot)"
+            )
+        try:
+            result[int(her)] = ReceiverEnvironment(env.strip())
+        except ValueError:
+            allowed = ", ".join(e.value for e in ReceiverEnvironment)
+            raise ValueError(
+                f"KPR_RECEIVERS: unknown receiver environment '{env.strip()}' for HER-id {her}"
+                f" (allowed: {allowed})"
+            ) from None
+    if not result:
+        raise ValueError("KPR_RECEIVERS: at least one HER-id is required (e.g. 131725=pilot)")
+    return result
+
+
+def _readable_file(path: Path, key: str) -> Path:
+    if not path.is_file():
+        raise ValueError(f"{key}: file {path} does not exist")
+    try:
+        path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{key}: file {path} is not readable ({exc.strerror})") from None
+    return path
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="KPR_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Env = Env.DEV
+    database_url: str = DEV_DATABASE_URL
+    receivers: Annotated[dict[int, ReceiverEnvironment], NoDecode] = Field(
+        default_factory=lambda: {131725: ReceiverEnvironment.PILOT}
+    )
+    pki_dir: Path = DEV_PKI_DIR
+    signing_key: Path | None = None
+    signing_cert: Path | None = None
+    decryption_keys: Annotated[tuple[KeyPair, ...], NoDecode] = ()
+    trust_anchors: Annotated[tuple[Path, ...], NoDecode] = ()
+    crl_dir: Path | None = None
+    max_message_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    max_mime_parts: int = Field(default=16, gt=1)
+    max_header_bytes: int = Field(default=16 * 1024, gt=256)
+    apprec_version: str = "1.1"
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, gt=0, lt=65536)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "kpr-mottak@localhost"
+    reporting_calendar: str = ""
+    public_base_url: str = "http://127.0.0.1:8080"
+    gen_date_skew_seconds: int = Field(default=300, ge=0)
+    log_format: str = "auto"
+
+    @field_validator("receivers", mode="before")
+    @classmethod
+    def _receivers(cls, value: object) -> object:
+        return _parse_receivers(value) if isinstance(value, str) else value
+
+    @field_validator("decryption_keys", mode="before")
+    @classmethod
+    def _decryption_keys(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs = []
+        for item in (p.strip() for p in value.split(",")):
+            if not item:
+                continue
+            key, sep, cert = item.partition("=")
+            if not sep:
+                raise ValueError(
+                    f"KPR_DECRYPTION_KEYS: '{item}' is not KEYFILE=CERTFILE (comma-separated)"
+                )
+            pairs.append(KeyPair(Path(key.strip()), Path(cert.strip())))
+        return tuple(pairs)
+
+    @field_validator("trust_anchors", mode="before")
+    @classmethod
+    def _trust_anchors(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(Path(p.strip()) for p in value.split(",") if p.strip())
+        return value
+
+    @field_validator("apprec_version")
+    @classmethod
+    def _apprec_version(cls, value: str) -> str:
+        if value not in ("1.0", "1.1"):
+            raise ValueError(f"KPR_APPREC_VERSION: '{value}' is not supported (use 1.0 or 1.1)")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "KPR_DATABASE_URL: use sqlite+aiosqlite:///PATH or postgresql+asyncpg://..."
+                f" (got scheme '{value.split(':', 1)[0]}')"
+            )
+        return value
+
+    @field_validator("reporting_calendar")
+    @classmethod
+    def _calendar(cls, value: str) -> str:
+        if value.strip():
+            try:
+                parsed = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"KPR_REPORTING_CALENDAR: not valid JSON ({exc.msg})") from None
+            if not isinstance(parsed, dict):
+                raise ValueError("KPR_REPORTING_CALENDAR: expected a JSON object keyed by year")
+        return value
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value not in ("auto", "json", "console"):
+            raise ValueError(f"KPR_LOG_FORMAT: '{value}' is not one of auto, json, console")
+        return value
+
+    @model_validator(mode="after")
+    def _files_and_production(self) -> Settings:
+        for key, path in (
+            ("KPR_SIGNING_KEY", self.signing_key),
+            ("KPR_SIGNING_CERT", self.signing_cert),
+        ):
+            if path is not None:
+                _readable_file(path, key)
+        for pair in self.decryption_keys:
+            _readable_file(pair.key, "KPR_DECRYPTION_KEYS")
+            _readable_file(pair.cert, "KPR_DECRYPTION_KEYS")
+        for anchor in self.trust_anchors:
+            _readable_file(anchor, "KPR_TRUST_ANCHORS")
+        if self.crl_dir is not None and not self.crl_dir.is_dir():
+            raise ValueError(f"KPR_CRL_DIR: {self.crl_dir} is not a directory")
+        if (self.signing_key is None) != (self.signing_cert is None):
+            raise ValueError("KPR_SIGNING_KEY and KPR_SIGNING_CERT must be set together")
+        if self.env is Env.PRODUCTION:
+            self._refuse_dev_defaults()
+        return self
+
+    def _refuse_dev_defaults(self) -> None:
+        problems = []
+        if self.database_url.startswith("sqlite"):
+            problems.append("KPR_DATABASE_URL must point at PostgreSQL in production")
+        if self.signing_key is None:
+            problems.append("KPR_SIGNING_KEY/KPR_SIGNING_CERT must be set in production")
+        elif self._inside_dev_pki(self.signing_key):
+            problems.append("KPR_SIGNING_KEY must not be a development PKI key in production")
+        if not self.decryption_keys:
+            problems.append("KPR_DECRYPTION_KEYS must be set in production")
+        elif any(self._inside_dev_pki(p.key) for p in self.decryption_keys):
+            problems.append("KPR_DECRYPTION_KEYS must not be development PKI keys in production")
+        if not self.smtp_host:
+            problems.append("KPR_SMTP_HOST must be set in production")
+        if "127.0.0.1" in self.public_base_url or "localhost" in self.public_base_url:
+            problems.append("KPR_PUBLIC_BASE_URL must be the public address in production")
+        if self.mail_from.endswith("@localhost"):
+            problems.append("KPR_MAIL_FROM must be a real address in production")
+        if problems:
+            raise ValueError("production refuses development defaults: " + "; ".join(problems))
+
+    def _inside_dev_pki(self, path: Path) -> bool:
+        return self.pki_dir.resolve() in path.resolve().parents
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

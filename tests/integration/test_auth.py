@@ -1,0 +1,85 @@
+"""Bearer tokens: roles, revocation, 401 and 403."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.api import tokens
+from app.models import ApiToken
+
+
+async def _token(sessions: async_sessionmaker[AsyncSession], name: str, role: str) -> str:
+    async with sessions() as s:
+        _, plaintext = await tokens.create_token(s, name, role)
+        await s.commit()
+    return plaintext
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_missing_token_is_401(client: httpx.AsyncClient) -> None:
+    r = await client.get("/api/v1/whoami")
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == "Bearer"
+    assert r.json()["error"] == "Unauthorized"
+
+
+async def test_wrong_token_is_401(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await _token(sessions, "op", "operator")
+    r = await client.get("/api/v1/whoami", headers=_auth("kpr_not-a-real-token"))
+    assert r.status_code == 401
+
+
+async def test_operator_token_is_accepted(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    t = await _token(sessions, "op", "operator")
+    r = await client.get("/api/v1/whoami", headers=_auth(t))
+    assert r.status_code == 200
+    assert r.json() == {"name": "op", "role": "operator", "kommune_nr": None}
+
+
+async def test_municipality_token_carries_its_kommune(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    t = await _token(sessions, "oslo", "municipality:0301")
+    r = await client.get("/api/v1/whoami", headers=_auth(t))
+    assert r.json() == {"name": "oslo", "role": "municipality", "kommune_nr": "0301"}
+
+
+async def test_municipality_is_forbidden_operator_endpoints(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    t = await _token(sessions, "oslo", "municipality:0301")
+    assert (await client.get("/api/v1/parties", headers=_auth(t))).status_code == 403
+
+
+async def test_revoked_token_is_401(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    t = await _token(sessions, "op", "operator")
+    async with sessions() as s:
+        assert await tokens.revoke_token(s, "op")
+        await s.commit()
+    assert (await client.get("/api/v1/whoami", headers=_auth(t))).status_code == 401
+
+
+async def test_tokens_are_stored_hashed(sessions: async_sessionmaker[AsyncSession]) -> None:
+    t = await _token(sessions, "op", "operator")
+    async with sessions() as s:
+        row = (await s.scalars(select(ApiToken))).one()
+    assert row.token_hash == tokens.hash_token(t)
+    assert t not in row.token_hash
+
+
+@pytest.mark.parametrize("role", ["admin", "municipality:301", "municipality:", "operator:0301"])
+def test_unknown_roles_are_refused(role: str) -> None:
+    with pytest.raises(ValueError, match="unknown role"):
+        tokens.parse_role(role)
