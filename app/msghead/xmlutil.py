@@ -23,6 +23,8 @@ _XS_DATETIME = re.compile(
 )
 _FNR_LIKE = re.compile(r"(?<!\d)\d{11}(?!\d)")
 _CLARK_NS = re.compile(r"\{[^}]*\}")
+# Characters XML 1.0 cannot carry (C0 controls but tab/LF/CR, surrogates, U+FFFE/U+FFFF).
+_NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def parse_xs_datetime(text: str) -> datetime | None:
@@ -68,6 +70,11 @@ def scrub_fnr(text: str) -> str:
     """Mask anything that looks like a fødselsnummer (11 digits): defence in depth for texts
     that leave the service."""
     return _FNR_LIKE.sub("***********", text)
+
+
+def xml_safe(text: str) -> str:
+    """Text with characters XML 1.0 cannot carry replaced by U+FFFD."""
+    return _NOT_XML_CHAR.sub("\ufffd", text)
 
 
 def local_name(el: etree._Element) -> str:

@@ -47,7 +47,11 @@ class ContentCipher(StrEnum):
     DES3_CBC = "tripledes_3key"
 
 
-_KEY_LENGTHS = {ContentCipher.AES256_CBC: 32, ContentCipher.AES128_CBC: 16, ContentCipher.DES3_CBC: 24}
+_KEY_LENGTHS = {
+    ContentCipher.AES256_CBC: 32,
+    ContentCipher.AES128_CBC: 16,
+    ContentCipher.DES3_CBC: 24,
+}
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha1": hashes.SHA1,
@@ -152,20 +156,19 @@ def _matches(rid: asn1_cms.RecipientIdentifier, cert: x509.Certificate) -> bool:
             and ias["issuer"] == _asn1_name(cert.issuer)
         )
     if rid.name == "subject_key_identifier":
-        return rid.chosen.native == _ski(cert)
+        return bool(rid.chosen.native == _ski(cert))
     return False
 
 
 def _describe_rid(rid: asn1_cms.RecipientIdentifier) -> str:
     if rid.name == "issuer_and_serial_number":
         ias = rid.chosen
-        return f"utsteder '{ias['issuer'].human_friendly}', serienummer {ias['serial_number'].native:x}"
+        issuer = ias["issuer"].human_friendly
+        return f"utsteder '{issuer}', serienummer {ias['serial_number'].native:x}"
     return f"nøkkel-id {rid.chosen.native.hex()}"
 
 
-def _content_cipher(
-    key: bytes, iv: bytes, cipher: ContentCipher
-) -> Cipher[modes.CBC]:
+def _content_cipher(key: bytes, iv: bytes, cipher: ContentCipher) -> Cipher[modes.CBC]:
     if cipher is ContentCipher.DES3_CBC:
         return Cipher(TripleDES(key), modes.CBC(iv))
     return Cipher(algorithms.AES(key), modes.CBC(iv))
@@ -391,7 +394,9 @@ def verify_signed_data(data: bytes) -> SignedContent:
     info_ = signer_infos[0]
     cert = _signer_cert(signed, info_["sid"])
     if cert is None:
-        return bad(rules.MSG_SIG_MALFORMED, "Den signerte fagmeldingen mangler signerers sertifikat.")
+        return bad(
+            rules.MSG_SIG_MALFORMED, "Den signerte fagmeldingen mangler signerers sertifikat."
+        )
     digest_name = info_["digest_algorithm"]["algorithm"].native
     sig_algo = info_["signature_algorithm"]
     if digest_name not in _HASHES or sig_algo.signature_algo != "rsassa_pkcs1v15":
@@ -424,9 +429,7 @@ def verify_signed_data(data: bytes) -> SignedContent:
     if not isinstance(public_key, rsa.RSAPublicKey):
         return bad(rules.MSG_SIG_ALGORITHM, "Bare RSA-nøkler støttes.", cert)
     try:
-        public_key.verify(
-            info_["signature"].native, to_verify, padding.PKCS1v15(), hash_cls()
-        )
+        public_key.verify(info_["signature"].native, to_verify, padding.PKCS1v15(), hash_cls())
     except InvalidSignature:
         return bad(
             rules.MSG_SIG_INVALID,
@@ -443,11 +446,15 @@ def open_payload(
     SignedData if it is sign-then-encrypt (gzip accepted inside or outside the signature)."""
     decrypted = decrypt_enveloped(data, key_pairs)
     if decrypted.content is None:
-        return Payload(None, decrypted.findings, decrypted.recipient, decrypted.cipher, None, False, False)
+        return Payload(
+            None, decrypted.findings, decrypted.recipient, decrypted.cipher, None, False, False
+        )
     inflated = inflate(decrypted.content, max_inflated)
     compressed = inflated.compressed
     if inflated.content is None:
-        return Payload(None, inflated.findings, decrypted.recipient, decrypted.cipher, None, False, True)
+        return Payload(
+            None, inflated.findings, decrypted.recipient, decrypted.cipher, None, False, True
+        )
     content = inflated.content
     signer: x509.Certificate | None = None
     cms_signed = is_signed_data(content)
@@ -456,13 +463,27 @@ def open_payload(
         signer = verified.signer
         if verified.content is None:
             return Payload(
-                None, verified.findings, decrypted.recipient, decrypted.cipher, signer, True, compressed
+                None,
+                verified.findings,
+                decrypted.recipient,
+                decrypted.cipher,
+                signer,
+                True,
+                compressed,
             )
         inner = inflate(verified.content, max_inflated)
         compressed = compressed or inner.compressed
         if inner.content is None:
             return Payload(
-                None, inner.findings, decrypted.recipient, decrypted.cipher, signer, True, compressed
+                None,
+                inner.findings,
+                decrypted.recipient,
+                decrypted.cipher,
+                signer,
+                True,
+                compressed,
             )
         content = inner.content
-    return Payload(content, (), decrypted.recipient, decrypted.cipher, signer, cms_signed, compressed)
+    return Payload(
+        content, (), decrypted.recipient, decrypted.cipher, signer, cms_signed, compressed
+    )

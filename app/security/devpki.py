@@ -15,6 +15,7 @@ import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -30,6 +31,8 @@ DEV_MUNICIPALITY_ORGNR = "920000002"
 _CA_LIFETIME = dt.timedelta(days=3650)
 _LEAF_LIFETIME = dt.timedelta(days=730)
 _BACKDATE = dt.timedelta(days=1)
+
+Purpose = Literal["signing", "signing-digital", "encryption"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +115,14 @@ def issue_certificate(
     *,
     common_name: str,
     orgnr: str | None,
-    purpose: str,
+    purpose: Purpose,
     not_before: dt.datetime,
     not_after: dt.datetime,
     key: rsa.RSAPrivateKey | None = None,
 ) -> KeyPair:
     """Issue a leaf certificate. `purpose` is "signing" (nonRepudiation only) or "encryption"
     (keyEncipherment, dataEncipherment off) or "signing-digital" (digitalSignature only)."""
-    usages = {
+    usages: dict[str, x509.KeyUsage] = {
         "signing": _key_usage(non_repudiation=True),
         "signing-digital": _key_usage(digital_signature=True),
         "encryption": _key_usage(key_encipherment=True),
@@ -223,7 +226,8 @@ def _cert_pem(cert: x509.Certificate) -> bytes:
 def write_dev_pki(directory: Path, pki: DevPki) -> tuple[Path, ...]:
     """Write the PKI as PEM files (unencrypted keys, mode 0600) and return the paths.
 
-    Files: ca.crt, ca.key, ca.crl, and per party `<kpr|municipality>-<signing|encryption>.{crt,key}`.
+    Files: ca.crt, ca.key, ca.crl, and per party
+    `<kpr|municipality>-<signing|encryption>.{crt,key}`.
     """
     directory.mkdir(parents=True, exist_ok=True)
     files: dict[str, bytes] = {
@@ -250,7 +254,7 @@ def generate_dev_pki(directory: Path, now: dt.datetime) -> DevPki:
     ca = make_ca(now, key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
     not_before, not_after = now - _BACKDATE, now + _LEAF_LIFETIME
 
-    def fresh(name: str, orgnr: str, purpose: str) -> KeyPair:
+    def fresh(name: str, orgnr: str, purpose: Purpose) -> KeyPair:
         return issue_certificate(
             ca,
             common_name=name,

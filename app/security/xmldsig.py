@@ -248,7 +248,9 @@ def _check_signed_info(sig: etree._Element, rs: _Rules, fs: list[Finding]) -> st
     """Check SignedInfo's methods; return the signature method when acceptable."""
     signed_info = sig.find(f"{_DS}SignedInfo")
     if signed_info is None or sig.find(f"{_DS}SignatureValue") is None:
-        _find(fs, rs.malformed, "ds:Signature", "Signaturen mangler ds:SignedInfo/ds:SignatureValue.")
+        _find(
+            fs, rs.malformed, "ds:Signature", "Signaturen mangler ds:SignedInfo/ds:SignatureValue."
+        )
         return None
     c14n = signed_info.find(f"{_DS}CanonicalizationMethod")
     c14n_alg = c14n.get("Algorithm") if c14n is not None else None
@@ -299,7 +301,7 @@ def _check_envelope_references(
             fs,
             rs.reference,
             "ds:SignedInfo/ds:Reference[@URI='']",
-            f"Signaturen må ha nøyaktig én referanse med URI=\"\" over ebXML-headeren, "
+            f'Signaturen må ha nøyaktig én referanse med URI="" over ebXML-headeren, '
             f"fant {len(whole)}.",
         )
     cids: list[str] = []
@@ -315,7 +317,7 @@ def _check_envelope_references(
                     fs,
                     rs.reference,
                     f"{where}/ds:Transforms",
-                    "Referansen URI=\"\" må bruke transformasjonene enveloped-signature, "
+                    'Referansen URI="" må bruke transformasjonene enveloped-signature, '
                     f"XPath og c14n; fant {algs}.",
                 )
             for t in _transforms(ref):
@@ -368,7 +370,7 @@ def _verify_with_xmlsec(
         ctx.enable_signature_transform(transform)
     # The key comes from the certificate we return, never from KeyInfo/KeyValue.
     ctx.key = xmlsec.Key.from_memory(
-        signer.public_bytes(serialization.Encoding.DER), xmlsec.KeyFormat.CERT_DER
+        signer.public_bytes(serialization.Encoding.DER), xmlsec.constants.KeyDataFormatCertDer
     )
     with _parts_in_scope(parts):
         try:
@@ -418,9 +420,7 @@ def verify_envelope(
     signer = _read_signer(sig, _TRANSPORT_RULES, fs)
     method = _check_signed_info(sig, _TRANSPORT_RULES, fs)
     cids = _check_envelope_references(sig, parts, fs)
-    references = tuple(
-        copy.deepcopy(r) for r in sig.findall(f"{_DS}SignedInfo/{_DS}Reference")
-    )
+    references = tuple(copy.deepcopy(r) for r in sig.findall(f"{_DS}SignedInfo/{_DS}Reference"))
     for cid in parts:
         if cid not in cids:
             _find(
@@ -428,7 +428,7 @@ def verify_envelope(
                 rules.SIG_PAYLOAD_UNSIGNED,
                 f"MIME-del <{cid}>",
                 f"Vedlegget '{cid}' er ikke dekket av signaturen: legg til en ds:Reference "
-                f"med URI=\"{cid_uri(cid)}\".",
+                f'med URI="{cid_uri(cid)}".',
             )
     if fs or signer is None or method is None:
         return EnvelopeSignature(tuple(fs), signer, references, tuple(cids))
@@ -454,9 +454,10 @@ def _signing_key(key_pair: KeyPair) -> xmlsec.Key:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    key = xmlsec.Key.from_memory(key_pem, xmlsec.KeyFormat.PEM)
+    key = xmlsec.Key.from_memory(key_pem, xmlsec.constants.KeyDataFormatPem)
     key.load_cert_from_memory(
-        key_pair.certificate.public_bytes(serialization.Encoding.PEM), xmlsec.KeyFormat.CERT_PEM
+        key_pair.certificate.public_bytes(serialization.Encoding.PEM),
+        xmlsec.constants.KeyDataFormatCertPem,
     )
     return key
 
@@ -489,9 +490,7 @@ def sign_envelope(
     ref = xmlsec.template.add_reference(sig, xmlsec.constants.TransformSha256, uri="")
     xmlsec.template.add_transform(ref, xmlsec.constants.TransformEnveloped)
     xpath_transform = xmlsec.template.add_transform(ref, xmlsec.constants.TransformXPath)
-    xpath_el = etree.SubElement(
-        xpath_transform, f"{_DS}XPath", nsmap={_XPATH_PREFIX: SOAP_NS}
-    )
+    xpath_el = etree.SubElement(xpath_transform, f"{_DS}XPath", nsmap={_XPATH_PREFIX: SOAP_NS})
     xpath_el.text = EBMS_XPATH
     xmlsec.template.add_transform(ref, xmlsec.constants.TransformInclC14N)
     parts = {normalize_cid(k): v for k, v in attachments.items()}
@@ -548,8 +547,7 @@ def verify_document(document: bytes | etree._Element) -> DocumentSignature:
             fs,
             rs.reference,
             "ds:SignedInfo/ds:Reference",
-            "Signaturen på fagmeldingen må ha nøyaktig én referanse med URI=\"\" "
-            "(hele dokumentet).",
+            'Signaturen på fagmeldingen må ha nøyaktig én referanse med URI="" (hele dokumentet).',
         )
     for index, ref in enumerate(refs, start=1):
         where = f"ds:SignedInfo/ds:Reference[{index}]"

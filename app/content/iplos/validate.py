@@ -20,12 +20,15 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from lxml import etree
 
 from app.content.calendar import Timeliness, timeliness
+from app.content.iplos import rules as R
 from app.content.model import (
     EMPTY_GUID,
     Contact,
@@ -34,7 +37,6 @@ from app.content.model import (
     Notification,
     normalize_guid,
 )
-from app.content.iplos import rules as R
 from app.core.findings import Consequence, Finding, Rule, Subject
 from app.core.xmlparse import XmlRejected, parse_xml
 from app.identifiers import IdKind, PersonId, check_person_id, is_valid_orgnr, parse_ddmmyy
@@ -62,10 +64,12 @@ EVENTS = {
 }
 
 STATUSES = frozenset({"N", "M", "C"})  # kodeverk 7316 without T (not in use yet)
+# kodeverk 9151 in use; 6, 14, 23, 24, 26, 27, 28 are retired
 TJENESTETYPER = frozenset(
-    "1 2 3 4 5 7 8 9 11 15 17 18 19 20 21 22 25 29".split()
-)  # kodeverk 9151 in use; 6, 14, 23, 24, 26, 27, 28 are retired
-RETIRED_TJENESTETYPER = frozenset("6 14 23 24 26 27 28".split())
+    {"1", "2", "3", "4", "5", "7", "8", "9", "11", "15", "17", "18", "19", "20", "21"}
+    | {"22", "25", "29"}
+)
+RETIRED_TJENESTETYPER = frozenset(["6", "14", "23", "24", "26", "27", "28"])
 KONTAKTTYPER = frozenset(str(i) for i in range(1, 20))  # kodeverk 8471
 MANDATORY_KONTAKTTYPER = ("1", "15", "16", "17")
 _ID_KIND_OF_TYPE = {"1": IdKind.FNR, "2": IdKind.DNR, "3": IdKind.HNR}
@@ -141,7 +145,9 @@ def _xsd_findings(root: etree._Element) -> list[Finding]:
     if schema.validate(root):
         return []
     findings: list[Finding] = []
-    for entry in schema.error_log:
+    # lxml-stubs do not declare _ErrorLog iterable; it is.
+    entries = cast("Iterable[etree._LogEntry]", schema.error_log)
+    for entry in entries:
         if len(findings) >= _MAX_XSD_FINDINGS:
             break
         message = entry.message.replace(_Q, "")
@@ -453,16 +459,16 @@ def _calendar_findings(rows: list[_Row], unit: str, ctx: ContentContext) -> list
         return []
     counts: Counter[tuple[int, Timeliness]] = Counter()
     for row in rows:
-        year = row.hendelse_dato[:4]
-        if row.dropped or not year.isdigit():
+        year_text = row.hendelse_dato[:4]
+        if row.dropped or not year_text.isdigit():
             continue
-        t = timeliness(ctx.calendar, int(year), ctx.now, correction=row.status != "N")
+        t = timeliness(ctx.calendar, int(year_text), ctx.now, correction=row.status != "N")
         if t is not None and t is not Timeliness.ON_TIME:
-            counts[(int(year), t)] += 1
+            counts[(int(year_text), t)] += 1
     findings: list[Finding] = []
     for (year, t), count in sorted(counts.items()):
         entry = ctx.calendar.get(year)
-        assert entry is not None  # noqa: S101 - timeliness() found it
+        assert entry is not None
         if t is Timeliness.LATE:
             rule, when = R.CALENDAR_LATE, entry.deadline
         else:
@@ -486,11 +492,11 @@ def _message_findings(
     ctx: ContentContext,
 ) -> tuple[list[Finding], list[Contact]]:
     findings: list[Finding] = []
-    for name in _TEXT_ATTRS:
-        value = root.get(name) or ""
-        if len(value) > 100:
+    for attr in _TEXT_ATTRS:
+        text = root.get(attr) or ""
+        if len(text) > 100:
             findings.append(
-                Finding(R.TEXT_LENGTH, f"/Melding/@{name}", f"{name} har {len(value)} tegn.")
+                Finding(R.TEXT_LENGTH, f"/Melding/@{attr}", f"{attr} har {len(text)} tegn.")
             )
     for i, kommune_nr in enumerate(kommuner, start=1):
         loc = f"/Melding/Kommune[{i}]/@kommuneNr"
