@@ -255,5 +255,37 @@ def tokens_list() -> None:
     console.print(table)
 
 
+@app.command("dev-pki")
+def dev_pki(
+    directory: Annotated[Path | None, typer.Option("--dir", help="Default: KPR_PKI_DIR")] = None,
+    if_missing: Annotated[bool, typer.Option(help="Keep an existing PKI")] = False,
+    her_id: Annotated[int, typer.Option("--her-id", help="Demo municipality HER-id")] = 8000001,
+    kommune: Annotated[str, typer.Option(help="Demo municipality kommunenr")] = "0301",
+) -> None:
+    """A throw-away CA with signing and encryption certificates for KPR and a demo
+    municipality, registered as a party. Development only."""
+    from app import devsetup
+    from app.settings import Env
+
+    settings = load_settings()
+    if settings.env is Env.PRODUCTION:
+        err.print("[red]dev-pki is for development; KPR_ENV=production refuses it[/]")
+        raise typer.Exit(2)
+    target = directory or settings.pki_dir
+    if if_missing and devsetup.pki_present(target):
+        console.print(f"development PKI present in {target}")
+    else:
+        devsetup.write_pki(target)
+        console.print(f"wrote a development PKI to {target}")
+    spec = devsetup.demo_party(target, her_id=her_id, kommune=kommune)
+
+    async def work(session: AsyncSession) -> bool:
+        return await devsetup.register_demo_party(session, spec)
+
+    created = run_db(work)
+    console.print(f"{'registered' if created else 'updated'} demo party HER {her_id}"
+                  f" (kommune {kommune})")
+
+
 def main() -> None:
     app()

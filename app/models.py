@@ -314,3 +314,52 @@ class AccessLog(Base):
     kommune_nr: Mapped[str | None] = mapped_column(String(4))
     request_id: Mapped[str | None] = mapped_column(String(64))
     remote_addr: Mapped[str | None] = mapped_column(String(64))
+
+
+# --- IPLOS history across messages (rules that need earlier messages) ---------------------
+
+
+class IplosKommuneState(Base):
+    """Per municipality: where its løpenummer sequence and forrige-GUID chain stand. The row is
+    locked (SELECT ... FOR UPDATE) while a message of that municipality is processed."""
+
+    __tablename__ = "iplos_kommune_state"
+
+    kommune_nr: Mapped[str] = mapped_column(String(4), primary_key=True)
+    last_lopenr: Mapped[int | None] = mapped_column(BigInteger)
+    last_guid: Mapped[str | None] = mapped_column(String(36))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class IplosNotification(Base):
+    """An accepted notification (dropped rows live only as findings)."""
+
+    __tablename__ = "iplos_notification"
+    __table_args__ = (UniqueConstraint("kommune_nr", "guid"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("message.id", ondelete="CASCADE"), index=True
+    )
+    kommune_nr: Mapped[str] = mapped_column(String(4))
+    guid: Mapped[str] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(1))
+    lopenr: Mapped[int | None] = mapped_column(BigInteger)
+    forrige_guid: Mapped[str] = mapped_column(String(36))
+    ref: Mapped[str | None] = mapped_column(String(36))
+    event: Mapped[str] = mapped_column(String(40))
+    tjeneste_type: Mapped[str] = mapped_column(String(4))
+    hendelse_dato: Mapped[str] = mapped_column(String(10))
+    bruker_nr: Mapped[str] = mapped_column(String(100))
+
+
+class IplosBruker(Base):
+    """brukerNr ↔ fid per municipality, to keep the pair stable across messages.
+    Personal data: read only by the intake and the municipality's own error list."""
+
+    __tablename__ = "iplos_bruker"
+
+    kommune_nr: Mapped[str] = mapped_column(String(4), primary_key=True)
+    bruker_nr: Mapped[str] = mapped_column(String(100), primary_key=True)
+    fid: Mapped[str] = mapped_column(String(11))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)

@@ -208,6 +208,8 @@ def _multipart(
         )
     ]
     for cid, p in payloads:
+        if any(c in p.content_type + cid for c in "\r\n<>"):
+            raise ValueError("content type and content id must not hold line breaks or <>")
         head = (
             f"Content-Type: {p.content_type}\r\n"
             f"Content-Transfer-Encoding: {p.cte}\r\n"

@@ -113,9 +113,9 @@ _PEM_RE = re.compile(rb"-----BEGIN [A-Z0-9 ]+-----(.*?)-----END [A-Z0-9 ]+-----"
 
 def to_der(data: bytes) -> bytes:
     """DER from DER, PEM (PKCS7/CMS armour) or bare base64; raises ValueError otherwise."""
+    if data[:1] == b"\x30":
+        return data  # never strip DER: its last bytes may well be whitespace values
     stripped = data.strip()
-    if stripped[:1] == b"\x30":
-        return stripped
     match = _PEM_RE.search(stripped)
     body = match.group(1) if match else stripped
     try:

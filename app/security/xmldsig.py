@@ -487,6 +487,9 @@ def sign_envelope(
     sig = xmlsec.template.create(
         root, xmlsec.constants.TransformInclC14N, _SIGNATURE_XMLSEC[signature_method], ns="ds"
     )
+    # Attach first: moving a subtree into the document would drop the XPath element's own
+    # SOAP-ENV declaration as redundant with the envelope's SOAP prefix.
+    header.append(sig)
     ref = xmlsec.template.add_reference(sig, xmlsec.constants.TransformSha256, uri="")
     xmlsec.template.add_transform(ref, xmlsec.constants.TransformEnveloped)
     xpath_transform = xmlsec.template.add_transform(ref, xmlsec.constants.TransformXPath)
@@ -497,7 +500,6 @@ def sign_envelope(
     for cid in parts:
         xmlsec.template.add_reference(sig, xmlsec.constants.TransformSha256, uri=cid_uri(cid))
     _add_key_info(sig)
-    header.append(sig)
     ctx = xmlsec.SignatureContext()
     ctx.key = _signing_key(key_pair)
     with _parts_in_scope(parts):

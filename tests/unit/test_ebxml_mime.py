@@ -23,7 +23,9 @@ def _ids(result: MimeResult) -> list[str]:
     return [f.rule.id for f in result.findings]
 
 
-def _multipart(parts: list[bytes], boundary: str = "b1", start: str | None = "<s@x>") -> tuple:
+def _multipart(
+    parts: list[bytes], boundary: str = "b1", start: str | None = "<s@x>"
+) -> tuple[bytes, str]:
     body = b"".join(b"--" + boundary.encode() + b"\r\n" + p + b"\r\n" for p in parts)
     body += b"--" + boundary.encode() + b"--\r\n"
     ctype = f'multipart/related; type="text/xml"; boundary="{boundary}"'
@@ -140,7 +142,9 @@ def test_truncated_body_without_closing_delimiter() -> None:
 
 
 def test_too_many_parts() -> None:
-    body, ctype = _multipart([SOAP_PART] + [PAYLOAD_PART.replace(b"p@x", b"p%d@x" % i) for i in range(4)])
+    body, ctype = _multipart(
+        [SOAP_PART] + [PAYLOAD_PART.replace(b"p@x", b"p%d@x" % i) for i in range(4)]
+    )
     _one(parse_body(body, ctype, max_parts=3), "EBMS-MIME-TOO-MANY-PARTS")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,9 @@ from app.msghead import rules as r
 from app.msghead.xmlutil import OSLO, SCHEMAS_DIR, parse_xs_datetime
 
 CONTENT_NS = "urn:test:kpr-content"
+
+
+HER_TYPE = 'V="HER" S="2.16.578.1.12.4.1.1.9051" DN="HER-id"'
 
 
 def msghead_xml(
@@ -59,11 +62,11 @@ def msghead_xml(
     </ConversationRef>
     {extra_info}
     <Sender><Organisation><OrganisationName>Eksempel kommune</OrganisationName>
-      <Ident><Id>{sender_her}</Id><TypeId V="HER" S="2.16.578.1.12.4.1.1.9051" DN="HER-id"/></Ident>
+      <Ident><Id>{sender_her}</Id><TypeId {HER_TYPE}/></Ident>
       <Ident><Id>974760673</Id><TypeId V="ENH" S="2.16.578.1.12.4.1.1.9051" DN="Orgnr"/></Ident>
     </Organisation></Sender>
     <Receiver><Organisation><OrganisationName>Helsedirektoratet KPR</OrganisationName>
-      <Ident><Id>{receiver_her}</Id><TypeId V="HER" S="2.16.578.1.12.4.1.1.9051" DN="HER-id"/></Ident>
+      <Ident><Id>{receiver_her}</Id><TypeId {HER_TYPE}/></Ident>
     </Organisation></Receiver>
   </MsgInfo>
   <Document><RefDoc><MsgType V="XML" DN="XML-instans"/><MimeType>text/xml</MimeType>
@@ -89,7 +92,7 @@ def test_helsenorge_sample_is_read_with_its_fields(reference_dir: Path) -> None:
     assert head.type_v == "DIALOG_INNBYGGER_EKONTAKT"
     assert head.mig_version == "v1.2 2006-05-24"
     assert head.gen_date_raw == "2012-11-21T09:30:47.0Z"
-    assert head.gen_date == datetime(2012, 11, 21, 9, 30, 47, tzinfo=timezone.utc)
+    assert head.gen_date == datetime(2012, 11, 21, 9, 30, 47, tzinfo=UTC)
     assert head.msg_id == "8325fcba-89a9-11e3-baa8-0800200c9a66"
     assert head.ack == "J"
     assert head.sender is not None
@@ -113,17 +116,20 @@ def test_nav_sample_is_read_with_its_enveloped_signature(reference_dir: Path) ->
     head = reading.msghead
     assert head is not None
     assert head.type_v == "POM"
-    assert head.msg_type is not None and head.msg_type.dn == "Poliklinisk oppgjørsmelding"
+    assert head.msg_type is not None
+    assert head.msg_type.dn == "Poliklinisk oppgjørsmelding"
     # No zone in the text: Norwegian local time (summer, +02:00).
     assert head.gen_date_raw == "2023-08-29T10:56:50"
     assert head.gen_date == datetime(2023, 8, 29, 10, 56, 50, tzinfo=OSLO)
     assert head.gen_date.utcoffset() == timedelta(hours=2)
     assert head.msg_id == "e10c4758-c559-4b54-8427-fb97e89c99bb"
     assert head.sender_her_id == "8141253"
-    assert head.sender is not None and head.sender.org_number == "993954896"
+    assert head.sender is not None
+    assert head.sender.org_number == "993954896"
     assert head.receiver_her_id == "79768"
     assert head.has_signature
-    assert head.signature is not None and head.signature.getparent() is head.root
+    assert head.signature is not None
+    assert head.signature.getparent() is head.root
     assert head.root[-1] is head.signature
     assert head.content is not None
     assert etree.QName(head.content).localname == "BehandlerKrav"
@@ -190,7 +196,8 @@ def test_a_good_kpr_message_has_no_findings_and_keeps_the_content_element() -> N
     head = reading.msghead
     assert head is not None
     assert head.type_v == "KPR_IPL"
-    assert head.content is not None and head.content.tag == f"{{{CONTENT_NS}}}Melding"
+    assert head.content is not None
+    assert head.content.tag == f"{{{CONTENT_NS}}}Melding"
     assert head.conversation_ref is not None
     assert head.conversation_ref.ref_to_conversation == "c1"
     assert head.document_count == 1
@@ -234,15 +241,18 @@ def test_missing_gendate_is_reported_and_the_head_is_still_read() -> None:
     reading = read_msghead(msghead_xml(gen_date=None))
     ids = [f.rule.id for f in reading.findings]
     assert "MSGHEAD-GENDATE-MISSING" in ids
-    assert reading.msghead is not None and reading.msghead.gen_date is None
+    assert reading.msghead is not None
+    assert reading.msghead.gen_date is None
     assert reading.msghead.msg_id == "8b8148f6-b38a-488c-a65e-d389b74d0fb1"
 
 
 def test_missing_msgid_is_e10() -> None:
     reading = read_msghead(msghead_xml(msg_id=None))
     e10 = [f for f in reading.findings if f.rule is r.MSGID_MISSING]
-    assert len(e10) == 1 and e10[0].rule.apprec_code == "E10"
-    assert reading.msghead is not None and reading.msghead.msg_id is None
+    assert len(e10) == 1
+    assert e10[0].rule.apprec_code == "E10"
+    assert reading.msghead is not None
+    assert reading.msghead.msg_id is None
 
 
 def test_empty_msgid_is_e10_without_a_schema_finding() -> None:
@@ -261,7 +271,8 @@ def test_schema_errors_name_a_readable_path() -> None:
 def test_file_reference_instead_of_content_is_missing_content() -> None:
     reading = read_msghead(msghead_xml(content=None))
     assert [f.rule for f in reading.findings] == [r.CONTENT_MISSING]
-    assert reading.msghead is not None and reading.msghead.content is None
+    assert reading.msghead is not None
+    assert reading.msghead.content is None
 
 
 def test_content_is_validated_laxly_in_the_envelope() -> None:
@@ -271,8 +282,10 @@ def test_content_is_validated_laxly_in_the_envelope() -> None:
 
 def test_enveloped_signature_is_found() -> None:
     head = read_msghead(msghead_xml(signature=True)).msghead
-    assert head is not None and head.has_signature
-    assert head.signature is not None and etree.QName(head.signature).localname == "Signature"
+    assert head is not None
+    assert head.has_signature
+    assert head.signature is not None
+    assert etree.QName(head.signature).localname == "Signature"
 
 
 def test_many_schema_errors_are_capped() -> None:
@@ -300,7 +313,7 @@ def test_deep_content_needs_the_huge_flag() -> None:
     ("text", "expected"),
     [
         ("2018-11-20T12:00:00", datetime(2018, 11, 20, 12, tzinfo=OSLO)),
-        ("2018-11-20T12:00:00Z", datetime(2018, 11, 20, 12, tzinfo=timezone.utc)),
+        ("2018-11-20T12:00:00Z", datetime(2018, 11, 20, 12, tzinfo=UTC)),
         (
             "2018-11-20T12:00:00.1234567+05:30",
             datetime(2018, 11, 20, 12, 0, 0, 123456, tzinfo=timezone(timedelta(hours=5.5))),
@@ -347,6 +360,7 @@ def test_rule_catalogue_is_consistent() -> None:
         assert rule.layer is Layer.MSGHEAD
         assert rule.apprec_code in ERROR_CODES
         assert rule.text_no
-    assert r.MSGID_DUPLICATE in RULES and r.MSGID_DUPLICATE.apprec_code == "E10"
+    assert r.MSGID_DUPLICATE in RULES
+    assert r.MSGID_DUPLICATE.apprec_code == "E10"
     assert r.RECEIVER_UNKNOWN.apprec_code == "E21"
     assert r.TYPE_UNSUPPORTED.apprec_code == "T10"

@@ -248,7 +248,12 @@ def _row(index: int, n_el: etree._Element, unit: str, allow_synthetic: bool) -> 
     guid = normalize_guid(get("notifikasjonGUID") or "")
     events = [c for c in n_el if c.tag in EVENTS]
     event_el = events[0] if len(events) == 1 else None
-    bruker_el = event_el.find(BRUKER) if event_el is not None else None
+    bruker_el = None
+    if event_el is not None:
+        for c in event_el:  # a plain loop: find() goes through Python ElementPath
+            if c.tag == BRUKER:
+                bruker_el = c
+                break
 
     def ev(name: str) -> str | None:
         return event_el.get(name) if event_el is not None else None
@@ -430,7 +435,13 @@ def _check_sequence(rows: list[_Row], unit: str, ctx: ContentContext) -> None:
     by_fid: dict[str, str] = {}
     history_by_fid: dict[str, str] | None = None
     for row in rows:
-        if not row.fid_ok or not row.bruker_nr or len(row.bruker_nr) > 100:
+        # birth dates (typeID 9) are shared by many people: no identity to compare
+        if (
+            not row.fid_ok
+            or row.type_id not in _ID_KIND_OF_TYPE
+            or not row.bruker_nr
+            or len(row.bruker_nr) > 100
+        ):
             continue
         loc = f"{row.base}/Bruker/@brukerNr"
         before = history.bruker_fid.get((unit, row.bruker_nr)) or by_bruker.get(row.bruker_nr)
@@ -608,7 +619,7 @@ def validate_melding(source: bytes | etree._Element, ctx: ContentContext) -> Con
                     row.subject,
                 )
             )
-    _check_sequence([r for r in rows if r.event], unit, ctx)
+    _check_sequence(rows, unit, ctx)
     findings.extend(_calendar_findings(rows, unit, ctx))
     for row in rows:
         findings.extend(row.findings)

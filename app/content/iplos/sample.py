@@ -1,0 +1,349 @@
+"""A generator of synthetic XPR(ipl) 56.0.0 messages, valid or with deliberate faults.
+
+Every person identifier is a synthetic test identity (month + 80) with valid check digits:
+no real person's number is ever written. Streamed to a binary file object with a fixed
+memory footprint, so 100 000 notifications cost a few seconds and little memory.
+
+Faults are rule ids (`RULES`); each breaks only that rule, in the last notification (or in
+the message parts the rule is about), so validating the sample with `fault_context` yields
+exactly one finding of that rule. A few need something outside the message: IPL-GUID-KNOWN
+uses `KNOWN_GUID` (put it in the history), IPL-KOMMUNE-NOT-ALLOWED adds municipality
+`FOREIGN_KOMMUNE`, IPL-FID-SYNTHETIC needs a production context (then the other
+notifications carry birth dates, typeID 9), and the calendar faults date the last
+notification one (late) or two (after the correction deadline) years before `year`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import random
+import uuid
+from collections.abc import Sequence
+from typing import BinaryIO
+from xml.sax.saxutils import quoteattr
+
+from app.content.calendar import ReportingCalendar, ReportingYear
+from app.content.iplos.rules import RULES_BY_ID
+from app.content.iplos.validate import NS
+from app.content.model import EMPTY_GUID, ContentContext, IplosHistory
+from app.identifiers import first_check_digits, synthetic_orgnr, synthetic_person_id
+
+KNOWN_GUID = "0a0a0a0a-0a0a-4a0a-8a0a-0a0a0a0a0a0a"
+FOREIGN_KOMMUNE = "9998"
+FIRST_PHASE_TYPES = ("18", "19", "20", "21", "29")
+MSGHEAD_NS = "http://www.kith.no/xmlstds/msghead/2006-05-24"
+
+# Faults that need a second notification to break.
+_NEEDS_TWO = frozenset(
+    {"IPL-GUID-UNIQUE", "IPL-LOPENR-ORDER", "IPL-BRUKERNR-STABLE", "IPL-BRUKERNR-CHANGED"}
+)
+# Faults that live in a notification.
+_IN_NOTIFICATION = frozenset(
+    {
+        "IPL-GUID-UNIQUE",
+        "IPL-FID-MISSING",
+        "IPL-EVENT-COUNT",
+        "IPL-STATUS-CODE",
+        "IPL-REF-MISSING",
+        "IPL-REF-UNKNOWN",
+        "IPL-GUID-KNOWN",
+        "IPL-FORRIGE-CHAIN",
+        "IPL-LOPENR-FORMAT",
+        "IPL-LOPENR-ORDER",
+        "IPL-TJENESTETYPE-CODE",
+        "IPL-ORGNR-REQUIRED",
+        "IPL-ORGNR-INVALID",
+        "IPL-TYPEID-CODE",
+        "IPL-FID-INVALID",
+        "IPL-FID-DATE",
+        "IPL-FID-SYNTHETIC",
+        "IPL-BRUKERNR-FORMAT",
+        "IPL-BRUKERNR-STABLE",
+        "IPL-BRUKERNR-CHANGED",
+        "IPL-BYDEL-FORMAT",
+        "IPL-HENDELSEDATO-RANGE",
+        "IPL-CALENDAR-LATE",
+        "IPL-CALENDAR-AFTER-CORRECTION",
+    }
+)
+
+
+def _guid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def _bad_check_digit(fid: str) -> str:
+    """The same number with a first check digit that neither rule accepts."""
+    allowed = first_check_digits(fid)
+    for digit in range(10):
+        if digit not in allowed:
+            return fid[:9] + str(digit) + fid[10:]
+    raise AssertionError("unreachable: at most four digits are allowed")
+
+
+def _bad_orgnr(good: str) -> str:
+    return good[:8] + str((int(good[8]) + 1) % 10)
+
+
+def write_sample(
+    out: BinaryIO,
+    notifications: int,
+    kommune_nr: str,
+    faults: Sequence[str] = (),
+    seed: int = 0,
+    *,
+    year: int = 2018,
+    start_lopenr: int = 1,
+    previous_guid: str = EMPTY_GUID,
+) -> None:
+    """Stream a sample `Melding` to `out` (see `build_sample`)."""
+    unknown = [f for f in faults if f not in RULES_BY_ID]
+    if unknown:
+        raise ValueError(f"unknown fault(s): {', '.join(unknown)}")
+    fault = frozenset(faults)
+    if fault & _NEEDS_TWO and notifications < 2:
+        raise ValueError("these faults need at least two notifications")
+    if fault & _IN_NOTIFICATION and notifications < 1:
+        raise ValueError("these faults need at least one notification")
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
+    w = out.write
+    leverandor = "Leverandør AS" + ("x" * 100 if "IPL-TEXT-LENGTH" in fault else "")
+    extra = ' uttakDato="2018-01-01"' if "IPL-XSD" in fault else ""
+    w(
+        (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<Melding xmlns="{NS}" versjon="56.0.0" meldingstype="K" '
+            f'leverandor={quoteattr(leverandor)} navnEPJ="Syntetisk EPJ" versjonEPJ="1.0" '
+            f'versjonUt="1.0" lokalident="sample-{seed}"{extra}>\n'
+        ).encode()
+    )
+    org = synthetic_orgnr(rng)
+    prev = previous_guid
+    last = notifications - 1
+    first_guid = first_bruker = first_fid = ""
+    synthetic_birthdates = "IPL-FID-SYNTHETIC" in fault
+    used_fids: set[str] = set()
+    buf: list[str] = []
+    for i in range(notifications):
+        is_last = i == last
+        guid = _guid(rng)
+        if is_last and "IPL-GUID-UNIQUE" in fault:
+            guid = first_guid
+        if is_last and "IPL-GUID-KNOWN" in fault:
+            guid = KNOWN_GUID
+        status, ref = "N", ""
+        if is_last and "IPL-STATUS-CODE" in fault:
+            status = "T"
+        if is_last and "IPL-REF-MISSING" in fault:
+            status = "M"
+        if is_last and "IPL-REF-UNKNOWN" in fault:
+            status, ref = "M", f' notifikasjonRef="{_guid(rng)}"'
+        forrige = _guid(rng) if is_last and "IPL-FORRIGE-CHAIN" in fault else prev
+        lopenr = str(start_lopenr + i)
+        if is_last and "IPL-LOPENR-FORMAT" in fault:
+            lopenr = f"L{lopenr}"
+        if is_last and "IPL-LOPENR-ORDER" in fault:
+            lopenr = str(start_lopenr + i - 1)
+        day = datetime.date(year, 1, 1) + datetime.timedelta(days=i % 28)
+        if is_last and "IPL-CALENDAR-LATE" in fault:
+            day = day.replace(year=year - 1)
+        if is_last and "IPL-CALENDAR-AFTER-CORRECTION" in fault:
+            day = day.replace(year=year - 2)
+        reg = f"{day.isoformat()}T12:00:00"
+        hendelse_dato = day.isoformat()
+        if is_last and "IPL-HENDELSEDATO-RANGE" in fault:
+            hendelse_dato = (day + datetime.timedelta(days=1)).isoformat()
+        event = "TjenesteStart"
+        tjeneste_type = FIRST_PHASE_TYPES[i % len(FIRST_PHASE_TYPES)]
+        if is_last and "IPL-TJENESTETYPE-CODE" in fault:
+            tjeneste_type = "6"
+        org_attr = f' tjenesteOrgNr="{org}"' if i % 3 == 0 else ""
+        if is_last and "IPL-ORGNR-INVALID" in fault:
+            org_attr = f' tjenesteOrgNr="{_bad_orgnr(org)}"'
+        if is_last and "IPL-ORGNR-REQUIRED" in fault:
+            event, org_attr = "TjenesteutforerEndret", f' tjenesteOrgNr="{_bad_orgnr(org)}"'
+        bruker_nr = f"B{seed:04d}{i:08d}"
+        type_id = "1"
+        fid = synthetic_person_id(rng)
+        while fid in used_fids:  # one number per person: brukerNr <-> fid stays stable
+            fid = synthetic_person_id(rng)
+        used_fids.add(fid)
+        if synthetic_birthdates and not is_last:
+            type_id, fid = "9", f"{day.day:02d}{day.month:02d}{(1950 + i % 50) % 100:02d}"
+        if is_last and "IPL-TYPEID-CODE" in fault:
+            type_id = "4"
+        if is_last and "IPL-FID-INVALID" in fault:
+            fid = _bad_check_digit(fid)
+        if is_last and "IPL-FID-DATE" in fault:
+            type_id, fid = "9", "320199"
+        if is_last and "IPL-BRUKERNR-FORMAT" in fault:
+            bruker_nr = "B" * 101
+        if is_last and "IPL-BRUKERNR-STABLE" in fault:
+            bruker_nr = first_bruker
+        if is_last and "IPL-BRUKERNR-CHANGED" in fault:
+            fid = first_fid
+        fid_attr = "" if is_last and "IPL-FID-MISSING" in fault else f' fid="{fid}"'
+        bydel = ""
+        if i % 4 == 1:
+            bydel = ' bydel="030101"'
+        if is_last and "IPL-BYDEL-FORMAT" in fault:
+            bydel = ' bydel="1"'
+        bruker = (
+            f'<Bruker pasientGUID="{_guid(rng)}" brukerNr={quoteattr(bruker_nr)}'
+            f'{fid_attr} typeID="{type_id}"{bydel}/>'
+        )
+        body = (
+            f'<{event} tjenesteType="{tjeneste_type}" hendelseRegTid="{reg}"{org_attr} '
+            f'hendelseDato="{hendelse_dato}" tjenesteID="T{seed}-{i}" '
+            f'hendelseGUID="{_guid(rng)}">{bruker}</{event}>'
+        )
+        if is_last and "IPL-EVENT-COUNT" in fault:
+            body += (
+                f'<TjenesteSlutt hendelseGUID="{_guid(rng)}" tjenesteType="{tjeneste_type}" '
+                f'hendelseRegTid="{reg}" hendelseDato="{hendelse_dato}" '
+                f'tjenesteID="T{seed}-{i}">{bruker}</TjenesteSlutt>'
+            )
+        buf.append(
+            f'<Notifikasjon statusNotifikasjon="{status}" notifikasjonTid="{reg}" '
+            f'notifikasjonGUID="{guid}" notifikasjonForrigeGUID="{forrige}" '
+            f'notifikasjonLopeNr="{lopenr}"{ref}>{body}</Notifikasjon>\n'
+        )
+        if i == 0:
+            first_guid, first_bruker, first_fid = guid, bruker_nr, fid
+        prev = guid
+        if len(buf) >= 1000:
+            w("".join(buf).encode())
+            buf.clear()
+    w("".join(buf).encode())
+    contacts = [
+        ("1", "Teknisk Kontakt", "teknisk@kommune.example", "+47 99 99 99 99"),
+        ("15", "EPJ Leverandør", "epj@leverandor.example", None),
+        ("16", "IPLOS Kontakt", "iplos@kommune.example", "0047 22 22 22 22"),
+        ("17", "Innsending Ansvarlig", "innsending@kommune.example", "22222222"),
+    ]
+    if "IPL-KONTAKT-MISSING" in fault:
+        contacts = [c for c in contacts if c[0] != "16"]
+    if "IPL-KONTAKT-TYPE" in fault:
+        contacts.append(("99", "Ukjent Type", "ukjent@kommune.example", None))
+    if "IPL-EPOST-FORMAT" in fault:
+        contacts.append(("16", "Feil Epost", "ikke-en-adresse", None))
+    if "IPL-TELEFON-FORMAT" in fault:
+        contacts.append(("16", "Feil Telefon", "telefon@kommune.example", "123"))
+    for ctype, name, email, phone in contacts:
+        tel = f" meldTelefon={quoteattr(phone)}" if phone else ""
+        w(
+            (
+                f"<Kontaktperson kontPerson={quoteattr(name)} meldEpost1={quoteattr(email)}"
+                f'{tel} typeKontaktperson="{ctype}"/>\n'
+            ).encode()
+        )
+    kommuner = [kommune_nr]
+    if "IPL-KOMMUNE-UNIQUE" in fault:
+        kommuner.append(kommune_nr)
+    if "IPL-KOMMUNE-FORMAT" in fault:
+        kommuner.append("301")
+    if "IPL-KOMMUNE-NOT-ALLOWED" in fault:
+        kommuner.append(FOREIGN_KOMMUNE)
+    for k in kommuner:
+        w(f"<Kommune kommuneNr={quoteattr(k)}/>\n".encode())
+    w(b"</Melding>\n")
+    if "IPL-NOT-XML" in fault:
+        w(b"<Melding>")
+
+
+def build_sample(
+    notifications: int,
+    kommune_nr: str,
+    faults: Sequence[str] = (),
+    seed: int = 0,
+    *,
+    year: int = 2018,
+    start_lopenr: int = 1,
+    previous_guid: str = EMPTY_GUID,
+) -> bytes:
+    """A synthetic XPR(ipl) 56.0.0 `Melding` with `notifications` TjenesteStart notifications
+    (status N, first-phase service types, dates in January of `year`, løpenummer from
+    `start_lopenr`, chained from `previous_guid`), deterministic for a `seed`. `faults` are
+    rule ids, each breaking only that rule (see the module docstring)."""
+    out = io.BytesIO()
+    write_sample(
+        out,
+        notifications,
+        kommune_nr,
+        faults,
+        seed,
+        year=year,
+        start_lopenr=start_lopenr,
+        previous_guid=previous_guid,
+    )
+    return out.getvalue()
+
+
+def fault_context(
+    kommune_nr: str, faults: Sequence[str] = (), *, year: int = 2018
+) -> ContentContext:
+    """The context under which a sample built with the same arguments shows exactly its
+    faults: a pilot address (synthetic identities allowed unless IPL-FID-SYNTHETIC), only
+    `kommune_nr` allowed, `KNOWN_GUID` in the history, and `now` = 1 February of `year` with a
+    standard calendar for `year` and the two years before."""
+    calendar = ReportingCalendar(
+        tuple(
+            ReportingYear(y, None, None, datetime.date(y + 1, 1, 15), datetime.date(y + 1, 3, 21))
+            for y in (year - 2, year - 1, year)
+        )
+    )
+    return ContentContext(
+        now=datetime.datetime(year, 2, 1, 12, tzinfo=datetime.UTC),
+        allowed_kommuner=frozenset({kommune_nr}),
+        allow_synthetic="IPL-FID-SYNTHETIC" not in faults,
+        history=IplosHistory(known_guids={KNOWN_GUID: "N"}),
+        calendar=calendar,
+    )
+
+
+def wrap_in_msghead(
+    melding: bytes,
+    sender_her: int,
+    receiver_her: int,
+    msg_id: str,
+    gen_date: datetime.datetime,
+    *,
+    sender_name: str = "Eksempel kommune",
+    receiver_name: str = "Helsedirektoratet KPR",
+    msg_type: str = "KPR_IPL",
+    ack: bool = True,
+) -> bytes:
+    """Put a content document into a MsgHead v1.2 (unsigned; DOMAIN.md appendix). The
+    content's XML declaration is dropped; it must be UTF-8."""
+    body = melding.lstrip()
+    if body.startswith(b"<?xml"):
+        body = body[body.index(b"?>") + 2 :].lstrip()
+
+    def org(name: str, her: int) -> str:
+        return (
+            f"<Organisation><OrganisationName>{_text(name)}</OrganisationName>"
+            f"<Ident><Id>{her}</Id>"
+            '<TypeId V="HER" S="2.16.578.1.12.4.1.1.9051" DN="HER-id"/></Ident>'
+            "</Organisation>"
+        )
+
+    ack_el = '<Ack V="J" DN="Ja"/>' if ack else '<Ack V="N" DN="Nei"/>'
+    head = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<MsgHead xmlns="{MSGHEAD_NS}"><MsgInfo>'
+        f'<Type V={quoteattr(msg_type)} DN="IPLOS-melding til KPR"/>'
+        "<MIGversion>v1.2 2006-05-24</MIGversion>"
+        f"<GenDate>{gen_date.isoformat(timespec='seconds')}</GenDate>"
+        f"<MsgId>{_text(msg_id)}</MsgId>{ack_el}"
+        f"<Sender>{org(sender_name, sender_her)}</Sender>"
+        f"<Receiver>{org(receiver_name, receiver_her)}</Receiver>"
+        "</MsgInfo><Document><RefDoc>"
+        '<MsgType V="XML" DN="XML-instans"/><MimeType>text/xml</MimeType><Content>'
+    )
+    tail = "</Content></RefDoc></Document></MsgHead>\n"
+    return head.encode() + body + tail.encode()
+
+
+def _text(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

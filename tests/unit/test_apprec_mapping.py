@@ -1,0 +1,172 @@
+"""The one table from findings to AppRec status and Error elements."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.apprec import AppRecStatus, error_code, receipt_outcome
+from app.core.findings import Consequence, Finding, Layer, Rule, Subject
+from app.msghead import rules as mh
+
+FID = "01018012345"  # made up (not a valid fødselsnummer)
+
+
+def rule(rule_id: str, consequence: Consequence, code: str | None) -> Rule:
+    return Rule(rule_id, Layer.CONTENT, consequence, "title", "tekst", code)
+
+
+ROW = rule("IPL-TEST-ROW", Consequence.DROP_NOTIFICATION, "E31")
+ROW2 = rule("IPL-TEST-ROW2", Consequence.DROP_NOTIFICATION, "E30")
+WARN = rule("IPL-TEST-WARN", Consequence.WARN, "X99")
+NO_CODE = rule("IPL-TEST-NOCODE", Consequence.REJECT_MESSAGE, None)
+
+
+def row(r: Rule, guid: str, detail: str = "feil i raden", **subject: str) -> Finding:
+    return Finding(
+        r,
+        f"/Melding/Notifikasjon[@guid='{guid}']",
+        detail,
+        Subject(notification_guid=guid, **subject),
+    )
+
+
+def test_no_findings_is_ok() -> None:
+    outcome = receipt_outcome([])
+    assert outcome.status is AppRecStatus.OK
+    assert outcome.errors == ()
+
+
+def test_warnings_only_is_ok_without_errors() -> None:
+    outcome = receipt_outcome([row(WARN, "g1"), row(WARN, "g2")])
+    assert outcome.status is AppRecStatus.OK
+    assert outcome.errors == ()
+
+
+def test_row_level_only_is_status_3_with_one_error_per_notification() -> None:
+    findings = [
+        row(ROW, "g1", bruker_nr="B1"),
+        row(ROW2, "g1", "en annen feil", bruker_nr="B1"),
+        row(ROW2, "g2"),
+        row(WARN, "g3"),
+    ]
+    outcome = receipt_outcome(findings)
+    assert outcome.status is AppRecStatus.OK_ERROR_IN_PART
+    assert [e.code for e in outcome.errors] == ["E31", "E30"]
+    first = outcome.errors[0].ot
+    assert first is not None
+    assert "g1" in first
+    assert "B1" in first
+    assert "IPL-TEST-ROW" in first
+    assert "IPL-TEST-ROW2" in first
+    assert outcome.errors[1].ot is not None
+    assert "g2" in outcome.errors[1].ot
+
+
+def test_any_message_level_finding_rejects_and_comes_first() -> None:
+    findings = [row(ROW, "g1"), Finding(mh.MSGID_MISSING, "/MsgHead/MsgInfo/MsgId", "mangler")]
+    outcome = receipt_outcome(findings)
+    assert outcome.status is AppRecStatus.REJECTED
+    assert [e.code for e in outcome.errors] == ["E10", "E31"]
+    assert outcome.errors[0].ot == "MSGHEAD-MSGID-MISSING: mangler"
+    assert outcome.errors[0].dn == "Ugyldig meldingsidentifikator"
+
+
+def test_a_transport_error_that_reaches_the_receipt_rejects() -> None:
+    transport = Rule("EBMS-X", Layer.TRANSPORT, Consequence.MESSAGE_ERROR, "t", "t")
+    outcome = receipt_outcome([Finding(transport, "eb:MessageHeader", "feil")])
+    assert outcome.status is AppRecStatus.REJECTED
+    assert [e.code for e in outcome.errors] == ["X99"]
+
+
+def test_identical_message_level_findings_are_deduplicated() -> None:
+    f = Finding(mh.SCHEMA_INVALID, "/MsgHead/MsgInfo/Foo", "ugyldig")
+    g = Finding(mh.SCHEMA_INVALID, "/MsgHead/MsgInfo/Bar", "ugyldig på en annen måte")
+    outcome = receipt_outcome([f, f, g, f])
+    assert len(outcome.errors) == 2
+
+
+def test_rule_without_code_uses_x99() -> None:
+    f = Finding(NO_CODE, "/x", "noe gikk galt")
+    assert error_code(f) == "X99"
+    assert [e.code for e in receipt_outcome([f]).errors] == ["X99"]
+
+
+def test_unknown_code_uses_x99() -> None:
+    odd = rule("IPL-ODD", Consequence.REJECT_MESSAGE, "Z42")
+    assert error_code(Finding(odd, "/x", "d")) == "X99"
+
+
+def test_a_fid_never_reaches_the_ot() -> None:
+    leaky = [
+        row(ROW, "g1", f"feil fid {FID} i raden", fid=FID),
+        Finding(NO_CODE, "/x", f"uventet {FID}", Subject(fid=FID)),
+        row(ROW, "g2", "fid 0101801234 (10 sifre) er ikke en fid"),
+    ]
+    for outcome in (receipt_outcome(leaky), receipt_outcome(leaky[:1])):
+        for e in outcome.errors:
+            assert e.ot is not None
+            assert FID not in e.ot
+    kept = receipt_outcome(leaky).errors[2].ot
+    assert kept is not None
+    assert "0101801234" in kept
+
+
+def test_100000_bad_rows_are_capped_with_one_summary_error() -> None:
+    findings = [row(ROW if i % 3 else ROW2, f"g{i}") for i in range(100_000)]
+    outcome = receipt_outcome(findings, max_errors=50)
+    assert outcome.status is AppRecStatus.OK_ERROR_IN_PART
+    assert len(outcome.errors) == 50
+    summary = outcome.errors[-1]
+    assert summary.code == "E31"  # most frequent among those left out
+    assert summary.ot is not None
+    assert "99951 feil til" in summary.ot
+    assert "E31: 66634" in summary.ot
+    assert "E30: 33317" in summary.ot
+    assert outcome.errors[0].ot is not None
+    assert "g0" in outcome.errors[0].ot
+
+
+def test_exactly_max_errors_needs_no_summary() -> None:
+    outcome = receipt_outcome([row(ROW, f"g{i}") for i in range(5)], max_errors=5)
+    assert len(outcome.errors) == 5
+    assert all(e.ot is not None and "feil til" not in e.ot for e in outcome.errors)
+
+
+def test_max_errors_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_errors"):
+        receipt_outcome([], max_errors=0)
+
+
+def test_long_details_are_cut() -> None:
+    outcome = receipt_outcome([Finding(NO_CODE, "/x", "x" * 5000)])
+    assert outcome.errors[0].ot is not None
+    assert len(outcome.errors[0].ot) == 1000
+
+
+_CONSEQUENCE = st.sampled_from(list(Consequence))
+
+
+@given(
+    st.lists(
+        st.tuples(_CONSEQUENCE, st.sampled_from(["g1", "g2", "g3"]), st.text(max_size=30)),
+        max_size=30,
+    ),
+    st.integers(min_value=1, max_value=5),
+)
+@settings(max_examples=100)
+def test_status_follows_the_worst_consequence(
+    items: list[tuple[Consequence, str, str]], cap: int
+) -> None:
+    findings = [row(rule(f"R-{c.value}", c, "E31"), g, d) for c, g, d in items]
+    outcome = receipt_outcome(findings, max_errors=cap)
+    present = {c for c, _, _ in items}
+    if present & {Consequence.MESSAGE_ERROR, Consequence.REJECT_MESSAGE}:
+        assert outcome.status is AppRecStatus.REJECTED
+    elif Consequence.DROP_NOTIFICATION in present:
+        assert outcome.status is AppRecStatus.OK_ERROR_IN_PART
+    else:
+        assert outcome.status is AppRecStatus.OK
+    assert len(outcome.errors) <= cap
+    assert (outcome.errors == ()) is (outcome.status is AppRecStatus.OK)
