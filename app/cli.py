@@ -283,8 +283,9 @@ def dev_pki(
         return await devsetup.register_demo_party(session, spec)
 
     created = run_db(work)
-    console.print(f"{'registered' if created else 'updated'} demo party HER {her_id}"
-                  f" (kommune {kommune})")
+    console.print(
+        f"{'registered' if created else 'updated'} demo party HER {her_id} (kommune {kommune})"
+    )
 
 
 def main() -> None:

@@ -25,8 +25,12 @@ def write_pki(directory: Path, now: datetime | None = None) -> None:
     generate_dev_pki(directory, now or datetime.now(UTC))
 
 
-def demo_party(directory: Path, her_id: int = DEMO_HER_ID, kommune: str = DEMO_KOMMUNE,
-               orgnr: str | None = None) -> PartySpec:
+def demo_party(
+    directory: Path,
+    her_id: int = DEMO_HER_ID,
+    kommune: str = DEMO_KOMMUNE,
+    orgnr: str | None = None,
+) -> PartySpec:
     """The demo municipality, with the dev PKI's municipality certificates."""
     signing = (directory / "municipality-signing.crt").read_bytes()
     encryption = (directory / "municipality-encryption.crt").read_bytes()
@@ -36,9 +40,15 @@ def demo_party(directory: Path, her_id: int = DEMO_HER_ID, kommune: str = DEMO_K
 
     cert = x509.load_pem_x509_certificate(signing)
     return make_party(
-        her_id, "Demo kommune", orgnr or organization_number(cert), [kommune], [DEMO_EMAIL],
-        certificates=(certificate_spec(signing, "signing"),
-                      certificate_spec(encryption, "encryption")),
+        her_id,
+        "Demo kommune",
+        orgnr or organization_number(cert),
+        [kommune],
+        [DEMO_EMAIL],
+        certificates=(
+            certificate_spec(signing, "signing"),
+            certificate_spec(encryption, "encryption"),
+        ),
         source="dev-pki",
     )
 
@@ -46,4 +56,3 @@ def demo_party(directory: Path, her_id: int = DEMO_HER_ID, kommune: str = DEMO_K
 async def register_demo_party(session: AsyncSession, spec: PartySpec) -> bool:
     _, created = await party_repo.upsert_party(session, spec)
     return created
-

@@ -65,9 +65,14 @@ def load_keyring(settings: Settings) -> Keyring:
         raise KeyringError(f"KPR_TRUST_ANCHORS: not a certificate: {exc}") from None
     crl_files: list[Path] = []
     if settings.crl_dir is not None:
-        crl_files = sorted(p for p in settings.crl_dir.iterdir()
-                           if p.suffix.lower() in (".crl", ".pem", ".der"))
+        crl_files = sorted(
+            p for p in settings.crl_dir.iterdir() if p.suffix.lower() in (".crl", ".pem", ".der")
+        )
     elif dev and (pki / "ca.crl").is_file():
         crl_files = [pki / "ca.crl"]
-    return Keyring(signing=signing, decryption=decryption, trust_anchors=anchors,
-                   crls=tuple(_crl(p) for p in crl_files))
+    return Keyring(
+        signing=signing,
+        decryption=decryption,
+        trust_anchors=anchors,
+        crls=tuple(_crl(p) for p in crl_files),
+    )

@@ -13,6 +13,8 @@ from app import __version__
 from app.api.errors import install_error_handlers
 from app.api.parties import router as parties_router
 from app.db import create_engine, ping, session_factory
+from app.intake.router import router as intake_router
+from app.keyring import load_keyring
 from app.logging import configure_logging, get_logger
 from app.metrics import Metrics
 from app.middleware import RequestContextMiddleware
@@ -31,7 +33,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(settings.log_format)
         engine = create_engine(settings.database_url)
         app.state.kpr = AppState(
-            settings=settings, engine=engine, sessions=session_factory(engine), metrics=metrics
+            settings=settings,
+            engine=engine,
+            sessions=session_factory(engine),
+            metrics=metrics,
+            keyring=load_keyring(settings),
         )
         log.info(
             "service.started",
@@ -54,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     _platform_routes(app, metrics)
     app.include_router(parties_router)
+    app.include_router(intake_router)
     return app
 
 

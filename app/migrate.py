@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import TextIO
 from pathlib import Path
 
 from alembic import command
@@ -11,7 +12,7 @@ from alembic.config import Config
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def alembic_config(database_url: str, stdout: io.TextIOBase | None = None) -> Config:
+def alembic_config(database_url: str, stdout: TextIO | None = None) -> Config:
     ini = ROOT / "alembic.ini"
     cfg = Config(str(ini), stdout=stdout) if stdout is not None else Config(str(ini))
     cfg.set_main_option("script_location", str(ROOT / "migrations"))

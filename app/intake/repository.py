@@ -21,22 +21,35 @@ from app.models import (
 )
 
 
-def add_event(session: AsyncSession, message: Message, kind: str, at: datetime,
-              **detail: Any) -> None:
+def add_event(
+    session: AsyncSession, message: Message, kind: str, at: datetime, **detail: Any
+) -> None:
     session.add(MessageEvent(message_id=message.id, kind=kind, at=at, detail=detail))
 
 
-async def claim_message_id(session: AsyncSession, from_party_id: str, ebms_message_id: str,
-                           message: Message, content_sha256: str) -> None:
+async def claim_message_id(
+    session: AsyncSession,
+    from_party_id: str,
+    ebms_message_id: str,
+    message: Message,
+    content_sha256: str,
+) -> None:
     """Claim (sender, MessageId) for `message`; raises IntegrityError when already taken
     (on PostgreSQL it first waits for a concurrent claimer to commit or roll back)."""
-    session.add(MessageDedup(from_party_id=from_party_id, ebms_message_id=ebms_message_id,
-                             message_id=message.id, content_sha256=content_sha256))
+    session.add(
+        MessageDedup(
+            from_party_id=from_party_id,
+            ebms_message_id=ebms_message_id,
+            message_id=message.id,
+            content_sha256=content_sha256,
+        )
+    )
     await session.flush()
 
 
-async def find_claim(session: AsyncSession, from_party_id: str,
-                     ebms_message_id: str) -> MessageDedup | None:
+async def find_claim(
+    session: AsyncSession, from_party_id: str, ebms_message_id: str
+) -> MessageDedup | None:
     row: MessageDedup | None = await session.get(MessageDedup, (from_party_id, ebms_message_id))
     return row
 
@@ -48,8 +61,9 @@ async def receipt_for(session: AsyncSession, message_id: int) -> Receipt | None:
     return row
 
 
-async def known_message_id(session: AsyncSession, ebms_message_id: str,
-                           parties: Sequence[str]) -> bool:
+async def known_message_id(
+    session: AsyncSession, ebms_message_id: str, parties: Sequence[str]
+) -> bool:
     """Is `ebms_message_id` a message we received from, or sent to, one of `parties`?"""
     received = await session.scalar(
         select(MessageDedup.message_id).where(
@@ -65,15 +79,18 @@ async def known_message_id(session: AsyncSession, ebms_message_id: str,
     return sent is not None
 
 
-async def msghead_id_seen(session: AsyncSession, sender_party_id: int, msg_id: str,
-                          except_message: int) -> bool:
+async def msghead_id_seen(
+    session: AsyncSession, sender_party_id: int, msg_id: str, except_message: int
+) -> bool:
     found = await session.scalar(
-        select(Message.id).where(
+        select(Message.id)
+        .where(
             Message.sender_party_id == sender_party_id,
             Message.msghead_msg_id == msg_id,
             Message.id != except_message,
             Message.status.in_(("OK", "AVVIST", "OK_FEIL_I_DELMELDING")),
-        ).limit(1)
+        )
+        .limit(1)
     )
     return found is not None
 
@@ -81,9 +98,14 @@ async def msghead_id_seen(session: AsyncSession, sender_party_id: int, msg_id: s
 def add_findings(session: AsyncSession, message: Message, findings: Iterable[Finding]) -> int:
     rows = [
         FindingRow(
-            message_id=message.id, rule_id=f.rule.id, layer=f.rule.layer.value,
-            severity=f.severity.value, consequence=f.rule.consequence.value,
-            apprec_code=f.rule.apprec_code, location=f.location[:500], detail=f.detail,
+            message_id=message.id,
+            rule_id=f.rule.id,
+            layer=f.rule.layer.value,
+            severity=f.severity.value,
+            consequence=f.rule.consequence.value,
+            apprec_code=f.rule.apprec_code,
+            location=f.location[:500],
+            detail=f.detail,
             notification_guid=f.subject.notification_guid if f.subject else None,
             bruker_nr=f.subject.bruker_nr if f.subject else None,
             fid=f.subject.fid if f.subject else None,
@@ -95,17 +117,44 @@ def add_findings(session: AsyncSession, message: Message, findings: Iterable[Fin
     return len(rows)
 
 
-def add_receipt(session: AsyncSession, message: Message, *, kind: str, content_type: str,
-                body: bytes, reply_ebms_message_id: str | None, apprec_xml: bytes | None,
-                apprec_id: str | None, apprec_status: str | None, at: datetime) -> Receipt:
-    receipt = Receipt(message_id=message.id, kind=kind, content_type=content_type, body=body,
-                      reply_ebms_message_id=reply_ebms_message_id, apprec_xml=apprec_xml,
-                      apprec_id=apprec_id, apprec_status=apprec_status, created_at=at)
+def add_receipt(
+    session: AsyncSession,
+    message: Message,
+    *,
+    kind: str,
+    content_type: str,
+    body: bytes,
+    reply_ebms_message_id: str | None,
+    apprec_xml: bytes | None,
+    apprec_id: str | None,
+    apprec_status: str | None,
+    at: datetime,
+) -> Receipt:
+    receipt = Receipt(
+        message_id=message.id,
+        kind=kind,
+        content_type=content_type,
+        body=body,
+        reply_ebms_message_id=reply_ebms_message_id,
+        apprec_xml=apprec_xml,
+        apprec_id=apprec_id,
+        apprec_status=apprec_status,
+        created_at=at,
+    )
     session.add(receipt)
     return receipt
 
 
-def queue_notification(session: AsyncSession, message: Message, recipient: str, subject: str,
-                       body: str, at: datetime) -> None:
-    session.add(NotificationOutbox(message_id=message.id, recipient=recipient, subject=subject,
-                                   body=body, next_attempt_at=at, created_at=at))
+def queue_notification(
+    session: AsyncSession, message: Message, recipient: str, subject: str, body: str, at: datetime
+) -> None:
+    session.add(
+        NotificationOutbox(
+            message_id=message.id,
+            recipient=recipient,
+            subject=subject,
+            body=body,
+            next_attempt_at=at,
+            created_at=at,
+        )
+    )

@@ -40,9 +40,12 @@ async def _read_capped(request: Request, cap: int) -> bytes:
     description=_EBMS_DOC,
     response_class=Response,
     responses={200: {"content": {"multipart/related": {}}}, 413: {"description": "too large"}},
-    openapi_extra={"requestBody": {"required": True,
-                                   "content": {"multipart/related": {"schema": {
-                                       "type": "string", "format": "binary"}}}}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"multipart/related": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
 )
 async def receive_ebms(request: Request) -> Response:
     state: AppState = request.app.state.kpr
@@ -68,5 +71,9 @@ async def receive_ebms(request: Request) -> Response:
             reply = await service.refuse_too_large(meta, exc.seen)
         else:
             reply = await service.receive(meta.with_body(body))
-    return Response(content=reply.body, status_code=reply.status_code,
-                    media_type=None, headers={"Content-Type": reply.content_type})
+    return Response(
+        content=reply.body,
+        status_code=reply.status_code,
+        media_type=None,
+        headers={"Content-Type": reply.content_type},
+    )

@@ -220,6 +220,10 @@ def _revocation(
     return CertStatus.UNAVAILABLE
 
 
+def _upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def check_signer(
     cert: x509.Certificate,
     *,
@@ -234,6 +238,7 @@ def check_signer(
         raise ValueError("now must be timezone-aware")
     lr = _LEVEL_RULES[level]
     who = describe_certificate(cert)
+    who_ = _upper_first(who)
     findings: list[Finding] = []
 
     def add(rule: Rule, detail: str) -> None:
@@ -242,7 +247,7 @@ def check_signer(
     if not _valid_at(cert, now):
         add(
             lr.validity,
-            f"{who.capitalize()} er gyldig fra {cert.not_valid_before_utc:%Y-%m-%d} til "
+            f"{who_} er gyldig fra {cert.not_valid_before_utc:%Y-%m-%d} til "
             f"{cert.not_valid_after_utc:%Y-%m-%d} og var ikke gyldig {now:%Y-%m-%d %H:%M} UTC. "
             "Forny sertifikatet og registrer det nye i Adresseregisteret.",
         )
@@ -250,7 +255,7 @@ def check_signer(
         usage = ", ".join(sorted(key_usage_names(cert) or ())) or "ingen"
         add(
             lr.key_usage,
-            f"{who.capitalize()} har KeyUsage {usage}: det er ikke et signatursertifikat "
+            f"{who_} har KeyUsage {usage}: det er ikke et signatursertifikat "
             "(krever nonRepudiation eller digitalSignature). Signer med virksomhetens "
             "signatursertifikat, ikke krypteringssertifikatet.",
         )
@@ -260,7 +265,7 @@ def check_signer(
         if not chain:
             add(
                 lr.unknown,
-                f"{who.capitalize()} er ikke registrert for avsenderen og er ikke utstedt av en "
+                f"{who_} er ikke registrert for avsenderen og er ikke utstedt av en "
                 "godkjent utsteder. Registrer sertifikatet i Adresseregisteret.",
             )
         else:
@@ -269,7 +274,7 @@ def check_signer(
                 expected = party.orgnr or "(ukjent)"
                 add(
                     lr.orgnr,
-                    f"{who.capitalize()} har organisasjonsnummer {found or '(mangler)'}, "
+                    f"{who_} har organisasjonsnummer {found or '(mangler)'}, "
                     f"men avsenderen har organisasjonsnummer {expected}.",
                 )
     if findings:
@@ -284,7 +289,7 @@ def check_signer(
         if status is CertStatus.REVOKED:
             add(
                 lr.revoked,
-                f"{describe_certificate(member).capitalize()} er tilbakekalt av utstederen"
+                f"{_upper_first(describe_certificate(member))} er tilbakekalt av utstederen"
                 + ("" if member is cert else f" (i kjeden til {who})")
                 + ". Bruk et gyldig sertifikat.",
             )

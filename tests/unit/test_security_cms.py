@@ -92,7 +92,8 @@ def legacy_enveloped(
             },
         }
     )
-    return info.dump()
+    der: bytes = info.dump()
+    return der
 
 
 def rule_ids(findings: tuple[object, ...]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime as dt
 import email
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import xmlsec
+from cryptography.hazmat.primitives import serialization
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
@@ -158,7 +160,9 @@ def test_tampered_header_fails(pki: DevPki) -> None:
 
 
 def test_tampered_body_fails(pki: DevPki) -> None:
-    data = signed_bytes(pki).replace(b'eb:version="2.0">\n<eb:Reference', b'eb:version="2.0"> <eb:Reference')
+    data = signed_bytes(pki).replace(
+        b'eb:version="2.0">\n<eb:Reference', b'eb:version="2.0"> <eb:Reference'
+    )
     assert rule_ids(verify_envelope(data, {CID: PAYLOAD})) == ["SEC-SIG-INVALID"]
 
 
@@ -168,10 +172,6 @@ def test_wrong_key_fails(pki: DevPki) -> None:
     cert_el = root.find(f".//{DS}X509Certificate")
     assert cert_el is not None
     other = pki.kpr.signing.certificate
-    from cryptography.hazmat.primitives import serialization
-
-    import base64
-
     cert_el.text = base64.b64encode(other.public_bytes(serialization.Encoding.DER)).decode()
     result = verify_envelope(etree.tostring(root), {CID: PAYLOAD})
     assert rule_ids(result) == ["SEC-SIG-INVALID"]
@@ -375,3 +375,18 @@ def test_msghead_weak_algorithm_is_s01(pki: DevPki) -> None:
     result = verify_msghead(data)
     assert rule_ids(result) == ["SEC-MSG-SIG-ALGORITHM"]
     assert result.findings[0].rule.apprec_code == "S01"
+
+
+def test_concurrent_verifications_see_only_their_own_attachments(pki: DevPki) -> None:
+    """The cid: resolver is process-global; the attachments it reads are per thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = signed_bytes(pki)
+
+    def check(i: int) -> bool:
+        payload = PAYLOAD if i % 2 == 0 else PAYLOAD + b"tampered"
+        return verify_envelope(data, {CID: payload}).valid
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(check, range(40)))
+    assert results == [i % 2 == 0 for i in range(40)]

@@ -1,0 +1,393 @@
+"""The CPU-bound steps of the intake, as plain synchronous functions over bytes and frozen
+dataclasses. The service runs each in a worker thread and does all I/O around them."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from lxml import etree
+
+from app.apprec.build import build_receipt
+from app.apprec.mapping import receipt_outcome
+from app.apprec.model import AppRecStatus, AppRecVersion
+from app.apprec.model import Party as AppRecParty
+from app.content import registry
+from app.content.model import ContentContext, ContentResult
+from app.core.findings import Consequence, Finding
+from app.ebxml import build as ebuild
+from app.ebxml.checks import Receiver, check_header
+from app.ebxml.envelope import EbmsHeader, ReplyContext, parse_envelope
+from app.ebxml.envelope import Party as EbxmlParty
+from app.ebxml.mime import MimeMessage, parse_body
+from app.intake import rules as intake_rules
+from app.msghead.checks import check_msghead
+from app.msghead.model import MsgHead
+from app.msghead.parse import read_msghead
+from app.security import cms, xmldsig
+from app.security.certificates import PartyTrust, SignatureLevel, TrustStore, check_signer
+from app.security.keys import KeyPair
+
+_PKCS7 = ("application/pkcs7-mime", "application/x-pkcs7-mime", "application/octet-stream")
+
+
+@dataclass(frozen=True, slots=True)
+class Transport:
+    mime: MimeMessage | None
+    header: EbmsHeader | None
+    reply_context: ReplyContext
+    receiver: Receiver | None
+    findings: tuple[Finding, ...]
+    content_sha256: str  # over the SOAP part and the payloads, independent of MIME framing
+
+
+def read_transport(
+    body: bytes,
+    content_type: str | None,
+    *,
+    receivers: Mapping[str, str],
+    now: datetime,
+    max_parts: int,
+    max_header_bytes: int,
+) -> Transport:
+    """MIME, SOAP, ebMS header and the pure header checks."""
+    mime_result = parse_body(
+        body, content_type, max_parts=max_parts, max_part_header_bytes=max_header_bytes
+    )
+    mime = mime_result.message
+    if mime is None:
+        return Transport(
+            None, None, ReplyContext(), None, mime_result.findings, hashlib.sha256(body).hexdigest()
+        )
+    digest = hashlib.sha256(mime.soap)
+    for att in mime.attachments:
+        digest.update(att.content_id.encode())
+        digest.update(hashlib.sha256(att.data).digest())
+    env = parse_envelope(mime.soap)
+    if env.header is None:
+        return Transport(
+            mime,
+            None,
+            env.reply_context,
+            None,
+            (*mime_result.findings, *env.findings),
+            digest.hexdigest(),
+        )
+    checked = check_header(env.header, mime, receivers=receivers, now=now)
+    return Transport(
+        mime,
+        env.header,
+        env.reply_context,
+        checked.receiver,
+        (*mime_result.findings, *env.findings, *checked.findings),
+        digest.hexdigest(),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """The payload opened: `content` is the MsgHead bytes when it could be read."""
+
+    content: bytes | None
+    transport_findings: tuple[Finding, ...]  # -> MessageError
+    business_findings: tuple[Finding, ...]  # -> AppRec
+    transient: bool  # a temporary failure (revocation status unavailable): sender retries
+    envelope_signer: x509.Certificate | None = None
+    document_signer: x509.Certificate | None = None
+    encrypted: bool = False
+    events: tuple[tuple[str, dict[str, str | bool | None]], ...] = field(default=())
+
+
+def _payload(mime: MimeMessage, header: EbmsHeader) -> bytes | None:
+    for ref in header.manifest:
+        if ref.href.startswith("cid:"):
+            from app.ebxml.checks import resolve_cid
+
+            cid = resolve_cid(ref.href)
+            att = mime.attachment(cid) if cid else None
+            if att is not None:
+                return att.data
+    return mime.attachments[0].data if mime.attachments else None
+
+
+def _is_cms(mime: MimeMessage, data: bytes) -> bool:
+    for att in mime.attachments:
+        if att.data is data:
+            return att.media_type in _PKCS7 or data[:1] == b"\x30"
+    return data[:1] == b"\x30"
+
+
+def open_message(
+    transport: Transport,
+    *,
+    party: PartyTrust,
+    trust: TrustStore,
+    keys: Sequence[KeyPair],
+    now: datetime,
+    requires_signing: bool,
+    requires_encryption: bool,
+    max_inflated: int,
+) -> Opened:
+    """Envelope signature and signer, decryption, business signature and signer."""
+    mime, header = transport.mime, transport.header
+    assert mime is not None
+    assert header is not None
+    events: list[tuple[str, dict[str, str | bool | None]]] = []
+    tf: list[Finding] = []
+    bf: list[Finding] = []
+    transient = False
+    envelope_signer: x509.Certificate | None = None
+    if header.has_signature:
+        sig = xmldsig.verify_envelope(mime.soap, mime.attachment_map)
+        tf.extend(sig.findings)
+        envelope_signer = sig.signer
+        if sig.valid and sig.signer is not None:
+            check = check_signer(
+                sig.signer, party=party, trust=trust, now=now, level=SignatureLevel.TRANSPORT
+            )
+            tf.extend(check.findings)
+            transient = transient or check.transient
+        events.append(("signature_checked", {"valid": not tf, "signer": _subject(sig.signer)}))
+    elif requires_signing:
+        tf.append(
+            Finding(
+                intake_rules.ENVELOPE_UNSIGNED_REFUSED,
+                "SOAP:Header",
+                "Signer ebXML-meldingen (ds:Signature i SOAP:Header) med "
+                "virksomhetssertifikatet, slik avtalen (CPA) krever.",
+            )
+        )
+    if tf:
+        return Opened(None, tuple(tf), (), transient, envelope_signer, events=tuple(events))
+
+    data = _payload(mime, header)
+    if data is None:  # the manifest checks have reported this already
+        return Opened(None, (), (), False, envelope_signer, events=tuple(events))
+    encrypted = _is_cms(mime, data)
+    document_signer: x509.Certificate | None = None
+    if encrypted:
+        opened = cms.open_payload(data, keys, max_inflated=max_inflated)
+        events.append(
+            (
+                "decrypted",
+                {
+                    "ok": opened.content is not None,
+                    "cipher": opened.cipher.value if opened.cipher else None,
+                    "compressed": opened.compressed,
+                    "cms_signed": opened.cms_signed,
+                },
+            )
+        )
+        for f in opened.findings:
+            (tf if f.rule.consequence is Consequence.MESSAGE_ERROR else bf).append(f)
+        if opened.content is None:
+            return Opened(
+                None,
+                tuple(tf),
+                tuple(bf),
+                False,
+                envelope_signer,
+                encrypted=True,
+                events=tuple(events),
+            )
+        content = opened.content
+        if opened.cms_signed:
+            document_signer = opened.signer
+    else:
+        if requires_encryption:
+            tf.append(
+                Finding(
+                    intake_rules.PLAINTEXT_REFUSED,
+                    "SOAP:Body/eb:Manifest",
+                    "Krypter innholdet som CMS EnvelopedData (application/pkcs7-mime)"
+                    " til KPRs krypteringssertifikat.",
+                )
+            )
+            return Opened(None, tuple(tf), (), False, envelope_signer, events=tuple(events))
+        inflated = cms.inflate(data, max_inflated)
+        bf.extend(inflated.findings)
+        if inflated.content is None:
+            return Opened(None, (), tuple(bf), False, envelope_signer, events=tuple(events))
+        content = inflated.content
+
+    if document_signer is None:
+        try:
+            doc = xmldsig.verify_document(content)
+        except Exception:  # unreadable XML: the MsgHead reader reports it precisely
+            doc = None
+        if doc is not None and doc.present:
+            bf.extend(doc.findings)
+            document_signer = doc.signer
+        elif requires_signing:
+            bf.append(
+                Finding(
+                    intake_rules.DOCUMENT_UNSIGNED,
+                    "MsgHead",
+                    "Signer MsgHead med en omsluttet ds:Signature, eller pakk den i "
+                    "CMS SignedData før kryptering.",
+                )
+            )
+    if document_signer is not None and not bf:
+        check = check_signer(
+            document_signer,
+            party=party,
+            trust=trust,
+            now=now,
+            level=SignatureLevel.BUSINESS,
+            location="MsgHead/ds:Signature",
+        )
+        bf.extend(check.findings)
+        transient = transient or check.transient
+        events.append(
+            (
+                "document_signature_checked",
+                {"valid": check.accepted, "signer": _subject(document_signer)},
+            )
+        )
+    return Opened(
+        content,
+        tuple(tf),
+        tuple(bf),
+        transient,
+        envelope_signer,
+        document_signer,
+        encrypted,
+        tuple(events),
+    )
+
+
+def _subject(cert: x509.Certificate | None) -> str | None:
+    return cert.subject.rfc4514_string() if cert is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Business:
+    msghead: MsgHead | None
+    findings: tuple[Finding, ...]
+    content: ContentResult | None
+
+
+def check_business(
+    content: bytes,
+    *,
+    now: datetime,
+    ebxml_from_her: str | None,
+    ebxml_to_her: str | None,
+    party_her: str | None,
+    our_her_ids: Collection[str],
+    skew: timedelta,
+    context: ContentContext,
+) -> Business:
+    """MsgHead, then the content format it names."""
+    reading = read_msghead(content, huge=True)
+    head = reading.msghead
+    findings = list(reading.findings)
+    if head is None:
+        return Business(None, tuple(findings), None)
+    supported = {f.msg_type for f in registry.formats()}
+    findings.extend(
+        check_msghead(
+            head,
+            now=now,
+            supported_types=supported,
+            ebxml_from_her_id=ebxml_from_her,
+            ebxml_to_her_id=ebxml_to_her,
+            party_her_id=party_her,
+            our_her_ids=our_her_ids,
+            max_clock_skew=skew,
+        )
+    )
+    fmt = registry.lookup(head.type_v) if head.type_v else None
+    if (
+        fmt is None
+        or head.content is None
+        or any(f.rule.consequence is Consequence.REJECT_MESSAGE for f in findings)
+    ):
+        return Business(head, tuple(findings), None)
+    result = fmt.check(head.content, context)
+    return Business(head, (*findings, *result.findings), result)
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltReceipt:
+    apprec: bytes
+    apprec_id: str
+    status: AppRecStatus
+    reply: ebuild.BuiltMessage
+
+
+def build_apprec_reply(
+    findings: Sequence[Finding],
+    *,
+    header: EbmsHeader,
+    msghead: MsgHead | None,
+    our_her: str,
+    our_name: str,
+    sender_name: str | None,
+    now: datetime,
+    apprec_id: str,
+    reply_message_id: str,
+    version: AppRecVersion,
+    software_version: str,
+    encrypt_to: x509.Certificate | None,
+    signer: KeyPair | None,
+) -> BuiltReceipt:
+    """The AppRec for the findings, encrypted to the sender, in a signed ebXML reply with the
+    Acknowledgment."""
+    from app.apprec.build import original_from_msghead, receiver_from_msghead
+
+    fallback_sender = AppRecParty(name=sender_name, her_id=ebxml_her(header.from_party))
+    original = original_from_msghead(
+        msghead, received_at=now, fallback_id=header.message_id, fallback_type=header.action
+    )
+    apprec = build_receipt(
+        findings,
+        sender=AppRecParty(name=our_name, her_id=our_her),
+        receiver=receiver_from_msghead(msghead, fallback=fallback_sender),
+        original=original,
+        now=now,
+        apprec_id=apprec_id,
+        version=version,
+        software_version=software_version,
+    )
+    status = receipt_outcome(findings).status
+    if encrypt_to is not None:
+        payload = ebuild.Payload(
+            cms.encrypt_enveloped(apprec, encrypt_to),
+            "application/pkcs7-mime; smime-type=enveloped-data",
+        )
+    else:
+        payload = ebuild.Payload(apprec, "text/xml; charset=UTF-8")
+    reply = ebuild.build_reply(
+        header,
+        message_id=reply_message_id,
+        timestamp=now,
+        apprec=payload,
+        sign=envelope_signer(signer),
+    )
+    return BuiltReceipt(apprec, apprec_id, status, reply)
+
+
+def envelope_signer(key: KeyPair | None) -> ebuild.Signer | None:
+    """Adapt the security layer's sign_envelope (returns a signed copy) to the builders'
+    in-place Signer: the copy's ds:Signature moves into the original header. The enveloped-
+    signature transform excludes the signature itself, so the digests still match."""
+    if key is None:
+        return None
+
+    def sign(root: etree._Element, attachments: Mapping[str, bytes]) -> None:
+        signed = xmldsig.sign_envelope(root, attachments, key)
+        header = root.find(f"{{{xmldsig.SOAP_NS}}}Header")
+        sig = signed.find(f"{{{xmldsig.SOAP_NS}}}Header/{{{xmldsig.DS_NS}}}Signature")
+        assert header is not None
+        assert sig is not None
+        header.append(sig)
+
+    return sign
+
+
+def ebxml_her(party: EbxmlParty) -> str | None:
+    return party.her_ids[0] if party.her_ids else None

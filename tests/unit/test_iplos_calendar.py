@@ -1,0 +1,92 @@
+"""The reporting calendar: parsing the JSON setting and judging timeliness."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.content.calendar import (
+    ReportingCalendar,
+    Timeliness,
+    parse_reporting_calendar,
+    timeliness,
+)
+
+TEXT = (
+    '{"2018": {"pilot_from": "2018-11-01", "pilot_to": "2018-12-31", '
+    '"deadline": "2019-01-15", "correction_deadline": "2019-03-21"}}'
+)
+UTC = datetime.UTC
+
+
+def _at(y: int, m: int, d: int, h: int = 12) -> datetime.datetime:
+    return datetime.datetime(y, m, d, h, tzinfo=UTC)
+
+
+def test_parse_reads_every_date() -> None:
+    cal = parse_reporting_calendar(TEXT)
+    entry = cal.get(2018)
+    assert entry is not None
+    assert entry.pilot_from == datetime.date(2018, 11, 1)
+    assert entry.pilot_to == datetime.date(2018, 12, 31)
+    assert entry.deadline == datetime.date(2019, 1, 15)
+    assert entry.correction_deadline == datetime.date(2019, 3, 21)
+    assert entry.in_pilot_window(datetime.date(2018, 11, 20))
+    assert not entry.in_pilot_window(datetime.date(2019, 1, 1))
+
+
+def test_deadlines_default_to_15_january_and_21_march() -> None:
+    entry = parse_reporting_calendar('{"2020": {}}').get(2020)
+    assert entry is not None
+    assert (entry.deadline, entry.correction_deadline) == (
+        datetime.date(2021, 1, 15),
+        datetime.date(2021, 3, 21),
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[]",
+        "{",
+        '{"18": {}}',
+        '{"2018": {"deadline": "15.01.2019"}}',
+        '{"2018": {"deadline": 1}}',
+        '{"2018": {"pilot_from": "2018-11-01"}}',
+        '{"2018": {"deadline": "2019-04-01", "correction_deadline": "2019-03-21"}}',
+        '{"2018": {"frist": "2019-01-15"}}',
+    ],
+)
+def test_bad_calendars_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="calendar"):
+        parse_reporting_calendar(text)
+
+
+@given(st.text(max_size=60))
+def test_parser_raises_only_value_error(text: str) -> None:
+    with contextlib.suppress(ValueError):
+        assert isinstance(parse_reporting_calendar(text), ReportingCalendar)
+
+
+def test_deadline_day_is_on_time_in_oslo_time() -> None:
+    cal = parse_reporting_calendar(TEXT)
+    # 23:30 UTC on 15 January is already 16 January in Oslo
+    assert timeliness(cal, 2018, _at(2019, 1, 15, 22)) is Timeliness.ON_TIME
+    assert timeliness(cal, 2018, _at(2019, 1, 15, 23)) is Timeliness.LATE
+
+
+def test_corrections_are_on_time_until_the_correction_deadline() -> None:
+    cal = parse_reporting_calendar(TEXT)
+    now = _at(2019, 2, 1)
+    assert timeliness(cal, 2018, now) is Timeliness.LATE
+    assert timeliness(cal, 2018, now, correction=True) is Timeliness.ON_TIME
+    later = _at(2019, 3, 22)
+    assert timeliness(cal, 2018, later, correction=True) is Timeliness.AFTER_CORRECTION_DEADLINE
+
+
+def test_unknown_year_has_no_verdict() -> None:
+    assert timeliness(parse_reporting_calendar(TEXT), 2017, _at(2019, 1, 1)) is None

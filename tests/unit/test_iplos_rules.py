@@ -1,0 +1,227 @@
+"""XPR(ipl) 56.0.0 content rules: every rule fires on exactly its own fault."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from app.content import lookup, lookup_namespace
+from app.content.iplos import FORMAT, NS, RULES, validate_melding
+from app.content.iplos.sample import build_sample, fault_context
+from app.content.model import EMPTY_GUID, ContentContext, IplosHistory
+from app.core.findings import Consequence, Rule, Severity
+
+KOMMUNE = "0301"
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
+def test_each_fault_yields_exactly_its_rule(rule: Rule) -> None:
+    rule_id = rule.id
+    data = build_sample(3, KOMMUNE, [rule_id], seed=7)
+    result = validate_melding(data, fault_context(KOMMUNE, [rule_id]))
+    assert [f.rule.id for f in result.findings] == [rule_id]
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
+def test_finding_details_never_contain_a_fid(rule: Rule) -> None:
+    rule_id = rule.id
+    data = build_sample(3, KOMMUNE, [rule_id], seed=7)
+    clean = validate_melding(build_sample(3, KOMMUNE, seed=7), fault_context(KOMMUNE))
+    result = validate_melding(data, fault_context(KOMMUNE, [rule_id]))
+    fids = {n.fid for n in clean.notifications} | {n.fid for n in result.notifications}
+    for finding in result.findings:
+        assert not any(fid and fid in finding.detail for fid in fids)
+        assert finding.detail.strip()
+
+
+def test_rules_have_stable_unique_ids_and_codes() -> None:
+    ids = [r.id for r in RULES]
+    assert len(ids) == len(set(ids))
+    for r in RULES:
+        assert r.id.startswith("IPL-")
+        assert r.text_no
+        if r.consequence is not Consequence.WARN:
+            assert r.apprec_code in {"T01", "T02", "T99", "E30", "E31", "E36", "X99"}
+
+
+def test_valid_sample_of_10000_has_no_errors() -> None:
+    data = build_sample(10_000, KOMMUNE, seed=11)
+    result = validate_melding(data, fault_context(KOMMUNE))
+    assert [f for f in result.findings if f.severity is Severity.ERROR] == []
+    assert len(result.notifications) == 10_000
+    assert not any(n.dropped for n in result.notifications)
+    assert [n.lopenr for n in result.notifications] == list(range(1, 10_001))
+
+
+def test_valid_sample_validates_against_the_official_schema(reference_dir: Path) -> None:
+    schema = etree.XMLSchema(etree.parse(str(reference_dir / "xsd/iplos-56.0.0/XPR(ipl).xsd")))
+    data = build_sample(10_000, KOMMUNE, seed=11)
+    doc = etree.fromstring(data, parser=etree.XMLParser(huge_tree=True))
+    assert schema.validate(doc), schema.error_log
+
+
+XSD_MUTATIONS = {
+    "valid": lambda d: d,
+    "prohibited-attribute": lambda d: d.replace(
+        b'meldingstype="K"', b'meldingstype="K" lopenr="1"'
+    ),
+    "wrong-meldingstype": lambda d: d.replace(b'meldingstype="K"', b'meldingstype="B"'),
+    "bad-guid": lambda d: d.replace(b'notifikasjonGUID="', b'notifikasjonGUID="x', 1),
+    "braced-guid": lambda d: d.replace(
+        b'notifikasjonForrigeGUID="00000000-0000-0000-0000-000000000000"',
+        b'notifikasjonForrigeGUID="{00000000-0000-0000-0000-000000000000}"',
+    ),
+    "bad-date": lambda d: d.replace(b'hendelseDato="2018-01-0', b'hendelseDato="2018-13-0', 1),
+    "no-kommune": lambda d: d.replace(b'<Kommune kommuneNr="0301"/>', b""),
+    "long-bydel": lambda d: d.replace(b'bydel="030101"', b'bydel="0301011"', 1),
+    "unknown-element": lambda d: d.replace(b"</Melding>", b"<Annet/></Melding>"),
+    "wrong-namespace": lambda d: d.replace(NS.encode(), b"urn:other"),
+    "missing-tjenesteOrgNr": lambda d: d.replace(b"TjenesteStart", b"TjenesteutforerEndret", 4),
+}
+
+
+@pytest.mark.parametrize("mutate", list(XSD_MUTATIONS.values()), ids=list(XSD_MUTATIONS))
+def test_own_schema_agrees_with_official(reference_dir: Path, mutate: object) -> None:
+    official = etree.XMLSchema(etree.parse(str(reference_dir / "xsd/iplos-56.0.0/XPR(ipl).xsd")))
+    own = etree.XMLSchema(etree.parse(str(FORMAT.schema_path)))
+    data = mutate(build_sample(5, KOMMUNE, seed=3))  # type: ignore[operator]
+    for fault in ("IPL-XSD", "IPL-GUID-UNIQUE", "IPL-KOMMUNE-UNIQUE", "IPL-FID-MISSING"):
+        doc = etree.fromstring(build_sample(5, KOMMUNE, [fault], seed=3))
+        assert official.validate(doc) is own.validate(doc) is False
+    doc = etree.fromstring(data)
+    assert official.validate(doc) == own.validate(doc)
+
+
+def test_xsd_finding_has_readable_location() -> None:
+    data = build_sample(4, KOMMUNE, seed=1).replace(b'typeID="1"', b'typeID="1" kjonn="1"')
+    result = validate_melding(data, fault_context(KOMMUNE))
+    assert result.rejected
+    assert result.findings[0].location == "/Melding/Notifikasjon[1]/TjenesteStart/Bruker/@kjonn"
+    assert result.findings[0].rule.apprec_code == "T02"
+
+
+def test_melding_inside_msghead_is_checked_as_element() -> None:
+    data = build_sample(2, KOMMUNE, ["IPL-FID-INVALID"], seed=1)
+    wrapper = etree.fromstring(b"<Content>" + data.split(b"?>", 1)[1] + b"</Content>")
+    result = validate_melding(wrapper[0], fault_context(KOMMUNE, ["IPL-FID-INVALID"]))
+    assert [f.rule.id for f in result.findings] == ["IPL-FID-INVALID"]
+
+
+def test_empty_fid_fails_the_whole_message() -> None:
+    data = build_sample(2, KOMMUNE, seed=1)
+    fid = validate_melding(data, fault_context(KOMMUNE)).notifications[0].fid
+    result = validate_melding(data.replace(fid.encode(), b""), fault_context(KOMMUNE))
+    assert [f.rule.id for f in result.findings] == ["IPL-FID-MISSING"]
+    assert result.rejected
+    assert result.findings[0].rule.apprec_code == "E30"
+
+
+def test_findings_carry_the_subject_of_the_notification() -> None:
+    data = build_sample(3, KOMMUNE, ["IPL-FID-INVALID"], seed=5)
+    result = validate_melding(data, fault_context(KOMMUNE, ["IPL-FID-INVALID"]))
+    (finding,) = result.findings
+    last = result.notifications[-1]
+    assert last.dropped
+    assert finding.subject is not None
+    assert finding.subject.notification_guid == last.guid
+    assert finding.subject.bruker_nr == last.bruker_nr
+    assert finding.subject.fid == last.fid
+    assert finding.subject.kommune_nr == KOMMUNE
+    assert finding.location == "/Melding/Notifikasjon[3]/TjenesteStart/Bruker/@fid"
+
+
+def test_synthetic_identity_accepted_on_pilot_but_not_on_production() -> None:
+    data = build_sample(3, KOMMUNE, seed=2)
+    pilot = fault_context(KOMMUNE)
+    production = dataclasses.replace(pilot, allow_synthetic=False)
+    assert validate_melding(data, pilot).findings == ()
+    findings = validate_melding(data, production).findings
+    assert {f.rule.id for f in findings} == {"IPL-FID-SYNTHETIC"}
+    assert len(findings) == 3
+
+
+def test_lopenr_and_chain_continue_across_messages() -> None:
+    ctx = fault_context(KOMMUNE)
+    first = validate_melding(build_sample(5, KOMMUNE, seed=1), ctx)
+    history = ctx.history.updated_with(first.notifications)
+    assert history.last_lopenr[KOMMUNE] == 5
+    ctx2 = dataclasses.replace(ctx, history=history)
+    good = build_sample(
+        3, KOMMUNE, seed=2, start_lopenr=6, previous_guid=first.notifications[-1].guid
+    )
+    assert validate_melding(good, ctx2).findings == ()
+    stale = build_sample(
+        3, KOMMUNE, seed=3, start_lopenr=5, previous_guid=first.notifications[-1].guid
+    )
+    ids = [f.rule.id for f in validate_melding(stale, ctx2).findings]
+    assert ids.count("IPL-LOPENR-ORDER") == 1
+    restart = build_sample(1, KOMMUNE, seed=4, start_lopenr=9, previous_guid=EMPTY_GUID)
+    assert [f.rule.id for f in validate_melding(restart, ctx2).findings] == ["IPL-FORRIGE-CHAIN"]
+
+
+def test_correction_refers_to_original_from_history() -> None:
+    ctx = fault_context(KOMMUNE)
+    data = build_sample(2, KOMMUNE, ["IPL-REF-UNKNOWN"], seed=9)
+    result = validate_melding(data, ctx)
+    ref = result.notifications[-1].ref
+    assert ref is not None
+    known = dataclasses.replace(ctx, history=IplosHistory(known_guids={ref: "N"}))
+    assert validate_melding(data, known).findings == ()
+    annulled_original = dataclasses.replace(ctx, history=IplosHistory(known_guids={ref: "C"}))
+    assert [f.rule.id for f in validate_melding(data, annulled_original).findings] == [
+        "IPL-REF-UNKNOWN"
+    ]
+
+
+def test_brukernr_must_keep_its_person_across_messages() -> None:
+    ctx = fault_context(KOMMUNE)
+    data = build_sample(2, KOMMUNE, seed=6)
+    first = validate_melding(data, ctx).notifications[0]
+    history = IplosHistory(bruker_fid={(KOMMUNE, first.bruker_nr): "not-the-same-person"})
+    result = validate_melding(data, dataclasses.replace(ctx, history=history))
+    assert [f.rule.id for f in result.findings] == ["IPL-BRUKERNR-STABLE"]
+
+
+def test_only_own_municipalities_may_be_reported() -> None:
+    ctx = dataclasses.replace(fault_context(KOMMUNE), allowed_kommuner=frozenset({"1103"}))
+    result = validate_melding(build_sample(1, KOMMUNE), ctx)
+    assert [f.rule.id for f in result.findings] == ["IPL-KOMMUNE-NOT-ALLOWED"]
+    assert result.rejected
+
+
+def test_contacts_are_extracted_with_innsendingsansvarlig() -> None:
+    result = validate_melding(build_sample(1, KOMMUNE), fault_context(KOMMUNE))
+    assert [c.type for c in result.contacts] == ["1", "15", "16", "17"]
+    assert result.innsendingsansvarlig_emails == ("innsending@kommune.example",)
+    assert result.kommuner == (KOMMUNE,)
+
+
+def test_invalid_warned_values_are_blanked() -> None:
+    data = build_sample(2, KOMMUNE, ["IPL-BYDEL-FORMAT"], seed=1)
+    result = validate_melding(data, fault_context(KOMMUNE))
+    assert result.notifications[-1].bydel is None
+    assert not result.notifications[-1].dropped
+
+
+def test_not_xml_is_t01() -> None:
+    result = validate_melding(b"<Melding", fault_context(KOMMUNE))
+    assert [f.rule.apprec_code for f in result.findings] == ["T01"]
+
+
+def test_registry_finds_iplos_by_type_and_namespace() -> None:
+    assert lookup("KPR_IPL") is FORMAT
+    assert lookup_namespace(NS) is FORMAT
+    assert lookup("KPR_IDE") is None
+    assert FORMAT.schema_path.is_file()
+
+
+def test_registry_check_is_the_validator() -> None:
+    ctx = ContentContext(
+        now=datetime.datetime(2018, 11, 20, tzinfo=datetime.UTC), allow_synthetic=True
+    )
+    result = FORMAT.check(build_sample(2, KOMMUNE), ctx)
+    assert result.findings == ()
