@@ -38,7 +38,9 @@ from app.ebxml.envelope import (
     Service,
 )
 
-Signer = Callable[[etree._Element, Mapping[str, bytes]], None]
+# A signer gets the finished envelope and the attachments (content id -> bytes) and returns
+# the signed envelope (a new tree, or the same one signed in place).
+Signer = Callable[[etree._Element, Mapping[str, bytes]], etree._Element]
 Cte = Literal["binary", "8bit", "7bit", "base64", "quoted-printable"]
 
 ACTION_APPREC = "APPREC"
@@ -238,7 +240,7 @@ def _serialise(
     sign: Signer | None,
 ) -> bytes:
     if sign is not None:
-        sign(root, attachments)
+        root = sign(root, attachments)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 

@@ -372,19 +372,12 @@ def build_apprec_reply(
 
 
 def envelope_signer(key: KeyPair | None) -> ebuild.Signer | None:
-    """Adapt the security layer's sign_envelope (returns a signed copy) to the builders'
-    in-place Signer: the copy's ds:Signature moves into the original header. The enveloped-
-    signature transform excludes the signature itself, so the digests still match."""
+    """The security layer's envelope signature as the builders' Signer."""
     if key is None:
         return None
 
-    def sign(root: etree._Element, attachments: Mapping[str, bytes]) -> None:
-        signed = xmldsig.sign_envelope(root, attachments, key)
-        header = root.find(f"{{{xmldsig.SOAP_NS}}}Header")
-        sig = signed.find(f"{{{xmldsig.SOAP_NS}}}Header/{{{xmldsig.DS_NS}}}Signature")
-        assert header is not None
-        assert sig is not None
-        header.append(sig)
+    def sign(root: etree._Element, attachments: Mapping[str, bytes]) -> etree._Element:
+        return xmldsig.sign_envelope(root, attachments, key)
 
     return sign
 

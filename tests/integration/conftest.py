@@ -8,6 +8,7 @@ unreachable the PostgreSQL variants skip, unless KPR_REQUIRE_POSTGRES=1 (CI), wh
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -16,10 +17,12 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import migrate
+from app import devsetup, migrate
 from app.db import create_engine, session_factory
 from app.main import create_app
 from app.models import Base
+from app.parties import repository as party_repo
+from app.security.devpki import DevPki, dev_pki, write_dev_pki
 from app.settings import Env, Settings
 from tests.integration.databases import dispose_database, fresh_database
 
@@ -85,3 +88,44 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://kpr.test") as c:
         yield c
+
+
+# --- the intake: a dev PKI, the demo municipality, and messages as an EPJ sends them -------
+
+
+@pytest.fixture(scope="session")
+def pki() -> DevPki:
+    """The development PKI (in memory, keys cached per process)."""
+    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return dev_pki(day)
+
+
+@pytest.fixture
+def settings_with_pki(settings: Settings, pki: DevPki) -> Settings:
+    write_dev_pki(settings.pki_dir, pki)
+    return settings
+
+
+@pytest.fixture
+async def demo_party(
+    settings_with_pki: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> int:
+    """The demo municipality (HER 8000001, kommune 0301) with the dev PKI certificates."""
+    spec = devsetup.demo_party(settings_with_pki.pki_dir)
+    async with sessions() as s:
+        await party_repo.upsert_party(s, spec)
+        await s.commit()
+    return spec.her_id
+
+
+@pytest.fixture
+async def intake(
+    settings_with_pki: Settings,
+    demo_party: int,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on an app that has keys and a registered demo municipality."""
+    application = create_app(settings_with_pki)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kpr.test") as c:
+            yield c

@@ -27,12 +27,27 @@ def test_db_current_shows_head(cli_env: str) -> None:
 
 
 def test_parties_add_then_list(cli_env: str) -> None:
-    r = runner.invoke(app, ["parties", "add", "--her-id", "8000001", "--name", "Oslo",
-                            "--kommune", "0301", "--email", "iplos@oslo.example"])
+    r = runner.invoke(
+        app,
+        [
+            "parties",
+            "add",
+            "--her-id",
+            "8000001",
+            "--name",
+            "Oslo",
+            "--kommune",
+            "0301",
+            "--email",
+            "iplos@oslo.example",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "added party HER 8000001" in r.output
-    r = runner.invoke(app, ["parties", "add", "--her-id", "8000001", "--name", "Oslo kommune",
-                            "--kommune", "0302"])
+    r = runner.invoke(
+        app,
+        ["parties", "add", "--her-id", "8000001", "--name", "Oslo kommune", "--kommune", "0302"],
+    )
     assert "updated party" in r.output
     r = runner.invoke(app, ["parties", "list"])
     assert "8000001" in r.output

@@ -28,7 +28,7 @@ from app.ebxml.envelope import (
     parse_envelope,
 )
 from app.ebxml.mime import parse_body, parse_eml
-from tests.unit.test_ebxml_support import (
+from tests.unit.ebxml_support import (
     KPR_HER,
     NOW,
     SENDER_HER,

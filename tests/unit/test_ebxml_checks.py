@@ -9,7 +9,7 @@ from pathlib import Path
 from app.ebxml.checks import Receiver, check_header, check_manifest, resolve_cid
 from app.ebxml.envelope import EbmsHeader, ManifestReference, PartyId, parse_envelope
 from app.ebxml.mime import MimeMessage, parse_body, parse_eml
-from tests.unit.test_ebxml_support import KPR_HER, NOW, business_message, sample
+from tests.unit.ebxml_support import KPR_HER, NOW, business_message, sample
 
 RECEIVERS = {KPR_HER: "pilot", "122612": "production"}
 

@@ -19,7 +19,7 @@ from app.ebxml.envelope import (
     parse_envelope,
 )
 from app.ebxml.mime import parse_eml
-from tests.unit.test_ebxml_support import business_message, sample
+from tests.unit.ebxml_support import business_message, sample
 
 
 def _ids(soap: bytes) -> list[str]:

@@ -12,7 +12,7 @@ from app.core.findings import Consequence
 from app.ebxml import rules
 from app.ebxml.build import Cte
 from app.ebxml.mime import MimeResult, parse_body, parse_eml
-from tests.unit.test_ebxml_support import CMS_LIKE, PKCS7, business_message, sample
+from tests.unit.ebxml_support import CMS_LIKE, PKCS7, business_message, sample
 
 CTES: list[Cte] = ["binary", "8bit", "7bit", "base64", "quoted-printable"]
 NAV_SOAP_CID = "ZTTPT8UKUKU4.U2O3MHW7UL03@speare.no"

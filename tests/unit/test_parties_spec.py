@@ -24,8 +24,10 @@ def test_make_party_validates_every_field() -> None:
 
 
 def test_csv_export_is_read_with_lists() -> None:
-    csv = b"her_id,name,orgnr,kommuner,emails,cpa_ids,plaintext_allowed\n" \
-          b"8000001,Oslo kommune,974760673,0301,a@oslo.example;b@oslo.example,cpa-1,yes\n"
+    csv = (
+        b"her_id,name,orgnr,kommuner,emails,cpa_ids,plaintext_allowed\n"
+        b"8000001,Oslo kommune,974760673,0301,a@oslo.example;b@oslo.example,cpa-1,yes\n"
+    )
     (p,) = read_parties(csv, "ar.csv")
     assert p.kommuner == ("0301",)
     assert [c.email for c in p.contacts] == ["a@oslo.example", "b@oslo.example"]

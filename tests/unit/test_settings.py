@@ -86,8 +86,14 @@ def test_production_refuses_development_defaults() -> None:
     with pytest.raises(ValidationError) as info:
         make(env=Env.PRODUCTION)
     text = str(info.value)
-    for expected in ("PostgreSQL", "KPR_SIGNING_KEY", "KPR_DECRYPTION_KEYS", "KPR_SMTP_HOST",
-                     "KPR_PUBLIC_BASE_URL", "KPR_MAIL_FROM"):
+    for expected in (
+        "PostgreSQL",
+        "KPR_SIGNING_KEY",
+        "KPR_DECRYPTION_KEYS",
+        "KPR_SMTP_HOST",
+        "KPR_PUBLIC_BASE_URL",
+        "KPR_MAIL_FROM",
+    ):
         assert expected in text
 
 
@@ -98,8 +104,14 @@ def test_production_refuses_dev_pki_keys(tmp_path: Path) -> None:
     key.write_text("k")
     cert.write_text("c")
     with pytest.raises(ValidationError, match="must not be a development PKI key"):
-        make(env=Env.PRODUCTION, pki_dir=pki, signing_key=key, signing_cert=cert,
-             database_url="postgresql+asyncpg://db/kpr", smtp_host="smtp")
+        make(
+            env=Env.PRODUCTION,
+            pki_dir=pki,
+            signing_key=key,
+            signing_cert=cert,
+            database_url="postgresql+asyncpg://db/kpr",
+            smtp_host="smtp",
+        )
 
 
 def test_production_accepts_a_complete_configuration(tmp_path: Path) -> None:
@@ -107,11 +119,16 @@ def test_production_accepts_a_complete_configuration(tmp_path: Path) -> None:
     keys.mkdir()
     for name in ("s.key", "s.crt", "d.key", "d.crt"):
         (keys / name).write_text("x")
-    s = make(env=Env.PRODUCTION, pki_dir=tmp_path / "pki",
-             database_url="postgresql+asyncpg://kpr@db/kpr",
-             signing_key=keys / "s.key", signing_cert=keys / "s.crt",
-             decryption_keys=f"{keys / 'd.key'}={keys / 'd.crt'}",
-             smtp_host="smtp.example", mail_from="kpr@fhi.example",
-             public_base_url="https://kpr-mottak.example")
+    s = make(
+        env=Env.PRODUCTION,
+        pki_dir=tmp_path / "pki",
+        database_url="postgresql+asyncpg://kpr@db/kpr",
+        signing_key=keys / "s.key",
+        signing_cert=keys / "s.crt",
+        decryption_keys=f"{keys / 'd.key'}={keys / 'd.crt'}",
+        smtp_host="smtp.example",
+        mail_from="kpr@fhi.example",
+        public_base_url="https://kpr-mottak.example",
+    )
     assert s.env is Env.PRODUCTION
     assert s.decryption_keys[0].cert == keys / "d.crt"

@@ -66,7 +66,9 @@ class FakeSigner:
 
     calls: list[tuple[str, dict[str, bytes]]] = field(default_factory=list)
 
-    def __call__(self, envelope: etree._Element, attachments: Mapping[str, bytes]) -> None:
+    def __call__(
+        self, envelope: etree._Element, attachments: Mapping[str, bytes]
+    ) -> etree._Element:
         self.calls.append((str(envelope.tag), dict(attachments)))
         header = envelope.find(f"{{{SOAP_NS}}}Header")
         assert header is not None
@@ -99,3 +101,4 @@ class FakeSigner:
             digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
             etree.SubElement(ref, ds + "DigestValue").text = digest
         etree.SubElement(sig, ds + "SignatureValue").text = base64.b64encode(b"x" * 32).decode()
+        return envelope

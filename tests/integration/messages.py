@@ -1,0 +1,61 @@
+"""Messages for intake tests, built with the product's own client (as an EPJ would)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import httpx
+
+from app.client import ReadReply, SendOptions, build_epj_message, read_reply
+from app.content.iplos.sample import build_sample, wrap_in_msghead
+from app.ebxml.build import BuiltMessage
+from app.security.devpki import DevPki
+
+DEMO_HER = "8000001"
+PILOT_HER = "131725"
+
+
+def msghead(
+    notifications: int = 3,
+    *,
+    kommune: str = "0301",
+    faults: tuple[str, ...] = (),
+    sender_her: int = 8000001,
+    receiver_her: int = 131725,
+    msg_id: str | None = None,
+    msg_type: str = "KPR_IPL",
+) -> bytes:
+    melding = build_sample(notifications, kommune, faults)
+    return wrap_in_msghead(
+        melding,
+        sender_her,
+        receiver_her,
+        msg_id or str(uuid.uuid4()),
+        datetime.now(UTC).replace(microsecond=0),
+        msg_type=msg_type,
+    )
+
+
+def epj_message(pki: DevPki, head: bytes | None = None, **options: object) -> BuiltMessage:
+    """A signed, encrypted message from the demo municipality to the pilot address."""
+    opts = replace(SendOptions(from_her=DEMO_HER), **options)  # type: ignore[arg-type]
+    return build_epj_message(
+        head if head is not None else msghead(),
+        opts,
+        signing=pki.municipality.signing,
+        encrypt_to=pki.kpr.encryption.certificate,
+    )
+
+
+async def post(client: httpx.AsyncClient, built: BuiltMessage) -> httpx.Response:
+    return await client.post("/ebms", content=built.body, headers=built.http_headers)
+
+
+def reply_of(pki: DevPki, response: httpx.Response) -> ReadReply:
+    return read_reply(
+        response.content,
+        response.headers["content-type"],
+        decryption=(pki.municipality.encryption,),
+    )

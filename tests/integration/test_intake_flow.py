@@ -1,0 +1,47 @@
+"""The whole intake through HTTP: a good message gets a signed Ack and an OK AppRec."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import undefer
+
+from app.apprec.parse import parse_apprec
+from app.models import Message, MessageEvent, NotificationOutbox, Receipt
+from app.security.devpki import DevPki
+from tests.integration.messages import epj_message, post, reply_of
+
+
+async def test_valid_message_gets_signed_ack_and_ok_apprec(
+    intake: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    built = epj_message(pki)
+    r = await post(intake, built)
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("multipart/related")
+    reply = reply_of(pki, r)
+    assert reply.findings == ()
+    assert reply.header is not None
+    assert reply.header.action == "APPREC"
+    assert reply.header.ref_to_message_id == built.message_id
+    assert reply.header.acknowledgment is not None
+    assert reply.signed
+    assert reply.signature_findings == ()
+    assert reply.apprec is not None
+    apprec = parse_apprec(reply.apprec)
+    assert apprec.status == "1", apprec.errors
+    async with sessions() as s:
+        message = (await s.scalars(select(Message).options(undefer(Message.raw)))).one()
+        assert message.status == "OK"
+        assert message.raw == r.request.content
+        assert message.kommune_nr == "0301"
+        receipt = (await s.scalars(select(Receipt).options(undefer(Receipt.body)))).one()
+        assert receipt.body == r.content
+        kinds = [e.kind for e in await s.scalars(select(MessageEvent).order_by(MessageEvent.id))]
+        assert kinds[:2] == ["received", "parsed"]
+        assert "decrypted" in kinds
+        assert "validated" in kinds
+        outbox = list(await s.scalars(select(NotificationOutbox)))
+        assert outbox
+        assert all("fid" not in o.body for o in outbox)
