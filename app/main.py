@@ -18,6 +18,7 @@ from app.keyring import load_keyring
 from app.logging import configure_logging, get_logger
 from app.metrics import Metrics
 from app.middleware import RequestContextMiddleware
+from app.notify.repository import pending_notifications
 from app.settings import Settings
 from app.state import AppState
 
@@ -85,4 +86,10 @@ def _platform_routes(app: FastAPI, metrics: Metrics) -> None:
 
     @app.get("/metrics", tags=["platform"], summary="Prometheus metrics", response_class=Response)
     async def prometheus() -> Response:
+        state: AppState = app.state.kpr
+        try:
+            async with state.sessions() as session:
+                metrics.outbox_depth.set(await pending_notifications(session))
+        except Exception as exc:  # metrics must answer even when the database does not
+            log.warning("metrics.outbox_depth_unavailable", error_type=type(exc).__name__)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,1 @@
+"""The notification outbox: emails to innsendingsansvarlig, sent outside the request."""
