@@ -288,5 +288,10 @@ def dev_pki(
     )
 
 
+from app.cli_tools import register as register_tools  # noqa: E402
+
+register_tools(app)
+
+
 def main() -> None:
     app()

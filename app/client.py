@@ -66,9 +66,14 @@ def prepare_payload(
 
 
 def build_ebxml(
-    payload: ebuild.Payload, options: SendOptions, signing: KeyPair | None
+    payload: ebuild.Payload,
+    options: SendOptions,
+    signing: KeyPair | None,
+    *,
+    sign: ebuild.Signer | None = None,
 ) -> ebuild.BuiltMessage:
-    """The ebXML message around a prepared payload, signed by the sender's MSH."""
+    """The ebXML message around a prepared payload, signed by the sender's MSH (with our
+    XML-DSig and `signing`, or with `sign` when given, e.g. an external tool)."""
     now = options.timestamp or datetime.now(UTC)
     message_id = options.message_id or f"{uuid.uuid4()}@epj.example"
     return ebuild.build_message(
@@ -85,7 +90,7 @@ def build_ebxml(
         ack_requested=options.ack_requested,
         ref_to_message_id=options.ref_to_message_id,
         soap_cte=options.soap_cte,
-        sign=envelope_signer(signing),
+        sign=sign if sign is not None else envelope_signer(signing),
     )
 
 

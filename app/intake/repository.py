@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,26 @@ from app.models import (
     NotificationOutbox,
     Receipt,
 )
+
+# Column widths of the keys the intake looks values up by (see app.models).
+FROM_PARTY_WIDTH = 100
+EBMS_MESSAGE_ID_WIDTH = 500
+MSGHEAD_MSG_ID_WIDTH = 200
+
+
+def fit(value: str, width: int) -> str:
+    """`value` made to fit a column of `width` characters (width > 65) and still identify it:
+    unchanged when it fits, else its start plus '~' and its SHA-256. Senders control these
+    values (ebMS and MsgHead ids have no length limit); PostgreSQL refuses an overlong value."""
+    if len(value) <= width:
+        return value
+    return value[: width - 65] + "~" + hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def _exact(value: str | None, width: int) -> str | None:
+    """A value for a narrow column that must hold it exactly (fid, GUID, kommunenr), or None
+    when it is too long: such a value is invalid anyway and the finding's detail says so."""
+    return value if value is not None and len(value) <= width else None
 
 
 def add_event(
@@ -38,8 +59,8 @@ async def claim_message_id(
     (on PostgreSQL it first waits for a concurrent claimer to commit or roll back)."""
     session.add(
         MessageDedup(
-            from_party_id=from_party_id,
-            ebms_message_id=ebms_message_id,
+            from_party_id=fit(from_party_id, FROM_PARTY_WIDTH),
+            ebms_message_id=fit(ebms_message_id, EBMS_MESSAGE_ID_WIDTH),
             message_id=message.id,
             content_sha256=content_sha256,
         )
@@ -50,7 +71,8 @@ async def claim_message_id(
 async def find_claim(
     session: AsyncSession, from_party_id: str, ebms_message_id: str
 ) -> MessageDedup | None:
-    row: MessageDedup | None = await session.get(MessageDedup, (from_party_id, ebms_message_id))
+    key = (fit(from_party_id, FROM_PARTY_WIDTH), fit(ebms_message_id, EBMS_MESSAGE_ID_WIDTH))
+    row: MessageDedup | None = await session.get(MessageDedup, key)
     return row
 
 
@@ -67,8 +89,8 @@ async def known_message_id(
     """Is `ebms_message_id` a message we received from, or sent to, one of `parties`?"""
     received = await session.scalar(
         select(MessageDedup.message_id).where(
-            MessageDedup.ebms_message_id == ebms_message_id,
-            MessageDedup.from_party_id.in_(parties),
+            MessageDedup.ebms_message_id == fit(ebms_message_id, EBMS_MESSAGE_ID_WIDTH),
+            MessageDedup.from_party_id.in_([fit(p, FROM_PARTY_WIDTH) for p in parties]),
         )
     )
     if received is not None:
@@ -86,7 +108,7 @@ async def msghead_id_seen(
         select(Message.id)
         .where(
             Message.sender_party_id == sender_party_id,
-            Message.msghead_msg_id == msg_id,
+            Message.msghead_msg_id == fit(msg_id, MSGHEAD_MSG_ID_WIDTH),
             Message.id != except_message,
             Message.status.in_(("OK", "AVVIST", "OK_FEIL_I_DELMELDING")),
         )
@@ -106,15 +128,20 @@ def add_findings(session: AsyncSession, message: Message, findings: Iterable[Fin
             apprec_code=f.rule.apprec_code,
             location=f.location[:500],
             detail=f.detail,
-            notification_guid=f.subject.notification_guid if f.subject else None,
-            bruker_nr=f.subject.bruker_nr if f.subject else None,
-            fid=f.subject.fid if f.subject else None,
-            kommune_nr=(f.subject.kommune_nr if f.subject else None) or message.kommune_nr,
+            notification_guid=_exact(f.subject.notification_guid, 36) if f.subject else None,
+            bruker_nr=_fit_optional(f.subject.bruker_nr, 100) if f.subject else None,
+            fid=_exact(f.subject.fid, 11) if f.subject else None,
+            kommune_nr=(_exact(f.subject.kommune_nr, 4) if f.subject else None)
+            or message.kommune_nr,
         )
         for f in findings
     ]
     session.add_all(rows)
     return len(rows)
+
+
+def _fit_optional(value: str | None, width: int) -> str | None:
+    return fit(value, width) if value is not None else None
 
 
 def add_receipt(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -198,11 +199,8 @@ class IntakeService:
     ) -> Reply:
         s = self.settings
         now = message.received_at
-        party = (
-            await party_repo.get_party(session, int(message.from_party_id or 0))
-            if (message.from_party_id or "").isdigit()
-            else None
-        )
+        her_number = _her_number(message.from_party_id)
+        party = await party_repo.get_party(session, her_number) if her_number is not None else None
         findings = await self._registry_checks(session, header, party)
         if findings or party is None:
             raise _Stop(await self._message_error(session, message, transport, findings))
@@ -268,8 +266,10 @@ class IntakeService:
             business_findings.extend(business.findings)
             head = business.msghead
             if head is not None:
-                message.msghead_msg_id = head.msg_id
-                message.msghead_type = head.type_v
+                message.msghead_msg_id = (
+                    repo.fit(head.msg_id, repo.MSGHEAD_MSG_ID_WIDTH) if head.msg_id else None
+                )
+                message.msghead_type = head.type_v[:50] if head.type_v else None
                 if head.msg_id and await repo.msghead_id_seen(
                     session, party.id, head.msg_id, message.id
                 ):
@@ -277,7 +277,7 @@ class IntakeService:
 
                     business_findings.append(msgid_duplicate(head))
             if business.content is not None:
-                message.kommune_nr = (business.content.kommuner or (None,))[0]
+                message.kommune_nr = _kommune_nr(business.content.kommuner)
                 message.notification_count = len(business.content.notifications)
             repo.add_event(session, message, "validated", _now(), findings=len(business_findings))
             del locked
@@ -667,22 +667,43 @@ def _her(ids: tuple[PartyId, ...]) -> str | None:
     return None
 
 
+def _her_number(her: str | None) -> int | None:
+    """A HER-id as the registry's integer key, or None when it cannot be one (ASCII digits
+    only: str.isdigit() also accepts e.g. full-width digits; at most 18 digits: BIGINT)."""
+    if her is None or not (her.isascii() and her.isdigit()) or len(her) > 18:
+        return None
+    return int(her)
+
+
+def _fit_her(her: str | None) -> str | None:
+    # The same key the dedup claim uses, so a transient failure can find and release it.
+    return repo.fit(her, repo.FROM_PARTY_WIDTH) if her else None
+
+
+def _kommune_nr(kommuner: Sequence[str]) -> str | None:
+    """The message's municipality: its first kommuneNr, when that is one (4 digits)."""
+    first = kommuner[0] if kommuner else None
+    if first is None or len(first) != 4 or not (first.isascii() and first.isdigit()):
+        return None
+    return first
+
+
 def _fill_transport(message: Message, transport: stages.Transport) -> None:
     h = transport.header
     ctx = transport.reply_context
     if h is not None:
-        message.ebms_message_id = h.message_id[:500]
+        message.ebms_message_id = repo.fit(h.message_id, repo.EBMS_MESSAGE_ID_WIDTH)
         message.conversation_id = h.conversation_id[:500]
         message.ref_to_message_id = (h.ref_to_message_id or "")[:500] or None
         message.cpa_id = h.cpa_id[:200]
         message.service = h.service.value[:200]
         message.action = h.action[:200]
-        message.from_party_id = (_her(h.from_party.party_ids) or "")[:100] or None
+        message.from_party_id = _fit_her(_her(h.from_party.party_ids))
         message.to_party_id = (_her(h.to_party.party_ids) or "")[:100] or None
     else:
         message.ebms_message_id = (ctx.message_id or "")[:500] or None
         message.cpa_id = (ctx.cpa_id or "")[:200] or None
-        message.from_party_id = (_her(ctx.from_party_ids) or "")[:100] or None
+        message.from_party_id = _fit_her(_her(ctx.from_party_ids))
     if transport.receiver is not None:
         message.environment = transport.receiver.environment
 

@@ -239,13 +239,27 @@ def open_message(
             level=SignatureLevel.BUSINESS,
             location="MsgHead/ds:Signature",
         )
-        bf.extend(check.findings)
+        # Revocation status unavailable is our outage (MessageError DeliveryFailure, the
+        # sender retries), never an AppRec rejection.
+        for f in check.findings:
+            (tf if f.rule.consequence is Consequence.MESSAGE_ERROR else bf).append(f)
         transient = transient or check.transient
         events.append(
             (
                 "document_signature_checked",
                 {"valid": check.accepted, "signer": _subject(document_signer)},
             )
+        )
+    if tf:
+        return Opened(
+            None,
+            tuple(tf),
+            tuple(bf),
+            transient,
+            envelope_signer,
+            document_signer,
+            encrypted,
+            tuple(events),
         )
     return Opened(
         content,
@@ -354,9 +368,12 @@ def build_apprec_reply(
         software_version=software_version,
     )
     status = receipt_outcome(findings).status
+    # The AppRec schema has no place for ds:Signature: the document is signed as CMS
+    # SignedData and then encrypted (sign-then-encrypt), as AMQP-style senders do.
+    document = cms.sign_data(apprec, signer) if signer is not None else apprec
     if encrypt_to is not None:
         payload = ebuild.Payload(
-            cms.encrypt_enveloped(apprec, encrypt_to),
+            cms.encrypt_enveloped(document, encrypt_to),
             "application/pkcs7-mime; smime-type=enveloped-data",
         )
     else:

@@ -32,7 +32,7 @@ from lxml import etree
 from app.core.findings import Finding, Rule
 from app.core.xmlparse import parse_xml
 from app.security import rules
-from app.security.keys import KeyPair
+from app.security.keys import KeyPair, describe_certificate
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -438,8 +438,7 @@ def verify_envelope(
             fs,
             rules.SIG_INVALID,
             "SOAP:Header/ds:Signature",
-            f"Signaturen laget med sertifikatet '{signer.subject.rfc4514_string()}' "
-            f"(serienummer {signer.serial_number:x}) kan ikke verifiseres. "
+            f"Signaturen laget med {describe_certificate(signer)} kan ikke verifiseres. "
             "Meldingen er endret etter signering eller signert med en annen nøkkel.",
         )
     return EnvelopeSignature(tuple(fs), signer, references, tuple(cids))
@@ -570,8 +569,7 @@ def verify_document(document: bytes | etree._Element) -> DocumentSignature:
             fs,
             rs.invalid,
             "MsgHead/ds:Signature",
-            f"Signaturen laget med sertifikatet '{signer.subject.rfc4514_string()}' "
-            f"(serienummer {signer.serial_number:x}) kan ikke verifiseres. "
+            f"Signaturen laget med {describe_certificate(signer)} kan ikke verifiseres. "
             "Fagmeldingen er endret etter signering eller signert med en annen nøkkel.",
         )
     return DocumentSignature(present=True, findings=tuple(fs), signer=signer)

@@ -1,0 +1,115 @@
+"""The benchmarks' helpers on tiny inputs (the benchmarks themselves are run by hand; no test
+here measures or asserts on time)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from app.client import read_reply
+from app.content.iplos import validate_melding
+from app.content.model import ContentContext
+from app.ebxml.mime import parse_body
+from app.security.cms import open_payload
+from app.security.devpki import DevPki, dev_pki
+from app.security.xmldsig import verify_document, verify_envelope
+from bench import percentile, ratio
+from bench.bare_app import make_app
+from bench.intake import KOMMUNER, Keys, build_messages, last_guid
+from bench.validate import content_context, write_files
+
+
+@pytest.fixture(scope="module")
+def pki() -> DevPki:
+    return dev_pki(datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0))
+
+
+def keys_of(pki: DevPki) -> Keys:
+    from cryptography.hazmat.primitives import serialization
+
+    return Keys(
+        pki.municipality.signing,
+        pki.municipality.encryption,
+        pki.kpr.encryption.certificate.public_bytes(serialization.Encoding.PEM),
+    )
+
+
+def test_percentile_interpolates_between_closest_ranks() -> None:
+    values = [4.0, 1.0, 3.0, 2.0]
+    assert percentile(values, 0) == 1.0
+    assert percentile(values, 100) == 4.0
+    assert percentile(values, 50) == 2.5
+    assert percentile(list(map(float, range(1, 101))), 99) == pytest.approx(99.01)
+    assert percentile([7.0], 99) == 7.0
+
+
+def test_percentile_refuses_empty_input_and_out_of_range() -> None:
+    with pytest.raises(ValueError, match="no values"):
+        percentile([], 50)
+    with pytest.raises(ValueError, match="outside"):
+        percentile([1.0], 101)
+
+
+def test_ratio_of_zero_reference_is_infinite() -> None:
+    assert ratio(2.0, 4.0) == 0.5
+    assert ratio(1.0, 0.0) == float("inf")
+
+
+def test_message_factory_builds_signed_encrypted_chained_messages(pki: DevPki) -> None:
+    built = build_messages(keys_of(pki), 4, senders=2, notifications=2)
+    assert len({m.message_id for m in built}) == 4
+    contents = []
+    for i, m in enumerate(built):
+        mime = parse_body(m.body, m.content_type, max_parts=8).message
+        assert mime is not None
+        assert verify_envelope(mime.soap, mime.attachment_map).valid
+        opened = open_payload(mime.attachments[0].data, (pki.kpr.encryption,))
+        assert opened.content is not None
+        doc = verify_document(opened.content)
+        assert doc.present
+        assert doc.findings == ()
+        assert f"<Id>{8000001 + i % 2}</Id>".encode() in opened.content
+        contents.append(opened.content)
+    # sender 0's second message continues its first one's chain and løpenummer
+    assert f'notifikasjonForrigeGUID="{last_guid(contents[0])}"'.encode() in contents[2]
+    assert b'lopenr="3"' in contents[2]
+    assert f'kommuneNr="{KOMMUNER[1]}"'.encode() in contents[1]
+
+
+def test_message_factory_refuses_more_senders_than_municipalities(pki: DevPki) -> None:
+    with pytest.raises(ValueError, match="senders"):
+        build_messages(keys_of(pki), 1, senders=len(KOMMUNER) + 1)
+
+
+def test_last_guid_needs_a_notification() -> None:
+    with pytest.raises(ValueError, match="notifikasjonGUID"):
+        last_guid(b"<Melding/>")
+
+
+async def test_bare_app_answers_ebms_with_the_fixed_reply() -> None:
+    import httpx
+
+    app = make_app(b"R" * 10, "multipart/related; boundary=x")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        r = await client.post("/ebms", content=b"x" * 100_000)
+        assert r.status_code == 200
+        assert r.content == b"R" * 10
+        assert r.headers["content-type"] == "multipart/related; boundary=x"
+        assert (await client.get("/readyz")).status_code == 200
+        assert (await client.get("/ebms")).status_code == 404
+
+
+def test_validate_bench_files_are_a_valid_melding_and_its_msghead(tmp_path: Path) -> None:
+    melding, msghead = write_files(tmp_path, 5)
+    ctx = content_context()
+    assert isinstance(ctx, ContentContext)
+    result = validate_melding(melding.read_bytes(), ctx)
+    assert result.findings == ()
+    assert len(result.notifications) == 5
+    assert msghead.read_bytes().count(b"<Notifikasjon") == 5
+
+
+_ = read_reply  # the outcome classifier reads replies with it
