@@ -441,10 +441,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         db_kind = "PostgreSQL" if args.postgres else "SQLite"
         print(
             f"\n{args.requests} requests, {args.concurrency} concurrent clients, "
-            f"{senders} sending municipalities, database {db_kind}, python {sys.version.split()[0]}, {os.cpu_count()} CPUs\n"
+            f"{senders} sending municipalities, database {db_kind}, "
+            f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs\n"
         )
-        print(f"{'endpoint':<8} {'requests':>8} {'req/s':>10} {'p50 ms':>10} {'p99 ms':>10}"
-              f" {'reply bytes':>12}")
+        print(
+            f"{'endpoint':<8} {'requests':>8} {'req/s':>10} {'p50 ms':>10} {'p99 ms':>10}"
+            f" {'reply bytes':>12}"
+        )
         print(_row("intake", ours))
         print(_row("bare", bare))
         print(

@@ -174,7 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--notifications", type=int, default=100_000)
     parser.add_argument("--no-msghead", action="store_true", help="skip the MsgHead variant")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (files, outputs)")
-    parser.add_argument("--child", choices=("baseline", "melding", "msghead"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", choices=("baseline", "melding", "msghead"), help=argparse.SUPPRESS
+    )
     parser.add_argument("file", nargs="?", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
