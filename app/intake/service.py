@@ -105,20 +105,25 @@ class IntakeService:
             f"Meldingen er {size} byte; største tillatte størrelse er "
             f"{self.settings.max_message_bytes} byte (pakket). Del opp meldingen.",
         )
-        async with self.state.sessions() as session:
-            message = self._new_message(req, size=size, sha256=hashlib.sha256(b"").hexdigest())
-            message.raw = None
-            message.raw_ref = "not read: larger than KPR_MAX_MESSAGE_BYTES"
-            message.status = "TOO_LARGE"
-            message.completed_at = req.received_at
-            session.add(message)
-            await session.flush()
-            repo.add_event(session, message, "received", req.received_at, size=size)
-            repo.add_findings(session, message, [finding])
-            repo.add_event(session, message, "refused", req.received_at, reason="too_large")
-            await session.commit()
+        message_id: int | None = None
+        try:
+            async with self.state.sessions() as session:
+                message = self._new_message(req, size=size, sha256=hashlib.sha256(b"").hexdigest())
+                message.raw = None
+                message.raw_ref = "not read: larger than KPR_MAX_MESSAGE_BYTES"
+                message.status = "TOO_LARGE"
+                message.completed_at = req.received_at
+                session.add(message)
+                await session.flush()
+                message_id = message.id
+                repo.add_event(session, message, "received", req.received_at, size=size)
+                repo.add_findings(session, message, [finding])
+                repo.add_event(session, message, "refused", req.received_at, reason="too_large")
+                await session.commit()
+        except Exception as exc:  # the database is down: the answer is still 413, not a 500
+            log.error("intake.store_too_large_failed", error_type=type(exc).__name__)
         self.state.metrics.messages.labels("TOO_LARGE", "unknown").inc()
-        log.info("intake.refused_too_large", message_id=message.id, size=size)
+        log.info("intake.refused_too_large", message_id=message_id, size=size)
         text = f"{finding.rule.text_no} {finding.detail}\n".encode()
         return Reply(413, text, "text/plain; charset=utf-8")
 

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -31,8 +32,8 @@ from app.main import create_app
 from app.models import Finding, Message, Receipt
 from app.parties import repository as party_repo
 from app.parties.spec import CpaSpec
-from app.security.devpki import DevPki
-from app.settings import Settings
+from app.security.devpki import DevPki, write_dev_pki
+from app.settings import Env, Settings
 from tests.integration.messages import DEMO_HER, epj_message, msghead, post, reply_of
 
 Edit = Callable[[etree._Element], None]
@@ -581,3 +582,39 @@ async def test_overlong_content_values_get_an_apprec_and_are_stored(
     # A value too long for its column is never cut into something that looks valid.
     assert all(f.fid is None or len(f.fid) == 11 for f in findings)
     assert all(f.kommune_nr in (None, "0301") for f in findings)
+
+
+# --- the database is down: still an answer, never a 500 ---------------------------------------
+
+
+DOWN_MAX = 256 * 1024  # room for a real message
+
+
+@pytest.fixture
+async def intake_without_database(tmp_path: Path, pki: DevPki) -> AsyncIterator[httpx.AsyncClient]:
+    """An intake whose database cannot be reached (nothing listens on port 1)."""
+    settings = Settings(
+        _env_file=None,
+        env=Env.TEST,
+        database_url="postgresql+asyncpg://kpr@127.0.0.1:1/kpr",
+        pki_dir=tmp_path / "pki",
+        max_message_bytes=DOWN_MAX,
+        log_format="json",
+    )
+    write_dev_pki(settings.pki_dir, pki)
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kpr.test") as c:
+            yield c
+
+
+async def test_database_down_still_answers_413_and_message_error(
+    intake_without_database: httpx.AsyncClient, pki: DevPki
+) -> None:
+    too_large = await intake_without_database.post(
+        "/ebms", content=b"x" * (DOWN_MAX + 1), headers={"Content-Type": "text/xml"}
+    )
+    assert too_large.status_code == 413
+    r = await post(intake_without_database, epj_message(pki))
+    assert_single_error(r, "EBMS-INTERNAL-ERROR", "DeliveryFailure")
