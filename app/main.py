@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sessions=session_factory(engine),
             metrics=metrics,
             keyring=load_keyring(settings),
+            sqlite_writer=asyncio.Lock() if settings.is_sqlite else None,
         )
         log.info(
             "service.started",

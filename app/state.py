@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -18,3 +19,6 @@ class AppState:
     sessions: async_sessionmaker[AsyncSession]
     metrics: Metrics
     keyring: Keyring
+    # SQLite has one writer at a time; queueing writers here, in the event loop, replaces its
+    # busy-handler sleeps (up to 100 ms each) with an orderly wait. None on PostgreSQL.
+    sqlite_writer: asyncio.Lock | None = field(default=None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -117,7 +117,22 @@ async def msghead_id_seen(
     return found is not None
 
 
-def add_findings(session: AsyncSession, message: Message, findings: Iterable[Finding]) -> int:
+def add_findings(
+    session: AsyncSession,
+    message: Message,
+    findings: Iterable[Finding],
+    *,
+    allowed_kommuner: Collection[str] | None = None,
+) -> int:
+    """Store findings. A finding is filed under its municipality only when the sending party
+    may report for it (`allowed_kommuner`), so no one else's error list can show it."""
+
+    def kommune(f: Finding) -> str | None:
+        value = (_exact(f.subject.kommune_nr, 4) if f.subject else None) or message.kommune_nr
+        if allowed_kommuner is not None and value not in allowed_kommuner:
+            return None
+        return value
+
     rows = [
         FindingRow(
             message_id=message.id,
@@ -131,8 +146,7 @@ def add_findings(session: AsyncSession, message: Message, findings: Iterable[Fin
             notification_guid=_exact(f.subject.notification_guid, 36) if f.subject else None,
             bruker_nr=_fit_optional(f.subject.bruker_nr, 100) if f.subject else None,
             fid=_exact(f.subject.fid, 11) if f.subject else None,
-            kommune_nr=(_exact(f.subject.kommune_nr, 4) if f.subject else None)
-            or message.kommune_nr,
+            kommune_nr=kommune(f),
         )
         for f in findings
     ]

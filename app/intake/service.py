@@ -11,6 +11,7 @@ MessageError.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
 from collections.abc import Sequence
@@ -53,6 +54,10 @@ from app.state import AppState
 
 log = get_logger(__name__)
 
+# MsgHead and ebXML say different senders or receivers: spoofing, not a typo (DOMAIN 2.3).
+SPOOFING_RULES = frozenset(
+    {"MSGHEAD-SENDER-NOT-EBXML-FROM", "MSGHEAD-SENDER-NOT-PARTY", "MSGHEAD-RECEIVER-NOT-EBXML-TO"}
+)
 STATUS_BY_APPREC = {
     AppRecStatus.OK: "OK",
     AppRecStatus.REJECTED: "AVVIST",
@@ -130,7 +135,8 @@ class IntakeService:
     async def receive(self, req: IntakeRequest) -> Reply:
         started = datetime.now(UTC)
         try:
-            reply, status, env = await self._receive(req)
+            async with self.state.sqlite_writer or contextlib.nullcontext():
+                reply, status, env = await self._receive(req)
         except Exception as exc:
             # A bug or an outage: keep the request, answer with a MessageError, never a 500.
             log.exception("intake.internal_error", error_type=type(exc).__name__)
@@ -282,9 +288,21 @@ class IntakeService:
 
                     business_findings.append(msgid_duplicate(head))
             if business.content is not None:
-                message.kommune_nr = _kommune_nr(business.content.kommuner)
+                # Only a municipality the party may report for: findings (with person ids)
+                # are filed under it and read by that municipality's users.
+                kommune = _kommune_nr(business.content.kommuner)
+                allowed = {k.kommune_nr for k in party.kommuner}
+                message.kommune_nr = kommune if kommune in allowed else None
                 message.notification_count = len(business.content.notifications)
             repo.add_event(session, message, "validated", _now(), findings=len(business_findings))
+            spoofing = sorted({f.rule.id for f in business_findings} & SPOOFING_RULES)
+            if spoofing:
+                log.warning(
+                    "security.spoofing_suspected",
+                    message_id=message.id,
+                    party_her_id=party.her_id,
+                    rules=spoofing,
+                )
             del locked
         receipt = await self._reply_with_apprec(
             session, message, header, party, business, business_findings
@@ -440,7 +458,9 @@ class IntakeService:
             )
         )
         message.status = STATUS_BY_APPREC[built.status]
-        repo.add_findings(session, message, findings)
+        repo.add_findings(
+            session, message, findings, allowed_kommuner={k.kommune_nr for k in party.kommuner}
+        )
         repo.add_receipt(
             session,
             message,
