@@ -61,7 +61,7 @@ async def clean_database_url(database_url: str) -> str:
 @pytest.fixture
 def settings(clean_database_url: str, tmp_path: Path) -> Settings:
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         env=Env.TEST,
         database_url=clean_database_url,
         pki_dir=tmp_path / "pki",

@@ -53,7 +53,8 @@ async def test_metrics_count_messages_by_outcome_and_outbox_depth(
     await post(intake, epj_message(pki))
     text = (await intake.get("/metrics")).text
     assert 'kpr_messages_total{environment="pilot",outcome="OK"} 1.0' in text
-    depth = next(line for line in text.splitlines()
-                 if line.startswith("kpr_notification_outbox_depth "))
+    depth = next(
+        line for line in text.splitlines() if line.startswith("kpr_notification_outbox_depth ")
+    )
     assert float(depth.split()[1]) >= 1
     assert "kpr_intake_seconds_count 1.0" in text

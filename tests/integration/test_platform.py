@@ -24,7 +24,7 @@ async def test_readyz_is_ready_when_database_reachable(client: httpx.AsyncClient
 async def test_readyz_is_503_when_database_unreachable() -> None:
     settings = Settings(
         _env_file=None,
-        env=Env.TEST,  # type: ignore[call-arg]
+        env=Env.TEST,
         database_url="postgresql+asyncpg://nobody@127.0.0.1:9/none",
     )
     app = create_app(settings)

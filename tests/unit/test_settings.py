@@ -12,7 +12,7 @@ from app.settings import Env, ReceiverEnvironment, Settings
 
 
 def make(**kwargs: object) -> Settings:
-    return Settings(_env_file=None, **kwargs)  # type: ignore[call-arg, arg-type]
+    return Settings(_env_file=None, **kwargs)  # type: ignore[arg-type]
 
 
 def test_defaults_are_the_pilot_receiver_on_sqlite() -> None:
@@ -26,7 +26,7 @@ def test_defaults_are_the_pilot_receiver_on_sqlite() -> None:
 
 def test_receivers_parse_several_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KPR_RECEIVERS", "131725=pilot, 171479=test,122612=production")
-    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    s = Settings(_env_file=None)
     assert s.receivers[171479] is ReceiverEnvironment.TEST
     assert s.receivers[122612] is ReceiverEnvironment.PRODUCTION
 
@@ -53,7 +53,7 @@ def test_bad_values_get_a_specific_message(
 ) -> None:
     monkeypatch.setenv(env, value)
     with pytest.raises(ValidationError, match=re.escape(message)):
-        Settings(_env_file=None)  # type: ignore[call-arg]
+        Settings(_env_file=None)
 
 
 def test_unreadable_key_file_is_refused(tmp_path: Path) -> None:
