@@ -43,12 +43,20 @@ class ReportingYear:
 
 @dataclass(frozen=True, slots=True)
 class ReportingCalendar:
+    """Configured reporting years; with `standard` (the default) every other year gets the
+    standing deadlines, 15 January and 21 March of the following year, and no pilot window."""
+
     years: tuple[ReportingYear, ...] = ()
+    standard: bool = True
 
     def get(self, year: int) -> ReportingYear | None:
         for y in self.years:
             if y.year == year:
                 return y
+        if self.standard:
+            return ReportingYear(
+                year, None, None, datetime.date(year + 1, 1, 15), datetime.date(year + 1, 3, 21)
+            )
         return None
 
 

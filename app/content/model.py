@@ -55,6 +55,16 @@ class IplosHistory:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryKeys:
+    """What a message refers to, read before validation, so the caller loads only the history
+    rows it needs (not a municipality's whole past). GUIDs normalized."""
+
+    guids: frozenset[str] = frozenset()  # the message's own notification GUIDs and its refs
+    bruker_nrs: frozenset[str] = frozenset()
+    fids: frozenset[str] = frozenset()  # personal data: used in a query, never logged
+
+
+@dataclass(frozen=True, slots=True)
 class ContentContext:
     """Everything a content check needs besides the bytes. `allowed_kommuner` None = no check
     (offline `validate`); `allow_synthetic` True on pilot/test addresses only."""

@@ -11,11 +11,12 @@ from pathlib import Path
 
 from lxml import etree
 
-from app.content.model import ContentContext, ContentResult
+from app.content.model import ContentContext, ContentResult, HistoryKeys
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 CheckContent = Callable[[bytes | etree._Element, ContentContext], ContentResult]
+ReadHistoryKeys = Callable[[etree._Element], HistoryKeys]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,7 @@ class ContentFormat:
     title: str
     schema_path: Path  # the project's own XSD for this format
     check: CheckContent  # XSD + every rule; pure
+    history_keys: ReadHistoryKeys | None = None  # what history rows a message needs
 
 
 def _builtin_formats() -> tuple[ContentFormat, ...]:

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import __version__
 from app.apprec.model import AppRecStatus, AppRecVersion
 from app.content.calendar import ReportingCalendar, parse_reporting_calendar
-from app.content.model import ContentContext, IplosHistory, normalize_guid
+from app.content.model import ContentContext, HistoryKeys, IplosHistory, normalize_guid
 from app.core.findings import Finding
 from app.ebxml import build as ebuild
 from app.ebxml import rules as ebxml_rules
@@ -252,18 +252,9 @@ class IntakeService:
         business_findings = list(opened.business_findings)
         business: stages.Business | None = None
         if opened.content is not None and not business_findings:
-            history, locked = await self._history(session, party)
-            environment = transport.receiver.environment if transport.receiver else "pilot"
-            context = ContentContext(
-                now=now,
-                allowed_kommuner=frozenset(k.kommune_nr for k in party.kommuner),
-                allow_synthetic=environment != ReceiverEnvironment.PRODUCTION.value,
-                history=history,
-                calendar=self._calendar(),
-            )
             content = opened.content
-            business = await anyio.to_thread.run_sync(
-                lambda: stages.check_business(
+            read = await anyio.to_thread.run_sync(
+                lambda: stages.read_business(
                     content,
                     now=now,
                     ebxml_from_her=message.from_party_id,
@@ -271,9 +262,18 @@ class IntakeService:
                     party_her=str(party.her_id),
                     our_her_ids=list(self.receivers),
                     skew=timedelta(seconds=s.gen_date_skew_seconds),
-                    context=context,
                 )
             )
+            history = await self._history(session, party, read.keys) if read.fmt else None
+            environment = transport.receiver.environment if transport.receiver else "pilot"
+            context = ContentContext(
+                now=now,
+                allowed_kommuner=frozenset(k.kommune_nr for k in party.kommuner),
+                allow_synthetic=environment != ReceiverEnvironment.PRODUCTION.value,
+                history=history or IplosHistory(),
+                calendar=self._calendar(),
+            )
+            business = await anyio.to_thread.run_sync(lambda: stages.check_content(read, context))
             business_findings.extend(business.findings)
             head = business.msghead
             if head is not None:
@@ -303,7 +303,6 @@ class IntakeService:
                     party_her_id=party.her_id,
                     rules=spoofing,
                 )
-            del locked
         receipt = await self._reply_with_apprec(
             session, message, header, party, business, business_findings
         )
@@ -550,15 +549,21 @@ class IntakeService:
 
     # --- history, notification --------------------------------------------------------------
 
-    async def _history(self, session: AsyncSession, party: Party) -> tuple[IplosHistory, int]:
+    async def _history(
+        self, session: AsyncSession, party: Party, keys: HistoryKeys
+    ) -> IplosHistory:
+        """The history rows this message's checks need, with the party's municipalities'
+        sequence rows locked (FOR UPDATE) so løpenummer checks cannot interleave."""
         kommuner = [k.kommune_nr for k in party.kommuner]
         if not kommuner:
-            return IplosHistory(), 0
-        # Lock the municipalities' sequence rows: løpenummer checks must not interleave.
+            return IplosHistory()
         for k in kommuner:
             if await session.get(IplosKommuneState, k) is None:
-                session.add(IplosKommuneState(kommune_nr=k))
-        await session.flush()
+                try:
+                    async with session.begin_nested():
+                        session.add(IplosKommuneState(kommune_nr=k))
+                except IntegrityError:  # another process created it first: fine
+                    pass
         states = list(
             await session.scalars(
                 select(IplosKommuneState)
@@ -566,24 +571,34 @@ class IntakeService:
                 .with_for_update()
             )
         )
-        known = await session.execute(
-            select(IplosNotification.guid, IplosNotification.status).where(
-                IplosNotification.kommune_nr.in_(kommuner)
+        known: dict[str, str] = {}
+        for chunk in _chunks(keys.guids):
+            rows = await session.execute(
+                select(IplosNotification.guid, IplosNotification.status).where(
+                    IplosNotification.kommune_nr.in_(kommuner), IplosNotification.guid.in_(chunk)
+                )
             )
-        )
-        brukere = await session.execute(
-            select(IplosBruker.kommune_nr, IplosBruker.bruker_nr, IplosBruker.fid).where(
-                IplosBruker.kommune_nr.in_(kommuner)
-            )
-        )
+            known.update({normalize_guid(g): st for g, st in rows.all()})
+        brukere: dict[tuple[str, str], str] = {}
+        for column, values in (
+            (IplosBruker.bruker_nr, keys.bruker_nrs),
+            (IplosBruker.fid, keys.fids),
+        ):
+            for chunk in _chunks(values):
+                found = await session.execute(
+                    select(IplosBruker.kommune_nr, IplosBruker.bruker_nr, IplosBruker.fid).where(
+                        IplosBruker.kommune_nr.in_(kommuner), column.in_(chunk)
+                    )
+                )
+                brukere.update({(k, b): f for k, b, f in found.all()})
         return IplosHistory(
             last_lopenr={
                 st.kommune_nr: st.last_lopenr for st in states if st.last_lopenr is not None
             },
             last_guid={st.kommune_nr: st.last_guid for st in states if st.last_guid},
-            known_guids={normalize_guid(g): st for g, st in known.all()},
-            bruker_fid={(k, b): f for k, b, f in brukere.all()},
-        ), len(states)
+            known_guids=known,
+            bruker_fid=brukere,
+        )
 
     async def _store_history(
         self, session: AsyncSession, message: Message, business: stages.Business
@@ -673,8 +688,14 @@ class IntakeService:
         return ebuild.her_party(her)
 
     def _calendar(self) -> ReportingCalendar | None:
-        text = self.settings.reporting_calendar
-        return parse_reporting_calendar(text) if text.strip() else None
+        # Empty configuration = the standing deadlines for every year (see ReportingCalendar).
+        return parse_reporting_calendar(self.settings.reporting_calendar)
+
+
+def _chunks(values: frozenset[str], size: int = 500) -> list[list[str]]:
+    """IN-lists in bounded chunks (database parameter limits)."""
+    ordered = sorted(values)
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
 def _now() -> datetime:

@@ -16,7 +16,8 @@ from app.apprec.mapping import receipt_outcome
 from app.apprec.model import AppRecStatus, AppRecVersion
 from app.apprec.model import Party as AppRecParty
 from app.content import registry
-from app.content.model import ContentContext, ContentResult
+from app.content.model import ContentContext, ContentResult, HistoryKeys
+from app.content.registry import ContentFormat
 from app.core.findings import Consequence, Finding
 from app.ebxml import build as ebuild
 from app.ebxml.checks import Receiver, check_header
@@ -284,7 +285,18 @@ class Business:
     content: ContentResult | None
 
 
-def check_business(
+@dataclass(frozen=True, slots=True)
+class BusinessHead:
+    """The MsgHead read and checked; `fmt` is the content format to run next (None when the
+    message stops here), `keys` what history that content needs."""
+
+    msghead: MsgHead | None
+    findings: tuple[Finding, ...]
+    fmt: ContentFormat | None
+    keys: HistoryKeys
+
+
+def read_business(
     content: bytes,
     *,
     now: datetime,
@@ -293,14 +305,13 @@ def check_business(
     party_her: str | None,
     our_her_ids: Collection[str],
     skew: timedelta,
-    context: ContentContext,
-) -> Business:
-    """MsgHead, then the content format it names."""
+) -> BusinessHead:
+    """MsgHead: structure, then the context checks; picks the content format it names."""
     reading = read_msghead(content, huge=True)
     head = reading.msghead
     findings = list(reading.findings)
     if head is None:
-        return Business(None, tuple(findings), None)
+        return BusinessHead(None, tuple(findings), None, HistoryKeys())
     supported = {f.msg_type for f in registry.formats()}
     findings.extend(
         check_msghead(
@@ -320,9 +331,41 @@ def check_business(
         or head.content is None
         or any(f.rule.consequence is Consequence.REJECT_MESSAGE for f in findings)
     ):
-        return Business(head, tuple(findings), None)
-    result = fmt.check(head.content, context)
-    return Business(head, (*findings, *result.findings), result)
+        return BusinessHead(head, tuple(findings), None, HistoryKeys())
+    keys = fmt.history_keys(head.content) if fmt.history_keys else HistoryKeys()
+    return BusinessHead(head, tuple(findings), fmt, keys)
+
+
+def check_content(read: BusinessHead, context: ContentContext) -> Business:
+    """The content format's schema and rules, after `read_business`."""
+    if read.fmt is None or read.msghead is None or read.msghead.content is None:
+        return Business(read.msghead, read.findings, None)
+    result = read.fmt.check(read.msghead.content, context)
+    return Business(read.msghead, (*read.findings, *result.findings), result)
+
+
+def check_business(
+    content: bytes,
+    *,
+    now: datetime,
+    ebxml_from_her: str | None,
+    ebxml_to_her: str | None,
+    party_her: str | None,
+    our_her_ids: Collection[str],
+    skew: timedelta,
+    context: ContentContext,
+) -> Business:
+    """MsgHead, then the content format it names, with a history given up front (offline)."""
+    read = read_business(
+        content,
+        now=now,
+        ebxml_from_her=ebxml_from_her,
+        ebxml_to_her=ebxml_to_her,
+        party_her=party_her,
+        our_her_ids=our_her_ids,
+        skew=skew,
+    )
+    return check_content(read, context)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import undefer
 
 from app.apprec.parse import parse_apprec
+from app.models import Finding as FindingRow
 from app.models import Message, MessageEvent, NotificationOutbox, Receipt
 from app.security.devpki import DevPki
 from tests.integration.messages import epj_message, post, reply_of
@@ -58,3 +59,17 @@ async def test_metrics_count_messages_by_outcome_and_outbox_depth(
     )
     assert float(depth.split()[1]) >= 1
     assert "kpr_intake_seconds_count 1.0" in text
+
+
+async def test_late_reporting_is_a_warning_not_an_error(
+    intake: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    # The sample reports events of 2018: far past the 21 March 2019 correction deadline.
+    r = await post(intake, epj_message(pki))
+    reply = reply_of(pki, r)
+    assert reply.apprec is not None
+    apprec = parse_apprec(reply.apprec)
+    assert (apprec.status, apprec.errors) == ("1", ())
+    async with sessions() as s:
+        rules = [f.rule_id for f in await s.scalars(select(FindingRow))]
+    assert rules == ["IPL-CALENDAR-AFTER-CORRECTION"]

@@ -88,5 +88,22 @@ def test_corrections_are_on_time_until_the_correction_deadline() -> None:
     assert timeliness(cal, 2018, later, correction=True) is Timeliness.AFTER_CORRECTION_DEADLINE
 
 
-def test_unknown_year_has_no_verdict() -> None:
-    assert timeliness(parse_reporting_calendar(TEXT), 2017, _at(2019, 1, 1)) is None
+def test_unconfigured_year_gets_the_standing_deadlines() -> None:
+    cal = parse_reporting_calendar(TEXT)
+    assert timeliness(cal, 2017, _at(2018, 1, 15)) is Timeliness.ON_TIME
+    assert timeliness(cal, 2017, _at(2018, 1, 16)) is Timeliness.LATE
+    assert timeliness(cal, 2017, _at(2018, 3, 22), correction=True) is (
+        Timeliness.AFTER_CORRECTION_DEADLINE
+    )
+    entry = parse_reporting_calendar("").get(2030)
+    assert entry is not None
+    assert (entry.deadline, entry.correction_deadline, entry.pilot_from) == (
+        datetime.date(2031, 1, 15),
+        datetime.date(2031, 3, 21),
+        None,
+    )
+
+
+def test_a_calendar_without_standing_rule_has_no_verdict_for_other_years() -> None:
+    cal = ReportingCalendar(parse_reporting_calendar(TEXT).years, standard=False)
+    assert timeliness(cal, 2017, _at(2019, 1, 1)) is None

@@ -1,7 +1,7 @@
 """IPLOS in KPR, XPR(ipl) 56.0.0 (`http://www.npr.no/xmlstds/56_0_0_ipl`), MsgInfo/Type KPR_IPL."""
 
 from app.content.iplos.rules import RULES
-from app.content.iplos.validate import NS, SCHEMA_PATH, validate_melding
+from app.content.iplos.validate import NS, SCHEMA_PATH, history_keys, validate_melding
 from app.content.registry import ContentFormat
 
 FORMAT = ContentFormat(
@@ -11,6 +11,7 @@ FORMAT = ContentFormat(
     title="IPLOS-melding til KPR, XPR(ipl) 56.0.0",
     schema_path=SCHEMA_PATH,
     check=validate_melding,
+    history_keys=history_keys,
 )
 
 __all__ = ["FORMAT", "NS", "RULES", "SCHEMA_PATH", "validate_melding"]

@@ -34,6 +34,7 @@ from app.content.model import (
     Contact,
     ContentContext,
     ContentResult,
+    HistoryKeys,
     Notification,
     normalize_guid,
 )
@@ -648,3 +649,21 @@ def validate_melding(source: bytes | etree._Element, ctx: ContentContext) -> Con
         for r in rows
     )
     return ContentResult(tuple(findings), notifications, tuple(contacts), tuple(kommuner))
+
+
+def history_keys(root: etree._Element) -> HistoryKeys:
+    """The GUIDs, brukerNr and fids a `Melding` mentions: the history rows its checks need."""
+    guids: set[str] = set()
+    brukere: set[str] = set()
+    fids: set[str] = set()
+    for notif in root.iter(NOTIFIKASJON):
+        for attr in ("notifikasjonGUID", "notifikasjonRef"):
+            value = notif.get(attr)
+            if value:
+                guids.add(normalize_guid(value))
+    for bruker in root.iter(BRUKER):
+        if bruker_nr := bruker.get("brukerNr"):
+            brukere.add(bruker_nr)
+        if fid := bruker.get("fid"):
+            fids.add(fid)
+    return HistoryKeys(frozenset(guids), frozenset(brukere), frozenset(fids))
