@@ -113,7 +113,8 @@ async def test_brukernr_must_keep_its_fid_across_messages(
     second = melding(2, 3, last_guid(first))
     old_bruker = bruker(first).get("brukerNr")
     new_bruker = bruker(second).get("brukerNr")
-    assert old_bruker and new_bruker
+    assert old_bruker
+    assert new_bruker
     # Same brukerNr as a person of the first message, but another fid.
     changed = second.replace(
         f'brukerNr="{new_bruker}"'.encode(), f'brukerNr="{old_bruker}"'.encode()
@@ -133,7 +134,8 @@ async def test_a_person_under_a_new_brukernr_is_a_warning(
     assert (await send(intake, pki, first))[0] == "1"
     second = melding(2, 3, last_guid(first))
     old_fid, new_fid = bruker(first).get("fid"), bruker(second).get("fid")
-    assert old_fid and new_fid
+    assert old_fid
+    assert new_fid
     moved = second.replace(f'fid="{new_fid}"'.encode(), f'fid="{old_fid}"'.encode())
     status, ots = await send(intake, pki, moved)
     assert (status, ots) == ("1", [])
