@@ -161,7 +161,8 @@ class Message(Base):
     remote_addr: Mapped[str | None] = mapped_column(String(64))
     content_type: Mapped[str | None] = mapped_column(String(1000))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
-    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    # None when the body was never read (refused by size before reading)
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     raw: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     raw_ref: Mapped[str | None] = mapped_column(String(500))  # when raw bytes live elsewhere
     # ebXML transport

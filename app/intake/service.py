@@ -113,7 +113,7 @@ class IntakeService:
         message_id: int | None = None
         try:
             async with self.state.sessions() as session:
-                message = self._new_message(req, size=size, sha256=hashlib.sha256(b"").hexdigest())
+                message = self._new_message(req, size=size, sha256=None)
                 message.raw = None
                 message.raw_ref = "not read: larger than KPR_MAX_MESSAGE_BYTES"
                 message.status = "TOO_LARGE"
@@ -264,6 +264,25 @@ class IntakeService:
                     skew=timedelta(seconds=s.gen_date_skew_seconds),
                 )
             )
+            type_v = read.msghead.type_v if read.msghead is not None else None
+            if not party.cpas and type_v and header.action != type_v:
+                # Without a CPA the Action must name the business message (DOMAIN 2.1).
+                raise _Stop(
+                    await self._message_error(
+                        session,
+                        message,
+                        transport,
+                        [
+                            Finding(
+                                ebxml_rules.SERVICE_NOT_ALLOWED,
+                                "eb:MessageHeader/eb:Action",
+                                f"Action '{header.action}' stemmer ikke med MsgInfo/Type "
+                                f"'{type_v}'. Uten avtalt CPA skal Action være lik "
+                                "MsgInfo/Type.",
+                            )
+                        ],
+                    )
+                )
             history = await self._history(session, party, read.keys) if read.fmt else None
             environment = transport.receiver.environment if transport.receiver else "pilot"
             context = ContentContext(
@@ -671,7 +690,7 @@ class IntakeService:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _new_message(self, req: IntakeRequest, *, size: int, sha256: str) -> Message:
+    def _new_message(self, req: IntakeRequest, *, size: int, sha256: str | None) -> Message:
         return Message(
             received_at=req.received_at,
             request_id=req.request_id,

@@ -67,7 +67,7 @@ def upgrade() -> None:
     sa.Column('remote_addr', sa.String(length=64), nullable=True),
     sa.Column('content_type', sa.String(length=1000), nullable=True),
     sa.Column('size_bytes', sa.BigInteger(), nullable=False),
-    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=True),
     sa.Column('raw', sa.LargeBinary(), nullable=True),
     sa.Column('raw_ref', sa.String(length=500), nullable=True),
     sa.Column('ebms_message_id', sa.String(length=500), nullable=True),

@@ -73,3 +73,20 @@ async def test_late_reporting_is_a_warning_not_an_error(
     async with sessions() as s:
         rules = [f.rule_id for f in await s.scalars(select(FindingRow))]
     assert rules == ["IPL-CALENDAR-AFTER-CORRECTION"]
+
+
+async def test_without_cpa_the_action_must_be_the_msghead_type(
+    intake: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    r = await post(intake, epj_message(pki, action="SOMETHING_ELSE"))
+    reply = reply_of(pki, r)
+    assert reply.header is not None
+    assert reply.header.action == "MessageError"
+    (error,) = reply.header.errors
+    assert error.error_code == "ValueNotRecognized"
+    assert error.description is not None
+    assert "EBMS-SERVICE-NOT-ALLOWED" in error.description
+    assert "MsgInfo/Type" in error.description
+    async with sessions() as s:
+        message = (await s.scalars(select(Message))).one()
+    assert message.status == "MESSAGE_ERROR"

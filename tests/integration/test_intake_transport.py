@@ -478,6 +478,7 @@ async def test_declared_content_length_over_max_is_413_without_reading_the_body(
     assert message.status == "TOO_LARGE"
     assert message.size_bytes == 10000
     assert message.raw is None
+    assert message.sha256 is None  # never read, so no hash that could pass for a real one
     assert rules == ["EBMS-TOO-LARGE"]
 
 
