@@ -288,9 +288,11 @@ def dev_pki(
     )
 
 
+from app.cli_notify import register as register_notify  # noqa: E402
 from app.cli_tools import register as register_tools  # noqa: E402
 
 register_tools(app)
+register_notify(app)
 
 
 def main() -> None:

@@ -3,9 +3,42 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
+import traceback
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
+
+# Fødselsnummer-like digit runs (11 digits, or 6+5 with a space): masked in every log line as a
+# last line of defence; the code never logs message content or person identifiers on purpose.
+_PERSON_ID = re.compile(r"(?<!\d)\d{6}\s?\d{5}(?!\d)")
+
+
+def _mask_value(value: object) -> object:
+    if isinstance(value, str):
+        return _PERSON_ID.sub("***********", value)
+    if isinstance(value, list | tuple):
+        return type(value)(_mask_value(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _mask_value(v) for k, v in value.items()}
+    return value
+
+
+def mask_person_ids(
+    _logger: object, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key, value in list(event_dict.items()):
+        event_dict[key] = _mask_value(value)
+    return event_dict
+
+
+def error_location(exc: BaseException, limit: int = 6) -> list[str]:
+    """Where an exception came from, as `file:line function` of its innermost frames, without
+    its message or locals: messages of driver or parser errors can quote data."""
+    frames = traceback.extract_tb(exc.__traceback__)[-limit:]
+    return [f"{f.filename.rsplit('/site-packages/', 1)[-1]}:{f.lineno} {f.name}" for f in frames]
 
 
 def configure_logging(log_format: str = "auto", level: int = logging.INFO) -> None:
@@ -19,6 +52,7 @@ def configure_logging(log_format: str = "auto", level: int = logging.INFO) -> No
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            mask_person_ids,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

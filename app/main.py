@@ -20,6 +20,7 @@ from app.logging import configure_logging, get_logger
 from app.metrics import Metrics
 from app.middleware import RequestContextMiddleware
 from app.notify.repository import pending_notifications
+from app.notify.sender import start_background
 from app.settings import Settings
 from app.state import AppState
 
@@ -47,9 +48,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             env=settings.env.value,
             receivers={str(k): v.value for k, v in settings.receivers.items()},
         )
+        notifier = start_background(app.state.kpr)  # only when KPR_SMTP_HOST is set
         try:
             yield
         finally:
+            await notifier.stop()
             await engine.dispose()
             log.info("service.stopped")
 

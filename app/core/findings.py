@@ -47,10 +47,15 @@ class Rule:
     text_no: str  # Norwegian, for the sender (AppRec OT, ebMS Description, error lists)
     apprec_code: str | None = None  # kodeverk 8221 (T01, E10, S01, ...) when it reaches an AppRec
     ebms_error_code: str | None = None  # ebMS errorCode when it is a transport error
+    # A temporary failure on our side (an outage, revocation status unavailable): the sender
+    # should retry, so its ebMS severity is Warning (ebMS 2.0: Error means unrecoverable).
+    transient: bool = False
 
     @property
     def severity(self) -> Severity:
-        return Severity.WARNING if self.consequence is Consequence.WARN else Severity.ERROR
+        if self.consequence is Consequence.WARN or self.transient:
+            return Severity.WARNING
+        return Severity.ERROR
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,12 @@ cap it has already enforced). Whitespace is kept: signatures depend on it.
 
 from __future__ import annotations
 
+import re
+
 from lxml import etree
+
+# Characters XML 1.0 cannot carry (C0 controls but tab/LF/CR, surrogates, U+FFFE/FFFF).
+_NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 class XmlRejected(ValueError):
@@ -38,3 +43,9 @@ def parse_xml(data: bytes, *, huge: bool = False) -> etree._Element:
     if doctype:
         raise XmlRejected("XML med DOCTYPE/DTD er ikke tillatt")
     return root
+
+
+def xml_safe(text: str) -> str:
+    """Text with the characters XML 1.0 cannot carry replaced by U+FFFD: for values that came
+    from a sender (header fields, ids) and go back out in our own XML."""
+    return _NOT_XML_CHAR.sub("\ufffd", text)

@@ -21,7 +21,7 @@ from urllib.parse import quote
 from lxml import etree
 
 from app.core.findings import Finding, Severity
-from app.core.xmlparse import parse_xml
+from app.core.xmlparse import parse_xml, xml_safe
 from app.ebxml.envelope import (
     ACTION_MESSAGE_ERROR,
     ACTOR_TO_PARTY_MSH,
@@ -100,7 +100,7 @@ def _digest_id(prefix: str, *chunks: bytes) -> str:
 def _eb(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
     el = etree.SubElement(parent, f"{{{EB_NS}}}{name}")
     if text is not None:
-        el.text = text
+        el.text = xml_safe(text)  # echoed sender values may hold control characters
     return el
 
 
@@ -118,7 +118,7 @@ def _party(parent: etree._Element, name: str, party: Party) -> None:
     for pid in party.party_ids:
         p = _eb(el, "PartyId", pid.value)
         if pid.type:
-            p.set(f"{{{EB_NS}}}type", pid.type)
+            p.set(f"{{{EB_NS}}}type", xml_safe(pid.type))
     if party.role:
         _eb(el, "Role", party.role)
 
@@ -150,7 +150,7 @@ def _envelope(h: _Header) -> tuple[etree._Element, etree._Element, etree._Elemen
     _eb(mh, "ConversationId", h.conversation_id)
     svc = _eb(mh, "Service", h.service.value)
     if h.service.type:
-        svc.set(f"{{{EB_NS}}}type", h.service.type)
+        svc.set(f"{{{EB_NS}}}type", xml_safe(h.service.type))
     _eb(mh, "Action", h.action)
     md = _eb(mh, "MessageData")
     _eb(md, "MessageId", h.message_id)
@@ -408,7 +408,7 @@ def build_message_error(
         err.set(f"{{{EB_NS}}}errorCode", f.rule.ebms_error_code or "Unknown")
         err.set(f"{{{EB_NS}}}severity", "Error" if f.severity is Severity.ERROR else "Warning")
         if f.location.strip():
-            err.set(f"{{{EB_NS}}}location", f.location)
+            err.set(f"{{{EB_NS}}}location", xml_safe(f.location))
         desc = _eb(err, "Description", _error_description(f))
         desc.set(f"{{{XML_NS}}}lang", "no")
     return _finish(root, message_id, [], soap_cte=soap_cte, sign=sign, multipart=multipart)

@@ -7,6 +7,8 @@ service, which owns the registry, but live here so the catalogue is complete.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from app.core.findings import Consequence, Layer, Rule
 
 # ebMS 2.0 errorCode values (ebMS 2.0 §4.2.3.4.1).
@@ -199,11 +201,14 @@ DUPLICATE_INCONSISTENT = _rule(
     "MessageId er brukt før for en melding med annet innhold.",
     INCONSISTENT,
 )
-DELIVERY_FAILED = _rule(
-    "EBMS-DELIVERY-FAILED",
-    "The message could not be stored or delivered (temporary)",
-    "Meldingen kunne ikke tas imot på grunn av en midlertidig feil hos mottaker.",
-    DELIVERY_FAILURE,
+DELIVERY_FAILED = replace(
+    _rule(
+        "EBMS-DELIVERY-FAILED",
+        "The message could not be stored or delivered (temporary)",
+        "Meldingen kunne ikke tas imot på grunn av en midlertidig feil hos mottaker.",
+        DELIVERY_FAILURE,
+    ),
+    transient=True,
 )
 
 RULES: tuple[Rule, ...] = (

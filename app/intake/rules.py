@@ -44,6 +44,7 @@ INTERNAL_ERROR = Rule(
     text_no="Mottaker fikk en intern feil under behandlingen. Meldingen er lagret; send den "
     "på nytt senere.",
     ebms_error_code="DeliveryFailure",
+    transient=True,
 )
 
 RULES: tuple[Rule, ...] = (

@@ -29,6 +29,7 @@ from app.apprec.model import AppRecStatus, AppRecVersion
 from app.content.calendar import ReportingCalendar, parse_reporting_calendar
 from app.content.model import ContentContext, HistoryKeys, IplosHistory, normalize_guid
 from app.core.findings import Finding
+from app.core.xmlparse import xml_safe
 from app.ebxml import build as ebuild
 from app.ebxml import rules as ebxml_rules
 from app.ebxml.envelope import EbmsHeader, PartyId, ReplyContext
@@ -37,7 +38,7 @@ from app.intake import repository as repo
 from app.intake import rules as intake_rules
 from app.intake import stages
 from app.keyring import Keyring
-from app.logging import get_logger
+from app.logging import error_location, get_logger
 from app.models import (
     IplosBruker,
     IplosKommuneState,
@@ -139,7 +140,11 @@ class IntakeService:
                 reply, status, env = await self._receive(req)
         except Exception as exc:
             # A bug or an outage: keep the request, answer with a MessageError, never a 500.
-            log.exception("intake.internal_error", error_type=type(exc).__name__)
+            log.error(
+                "intake.internal_error",
+                error_type=type(exc).__name__,
+                where=error_location(exc),
+            )
             reply, status, env = await self._store_failure(req), "FAILED", "unknown"
         self.state.metrics.messages.labels(status, env).inc()
         self.state.metrics.intake_seconds.observe((datetime.now(UTC) - started).total_seconds())
@@ -161,7 +166,6 @@ class IntakeService:
         )
         header = transport.header
         env = transport.receiver.environment if transport.receiver else "unknown"
-        from_id = _her(header.from_party.party_ids) if header else None
         async with self.state.sessions() as session:
             message = self._new_message(
                 req, size=len(req.body), sha256=hashlib.sha256(req.body).hexdigest()
@@ -169,7 +173,14 @@ class IntakeService:
             _fill_transport(message, transport)
             session.add(message)
             await session.flush()
-            repo.add_event(session, message, "received", req.received_at, size=len(req.body))
+            repo.add_event(
+                session,
+                message,
+                "received",
+                req.received_at,
+                size=len(req.body),
+                soap_action=xml_safe(req.soap_action)[:100] if req.soap_action else None,
+            )
             repo.add_event(
                 session,
                 message,
@@ -178,15 +189,6 @@ class IntakeService:
                 ok=header is not None,
                 findings=len(transport.findings),
             )
-            if header is not None and from_id is not None:
-                try:
-                    async with session.begin_nested():
-                        await repo.claim_message_id(
-                            session, from_id, header.message_id, message, transport.content_sha256
-                        )
-                except IntegrityError:
-                    await session.rollback()
-                    return await self._duplicate(req, transport, from_id), "DUPLICATE", env
             try:
                 if transport.findings or header is None:
                     raise _Stop(
@@ -248,6 +250,12 @@ class IntakeService:
                     transient=opened.transient,
                 )
             )
+        # The sender is now authenticated: claim (sender, MessageId). Earlier refusals are not
+        # claimed, so a corrected resend with the same MessageId is processed, and nobody can
+        # take a party's MessageId with a forged From.
+        duplicate = await self._claim(session, message, transport, header)
+        if duplicate is not None:
+            raise _Stop(duplicate)
         message.payload_bytes = len(opened.content) if opened.content is not None else None
         business_findings = list(opened.business_findings)
         business: stages.Business | None = None
@@ -435,7 +443,7 @@ class IntakeService:
         if transient and message.ebms_message_id and message.from_party_id:
             # A temporary failure must not be replayed to a retry: release the dedup claim.
             claim = await repo.find_claim(session, message.from_party_id, message.ebms_message_id)
-            if claim is not None:
+            if claim is not None and claim.message_id == message.id:
                 await session.delete(claim)
         log.info(
             "intake.message_error",
@@ -503,41 +511,57 @@ class IntakeService:
         )
         return built
 
-    async def _duplicate(
-        self, req: IntakeRequest, transport: stages.Transport, from_id: str
-    ) -> Reply:
-        header = transport.header
-        assert header is not None
-        async with self.state.sessions() as session:
-            claim = await repo.find_claim(session, from_id, header.message_id)
-            assert claim is not None
-            message = self._new_message(
-                req, size=len(req.body), sha256=hashlib.sha256(req.body).hexdigest()
+    async def _claim(
+        self,
+        session: AsyncSession,
+        message: Message,
+        transport: stages.Transport,
+        header: EbmsHeader,
+    ) -> Reply | None:
+        """Claim (sender, MessageId) for this message; None when claimed. Otherwise this is a
+        resend: the stored reply byte for byte, or `Inconsistent` when the content differs.
+        On PostgreSQL a concurrent claimer's insert waits here until the first commits."""
+        from_id = message.from_party_id
+        assert from_id is not None
+        for _attempt in range(2):
+            try:
+                async with session.begin_nested():
+                    await repo.claim_message_id(
+                        session, from_id, header.message_id, message, transport.content_sha256
+                    )
+                return None
+            except IntegrityError:
+                claim = await repo.find_claim(session, from_id, header.message_id)
+            if claim is not None:
+                break
+        else:  # claimed and released again twice in a row: let the sender retry
+            raise _Stop(await self._temporary_failure(session, message, transport))
+        assert claim is not None
+        if claim.content_sha256 != transport.content_sha256:
+            finding = Finding(
+                ebxml_rules.DUPLICATE_INCONSISTENT,
+                "eb:MessageHeader/eb:MessageData/eb:MessageId",
+                f"MessageId '{header.message_id}' er allerede brukt av en annen melding "
+                "med annet innhold. Gi hver ny melding en ny MessageId.",
             )
-            _fill_transport(message, transport)
-            session.add(message)
-            await session.flush()
-            repo.add_event(session, message, "received", req.received_at, size=len(req.body))
-            if claim.content_sha256 != transport.content_sha256:
-                finding = Finding(
-                    ebxml_rules.DUPLICATE_INCONSISTENT,
-                    "eb:MessageHeader/eb:MessageData/eb:MessageId",
-                    f"MessageId '{header.message_id}' er allerede brukt av en annen melding "
-                    "med annet innhold. Gi hver ny melding en ny MessageId.",
-                )
-                reply = await self._message_error(session, message, transport, [finding])
-                message.completed_at = _now()
-                await session.commit()
-                return reply
-            stored = await repo.receipt_for(session, claim.message_id)
-            message.status = "DUPLICATE"
-            message.completed_at = _now()
-            repo.add_event(session, message, "duplicate", _now(), original=claim.message_id)
-            await session.commit()
-        if stored is None:  # the original failed before its receipt: it is being retried
-            raise RuntimeError("duplicate of a message without a stored receipt")
+            return await self._message_error(session, message, transport, [finding])
+        stored = await repo.receipt_for(session, claim.message_id)
+        if stored is None:  # cannot happen: claim and receipt commit together
+            return await self._temporary_failure(session, message, transport)
+        message.status = "DUPLICATE"
+        repo.add_event(session, message, "duplicate", _now(), original=claim.message_id)
         log.info("intake.duplicate", message_id=message.id, original=claim.message_id)
         return Reply(200, stored.body, stored.content_type)
+
+    async def _temporary_failure(
+        self, session: AsyncSession, message: Message, transport: stages.Transport
+    ) -> Reply:
+        finding = Finding(
+            intake_rules.INTERNAL_ERROR,
+            "eb:MessageHeader/eb:MessageData/eb:MessageId",
+            "Meldingen kunne ikke behandles nå. Send den på nytt om litt.",
+        )
+        return await self._message_error(session, message, transport, [finding], transient=True)
 
     async def _store_failure(self, req: IntakeRequest) -> Reply:
         finding = Finding(
@@ -695,7 +719,8 @@ class IntakeService:
             received_at=req.received_at,
             request_id=req.request_id,
             remote_addr=req.remote_addr,
-            content_type=(req.content_type or "")[:1000],
+            # header text may hold control characters; PostgreSQL text cannot hold NUL
+            content_type=xml_safe(req.content_type or "")[:1000],
             size_bytes=size,
             sha256=sha256,
             raw=req.body,

@@ -139,6 +139,7 @@ CERT_STATUS_UNAVAILABLE = Rule(
     text_no="Mottaker kunne ikke sjekke om signatursertifikatet er tilbakekalt. Dette er en "
     "midlertidig feil hos mottaker: send meldingen på nytt senere.",
     ebms_error_code=_DELIVERY_FAILURE,
+    transient=True,
 )
 
 # --- business document signature (MsgHead ds:Signature or CMS SignedData) ---------------------
@@ -199,6 +200,7 @@ MSG_CERT_STATUS_UNAVAILABLE = Rule(
     text_no="Mottaker kunne ikke sjekke om sertifikatet som signerte fagmeldingen er "
     "tilbakekalt. Dette er en midlertidig feil hos mottaker: send meldingen på nytt senere.",
     ebms_error_code=_DELIVERY_FAILURE,
+    transient=True,
 )
 
 # --- decoding the decrypted payload ----------------------------------------------------------

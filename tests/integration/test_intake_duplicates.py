@@ -85,8 +85,9 @@ async def test_identical_resend_gets_the_stored_reply_and_is_not_processed_again
         kinds = list(
             await s.scalars(select(MessageEvent.kind).where(MessageEvent.message_id == resend.id))
         )
+        # A resend is authenticated before it may match a claim, but never validated again.
         assert "duplicate" in kinds
-        assert "decrypted" not in kinds
+        assert "signature_checked" in kinds
         assert "validated" not in kinds
     assert await _count(sessions, IplosNotification) == notifications
     assert await _count(sessions, NotificationOutbox) == outbox
@@ -134,16 +135,34 @@ async def test_resend_with_other_mime_framing_is_the_same_message(
     assert [m.status for m in await _messages(sessions)] == ["OK", "DUPLICATE"]
 
 
-async def test_resend_of_a_rejected_message_gets_the_same_message_error(
+async def test_resend_of_a_refused_message_is_checked_again(
     intake: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
+    # Refused before the sender was authenticated: no claim, so a corrected resend with the
+    # same MessageId can be processed; an unchanged one is refused again, for the same reason.
     built = epj_message(pki, time_to_live=datetime.now(UTC) - timedelta(minutes=1))
     first = await post(intake, built)
     assert_single_error(first, "EBMS-TTL-EXPIRED", "TimeToLiveExpired")
     again = await post(intake, built)
-    assert again.content == first.content
-    assert [m.status for m in await _messages(sessions)] == ["MESSAGE_ERROR", "DUPLICATE"]
-    assert await _count(sessions, Receipt) == 1
+    assert_single_error(again, "EBMS-TTL-EXPIRED", "TimeToLiveExpired")
+    assert [m.status for m in await _messages(sessions)] == ["MESSAGE_ERROR", "MESSAGE_ERROR"]
+    assert await _count(sessions, Receipt) == 2
+    assert await _count(sessions, MessageDedup) == 0
+
+
+async def test_a_forged_from_cannot_take_a_partys_message_id(
+    intake: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    message_id = f"{uuid.uuid4()}@epj.example"
+    real = epj_message(pki, message_id=message_id)
+    # Someone else posts the party's MessageId first, signed with a key that is not theirs.
+    forged = epj_message(pki, msghead(), message_id=message_id)
+    forged_body = forged.body.replace(b"<ds:SignatureValue>", b"<ds:SignatureValue>AAAA", 1)
+    assert forged_body != forged.body
+    refused = await intake.post("/ebms", content=forged_body, headers=forged.http_headers)
+    assert b"MessageError" in refused.content
+    assert_accepted(pki, await post(intake, real))
+    assert await _count(sessions, MessageDedup) == 1
 
 
 async def test_same_message_id_with_other_content_is_inconsistent(

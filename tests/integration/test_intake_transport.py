@@ -53,11 +53,13 @@ def message_error(response: httpx.Response) -> tuple[EbmsError, ...]:
     return reply.header.errors
 
 
-def assert_single_error(response: httpx.Response, rule_id: str, error_code: str) -> EbmsError:
+def assert_single_error(
+    response: httpx.Response, rule_id: str, error_code: str, severity: str = "Error"
+) -> EbmsError:
     errors = message_error(response)
     assert [e.error_code for e in errors] == [error_code], errors
     error = errors[0]
-    assert error.severity == "Error"
+    assert error.severity == severity
     assert error.description is not None
     assert f"[{rule_id}]" in error.description
     assert error.location
@@ -618,4 +620,5 @@ async def test_database_down_still_answers_413_and_message_error(
     )
     assert too_large.status_code == 413
     r = await post(intake_without_database, epj_message(pki))
-    assert_single_error(r, "EBMS-INTERNAL-ERROR", "DeliveryFailure")
+    # Temporary: severity Warning, so the sender's MSH retries (ebMS 2.0: Error is final).
+    assert_single_error(r, "EBMS-INTERNAL-ERROR", "DeliveryFailure", severity="Warning")

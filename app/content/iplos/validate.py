@@ -76,17 +76,19 @@ MANDATORY_KONTAKTTYPER = ("1", "15", "16", "17")
 _ID_KIND_OF_TYPE = {"1": IdKind.FNR, "2": IdKind.DNR, "3": IdKind.HNR}
 _KIND_NO = {IdKind.FNR: "fødselsnummer", IdKind.DNR: "D-nummer", IdKind.HNR: "H-nummer"}
 
-_LOPENR = re.compile(r"-?\d+")
-_KOMMUNENR = re.compile(r"\d{4}")
-_BYDEL = re.compile(r"\d{2,6}")
-_ORGNR = re.compile(r"(\d{9})0?")
-_PHONE = re.compile(r"(\+47|0047|)( *\d *){8}")
+# ASCII digits only ([0-9], never \\d: that also matches Arabic-Indic and other digits).
+# A løpenummer has at most 18 digits, so it fits the database's BIGINT.
+_LOPENR = re.compile(r"[0-9]{1,18}")
+_KOMMUNENR = re.compile(r"[0-9]{4}")
+_BYDEL = re.compile(r"[0-9]{2,6}")
+_ORGNR = re.compile(r"([0-9]{9})0?")
+_PHONE = re.compile(r"(\+47|0047|)( *[0-9] *){8}")
+_YEAR = re.compile(r"[0-9]{4}")
 # RFC 5322 dot-atom local part and a host name (the annotation's expression without the rarely
 # used quoted local parts and address literals).
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _EMAIL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+{_LABEL}")
-_ATTR_IN_MESSAGE = re.compile(r"attribute '([^']+)'")
 _MAX_XSD_FINDINGS = 50
 _TEXT_ATTRS = ("leverandor", "navnEPJ", "versjonEPJ", "versjonUt")
 

@@ -1,0 +1,148 @@
+"""The notification email to innsendingsansvarlig: its text (Norwegian) and its MIME form.
+
+The email carries no personal data (DOMAIN.md §3): which message, when, the status, counts of
+errors per AppRec code (kodeverk 8221) and where to read more. Never a fødselsnummer, a
+brukerNr or a notification GUID: the municipality's error list holds those. As defence in
+depth any long digit run (a fid would be 11 digits) is masked in the finished text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from app.apprec.model import ERROR_CODES, FALLBACK_ERROR_CODE
+from app.core.findings import Consequence, Finding
+from app.msghead.xmlutil import OSLO
+
+# 11 digits or more in a row, or 6 + 5 digits with one separator (a fid written as
+# "ddmmyy nnnnn"): masked wherever they come from.
+_FID_LIKE = re.compile(r"(?<!\d)(?:\d{11,}|\d{6}[ .\-]\d{5})(?!\d)")
+_MASK = "***********"
+_MESSAGE_LEVEL = {Consequence.MESSAGE_ERROR, Consequence.REJECT_MESSAGE}
+
+
+def scrub(text: str) -> str:
+    """`text` with every fødselsnummer-like digit run masked."""
+    return _FID_LIKE.sub(_MASK, text)
+
+
+def error_counts(findings: Sequence[Finding]) -> dict[str, int]:
+    """How many AppRec Errors each 8221 code would get for these findings, before the receipt's
+    cap on the number of Error elements (app.apprec.mapping): one per distinct message-level
+    finding (rule and detail), one per failing notification (grouped by notifikasjonGUID, else
+    brukerNr, else location; the code of its first finding). Warnings count nothing."""
+    counts: dict[str, int] = {}
+    seen_message: set[tuple[str, str]] = set()
+    seen_rows: set[str] = set()
+    for f in findings:
+        if f.rule.consequence in _MESSAGE_LEVEL:
+            if (f.rule.id, f.detail) in seen_message:
+                continue
+            seen_message.add((f.rule.id, f.detail))
+        elif f.rule.consequence is Consequence.DROP_NOTIFICATION:
+            row = _row_key(f)
+            if row in seen_rows:
+                continue
+            seen_rows.add(row)
+        else:
+            continue
+        code = f.rule.apprec_code or FALLBACK_ERROR_CODE
+        if code not in ERROR_CODES:
+            code = FALLBACK_ERROR_CODE
+        counts[code] = counts.get(code, 0) + 1
+    return counts
+
+
+def _row_key(finding: Finding) -> str:
+    # The same grouping as the AppRec's row errors (app.apprec.mapping).
+    s = finding.subject
+    if s is not None and s.notification_guid:
+        return "guid:" + s.notification_guid
+    if s is not None and s.bruker_nr:
+        return "bruker:" + s.bruker_nr
+    return "loc:" + finding.location
+
+
+def compose_notification(
+    *,
+    party_name: str,
+    her_id: int | str,
+    message_ref: int | str,
+    received_at: datetime,
+    status_text: str,
+    error_counts: Mapping[str, int],
+    link: str,
+    msghead_msg_id: str | None = None,
+) -> tuple[str, str]:
+    """(subject, body) of the email about one received message. `message_ref` is KPR's
+    reference (the message id in the API); `msghead_msg_id`, when given, is the MsgId the EPJ
+    gave the message, so the municipality can find it in its own system."""
+    when = received_at.astimezone(OSLO).strftime("%d.%m.%Y kl. %H:%M:%S")
+    subject = f"KPR: IPLOS-melding mottatt ({status_text}), referanse {message_ref}"
+    lines = [
+        "Hei,",
+        "",
+        f"KPR har mottatt en IPLOS-melding fra {party_name} (HER-id {her_id}).",
+        "",
+        f"Meldingsreferanse hos KPR: {message_ref}",
+    ]
+    if msghead_msg_id:
+        lines.append(f"Meldingens MsgId: {msghead_msg_id}")
+    lines += [f"Mottatt: {when} (norsk tid)", f"Status: {status_text}", ""]
+    counted = {code: n for code, n in error_counts.items() if n > 0}
+    if counted:
+        total = sum(counted.values())
+        lines.append(
+            f"Applikasjonskvitteringen melder {total} feil, fordelt på feilkode (kodeverk 8221):"
+        )
+        for code in sorted(counted):
+            text = ERROR_CODES.get(code)
+            label = f"{code} ({text})" if text else code
+            lines.append(f"  {label}: {counted[code]}")
+    else:
+        lines.append("Applikasjonskvitteringen melder ingen feil.")
+    lines += [
+        "",
+        "Detaljer finnes i applikasjonskvitteringen i EPJ-systemet. Kommunens feilliste hos KPR "
+        "viser hver feil med brukerNr, slik at den kan rettes i EPJ (krever tilgang):",
+        link,
+        "",
+        "Denne e-posten inneholder ingen personopplysninger og er sendt automatisk av KPRs "
+        "mottak for IPLOS-meldinger.",
+        "",
+    ]
+    return scrub(" ".join(subject.split())), scrub("\n".join(lines))
+
+
+def message_id_for(outbox_id: int, created_at: datetime, mail_from: str) -> str:
+    """A Message-ID that stays the same when the same outbox row is sent again (at least once:
+    a receiving system can recognise the duplicate)."""
+    domain = mail_from.rpartition("@")[2].strip("<> ") or "kpr-mottak.invalid"
+    token = hashlib.sha256(f"{outbox_id}:{created_at.isoformat()}".encode()).hexdigest()[:20]
+    return f"<kpr-notify.{outbox_id}.{token}@{domain}>"
+
+
+def build_email(
+    *,
+    mail_from: str,
+    recipient: str,
+    subject: str,
+    body: str,
+    message_id: str,
+    date: datetime,
+) -> EmailMessage:
+    """The MIME message: UTF-8 plain text with Message-ID and Date, marked auto-generated."""
+    msg = EmailMessage()
+    msg["From"] = mail_from
+    msg["To"] = recipient
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(date)
+    msg["Message-ID"] = message_id
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
+    msg.set_content(body, charset="utf-8")
+    return msg

@@ -1,0 +1,333 @@
+"""The outbox sender: sends due notification emails over SMTP, at least once.
+
+One round (`send_due`):
+1. Claim up to `batch` due rows (status 'pending', next_attempt_at <= now) in one statement,
+   `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING ...`, moving their
+   next_attempt_at a lease ahead, and commit. Several processes on one PostgreSQL database
+   skip each other's rows; SQLite (one writer at a time) ignores the lock clause and runs the
+   statement atomically. A claimed row is nobody else's until the lease runs out.
+2. Send each row (one SMTP connection per round), then mark it: 'sent' with sent_at, committed
+   only after the SMTP server accepted the mail (a crash in between sends it again after the
+   lease: at least once); or, on failure, attempts + 1 and an exponential backoff, 'failed'
+   after `max_attempts`. last_error holds the SMTP error with addresses masked.
+
+Logs name the outbox row and the message, never the recipient (an employee's address).
+The loop (`run_loop`) runs in the server when KPR_SMTP_HOST is set (`start_background`) or as
+its own process (`kpr-mottak notify run`); it logs and retries, it never raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import aiosmtplib
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.logging import get_logger
+from app.models import NotificationOutbox
+from app.notify.email import build_email, message_id_for, scrub
+from app.settings import Settings
+from app.state import AppState
+
+log = get_logger(__name__)
+
+DEFAULT_BATCH = 20
+DEFAULT_INTERVAL = 5.0
+MAX_ATTEMPTS = 10
+FIRST_BACKOFF = timedelta(minutes=1)
+MAX_BACKOFF = timedelta(hours=1)
+SMTP_TIMEOUT = 30.0
+_LAST_ERROR_LENGTH = 500
+_EMAIL_LIKE = re.compile(r"[^\s<>\"'(),;:]+@[^\s<>\"'(),;:]+")
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    host: str
+    port: int = 25
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    starttls: bool = False
+    mail_from: str = "kpr-mottak@localhost"
+    timeout: float = SMTP_TIMEOUT
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmtpConfig:
+        if not settings.smtp_host:
+            raise ValueError("KPR_SMTP_HOST is not set: there is no SMTP server to send to")
+        return cls(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username or None,
+            password=(
+                settings.smtp_password.get_secret_value() if settings.smtp_password else None
+            ),
+            starttls=settings.smtp_starttls,
+            mail_from=settings.mail_from,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SendReport:
+    claimed: int = 0
+    sent: int = 0
+    retrying: int = 0  # failed this time, will be tried again
+    failed: int = 0  # failed for the last time: status 'failed'
+
+
+@dataclass(frozen=True, slots=True)
+class _Claimed:
+    id: int
+    message_id: int
+    recipient: str
+    subject: str
+    body: str
+    attempts: int
+    created_at: datetime
+
+
+def backoff(attempts: int) -> timedelta:
+    """Delay before the next try after `attempts` failed ones: 1, 2, 4, ... minutes, at most
+    an hour."""
+    return min(FIRST_BACKOFF * (1 << min(max(attempts - 1, 0), 30)), MAX_BACKOFF)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _error_text(exc: BaseException) -> str:
+    """The SMTP error for last_error: type and server answer, addresses masked."""
+    text = f"{type(exc).__name__}: {exc}"
+    text = scrub(_EMAIL_LIKE.sub("<adresse>", " ".join(text.split())))
+    return text[:_LAST_ERROR_LENGTH]
+
+
+async def send_due(
+    sessions: async_sessionmaker[AsyncSession],
+    config: SmtpConfig,
+    *,
+    batch: int = DEFAULT_BATCH,
+    max_attempts: int = MAX_ATTEMPTS,
+    clock: Callable[[], datetime] = _utcnow,
+    writer_lock: asyncio.Lock | None = None,
+) -> SendReport:
+    """Claim and send the due rows, at most `batch`. `writer_lock` is the app's SQLite writer
+    lock when running inside the server (held only around the short writes, never while
+    talking SMTP)."""
+    if batch < 1:
+        raise ValueError("batch must be at least 1")
+    lease = timedelta(seconds=config.timeout * (batch + 2))
+    guard = writer_lock or contextlib.nullcontext()
+    now = clock()
+    async with guard, sessions() as session:
+        rows = await _claim(session, now, batch, lease)
+        await session.commit()
+    if not rows:
+        return SendReport()
+    sent = retrying = failed = 0
+    smtp: aiosmtplib.SMTP | None = None
+    unreachable: Exception | None = None  # the server could not be reached: fail the rest
+    try:
+        for row in sorted(rows, key=lambda r: r.id):
+            error = unreachable
+            if error is None:
+                try:
+                    if smtp is None or not smtp.is_connected:
+                        smtp = None
+                        try:
+                            smtp = await _connect(config)
+                        except Exception as exc:
+                            unreachable = exc
+                            raise
+                    await smtp.send_message(
+                        build_email(
+                            mail_from=config.mail_from,
+                            recipient=row.recipient,
+                            subject=row.subject,
+                            body=row.body,
+                            message_id=message_id_for(row.id, row.created_at, config.mail_from),
+                            date=clock(),
+                        ),
+                        sender=config.mail_from,
+                        recipients=[row.recipient],
+                    )
+                except Exception as exc:  # any failure to send is one failed attempt
+                    error = exc
+            gave_up = False
+            async with guard, sessions() as session:
+                if error is None:
+                    await _mark_sent(session, row, clock())
+                else:
+                    gave_up = await _mark_failed(session, row, clock(), error, max_attempts)
+                await session.commit()
+            if error is None:
+                sent += 1
+                log.info("notify.sent", outbox_id=row.id, message_id=row.message_id)
+                continue
+            if gave_up:
+                failed += 1
+            else:
+                retrying += 1
+            log.warning(
+                "notify.failed",
+                outbox_id=row.id,
+                message_id=row.message_id,
+                attempts=row.attempts + 1,
+                gave_up=gave_up,
+                error_type=type(error).__name__,
+                smtp_code=getattr(error, "code", None),
+            )
+    finally:
+        if smtp is not None and smtp.is_connected:
+            with contextlib.suppress(Exception):
+                await smtp.quit()
+    return SendReport(claimed=len(rows), sent=sent, retrying=retrying, failed=failed)
+
+
+async def _connect(config: SmtpConfig) -> aiosmtplib.SMTP:
+    smtp = aiosmtplib.SMTP(
+        hostname=config.host,
+        port=config.port,
+        start_tls=config.starttls,
+        timeout=config.timeout,
+    )
+    await smtp.connect()
+    if config.username:
+        await smtp.login(config.username, config.password or "")
+    return smtp
+
+
+async def _claim(
+    session: AsyncSession, now: datetime, batch: int, lease: timedelta
+) -> list[_Claimed]:
+    o = NotificationOutbox
+    due = (o.status == "pending") & (o.next_attempt_at <= now)
+    ids = (
+        select(o.id)
+        .where(due)
+        .order_by(o.next_attempt_at, o.id)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    result = await session.execute(
+        update(o)
+        .where(o.id.in_(ids.scalar_subquery()), due)
+        .values(next_attempt_at=now + lease)
+        .returning(o.id, o.message_id, o.recipient, o.subject, o.body, o.attempts, o.created_at)
+        .execution_options(synchronize_session=False)
+    )
+    return [_Claimed(*r) for r in result.all()]
+
+
+async def _mark_sent(session: AsyncSession, row: _Claimed, now: datetime) -> None:
+    o = NotificationOutbox
+    await session.execute(
+        update(o)
+        .where(o.id == row.id)
+        .values(status="sent", sent_at=now, attempts=o.attempts + 1, last_error=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def _mark_failed(
+    session: AsyncSession, row: _Claimed, now: datetime, error: BaseException, max_attempts: int
+) -> bool:
+    """Count the failed try; True when it was the last one (status 'failed')."""
+    o = NotificationOutbox
+    attempts = row.attempts + 1
+    gave_up = attempts >= max_attempts
+    await session.execute(
+        update(o)
+        .where(o.id == row.id, o.status == "pending")
+        .values(
+            status="failed" if gave_up else "pending",
+            attempts=attempts,
+            next_attempt_at=now if gave_up else now + backoff(attempts),
+            last_error=_error_text(error),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return gave_up
+
+
+async def run_loop(
+    sessions: async_sessionmaker[AsyncSession],
+    config: SmtpConfig,
+    *,
+    interval: float = DEFAULT_INTERVAL,
+    batch: int = DEFAULT_BATCH,
+    stop: asyncio.Event | None = None,
+    once: bool = False,
+    writer_lock: asyncio.Lock | None = None,
+) -> SendReport:
+    """Send rounds until `stop` is set (or one pass over what is due when `once`); returns the
+    totals. A full batch goes straight on to the next round, otherwise it waits `interval`
+    seconds. Errors (database down, a bug) are logged and the round is tried again later."""
+    stop = stop or asyncio.Event()
+    total = SendReport()
+    while not stop.is_set():
+        report: SendReport | None = None
+        try:
+            report = await send_due(sessions, config, batch=batch, writer_lock=writer_lock)
+        except Exception as exc:  # never let the loop die: log and try again next round
+            log.error("notify.round_failed", error_type=type(exc).__name__)
+        if report is not None:
+            total = SendReport(
+                claimed=total.claimed + report.claimed,
+                sent=total.sent + report.sent,
+                retrying=total.retrying + report.retrying,
+                failed=total.failed + report.failed,
+            )
+        if report is not None and report.claimed >= batch:
+            continue  # more may be due right now
+        if once:
+            break
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+    return total
+
+
+@dataclass
+class BackgroundSender:
+    """The sender loop inside the server; a no-op when KPR_SMTP_HOST is not set."""
+
+    task: asyncio.Task[SendReport] | None = None
+    stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        if self.task is None:
+            return
+        self.stop_event.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.task), timeout=grace)
+        except TimeoutError:  # stuck in SMTP: the claimed rows go again after their lease
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        except Exception as exc:
+            log.error("notify.stop_failed", error_type=type(exc).__name__)
+
+
+def start_background(state: AppState, *, interval: float = DEFAULT_INTERVAL) -> BackgroundSender:
+    """Start the sender loop in the running event loop when SMTP is configured."""
+    sender = BackgroundSender()
+    if state.settings.smtp_host:
+        sender.task = asyncio.create_task(
+            run_loop(
+                state.sessions,
+                SmtpConfig.from_settings(state.settings),
+                interval=interval,
+                stop=sender.stop_event,
+                writer_lock=state.sqlite_writer,
+            ),
+            name="kpr-notify-sender",
+        )
+        log.info("notify.sender_started", interval=interval)
+    return sender

@@ -1,0 +1,43 @@
+"""Logs never carry person identifiers, and errors are located without their messages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.logging import configure_logging, error_location, get_logger
+
+
+def test_fid_like_numbers_are_masked_in_every_field(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("json")
+    get_logger("t").info(
+        "test.event", detail="fid 01854403784 og 018544 03784", nested={"v": ["01854403784"]}
+    )
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert "01854403784" not in json.dumps(line)
+    assert "018544 03784" not in json.dumps(line)
+    assert line["detail"] == "fid *********** og ***********"
+    assert line["nested"] == {"v": ["***********"]}
+
+
+def test_other_numbers_are_left_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("json")
+    get_logger("t").info("test.event", her_id=8000001, message_id="123456789012")
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert line["her_id"] == 8000001
+    assert line["message_id"] == "123456789012"
+
+
+def test_error_location_names_frames_not_the_message() -> None:
+    def fails() -> None:
+        raise ValueError("secret value 01854403784")
+
+    try:
+        fails()
+    except ValueError as exc:
+        where = error_location(exc)
+    assert where
+    assert where[-1].endswith(" fails")
+    assert "test_logging.py" in where[-1]
+    assert all("secret" not in w for w in where)
