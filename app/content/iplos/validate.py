@@ -113,24 +113,113 @@ def is_phone(value: str) -> bool:
 
 
 # --- XSD ---
+#
+# libxml2's schema messages quote the offending value ("The value '018544 03784' is not
+# accepted by the pattern ..."), and any attribute may hold a fødselsnummer by mistake. The
+# messages are therefore never passed on: each is parsed into element, attribute and kind of
+# problem, and the detail is rebuilt from those alone. Names are XML names (no apostrophes);
+# an unknown name is kept only when it cannot carry a number (no run of three digits).
+
+_XSD_HEAD = re.compile(r"Element '([^']*)'(?:, attribute '([^']*)')?: ")
+_SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,39}")
+_DIGIT_RUN = re.compile(r"[0-9]{3}")
+_FACET = re.compile(r"\[facet '([A-Za-z]{1,20})'\] ")
+_LENGTH_LIMIT = re.compile(r"(?:maximum |minimum |)length of '([0-9]{1,4})'\.$")
+_ATOMIC_TYPE = re.compile(r"is not a valid value of the atomic type '(xs:[A-Za-z]{1,20})'\.$")
+_FIXED = re.compile(r"does not match the fixed value constraint '([A-Za-z0-9.]{1,10})'\.$")
+_EXPECTED = re.compile(r"Expected is (?:one of )?\( ([^()]*) \)\.$")
+_CONSTRAINT = re.compile(r"identity-constraint '([A-Za-z_][A-Za-z0-9_]{0,39})'\.$")
+_ATTR_PROBLEM = re.compile(r"The attribute '([^']*)' is (required but missing|not allowed)\.$")
+_FACET_NO = {
+    "pattern": "verdien har ikke riktig format",
+    "length": "verdien har feil lengde",
+    "minLength": "verdien er for kort",
+    "maxLength": "verdien er for lang",
+    "enumeration": "verdien er ikke en av de tillatte verdiene",
+}
+_LIMIT_NO = {"length": "skal ha {} tegn", "minLength": "minst {} tegn", "maxLength": "maks {} tegn"}
+_TYPE_NO = {
+    "xs:date": "en gyldig dato (xs:date, ÅÅÅÅ-MM-DD)",
+    "xs:dateTime": "et gyldig tidspunkt (xs:dateTime, ÅÅÅÅ-MM-DDTtt:mm:ss)",
+    "xs:integer": "et gyldig heltall (xs:integer)",
+}
 
 
-def _readable_path(root: etree._Element, xpath: str | None, message: str) -> str:
-    """Turn libxml2's `/*/*[3]/*` into `/Melding/Notifikasjon[3]/TjenesteStart/@attr`."""
-    where = "/Melding"
-    if xpath and xpath.startswith("/*"):
-        found = root.xpath("." + xpath[2:]) if xpath != "/*" else [root]
-        if isinstance(found, list) and found and isinstance(found[0], etree._Element):
-            where = _element_path(root, found[0])
-    m = _ATTR_IN_MESSAGE.search(message)
-    return f"{where}/@{m.group(1)}" if m else where
+def safe_name(name: str) -> str:
+    """An element or attribute name fit to quote: without namespace, and "(ukjent navn)" when
+    it is not a plain name or holds a run of digits (a name could be made of a number)."""
+    local = name.rsplit("}", 1)[-1]
+    if _SAFE_NAME.fullmatch(local) and not _DIGIT_RUN.search(local):
+        return local
+    return "(ukjent navn)"
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaProblem:
+    """One libxml2 schema error reduced to what may be shown: names and a Norwegian text."""
+
+    element: str | None
+    attribute: str | None
+    text: str  # the kind of problem, without any value from the document
+    constraint: str | None = None  # the identity constraint for a duplicate (schema name)
+    missing_attribute: str | None = None
+
+
+def describe_schema_error(message: str) -> SchemaProblem:
+    """Parse a libxml2 schema message (namespace of the IPLOS schema removed) into a
+    `SchemaProblem`. Values are never copied: only schema constants (type names, length limits,
+    fixed values, expected element names) and sanitised names."""
+    head = _XSD_HEAD.match(message)
+    element = safe_name(head.group(1)) if head else None
+    attribute = safe_name(head.group(2)) if head and head.group(2) else None
+    body = message[head.end() :] if head else message
+    constraint = missing = None
+    if facet := _FACET.match(body):
+        name = facet.group(1)
+        text = _FACET_NO.get(name, f"verdien bryter skjemaregelen {name}")
+        limit = _LENGTH_LIMIT.search(body)
+        if limit and name in _LIMIT_NO:
+            text += " (" + _LIMIT_NO[name].format(limit.group(1)) + ")"
+    elif m := _ATTR_PROBLEM.match(body):
+        name = safe_name(m.group(1))
+        if m.group(2) == "not allowed":
+            attribute = name
+            text = "attributtet er ikke tillatt her"
+        else:
+            missing = name
+            text = f"attributtet {name} mangler"
+    elif m := _ATOMIC_TYPE.search(body):
+        text = "verdien er ikke " + _TYPE_NO.get(m.group(1), f"av typen {m.group(1)}")
+    elif "is not a valid value of the" in body:
+        text = "verdien har ikke gyldig type"
+    elif m := _FIXED.search(body):
+        text = f"verdien skal være {m.group(1)}"
+    elif body.startswith(("This element is not expected.", "Missing child element(s).")):
+        text = (
+            "elementet er ikke tillatt her"
+            if body.startswith("This")
+            else "elementet mangler et underelement"
+        )
+        if m := _EXPECTED.search(body):
+            names = ", ".join(safe_name(n.strip()) for n in m.group(1).split(","))
+            text += f" (forventet: {names})"
+    elif body.startswith("Character content"):
+        text = "elementet kan ikke inneholde tekst"
+    elif m := _CONSTRAINT.search(body):
+        constraint = m.group(1)
+        text = "samme verdi er brukt flere ganger"
+    elif body.startswith("No matching global declaration available for the validation root"):
+        text = f"rotelementet skal være Melding i navnerommet {NS}"
+    else:
+        text = "verdien eller strukturen er ikke tillatt etter skjemaet"
+    return SchemaProblem(element, attribute, text, constraint, missing)
 
 
 def _element_path(root: etree._Element, el: etree._Element) -> str:
     parts: list[str] = []
     node: etree._Element | None = el
     while node is not None:
-        name = etree.QName(node).localname
+        name = safe_name(etree.QName(node).localname)
         parent = node.getparent()
         if node is root or parent is None:
             parts.append(name)
@@ -143,6 +232,16 @@ def _element_path(root: etree._Element, el: etree._Element) -> str:
     return "/" + "/".join(reversed(parts))
 
 
+def _readable_path(root: etree._Element, xpath: str | None, attribute: str | None) -> str:
+    """Turn libxml2's `/*/*[3]/*` into `/Melding/Notifikasjon[3]/TjenesteStart/@attr`."""
+    where = "/Melding"
+    if xpath and xpath.startswith("/*"):
+        found = root.xpath("." + xpath[2:]) if xpath != "/*" else [root]
+        if isinstance(found, list) and found and isinstance(found[0], etree._Element):
+            where = _element_path(root, found[0])
+    return f"{where}/@{attribute}" if attribute else where
+
+
 def _xsd_findings(root: etree._Element) -> list[Finding]:
     schema = _schema()
     if schema.validate(root):
@@ -153,17 +252,22 @@ def _xsd_findings(root: etree._Element) -> list[Finding]:
     for entry in entries:
         if len(findings) >= _MAX_XSD_FINDINGS:
             break
-        message = entry.message.replace(_Q, "")
+        problem = describe_schema_error(entry.message.replace(_Q, ""))
         rule: Rule = R.XSD
-        if "identity-constraint" in message and "NotifikasjonP_ID" in message:
+        if problem.constraint == "NotifikasjonP_ID":
             rule = R.GUID_UNIQUE
-        elif "identity-constraint" in message and "KommuneP_ID" in message:
+        elif problem.constraint == "KommuneP_ID":
             rule = R.KOMMUNE_UNIQUE
-        elif "The attribute 'fid' is required but missing" in message:
+        elif problem.missing_attribute == "fid":
             rule = R.FID_MISSING
-        location = _readable_path(root, entry.path, message)
-        detail = f"{rule.text_no} Skjemafeil (linje {entry.line}): {message}"
+        where = f"element {problem.element}" if problem.element else "dokumentet"
+        if problem.attribute:
+            where += f", attributt {problem.attribute}"
+        location = _readable_path(root, entry.path, problem.attribute or problem.missing_attribute)
+        detail = f"{rule.text_no} Skjemafeil (linje {entry.line}), {where}: {problem.text}."
         findings.append(Finding(rule, location, detail))
+    if not findings:  # defensive: libxml2 refused the document but logged nothing
+        findings.append(Finding(R.XSD, "/Melding", f"{R.XSD.text_no}"))
     return findings
 
 
