@@ -18,12 +18,15 @@ Errors, in this order:
   of bounded size; the full list is in the municipality's error list.
 
 OT never holds a fødselsnummer: it is built from rule ids, notification GUIDs, brukerNr and
-the findings' details (which by contract hold no fid); as defence in depth any `fid` of the
-finding's subject and any 11-digit run are masked.
+the findings' details (which by contract quote no value that could hold a fid); as defence in
+depth the `fid` of the finding's subject, any 11-digit run, an 11-digit number split after the
+birth date (`018544 03784`, also with `.` or `-`) and any run of 10 or more digits are masked.
+GUIDs are left whole: the receipt names notifications by them.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -41,6 +44,13 @@ DEFAULT_MAX_ERRORS = 100
 MAX_OT_LENGTH = 1000
 
 _MESSAGE_LEVEL = {Consequence.MESSAGE_ERROR, Consequence.REJECT_MESSAGE}
+_MASK = "***********"
+_GUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+_NUMBER_LIKE = re.compile(rf"(?P<guid>{_GUID})|\d{{6}}[\s.-]?\d{{5}}|\d{{10,}}")
+
+
+def _mask_numbers(text: str) -> str:
+    return _NUMBER_LIKE.sub(lambda m: m.group("guid") or _MASK, text)
 
 
 def error_code(finding: Finding) -> str:
@@ -51,9 +61,9 @@ def error_code(finding: Finding) -> str:
 
 def _clean(text: str, finding: Finding | None = None) -> str:
     fid = finding.subject.fid if finding is not None and finding.subject is not None else None
-    if fid:
-        text = text.replace(fid, "***********")
-    text = scrub_fnr(" ".join(text.split()))
+    if fid and len(fid) >= 6:  # a short junk value would mask unrelated text
+        text = text.replace(fid, _MASK)
+    text = _mask_numbers(scrub_fnr(" ".join(text.split())))
     return text if len(text) <= MAX_OT_LENGTH else text[: MAX_OT_LENGTH - 1] + "…"
 
 

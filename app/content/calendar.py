@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from zoneinfo import ZoneInfo
+
+_YEAR = re.compile(r"[0-9]{4}")  # ASCII digits only
 
 OSLO = ZoneInfo("Europe/Oslo")
 
@@ -97,7 +100,7 @@ def parse_reporting_calendar(text: str) -> ReportingCalendar:
         raise ValueError("reporting calendar must be a JSON object keyed by year")
     years: list[ReportingYear] = []
     for key, obj in data.items():
-        if not (isinstance(key, str) and key.isdigit() and len(key) == 4):
+        if not (isinstance(key, str) and _YEAR.fullmatch(key)):
             raise ValueError(f"reporting calendar: '{key}' is not a year")
         if not isinstance(obj, dict):
             raise ValueError(f"reporting calendar {key}: must be an object")

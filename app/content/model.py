@@ -11,6 +11,9 @@ from app.content.calendar import ReportingCalendar
 from app.core.findings import Consequence, Finding
 
 EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
+# typeID (kodeverk 9032) whose fid identifies a person: fødselsnummer, D-nummer, H-nummer.
+# typeID 9 carries a birth date (ddmmyy), which many people share.
+PERSON_ID_TYPES = frozenset({"1", "2", "3"})
 
 
 def normalize_guid(value: str) -> str:
@@ -24,8 +27,9 @@ class IplosHistory:
 
     Keys are municipality numbers (the reporting unit: a message is attributed to its first
     `Kommune`, see app/content/iplos/validate.py). GUIDs are normalized (`normalize_guid`).
-    `bruker_fid` holds the fid last reported for (kommune, brukerNr): personal data, keep it in
-    the database only.
+    `bruker_fid` holds the fid last reported for (kommune, brukerNr) with a typeID that
+    identifies a person (never a typeID 9 birth date): personal data, keep it in the database
+    only.
     """
 
     last_lopenr: Mapping[str, int] = field(default_factory=dict)
@@ -50,7 +54,8 @@ class IplosHistory:
         for n in notifications:
             if not n.dropped:
                 known[n.guid] = n.status
-                bruker[(n.kommune_nr, n.bruker_nr)] = n.fid
+                if n.identifies_person:
+                    bruker[(n.kommune_nr, n.bruker_nr)] = n.fid
         return IplosHistory(last_lopenr, last_guid, known, bruker)
 
 
@@ -99,6 +104,12 @@ class Notification:
     bydel: str | None
     dropped: bool
     in_sequence: bool  # løpenummer numeric, in order and GUID new: moves the sequence
+
+    @property
+    def identifies_person(self) -> bool:
+        """The fid is a person's number (typeID 1, 2 or 3), not a typeID 9 birth date: only
+        such a fid is kept as the brukerNr's person."""
+        return self.type_id in PERSON_ID_TYPES
 
 
 @dataclass(frozen=True, slots=True)

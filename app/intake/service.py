@@ -47,6 +47,7 @@ from app.models import (
     Party,
 )
 from app.msghead import rules as msghead_rules
+from app.notify.email import compose_notification, error_counts
 from app.parties import repository as party_repo
 from app.security.certificates import PartyTrust, TrustStore
 from app.security.keys import load_certificate
@@ -339,7 +340,9 @@ class IntakeService:
             and receipt.status is not AppRecStatus.REJECTED
         ):
             await self._store_history(session, message, business)
-        self._queue_notification(session, message, party, business, receipt.status)
+        self._queue_notification(
+            session, message, party, business, receipt.status, business_findings
+        )
         return Reply(200, receipt.reply.body, receipt.reply.content_type)
 
     async def _registry_checks(
@@ -675,6 +678,8 @@ class IntakeService:
                     bruker_nr=n.bruker_nr,
                 )
             )
+            if not n.identifies_person:
+                continue  # a typeID 9 birth date must not replace the brukerNr's number
             bruker = await session.get(IplosBruker, (n.kommune_nr, n.bruker_nr))
             if bruker is None:
                 session.add(IplosBruker(kommune_nr=n.kommune_nr, bruker_nr=n.bruker_nr, fid=n.fid))
@@ -689,28 +694,32 @@ class IntakeService:
         party: Party,
         business: stages.Business | None,
         status: AppRecStatus,
+        findings: Sequence[Finding],
     ) -> None:
+        """Queue the email to innsendingsansvarlig: the type 17 contacts of the message and
+        the party's registered ones. No personal data: counts per error code only."""
         recipients: list[str] = []
         if business is not None and business.content is not None:
             recipients.extend(business.content.innsendingsansvarlig_emails)
         recipients.extend(c.email for c in party.contacts if c.role == "innsendingsansvarlig")
-        status_text = {
-            AppRecStatus.OK: "OK",
-            AppRecStatus.REJECTED: "Avvist",
-            AppRecStatus.OK_ERROR_IN_PART: "OK, feil i delmelding",
-        }[status]
-        link = f"{self.settings.public_base_url.rstrip('/')}/feedback/{message.kommune_nr or ''}"
-        body = (
-            f"KPR har mottatt en IPLOS-melding fra {party.name} (HER-id {party.her_id}).\n\n"
-            f"Mottatt: {message.received_at.isoformat(timespec='seconds')}\n"
-            f"Meldingsreferanse hos KPR: {message.id}\n"
-            f"Status: {status_text}\n\n"
-            f"Detaljer finnes i applikasjonskvitteringen i EPJ, og tilbakemeldingen: {link}\n"
+        base = self.settings.public_base_url.rstrip("/")
+        link = (
+            f"{base}/api/v1/kommuner/{message.kommune_nr}/feilliste"
+            if message.kommune_nr
+            else f"{base}/api/v1/messages/{message.id}"
+        )
+        subject, body = compose_notification(
+            party_name=party.name,
+            her_id=party.her_id,
+            message_ref=message.id,
+            received_at=message.received_at,
+            status_text=status.dn,
+            error_counts=error_counts(findings),
+            link=link,
+            msghead_msg_id=message.msghead_msg_id,
         )
         for to in dict.fromkeys(recipients):
-            repo.queue_notification(
-                session, message, to, f"KPR: IPLOS-melding mottatt ({status_text})", body, _now()
-            )
+            repo.queue_notification(session, message, to, subject, body, _now())
 
     # --- helpers ----------------------------------------------------------------------------
 

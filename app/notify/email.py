@@ -97,19 +97,18 @@ def compose_notification(
     counted = {code: n for code, n in error_counts.items() if n > 0}
     if counted:
         total = sum(counted.values())
-        lines.append(
-            f"Applikasjonskvitteringen melder {total} feil, fordelt på feilkode (kodeverk 8221):"
-        )
+        lines.append(f"Meldingen har {total} feil, fordelt på feilkode (kodeverk 8221):")
         for code in sorted(counted):
             text = ERROR_CODES.get(code)
             label = f"{code} ({text})" if text else code
             lines.append(f"  {label}: {counted[code]}")
     else:
-        lines.append("Applikasjonskvitteringen melder ingen feil.")
+        lines.append("Meldingen har ingen feil. Eventuelle merknader står i feillisten.")
     lines += [
         "",
-        "Detaljer finnes i applikasjonskvitteringen i EPJ-systemet. Kommunens feilliste hos KPR "
-        "viser hver feil med brukerNr, slik at den kan rettes i EPJ (krever tilgang):",
+        "Detaljer finnes i applikasjonskvitteringen i EPJ-systemet. Les mer hos KPR "
+        "(krever tilgang; kommunens feilliste viser hver feil med brukerNr, så den kan rettes "
+        "i EPJ):",
         link,
         "",
         "Denne e-posten inneholder ingen personopplysninger og er sendt automatisk av KPRs "

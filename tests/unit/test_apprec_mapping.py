@@ -102,7 +102,7 @@ def test_a_fid_never_reaches_the_ot() -> None:
     leaky = [
         row(ROW, "g1", f"feil fid {FID} i raden", fid=FID),
         Finding(NO_CODE, "/x", f"uventet {FID}", Subject(fid=FID)),
-        row(ROW, "g2", "fid 0101801234 (10 sifre) er ikke en fid"),
+        row(ROW, "g2", "orgnr 974760673 (9 sifre) er ikke en fid"),
     ]
     for outcome in (receipt_outcome(leaky), receipt_outcome(leaky[:1])):
         for e in outcome.errors:
@@ -110,7 +110,41 @@ def test_a_fid_never_reaches_the_ot() -> None:
             assert FID not in e.ot
     kept = receipt_outcome(leaky).errors[2].ot
     assert kept is not None
-    assert "0101801234" in kept
+    assert "974760673" in kept
+
+
+@pytest.mark.parametrize(
+    "leak",
+    [
+        "010180 12345",  # split after the birth date
+        "010180.12345",
+        "010180-12345",
+        "0101801234",  # ten digits: one digit short of a fid is still a fid
+        "1010180123456",  # a fid inside a longer run
+        "x010180 12345 y",
+    ],
+)
+def test_fid_like_numbers_are_masked_in_the_ot(leak: str) -> None:
+    outcome = receipt_outcome([Finding(NO_CODE, "/x", f"verdien {leak} er feil")])
+    ot = outcome.errors[0].ot
+    assert ot is not None
+    assert "010180" not in ot
+    assert "***********" in ot
+
+
+def test_guids_survive_the_masking() -> None:
+    guid = "01234567-8901-2345-6789-012345678901"  # all digits: would look like a number
+    outcome = receipt_outcome([row(ROW, guid, "feil i raden", bruker_nr="B1")])
+    ot = outcome.errors[0].ot
+    assert ot is not None
+    assert guid in ot
+
+
+def test_a_short_junk_fid_does_not_mask_the_text() -> None:
+    outcome = receipt_outcome([row(ROW, "g1", "typeID 1 er feil", fid="1")])
+    ot = outcome.errors[0].ot
+    assert ot is not None
+    assert "typeID 1 er feil" in ot
 
 
 def test_100000_bad_rows_are_capped_with_one_summary_error() -> None:

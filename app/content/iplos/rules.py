@@ -139,8 +139,8 @@ LOPENR_FORMAT = _rule(
     "IPL-LOPENR-FORMAT",
     "T99",
     _DROP,
-    "notifikasjonLopeNr is not a number",
-    "notifikasjonLopeNr skal være et heltall.",
+    "notifikasjonLopeNr is not a whole number of 1 to 18 digits",
+    "notifikasjonLopeNr skal være et heltall på 1 til 18 siffer (0-9).",
 )
 LOPENR_ORDER = _rule(
     "IPL-LOPENR-ORDER",
@@ -227,6 +227,15 @@ BRUKERNR_CHANGED = _rule(
     "The person was reported with another brukerNr before",
     "Personen er tidligere rapportert med et annet brukerNr i kommunen. brukerNr bør være "
     "stabilt for samme person.",
+)
+BRUKERNR_ID_KIND = _rule(
+    "IPL-BRUKERNR-ID-KIND",
+    None,
+    _WARN,
+    "The brukerNr was reported with another kind of identity before (e.g. D-nummer, now "
+    "fødselsnummer)",
+    "brukerNr er tidligere rapportert med en annen type identifikasjon (for eksempel D-nummer "
+    "eller H-nummer, nå fødselsnummer). Notifikasjonen er tatt imot som samme person.",
 )
 BYDEL_FORMAT = _rule(
     "IPL-BYDEL-FORMAT",
@@ -323,6 +332,7 @@ RULES: tuple[Rule, ...] = (
     BRUKERNR_FORMAT,
     BRUKERNR_STABLE,
     BRUKERNR_CHANGED,
+    BRUKERNR_ID_KIND,
     BYDEL_FORMAT,
     HENDELSEDATO_RANGE,
     KONTAKT_MISSING,

@@ -27,7 +27,7 @@ from app.content.calendar import ReportingCalendar, ReportingYear
 from app.content.iplos.rules import RULES_BY_ID
 from app.content.iplos.validate import NS
 from app.content.model import EMPTY_GUID, ContentContext, IplosHistory
-from app.identifiers import first_check_digits, synthetic_orgnr, synthetic_person_id
+from app.identifiers import IdKind, first_check_digits, synthetic_orgnr, synthetic_person_id
 
 KNOWN_GUID = "0a0a0a0a-0a0a-4a0a-8a0a-0a0a0a0a0a0a"
 FOREIGN_KOMMUNE = "9998"
@@ -36,7 +36,13 @@ MSGHEAD_NS = "http://www.kith.no/xmlstds/msghead/2006-05-24"
 
 # Faults that need a second notification to break.
 _NEEDS_TWO = frozenset(
-    {"IPL-GUID-UNIQUE", "IPL-LOPENR-ORDER", "IPL-BRUKERNR-STABLE", "IPL-BRUKERNR-CHANGED"}
+    {
+        "IPL-GUID-UNIQUE",
+        "IPL-LOPENR-ORDER",
+        "IPL-BRUKERNR-STABLE",
+        "IPL-BRUKERNR-CHANGED",
+        "IPL-BRUKERNR-ID-KIND",
+    }
 )
 # Faults that live in a notification.
 _IN_NOTIFICATION = frozenset(
@@ -61,6 +67,7 @@ _IN_NOTIFICATION = frozenset(
         "IPL-BRUKERNR-FORMAT",
         "IPL-BRUKERNR-STABLE",
         "IPL-BRUKERNR-CHANGED",
+        "IPL-BRUKERNR-ID-KIND",
         "IPL-BYDEL-FORMAT",
         "IPL-HENDELSEDATO-RANGE",
         "IPL-CALENDAR-LATE",
@@ -183,6 +190,12 @@ def write_sample(
             bruker_nr = first_bruker
         if is_last and "IPL-BRUKERNR-CHANGED" in fault:
             fid = first_fid
+        if "IPL-BRUKERNR-ID-KIND" in fault and i == 0:
+            # the first person has a D-nummer; the last notification brings their
+            # fødselsnummer under the same brukerNr
+            type_id, fid = "2", synthetic_person_id(rng, kind=IdKind.DNR)
+        if is_last and "IPL-BRUKERNR-ID-KIND" in fault:
+            bruker_nr = first_bruker
         fid_attr = "" if is_last and "IPL-FID-MISSING" in fault else f' fid="{fid}"'
         bydel = ""
         if i % 4 == 1:

@@ -76,7 +76,7 @@ MANDATORY_KONTAKTTYPER = ("1", "15", "16", "17")
 _ID_KIND_OF_TYPE = {"1": IdKind.FNR, "2": IdKind.DNR, "3": IdKind.HNR}
 _KIND_NO = {IdKind.FNR: "fødselsnummer", IdKind.DNR: "D-nummer", IdKind.HNR: "H-nummer"}
 
-# ASCII digits only ([0-9], never \\d: that also matches Arabic-Indic and other digits).
+# ASCII digits only ([0-9], never \d: that also matches Arabic-Indic and other digits).
 # A løpenummer has at most 18 digits, so it fits the database's BIGINT.
 _LOPENR = re.compile(r"[0-9]{1,18}")
 _KOMMUNENR = re.compile(r"[0-9]{4}")
@@ -163,6 +163,7 @@ class SchemaProblem:
     text: str  # the kind of problem, without any value from the document
     constraint: str | None = None  # the identity constraint for a duplicate (schema name)
     missing_attribute: str | None = None
+    follow_up: bool = False  # libxml2's "Warning: No precomputed value" after an error
 
 
 def describe_schema_error(message: str) -> SchemaProblem:
@@ -174,6 +175,8 @@ def describe_schema_error(message: str) -> SchemaProblem:
     attribute = safe_name(head.group(2)) if head and head.group(2) else None
     body = message[head.end() :] if head else message
     constraint = missing = None
+    if body.startswith("Warning: "):
+        return SchemaProblem(element, attribute, "", follow_up=True)
     if facet := _FACET.match(body):
         name = facet.group(1)
         text = _FACET_NO.get(name, f"verdien bryter skjemaregelen {name}")
@@ -253,6 +256,8 @@ def _xsd_findings(root: etree._Element) -> list[Finding]:
         if len(findings) >= _MAX_XSD_FINDINGS:
             break
         problem = describe_schema_error(entry.message.replace(_Q, ""))
+        if problem.follow_up:
+            continue
         rule: Rule = R.XSD
         if problem.constraint == "NotifikasjonP_ID":
             rule = R.GUID_UNIQUE
@@ -322,7 +327,7 @@ def _check_fid(row: _Row, allow_synthetic: bool) -> None:
         row.add(
             R.TYPEID_CODE,
             f"{row.base}/Bruker/@typeID",
-            f"typeID '{type_id[:20]}' kan ikke brukes; gyldige verdier er 1, 2, 3 og 9.",
+            "typeID er ikke en gyldig kode; gyldige verdier er 1, 2, 3 og 9.",
         )
         return
     checked = check_person_id(fid)
@@ -404,7 +409,7 @@ def _row(index: int, n_el: etree._Element, unit: str, allow_synthetic: bool) -> 
         detail = (
             "statusNotifikasjon T (korriger/suppler) skal foreløpig ikke brukes."
             if row.status == "T"
-            else f"statusNotifikasjon '{row.status[:10]}' er ikke en kode i kodeverk 7316."
+            else "statusNotifikasjon er ikke en kode i kodeverk 7316 (N, M eller C)."
         )
         row.add(R.STATUS_CODE, f"{loc}/@statusNotifikasjon", detail)
     elif row.status != "N" and row.ref is None:
@@ -418,14 +423,14 @@ def _row(index: int, n_el: etree._Element, unit: str, allow_synthetic: bool) -> 
         row.add(
             R.LOPENR_FORMAT,
             f"{loc}/@notifikasjonLopeNr",
-            "notifikasjonLopeNr er ikke et heltall.",
+            "notifikasjonLopeNr er ikke et heltall på 1 til 18 siffer (0-9).",
         )
     tt = row.tjeneste_type
     if tt not in TJENESTETYPER:
         detail = (
             f"tjenesteType {tt} er utgått og kan ikke lenger brukes."
             if tt in RETIRED_TJENESTETYPER
-            else f"tjenesteType '{tt[:10]}' er ikke en kode i kodeverk 9151."
+            else "tjenesteType er ikke en kode i kodeverk 9151."
         )
         row.add(R.TJENESTETYPE_CODE, f"{row.base}/@tjenesteType", detail)
     org = row.org_nr
@@ -459,7 +464,7 @@ def _row(index: int, n_el: etree._Element, unit: str, allow_synthetic: bool) -> 
         row.add(
             R.BYDEL_FORMAT,
             f"{row.base}/Bruker/@bydel",
-            f"bydel '{row.bydel}' er ikke 2 til 6 siffer; verdien er ignorert.",
+            "bydel er ikke 2 til 6 siffer; verdien er ignorert.",
         )
         row.bydel = None
     reg = ev("hendelseRegTid") or ""
@@ -467,7 +472,7 @@ def _row(index: int, n_el: etree._Element, unit: str, allow_synthetic: bool) -> 
         row.add(
             R.HENDELSEDATO_RANGE,
             f"{row.base}/@hendelseDato",
-            f"hendelseDato {row.hendelse_dato[:10]} er senere enn hendelseRegTid {reg[:19]}.",
+            "hendelseDato er senere enn datoen i hendelseRegTid.",
         )
     return row
 
@@ -495,15 +500,14 @@ def _check_sequence(rows: list[_Row], unit: str, ctx: ContentContext) -> None:
             row.add(
                 R.LOPENR_ORDER,
                 loc,
-                f"notifikasjonLopeNr {row.lopenr} er ikke høyere enn siste mottatte "
-                f"løpenummer {last} for kommune {unit}.",
+                "notifikasjonLopeNr er ikke høyere enn siste mottatte løpenummer for kommunen.",
             )
         elif row.lopenr in seen:
             row.lopenr_ok = False
             row.add(
                 R.LOPENR_ORDER,
                 loc,
-                f"notifikasjonLopeNr {row.lopenr} er brukt på flere notifikasjoner i meldingen.",
+                "notifikasjonLopeNr er brukt på flere notifikasjoner i meldingen.",
             )
         seen.add(row.lopenr)
     # the chain, in løpenummer order
@@ -535,10 +539,10 @@ def _check_sequence(rows: list[_Row], unit: str, ctx: ContentContext) -> None:
             row.add(
                 R.REF_UNKNOWN,
                 f"/Melding/Notifikasjon[{row.index}]/@notifikasjonRef",
-                f"notifikasjonRef {row.ref} peker ikke på en kjent original notifikasjon (N).",
+                "notifikasjonRef peker ikke på en kjent original notifikasjon (N).",
             )
     # brukerNr <-> fid: a brukerNr is one person for all years; warn when a person changes it
-    by_bruker: dict[str, str] = {}
+    by_bruker: dict[str, str] = {}  # brukerNr -> the fid of its latest accepted row
     by_fid: dict[str, str] = {}
     history_by_fid: dict[str, str] | None = None
     for row in rows:
@@ -551,15 +555,23 @@ def _check_sequence(rows: list[_Row], unit: str, ctx: ContentContext) -> None:
         ):
             continue
         loc = f"{row.base}/Bruker/@brukerNr"
-        before = history.bruker_fid.get((unit, row.bruker_nr)) or by_bruker.get(row.bruker_nr)
-        if before is not None and before != row.fid:
+        before = by_bruker.get(row.bruker_nr) or history.bruker_fid.get((unit, row.bruker_nr))
+        change = _identity_change(before, row.fid) if before is not None else None
+        if change is R.BRUKERNR_STABLE:
             row.add(
                 R.BRUKERNR_STABLE,
                 loc,
                 "brukerNr er tidligere brukt om en annen person (annen fid) i kommunen.",
             )
             continue
-        by_bruker.setdefault(row.bruker_nr, row.fid)
+        if change is not None:
+            row.add(
+                change,
+                loc,
+                "brukerNr er tidligere rapportert med en annen type identifikasjon; "
+                "notifikasjonen er tatt imot som samme person.",
+            )
+        by_bruker[row.bruker_nr] = row.fid
         if history_by_fid is None:
             history_by_fid = {f: b for (k, b), f in history.bruker_fid.items() if k == unit}
         other = history_by_fid.get(row.fid) or by_fid.get(row.fid)
@@ -572,13 +584,35 @@ def _check_sequence(rows: list[_Row], unit: str, ctx: ContentContext) -> None:
         by_fid.setdefault(row.fid, row.bruker_nr)
 
 
+def _identity_change(before: str, fid: str) -> Rule | None:
+    """What it means that a brukerNr known with `before` now comes with `fid` (a valid
+    fødselsnummer, D- or H-nummer): None when nothing can be said, BRUKERNR_ID_KIND (a
+    warning) when the kind of number changed, BRUKERNR_STABLE when it is another person.
+
+    - A birth date (typeID 9, ddmmyy, six digits: stored by earlier versions) identifies no
+      one: nothing to compare.
+    - A person with a D- or H-nummer gets a fødselsnummer (or a D-nummer) later; an EPJ may
+      also correct the kind. A change between kinds is a warning, never a drop (decision:
+      also fødselsnummer -> D/H, which is rare but loses no data).
+    - Two different numbers of the same kind: another person (the number of a person does not
+      change within its kind; the rare exception is handled by KPR manually).
+    """
+    if before == fid or parse_ddmmyy(before) is not None:
+        return None
+    old = check_person_id(before)
+    new = check_person_id(fid)
+    if isinstance(old, PersonId) and isinstance(new, PersonId) and old.kind is not new.kind:
+        return R.BRUKERNR_ID_KIND
+    return R.BRUKERNR_STABLE
+
+
 def _calendar_findings(rows: list[_Row], unit: str, ctx: ContentContext) -> list[Finding]:
     if ctx.calendar is None:
         return []
     counts: Counter[tuple[int, Timeliness]] = Counter()
     for row in rows:
         year_text = row.hendelse_dato[:4]
-        if row.dropped or not year_text.isdigit():
+        if row.dropped or not _YEAR.fullmatch(year_text):
             continue
         t = timeliness(ctx.calendar, int(year_text), ctx.now, correction=row.status != "N")
         if t is not None and t is not Timeliness.ON_TIME:
@@ -619,9 +653,7 @@ def _message_findings(
     for i, kommune_nr in enumerate(kommuner, start=1):
         loc = f"/Melding/Kommune[{i}]/@kommuneNr"
         if _KOMMUNENR.fullmatch(kommune_nr) is None:
-            findings.append(
-                Finding(R.KOMMUNE_FORMAT, loc, f"kommuneNr '{kommune_nr[:10]}' er ikke 4 siffer.")
-            )
+            findings.append(Finding(R.KOMMUNE_FORMAT, loc, "kommuneNr er ikke 4 siffer (0-9)."))
         elif ctx.allowed_kommuner is not None and kommune_nr not in ctx.allowed_kommuner:
             findings.append(
                 Finding(
@@ -642,7 +674,7 @@ def _message_findings(
                 Finding(
                     R.KONTAKT_TYPE,
                     f"{loc}/@typeKontaktperson",
-                    f"typeKontaktperson '{ctype[:10]}' er ikke en kode i kodeverk 8471.",
+                    "typeKontaktperson er ikke en kode i kodeverk 8471.",
                 )
             )
         name: str | None = el.get("kontPerson")
@@ -687,13 +719,29 @@ def _message_findings(
     return findings, contacts
 
 
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_POSITION = re.compile(r",? line [0-9]+, column [0-9]+$")
+_NUMBER = re.compile(r"[0-9]{3,}")
+
+
+def _parse_error(exc: XmlRejected) -> str:
+    """The parser's complaint without anything it quotes from the document (an attribute
+    value, an entity name, a character reference could hold a number)."""
+    cause = exc.__cause__
+    if not isinstance(cause, etree.XMLSyntaxError):
+        return str(exc)  # our own fixed texts (empty document, DOCTYPE)
+    msg = _POSITION.sub("", (cause.msg or "").strip())
+    msg = _NUMBER.sub("…", _QUOTED.sub("'…'", msg))
+    return f"ikke velformet XML: {msg} (linje {cause.lineno})"
+
+
 def validate_melding(source: bytes | etree._Element, ctx: ContentContext) -> ContentResult:
     """Check an XPR(ipl) 56.0.0 `Melding` (bytes, or the element from MsgHead's Content)."""
     if isinstance(source, bytes):
         try:
             root = parse_xml(source, huge=True)
         except XmlRejected as exc:
-            return ContentResult((Finding(R.NOT_XML, "/", str(exc)),), (), (), ())
+            return ContentResult((Finding(R.NOT_XML, "/", _parse_error(exc)),), (), (), ())
     else:
         root = source
     xsd = _xsd_findings(root)
