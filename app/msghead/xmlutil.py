@@ -21,7 +21,10 @@ _XS_DATETIME = re.compile(
     r"(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})T(?P<h>\d{2}):(?P<mi>\d{2}):(?P<s>\d{2})"
     r"(?:\.(?P<f>\d+))?(?P<tz>Z|[+-]\d{2}:\d{2})?"
 )
-_FNR_LIKE = re.compile(r"(?<!\d)\d{11}(?!\d)")
+_GUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+# A GUID (kept whole), else 11 digits also written split after the birth date
+# ("018544 03784", "."/"-"), else any run of 10 or more digits.
+_FNR_LIKE = re.compile(rf"(?P<guid>{_GUID})|\d{{6}}[\s.-]?\d{{5}}|\d{{10,}}")
 _CLARK_NS = re.compile(r"\{[^}]*\}")
 # Characters XML 1.0 cannot carry (C0 controls but tab/LF/CR, surrogates, U+FFFE/U+FFFF).
 _NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -67,9 +70,11 @@ def is_xs_datetime(text: str) -> bool:
 
 
 def scrub_fnr(text: str) -> str:
-    """Mask anything that looks like a fødselsnummer (11 digits): defence in depth for texts
-    that leave the service."""
-    return _FNR_LIKE.sub("***********", text)
+    """Mask anything that looks like a fødselsnummer: 11 digits, also split after the birth
+    date by a space, dot or dash, and any run of 10 or more digits (one digit short of a
+    fødselsnummer still identifies). GUIDs are left whole. Defence in depth for texts that
+    leave the service."""
+    return _FNR_LIKE.sub(lambda m: m.group("guid") or "***********", text)
 
 
 def xml_safe(text: str) -> str:

@@ -59,6 +59,8 @@ def test_deadlines_default_to_15_january_and_21_march() -> None:
         '{"2018": {"pilot_from": "2018-11-01"}}',
         '{"2018": {"deadline": "2019-04-01", "correction_deadline": "2019-03-21"}}',
         '{"2018": {"frist": "2019-01-15"}}',
+        '{"\u0662\u0660\u0661\u0668": {}}',  # 2018 in Arabic-Indic digits
+        '{"\uff12\uff10\uff11\uff18": {}}',  # 2018 in full-width digits
     ],
 )
 def test_bad_calendars_are_refused(text: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import random
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,14 @@ from app.content.iplos import FORMAT, NS, RULES, validate_melding
 from app.content.iplos.sample import build_sample, fault_context
 from app.content.model import EMPTY_GUID, ContentContext, IplosHistory
 from app.core.findings import Consequence, Rule, Severity
+from app.identifiers import (
+    IdKind,
+    PersonId,
+    check_person_id,
+    first_check_digits,
+    second_check_digit,
+    synthetic_person_id,
+)
 
 KOMMUNE = "0301"
 
@@ -225,3 +234,168 @@ def test_registry_check_is_the_validator() -> None:
     )
     result = FORMAT.check(build_sample(2, KOMMUNE), ctx)
     assert result.findings == ()
+
+
+# --- numbers: ASCII digits only, løpenummer within BIGINT ---
+
+
+def _first(data: bytes, attr: bytes, value: str) -> bytes:
+    """`data` with the first `attr="..."` set to `value`."""
+    start = data.index(b" " + attr + b'="') + len(attr) + 3
+    end = data.index(b'"', start)
+    return data[:start] + value.encode() + data[end:]
+
+
+@pytest.mark.parametrize(
+    "lopenr",
+    [
+        "1" * 19,  # above BIGINT
+        "9" * 23,  # the reviewer's overflow
+        "-1",
+        "+1",
+        " 1",
+        "1 ",
+        "",
+        "1.0",
+        "\u0661",  # Arabic-Indic one
+        "\uff11",  # full-width one
+        "\u0967",  # Devanagari one
+    ],
+)
+def test_lopenr_must_be_1_to_18_ascii_digits(lopenr: str) -> None:
+    data = _first(build_sample(2, KOMMUNE, seed=3), b"notifikasjonLopeNr", lopenr)
+    result = validate_melding(data, fault_context(KOMMUNE))
+    assert "IPL-LOPENR-FORMAT" in [f.rule.id for f in result.findings]
+    assert result.notifications[0].lopenr is None
+    assert result.notifications[0].dropped
+
+
+@pytest.mark.parametrize("lopenr", ["1", "0", "007", "9" * 18])
+def test_lopenr_of_up_to_18_digits_is_accepted(lopenr: str) -> None:
+    data = _first(build_sample(1, KOMMUNE, seed=3), b"notifikasjonLopeNr", lopenr)
+    result = validate_melding(data, fault_context(KOMMUNE))
+    assert result.findings == ()
+    assert result.notifications[0].lopenr == int(lopenr)
+    assert result.notifications[0].lopenr < 2**63
+
+
+@pytest.mark.parametrize(
+    ("attr", "value", "rule_id"),
+    [
+        (b"kommuneNr", "\u0660\u0663\u0660\u0661", "IPL-KOMMUNE-FORMAT"),
+        (b"kommuneNr", "\uff10\uff13\uff10\uff11", "IPL-KOMMUNE-FORMAT"),
+        (b"bydel", "\u0660\u0663\u0660\u0661", "IPL-BYDEL-FORMAT"),
+        (b"meldTelefon", "\u0662" * 8, "IPL-TELEFON-FORMAT"),
+        (b"meldTelefon", "+47 " + "\uff19" * 8, "IPL-TELEFON-FORMAT"),
+        (b"tjenesteOrgNr", "\u0669" * 9, "IPL-ORGNR-INVALID"),
+    ],
+)
+def test_numbers_in_other_scripts_are_refused(attr: bytes, value: str, rule_id: str) -> None:
+    data = _first(build_sample(2, KOMMUNE, seed=3), attr, value)
+    result = validate_melding(data, fault_context(KOMMUNE))
+    assert [f.rule.id for f in result.findings] == [rule_id]
+
+
+def test_ascii_versions_of_those_numbers_pass() -> None:
+    data = build_sample(2, KOMMUNE, seed=3)
+    for attr, value in ((b"bydel", "0301"), (b"meldTelefon", "+47 22222222")):
+        data = _first(data, attr, value)
+    assert validate_melding(data, fault_context(KOMMUNE)).findings == ()
+
+
+def test_a_hendelsedato_with_digits_of_another_script_counts_for_no_year() -> None:
+    # the calendar year is read from ASCII digits only (the schema decides whether the date is
+    # valid at all)
+    data = _first(
+        build_sample(1, KOMMUNE, seed=3), b"hendelseDato", "\u0662\u0660\u0661\u0668-01-01"
+    )
+    result = validate_melding(data, fault_context(KOMMUNE))
+    assert result.rejected or not [f for f in result.findings if "CALENDAR" in f.rule.id]
+
+
+# --- brukerNr <-> fid across kinds of identity ---
+
+
+def _history_for(data: bytes, fid: str, index: int = 0) -> ContentContext:
+    ctx = fault_context(KOMMUNE)
+    first = validate_melding(data, ctx).notifications[index]
+    return dataclasses.replace(
+        ctx, history=IplosHistory(bruker_fid={(KOMMUNE, first.bruker_nr): fid})
+    )
+
+
+def _synthetic(kind: IdKind, seed: int) -> str:
+    return synthetic_person_id(random.Random(seed), kind=kind)
+
+
+def test_a_stored_birth_date_is_no_identity_to_compare() -> None:
+    # typeID 9 stores ddmmyy; the real number arriving later is the same person
+    data = build_sample(1, KOMMUNE, seed=7)
+    result = validate_melding(data, _history_for(data, "010190"))
+    assert result.findings == ()
+
+
+def _h_nummer() -> str:
+    """A valid H-nummer (month + 40): the generator makes none (H has no synthetic form)."""
+    for individual in range(100, 500):
+        base = f"014501{individual}"  # 1 May 2001, month + 40
+        for k1 in first_check_digits(base, rule_2032=False):
+            k2 = second_check_digit(base + str(k1))
+            if k2 is not None:
+                number = base + str(k1) + str(k2)
+                checked = check_person_id(number)
+                assert isinstance(checked, PersonId)
+                assert checked.kind is IdKind.HNR
+                return number
+    raise AssertionError("no H-nummer found")
+
+
+@pytest.mark.parametrize("old_kind", [IdKind.DNR, IdKind.HNR])
+def test_d_or_h_nummer_becoming_a_fodselsnummer_is_a_warning(old_kind: IdKind) -> None:
+    data = build_sample(1, KOMMUNE, seed=7)
+    old = _synthetic(IdKind.DNR, 5) if old_kind is IdKind.DNR else _h_nummer()
+    result = validate_melding(data, _history_for(data, old))
+    assert [f.rule.id for f in result.findings] == ["IPL-BRUKERNR-ID-KIND"]
+    assert result.findings[0].rule.consequence is Consequence.WARN
+    assert not result.notifications[0].dropped
+
+
+def test_fodselsnummer_becoming_a_d_nummer_is_a_warning_too() -> None:
+    data = build_sample(1, KOMMUNE, seed=7)
+    d_nummer = _synthetic(IdKind.DNR, 9)
+    data = _first(_first(data, b"fid", d_nummer), b"typeID", "2")
+    result = validate_melding(data, _history_for(data, _synthetic(IdKind.FNR, 9)))
+    assert [f.rule.id for f in result.findings] == ["IPL-BRUKERNR-ID-KIND"]
+
+
+def test_another_number_of_the_same_kind_is_another_person() -> None:
+    data = build_sample(1, KOMMUNE, seed=7)
+    result = validate_melding(data, _history_for(data, _synthetic(IdKind.FNR, 11)))
+    assert [f.rule.id for f in result.findings] == ["IPL-BRUKERNR-STABLE"]
+    assert result.notifications[0].dropped
+
+
+def test_kind_change_within_one_message_is_a_warning() -> None:
+    data = build_sample(2, KOMMUNE, ["IPL-BRUKERNR-ID-KIND"], seed=4)
+    result = validate_melding(data, fault_context(KOMMUNE))
+    assert [f.rule.id for f in result.findings] == ["IPL-BRUKERNR-ID-KIND"]
+    first, last = result.notifications
+    assert first.bruker_nr == last.bruker_nr
+    assert (first.type_id, last.type_id) == ("2", "1")
+    assert not any(n.dropped for n in result.notifications)
+
+
+def test_a_birth_date_row_does_not_replace_the_stored_number() -> None:
+    ctx = fault_context(KOMMUNE)
+    fnr_row = build_sample(1, KOMMUNE, seed=7)
+    bruker_nr = validate_melding(fnr_row, ctx).notifications[0].bruker_nr
+    fnr = validate_melding(fnr_row, ctx).notifications[0].fid
+    history = IplosHistory(bruker_fid={(KOMMUNE, bruker_nr): fnr})
+    birth_row = _first(_first(fnr_row, b"fid", "010190"), b"typeID", "9")
+    birth = validate_melding(birth_row, dataclasses.replace(ctx, history=history))
+    assert birth.findings == ()
+    assert birth.notifications[0].identifies_person is False
+    after = history.updated_with(birth.notifications)
+    assert after.bruker_fid[(KOMMUNE, bruker_nr)] == fnr
+    # a birth date for a brukerNr not seen before is not stored either
+    assert IplosHistory().updated_with(birth.notifications).bruker_fid == {}
