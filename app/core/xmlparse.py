@@ -18,6 +18,16 @@ class XmlRejected(ValueError):
     """The bytes are not acceptable XML (not well-formed, or they use a forbidden feature)."""
 
 
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_DIGITS = re.compile(r"[0-9]{3,}")
+
+
+def _without_values(message: str) -> str:
+    """libxml2's message without what it quotes from the document (names, entity references,
+    values: any of them could hold a fødselsnummer), so it can go back to the sender."""
+    return _DIGITS.sub("…", _QUOTED.sub("'…'", message))
+
+
 def _parser(*, huge: bool) -> etree.XMLParser:
     return etree.XMLParser(
         resolve_entities=False,
@@ -36,7 +46,9 @@ def parse_xml(data: bytes, *, huge: bool = False) -> etree._Element:
     try:
         root = etree.fromstring(data, parser=_parser(huge=huge))
     except etree.XMLSyntaxError as exc:
-        raise XmlRejected(f"ikke velformet XML: {exc.msg} (linje {exc.lineno})") from exc
+        raise XmlRejected(
+            f"ikke velformet XML: {_without_values(exc.msg)} (linje {exc.lineno})"
+        ) from exc
     if root is None:
         raise XmlRejected("tomt XML-dokument")
     doctype: str = getattr(root.getroottree().docinfo, "doctype", "")

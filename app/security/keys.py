@@ -35,9 +35,16 @@ def load_certificate(data: bytes) -> x509.Certificate:
     return x509.load_der_x509_certificate(data)
 
 
+def serial_text(cert: x509.Certificate) -> str:
+    """The serial number as colon-separated hex bytes, as certificate viewers show it (and
+    without long digit runs that a person-id mask would hide)."""
+    n = cert.serial_number
+    return n.to_bytes(max(1, (n.bit_length() + 7) // 8), "big").hex(":")
+
+
 def describe_certificate(cert: x509.Certificate) -> str:
     """Subject, serial and issuer: how a finding names a certificate."""
     return (
         f"sertifikat '{cert.subject.rfc4514_string()}' "
-        f"(serienummer {cert.serial_number:x}, utsteder '{cert.issuer.rfc4514_string()}')"
+        f"(serienummer {serial_text(cert)}, utsteder '{cert.issuer.rfc4514_string()}')"
     )

@@ -15,7 +15,7 @@ from app.apprec.parse import parse_apprec
 from app.content.iplos.sample import build_sample, wrap_in_msghead
 from app.content.model import EMPTY_GUID
 from app.models import Finding as FindingRow
-from app.models import IplosKommuneState, IplosNotification, Message
+from app.models import IplosBruker, IplosKommuneState, IplosNotification, Message
 from app.security.devpki import DevPki
 from tests.integration.messages import epj_message, post, reply_of
 
@@ -152,3 +152,33 @@ async def test_rejected_message_does_not_move_the_sequence(
         state = await s.get(IplosKommuneState, "0301")
         assert state is None or state.last_lopenr is None
         assert list(await s.scalars(select(IplosNotification))) == []
+
+
+async def test_a_birth_date_never_replaces_the_stored_fodselsnummer(
+    intake: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    first = melding(1, 1, EMPTY_GUID)
+    assert (await send(intake, pki, first))[0] == "1"
+    person = bruker(first)
+    bruker_nr, fid = person.get("brukerNr"), person.get("fid")
+    assert bruker_nr is not None
+    assert fid is not None
+    # The same brukerNr later reported with typeID 9 (a birth date, ddmmyy, not an id); the
+    # sample's synthetic numbers carry month + 80.
+    birth_date = f"{fid[:2]}{int(fid[2:4]) - 80:02d}{fid[4:6]}"
+    second = melding(2, 3, last_guid(first))
+    other = bruker(second)
+    other_nr, other_fid = other.get("brukerNr"), other.get("fid")
+    assert other_nr is not None
+    assert other_fid is not None
+    changed = (
+        second.replace(f'brukerNr="{other_nr}"'.encode(), f'brukerNr="{bruker_nr}"'.encode())
+        .replace(f'fid="{other_fid}"'.encode(), f'fid="{birth_date}"'.encode())
+        .replace(b'typeID="1"', b'typeID="9"', 1)
+    )
+    status, _ = await send(intake, pki, changed)
+    assert status == "1"
+    async with sessions() as s:
+        stored = await s.get(IplosBruker, ("0301", bruker_nr))
+        assert stored is not None
+        assert stored.fid == fid

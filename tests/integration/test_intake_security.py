@@ -52,7 +52,7 @@ from app.security.devpki import (
     make_crl,
     rsa_key,
 )
-from app.security.keys import KeyPair, describe_certificate
+from app.security.keys import KeyPair, describe_certificate, serial_text
 from app.settings import KeyPair as KeyFiles
 from app.settings import Settings
 from tests.integration.messages import DEMO_HER, PILOT_HER, msghead, post, reply_of
@@ -269,7 +269,7 @@ async def test_envelope_signed_with_wrong_key_is_a_security_failure_naming_the_c
     r = await post(intake, built)
     text = assert_only_error(pki, r, "SEC-SIG-INVALID", "SecurityFailure")
     assert cert.subject.rfc4514_string() in text
-    assert f"{cert.serial_number:x}" in text
+    assert serial_text(cert) in text
     assert cert.issuer.rfc4514_string() in text
     msg, rules, kinds = await last_message(sessions)
     assert msg.status == "MESSAGE_ERROR"
@@ -468,7 +468,7 @@ async def test_payload_encrypted_to_a_cert_that_is_not_ours_is_a_security_failur
     built, _ = message(pki, encrypt_to=stranger)
     r = await post(intake, built)
     text = assert_only_error(pki, r, "SEC-CMS-NO-RECIPIENT", "SecurityFailure")
-    assert f"{stranger.serial_number:x}" in text
+    assert serial_text(stranger) in text
 
 
 async def test_aes128_encrypted_payload_is_accepted(
@@ -533,8 +533,8 @@ async def test_decryption_key_rollover_decrypts_to_old_and_new_key(
     assert apprec(pki, new_r)[:2] == ("1", [])
     # Both our certificates are named to a sender who encrypted to neither.
     text = assert_only_error(pki, stranger_r, "SEC-CMS-NO-RECIPIENT", "SecurityFailure")
-    assert f"{new.certificate.serial_number:x}" in text
-    assert f"{pki.kpr.encryption.certificate.serial_number:x}" in text
+    assert serial_text(new.certificate) in text
+    assert serial_text(pki.kpr.encryption.certificate) in text
 
 
 async def test_gzip_payload_is_accepted(
@@ -651,7 +651,7 @@ async def test_msghead_signed_with_invalid_cert_gives_apprec_s02(
     r = await post(intake, built)
     status, codes, texts = apprec(pki, r)
     assert (status, codes) == ("2", ["S02"])
-    assert f"{key.certificate.serial_number:x}" in texts[0]
+    assert serial_text(key.certificate) in texts[0]
     msg, rules, _ = await last_message(sessions)
     assert (msg.status, rules) == ("AVVIST", [rule])
 

@@ -21,6 +21,7 @@ from app.security.certificates import (
     organization_number,
 )
 from app.security.devpki import DevPki, dev_pki, issue_certificate, make_ca, make_crl
+from app.security.keys import serial_text
 from app.security.xmldsig import verify_envelope
 
 NOW = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -121,7 +122,7 @@ def test_unknown_signer(pki: DevPki) -> None:
     assert ids(check) == ["SEC-CERT-UNKNOWN"]
     detail = check.findings[0].detail
     assert "Demo kommune" in detail
-    assert f"{stranger.certificate.serial_number:x}" in detail
+    assert serial_text(stranger.certificate) in detail
     assert "Someone Else CA" in detail
 
 
@@ -274,3 +275,13 @@ def test_every_rule_has_norwegian_text_and_one_outcome() -> None:
             assert rule.consequence is Consequence.REJECT_MESSAGE
         if rule.ebms_error_code == "SecurityFailure":
             assert rule.consequence is Consequence.MESSAGE_ERROR
+
+
+def test_serial_is_shown_as_colon_separated_bytes_that_no_id_mask_hides() -> None:
+    from app.msghead.xmlutil import scrub_fnr  # the mask the AppRec OT goes through
+
+    stranger = make_ca(NOW)  # any certificate
+    text = serial_text(stranger.certificate)
+    assert text.count(":") == (len(text) - 2) // 3
+    assert int(text.replace(":", ""), 16) == stranger.certificate.serial_number
+    assert scrub_fnr(f"serienummer {text}") == f"serienummer {text}"

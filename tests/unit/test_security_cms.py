@@ -33,6 +33,7 @@ from app.security.cms import (
     verify_signed_data,
 )
 from app.security.devpki import DevPki, dev_pki
+from app.security.keys import serial_text
 
 NOW = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
 CONTENT = "<MsgHead>ærlig talt</MsgHead>".encode() * 50
@@ -142,7 +143,7 @@ def test_wrong_recipient_is_security_failure(pki: DevPki) -> None:
     assert rule_ids(result.findings) == ["SEC-CMS-NO-RECIPIENT"]
     finding = result.findings[0]
     assert finding.rule.ebms_error_code == "SecurityFailure"
-    assert f"{pki.municipality.encryption.certificate.serial_number:x}" in finding.detail
+    assert serial_text(pki.municipality.encryption.certificate) in finding.detail
 
 
 def test_pem_and_base64_input_are_tolerated(pki: DevPki) -> None:
