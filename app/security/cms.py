@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 
 from app.core.findings import Finding, Rule
 from app.security import rules
-from app.security.keys import KeyPair, describe_certificate
+from app.security.keys import KeyPair, describe_certificate, serial_hex
 
 GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_MAX_INFLATED = 200 * 1024 * 1024  # 50 MB packed (NHN's cap) at a generous 4x ratio
@@ -164,7 +164,7 @@ def _describe_rid(rid: asn1_cms.RecipientIdentifier) -> str:
     if rid.name == "issuer_and_serial_number":
         ias = rid.chosen
         issuer = ias["issuer"].human_friendly
-        return f"utsteder '{issuer}', serienummer {ias['serial_number'].native:x}"
+        return f"utsteder '{issuer}', serienummer {serial_hex(ias['serial_number'].native)}"
     return f"nøkkel-id {rid.chosen.native.hex()}"
 
 

@@ -38,8 +38,12 @@ def load_certificate(data: bytes) -> x509.Certificate:
 def serial_text(cert: x509.Certificate) -> str:
     """The serial number as colon-separated hex bytes, as certificate viewers show it (and
     without long digit runs that a person-id mask would hide)."""
-    n = cert.serial_number
-    return n.to_bytes(max(1, (n.bit_length() + 7) // 8), "big").hex(":")
+    return serial_hex(cert.serial_number)
+
+
+def serial_hex(serial: int) -> str:
+    """A serial number as colon-separated hex bytes (see serial_text)."""
+    return serial.to_bytes(max(1, (serial.bit_length() + 7) // 8), "big").hex(":")
 
 
 def describe_certificate(cert: x509.Certificate) -> str:

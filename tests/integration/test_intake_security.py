@@ -52,7 +52,7 @@ from app.security.devpki import (
     make_crl,
     rsa_key,
 )
-from app.security.keys import KeyPair, describe_certificate, serial_text
+from app.security.keys import KeyPair, describe_certificate, serial_hex, serial_text
 from app.settings import KeyPair as KeyFiles
 from app.settings import Settings
 from tests.integration.messages import DEMO_HER, PILOT_HER, msghead, post, reply_of
@@ -322,7 +322,7 @@ async def test_revoked_signing_cert_is_a_security_failure(
         built, _ = message(pki)
         r = await post(client, built)
     text = assert_only_error(pki, r, "SEC-CERT-REVOKED", "SecurityFailure")
-    assert f"{serial:x}" in text
+    assert serial_hex(serial) in text
 
 
 async def test_cert_of_another_organisation_from_our_ca_is_a_security_failure(
