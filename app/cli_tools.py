@@ -350,7 +350,7 @@ def sample(
     notifications: Annotated[int, typer.Option("--notifications", min=0, help="How many")],
     kommune: Annotated[str, typer.Option("--kommune", help="Kommunenr (4 digits)")],
     fault: Annotated[
-        list[str] | None, typer.Option("--fault", help="Rule id to break (repeatable)")
+        list[str] | None, typer.Option("--fault", "--faults", help="Rule id to break (repeatable)")
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same message)")] = 0,
     year: Annotated[int, typer.Option(help="Reporting year of the events")] = 2018,

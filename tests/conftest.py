@@ -6,8 +6,19 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Shared, noisy machines: no per-example deadlines (timing belongs in bench/). In CI the
+# examples are derandomized so a run is reproducible; locally they explore afresh each run.
+settings.register_profile(
+    "kpr",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=os.environ.get("KPR_CI") == "1",
+)
+settings.load_profile("kpr")
 
 
 def find_reference_dir() -> Path | None:
