@@ -64,7 +64,8 @@ def _error(code: str, ot: str) -> AppRecError:
     return AppRecError(code=code, dn=ERROR_CODES[code], ot=ot)
 
 
-def _row_key(finding: Finding) -> str:
+def row_key(finding: Finding) -> str:
+    """Which notification (row) a finding concerns: its GUID, else brukerNr, else location."""
     s = finding.subject
     if s is not None and s.notification_guid:
         return "guid:" + s.notification_guid
@@ -100,7 +101,7 @@ def _message_errors(findings: Sequence[Finding]) -> list[AppRecError]:
 def _row_errors(findings: Sequence[Finding]) -> list[AppRecError]:
     groups: dict[str, list[Finding]] = {}
     for f in findings:
-        groups.setdefault(_row_key(f), []).append(f)
+        groups.setdefault(row_key(f), []).append(f)
     out: list[AppRecError] = []
     for group in groups.values():
         first = group[0]

@@ -15,6 +15,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 
+from app.apprec.mapping import row_key
 from app.apprec.model import ERROR_CODES, FALLBACK_ERROR_CODE
 from app.core.findings import Consequence, Finding
 from app.msghead.xmlutil import OSLO
@@ -45,7 +46,7 @@ def error_counts(findings: Sequence[Finding]) -> dict[str, int]:
                 continue
             seen_message.add((f.rule.id, f.detail))
         elif f.rule.consequence is Consequence.DROP_NOTIFICATION:
-            row = _row_key(f)
+            row = row_key(f)
             if row in seen_rows:
                 continue
             seen_rows.add(row)
@@ -56,16 +57,6 @@ def error_counts(findings: Sequence[Finding]) -> dict[str, int]:
             code = FALLBACK_ERROR_CODE
         counts[code] = counts.get(code, 0) + 1
     return counts
-
-
-def _row_key(finding: Finding) -> str:
-    # The same grouping as the AppRec's row errors (app.apprec.mapping).
-    s = finding.subject
-    if s is not None and s.notification_guid:
-        return "guid:" + s.notification_guid
-    if s is not None and s.bruker_nr:
-        return "bruker:" + s.bruker_nr
-    return "loc:" + finding.location
 
 
 def compose_notification(
