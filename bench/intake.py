@@ -424,7 +424,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 key=lambda r: len(r.body),
             )
             if not ok:
-                raise RuntimeError(f"no warm-up request got an OK AppRec; see {tmp}/intake.log")
+                seen = Counter(outcome(r, keys) for r in warm_run.responses)
+                raise RuntimeError(
+                    f"no warm-up request got an OK AppRec ({dict(seen)}); see {tmp}/intake.log"
+                )
             sample = ok[len(ok) // 2]
             reply_file = tmp / "reply.bin"
             reply_file.write_bytes(sample.body)
