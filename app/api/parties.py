@@ -183,8 +183,6 @@ async def patch_party(
         )
     except PartySpecError as exc:
         raise HTTPException(422, str(exc)) from None
-    if body.plaintext_allowed is False:
-        party.plaintext_allowed = False
     party, _ = await repo.upsert_party(session, spec)
     await session.commit()
     return party_out(party)

@@ -220,11 +220,11 @@ class IntakeService:
             raise _Stop(await self._message_error(session, message, transport, findings))
         message.sender_party_id = party.id
         cpa = next((c for c in party.cpas if c.cpa_id == header.cpa_id), None)
+        # Downgrade protection: signing and encryption are required unless the party is
+        # explicitly marked plaintext_allowed, and a CPA that demands them always wins.
         must_protect = not party.plaintext_allowed
-        requires_signing = cpa.requires_signing if cpa is not None else must_protect
-        requires_encryption = cpa.requires_encryption if cpa is not None else must_protect
-        if party.plaintext_allowed:
-            requires_signing = requires_encryption = False
+        requires_signing = must_protect or (cpa is not None and cpa.requires_signing)
+        requires_encryption = must_protect or (cpa is not None and cpa.requires_encryption)
         trust = PartyTrust(orgnr=party.orgnr, signing_certs=_certs(party, "signing"))
         store = TrustStore(anchors=self.keys.trust_anchors, crls=self.keys.crls)
         opened = await anyio.to_thread.run_sync(

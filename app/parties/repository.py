@@ -39,7 +39,8 @@ async def upsert_party(session: AsyncSession, spec: PartySpec) -> tuple[Party, b
     else:
         party.name = spec.name
         party.orgnr = spec.orgnr or party.orgnr
-        party.plaintext_allowed = spec.plaintext_allowed or party.plaintext_allowed
+        # explicit each time (CLI flag, import column): a later import can withdraw it
+        party.plaintext_allowed = spec.plaintext_allowed
     have_k = {k.kommune_nr for k in party.kommuner}
     party.kommuner.extend(PartyKommune(kommune_nr=k) for k in spec.kommuner if k not in have_k)
     have_c = {(c.email, c.role) for c in party.contacts}

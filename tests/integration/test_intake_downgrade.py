@@ -1,0 +1,111 @@
+"""Downgrade protection: unsigned or plaintext only from parties explicitly marked so, and a
+CPA that demands signing and encryption always wins."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.apprec.parse import parse_apprec
+from app.client import SendOptions, build_epj_message
+from app.parties import repository as party_repo
+from app.parties.spec import CpaSpec, make_party
+from app.security.devpki import DevPki
+from tests.integration.messages import DEMO_HER, epj_message, msghead, post, reply_of
+
+
+async def _set_party(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    plaintext_allowed: bool,
+    cpa: CpaSpec | None = None,
+) -> None:
+    async with sessions() as s:
+        party = await party_repo.get_party(s, int(DEMO_HER))
+        assert party is not None
+        spec = make_party(
+            DEMO_HER,
+            party.name,
+            party.orgnr,
+            [k.kommune_nr for k in party.kommuner],
+            cpas=(cpa,) if cpa else (),
+            plaintext_allowed=plaintext_allowed,
+        )
+        await party_repo.upsert_party(s, spec)
+        await s.commit()
+
+
+def _unprotected(*, sign: bool, encrypt: bool, pki: DevPki) -> httpx.Request:
+    built = build_epj_message(
+        msghead(),
+        replace(SendOptions(from_her=DEMO_HER)),
+        signing=pki.municipality.signing if sign else None,
+        encrypt_to=pki.kpr.encryption.certificate if encrypt else None,
+    )
+    return httpx.Request("POST", "/ebms", content=built.body, headers=built.http_headers)
+
+
+async def _send(intake: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    return await intake.post("/ebms", content=request.content, headers=dict(request.headers))
+
+
+def _error_rules(pki: DevPki, r: httpx.Response) -> list[str]:
+    reply = reply_of(pki, r)
+    assert reply.header is not None
+    return [(e.description or "").split("]")[0].lstrip("[") for e in reply.header.errors]
+
+
+def _apprec_status(pki: DevPki, r: httpx.Response) -> str:
+    reply = reply_of(pki, r)
+    assert reply.apprec is not None
+    return parse_apprec(reply.apprec).status
+
+
+async def test_unsigned_envelope_from_a_party_that_must_sign_is_refused(
+    intake: httpx.AsyncClient, pki: DevPki
+) -> None:
+    r = await _send(intake, _unprotected(sign=False, encrypt=True, pki=pki))
+    assert _error_rules(pki, r) == ["SEC-ENVELOPE-UNSIGNED-REFUSED"]
+
+
+async def test_unsigned_plaintext_is_accepted_from_a_party_marked_plaintext_allowed(
+    intake: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await _set_party(sessions, plaintext_allowed=True)
+    r = await _send(intake, _unprotected(sign=False, encrypt=False, pki=pki))
+    assert _apprec_status(pki, r) == "1"
+
+
+async def test_a_cpa_that_demands_encryption_wins_over_plaintext_allowed(
+    intake: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    cpa = CpaSpec(
+        "kpr-pilot", (("KPR_IPL", "KPR_IPL"),), requires_signing=False, requires_encryption=True
+    )
+    await _set_party(sessions, plaintext_allowed=True, cpa=cpa)
+    r = await _send(intake, _unprotected(sign=True, encrypt=False, pki=pki))
+    assert _error_rules(pki, r) == ["SEC-PLAINTEXT-REFUSED"]
+
+
+async def test_a_cpa_without_demands_does_not_open_plaintext_to_an_unmarked_party(
+    intake: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    cpa = CpaSpec(
+        "kpr-pilot", (("KPR_IPL", "KPR_IPL"),), requires_signing=False, requires_encryption=False
+    )
+    await _set_party(sessions, plaintext_allowed=False, cpa=cpa)
+    r = await _send(intake, _unprotected(sign=True, encrypt=False, pki=pki))
+    assert _error_rules(pki, r) == ["SEC-PLAINTEXT-REFUSED"]
+
+
+async def test_withdrawing_plaintext_allowed_takes_effect(
+    intake: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await _set_party(sessions, plaintext_allowed=True)
+    await _set_party(sessions, plaintext_allowed=False)
+    r = await _send(intake, _unprotected(sign=True, encrypt=False, pki=pki))
+    assert _error_rules(pki, r) == ["SEC-PLAINTEXT-REFUSED"]
+    # Signed and encrypted still works for that party.
+    assert _apprec_status(pki, await post(intake, epj_message(pki))) == "1"
