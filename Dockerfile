@@ -8,13 +8,12 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 # The source lives at the same path in both stages: the package is installed in place
 # (editable), so it finds schemas/ and migrations/ beside it.
 WORKDIR /srv/kpr
-COPY requirements.lock ./
-RUN python -m venv /opt/venv && /opt/venv/bin/pip install -r requirements.lock
-COPY pyproject.toml README.md alembic.ini ./
+COPY pyproject.toml requirements.lock README.md alembic.ini ./
 COPY app ./app
 COPY schemas ./schemas
 COPY migrations ./migrations
-RUN /opt/venv/bin/pip install --no-deps -e .
+# Runtime dependencies only (no [dev] extra), pinned by the lock file used as constraints.
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install -c requirements.lock -e .
 
 # Runtime stage: no compilers, a non-root user, migrations as a separate command.
 FROM python:3.11-slim-bookworm

@@ -203,11 +203,19 @@ def default_apprec_path(file: Path) -> Path:
     )
 
 
+# Faults that only show against a context the file cannot carry.
+_CONTEXT_FAULTS = {
+    "IPL-GUID-KNOWN": "against the receiver's history (the server, after an earlier message)",
+    "IPL-KOMMUNE-NOT-ALLOWED": "where the sender may not report for it (validate --kommune)",
+    "IPL-FID-SYNTHETIC": "on a production address (validate --production)",
+    "IPL-CALENDAR-LATE": "when validated after the deadline (validate --reporting-calendar)",
+}
+
+
 def _calendar(text: str | None) -> ReportingCalendar | None:
-    if not text or not text.strip():
-        return None
+    # As the server: with nothing configured, the standing deadlines apply to every year.
     try:
-        return parse_reporting_calendar(text)
+        return parse_reporting_calendar(text or "")
     except ValueError as exc:
         err.print(f"[red]invalid reporting calendar: {escape(str(exc))}[/]")
         raise typer.Exit(2) from None
@@ -370,6 +378,9 @@ def sample(
         err.print(f"[red]unknown fault(s): {escape(', '.join(unknown))}[/]")
         err.print("valid fault ids: " + ", ".join(r.id for r in IPLOS_RULES))
         raise typer.Exit(2)
+    for f in faults:
+        if f in _CONTEXT_FAULTS:
+            err.print(f"note: {f} shows only {_CONTEXT_FAULTS[f]}")
     if len(kommune) != 4 or not kommune.isdigit():
         err.print(f"[red]--kommune must be 4 digits, not {escape(repr(kommune))}[/]")
         raise typer.Exit(2)

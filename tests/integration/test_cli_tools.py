@@ -55,9 +55,13 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 # --- validate --------------------------------------------------------------------------------
 
 
+# The sample reports 2018; a calendar that still takes 2018 keeps the check quiet.
+ON_TIME = '{"2018": {"deadline": "2099-01-15", "correction_deadline": "2099-03-21"}}'
+
+
 def test_validate_a_valid_msghead_exits_0_and_writes_an_ok_apprec(tmp_path: Path) -> None:
     path = make_sample(tmp_path, "ok.xml")
-    r = runner.invoke(app, ["validate", str(path)])
+    r = runner.invoke(app, ["validate", str(path), "--reporting-calendar", ON_TIME])
     assert r.exit_code == 0, r.output
     assert "ingen funn" in r.output
     apprec = parse_apprec((tmp_path / "ok.apprec.xml").read_bytes())
@@ -421,3 +425,30 @@ def test_send_command_through_a_real_socket(
     assert r.exit_code == 1, r.output
     assert "E31" in r.output
     assert not any(fid in r.output for fid in fids_in(rows.read_bytes()))
+
+
+def test_validate_applies_the_standing_deadlines_like_the_server(tmp_path: Path) -> None:
+    path = make_sample(tmp_path, "late.xml")
+    r = runner.invoke(app, ["validate", str(path)])
+    assert r.exit_code == 0, r.output  # a warning: still status 1
+    assert "IPL-CALENDAR-AFTER-CORRECTION" in r.output
+
+
+def test_sample_says_where_a_context_fault_shows(tmp_path: Path) -> None:
+    out = tmp_path / "s.xml"
+    r = runner.invoke(
+        app,
+        [
+            "sample",
+            "--notifications",
+            "2",
+            "--kommune",
+            KOMMUNE,
+            "--fault",
+            "IPL-FID-SYNTHETIC",
+            "--out",
+            str(out),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "IPL-FID-SYNTHETIC shows only on a production address" in r.output
