@@ -116,6 +116,20 @@ def organization_number(cert: x509.Certificate) -> str | None:
     return None
 
 
+# RFC 5280's names for the KeyUsage bits, as certificate viewers (and senders) know them.
+_X509_NAMES = {
+    "digital_signature": "digitalSignature",
+    "content_commitment": "nonRepudiation",
+    "key_encipherment": "keyEncipherment",
+    "data_encipherment": "dataEncipherment",
+    "key_agreement": "keyAgreement",
+    "key_cert_sign": "keyCertSign",
+    "crl_sign": "cRLSign",
+    "encipher_only": "encipherOnly",
+    "decipher_only": "decipherOnly",
+}
+
+
 def key_usage_names(cert: x509.Certificate) -> frozenset[str] | None:
     """The KeyUsage bits set (cryptography's names, nonRepudiation = `content_commitment`),
     or None when the certificate has no KeyUsage extension."""
@@ -252,7 +266,8 @@ def check_signer(
             "Forny sertifikatet og registrer det nye i Adresseregisteret.",
         )
     if not may_sign(cert):
-        usage = ", ".join(sorted(key_usage_names(cert) or ())) or "ingen"
+        usage = ", ".join(sorted(_X509_NAMES.get(n, n) for n in key_usage_names(cert) or ()))
+        usage = usage or "ingen"
         add(
             lr.key_usage,
             f"{who_} har KeyUsage {usage}: det er ikke et signatursertifikat "

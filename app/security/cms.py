@@ -180,6 +180,18 @@ def decrypt_enveloped(data: bytes, key_pairs: Sequence[KeyPair]) -> Decrypted:
     try:
         info = _load_content_info(data, "enveloped_data")
     except ValueError as exc:
+        if "authenticated_enveloped_data" in str(exc):
+            # AES-GCM comes as AuthEnvelopedData: readable CMS, an algorithm we do not take.
+            return Decrypted(
+                None,
+                (
+                    _finding(
+                        rules.CMS_ALGORITHM,
+                        "Vedlegget er CMS AuthEnvelopedData (AES-GCM), som ikke støttes; "
+                        "krypter som EnvelopedData med AES-256-CBC.",
+                    ),
+                ),
+            )
         return Decrypted(None, (_finding(rules.CMS_MALFORMED, _malformed_detail(exc)),))
     env = info["content"]
     recipients: list[str] = []

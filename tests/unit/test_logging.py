@@ -41,3 +41,25 @@ def test_error_location_names_frames_not_the_message() -> None:
     assert where[-1].endswith(" fails")
     assert "test_logging.py" in where[-1]
     assert all("secret" not in w for w in where)
+
+
+def test_a_log_stream_that_fails_never_fails_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+
+    configure_logging("json")
+    broken = io.StringIO()
+    broken.close()
+    monkeypatch.setattr(sys, "stderr", broken)
+    get_logger("t").info("test.event", n=1)  # must not raise
+
+
+def test_logs_follow_the_current_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+
+    configure_logging("json")
+    sink = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", sink)
+    get_logger("t").info("test.followed")
+    assert "test.followed" in sink.getvalue()

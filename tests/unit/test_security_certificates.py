@@ -169,7 +169,7 @@ def test_encryption_cert_cannot_sign(pki: DevPki) -> None:
         level=T,
     )
     assert ids(check) == ["SEC-CERT-KEY-USAGE"]
-    assert "key_encipherment" in check.findings[0].detail
+    assert "keyEncipherment" in check.findings[0].detail
 
 
 def test_digital_signature_cert_may_sign(pki: DevPki) -> None:

@@ -214,6 +214,17 @@ def test_openssl_enveloped_data_with_unsupported_algorithm_is_refused(
 
 
 @pytest.mark.tools
+def test_aes_gcm_auth_enveloped_data_is_an_unsupported_algorithm(
+    pki: DevPki, tmp_path: Path
+) -> None:
+    data = openssl_encrypt(tmp_path, pki.kpr.encryption.certificate, "-aes-256-gcm")
+    result = decrypt_enveloped(data, [pki.kpr.encryption])
+    assert result.content is None
+    assert rule_ids_of(result.findings) == ["SEC-CMS-ALGORITHM"]
+    assert "AES-256-CBC" in result.findings[0].detail
+
+
+@pytest.mark.tools
 def test_openssl_enveloped_data_with_supported_algorithm_decrypts(
     pki: DevPki, tmp_path: Path
 ) -> None:
