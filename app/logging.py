@@ -38,8 +38,16 @@ def mask_person_ids(
 def error_location(exc: BaseException, limit: int = 6) -> list[str]:
     """Where an exception came from, as `file:line function` of its innermost frames, without
     its message or locals: messages of driver or parser errors can quote data."""
-    frames = traceback.extract_tb(exc.__traceback__)[-limit:]
-    return [f"{f.filename.rsplit('/site-packages/', 1)[-1]}:{f.lineno} {f.name}" for f in frames]
+    frames = traceback.extract_tb(exc.__traceback__)
+    # Our own frames say where it happened; the innermost one says what failed.
+    ours = [f for f in frames if "/site-packages/" not in f.filename]
+    picked = ours[-(limit - 1) :] + [frames[-1]] if frames else []
+    seen: list[str] = []
+    for f in picked:
+        text = f"{f.filename.rsplit('/site-packages/', 1)[-1]}:{f.lineno} {f.name}"
+        if text not in seen:
+            seen.append(text)
+    return seen
 
 
 class _SafeStderr:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
 from app.core.findings import Finding
+from app.core.xmlparse import xml_safe
 from app.models import Finding as FindingRow
 from app.models import (
     Message,
@@ -141,8 +142,9 @@ def add_findings(
             severity=f.severity.value,
             consequence=f.rule.consequence.value,
             apprec_code=f.rule.apprec_code,
-            location=f.location[:500],
-            detail=f.detail,
+            # sender text may hold control characters; PostgreSQL text cannot hold NUL
+            location=xml_safe(f.location)[:500],
+            detail=xml_safe(f.detail),
             notification_guid=_exact(f.subject.notification_guid, 36) if f.subject else None,
             bruker_nr=_fit_optional(f.subject.bruker_nr, 100) if f.subject else None,
             fid=_exact(f.subject.fid, 11) if f.subject else None,

@@ -63,3 +63,14 @@ def test_logs_follow_the_current_stderr(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(sys, "stderr", sink)
     get_logger("t").info("test.followed")
     assert "test.followed" in sink.getvalue()
+
+
+def test_error_location_leads_with_our_own_frames() -> None:
+    import json as json_lib
+
+    try:
+        json_lib.loads("{")
+    except ValueError as exc:
+        where = error_location(exc)
+    assert "test_logging.py" in where[0]
+    assert where[-1] != where[0]  # the innermost (library) frame closes the list
