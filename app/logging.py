@@ -41,7 +41,7 @@ def error_location(exc: BaseException, limit: int = 6) -> list[str]:
     frames = traceback.extract_tb(exc.__traceback__)
     # Our own frames say where it happened; the innermost one says what failed.
     ours = [f for f in frames if "/site-packages/" not in f.filename]
-    picked = ours[-(limit - 1) :] + [frames[-1]] if frames else []
+    picked = [*ours[-(limit - 1) :], frames[-1]] if frames else []
     seen: list[str] = []
     for f in picked:
         text = f"{f.filename.rsplit('/site-packages/', 1)[-1]}:{f.lineno} {f.name}"
