@@ -20,29 +20,26 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 from cryptography import x509
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import __version__
 from app.apprec.model import AppRecStatus, AppRecVersion
 from app.content.calendar import ReportingCalendar, parse_reporting_calendar
-from app.content.model import ContentContext, HistoryKeys, IplosHistory, normalize_guid
+from app.content.model import ContentContext, IplosHistory
 from app.core.findings import Finding
 from app.core.xmlparse import xml_safe
 from app.ebxml import build as ebuild
 from app.ebxml import rules as ebxml_rules
 from app.ebxml.envelope import EbmsHeader, PartyId, ReplyContext
 from app.ebxml.envelope import Party as EbxmlParty
+from app.intake import history as history_repo
 from app.intake import repository as repo
 from app.intake import rules as intake_rules
 from app.intake import stages
 from app.keyring import Keyring
 from app.logging import error_location, get_logger
 from app.models import (
-    IplosBruker,
-    IplosKommuneState,
-    IplosNotification,
     Message,
     Party,
 )
@@ -292,7 +289,13 @@ class IntakeService:
                         ],
                     )
                 )
-            history = await self._history(session, party, read.keys) if read.fmt else None
+            history = (
+                await history_repo.load_history(
+                    session, [k.kommune_nr for k in party.kommuner], read.keys
+                )
+                if read.fmt
+                else None
+            )
             environment = transport.receiver.environment if transport.receiver else "pilot"
             context = ContentContext(
                 now=now,
@@ -339,7 +342,8 @@ class IntakeService:
             and business.content is not None
             and receipt.status is not AppRecStatus.REJECTED
         ):
-            await self._store_history(session, message, business)
+            assert business.content is not None
+            await history_repo.store_history(session, message.id, business.content)
         self._queue_notification(
             session, message, party, business, receipt.status, business_findings
         )
@@ -593,99 +597,7 @@ class IntakeService:
             log.error("intake.store_failure_failed", error_type=type(exc).__name__)
         return Reply(200, built.body, built.content_type)
 
-    # --- history, notification --------------------------------------------------------------
-
-    async def _history(
-        self, session: AsyncSession, party: Party, keys: HistoryKeys
-    ) -> IplosHistory:
-        """The history rows this message's checks need, with the party's municipalities'
-        sequence rows locked (FOR UPDATE) so løpenummer checks cannot interleave."""
-        kommuner = [k.kommune_nr for k in party.kommuner]
-        if not kommuner:
-            return IplosHistory()
-        for k in kommuner:
-            if await session.get(IplosKommuneState, k) is None:
-                try:
-                    async with session.begin_nested():
-                        session.add(IplosKommuneState(kommune_nr=k))
-                except IntegrityError:  # another process created it first: fine
-                    pass
-        states = list(
-            await session.scalars(
-                select(IplosKommuneState)
-                .where(IplosKommuneState.kommune_nr.in_(kommuner))
-                .with_for_update()
-            )
-        )
-        known: dict[str, str] = {}
-        for chunk in _chunks(keys.guids):
-            rows = await session.execute(
-                select(IplosNotification.guid, IplosNotification.status).where(
-                    IplosNotification.kommune_nr.in_(kommuner), IplosNotification.guid.in_(chunk)
-                )
-            )
-            known.update({normalize_guid(g): st for g, st in rows.all()})
-        brukere: dict[tuple[str, str], str] = {}
-        for column, values in (
-            (IplosBruker.bruker_nr, keys.bruker_nrs),
-            (IplosBruker.fid, keys.fids),
-        ):
-            for chunk in _chunks(values):
-                found = await session.execute(
-                    select(IplosBruker.kommune_nr, IplosBruker.bruker_nr, IplosBruker.fid).where(
-                        IplosBruker.kommune_nr.in_(kommuner), column.in_(chunk)
-                    )
-                )
-                brukere.update({(k, b): f for k, b, f in found.all()})
-        return IplosHistory(
-            last_lopenr={
-                st.kommune_nr: st.last_lopenr for st in states if st.last_lopenr is not None
-            },
-            last_guid={st.kommune_nr: st.last_guid for st in states if st.last_guid},
-            known_guids=known,
-            bruker_fid=brukere,
-        )
-
-    async def _store_history(
-        self, session: AsyncSession, message: Message, business: stages.Business
-    ) -> None:
-        result = business.content
-        assert result is not None
-        before = IplosHistory()
-        after = before.updated_with(result.notifications)
-        for kommune, lopenr in after.last_lopenr.items():
-            state = await session.get(IplosKommuneState, kommune)
-            if state is None:
-                state = IplosKommuneState(kommune_nr=kommune)
-                session.add(state)
-            state.last_lopenr = lopenr
-            state.last_guid = after.last_guid.get(kommune)
-        for n in result.notifications:
-            if n.dropped:
-                continue
-            session.add(
-                IplosNotification(
-                    message_id=message.id,
-                    kommune_nr=n.kommune_nr,
-                    guid=n.guid,
-                    status=n.status,
-                    lopenr=n.lopenr,
-                    forrige_guid=n.forrige_guid,
-                    ref=n.ref,
-                    event=n.event,
-                    tjeneste_type=n.tjeneste_type,
-                    hendelse_dato=n.hendelse_dato,
-                    bruker_nr=n.bruker_nr,
-                )
-            )
-            if not n.identifies_person:
-                continue  # a typeID 9 birth date must not replace the brukerNr's number
-            bruker = await session.get(IplosBruker, (n.kommune_nr, n.bruker_nr))
-            if bruker is None:
-                session.add(IplosBruker(kommune_nr=n.kommune_nr, bruker_nr=n.bruker_nr, fid=n.fid))
-            else:
-                bruker.fid = n.fid
-        await session.flush()
+    # --- notification ---------------------------------------------------------------------
 
     def _queue_notification(
         self,
@@ -743,12 +655,6 @@ class IntakeService:
     def _calendar(self) -> ReportingCalendar | None:
         # Empty configuration = the standing deadlines for every year (see ReportingCalendar).
         return parse_reporting_calendar(self.settings.reporting_calendar)
-
-
-def _chunks(values: frozenset[str], size: int = 500) -> list[list[str]]:
-    """IN-lists in bounded chunks (database parameter limits)."""
-    ordered = sorted(values)
-    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
 def _now() -> datetime:
