@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError
 
 from app.api.deps import AnyPrincipal, DbSession, Operator
 from app.models import Party
@@ -19,6 +21,10 @@ from app.parties.spec import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["parties"])
+
+# HER-ids are positive and stored as BIGINT: anything larger is not an id, not a crash.
+MAX_HER_ID = 2**63 - 1
+HerId = Annotated[int, Path(gt=0, le=MAX_HER_ID, description="The party's HER-id")]
 
 
 class CertificateOut(BaseModel):
@@ -50,7 +56,7 @@ class PartyOut(BaseModel):
 
 
 class PartyIn(BaseModel):
-    her_id: int = Field(gt=0)
+    her_id: int = Field(gt=0, le=MAX_HER_ID)
     name: str = Field(min_length=1, max_length=200)
     orgnr: str | None = None
     kommuner: list[str] = []
@@ -131,7 +137,7 @@ async def list_parties(session: DbSession, _who: Operator) -> list[PartyOut]:
 
 
 @router.get("/parties/{her_id}", response_model=PartyOut)
-async def get_party(her_id: int, session: DbSession, _who: Operator) -> PartyOut:
+async def get_party(her_id: HerId, session: DbSession, _who: Operator) -> PartyOut:
     party = await repo.get_party(session, her_id)
     if party is None:
         raise HTTPException(404, f"no party with HER-id {her_id}")
@@ -156,14 +162,17 @@ async def create_party(body: PartyIn, session: DbSession, _who: Operator) -> Par
         )
     except PartySpecError as exc:
         raise HTTPException(422, str(exc)) from None
-    party, _ = await repo.upsert_party(session, spec)
-    await session.commit()
+    try:
+        party, _ = await repo.upsert_party(session, spec)
+        await session.commit()
+    except IntegrityError:  # created by someone else in the meantime
+        raise HTTPException(409, f"party HER-id {body.her_id} exists; use PATCH") from None
     return party_out(party)
 
 
 @router.patch("/parties/{her_id}", response_model=PartyOut)
 async def patch_party(
-    her_id: int, body: PartyPatch, session: DbSession, _who: Operator
+    her_id: HerId, body: PartyPatch, session: DbSession, _who: Operator
 ) -> PartyOut:
     """Add to a party's lists and change its scalar fields."""
     party = await repo.get_party(session, her_id)

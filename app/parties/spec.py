@@ -110,8 +110,8 @@ def make_party(
 ) -> PartySpec:
     """Validate and build one party; every problem names the field and the value."""
     text = str(her_id).strip()
-    if not text.isdigit() or int(text) <= 0:
-        raise PartySpecError(f"HER-id '{her_id}' is not a positive integer")
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 2**63:
+        raise PartySpecError(f"HER-id '{her_id}' is not a positive integer (at most 19 digits)")
     if not name.strip():
         raise PartySpecError(f"HER-id {text}: name is empty")
     if orgnr is not None and orgnr.strip():
@@ -133,7 +133,7 @@ def make_party(
         kommuner=tuple(dict.fromkeys(kommuner)),
         contacts=tuple(ContactSpec(email=e) for e in dict.fromkeys(emails)),
         certificates=certificates,
-        cpas=cpas,
+        cpas=tuple({c.cpa_id: c for c in cpas}.values()),  # one entry per CPA id
         plaintext_allowed=plaintext_allowed,
         source=source,
     )

@@ -83,3 +83,17 @@ async def test_tokens_are_stored_hashed(sessions: async_sessionmaker[AsyncSessio
 def test_unknown_roles_are_refused(role: str) -> None:
     with pytest.raises(ValueError, match="unknown role"):
         tokens.parse_role(role)
+
+
+async def test_party_api_refuses_out_of_range_her_ids_and_duplicate_cpa_ids(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    # Found by schemathesis against the real server (tests/e2e/test_openapi.py).
+    headers = _auth(await _token(sessions, "op", "operator"))
+    assert (await client.get(f"/api/v1/parties/{2**63}", headers=headers)).status_code == 422
+    body = {"her_id": 8000009, "name": "X", "cpa_ids": ["a", "a"]}
+    r = await client.post("/api/v1/parties", json=body, headers=headers)
+    assert r.status_code == 201, r.text
+    assert [c["cpa_id"] for c in r.json()["cpas"]] == ["a"]
+    again = await client.post("/api/v1/parties", json=body, headers=headers)
+    assert again.status_code == 409
