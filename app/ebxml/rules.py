@@ -7,8 +7,6 @@ service, which owns the registry, but live here so the catalogue is complete.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from app.core.findings import Consequence, Layer, Rule
 
 # ebMS 2.0 errorCode values (ebMS 2.0 §4.2.3.4.1).
@@ -16,7 +14,6 @@ VALUE_NOT_RECOGNIZED = "ValueNotRecognized"
 NOT_SUPPORTED = "NotSupported"
 INCONSISTENT = "Inconsistent"
 OTHER_XML = "OtherXml"
-DELIVERY_FAILURE = "DeliveryFailure"
 TIME_TO_LIVE_EXPIRED = "TimeToLiveExpired"
 SECURITY_FAILURE = "SecurityFailure"
 MIME_PROBLEM = "MimeProblem"
@@ -201,15 +198,6 @@ DUPLICATE_INCONSISTENT = _rule(
     "MessageId er brukt før for en melding med annet innhold.",
     INCONSISTENT,
 )
-DELIVERY_FAILED = replace(
-    _rule(
-        "EBMS-DELIVERY-FAILED",
-        "The message could not be stored or delivered (temporary)",
-        "Meldingen kunne ikke tas imot på grunn av en midlertidig feil hos mottaker.",
-        DELIVERY_FAILURE,
-    ),
-    transient=True,
-)
 
 RULES: tuple[Rule, ...] = (
     MIME_CONTENT_TYPE,
@@ -239,5 +227,4 @@ RULES: tuple[Rule, ...] = (
     SERVICE_NOT_ALLOWED,
     REFTO_UNKNOWN,
     DUPLICATE_INCONSISTENT,
-    DELIVERY_FAILED,
 )

@@ -43,7 +43,6 @@ from app.models import (
     Message,
     Party,
 )
-from app.msghead import rules as msghead_rules
 from app.notify.email import compose_notification, error_counts
 from app.parties import repository as party_repo
 from app.security.certificates import PartyTrust, TrustStore
@@ -412,7 +411,7 @@ class IntakeService:
         *,
         transient: bool = False,
     ) -> Reply:
-        context = _reply_context(transport)
+        context = transport.reply_context
         our = self._our_party(transport)
         reply_id = _new_message_id()
         built = await anyio.to_thread.run_sync(
@@ -713,10 +712,6 @@ def _fill_transport(message: Message, transport: stages.Transport) -> None:
         message.environment = transport.receiver.environment
 
 
-def _reply_context(transport: stages.Transport) -> ReplyContext:
-    return transport.reply_context
-
-
 def _certs(party: Party, usage: str) -> tuple[x509.Certificate, ...]:
     return tuple(load_certificate(c.pem.encode()) for c in party.certificates if c.usage == usage)
 
@@ -726,6 +721,3 @@ def _first_cert(party: Party, usage: str) -> x509.Certificate | None:
     valid = [c for c in party.certificates if c.usage == usage and c.not_after > now]
     valid.sort(key=lambda c: c.not_after, reverse=True)
     return load_certificate(valid[0].pem.encode()) if valid else None
-
-
-_ = msghead_rules  # the catalogue imports every layer's rules; keep the import explicit

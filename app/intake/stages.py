@@ -20,10 +20,10 @@ from app.content.model import ContentContext, ContentResult, HistoryKeys
 from app.content.registry import ContentFormat
 from app.core.findings import Consequence, Finding
 from app.ebxml import build as ebuild
-from app.ebxml.checks import Receiver, check_header
+from app.ebxml.checks import Receiver, check_header, resolve_cid
 from app.ebxml.envelope import EbmsHeader, ReplyContext, parse_envelope
 from app.ebxml.envelope import Party as EbxmlParty
-from app.ebxml.mime import MimeMessage, parse_body
+from app.ebxml.mime import Attachment, MimeMessage, parse_body
 from app.intake import rules as intake_rules
 from app.msghead.checks import check_msghead
 from app.msghead.model import MsgHead
@@ -102,23 +102,19 @@ class Opened:
     events: tuple[tuple[str, dict[str, str | bool | None]], ...] = field(default=())
 
 
-def _payload(mime: MimeMessage, header: EbmsHeader) -> bytes | None:
+def _payload(mime: MimeMessage, header: EbmsHeader) -> Attachment | None:
+    """The business payload: the part the Manifest's first resolvable cid: names."""
     for ref in header.manifest:
-        if ref.href.startswith("cid:"):
-            from app.ebxml.checks import resolve_cid
-
-            cid = resolve_cid(ref.href)
-            att = mime.attachment(cid) if cid else None
-            if att is not None:
-                return att.data
-    return mime.attachments[0].data if mime.attachments else None
+        cid = resolve_cid(ref.href) if ref.href.startswith("cid:") else None
+        att = mime.attachment(cid) if cid else None
+        if att is not None:
+            return att
+    return mime.attachments[0] if mime.attachments else None
 
 
-def _is_cms(mime: MimeMessage, data: bytes) -> bool:
-    for att in mime.attachments:
-        if att.data is data:
-            return att.media_type in _PKCS7 or data[:1] == b"\x30"
-    return data[:1] == b"\x30"
+def _is_cms(att: Attachment) -> bool:
+    # Trust the bytes as much as the label: DER always starts with a SEQUENCE tag.
+    return att.media_type in _PKCS7 or att.data[:1] == b"\x30"
 
 
 def open_message(
@@ -164,10 +160,11 @@ def open_message(
     if tf:
         return Opened(None, tuple(tf), (), transient, envelope_signer, events=tuple(events))
 
-    data = _payload(mime, header)
-    if data is None:  # the manifest checks have reported this already
+    part = _payload(mime, header)
+    if part is None:  # the manifest checks have reported this already
         return Opened(None, (), (), False, envelope_signer, events=tuple(events))
-    encrypted = _is_cms(mime, data)
+    data = part.data
+    encrypted = _is_cms(part)
     document_signer: x509.Certificate | None = None
     if encrypted:
         opened = cms.open_payload(data, keys, max_inflated=max_inflated)

@@ -9,13 +9,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from app.apprec.parse import parse_apprec
 from app.client import SendOptions, build_epj_message, read_reply
 from app.db import create_engine, session_factory
 from app.models import Message
 from app.security.keys import KeyPair, load_certificate, load_key_pair
 from tests.e2e.conftest import Server
-from tests.integration.messages import DEMO_HER, msghead
+from tests.integration.messages import DEMO_HER, assert_signed_ok_reply, msghead
 
 pytestmark = pytest.mark.e2e
 
@@ -53,16 +52,7 @@ async def test_signed_encrypted_message_over_a_socket_gets_ok_apprec(server: Ser
         r.headers["content-type"],
         decryption=(_pair(server, "municipality-encryption"),),
     )
-    assert reply.findings == ()
-    assert reply.header is not None
-    assert reply.header.action == "APPREC"
-    assert reply.header.ref_to_message_id == built.message_id
-    assert reply.header.acknowledgment is not None
-    assert reply.signed
-    assert reply.signature_findings == ()
-    assert reply.apprec is not None
-    apprec = parse_apprec(reply.apprec)
-    assert apprec.status == "1", apprec.errors
+    assert_signed_ok_reply(reply, built.message_id)
     message = await _stored(server, built.body)
     assert message.status == "OK"
     assert message.remote_addr == "127.0.0.1"

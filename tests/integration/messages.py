@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 import httpx
 
+from app.apprec.model import AppRec
+from app.apprec.parse import parse_apprec
 from app.client import ReadReply, SendOptions, build_epj_message, read_reply
 from app.content.iplos.sample import build_sample, wrap_in_msghead
 from app.ebxml.build import BuiltMessage
@@ -59,3 +61,19 @@ def reply_of(pki: DevPki, response: httpx.Response) -> ReadReply:
         response.headers["content-type"],
         decryption=(pki.municipality.encryption,),
     )
+
+
+def assert_signed_ok_reply(reply: ReadReply, sent_message_id: str) -> AppRec:
+    """A reply to a good message: signed, an Acknowledgment and an APPREC answering
+    `sent_message_id`, and an AppRec with status 1. Returns the AppRec."""
+    assert reply.findings == ()
+    assert reply.header is not None
+    assert reply.header.action == "APPREC"
+    assert reply.header.ref_to_message_id == sent_message_id
+    assert reply.header.acknowledgment is not None
+    assert reply.signed
+    assert reply.signature_findings == ()
+    assert reply.apprec is not None
+    apprec = parse_apprec(reply.apprec)
+    assert apprec.status == "1", apprec.errors
+    return apprec

@@ -11,7 +11,7 @@ from app.apprec.parse import parse_apprec
 from app.models import Finding as FindingRow
 from app.models import Message, MessageEvent, NotificationOutbox, Receipt
 from app.security.devpki import DevPki
-from tests.integration.messages import epj_message, post, reply_of
+from tests.integration.messages import assert_signed_ok_reply, epj_message, post, reply_of
 
 
 async def test_valid_message_gets_signed_ack_and_ok_apprec(
@@ -22,16 +22,7 @@ async def test_valid_message_gets_signed_ack_and_ok_apprec(
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("multipart/related")
     reply = reply_of(pki, r)
-    assert reply.findings == ()
-    assert reply.header is not None
-    assert reply.header.action == "APPREC"
-    assert reply.header.ref_to_message_id == built.message_id
-    assert reply.header.acknowledgment is not None
-    assert reply.signed
-    assert reply.signature_findings == ()
-    assert reply.apprec is not None
-    apprec = parse_apprec(reply.apprec)
-    assert apprec.status == "1", apprec.errors
+    assert_signed_ok_reply(reply, built.message_id)
     async with sessions() as s:
         message = (await s.scalars(select(Message).options(undefer(Message.raw)))).one()
         assert message.status == "OK"
