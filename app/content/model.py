@@ -4,6 +4,7 @@ returns (findings plus the extracted notifications and contacts the caller store
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -14,6 +15,22 @@ EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
 # typeID (kodeverk 9032) whose fid identifies a person: fødselsnummer, D-nummer, H-nummer.
 # typeID 9 carries a birth date (ddmmyy), which many people share.
 PERSON_ID_TYPES = frozenset({"1", "2", "3"})
+
+
+_XS_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})(?:Z|[+-][0-9]{2}:[0-9]{2})?")
+
+
+def parse_xs_date(value: str) -> datetime.date | None:
+    """An xs:date as a calendar date. A time zone (`2018-01-03+01:00`, `...Z`), which xs:date
+    allows, names the place the date belongs to, not another day: it is dropped. None when
+    the text is not a date with a 4-digit year."""
+    m = _XS_DATE.fullmatch(value.strip())
+    if m is None:
+        return None
+    try:
+        return datetime.date(int(m[1]), int(m[2]), int(m[3]))
+    except ValueError:
+        return None
 
 
 def normalize_guid(value: str) -> str:
@@ -82,6 +99,19 @@ class ContentContext:
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceEvent:
+    """One event element of a notification (TjenesteStart, TjenesteSlutt, ...). The schema's
+    sequence of optional elements lets one notification carry several; each is kept."""
+
+    kind: str  # TjenesteStart | MidlertidigStoppFra | MidlertidigStoppTil | ...
+    tjeneste_type: str
+    tjeneste_org_nr: str | None  # None when missing or blanked by a warning
+    tjeneste_id: str
+    hendelse_guid: str  # normalized
+    hendelse_dato: datetime.date | None  # xs:date read as a date (a time zone is ignored)
+
+
+@dataclass(frozen=True, slots=True)
 class Notification:
     """One extracted notification (row). Values blanked by a WARN rule are None."""
 
@@ -91,19 +121,24 @@ class Notification:
     lopenr: int | None
     forrige_guid: str  # normalized
     ref: str | None  # normalized notifikasjonRef
-    event: str  # TjenesteStart | MidlertidigStoppFra | ... ("" when missing)
-    tjeneste_type: str
-    tjeneste_org_nr: str | None
-    tjeneste_id: str
-    hendelse_guid: str
-    hendelse_dato: str  # xs:date as written
+    events: tuple[ServiceEvent, ...]  # in document order; empty when none could be read
     kommune_nr: str
     bruker_nr: str
     fid: str  # personal data
-    type_id: str
+    type_id: str  # the kind the number shows when it differs from the stated typeID
     bydel: str | None
     dropped: bool
     in_sequence: bool  # løpenummer numeric, in order and GUID new: moves the sequence
+
+    @property
+    def event(self) -> str:
+        """The first event's element name ("" when there is none)."""
+        return self.events[0].kind if self.events else ""
+
+    @property
+    def hendelse_dato(self) -> datetime.date | None:
+        """The first event's date."""
+        return self.events[0].hendelse_dato if self.events else None
 
     @property
     def identifies_person(self) -> bool:

@@ -91,8 +91,8 @@ async def store_history(session: AsyncSession, message_id: int, result: ContentR
                 forrige_guid=n.forrige_guid,
                 ref=n.ref,
                 event=n.event,
-                tjeneste_type=n.tjeneste_type,
-                hendelse_dato=n.hendelse_dato,
+                tjeneste_type=n.events[0].tjeneste_type if n.events else "",
+                hendelse_dato=n.hendelse_dato.isoformat() if n.hendelse_dato else "",
                 bruker_nr=n.bruker_nr,
             )
         )

@@ -36,7 +36,9 @@ from app.content.model import (
     ContentResult,
     HistoryKeys,
     Notification,
+    ServiceEvent,
     normalize_guid,
+    parse_xs_date,
 )
 from app.core.findings import Consequence, Finding, Rule, Subject
 from app.core.xmlparse import XmlRejected, parse_xml
@@ -786,12 +788,18 @@ def validate_melding(source: bytes | etree._Element, ctx: ContentContext) -> Con
             lopenr=r.lopenr,
             forrige_guid=r.forrige,
             ref=r.ref,
-            event=r.event,
-            tjeneste_type=r.tjeneste_type,
-            tjeneste_org_nr=r.org_nr,
-            tjeneste_id=r.tjeneste_id,
-            hendelse_guid=r.hendelse_guid,
-            hendelse_dato=r.hendelse_dato,
+            events=(
+                ServiceEvent(
+                    kind=r.event,
+                    tjeneste_type=r.tjeneste_type,
+                    tjeneste_org_nr=r.org_nr,
+                    tjeneste_id=r.tjeneste_id,
+                    hendelse_guid=r.hendelse_guid,
+                    hendelse_dato=parse_xs_date(r.hendelse_dato),
+                ),
+            )
+            if r.event
+            else (),
             kommune_nr=unit,
             bruker_nr=r.bruker_nr,
             fid=r.fid,
