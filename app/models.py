@@ -5,13 +5,14 @@ Tables are singular snake_case; timestamps are `*_at`, timezone-aware UTC.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -181,6 +182,8 @@ class Message(Base):
     # business envelope
     msghead_msg_id: Mapped[str | None] = mapped_column(String(200), index=True)
     msghead_type: Mapped[str | None] = mapped_column(String(50))
+    # SHA-256 of the business document as decrypted: tells an identical resend of a MsgId.
+    msghead_sha256: Mapped[str | None] = mapped_column(String(64))
     kommune_nr: Mapped[str | None] = mapped_column(String(4), index=True)
     payload_bytes: Mapped[int | None] = mapped_column(BigInteger)
     notification_count: Mapped[int | None] = mapped_column(Integer)
@@ -321,45 +324,74 @@ class AccessLog(Base):
 
 
 class IplosKommuneState(Base):
-    """Per municipality: where its løpenummer sequence and forrige-GUID chain stand. The row is
-    locked (SELECT ... FOR UPDATE) while a message of that municipality is processed."""
+    """Per environment and municipality: which løpenummer have been received, as sorted,
+    disjoint ranges `[[lo, hi], ...]` (completeness and gaps). The row is locked (SELECT ...
+    FOR UPDATE) while a message of that municipality is processed in that environment."""
 
     __tablename__ = "iplos_kommune_state"
 
+    environment: Mapped[str] = mapped_column(String(20), primary_key=True)
     kommune_nr: Mapped[str] = mapped_column(String(4), primary_key=True)
-    last_lopenr: Mapped[int | None] = mapped_column(BigInteger)
-    last_guid: Mapped[str | None] = mapped_column(String(36))
+    received: Mapped[list[list[int]]] = mapped_column(JSON, default=list)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
 
 class IplosNotification(Base):
-    """An accepted notification (dropped rows live only as findings)."""
+    """An accepted notification (dropped rows live only as findings), per environment:
+    pilot, test and production never see each other's history."""
 
     __tablename__ = "iplos_notification"
-    __table_args__ = (UniqueConstraint("kommune_nr", "guid"),)
+    __table_args__ = (
+        UniqueConstraint("environment", "kommune_nr", "guid"),
+        Index("ix_iplos_notification_lopenr", "environment", "kommune_nr", "lopenr"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     message_id: Mapped[int] = mapped_column(
         ForeignKey("message.id", ondelete="CASCADE"), index=True
     )
+    environment: Mapped[str] = mapped_column(String(20))
     kommune_nr: Mapped[str] = mapped_column(String(4))
     guid: Mapped[str] = mapped_column(String(36))
     status: Mapped[str] = mapped_column(String(1))
     lopenr: Mapped[int | None] = mapped_column(BigInteger)
     forrige_guid: Mapped[str] = mapped_column(String(36))
     ref: Mapped[str | None] = mapped_column(String(36))
-    event: Mapped[str] = mapped_column(String(40))
-    tjeneste_type: Mapped[str] = mapped_column(String(4))
-    hendelse_dato: Mapped[str] = mapped_column(String(10))
     bruker_nr: Mapped[str] = mapped_column(String(100))
+    # SHA-256 of the notification's content as read: an identical resend is no error.
+    content_sha256: Mapped[str] = mapped_column(String(64))
+
+    events: Mapped[list[IplosEvent]] = relationship(
+        back_populates="notification", cascade="all, delete-orphan", order_by="IplosEvent.position"
+    )
+
+
+class IplosEvent(Base):
+    """One event of a stored notification (a notification may carry several)."""
+
+    __tablename__ = "iplos_event"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    notification_id: Mapped[int] = mapped_column(
+        ForeignKey("iplos_notification.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(40))
+    tjeneste_type: Mapped[str] = mapped_column(String(20))
+    tjeneste_id: Mapped[str] = mapped_column(Text)
+    tjeneste_org_nr: Mapped[str | None] = mapped_column(String(10))
+    hendelse_dato: Mapped[date | None] = mapped_column(Date)
+
+    notification: Mapped[IplosNotification] = relationship(back_populates="events")
 
 
 class IplosBruker(Base):
-    """brukerNr ↔ fid per municipality, to keep the pair stable across messages.
+    """brukerNr ↔ fid per environment and municipality, to see when a pair changes.
     Personal data: read only by the intake and the municipality's own error list."""
 
     __tablename__ = "iplos_bruker"
 
+    environment: Mapped[str] = mapped_column(String(20), primary_key=True)
     kommune_nr: Mapped[str] = mapped_column(String(4), primary_key=True)
     bruker_nr: Mapped[str] = mapped_column(String(100), primary_key=True)
     fid: Mapped[str] = mapped_column(String(11))

@@ -1,12 +1,17 @@
 """The reporting calendar: per reporting year the pilot window, the deadline (15 January of
-the next year) and the correction deadline (21 March). Loaded from configuration as JSON.
+the next year), the KOSTRA publication (15 March) and the correction deadline (21 March).
+Loaded from configuration as JSON; the dates are configuration, never code (the pilot window
+and a deadline were moved in 2018-2019).
 
-Timeliness (decision): a message is judged by the Europe/Oslo date of `now` against the
-reporting year of each notification (the year of its `hendelseDato`). A deadline day counts
-as on time (the deadline is "15 January", inclusive). Originals (N) are late after the
-deadline; corrections (M, C) are on time until the correction deadline, which exists for
-them. Anything after the correction deadline is "after correction deadline". All of this is
-a warning: the data is still stored, the feedback pages report timeliness.
+Timeliness (decision, following the letter): a message is judged by the Europe/Oslo date it
+was received against the reporting year *the message reports for*: the year of its latest
+event, but never later than the year it was received (a stay begun in 2015 and reported in
+the 2018 extraction counts for 2018). Only configured years are judged, and only on
+production addresses (pilot and test messages are not reports). A deadline day counts as on
+time. Originals (N) are late after the deadline; corrections (M, C) are on time until the
+correction deadline, which exists for them. Anything after the correction deadline is "after
+correction deadline". All of this is a warning: the data is still stored; the feedback pages
+report timeliness and mark what came after the KOSTRA publication.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -37,6 +42,15 @@ class ReportingYear:
     pilot_to: datetime.date | None
     deadline: datetime.date
     correction_deadline: datetime.date
+    kostra: datetime.date | None = None  # KOSTRA figures published (15 March by default)
+
+    @property
+    def kostra_date(self) -> datetime.date:
+        return self.kostra or datetime.date(self.year + 1, 3, 15)
+
+    def after_kostra(self, day: datetime.date) -> bool:
+        """Data received after the KOSTRA publication is not in the published figures."""
+        return day > self.kostra_date
 
     def in_pilot_window(self, day: datetime.date) -> bool:
         if self.pilot_from is None or self.pilot_to is None:
@@ -46,11 +60,19 @@ class ReportingYear:
 
 @dataclass(frozen=True, slots=True)
 class ReportingCalendar:
-    """Configured reporting years; with `standard` (the default) every other year gets the
-    standing deadlines, 15 January and 21 March of the following year, and no pilot window."""
+    """Configured reporting years; with `standard` every other year gets the standing
+    deadlines, 15 January and 21 March of the following year, and no pilot window (the
+    feedback pages use that; the intake judges configured years only)."""
 
     years: tuple[ReportingYear, ...] = ()
-    standard: bool = True
+    standard: bool = False
+
+    def pilot_windows(self) -> tuple[tuple[datetime.date, datetime.date], ...]:
+        return tuple(
+            (y.pilot_from, y.pilot_to)
+            for y in self.years
+            if y.pilot_from is not None and y.pilot_to is not None
+        )
 
     def get(self, year: int) -> ReportingYear | None:
         for y in self.years:
@@ -88,10 +110,11 @@ def _date(
 
 def parse_reporting_calendar(text: str) -> ReportingCalendar:
     """Parse `{"2018": {"pilot_from": "2018-11-01", "pilot_to": "2018-12-31",
-    "deadline": "2019-01-15", "correction_deadline": "2019-03-21"}}`. Raises ValueError.
+    "deadline": "2019-01-15", "kostra": "2019-03-15", "correction_deadline": "2019-03-21"}}`.
+    Raises ValueError.
 
-    `deadline` and `correction_deadline` default to 15 January and 21 March of the next year;
-    the pilot window is optional."""
+    `deadline`, `kostra` and `correction_deadline` default to 15 January, 15 March and
+    21 March of the next year; the pilot window is optional."""
     try:
         data = json.loads(text) if text.strip() else {}
     except json.JSONDecodeError as exc:
@@ -104,7 +127,7 @@ def parse_reporting_calendar(text: str) -> ReportingCalendar:
             raise ValueError(f"reporting calendar: '{key}' is not a year")
         if not isinstance(obj, dict):
             raise ValueError(f"reporting calendar {key}: must be an object")
-        unknown = set(obj) - {"pilot_from", "pilot_to", "deadline", "correction_deadline"}
+        unknown = set(obj) - {"pilot_from", "pilot_to", "deadline", "kostra", "correction_deadline"}
         if unknown:
             raise ValueError(f"reporting calendar {key}: unknown keys {sorted(unknown)}")
         year = int(key)
@@ -118,10 +141,22 @@ def parse_reporting_calendar(text: str) -> ReportingCalendar:
         )
         if correction < deadline:
             raise ValueError(f"reporting calendar {key}: correction_deadline before deadline")
+        kostra = _date(obj, "kostra", key, required=False)
         if pilot_from and pilot_to and pilot_to < pilot_from:
             raise ValueError(f"reporting calendar {key}: pilot_to before pilot_from")
-        years.append(ReportingYear(year, pilot_from, pilot_to, deadline, correction))
+        years.append(ReportingYear(year, pilot_from, pilot_to, deadline, correction, kostra))
     return ReportingCalendar(tuple(sorted(years, key=lambda y: y.year)))
+
+
+def reporting_year(
+    event_dates: Iterable[datetime.date | None], received: datetime.datetime
+) -> int | None:
+    """The year a message reports for: its latest event's year, capped at the year it was
+    received (an event dated in the future belongs to no later report). None without dates."""
+    latest = max((d for d in event_dates if d is not None), default=None)
+    if latest is None:
+        return None
+    return min(latest.year, local_date(received).year)
 
 
 def timeliness(

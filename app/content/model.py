@@ -4,6 +4,7 @@ returns (findings plus the extracted notifications and contacts the caller store
 from __future__ import annotations
 
 import datetime
+import itertools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -39,8 +40,39 @@ def normalize_guid(value: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredNotification:
+    """What the history keeps of an accepted notification, as the rules need it."""
+
+    status: str  # N | M | C
+    lopenr: int | None
+    content_sha256: str  # the notification's content as read (see Notification)
+
+
+Ranges = tuple[tuple[int, int], ...]
+
+
+def add_to_ranges(ranges: Ranges, numbers: Iterable[int]) -> Ranges:
+    """Sorted, disjoint, non-adjacent ranges covering `ranges` and `numbers`."""
+    merged: list[list[int]] = []
+    points = sorted([*((lo, hi) for lo, hi in ranges), *((n, n) for n in numbers)])
+    for lo, hi in points:
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    return tuple((lo, hi) for lo, hi in merged)
+
+
+def gaps(ranges: Ranges) -> Ranges:
+    """The numbers missing between the lowest and the highest received."""
+    return tuple((a_hi + 1, b_lo - 1) for (_, a_hi), (b_lo, _) in itertools.pairwise(ranges))
+
+
+@dataclass(frozen=True, slots=True)
 class IplosHistory:
-    """A frozen snapshot of what earlier messages established, loaded by the caller.
+    """A frozen snapshot of what earlier messages established in one environment (pilot,
+    test or production: they never share history), loaded by the caller for the keys the
+    message mentions (`HistoryKeys`).
 
     Keys are municipality numbers (the reporting unit: a message is attributed to its first
     `Kommune`, see app/content/iplos/validate.py). GUIDs are normalized (`normalize_guid`).
@@ -49,31 +81,35 @@ class IplosHistory:
     only.
     """
 
-    last_lopenr: Mapping[str, int] = field(default_factory=dict)
-    last_guid: Mapping[str, str] = field(default_factory=dict)
-    known_guids: Mapping[str, str] = field(default_factory=dict)  # guid -> statusNotifikasjon
+    received: Mapping[str, Ranges] = field(default_factory=dict)  # kommune -> løpenummer
+    notifications: Mapping[str, StoredNotification] = field(default_factory=dict)  # by GUID
+    guid_by_lopenr: Mapping[tuple[str, int], str] = field(default_factory=dict)
     bruker_fid: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def updated_with(self, notifications: Iterable[Notification]) -> IplosHistory:
-        """The history after storing `notifications` of an accepted message: accepted rows add
-        their GUID and brukerNr; every row whose løpenummer was in order moves the sequence
-        (the EPJ counts it as sent, even when KPR dropped it for another reason)."""
-        last_lopenr = dict(self.last_lopenr)
-        last_guid = dict(self.last_guid)
-        known = dict(self.known_guids)
+        """The history after storing the accepted (not dropped) `notifications`: their GUIDs,
+        løpenummer and brukerNr pairs. A pair is set by the first row of a brukerNr and
+        replaced only by a correction or annulment (M/C): an N row with another number keeps
+        the pair and is warned about (`IPL-BRUKERNR-STABLE`)."""
+        received = dict(self.received)
+        known = dict(self.notifications)
+        by_lopenr = dict(self.guid_by_lopenr)
         bruker = dict(self.bruker_fid)
-        for n in sorted(
-            (n for n in notifications if n.in_sequence and n.lopenr is not None),
-            key=lambda n: n.lopenr or 0,
-        ):
-            last_lopenr[n.kommune_nr] = n.lopenr or 0
-            last_guid[n.kommune_nr] = n.guid
+        numbers: dict[str, list[int]] = {}
         for n in notifications:
-            if not n.dropped:
-                known[n.guid] = n.status
-                if n.identifies_person:
-                    bruker[(n.kommune_nr, n.bruker_nr)] = n.fid
-        return IplosHistory(last_lopenr, last_guid, known, bruker)
+            if n.dropped:
+                continue
+            known[n.guid] = StoredNotification(n.status, n.lopenr, n.content_sha256)
+            if n.lopenr is not None:
+                numbers.setdefault(n.kommune_nr, []).append(n.lopenr)
+                by_lopenr.setdefault((n.kommune_nr, n.lopenr), n.guid)
+            if n.identifies_person:
+                key = (n.kommune_nr, n.bruker_nr)
+                if key not in bruker or n.status in ("M", "C"):
+                    bruker[key] = n.fid
+        for kommune, nums in numbers.items():
+            received[kommune] = add_to_ranges(received.get(kommune, ()), nums)
+        return IplosHistory(received, known, by_lopenr, bruker)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +120,7 @@ class HistoryKeys:
     guids: frozenset[str] = frozenset()  # the message's own notification GUIDs and its refs
     bruker_nrs: frozenset[str] = frozenset()
     fids: frozenset[str] = frozenset()  # personal data: used in a query, never logged
+    lopenrs: frozenset[int] = frozenset()  # its løpenummer and each one's predecessor
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +133,9 @@ class ContentContext:
     allow_synthetic: bool = False
     history: IplosHistory = field(default_factory=IplosHistory)
     calendar: ReportingCalendar | None = None
+    # the receiver address's tag (pilot | test | production); None offline, judged like
+    # production
+    environment: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +168,10 @@ class Notification:
     type_id: str  # the kind the number shows when it differs from the stated typeID
     bydel: str | None
     dropped: bool
-    in_sequence: bool  # løpenummer numeric, in order and GUID new: moves the sequence
+    # SHA-256 over the Notifikasjon element's names and attribute values: an identical resend
+    # of a stored notification is no error
+    content_sha256: str = ""
+    already_stored: bool = False  # identical to a stored notification: nothing to store
 
     @property
     def event(self) -> str:

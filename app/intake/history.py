@@ -1,51 +1,74 @@
 """The IPLOS history across messages (løpenummer, GUIDs, brukerNr ↔ fid): all its SQL.
 
-The content checks are pure; they get a frozen `IplosHistory` loaded here, and what an accepted
-message establishes is stored here.
+History is kept per environment (the receiver address's tag: pilot, test, production), so a
+pilot message never changes how a production message is judged. The content checks are pure;
+they get a frozen `IplosHistory` loaded here for exactly the keys the message mentions, and
+what an accepted message establishes is stored here with set-based statements.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.content.model import ContentResult, HistoryKeys, IplosHistory, normalize_guid
-from app.models import IplosBruker, IplosKommuneState, IplosNotification
+from app.content.model import (
+    ContentResult,
+    HistoryKeys,
+    IplosHistory,
+    Ranges,
+    StoredNotification,
+    add_to_ranges,
+)
+from app.models import IplosBruker, IplosEvent, IplosKommuneState, IplosNotification
+
+_CHUNK = 500  # IN-list and VALUES batch size (database parameter limits)
+_T = TypeVar("_T")
 
 
 async def load_history(
-    session: AsyncSession, kommuner: Sequence[str], keys: HistoryKeys
+    session: AsyncSession, environment: str, kommuner: Sequence[str], keys: HistoryKeys
 ) -> IplosHistory:
-    """The history rows a message's checks need (`keys`), for the municipalities the sender
-    may report for, with their sequence rows locked (FOR UPDATE) so løpenummer checks of two
-    messages cannot interleave."""
+    """The history rows a message's checks need (`keys`), in `environment`, for the
+    municipalities the sender may report for, with their state rows locked (FOR UPDATE) so
+    the checks of two messages of one municipality cannot interleave."""
     if not kommuner:
         return IplosHistory()
-    for k in kommuner:
-        if await session.get(IplosKommuneState, k) is None:
-            try:
-                async with session.begin_nested():
-                    session.add(IplosKommuneState(kommune_nr=k))
-            except IntegrityError:  # another process created it first: fine
-                pass
-    states = list(
-        await session.scalars(
-            select(IplosKommuneState)
-            .where(IplosKommuneState.kommune_nr.in_(list(kommuner)))
-            .with_for_update()
-        )
-    )
-    known: dict[str, str] = {}
+    states = await _lock_states(session, environment, kommuner)
+    notifications: dict[str, StoredNotification] = {}
     for chunk in _chunks(keys.guids):
         rows = await session.execute(
-            select(IplosNotification.guid, IplosNotification.status).where(
-                IplosNotification.kommune_nr.in_(kommuner), IplosNotification.guid.in_(chunk)
+            select(
+                IplosNotification.guid,
+                IplosNotification.status,
+                IplosNotification.lopenr,
+                IplosNotification.content_sha256,
+            ).where(
+                IplosNotification.environment == environment,
+                IplosNotification.kommune_nr.in_(kommuner),
+                IplosNotification.guid.in_(chunk),
             )
         )
-        known.update({normalize_guid(g): st for g, st in rows.all()})
+        notifications.update({g: StoredNotification(st, n, h) for g, st, n, h in rows.all()})
+    by_lopenr: dict[tuple[str, int], str] = {}
+    for chunk in _chunks(keys.lopenrs):
+        numbered = await session.execute(
+            select(IplosNotification.kommune_nr, IplosNotification.lopenr, IplosNotification.guid)
+            .where(
+                IplosNotification.environment == environment,
+                IplosNotification.kommune_nr.in_(kommuner),
+                IplosNotification.lopenr.in_(chunk),
+            )
+            .order_by(IplosNotification.id)
+        )
+        for k, n, g in numbered.all():
+            if n is not None:
+                by_lopenr.setdefault((k, n), g)
     brukere: dict[tuple[str, str], str] = {}
     for column, values in (
         (IplosBruker.bruker_nr, keys.bruker_nrs),
@@ -54,59 +77,139 @@ async def load_history(
         for chunk in _chunks(values):
             found = await session.execute(
                 select(IplosBruker.kommune_nr, IplosBruker.bruker_nr, IplosBruker.fid).where(
-                    IplosBruker.kommune_nr.in_(kommuner), column.in_(chunk)
+                    IplosBruker.environment == environment,
+                    IplosBruker.kommune_nr.in_(kommuner),
+                    column.in_(chunk),
                 )
             )
             brukere.update({(k, b): f for k, b, f in found.all()})
     return IplosHistory(
-        last_lopenr={st.kommune_nr: st.last_lopenr for st in states if st.last_lopenr is not None},
-        last_guid={st.kommune_nr: st.last_guid for st in states if st.last_guid},
-        known_guids=known,
+        received={s.kommune_nr: _ranges(s.received) for s in states if s.received},
+        notifications=notifications,
+        guid_by_lopenr=by_lopenr,
         bruker_fid=brukere,
     )
 
 
-async def store_history(session: AsyncSession, message_id: int, result: ContentResult) -> None:
-    """Move the history on with an accepted message: the sequence, its notifications and
-    the brukerNr ↔ fid pairs."""
-    before = IplosHistory()
-    after = before.updated_with(result.notifications)
-    for kommune, lopenr in after.last_lopenr.items():
-        state = await session.get(IplosKommuneState, kommune)
-        if state is None:
-            state = IplosKommuneState(kommune_nr=kommune)
-            session.add(state)
-        state.last_lopenr = lopenr
-        state.last_guid = after.last_guid.get(kommune)
-    for n in result.notifications:
-        if n.dropped:
-            continue
-        session.add(
-            IplosNotification(
-                message_id=message_id,
-                kommune_nr=n.kommune_nr,
-                guid=n.guid,
-                status=n.status,
-                lopenr=n.lopenr,
-                forrige_guid=n.forrige_guid,
-                ref=n.ref,
-                event=n.event,
-                tjeneste_type=n.events[0].tjeneste_type if n.events else "",
-                hendelse_dato=n.hendelse_dato.isoformat() if n.hendelse_dato else "",
-                bruker_nr=n.bruker_nr,
+async def _lock_states(
+    session: AsyncSession, environment: str, kommuner: Sequence[str]
+) -> list[IplosKommuneState]:
+    for k in kommuner:
+        if await session.get(IplosKommuneState, (environment, k)) is None:
+            try:
+                async with session.begin_nested():
+                    session.add(IplosKommuneState(environment=environment, kommune_nr=k))
+            except IntegrityError:  # another process created it first: fine
+                pass
+    return list(
+        await session.scalars(
+            select(IplosKommuneState)
+            .where(
+                IplosKommuneState.environment == environment,
+                IplosKommuneState.kommune_nr.in_(list(kommuner)),
             )
+            .with_for_update()
         )
-        if not n.identifies_person:
-            continue  # a typeID 9 birth date must not replace the brukerNr's number
-        bruker = await session.get(IplosBruker, (n.kommune_nr, n.bruker_nr))
-        if bruker is None:
-            session.add(IplosBruker(kommune_nr=n.kommune_nr, bruker_nr=n.bruker_nr, fid=n.fid))
-        else:
-            bruker.fid = n.fid
+    )
+
+
+async def store_history(
+    session: AsyncSession,
+    message_id: int,
+    environment: str,
+    result: ContentResult,
+    before: IplosHistory,
+) -> int:
+    """Store what an accepted message establishes in `environment`: its accepted
+    notifications with their events, the received løpenummer, and the brukerNr ↔ fid pairs
+    that changed (`before` is the history the checks saw). Returns the rows stored."""
+    rows = [n for n in result.notifications if not n.dropped and not n.already_stored]
+    if not rows:
+        return 0
+    ids: dict[str, int] = {}
+    for chunk in _batches(rows):
+        inserted = await session.execute(
+            insert(IplosNotification).returning(IplosNotification.id, IplosNotification.guid),
+            [
+                {
+                    "message_id": message_id,
+                    "environment": environment,
+                    "kommune_nr": n.kommune_nr,
+                    "guid": n.guid,
+                    "status": n.status,
+                    "lopenr": n.lopenr,
+                    "forrige_guid": n.forrige_guid[:36],
+                    "ref": n.ref[:36] if n.ref else None,
+                    "bruker_nr": n.bruker_nr,
+                    "content_sha256": n.content_sha256,
+                }
+                for n in chunk
+            ],
+        )
+        ids.update({guid: id_ for id_, guid in inserted.all()})
+    events = [
+        {
+            "notification_id": ids[n.guid],
+            "position": i,
+            "kind": e.kind,
+            "tjeneste_type": e.tjeneste_type[:20],
+            "tjeneste_id": e.tjeneste_id,
+            "tjeneste_org_nr": e.tjeneste_org_nr[:10] if e.tjeneste_org_nr else None,
+            "hendelse_dato": e.hendelse_dato,
+        }
+        for n in rows
+        for i, e in enumerate(n.events)
+    ]
+    for batch in _batches(events):
+        await session.execute(insert(IplosEvent), batch)
+    after = before.updated_with(rows)
+    for kommune, ranges in after.received.items():
+        if ranges != before.received.get(kommune):
+            state = await session.get(IplosKommuneState, (environment, kommune))
+            if state is None:
+                state = IplosKommuneState(environment=environment, kommune_nr=kommune)
+                session.add(state)
+            state.received = [[lo, hi] for lo, hi in ranges]
+    now = datetime.now(UTC)
+    changed = [
+        {"environment": environment, "kommune_nr": k, "bruker_nr": b, "fid": f, "updated_at": now}
+        for (k, b), f in after.bruker_fid.items()
+        if before.bruker_fid.get((k, b)) != f
+    ]
+    await _upsert_brukere(session, changed)
     await session.flush()
+    return len(rows)
 
 
-def _chunks(values: frozenset[str], size: int = 500) -> list[list[str]]:
-    """IN-lists in bounded chunks (database parameter limits)."""
-    ordered = sorted(values)
-    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+async def _upsert_brukere(session: AsyncSession, pairs: list[dict[str, Any]]) -> None:
+    if not pairs:
+        return
+    dialect = (await session.connection()).dialect.name
+    for chunk in _batches(pairs):
+        stmt: Any
+        if dialect == "postgresql":
+            pg = postgresql.insert(IplosBruker).values(chunk)
+            stmt = pg.on_conflict_do_update(
+                index_elements=["environment", "kommune_nr", "bruker_nr"],
+                set_={"fid": pg.excluded.fid, "updated_at": pg.excluded.updated_at},
+            )
+        else:
+            lite = sqlite.insert(IplosBruker).values(chunk)
+            stmt = lite.on_conflict_do_update(
+                index_elements=["environment", "kommune_nr", "bruker_nr"],
+                set_={"fid": lite.excluded.fid, "updated_at": lite.excluded.updated_at},
+            )
+        await session.execute(stmt)
+
+
+def _ranges(value: Iterable[Sequence[int]]) -> Ranges:
+    return add_to_ranges(tuple((int(r[0]), int(r[1])) for r in value), ())
+
+
+def _chunks(values: frozenset[str] | frozenset[int]) -> list[list[Any]]:
+    ordered: list[Any] = sorted(values)
+    return [ordered[i : i + _CHUNK] for i in range(0, len(ordered), _CHUNK)]
+
+
+def _batches(values: Sequence[_T]) -> list[Sequence[_T]]:
+    return [values[i : i + _CHUNK] for i in range(0, len(values), _CHUNK)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -102,20 +103,41 @@ async def known_message_id(
     return sent is not None
 
 
-async def msghead_id_seen(
+@dataclass(frozen=True, slots=True)
+class EarlierUse:
+    """An earlier message of the same sender with the same MsgHead MsgId."""
+
+    message_id: int
+    status: str
+    msghead_sha256: str | None
+    received_at: datetime
+
+
+async def msghead_id_uses(
     session: AsyncSession, sender_party_id: int, msg_id: str, except_message: int
-) -> bool:
-    found = await session.scalar(
-        select(Message.id)
+) -> list[EarlierUse]:
+    """Earlier answered messages of this sender with this MsgId, oldest first."""
+    rows = await session.execute(
+        select(Message.id, Message.status, Message.msghead_sha256, Message.received_at)
         .where(
             Message.sender_party_id == sender_party_id,
             Message.msghead_msg_id == fit(msg_id, MSGHEAD_MSG_ID_WIDTH),
             Message.id != except_message,
             Message.status.in_(("OK", "AVVIST", "OK_FEIL_I_DELMELDING")),
         )
-        .limit(1)
+        .order_by(Message.id)
     )
-    return found is not None
+    return [EarlierUse(i, st, h, at) for i, st, h, at in rows.all()]
+
+
+async def stored_apprec(session: AsyncSession, message_id: int) -> Receipt | None:
+    """The AppRec receipt of a message, with the AppRec XML as it was sent."""
+    row: Receipt | None = await session.scalar(
+        select(Receipt)
+        .where(Receipt.message_id == message_id, Receipt.kind == "apprec")
+        .options(undefer(Receipt.apprec_xml))
+    )
+    return row
 
 
 def add_findings(

@@ -43,6 +43,7 @@ from app.models import (
     Message,
     Party,
 )
+from app.msghead.checks import msgid_duplicate
 from app.notify.email import compose_notification, error_counts
 from app.parties import repository as party_repo
 from app.security.certificates import PartyTrust, TrustStore
@@ -288,20 +289,33 @@ class IntakeService:
                         ],
                     )
                 )
+            environment = transport.receiver.environment if transport.receiver else "pilot"
+            message.msghead_sha256 = hashlib.sha256(content).hexdigest()
+            msgid_reused = False
+            if read.msghead is not None and read.msghead.msg_id:
+                resend, msgid_reused = await self._earlier_use(
+                    session, party, read.msghead.msg_id, message
+                )
+                if resend is not None:
+                    raise _Stop(
+                        await self._resend_apprec(
+                            session, message, header, party, read.msghead.msg_id, resend
+                        )
+                    )
             history = (
                 await history_repo.load_history(
-                    session, [k.kommune_nr for k in party.kommuner], read.keys
+                    session, environment, [k.kommune_nr for k in party.kommuner], read.keys
                 )
                 if read.fmt
-                else None
+                else IplosHistory()
             )
-            environment = transport.receiver.environment if transport.receiver else "pilot"
             context = ContentContext(
                 now=now,
                 allowed_kommuner=frozenset(k.kommune_nr for k in party.kommuner),
                 allow_synthetic=environment != ReceiverEnvironment.PRODUCTION.value,
-                history=history or IplosHistory(),
+                history=history,
                 calendar=self._calendar(),
+                environment=environment,
             )
             business = await anyio.to_thread.run_sync(lambda: stages.check_content(read, context))
             business_findings.extend(business.findings)
@@ -311,11 +325,7 @@ class IntakeService:
                     repo.fit(head.msg_id, repo.MSGHEAD_MSG_ID_WIDTH) if head.msg_id else None
                 )
                 message.msghead_type = head.type_v[:50] if head.type_v else None
-                if head.msg_id and await repo.msghead_id_seen(
-                    session, party.id, head.msg_id, message.id
-                ):
-                    from app.msghead.checks import msgid_duplicate
-
+                if msgid_reused:
                     business_findings.append(msgid_duplicate(head))
             if business.content is not None:
                 # Only a municipality the party may report for: findings (with person ids)
@@ -341,12 +351,77 @@ class IntakeService:
             and business.content is not None
             and receipt.status is not AppRecStatus.REJECTED
         ):
-            assert business.content is not None
-            await history_repo.store_history(session, message.id, business.content)
+            stored = await history_repo.store_history(
+                session, message.id, environment, business.content, history
+            )
+            repo.add_event(session, message, "history_stored", _now(), notifications=stored)
         self._queue_notification(
             session, message, party, business, receipt.status, business_findings
         )
         return Reply(200, receipt.reply.body, receipt.reply.content_type)
+
+    async def _earlier_use(
+        self, session: AsyncSession, party: Party, msg_id: str, message: Message
+    ) -> tuple[repo.EarlierUse | None, bool]:
+        """What earlier messages with this MsgId mean (DOMAIN 2.1): an identical one that was
+        not rejected makes this a resend (the stored AppRec is sent again); a different one
+        that was not rejected makes the MsgId reused (E10); a rejected one frees the MsgId
+        for the corrected message."""
+        earlier = await repo.msghead_id_uses(session, party.id, msg_id, message.id)
+        answered = [e for e in earlier if e.status != STATUS_BY_APPREC[AppRecStatus.REJECTED]]
+        resend = next((e for e in answered if e.msghead_sha256 == message.msghead_sha256), None)
+        return resend, resend is None and bool(answered)
+
+    async def _resend_apprec(
+        self,
+        session: AsyncSession,
+        message: Message,
+        header: EbmsHeader,
+        party: Party,
+        msg_id: str,
+        original: repo.EarlierUse,
+    ) -> Reply:
+        """An identical business document sent again (a lost reply): its stored AppRec, in a
+        new reply to this ebXML message. Nothing is stored or emailed a second time."""
+        stored = await repo.stored_apprec(session, original.message_id)
+        if stored is None or stored.apprec_xml is None or stored.apprec_status is None:
+            raise RuntimeError(f"message {original.message_id} has no stored AppRec")
+        apprec_xml, apprec_id = stored.apprec_xml, stored.apprec_id or ""
+        status = AppRecStatus(stored.apprec_status)
+        encrypt_to = _first_cert(party, "encryption")
+        built = await anyio.to_thread.run_sync(
+            lambda: stages.wrap_apprec(
+                apprec_xml,
+                apprec_id=apprec_id,
+                status=status,
+                header=header,
+                now=_now(),
+                reply_message_id=_new_message_id(),
+                encrypt_to=encrypt_to,
+                signer=self.keys.signing,
+            )
+        )
+        message.status = "DUPLICATE"
+        message.msghead_msg_id = repo.fit(msg_id, repo.MSGHEAD_MSG_ID_WIDTH)
+        repo.add_receipt(
+            session,
+            message,
+            kind="apprec",
+            content_type=built.reply.content_type,
+            body=built.reply.body,
+            reply_ebms_message_id=built.reply.message_id,
+            apprec_xml=built.apprec,
+            apprec_id=built.apprec_id,
+            apprec_status=built.status.value,
+            at=_now(),
+        )
+        repo.add_event(session, message, "msghead_resend", _now(), original=original.message_id)
+        log.info(
+            "intake.msghead_resend",
+            message_id=message.id,
+            original=original.message_id,
+        )
+        return Reply(200, built.reply.body, built.reply.content_type)
 
     async def _registry_checks(
         self, session: AsyncSession, header: EbmsHeader, party: Party | None

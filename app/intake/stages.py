@@ -408,6 +408,31 @@ def build_apprec_reply(
         software_version=software_version,
     )
     status = receipt_outcome(findings).status
+    return wrap_apprec(
+        apprec,
+        apprec_id=apprec_id,
+        status=status,
+        header=header,
+        now=now,
+        reply_message_id=reply_message_id,
+        encrypt_to=encrypt_to,
+        signer=signer,
+    )
+
+
+def wrap_apprec(
+    apprec: bytes,
+    *,
+    apprec_id: str,
+    status: AppRecStatus,
+    header: EbmsHeader,
+    now: datetime,
+    reply_message_id: str,
+    encrypt_to: x509.Certificate | None,
+    signer: KeyPair | None,
+) -> BuiltReceipt:
+    """An AppRec (new, or a stored one sent again) signed, encrypted to the sender and put in
+    a signed ebXML reply with the Acknowledgment of `header`."""
     # The AppRec schema has no place for ds:Signature: the document is signed as CMS
     # SignedData and then encrypted (sign-then-encrypt), as AMQP-style senders do.
     document = cms.sign_data(apprec, signer) if signer is not None else apprec

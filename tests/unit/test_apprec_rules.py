@@ -32,7 +32,7 @@ from app.apprec import (
 from app.content.iplos import FORMAT
 from app.content.iplos.rules import RULES as IPLOS_RULES
 from app.content.iplos.sample import build_sample, fault_context, wrap_in_msghead
-from app.content.model import ContentContext
+from app.content.model import ContentContext, normalize_guid
 from app.core.findings import Consequence, Finding, Rule
 from app.intake.stages import Business, check_business
 from app.msghead import msgid_duplicate
@@ -122,7 +122,7 @@ def fids_of(melding: bytes) -> set[str]:
 
 def last_guid(melding: bytes) -> str:
     found: list[bytes] = re.findall(rb'notifikasjonGUID="([^"]*)"', melding)
-    return found[-1].decode()
+    return normalize_guid(found[-1].decode())
 
 
 def check_apprec(

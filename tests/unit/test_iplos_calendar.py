@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 
 import pytest
@@ -13,6 +14,7 @@ from app.content.calendar import (
     ReportingCalendar,
     Timeliness,
     parse_reporting_calendar,
+    reporting_year,
     timeliness,
 )
 
@@ -90,20 +92,38 @@ def test_corrections_are_on_time_until_the_correction_deadline() -> None:
     assert timeliness(cal, 2018, later, correction=True) is Timeliness.AFTER_CORRECTION_DEADLINE
 
 
-def test_unconfigured_year_gets_the_standing_deadlines() -> None:
+def test_only_configured_years_are_judged_unless_standard() -> None:
     cal = parse_reporting_calendar(TEXT)
-    assert timeliness(cal, 2017, _at(2018, 1, 15)) is Timeliness.ON_TIME
-    assert timeliness(cal, 2017, _at(2018, 1, 16)) is Timeliness.LATE
-    assert timeliness(cal, 2017, _at(2018, 3, 22), correction=True) is (
+    assert timeliness(cal, 2017, _at(2018, 1, 16)) is None
+    standard = dataclasses.replace(cal, standard=True)
+    assert timeliness(standard, 2017, _at(2018, 1, 15)) is Timeliness.ON_TIME
+    assert timeliness(standard, 2017, _at(2018, 1, 16)) is Timeliness.LATE
+    assert timeliness(standard, 2017, _at(2018, 3, 22), correction=True) is (
         Timeliness.AFTER_CORRECTION_DEADLINE
     )
-    entry = parse_reporting_calendar("").get(2030)
+    entry = dataclasses.replace(parse_reporting_calendar(""), standard=True).get(2030)
     assert entry is not None
-    assert (entry.deadline, entry.correction_deadline, entry.pilot_from) == (
+    assert (entry.deadline, entry.kostra_date, entry.correction_deadline, entry.pilot_from) == (
         datetime.date(2031, 1, 15),
+        datetime.date(2031, 3, 15),
         datetime.date(2031, 3, 21),
         None,
     )
+
+
+def test_kostra_date_is_configurable_and_marks_later_data() -> None:
+    cal = parse_reporting_calendar('{"2018": {"kostra": "2019-03-10"}}')
+    entry = cal.get(2018)
+    assert entry is not None and entry.kostra_date == datetime.date(2019, 3, 10)
+    assert not entry.after_kostra(datetime.date(2019, 3, 10))
+    assert entry.after_kostra(datetime.date(2019, 3, 11))
+
+
+def test_reporting_year_is_the_latest_event_capped_at_the_year_received() -> None:
+    days = [datetime.date(2015, 6, 1), datetime.date(2018, 12, 30)]
+    assert reporting_year(days, _at(2019, 1, 10)) == 2018
+    assert reporting_year([datetime.date(2099, 1, 1)], _at(2019, 1, 10)) == 2019
+    assert reporting_year([None], _at(2019, 1, 10)) is None
 
 
 def test_a_calendar_without_standing_rule_has_no_verdict_for_other_years() -> None:

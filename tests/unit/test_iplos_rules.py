@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from lxml import etree
 from app.content import lookup, lookup_namespace
 from app.content.iplos import FORMAT, NS, RULES, validate_melding
 from app.content.iplos.sample import build_sample, fault_context
-from app.content.model import EMPTY_GUID, ContentContext, IplosHistory
+from app.content.model import EMPTY_GUID, ContentContext, IplosHistory, StoredNotification
 from app.core.findings import Consequence, Rule, Severity
 from app.identifiers import (
     IdKind,
@@ -98,7 +99,7 @@ def test_own_schema_agrees_with_official(reference_dir: Path, mutate: object) ->
     official = etree.XMLSchema(etree.parse(str(reference_dir / "xsd/iplos-56.0.0/XPR(ipl).xsd")))
     own = etree.XMLSchema(etree.parse(str(FORMAT.schema_path)))
     data = mutate(build_sample(5, KOMMUNE, seed=3))  # type: ignore[operator]
-    for fault in ("IPL-XSD", "IPL-GUID-UNIQUE", "IPL-KOMMUNE-UNIQUE", "IPL-FID-MISSING"):
+    for fault in ("IPL-XSD", "IPL-KOMMUNE-UNIQUE", "IPL-FID-MISSING"):
         doc = etree.fromstring(build_sample(5, KOMMUNE, [fault], seed=3))
         assert official.validate(doc) is own.validate(doc) is False
     doc = etree.fromstring(data)
@@ -157,30 +158,87 @@ def test_lopenr_and_chain_continue_across_messages() -> None:
     ctx = fault_context(KOMMUNE)
     first = validate_melding(build_sample(5, KOMMUNE, seed=1), ctx)
     history = ctx.history.updated_with(first.notifications)
-    assert history.last_lopenr[KOMMUNE] == 5
+    assert history.received[KOMMUNE] == ((1, 5),)
     ctx2 = dataclasses.replace(ctx, history=history)
     good = build_sample(
         3, KOMMUNE, seed=2, start_lopenr=6, previous_guid=first.notifications[-1].guid
     )
     assert validate_melding(good, ctx2).findings == ()
+    # a number used before by another notification: a warning, the row is kept
     stale = build_sample(
-        3, KOMMUNE, seed=3, start_lopenr=5, previous_guid=first.notifications[-1].guid
+        3, KOMMUNE, seed=3, start_lopenr=5, previous_guid=first.notifications[3].guid
     )
-    ids = [f.rule.id for f in validate_melding(stale, ctx2).findings]
-    assert ids.count("IPL-LOPENR-ORDER") == 1
-    restart = build_sample(1, KOMMUNE, seed=4, start_lopenr=9, previous_guid=EMPTY_GUID)
+    result = validate_melding(stale, ctx2)
+    assert [f.rule.id for f in result.findings] == ["IPL-LOPENR-ORDER"]
+    assert not any(n.dropped for n in result.notifications)
+    # 9 chains to nothing KPR has (8 is missing): a gap, not a chain fault
+    later = build_sample(1, KOMMUNE, seed=4, start_lopenr=9, previous_guid=EMPTY_GUID)
+    ids = [f.rule.id for f in validate_melding(later, ctx2).findings]
+    assert ids == ["IPL-LOPENR-GAP"]
+    # 6 with an empty forrige GUID while 5 is known: the chain is broken
+    restart = build_sample(1, KOMMUNE, seed=5, start_lopenr=6, previous_guid=EMPTY_GUID)
     assert [f.rule.id for f in validate_melding(restart, ctx2).findings] == ["IPL-FORRIGE-CHAIN"]
+
+
+def test_messages_in_reverse_order_are_all_accepted_and_the_gap_closes() -> None:
+    ctx = fault_context(KOMMUNE)
+    first = validate_melding(build_sample(2, KOMMUNE, seed=1), ctx)
+    second_data = build_sample(
+        2, KOMMUNE, seed=2, start_lopenr=3, previous_guid=first.notifications[-1].guid
+    )
+    second = validate_melding(second_data, ctx)  # 3-4 arrive first
+    assert [f.rule.id for f in second.findings] == []  # nothing below 3 known yet: no gap
+    history = ctx.history.updated_with(second.notifications)
+    retry = validate_melding(
+        build_sample(2, KOMMUNE, seed=1), dataclasses.replace(ctx, history=history)
+    )
+    assert retry.findings == ()
+    assert not any(n.dropped for n in retry.notifications)
+    assert history.updated_with(retry.notifications).received[KOMMUNE] == ((1, 4),)
+
+
+def test_a_gap_is_reported_until_it_is_filled() -> None:
+    ctx = fault_context(KOMMUNE)
+    data = build_sample(3, KOMMUNE, ["IPL-LOPENR-GAP"], seed=1)
+    (gap,) = validate_melding(data, ctx).findings
+    assert gap.rule.id == "IPL-LOPENR-GAP"
+    assert "1 løpenummer" in gap.detail and ": 3." in gap.detail
+
+
+def test_identical_resend_of_a_stored_notification_is_no_error() -> None:
+    ctx = fault_context(KOMMUNE)
+    data = build_sample(3, KOMMUNE, seed=7)
+    first = validate_melding(data, ctx)
+    ctx2 = dataclasses.replace(ctx, history=ctx.history.updated_with(first.notifications))
+    again = validate_melding(data, ctx2)
+    assert again.findings == ()
+    assert all(n.already_stored and not n.dropped for n in again.notifications)
+    changed = validate_melding(data.replace(b'tjenesteType="18"', b'tjenesteType="19"'), ctx2)
+    assert [f.rule.id for f in changed.findings] == ["IPL-GUID-KNOWN"]
+
+
+def test_one_guid_written_two_ways_drops_the_second_row() -> None:
+    data = build_sample(3, KOMMUNE, ["IPL-GUID-UNIQUE"], seed=7)
+    assert b'notifikasjonGUID="{' in data
+    result = validate_melding(data, fault_context(KOMMUNE))
+    assert [f.rule.id for f in result.findings] == ["IPL-GUID-UNIQUE"]
+    assert [n.dropped for n in result.notifications] == [False, False, True]
 
 
 def test_correction_refers_to_original_from_history() -> None:
     ctx = fault_context(KOMMUNE)
     data = build_sample(2, KOMMUNE, ["IPL-REF-UNKNOWN"], seed=9)
     result = validate_melding(data, ctx)
+    assert not result.notifications[-1].dropped  # kept: the original may come later
     ref = result.notifications[-1].ref
     assert ref is not None
-    known = dataclasses.replace(ctx, history=IplosHistory(known_guids={ref: "N"}))
+    known = dataclasses.replace(
+        ctx, history=IplosHistory(notifications={ref: StoredNotification("N", 1, "x")})
+    )
     assert validate_melding(data, known).findings == ()
-    annulled_original = dataclasses.replace(ctx, history=IplosHistory(known_guids={ref: "C"}))
+    annulled_original = dataclasses.replace(
+        ctx, history=IplosHistory(notifications={ref: StoredNotification("C", 1, "x")})
+    )
     assert [f.rule.id for f in validate_melding(data, annulled_original).findings] == [
         "IPL-REF-UNKNOWN"
     ]
@@ -368,11 +426,27 @@ def test_fodselsnummer_becoming_a_d_nummer_is_a_warning_too() -> None:
     assert [f.rule.id for f in result.findings] == ["IPL-BRUKERNR-ID-KIND"]
 
 
-def test_another_number_of_the_same_kind_is_another_person() -> None:
+def test_another_number_of_the_same_kind_is_a_warning_and_only_a_correction_moves_the_pair() -> (
+    None
+):
     data = build_sample(1, KOMMUNE, seed=7)
-    result = validate_melding(data, _history_for(data, _synthetic(IdKind.FNR, 11)))
-    assert [f.rule.id for f in result.findings] == ["IPL-BRUKERNR-STABLE"]
-    assert result.notifications[0].dropped
+    old = _synthetic(IdKind.FNR, 11)
+    ctx = _history_for(data, old)
+    result = validate_melding(data, ctx)
+    (finding,) = result.findings
+    assert finding.rule.id == "IPL-BRUKERNR-STABLE"
+    assert not re.search(r"annen person\b", finding.detail) and "korreksjon" in finding.detail
+    (row,) = result.notifications
+    assert not row.dropped
+    key = (KOMMUNE, row.bruker_nr)
+    assert ctx.history.updated_with(result.notifications).bruker_fid[key] == old
+    corrected = validate_melding(
+        data.replace(b'statusNotifikasjon="N"', b'statusNotifikasjon="M" notifikasjonRef='
+                     b'"00000000-0000-4000-8000-000000000001"'),
+        ctx,
+    )  # fmt: skip
+    assert {f.rule.id for f in corrected.findings} == {"IPL-BRUKERNR-STABLE", "IPL-REF-UNKNOWN"}
+    assert ctx.history.updated_with(corrected.notifications).bruker_fid[key] == row.fid
 
 
 def test_kind_change_within_one_message_is_a_warning() -> None:

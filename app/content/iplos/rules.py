@@ -4,7 +4,8 @@ Consequences follow the official per-attribute handling in XPR(ipl)_Annotations.
 gives one ("Slettemerk melding" -> reject the message, "Slettemerk rad med underelementer" ->
 drop the notification, "Sett verdi til NULL/-1" -> warn and blank the value) and DOMAIN.md
 §2.4; where the annotation says "Ingen handling" but the value makes the row unusable (code
-lists, sequence, references) the notification is dropped (decision).
+lists) the notification is dropped (decision). Order, chain, references and brukerNr history
+never drop a row: messages arrive out of order and dropped rows are sent again (issue 8).
 
 AppRec codes (kodeverk 8221), decision: T02 for what the XSD refuses; T99 ("annen feil på
 format") for values of the wrong form or outside a code list that the XSD leaves as strings;
@@ -51,11 +52,11 @@ XSD = _rule(
 )
 GUID_UNIQUE = _rule(
     "IPL-GUID-UNIQUE",
-    "T02",
-    _REJECT,
-    "notifikasjonGUID occurs twice in the message",
-    "Samme notifikasjonGUID er brukt på flere notifikasjoner i meldingen. "
-    "Hver notifikasjon skal ha sin egen GUID.",
+    "T99",
+    _DROP,
+    "notifikasjonGUID occurs twice in the message (compared without braces and case)",
+    "Samme notifikasjonGUID er brukt på flere notifikasjoner i meldingen. Hver notifikasjon "
+    "skal ha sin egen GUID; den første er tatt imot. Rett GUID i EPJ og send de andre på nytt.",
 )
 KOMMUNE_UNIQUE = _rule(
     "IPL-KOMMUNE-UNIQUE",
@@ -113,27 +114,29 @@ REF_MISSING = _rule(
 )
 REF_UNKNOWN = _rule(
     "IPL-REF-UNKNOWN",
-    "X99",
-    _DROP,
-    "notifikasjonRef does not point at a known original (N) notification",
-    "notifikasjonRef peker ikke på en kjent original notifikasjon (status N) fra denne kommunen.",
+    None,
+    _WARN,
+    "notifikasjonRef does not point at an original (N) notification KPR has",
+    "notifikasjonRef peker ikke på en original notifikasjon (status N) som KPR har fra "
+    "kommunen. Notifikasjonen er lagret; kontroller at originalen er sendt.",
 )
 GUID_KNOWN = _rule(
     "IPL-GUID-KNOWN",
     "X99",
     _DROP,
-    "The notifikasjonGUID was received in an earlier message",
-    "En notifikasjon med denne notifikasjonGUID er mottatt tidligere. Nye notifikasjoner "
-    "(også korreksjoner) skal ha ny GUID.",
+    "The notifikasjonGUID was received before with other content",
+    "En notifikasjon med denne notifikasjonGUID er tatt imot tidligere med annet innhold. "
+    "Endringer sendes som ny notifikasjon med status M (korriger/erstatt), ny GUID og "
+    "notifikasjonRef til originalen.",
 )
 FORRIGE_CHAIN = _rule(
     "IPL-FORRIGE-CHAIN",
     None,
     _WARN,
-    "notifikasjonForrigeGUID does not chain to the previous notification",
-    "notifikasjonForrigeGUID peker ikke på forrige notifikasjon fra kommunen (første "
-    "notifikasjon skal ha 00000000-0000-0000-0000-000000000000). Det kan mangle "
-    "notifikasjoner.",
+    "notifikasjonForrigeGUID does not name the notification with the løpenummer just below",
+    "notifikasjonForrigeGUID peker ikke på notifikasjonen med nærmeste lavere løpenummer "
+    "(første notifikasjon fra kommunen skal ha 00000000-0000-0000-0000-000000000000). "
+    "Notifikasjonen er lagret; kontroller rekkefølgen i uttrekket fra EPJ.",
 )
 LOPENR_FORMAT = _rule(
     "IPL-LOPENR-FORMAT",
@@ -144,11 +147,19 @@ LOPENR_FORMAT = _rule(
 )
 LOPENR_ORDER = _rule(
     "IPL-LOPENR-ORDER",
-    "X99",
-    _DROP,
-    "notifikasjonLopeNr is not strictly increasing per municipality",
-    "notifikasjonLopeNr skal være strengt stigende per kommune, også på tvers av meldinger. "
-    "Løpenummeret er brukt før eller er lavere enn et tidligere mottatt.",
+    None,
+    _WARN,
+    "notifikasjonLopeNr was used by another notification",
+    "notifikasjonLopeNr er brukt av en annen notifikasjon fra kommunen. Notifikasjonen er "
+    "lagret; løpenummer skal være entydige og stigende per kommune.",
+)
+LOPENR_GAP = _rule(
+    "IPL-LOPENR-GAP",
+    None,
+    _WARN,
+    "Løpenummer are missing between the lowest and the highest received (completeness)",
+    "Det mangler løpenummer mellom det laveste og det høyeste KPR har mottatt fra kommunen. "
+    "Notifikasjoner kan mangle.",
 )
 TJENESTETYPE_CODE = _rule(
     "IPL-TJENESTETYPE-CODE",
@@ -214,11 +225,12 @@ BRUKERNR_FORMAT = _rule(
 )
 BRUKERNR_STABLE = _rule(
     "IPL-BRUKERNR-STABLE",
-    "X99",
-    _DROP,
-    "The brukerNr belonged to another person before",
-    "brukerNr er tidligere brukt om en annen person i kommunen. brukerNr skal være entydig "
-    "innenfor samme kommune for alle år.",
+    None,
+    _WARN,
+    "The brukerNr was reported with another person identifier before",
+    "brukerNr er tidligere rapportert med en annen personidentifikasjon i kommunen. "
+    "Notifikasjonen er lagret. Er personidentifikasjonen rettet (eller ny), send en korreksjon "
+    "(status M); ellers kontroller at brukerNr er riktig i EPJ.",
 )
 BRUKERNR_CHANGED = _rule(
     "IPL-BRUKERNR-CHANGED",
@@ -295,15 +307,23 @@ CALENDAR_LATE = _rule(
     None,
     _WARN,
     "Notifications received after the reporting deadline",
-    "Notifikasjoner for rapporteringsåret er mottatt etter fristen (15. januar året etter).",
+    "Meldingen for rapporteringsåret er mottatt etter fristen. Notifikasjonene er lagret.",
 )
 CALENDAR_AFTER_CORRECTION = _rule(
     "IPL-CALENDAR-AFTER-CORRECTION",
     None,
     _WARN,
     "Notifications received after the correction deadline",
-    "Notifikasjoner for rapporteringsåret er mottatt etter fristen for korreksjoner "
-    "(21. mars året etter) og kommer ikke med i årets tall.",
+    "Meldingen for rapporteringsåret er mottatt etter fristen for korreksjoner. "
+    "Notifikasjonene er lagret, men kommer ikke med i årets tall.",
+)
+CALENDAR_PILOT_WINDOW = _rule(
+    "IPL-CALENDAR-PILOT-WINDOW",
+    None,
+    _WARN,
+    "A message to the pilot address outside the configured pilot window",
+    "Meldingen er sendt til pilotmottaket utenfor pilotperioden. Den er tatt imot som test; "
+    "send den ordinære rapporteringen til KPRs produksjonsadresse.",
 )
 
 RULES: tuple[Rule, ...] = (
@@ -322,6 +342,7 @@ RULES: tuple[Rule, ...] = (
     FORRIGE_CHAIN,
     LOPENR_FORMAT,
     LOPENR_ORDER,
+    LOPENR_GAP,
     TJENESTETYPE_CODE,
     ORGNR_REQUIRED,
     ORGNR_INVALID,
@@ -342,5 +363,6 @@ RULES: tuple[Rule, ...] = (
     TEXT_LENGTH,
     CALENDAR_LATE,
     CALENDAR_AFTER_CORRECTION,
+    CALENDAR_PILOT_WINDOW,
 )
 RULES_BY_ID: dict[str, Rule] = {r.id: r for r in RULES}

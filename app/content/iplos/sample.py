@@ -9,8 +9,8 @@ the message parts the rule is about), so validating the sample with `fault_conte
 exactly one finding of that rule. A few need something outside the message: IPL-GUID-KNOWN
 uses `KNOWN_GUID` (put it in the history), IPL-KOMMUNE-NOT-ALLOWED adds municipality
 `FOREIGN_KOMMUNE`, IPL-FID-SYNTHETIC needs a production context (then the other
-notifications carry birth dates, typeID 9), and the calendar faults date the last
-notification one (late) or two (after the correction deadline) years before `year`.
+notifications carry birth dates, typeID 9), and the calendar faults date the whole message
+one (late) or two (after the correction deadline) years before `year`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from xml.sax.saxutils import quoteattr
 from app.content.calendar import ReportingCalendar, ReportingYear
 from app.content.iplos.rules import RULES_BY_ID
 from app.content.iplos.validate import NS
-from app.content.model import EMPTY_GUID, ContentContext, IplosHistory
+from app.content.model import EMPTY_GUID, ContentContext, IplosHistory, StoredNotification
 from app.identifiers import IdKind, first_check_digits, synthetic_orgnr, synthetic_person_id
 
 KNOWN_GUID = "0a0a0a0a-0a0a-4a0a-8a0a-0a0a0a0a0a0a"
@@ -34,10 +34,15 @@ FOREIGN_KOMMUNE = "9998"
 FIRST_PHASE_TYPES = ("18", "19", "20", "21", "29")
 MSGHEAD_NS = "http://www.kith.no/xmlstds/msghead/2006-05-24"
 
+# Cases that break no rule but that a receiver must handle (accepted without findings).
+CASES = {
+    "tz-date": "every hendelseDato with a time zone (2018-01-03+01:00), as xs:date allows",
+}
 # Faults that need a second notification to break.
 _NEEDS_TWO = frozenset(
     {
         "IPL-GUID-UNIQUE",
+        "IPL-LOPENR-GAP",
         "IPL-LOPENR-ORDER",
         "IPL-BRUKERNR-STABLE",
         "IPL-BRUKERNR-CHANGED",
@@ -57,6 +62,7 @@ _IN_NOTIFICATION = frozenset(
         "IPL-FORRIGE-CHAIN",
         "IPL-LOPENR-FORMAT",
         "IPL-LOPENR-ORDER",
+        "IPL-LOPENR-GAP",
         "IPL-TJENESTETYPE-CODE",
         "IPL-ORGNR-REQUIRED",
         "IPL-ORGNR-INVALID",
@@ -105,7 +111,7 @@ def write_sample(
     previous_guid: str = EMPTY_GUID,
 ) -> None:
     """Stream a sample `Melding` to `out` (see `build_sample`)."""
-    unknown = [f for f in faults if f not in RULES_BY_ID]
+    unknown = [f for f in faults if f not in RULES_BY_ID and f not in CASES]
     if unknown:
         raise ValueError(f"unknown fault(s): {', '.join(unknown)}")
     fault = frozenset(faults)
@@ -126,7 +132,12 @@ def write_sample(
         ).encode()
     )
     org = synthetic_orgnr(rng)
-    prev = previous_guid
+    # the calendar faults: the message reports for a year whose deadline (or correction
+    # deadline) has passed on 1 February of `year`
+    report_year = year - (
+        2 if "IPL-CALENDAR-AFTER-CORRECTION" in fault else 1 if "IPL-CALENDAR-LATE" in fault else 0
+    )
+    prev = before_prev = previous_guid
     last = notifications - 1
     first_guid = first_bruker = first_fid = ""
     synthetic_birthdates = "IPL-FID-SYNTHETIC" in fault
@@ -136,7 +147,8 @@ def write_sample(
         is_last = i == last
         guid = _guid(rng)
         if is_last and "IPL-GUID-UNIQUE" in fault:
-            guid = first_guid
+            # the same GUID written another way: the schema's exact-string check passes it
+            guid = "{" + first_guid.upper() + "}"
         if is_last and "IPL-GUID-KNOWN" in fault:
             guid = KNOWN_GUID
         status, ref = "N", ""
@@ -151,14 +163,13 @@ def write_sample(
         if is_last and "IPL-LOPENR-FORMAT" in fault:
             lopenr = f"L{lopenr}"
         if is_last and "IPL-LOPENR-ORDER" in fault:
-            lopenr = str(start_lopenr + i - 1)
-        day = datetime.date(year, 1, 1) + datetime.timedelta(days=i % 28)
-        if is_last and "IPL-CALENDAR-LATE" in fault:
-            day = day.replace(year=year - 1)
-        if is_last and "IPL-CALENDAR-AFTER-CORRECTION" in fault:
-            day = day.replace(year=year - 2)
+            # the previous notification's number, chained to the one below it
+            lopenr, forrige = str(start_lopenr + i - 1), before_prev
+        if is_last and "IPL-LOPENR-GAP" in fault:
+            lopenr = str(start_lopenr + i + 1)  # one number skipped: no predecessor to check
+        day = datetime.date(report_year, 1, 1) + datetime.timedelta(days=i % 28)
         reg = f"{day.isoformat()}T12:00:00"
-        hendelse_dato = day.isoformat()
+        hendelse_dato = day.isoformat() + ("+01:00" if "tz-date" in fault else "")
         if is_last and "IPL-HENDELSEDATO-RANGE" in fault:
             hendelse_dato = (day + datetime.timedelta(days=1)).isoformat()
         event = "TjenesteStart"
@@ -224,7 +235,7 @@ def write_sample(
         )
         if i == 0:
             first_guid, first_bruker, first_fid = guid, bruker_nr, fid
-        prev = guid
+        before_prev, prev = prev, guid
         if len(buf) >= 1000:
             w("".join(buf).encode())
             buf.clear()
@@ -297,11 +308,21 @@ def fault_context(
     kommune_nr: str, faults: Sequence[str] = (), *, year: int = 2018
 ) -> ContentContext:
     """The context under which a sample built with the same arguments shows exactly its
-    faults: a pilot address (synthetic identities allowed unless IPL-FID-SYNTHETIC), only
-    `kommune_nr` allowed, `KNOWN_GUID` in the history, and `now` = 1 February of `year` with a
-    standard calendar for `year` and the two years before."""
+    faults: synthetic identities allowed (unless IPL-FID-SYNTHETIC, which needs a production
+    address), only `kommune_nr` allowed, `KNOWN_GUID` in the history (stored with other
+    content), and `now` = 1 February of `year` with a standard calendar for `year` and the two
+    years before, judged as production (the offline `validate`'s view)."""
+    production = "IPL-FID-SYNTHETIC" in faults
+    pilot = "IPL-CALENDAR-PILOT-WINDOW" in faults
+    windows = (
+        (ReportingYear(year - 3, datetime.date(year - 3, 11, 1), datetime.date(year - 3, 12, 31),
+                       datetime.date(year - 2, 1, 15), datetime.date(year - 2, 3, 21)),)
+        if pilot
+        else ()
+    )  # fmt: skip
     calendar = ReportingCalendar(
-        tuple(
+        windows
+        + tuple(
             ReportingYear(y, None, None, datetime.date(y + 1, 1, 15), datetime.date(y + 1, 3, 21))
             for y in (year - 2, year - 1, year)
         )
@@ -310,8 +331,9 @@ def fault_context(
         now=datetime.datetime(year, 2, 1, 12, tzinfo=datetime.UTC),
         allowed_kommuner=frozenset({kommune_nr}),
         allow_synthetic="IPL-FID-SYNTHETIC" not in faults,
-        history=IplosHistory(known_guids={KNOWN_GUID: "N"}),
+        history=IplosHistory(notifications={KNOWN_GUID: StoredNotification("N", None, "")}),
         calendar=calendar,
+        environment="production" if production else "pilot" if pilot else None,
     )
 
 

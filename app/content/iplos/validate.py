@@ -17,9 +17,9 @@ Decisions:
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,16 +27,18 @@ from typing import cast
 
 from lxml import etree
 
-from app.content.calendar import Timeliness, timeliness
+from app.content.calendar import Timeliness, local_date, reporting_year, timeliness
 from app.content.iplos import rules as R
 from app.content.model import (
-    EMPTY_GUID,
     Contact,
     ContentContext,
     ContentResult,
     HistoryKeys,
+    IplosHistory,
     Notification,
     ServiceEvent,
+    add_to_ranges,
+    gaps,
     normalize_guid,
     parse_xs_date,
 )
@@ -304,8 +306,8 @@ class _Row:
     bydel: str | None
     subject: Subject
     dropped: bool = False
-    guid_known: bool = False
-    lopenr_ok: bool = True
+    digest: str = ""  # content_sha256 of the Notifikasjon element
+    already_stored: bool = False  # an identical resend of a stored notification
     fid_ok: bool = True
     findings: list[Finding] = field(default_factory=list)
 
@@ -421,7 +423,6 @@ def _row(index: int, n_el: etree._Element, unit: str, allow_synthetic: bool) -> 
             f"Notifikasjon med status {row.status} mangler notifikasjonRef.",
         )
     if row.lopenr is None:
-        row.lopenr_ok = False
         row.add(
             R.LOPENR_FORMAT,
             f"{loc}/@notifikasjonLopeNr",
@@ -479,78 +480,137 @@ def _row(index: int, n_el: etree._Element, unit: str, allow_synthetic: bool) -> 
     return row
 
 
-def _check_sequence(rows: list[_Row], unit: str, ctx: ContentContext) -> None:
-    """Løpenummer order, the forrige-GUID chain, references and brukerNr stability."""
-    history = ctx.history
+def _check_sequence(rows: list[_Row], unit: str, ctx: ContentContext) -> list[Finding]:
+    """What ties a notification to others: its GUID, løpenummer, forrige-GUID chain,
+    references and brukerNr. Only a GUID used twice for different content drops a row; the
+    rest are warnings (the Annotations' handling for order and chain is 9, no action), so
+    messages may arrive in any order and a dropped row can be sent again. Returns the
+    message-level findings (the gap report)."""
+    _check_guids(rows, ctx.history)
+    live = [r for r in rows if not r.already_stored]
+    _check_lopenr(live, unit, ctx.history)
+    _check_chain(live, unit, ctx.history)
+    _check_refs(live, ctx.history)
+    _check_brukere(live, unit, ctx.history)
+    return _gap_findings(rows, unit, ctx.history)
+
+
+def _check_guids(rows: list[_Row], history: IplosHistory) -> None:
+    """A GUID names one notification: a second row with it in the message is dropped (GUIDs
+    compared normalised, so `{ABC-...}` and `abc-...` are one); a row whose GUID was stored
+    before is no error when its content is identical (a resend) and dropped when it differs."""
+    first: set[str] = set()
     for row in rows:
-        if row.guid in history.known_guids:
-            row.guid_known = True
+        loc = f"/Melding/Notifikasjon[{row.index}]/@notifikasjonGUID"
+        if row.guid in first:
+            row.add(
+                R.GUID_UNIQUE,
+                loc,
+                "notifikasjonGUID er brukt på en tidligere notifikasjon i samme melding "
+                "(store og små bokstaver og klammer regnes som like); denne er ikke tatt imot.",
+            )
+            continue
+        first.add(row.guid)
+        stored = history.notifications.get(row.guid)
+        if stored is None or row.dropped:
+            continue
+        if stored.content_sha256 == row.digest:
+            row.already_stored = True
+        else:
             row.add(
                 R.GUID_KNOWN,
-                f"/Melding/Notifikasjon[{row.index}]/@notifikasjonGUID",
-                "notifikasjonGUID er mottatt i en tidligere melding.",
+                loc,
+                "En notifikasjon med denne notifikasjonGUID er tatt imot tidligere med annet "
+                "innhold.",
             )
-    # løpenummer: strictly above the last one received, and unique in the message
-    last = history.last_lopenr.get(unit)
-    seen: set[int] = set()
+
+
+def _check_lopenr(rows: list[_Row], unit: str, history: IplosHistory) -> None:
+    """A løpenummer belongs to one notification: warn when another GUID used it before."""
+    seen: dict[int, str] = {}
     for row in rows:
-        if row.lopenr is None or row.guid_known:
+        if row.lopenr is None or row.dropped:
             continue
         loc = f"/Melding/Notifikasjon[{row.index}]/@notifikasjonLopeNr"
-        if last is not None and row.lopenr <= last:
-            row.lopenr_ok = False
+        earlier = seen.get(row.lopenr)
+        stored = history.guid_by_lopenr.get((unit, row.lopenr))
+        if earlier is not None and earlier != row.guid:
             row.add(
                 R.LOPENR_ORDER,
                 loc,
-                "notifikasjonLopeNr er ikke høyere enn siste mottatte løpenummer for kommunen.",
+                f"notifikasjonLopeNr {_nr(row.lopenr)} er brukt på flere notifikasjoner i meldingen.",
             )
-        elif row.lopenr in seen:
-            row.lopenr_ok = False
+        elif stored is not None and stored != row.guid:
             row.add(
                 R.LOPENR_ORDER,
                 loc,
-                "notifikasjonLopeNr er brukt på flere notifikasjoner i meldingen.",
+                f"notifikasjonLopeNr {_nr(row.lopenr)} er brukt før av en annen notifikasjon fra "
+                "kommunen.",
             )
-        seen.add(row.lopenr)
-    # the chain, in løpenummer order
-    expected = history.last_guid.get(unit, EMPTY_GUID)
-    ordered = sorted(
-        (r for r in rows if r.lopenr is not None and r.lopenr_ok and not r.guid_known),
-        key=lambda r: r.lopenr or 0,
-    )
-    for row in ordered:
-        if row.forrige != expected:
+        seen.setdefault(row.lopenr, row.guid)
+
+
+def _check_chain(rows: list[_Row], unit: str, history: IplosHistory) -> None:
+    """notifikasjonForrigeGUID names the notification with the løpenummer just below, when
+    KPR has that one (in this message or before); an unknown predecessor is a gap, reported
+    once for the message by `_gap_findings`."""
+    in_message = {r.lopenr: r.guid for r in rows if r.lopenr is not None and not r.dropped}
+    for row in rows:
+        if row.lopenr is None or row.dropped:
+            continue
+        before = in_message.get(row.lopenr - 1) or history.guid_by_lopenr.get(
+            (unit, row.lopenr - 1)
+        )
+        if before is not None and row.forrige != before:
             row.add(
                 R.FORRIGE_CHAIN,
                 f"/Melding/Notifikasjon[{row.index}]/@notifikasjonForrigeGUID",
-                "notifikasjonForrigeGUID er ikke GUID-en til notifikasjonen med nærmeste lavere "
-                "løpenummer"
-                + (
-                    " (første notifikasjon fra kommunen skal ha tom GUID)."
-                    if expected == EMPTY_GUID
-                    else "."
-                ),
+                f"notifikasjonForrigeGUID er ikke GUID-en til notifikasjonen med løpenummer "
+                f"{_nr(row.lopenr - 1)}.",
             )
-        expected = row.guid
-    # references point at an original (N) in this message or in the history
-    originals = {r.guid for r in rows if r.status == "N" and not r.dropped}
+
+
+def _check_refs(rows: list[_Row], history: IplosHistory) -> None:
+    """A correction or annulment names its original (N). One that names a notification KPR
+    has not (yet) accepted is kept: the original may arrive later, or may itself have been
+    dropped, and the correction then carries the valid content."""
+    originals = {r.guid: r.status for r in rows if not r.dropped}
     for row in rows:
         if row.ref is None or row.status not in ("M", "C") or row.dropped:
             continue
-        if row.ref not in originals and history.known_guids.get(row.ref) != "N":
+        loc = f"/Melding/Notifikasjon[{row.index}]/@notifikasjonRef"
+        target = originals.get(row.ref)
+        if target is None and (stored := history.notifications.get(row.ref)) is not None:
+            target = stored.status
+        if target is None:
             row.add(
                 R.REF_UNKNOWN,
-                f"/Melding/Notifikasjon[{row.index}]/@notifikasjonRef",
-                "notifikasjonRef peker ikke på en kjent original notifikasjon (N).",
+                loc,
+                "notifikasjonRef peker på en notifikasjon KPR ikke har tatt imot (ennå). "
+                f"Notifikasjonen (status {row.status}) er lagret og kobles til originalen når "
+                "den kommer.",
             )
-    # brukerNr <-> fid: a brukerNr is one person for all years; warn when a person changes it
-    by_bruker: dict[str, str] = {}  # brukerNr -> the fid of its latest accepted row
+        elif target != "N":
+            row.add(
+                R.REF_UNKNOWN,
+                loc,
+                f"notifikasjonRef peker på en notifikasjon med status {target}, ikke på "
+                "originalen (status N). Notifikasjonen er lagret.",
+            )
+
+
+def _check_brukere(rows: list[_Row], unit: str, history: IplosHistory) -> None:
+    """brukerNr ↔ personidentifikasjon. A brukerNr now reported with another number is a
+    warning (usually a corrected number, or a new one after a legal change): the row is
+    kept, and a correction (M/C) replaces the pair. A person under a new brukerNr: warning."""
+    by_bruker: dict[str, str] = {}  # brukerNr -> the fid the pair holds after the rows so far
     by_fid: dict[str, str] = {}
     history_by_fid: dict[str, str] | None = None
     for row in rows:
         # birth dates (typeID 9) are shared by many people: no identity to compare
         if (
-            not row.fid_ok
+            row.dropped
+            or not row.fid_ok
             or row.type_id not in _ID_KIND_OF_TYPE
             or not row.bruker_nr
             or len(row.bruker_nr) > 100
@@ -563,17 +623,23 @@ def _check_sequence(rows: list[_Row], unit: str, ctx: ContentContext) -> None:
             row.add(
                 R.BRUKERNR_STABLE,
                 loc,
-                "brukerNr er tidligere brukt om en annen person (annen fid) i kommunen.",
+                "brukerNr er tidligere rapportert med en annen personidentifikasjon i kommunen. "
+                + (
+                    "Korreksjonen er lagret og erstatter den tidligere personidentifikasjonen."
+                    if row.status in ("M", "C")
+                    else "Notifikasjonen er lagret. Er personidentifikasjonen rettet, send en "
+                    "korreksjon (status M); ellers kontroller brukerNr i EPJ."
+                ),
             )
-            continue
-        if change is not None:
+        elif change is not None:
             row.add(
                 change,
                 loc,
                 "brukerNr er tidligere rapportert med en annen type identifikasjon; "
                 "notifikasjonen er tatt imot som samme person.",
             )
-        by_bruker[row.bruker_nr] = row.fid
+        if before is None or row.status in ("M", "C") or change is R.BRUKERNR_ID_KIND:
+            by_bruker[row.bruker_nr] = row.fid
         if history_by_fid is None:
             history_by_fid = {f: b for (k, b), f in history.bruker_fid.items() if k == unit}
         other = history_by_fid.get(row.fid) or by_fid.get(row.fid)
@@ -584,6 +650,39 @@ def _check_sequence(rows: list[_Row], unit: str, ctx: ContentContext) -> None:
                 "Personen er tidligere rapportert med et annet brukerNr i kommunen.",
             )
         by_fid.setdefault(row.fid, row.bruker_nr)
+
+
+_MAX_GAPS_SHOWN = 5
+_QUOTABLE_LOPENR = 10**9  # a longer number could be a fødselsnummer typed in the wrong field
+
+
+def _nr(lopenr: int) -> str:
+    return str(lopenr) if lopenr < _QUOTABLE_LOPENR else "(over 9 siffer)"
+
+
+def _gap_findings(rows: list[_Row], unit: str, history: IplosHistory) -> list[Finding]:
+    """One warning naming the løpenummer still missing between the lowest and the highest
+    KPR has from the municipality (in this environment), this message included."""
+    numbers = [r.lopenr for r in rows if r.lopenr is not None and not r.dropped]
+    missing = gaps(add_to_ranges(history.received.get(unit, ()), numbers))
+    if not missing:
+        return []
+    total = sum(hi - lo + 1 for lo, hi in missing)
+    shown = ", ".join(
+        _nr(lo) if lo == hi else f"{_nr(lo)}–{_nr(hi)}" for lo, hi in missing[:_MAX_GAPS_SHOWN]
+    )
+    more = (
+        f" og {len(missing) - _MAX_GAPS_SHOWN} hull til" if len(missing) > _MAX_GAPS_SHOWN else ""
+    )
+    return [
+        Finding(
+            R.LOPENR_GAP,
+            "/Melding/Notifikasjon/@notifikasjonLopeNr",
+            f"KPR mangler {_nr(total)} løpenummer fra kommunen: {shown}{more}. Send notifikasjonene "
+            "som mangler (med sine opprinnelige løpenummer), eller kontroller uttrekket i EPJ.",
+            Subject(kommune_nr=unit),
+        )
+    ]
 
 
 def _identity_change(before: str, fid: str) -> Rule | None:
@@ -609,34 +708,57 @@ def _identity_change(before: str, fid: str) -> Rule | None:
 
 
 def _calendar_findings(rows: list[_Row], unit: str, ctx: ContentContext) -> list[Finding]:
-    if ctx.calendar is None:
+    """Timeliness of the message against the configured reporting calendar (see
+    app/content/calendar.py): production (and offline) only; a pilot address gets its pilot
+    window instead; test addresses are not judged."""
+    calendar = ctx.calendar
+    if calendar is None or ctx.environment == "test":
         return []
-    counts: Counter[tuple[int, Timeliness]] = Counter()
-    for row in rows:
-        year_text = row.hendelse_dato[:4]
-        if row.dropped or not _YEAR.fullmatch(year_text):
-            continue
-        t = timeliness(ctx.calendar, int(year_text), ctx.now, correction=row.status != "N")
-        if t is not None and t is not Timeliness.ON_TIME:
-            counts[(int(year_text), t)] += 1
-    findings: list[Finding] = []
-    for (year, t), count in sorted(counts.items()):
-        entry = ctx.calendar.get(year)
-        assert entry is not None
-        if t is Timeliness.LATE:
-            rule, when = R.CALENDAR_LATE, entry.deadline
-        else:
-            rule, when = R.CALENDAR_AFTER_CORRECTION, entry.correction_deadline
-        findings.append(
+    today = local_date(ctx.now)
+    if ctx.environment == "pilot":
+        windows = calendar.pilot_windows()
+        if not windows or any(lo <= today <= hi for lo, hi in windows):
+            return []
+        shown = "; ".join(f"{lo:%d.%m.%Y}–{hi:%d.%m.%Y}" for lo, hi in windows)
+        return [
             Finding(
-                rule,
+                R.CALENDAR_PILOT_WINDOW,
                 "/Melding",
-                f"{count} notifikasjoner for rapporteringsåret {year} er mottatt etter "
-                f"fristen {when.strftime('%d.%m.%Y')}.",
+                f"Meldingen er mottatt {today:%d.%m.%Y}; pilotperioden er {shown}.",
                 Subject(kommune_nr=unit),
             )
+        ]
+    live = [r for r in rows if not r.dropped]
+    year = reporting_year((parse_xs_date(r.hendelse_dato) for r in live), ctx.now)
+    entry = calendar.get(year) if year is not None else None
+    if entry is None:
+        return []
+    corrections_only = all(r.status != "N" for r in live)
+    t = timeliness(calendar, entry.year, ctx.now, correction=corrections_only)
+    if t is None or t is Timeliness.ON_TIME:
+        return []
+    if t is Timeliness.LATE:
+        rule, when, what = R.CALENDAR_LATE, entry.deadline, "fristen"
+    else:
+        rule, when, what = (
+            R.CALENDAR_AFTER_CORRECTION,
+            entry.correction_deadline,
+            "fristen for korreksjoner",
         )
-    return findings
+    kostra = (
+        f" KOSTRA-tallene ble publisert {entry.kostra_date:%d.%m.%Y}."
+        if entry.after_kostra(today)
+        else ""
+    )
+    return [
+        Finding(
+            rule,
+            "/Melding",
+            f"Meldingen rapporterer for {entry.year} og er mottatt {today:%d.%m.%Y}, etter "
+            f"{what} {when:%d.%m.%Y}.{kostra}",
+            Subject(kommune_nr=unit),
+        )
+    ]
 
 
 def _message_findings(
@@ -765,6 +887,8 @@ def validate_melding(source: bytes | etree._Element, ctx: ContentContext) -> Con
 
     findings, contacts = _message_findings(root, contact_els, kommuner, ctx)
     rows = [_row(i, el, unit, ctx.allow_synthetic) for i, el in enumerate(notif_els, start=1)]
+    for row, el in zip(rows, notif_els, strict=True):
+        row.digest = content_digest(el)
     for row in rows:
         if not row.fid and row.event:
             # present but empty: as good as missing, which fails the whole message
@@ -776,7 +900,7 @@ def validate_melding(source: bytes | etree._Element, ctx: ContentContext) -> Con
                     row.subject,
                 )
             )
-    _check_sequence(rows, unit, ctx)
+    findings.extend(_check_sequence(rows, unit, ctx))
     findings.extend(_calendar_findings(rows, unit, ctx))
     for row in rows:
         findings.extend(row.findings)
@@ -806,11 +930,39 @@ def validate_melding(source: bytes | etree._Element, ctx: ContentContext) -> Con
             type_id=r.type_id,
             bydel=r.bydel,
             dropped=r.dropped,
-            in_sequence=r.lopenr is not None and r.lopenr_ok and not r.guid_known,
+            content_sha256=r.digest,
+            already_stored=r.already_stored,
         )
         for r in rows
     )
     return ContentResult(tuple(findings), notifications, tuple(contacts), tuple(kommuner))
+
+
+def content_digest(notification: etree._Element) -> str:
+    """SHA-256 over the element names and attribute values of a Notifikasjon, in document
+    order with attributes sorted: what "the same notification" means for a resend (GUIDs
+    compared normalised, whitespace between elements ignored)."""
+    h = hashlib.sha256()
+    for el in notification.iter():
+        if not isinstance(el.tag, str):
+            continue
+        h.update(b"<" + el.tag.encode())
+        for name, value in sorted((str(k), str(v)) for k, v in el.attrib.items()):
+            if name in _GUID_ATTRS:
+                value = normalize_guid(value)
+            h.update(b"\x00" + name.encode() + b"=" + value.encode())
+    return h.hexdigest()
+
+
+_GUID_ATTRS = frozenset(
+    {
+        "notifikasjonGUID",
+        "notifikasjonForrigeGUID",
+        "notifikasjonRef",
+        "hendelseGUID",
+        "pasientGUID",
+    }
+)
 
 
 def history_keys(root: etree._Element) -> HistoryKeys:
@@ -818,14 +970,18 @@ def history_keys(root: etree._Element) -> HistoryKeys:
     guids: set[str] = set()
     brukere: set[str] = set()
     fids: set[str] = set()
+    lopenrs: set[int] = set()
     for notif in root.iter(NOTIFIKASJON):
         for attr in ("notifikasjonGUID", "notifikasjonRef"):
             value = notif.get(attr)
             if value:
                 guids.add(normalize_guid(value))
+        lopenr = notif.get("notifikasjonLopeNr") or ""
+        if _LOPENR.fullmatch(lopenr):
+            lopenrs.update((int(lopenr), int(lopenr) - 1))
     for bruker in root.iter(BRUKER):
         if bruker_nr := bruker.get("brukerNr"):
             brukere.add(bruker_nr)
         if fid := bruker.get("fid"):
             fids.add(fid)
-    return HistoryKeys(frozenset(guids), frozenset(brukere), frozenset(fids))
+    return HistoryKeys(frozenset(guids), frozenset(brukere), frozenset(fids), frozenset(lopenrs))
