@@ -90,13 +90,13 @@ def test_validate_row_errors_exit_1_and_never_print_a_fid(tmp_path: Path) -> Non
 
 
 def test_validate_a_rejected_message_exits_2(tmp_path: Path) -> None:
-    path = make_sample(tmp_path, "bad.xml", "--fault", "IPL-GUID-UNIQUE")
+    path = make_sample(tmp_path, "bad.xml", "--fault", "IPL-FID-MISSING")
     r = runner.invoke(app, ["validate", str(path)])
     assert r.exit_code == 2, r.output
     apprec = parse_apprec((tmp_path / "bad.apprec.xml").read_bytes())
     assert apprec.status_code is AppRecStatus.REJECTED
-    assert [e.code for e in apprec.errors] == ["T02"]
-    assert (apprec.errors[0].ot or "").startswith("IPL-GUID-UNIQUE: ")
+    assert [e.code for e in apprec.errors] == ["E30"]
+    assert (apprec.errors[0].ot or "").startswith("IPL-FID-MISSING: ")
 
 
 def test_validate_a_bare_melding_uses_the_content_check(tmp_path: Path) -> None:
@@ -427,9 +427,13 @@ def test_send_command_through_a_real_socket(
     assert not any(fid in r.output for fid in fids_in(rows.read_bytes()))
 
 
-def test_validate_applies_the_standing_deadlines_like_the_server(tmp_path: Path) -> None:
+def test_validate_judges_configured_years_like_a_production_address(tmp_path: Path) -> None:
     path = make_sample(tmp_path, "late.xml")
-    r = runner.invoke(app, ["validate", str(path)])
+    r = runner.invoke(app, ["validate", str(path), "--reporting-calendar", ""])
+    assert r.exit_code == 0, r.output
+    assert "IPL-CALENDAR" not in r.output  # no configured year: nothing to judge
+    calendar = '{"2018": {"deadline": "2019-01-15", "correction_deadline": "2019-03-21"}}'
+    r = runner.invoke(app, ["validate", str(path), "--reporting-calendar", calendar])
     assert r.exit_code == 0, r.output  # a warning: still status 1
     assert "IPL-CALENDAR-AFTER-CORRECTION" in r.output
 

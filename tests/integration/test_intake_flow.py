@@ -52,10 +52,10 @@ async def test_metrics_count_messages_by_outcome_and_outbox_depth(
     assert "kpr_intake_seconds_count 1.0" in text
 
 
-async def test_late_reporting_is_a_warning_not_an_error(
+async def test_a_pilot_message_is_never_judged_for_timeliness(
     intake: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    # The sample reports events of 2018: far past the 21 March 2019 correction deadline.
+    # The sample reports events of 2018, long past its deadlines: the pilot is no report.
     r = await post(intake, epj_message(pki))
     reply = reply_of(pki, r)
     assert reply.apprec is not None
@@ -63,7 +63,7 @@ async def test_late_reporting_is_a_warning_not_an_error(
     assert (apprec.status, apprec.errors) == ("1", ())
     async with sessions() as s:
         rules = [f.rule_id for f in await s.scalars(select(FindingRow))]
-    assert rules == ["IPL-CALENDAR-AFTER-CORRECTION"]
+    assert rules == []
 
 
 async def test_without_cpa_the_action_must_be_the_msghead_type(
