@@ -297,7 +297,8 @@ def downgrade() -> None:
         )
     op.bulk_insert(notification, rows)
     _reset_sequence("iplos_notification")
+    now = datetime.datetime.now(datetime.UTC)
     pairs: dict[tuple[str, str], dict[str, Any]] = {}
     for b in brukere:
-        pairs.setdefault((b["kommune_nr"], b["bruker_nr"]), dict(b))
+        pairs.setdefault((b["kommune_nr"], b["bruker_nr"]), {**dict(b), "updated_at": now})
     op.bulk_insert(bruker, list(pairs.values()))

@@ -444,3 +444,69 @@ async def test_an_identical_resend_gets_the_stored_apprec_and_stores_nothing_twi
         ids = list(await s.scalars(select(Message.id).order_by(Message.id)))
     assert per_message.get(ids[0], 0) >= 1
     assert ids[1] not in per_message  # no second email for the resend
+
+
+# --- the reporting calendar -------------------------------------------------------------------
+
+CALENDAR_2018 = (
+    '{"2018": {"pilot_from": "2018-11-01", "pilot_to": "2018-12-31", "deadline": "2019-01-15",'
+    ' "kostra": "2019-03-15", "correction_deadline": "2019-03-21"}}'
+)
+
+
+@pytest.fixture
+async def kpr_2018(
+    settings_with_pki: Settings, demo_party: int
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Three addresses and the letter's calendar for 2018 (received today: all of it past)."""
+    settings = settings_with_pki.model_copy(
+        update={
+            "receivers": {
+                PILOT_HER: ReceiverEnvironment.PILOT,
+                TEST_HER: ReceiverEnvironment.TEST,
+                PRODUCTION_HER: ReceiverEnvironment.PRODUCTION,
+            },
+            "reporting_calendar": CALENDAR_2018,
+        }
+    )
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kpr.test") as c:
+            yield c
+
+
+async def test_timeliness_is_judged_on_production_by_the_year_reported_for(
+    kpr_2018: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    # events of 2018 (and one stay begun in 2015): the message reports for 2018
+    content = build_sample(3, "0301", ("IPL-FID-SYNTHETIC",), seed=1).replace(
+        b'hendelseDato="2018-01-01"', b'hendelseDato="2015-06-01"'
+    )
+    answer = await send(kpr_2018, pki, sessions, content, PRODUCTION_HER)
+    assert "IPL-CALENDAR-AFTER-CORRECTION" in answer.rules
+    async with sessions() as s:
+        detail = await s.scalar(
+            select(FindingRow.detail).where(FindingRow.rule_id == "IPL-CALENDAR-AFTER-CORRECTION")
+        )
+    assert detail is not None
+    assert "rapporterer for 2018" in detail
+    assert "21.03.2019" in detail  # the configured date, not a fixed text
+    assert "KOSTRA-tallene ble publisert 15.03.2019" in detail
+    # a year that is not configured is not judged
+    later = build_sample(2, "0301", ("IPL-FID-SYNTHETIC",), seed=2, year=2025)
+    assert not {
+        r
+        for r in (await send(kpr_2018, pki, sessions, later, PRODUCTION_HER)).rules
+        if "CALENDAR" in r
+    }
+
+
+async def test_pilot_gets_its_window_and_test_gets_no_calendar(
+    kpr_2018: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    content = build_sample(2, "0301", seed=1)
+    pilot = await send(kpr_2018, pki, sessions, content, PILOT_HER)
+    assert (pilot.status, pilot.rules) == ("1", {"IPL-CALENDAR-PILOT-WINDOW"})
+    test = await send(kpr_2018, pki, sessions, content, TEST_HER)
+    assert (test.status, test.rules) == ("1", set())

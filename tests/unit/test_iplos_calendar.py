@@ -114,7 +114,8 @@ def test_only_configured_years_are_judged_unless_standard() -> None:
 def test_kostra_date_is_configurable_and_marks_later_data() -> None:
     cal = parse_reporting_calendar('{"2018": {"kostra": "2019-03-10"}}')
     entry = cal.get(2018)
-    assert entry is not None and entry.kostra_date == datetime.date(2019, 3, 10)
+    assert entry is not None
+    assert entry.kostra_date == datetime.date(2019, 3, 10)
     assert not entry.after_kostra(datetime.date(2019, 3, 10))
     assert entry.after_kostra(datetime.date(2019, 3, 11))
 

@@ -538,7 +538,8 @@ def _check_lopenr(rows: list[_Row], unit: str, history: IplosHistory) -> None:
             row.add(
                 R.LOPENR_ORDER,
                 loc,
-                f"notifikasjonLopeNr {_nr(row.lopenr)} er brukt på flere notifikasjoner i meldingen.",
+                f"notifikasjonLopeNr {_nr(row.lopenr)} er brukt på flere notifikasjoner i "
+                "meldingen.",
             )
         elif stored is not None and stored != row.guid:
             row.add(
@@ -678,8 +679,9 @@ def _gap_findings(rows: list[_Row], unit: str, history: IplosHistory) -> list[Fi
         Finding(
             R.LOPENR_GAP,
             "/Melding/Notifikasjon/@notifikasjonLopeNr",
-            f"KPR mangler {_nr(total)} løpenummer fra kommunen: {shown}{more}. Send notifikasjonene "
-            "som mangler (med sine opprinnelige løpenummer), eller kontroller uttrekket i EPJ.",
+            f"KPR mangler {_nr(total)} løpenummer fra kommunen: {shown}{more}. Send "
+            "notifikasjonene som mangler (med sine opprinnelige løpenummer), eller kontroller "
+            "uttrekket i EPJ.",
             Subject(kommune_nr=unit),
         )
     ]
