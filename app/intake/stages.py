@@ -20,6 +20,7 @@ from app.content.model import ContentContext, ContentResult, HistoryKeys
 from app.content.registry import ContentFormat
 from app.core.findings import Consequence, Finding
 from app.ebxml import build as ebuild
+from app.ebxml import rules as ebxml_rules
 from app.ebxml.checks import Receiver, check_header, resolve_cid
 from app.ebxml.envelope import EbmsHeader, ReplyContext, parse_envelope
 from app.ebxml.envelope import Party as EbxmlParty
@@ -102,14 +103,17 @@ class Opened:
     events: tuple[tuple[str, dict[str, str | bool | None]], ...] = field(default=())
 
 
-def _payload(mime: MimeMessage, header: EbmsHeader) -> Attachment | None:
-    """The business payload: the part the Manifest's first resolvable cid: names."""
+def _payload(
+    mime: MimeMessage, header: EbmsHeader, signed_cids: Collection[str] | None
+) -> Attachment | None:
+    """The business payload: the part the Manifest's first cid: names, as the very Attachment
+    whose bytes the signature verified (`signed_cids`, normalised; None when unsigned)."""
     for ref in header.manifest:
-        cid = resolve_cid(ref.href) if ref.href.startswith("cid:") else None
+        cid = resolve_cid(ref.href)
         att = mime.attachment(cid) if cid else None
-        if att is not None:
+        if att is not None and (signed_cids is None or att.content_id in signed_cids):
             return att
-    return mime.attachments[0] if mime.attachments else None
+    return None
 
 
 def _is_cms(att: Attachment) -> bool:
@@ -137,9 +141,11 @@ def open_message(
     bf: list[Finding] = []
     transient = False
     envelope_signer: x509.Certificate | None = None
+    signed_cids: tuple[str, ...] | None = None
     if header.has_signature:
         sig = xmldsig.verify_envelope(mime.soap, mime.attachment_map)
         tf.extend(sig.findings)
+        signed_cids = sig.signed_cids
         envelope_signer = sig.signer
         if sig.valid and sig.signer is not None:
             check = check_signer(
@@ -160,9 +166,18 @@ def open_message(
     if tf:
         return Opened(None, tuple(tf), (), transient, envelope_signer, events=tuple(events))
 
-    part = _payload(mime, header)
-    if part is None:  # the manifest checks have reported this already
-        return Opened(None, (), (), False, envelope_signer, events=tuple(events))
+    part = _payload(mime, header, signed_cids)
+    if part is None:
+        # A business message always has a payload (signals never get here): never an OK.
+        tf.append(
+            Finding(
+                ebxml_rules.PAYLOAD_MISSING,
+                "SOAP:Body/eb:Manifest",
+                "Meldingen har ingen signert nyttelast referert fra eb:Manifest. Legg den "
+                "krypterte meldingen ved som MIME-del og referer den fra eb:Manifest.",
+            )
+        )
+        return Opened(None, tuple(tf), (), False, envelope_signer, events=tuple(events))
     data = part.data
     encrypted = _is_cms(part)
     document_signer: x509.Certificate | None = None
