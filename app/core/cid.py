@@ -12,12 +12,14 @@ from urllib.parse import quote, unquote
 
 
 def normalize_cid(content_id: str) -> str:
-    """`<a@b>`, `a@b`, `cid:a@b` and `cid:a%40b` all name the part `a@b` (RFC 2392)."""
+    """`<a@b>`, `a@b`, `cid:a@b` and `cid:a%40b` all name the part `a@b` (RFC 2392). A
+    Content-ID header written `<cid:a@b>` also normalises to `a@b`: it then collides with a
+    part `<a@b>`, and colliding parts are refused rather than told apart."""
     value = content_id.strip()
+    if value.startswith("<") and value.endswith(">"):
+        value = value[1:-1].strip()
     if value[:4].lower() == "cid:":
         value = unquote(value[4:])
-    if value.startswith("<") and value.endswith(">"):
-        value = value[1:-1]
     return value.strip()
 
 
