@@ -200,6 +200,8 @@ class IntakeService:
                 findings=len(transport.findings),
             )
             try:
+                if header is not None and transport.findings and _is_signal(header):
+                    raise _Stop(self._signal_refused(session, message, transport.findings))
                 if transport.findings or header is None:
                     raise _Stop(
                         await self._message_error(
@@ -457,13 +459,8 @@ class IntakeService:
         HER-id, bad signature, wrong certificate): the answer must not tell an outsider which
         HER-ids are registered. A temporary failure keeps its text so the sender retries. A
         signal gets no answer at all."""
-        if header.is_signal and header.action in SIGNAL_ACTIONS:
-            message.status = "SIGNAL_REFUSED"
-            repo.add_findings(session, message, findings)
-            repo.add_event(
-                session, message, "refused", _now(), rules=sorted({f.rule.id for f in findings})
-            )
-            return Reply(204, b"", "text/plain; charset=utf-8")
+        if _is_signal(header):
+            return self._signal_refused(session, message, findings)
         public = (
             list(findings)
             if transient
@@ -480,6 +477,18 @@ class IntakeService:
             session, message, transport, findings, transient=transient, public=public, sign=False
         )
 
+    def _signal_refused(
+        self, session: AsyncSession, message: Message, findings: Sequence[Finding]
+    ) -> Reply:
+        """A refused Acknowledgment or MessageError: stored, answered with nothing (ebMS 2.0:
+        never a MessageError to a MessageError, and an Acknowledgment expects no answer)."""
+        message.status = "SIGNAL_REFUSED"
+        repo.add_findings(session, message, findings)
+        repo.add_event(
+            session, message, "refused", _now(), rules=sorted({f.rule.id for f in findings})
+        )
+        return Reply(204, b"", "text/plain; charset=utf-8")
+
     async def _signal(
         self,
         session: AsyncSession,
@@ -489,7 +498,7 @@ class IntakeService:
     ) -> Reply:
         """An authenticated ebMS signal: recorded, never a report, never answered with an
         AppRec or an email."""
-        if header.action not in SIGNAL_ACTIONS:
+        if not _is_signal(header):
             finding = Finding(
                 ebxml_rules.SIGNAL_NOT_SUPPORTED,
                 "eb:MessageHeader/eb:Action",
@@ -788,6 +797,11 @@ def _now() -> datetime:
 
 def _new_message_id() -> str:
     return f"{uuid.uuid4()}@kpr-mottak"
+
+
+def _is_signal(header: EbmsHeader) -> bool:
+    """An Acknowledgment or MessageError signal: the ones that are never answered."""
+    return header.is_signal and header.action in SIGNAL_ACTIONS
 
 
 def _her(ids: tuple[PartyId, ...]) -> str | None:

@@ -280,6 +280,29 @@ async def test_manifest_reference_outside_the_signature_is_refused(
     assert error_rules(pki, r, signed=False) == ["EBMS-ENVELOPE-UNSIGNED-BLOCK"]
 
 
+@pytest.mark.parametrize(
+    "block",
+    [
+        f'<eb:SyncReply SOAP:actor="{NEXT_MSH}" SOAP:mustUnderstand="1" eb:version="2.0"/>',
+        f'<eb:AckRequested SOAP:actor="{NEXT_MSH}" SOAP:mustUnderstand="1" eb:version="2.0" '
+        'eb:signed="false"/>',
+    ],
+    ids=["SyncReply", "AckRequested"],
+)
+async def test_hop_by_hop_blocks_outside_the_signature_are_ignored_not_refused(
+    intake: httpx.AsyncClient, pki: DevPki, block: str
+) -> None:
+    """The profile lets an intermediary add SyncReply/AckRequested for the next hop: they are
+    dropped before reading (the signed AckRequested stays the one that counts)."""
+    real = epj_message(pki)
+    at = real.soap.index(b"</eb:MessageHeader>") + len(b"</eb:MessageHeader>")
+    soap = real.soap[:at] + block.encode() + real.soap[at:]
+    still_verifies(soap, real)
+    reply = reply_of(pki, await post(intake, with_soap(real, soap)))
+    apprec = assert_signed_ok_reply(reply, real.message_id)
+    assert apprec.status == "1"
+
+
 @pytest.mark.parametrize("spelling", ["<{cid}>", "<cid:{cid}>", "< {cid} >"])
 async def test_parts_whose_content_ids_normalise_alike_are_refused(
     intake: httpx.AsyncClient, pki: DevPki, spelling: str
@@ -526,6 +549,21 @@ async def test_unsigned_signal_is_refused_without_an_answer(
     message, rules, _ = await stored(sessions, signal.body)
     assert (message.status, rules) == ("SIGNAL_REFUSED", ["SEC-ENVELOPE-UNSIGNED-REFUSED"])
     assert await count(sessions, Receipt) == 0
+
+
+async def test_signal_with_a_transport_error_is_not_answered_with_a_message_error(
+    intake: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    signal = _signal(pki, "MessageError", ref_to="x@kpr-mottak")
+    soap = signal.soap.replace(
+        b'<eb:PartyId eb:type="HER">131725<', b'<eb:PartyId eb:type="HER">999001<'
+    )
+    assert soap != signal.soap
+    changed = with_soap(signal, soap)
+    r = await post(intake, changed)
+    assert (r.status_code, r.content) == (204, b"")
+    message, rules, _ = await stored(sessions, changed.body)
+    assert (message.status, rules) == ("SIGNAL_REFUSED", ["EBMS-TO-UNKNOWN"])
 
 
 async def test_other_signals_are_not_supported(
