@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics=metrics,
             keyring=load_keyring(settings),
             sqlite_writer=asyncio.Lock() if settings.is_sqlite else None,
+            intake_slots=asyncio.Semaphore(settings.max_concurrent_messages),
         )
         log.info(
             "service.started",

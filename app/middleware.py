@@ -1,5 +1,5 @@
-"""Pure-ASGI middleware: a request id per request (bound into every log line and echoed in
-`X-Request-ID`), plus HTTP metrics by route template."""
+"""Pure-ASGI middleware: a request id per request, generated here (bound into every log line
+and returned in `X-Request-ID`), plus HTTP metrics by route template."""
 
 from __future__ import annotations
 
@@ -27,9 +27,13 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        # Always our own: a client-chosen id would let anyone plant or collide references in
+        # the log and in the texts senders are told to quote. The client's is logged beside it.
+        request_id = uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        if _SAFE_ID.match(incoming):
+            structlog.contextvars.bind_contextvars(client_request_id=incoming)
         started = time.perf_counter()
         status = 500
 
@@ -57,4 +61,4 @@ class RequestContextMiddleware:
                 status=status,
                 ms=round(elapsed * 1000, 1),
             )
-            structlog.contextvars.unbind_contextvars("request_id")
+            structlog.contextvars.unbind_contextvars("request_id", "client_request_id")

@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     max_mime_parts: int = Field(default=16, gt=1)
     max_header_bytes: int = Field(default=16 * 1024, gt=256)
+    # The decrypted, inflated MsgHead: the largest real IPLOS file (100 000 notifications) is
+    # 55 MB and ~300 000 elements; the element count is taken before a tree is built.
+    max_payload_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    max_payload_elements: int = Field(default=1_000_000, gt=0)
+    max_concurrent_messages: int = Field(default=4, gt=0)
     apprec_version: str = "1.1"
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, gt=0, lt=65536)

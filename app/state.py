@@ -22,3 +22,6 @@ class AppState:
     # SQLite has one writer at a time; queueing writers here, in the event loop, replaces its
     # busy-handler sleeps (up to 100 ms each) with an orderly wait. None on PostgreSQL.
     sqlite_writer: asyncio.Lock | None = field(default=None)
+    # Messages processed at once: each large one holds its tree in memory (see
+    # docs/performance.md), so the count, not the request rate, bounds the memory.
+    intake_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))

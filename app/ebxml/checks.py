@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import unquote
 
+from app.core.cid import normalize_cid
 from app.core.findings import Finding, Rule
 from app.ebxml import rules
 from app.ebxml.envelope import EbmsHeader
@@ -74,9 +74,9 @@ def check_time_to_live(header: EbmsHeader, now: datetime) -> tuple[Finding, ...]
 
 def resolve_cid(href: str) -> str | None:
     """The Content-ID a `cid:` URL names (RFC 2392: percent-decoded), or None if not cid:."""
-    if href[:4].lower() != "cid:":
+    if href.strip()[:4].lower() != "cid:":
         return None
-    return unquote(href[4:])
+    return normalize_cid(href)
 
 
 def check_manifest(
@@ -101,6 +101,16 @@ def check_manifest(
                     loc,
                     f"eb:Reference nr. {n} har xlink:href '{ref.href[:100]}'. Nyttelasten "
                     "skal ligge i en MIME-del og refereres med cid:<Content-ID>.",
+                )
+            )
+            continue
+        if cid in referenced:
+            findings.append(
+                _f(
+                    rules.MANIFEST_REF_DUPLICATE,
+                    loc,
+                    f"eb:Reference nr. {n} peker på cid:{cid[:100]}, som en tidligere "
+                    "eb:Reference allerede peker på. Referer hver MIME-del én gang.",
                 )
             )
             continue

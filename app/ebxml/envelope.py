@@ -15,6 +15,7 @@ from lxml import etree
 from app.core.findings import Finding, Rule
 from app.core.xmlparse import XmlRejected, parse_xml
 from app.ebxml import rules
+from app.security.xmldsig import ACTOR_NEXT, ACTOR_NEXT_MSH
 
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 EB_NS = "http://www.oasis-open.org/committees/ebxml-msg/schema/msg-header-2_0.xsd"
@@ -27,6 +28,32 @@ SIGNAL_SERVICE = "urn:oasis:names:tc:ebxml-msg:service"
 ACTION_ACKNOWLEDGMENT = "Acknowledgment"
 ACTION_MESSAGE_ERROR = "MessageError"
 ACTOR_TO_PARTY_MSH = "urn:oasis:names:tc:ebxml-msg:actor:toPartyMSH"
+# The two actors the profile's XPath transform leaves out of the envelope signature.
+UNSIGNED_ACTORS = frozenset({ACTOR_NEXT_MSH, ACTOR_NEXT})
+
+# Bounds on the SOAP part, checked before xmlsec sees it: libxmlsec evaluates the profile's
+# XPath once per node, so its cost grows with the square of the element count (20 000 empty
+# elements took 40 s). A signed ebMS envelope has about 40 elements; at the cap the XPath
+# takes ~15 ms (`python -m bench.envelope`).
+MAX_SOAP_BYTES = 64 * 1024
+MAX_SOAP_ELEMENTS = 250
+MAX_SOAP_DEPTH = 16
+# What the profile puts where; anything else in SOAP:Header or SOAP:Body is refused.
+_HEADER_BLOCKS = frozenset(
+    {
+        f"{{{EB_NS}}}MessageHeader",
+        f"{{{EB_NS}}}SyncReply",
+        f"{{{EB_NS}}}MessageOrder",
+        f"{{{EB_NS}}}AckRequested",
+        f"{{{EB_NS}}}Acknowledgment",
+        f"{{{EB_NS}}}ErrorList",
+        f"{{{DS_NS}}}Signature",
+    }
+)
+_BODY_BLOCKS = frozenset({f"{{{EB_NS}}}Manifest"})
+# Hop-by-hop blocks an intermediary may add or change: left out of the signature, so dropped
+# before reading (their content is never acted on). Any other element so marked is refused.
+_DROPPABLE_UNSIGNED = frozenset({f"{{{EB_NS}}}SyncReply", f"{{{EB_NS}}}AckRequested"})
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "ebxml"
 _MAX_SCHEMA_FINDINGS = 5
@@ -215,8 +242,121 @@ def _schema_errors(schema: etree.XMLSchema) -> list[tuple[int, str]]:
     return [(int(e.line), str(e.message)) for e in log]
 
 
+def _local_name(tag: object) -> str:
+    text = str(tag)
+    return text.rsplit("}", 1)[-1][:60]
+
+
+def _too_complex(detail: str) -> EnvelopeResult:
+    return EnvelopeResult(
+        None, ReplyContext(), (_f(rules.ENVELOPE_TOO_COMPLEX, "SOAP-del", detail),)
+    )
+
+
+def _precheck_size(soap: bytes) -> EnvelopeResult | None:
+    """Refuse an oversized SOAP part before a tree is built: bytes, then an upper bound on the
+    element count (every element has a start tag; `<` cannot appear raw in text)."""
+    if len(soap) > MAX_SOAP_BYTES:
+        return _too_complex(
+            f"SOAP-delen er {len(soap)} byte; største tillatte er {MAX_SOAP_BYTES} byte. "
+            "Legg innholdet i en egen MIME-del referert fra eb:Manifest."
+        )
+    if soap.count(b"<") - soap.count(b"</") > MAX_SOAP_ELEMENTS:
+        return _too_complex(
+            f"SOAP-delen har flere enn {MAX_SOAP_ELEMENTS} elementer. En ebMS-konvolutt har "
+            "bare eb:MessageHeader, ds:Signature og eb:Manifest."
+        )
+    return None
+
+
+def _shape(root: etree._Element) -> tuple[Finding, ...]:
+    """Depth, the allowed blocks, the unsigned-actor elements and the one-of-each blocks.
+
+    Elements with the nextMSH/next actor are outside what the signature covers: a hop-by-hop
+    SyncReply or AckRequested is removed from the tree here (so nothing later reads it), any
+    other such element is refused. After this the tree holds only signed content."""
+    findings: list[Finding] = []
+    depth_over = any(
+        sum(1 for _ in el.iterancestors()) >= MAX_SOAP_DEPTH for el in root.iter(etree.Element)
+    )
+    if depth_over:
+        return (
+            _f(
+                rules.ENVELOPE_TOO_COMPLEX,
+                "SOAP-del",
+                f"SOAP-konvolutten er nøstet dypere enn {MAX_SOAP_DEPTH} nivåer.",
+            ),
+        )
+    header = root.find(f"{{{SOAP_NS}}}Header")
+    body = root.find(f"{{{SOAP_NS}}}Body")
+    for child in root.iterchildren(etree.Element):
+        if child is not header and child is not body:
+            findings.append(
+                _f(
+                    rules.ENVELOPE_UNEXPECTED_BLOCK,
+                    "/SOAP:Envelope",
+                    f"SOAP:Envelope har elementet '{_local_name(child.tag)}'; bare SOAP:Header "
+                    "og SOAP:Body er tillatt.",
+                )
+            )
+    for where, parent, allowed in (
+        ("/SOAP:Envelope/SOAP:Header", header, _HEADER_BLOCKS),
+        ("/SOAP:Envelope/SOAP:Body", body, _BODY_BLOCKS),
+    ):
+        if parent is None:
+            continue
+        for child in parent.iterchildren(etree.Element):
+            if child.tag not in allowed:
+                findings.append(
+                    _f(
+                        rules.ENVELOPE_UNEXPECTED_BLOCK,
+                        where,
+                        f"Elementet '{_local_name(child.tag)}' er ikke tillatt her. ebMS-profilen "
+                        "bruker bare eb:MessageHeader, eb:AckRequested, eb:SyncReply, "
+                        "ds:Signature (SOAP:Header) og eb:Manifest (SOAP:Body).",
+                    )
+                )
+    unsigned = [
+        el for el in root.iter(etree.Element) if el.get(f"{{{SOAP_NS}}}actor") in UNSIGNED_ACTORS
+    ]
+    for el in unsigned:
+        parent = el.getparent()
+        if header is not None and parent is header and el.tag in _DROPPABLE_UNSIGNED:
+            header.remove(el)
+            continue
+        actor = el.get(f"{{{SOAP_NS}}}actor")
+        findings.append(
+            _f(
+                rules.ENVELOPE_UNSIGNED_BLOCK,
+                f"{root.getroottree().getpath(el)[:200]}",
+                f"Elementet '{_local_name(el.tag)}' har SOAP:actor '{actor}'"
+                " og er derfor utelatt fra signaturen. Bare eb:SyncReply og eb:AckRequested kan "
+                "ha denne aktøren; fjern elementet.",
+            )
+        )
+    counted = [(header, f"{{{EB_NS}}}MessageHeader"), (header, f"{{{EB_NS}}}AckRequested")]
+    counted += [(header, f"{{{DS_NS}}}Signature"), (body, f"{{{EB_NS}}}Manifest")]
+    for parent, tag in counted:
+        if parent is not None and len(parent.findall(tag)) > 1:
+            findings.append(
+                _f(
+                    rules.ENVELOPE_BLOCK_REPEATED,
+                    f"/SOAP:Envelope/{_clean_schema_message(tag)}",
+                    f"{_clean_schema_message(tag)} forekommer {len(parent.findall(tag))} ganger; "
+                    "det skal være ett.",
+                )
+            )
+    return tuple(findings)
+
+
 def parse_envelope(soap: bytes) -> EnvelopeResult:
-    """Parse and validate the start part. Never raises for bad input."""
+    """Parse and validate the start part. Never raises for bad input.
+
+    What is read comes only from the part of the envelope the profile's signature covers: the
+    shape check refuses or removes every element with the nextMSH/next actor first."""
+    refused = _precheck_size(soap)
+    if refused is not None:
+        return refused
     try:
         root = parse_xml(soap)
     except XmlRejected as exc:
@@ -245,6 +385,9 @@ def parse_envelope(soap: bytes) -> EnvelopeResult:
                 ),
             ),
         )
+    shape = _shape(root)
+    if shape:
+        return EnvelopeResult(None, ReplyContext(), shape)
     soap_header = root.find(f"{{{SOAP_NS}}}Header")
     mh = _child(soap_header, "MessageHeader")
     if mh is None:

@@ -15,6 +15,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
+from app.core.cid import normalize_cid
 from app.core.findings import Finding, Rule
 from app.ebxml import rules
 
@@ -28,7 +29,7 @@ _WS_TAIL = re.compile(rb"[ \t]*\r?\n")
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
-    content_id: str  # without the angle brackets
+    content_id: str  # normalised (app.core.cid): without angle brackets or cid:
     content_type: str  # the full header value, parameters included
     media_type: str  # lower-case type/subtype
     data: bytes  # after Content-Transfer-Encoding decoding
@@ -48,8 +49,9 @@ class MimeMessage:
     attachments: tuple[Attachment, ...]
 
     def attachment(self, content_id: str) -> Attachment | None:
+        key = normalize_cid(content_id)
         for a in self.attachments:
-            if a.content_id == content_id:
+            if a.content_id == key:
                 return a
         return None
 
@@ -85,13 +87,6 @@ def _param(msg: Message, name: str) -> str | None:
         # RFC 2231 continuation tuples are not used by any MSH; treat as absent.
         return None
     return str(value)
-
-
-def strip_cid(value: str) -> str:
-    value = value.strip()
-    if value.startswith("<") and value.endswith(">"):
-        value = value[1:-1]
-    return value.strip()
 
 
 def _shorten(value: str, limit: int = 80) -> str:
@@ -145,7 +140,7 @@ def parse_body(
         raw_parts = _split(body, boundary.encode("utf-8", "surrogateescape"), max_parts)
     except _SplitError as exc:
         return _fail(exc.rule, "body", exc.detail)
-    return _assemble(raw_parts, strip_cid(start) if start else None, max_part_header_bytes)
+    return _assemble(raw_parts, normalize_cid(start) if start else None, max_part_header_bytes)
 
 
 class _SplitError(Exception):
@@ -263,7 +258,7 @@ def _assemble(raw_parts: list[bytes], start: str | None, header_cap: int) -> Mim
             ctype = str(ctype_raw) if ctype_raw is not None else "text/plain"
             media = hdrs.get_content_type() if ctype_raw is not None else "text/plain"
             cid_raw = hdrs.get("Content-ID")
-            cid = strip_cid(str(cid_raw)) if cid_raw is not None else None
+            cid = normalize_cid(str(cid_raw)) if cid_raw is not None else None
             cte_raw = hdrs.get("Content-Transfer-Encoding")
             cte = str(cte_raw).strip().lower() if cte_raw is not None else "binary"
         except Exception:  # hostile header bytes; report, never raise

@@ -166,6 +166,51 @@ PAYLOAD_MISSING = _rule(
     "Meldingen mangler nyttelast (eb:Manifest uten referanser).",
     MIME_PROBLEM,
 )
+MANIFEST_REF_DUPLICATE = _rule(
+    "EBMS-MANIFEST-REF-DUPLICATE",
+    "Two Manifest references name the same part",
+    "eb:Manifest refererer samme MIME-del mer enn én gang.",
+    INCONSISTENT,
+)
+
+# --- envelope shape: what the signature covers, and what it costs to check it --------------
+ENVELOPE_TOO_COMPLEX = _rule(
+    "EBMS-ENVELOPE-TOO-COMPLEX",
+    "The SOAP part is larger, deeper or has more elements than an ebMS envelope needs",
+    "SOAP-konvolutten er større eller mer sammensatt enn en ebMS-konvolutt kan være.",
+    OTHER_XML,
+)
+ENVELOPE_UNEXPECTED_BLOCK = _rule(
+    "EBMS-ENVELOPE-UNEXPECTED-BLOCK",
+    "SOAP:Header or SOAP:Body holds an element the ebMS profile does not use there",
+    "SOAP-konvolutten har et element som ebMS-profilen ikke bruker på dette stedet.",
+    OTHER_XML,
+)
+ENVELOPE_UNSIGNED_BLOCK = _rule(
+    "EBMS-ENVELOPE-UNSIGNED-BLOCK",
+    "An ebMS element is marked with the nextMSH/next actor, which the signature leaves out",
+    "Et ebMS-element er merket med SOAP:actor nextMSH eller next og er dermed ikke dekket "
+    "av signaturen.",
+    SECURITY_FAILURE,
+)
+ENVELOPE_BLOCK_REPEATED = _rule(
+    "EBMS-ENVELOPE-BLOCK-REPEATED",
+    "MessageHeader, Manifest, AckRequested or ds:Signature appears more than once",
+    "SOAP-konvolutten har et ebMS-element som bare kan forekomme én gang, flere ganger.",
+    INCONSISTENT,
+)
+SIGNAL_NOT_SUPPORTED = _rule(
+    "EBMS-SIGNAL-NOT-SUPPORTED",
+    "An ebMS signal other than Acknowledgment or MessageError",
+    "Mottaker tar bare imot signalene Acknowledgment og MessageError.",
+    NOT_SUPPORTED,
+)
+NOT_AUTHENTICATED = _rule(
+    "EBMS-NOT-AUTHENTICATED",
+    "The sender could not be authenticated (the one answer before authentication)",
+    "Meldingen kan ikke tas imot: avsenderen kunne ikke autentiseres.",
+    SECURITY_FAILURE,
+)
 
 # --- registry-dependent, checked by the caller -----------------------------------------------
 FROM_UNKNOWN = _rule(
@@ -222,6 +267,13 @@ RULES: tuple[Rule, ...] = (
     MANIFEST_HREF_UNSUPPORTED,
     PART_UNREFERENCED,
     PAYLOAD_MISSING,
+    MANIFEST_REF_DUPLICATE,
+    ENVELOPE_TOO_COMPLEX,
+    ENVELOPE_UNEXPECTED_BLOCK,
+    ENVELOPE_UNSIGNED_BLOCK,
+    ENVELOPE_BLOCK_REPEATED,
+    SIGNAL_NOT_SUPPORTED,
+    NOT_AUTHENTICATED,
     FROM_UNKNOWN,
     CPA_UNKNOWN,
     SERVICE_NOT_ALLOWED,

@@ -31,7 +31,13 @@ from app.core.findings import Finding
 from app.core.xmlparse import xml_safe
 from app.ebxml import build as ebuild
 from app.ebxml import rules as ebxml_rules
-from app.ebxml.envelope import EbmsHeader, PartyId, ReplyContext
+from app.ebxml.envelope import (
+    ACTION_ACKNOWLEDGMENT,
+    ACTION_MESSAGE_ERROR,
+    EbmsHeader,
+    PartyId,
+    ReplyContext,
+)
 from app.ebxml.envelope import Party as EbxmlParty
 from app.intake import history as history_repo
 from app.intake import repository as repo
@@ -63,7 +69,11 @@ STATUS_BY_APPREC = {
     AppRecStatus.OK_ERROR_IN_PART: "OK_FEIL_I_DELMELDING",
 }
 OUR_NAME = "Kommunalt pasient- og brukerregister (KPR)"
-MAX_INFLATED = 200 * 1024 * 1024
+# Of a request that is refused or not (yet) authenticated only this much of the body is kept:
+# enough to see what it was, not a free store for anyone (issue 9).
+RAW_PREFIX_BYTES = 4096
+# Signals are answered with nothing: never a MessageError to a MessageError (ebMS 2.0 §4.2).
+SIGNAL_ACTIONS = frozenset({ACTION_ACKNOWLEDGMENT, ACTION_MESSAGE_ERROR})
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +144,10 @@ class IntakeService:
     async def receive(self, req: IntakeRequest) -> Reply:
         started = datetime.now(UTC)
         try:
-            async with self.state.sqlite_writer or contextlib.nullcontext():
+            async with (
+                self.state.intake_slots,
+                self.state.sqlite_writer or contextlib.nullcontext(),
+            ):
                 reply, status, env = await self._receive(req)
         except Exception as exc:
             # A bug or an outage: keep the request, answer with a MessageError, never a 500.
@@ -188,11 +201,15 @@ class IntakeService:
                 findings=len(transport.findings),
             )
             try:
+                if header is not None and transport.findings and _is_signal(header):
+                    raise _Stop(self._signal_refused(session, message, transport.findings))
                 if transport.findings or header is None:
                     raise _Stop(
-                        await self._message_error(session, message, transport, transport.findings)
+                        await self._message_error(
+                            session, message, transport, transport.findings, sign=False
+                        )
                     )
-                reply = await self._process(session, message, transport, header)
+                reply = await self._process(session, message, transport, header, req.body)
             except _Stop as stop:
                 reply = stop.reply
             message.completed_at = _now()
@@ -207,21 +224,27 @@ class IntakeService:
         message: Message,
         transport: stages.Transport,
         header: EbmsHeader,
+        body: bytes,
     ) -> Reply:
         s = self.settings
         now = message.received_at
         her_number = _her_number(message.from_party_id)
         party = await party_repo.get_party(session, her_number) if her_number is not None else None
-        findings = await self._registry_checks(session, header, party)
-        if findings or party is None:
-            raise _Stop(await self._message_error(session, message, transport, findings))
-        message.sender_party_id = party.id
+        if party is None:
+            her = _her(header.from_party.party_ids)
+            unknown = Finding(
+                ebxml_rules.FROM_UNKNOWN,
+                "eb:MessageHeader/eb:From/eb:PartyId",
+                f"Avsender HER-id {her or '(mangler)'} er ikke registrert som avsender til KPR.",
+            )
+            raise _Stop(await self._refuse(session, message, transport, header, [unknown]))
         cpa = next((c for c in party.cpas if c.cpa_id == header.cpa_id), None)
-        # Downgrade protection: signing and encryption are required unless the party is
-        # explicitly marked plaintext_allowed, and a CPA that demands them always wins.
-        must_protect = not party.plaintext_allowed
-        requires_signing = must_protect or (cpa is not None and cpa.requires_signing)
-        requires_encryption = must_protect or (cpa is not None and cpa.requires_encryption)
+        # Signatures are always required; plaintext_allowed only lets a party send the payload
+        # unencrypted, and a CPA that demands encryption always wins.
+        requires_signing = True
+        requires_encryption = not party.plaintext_allowed or (
+            cpa is not None and cpa.requires_encryption
+        )
         trust = PartyTrust(orgnr=party.orgnr, signing_certs=_certs(party, "signing"))
         store = TrustStore(anchors=self.keys.trust_anchors, crls=self.keys.crls)
         opened = await anyio.to_thread.run_sync(
@@ -233,11 +256,33 @@ class IntakeService:
                 now=now,
                 requires_signing=requires_signing,
                 requires_encryption=requires_encryption,
-                max_inflated=MAX_INFLATED,
+                max_inflated=s.max_payload_bytes,
+                max_elements=s.max_payload_elements,
+                payload=not header.is_signal,
             )
         )
         for kind, detail in opened.events:
             repo.add_event(session, message, kind, _now(), **detail)
+        if not opened.authenticated:
+            raise _Stop(
+                await self._refuse(
+                    session,
+                    message,
+                    transport,
+                    header,
+                    opened.transport_findings,
+                    transient=opened.transient,
+                )
+            )
+        # Authenticated: from here the whole request is kept, and answers are specific and
+        # signed by KPR.
+        message.sender_party_id = party.id
+        message.raw, message.raw_ref = body, None
+        findings = await self._registry_checks(session, header, party)
+        if findings:
+            raise _Stop(await self._message_error(session, message, transport, findings))
+        if header.is_signal:
+            raise _Stop(await self._signal(session, message, transport, header))
         if opened.transport_findings:
             raise _Stop(
                 await self._message_error(
@@ -424,20 +469,12 @@ class IntakeService:
         return Reply(200, built.reply.body, built.reply.content_type)
 
     async def _registry_checks(
-        self, session: AsyncSession, header: EbmsHeader, party: Party | None
+        self, session: AsyncSession, header: EbmsHeader, party: Party
     ) -> list[Finding]:
+        """CPA, Service/Action and RefToMessageId: only once the sender is authenticated, so
+        an outsider learns neither a party's CPA ids nor which MessageIds KPR knows."""
         findings: list[Finding] = []
         her = _her(header.from_party.party_ids)
-        if party is None:
-            findings.append(
-                Finding(
-                    ebxml_rules.FROM_UNKNOWN,
-                    "eb:MessageHeader/eb:From/eb:PartyId",
-                    f"Avsender HER-id {her or '(mangler)'} er ikke registrert som avsender til KPR."
-                    " Kontroller HER-id i eb:From, eller be KPR registrere avsenderen.",
-                )
-            )
-            return findings
         if party.cpas:
             cpa = next((c for c in party.cpas if c.cpa_id == header.cpa_id), None)
             if cpa is None:
@@ -445,14 +482,17 @@ class IntakeService:
                     Finding(
                         ebxml_rules.CPA_UNKNOWN,
                         "eb:MessageHeader/eb:CPAId",
-                        f"CPAId '{header.cpa_id}' er ikke en avtale for HER-id {her}. Bruk en av: "
-                        + ", ".join(c.cpa_id for c in party.cpas)
-                        + ".",
+                        f"CPAId '{header.cpa_id}' er ikke en avtale for HER-id {her}. Bruk "
+                        "CPAId fra den avtalen KPR har registrert for avsenderen.",
                     )
                 )
-            elif cpa.service_actions and not any(
-                sa.get("service") == header.service.value and sa.get("action") == header.action
-                for sa in cpa.service_actions
+            elif (
+                not header.is_signal
+                and cpa.service_actions
+                and not any(
+                    sa.get("service") == header.service.value and sa.get("action") == header.action
+                    for sa in cpa.service_actions
+                )
             ):
                 findings.append(
                     Finding(
@@ -462,8 +502,12 @@ class IntakeService:
                         f"avtalt i CPA '{cpa.cpa_id}'.",
                     )
                 )
-        if header.ref_to_message_id and not await repo.known_message_id(
-            session, header.ref_to_message_id, [str(party.her_id)]
+        if (
+            not header.is_signal
+            and header.ref_to_message_id
+            and not await repo.known_message_id(
+                session, header.ref_to_message_id, [str(party.her_id)]
+            )
         ):
             findings.append(
                 Finding(
@@ -475,6 +519,81 @@ class IntakeService:
             )
         return findings
 
+    async def _refuse(
+        self,
+        session: AsyncSession,
+        message: Message,
+        transport: stages.Transport,
+        header: EbmsHeader,
+        findings: Sequence[Finding],
+        *,
+        transient: bool = False,
+    ) -> Reply:
+        """A refusal before the sender is authenticated. The findings are stored for the
+        operator; the sender gets one generic, unsigned answer, whatever the reason (unknown
+        HER-id, bad signature, wrong certificate): the answer must not tell an outsider which
+        HER-ids are registered. A temporary failure keeps its text so the sender retries. A
+        signal gets no answer at all."""
+        if _is_signal(header):
+            return self._signal_refused(session, message, findings)
+        public = (
+            list(findings)
+            if transient
+            else [
+                Finding(
+                    ebxml_rules.NOT_AUTHENTICATED,
+                    "eb:MessageHeader",
+                    "Kontroller avsenders HER-id, CPAId, signatur og sertifikat. Oppgi "
+                    f"referanse {message.request_id} i kontakt med KPR.",
+                )
+            ]
+        )
+        return await self._message_error(
+            session, message, transport, findings, transient=transient, public=public, sign=False
+        )
+
+    def _signal_refused(
+        self, session: AsyncSession, message: Message, findings: Sequence[Finding]
+    ) -> Reply:
+        """A refused Acknowledgment or MessageError: stored, answered with nothing (ebMS 2.0:
+        never a MessageError to a MessageError, and an Acknowledgment expects no answer)."""
+        message.status = "SIGNAL_REFUSED"
+        repo.add_findings(session, message, findings)
+        repo.add_event(
+            session, message, "refused", _now(), rules=sorted({f.rule.id for f in findings})
+        )
+        return Reply(204, b"", "text/plain; charset=utf-8")
+
+    async def _signal(
+        self,
+        session: AsyncSession,
+        message: Message,
+        transport: stages.Transport,
+        header: EbmsHeader,
+    ) -> Reply:
+        """An authenticated ebMS signal: recorded, never a report, never answered with an
+        AppRec or an email."""
+        if not _is_signal(header):
+            finding = Finding(
+                ebxml_rules.SIGNAL_NOT_SUPPORTED,
+                "eb:MessageHeader/eb:Action",
+                f"Signalet '{header.action[:60]}' støttes ikke. KPR tar imot Acknowledgment og "
+                "MessageError.",
+            )
+            return await self._message_error(session, message, transport, [finding])
+        message.status = "SIGNAL"
+        repo.add_event(
+            session,
+            message,
+            "signal",
+            _now(),
+            action=header.action,
+            ref_to=(header.ref_to_message_id or "")[:200] or None,
+            errors=",".join(e.error_code[:40] for e in header.errors[:10]) or None,
+        )
+        log.info("intake.signal", message_id=message.id, action=header.action)
+        return Reply(204, b"", "text/plain; charset=utf-8")
+
     # --- replies --------------------------------------------------------------------------
 
     async def _message_error(
@@ -482,21 +601,28 @@ class IntakeService:
         session: AsyncSession,
         message: Message,
         transport: stages.Transport,
-        findings: tuple[Finding, ...] | list[Finding],
+        findings: Sequence[Finding],
         *,
         transient: bool = False,
+        public: Sequence[Finding] | None = None,
+        sign: bool = True,
     ) -> Reply:
+        """`findings` are stored; `public` (default: the same) go to the sender. `sign` only
+        once the sender is authenticated: KPR never signs an answer over references chosen
+        by someone it does not know."""
         context = transport.reply_context
         our = self._our_party(transport)
         reply_id = _new_message_id()
+        shown = list(findings if public is None else public)
+        signer = stages.envelope_signer(self.keys.signing) if sign else None
         built = await anyio.to_thread.run_sync(
             lambda: ebuild.build_message_error_for(
                 context,
-                list(findings),
+                shown,
                 our_party=our,
                 message_id=reply_id,
                 timestamp=_now(),
-                sign=stages.envelope_signer(self.keys.signing),
+                sign=signer,
             )
         )
         message.status = "MESSAGE_ERROR"
@@ -659,7 +785,7 @@ class IntakeService:
         try:
             async with self.state.sessions() as session:
                 message = self._new_message(
-                    req, size=len(req.body), sha256=hashlib.sha256(req.body).hexdigest()
+                    req, size=len(req.body), sha256=hashlib.sha256(req.body).hexdigest(), full=True
                 )
                 message.status = "FAILED"
                 session.add(message)
@@ -709,7 +835,13 @@ class IntakeService:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _new_message(self, req: IntakeRequest, *, size: int, sha256: str | None) -> Message:
+    def _new_message(
+        self, req: IntakeRequest, *, size: int, sha256: str | None, full: bool = False
+    ) -> Message:
+        """The request's row. Only a prefix of the body is kept until the sender is
+        authenticated (`_process` then stores all of it); `full` for an internal failure,
+        which must not lose a message."""
+        kept = req.body if full or len(req.body) <= RAW_PREFIX_BYTES else None
         return Message(
             received_at=req.received_at,
             request_id=req.request_id,
@@ -718,7 +850,10 @@ class IntakeService:
             content_type=xml_safe(req.content_type or "")[:1000],
             size_bytes=size,
             sha256=sha256,
-            raw=req.body,
+            raw=kept if kept is not None else req.body[:RAW_PREFIX_BYTES],
+            raw_ref=None
+            if kept is not None
+            else f"first {RAW_PREFIX_BYTES} of {len(req.body)} bytes: not authenticated",
             status="RECEIVED",
         )
 
@@ -737,6 +872,11 @@ def _now() -> datetime:
 
 def _new_message_id() -> str:
     return f"{uuid.uuid4()}@kpr-mottak"
+
+
+def _is_signal(header: EbmsHeader) -> bool:
+    """An Acknowledgment or MessageError signal: the ones that are never answered."""
+    return header.is_signal and header.action in SIGNAL_ACTIONS
 
 
 def _her(ids: tuple[PartyId, ...]) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from cryptography import x509
@@ -20,6 +20,7 @@ from app.content.model import ContentContext, ContentResult, HistoryKeys
 from app.content.registry import ContentFormat
 from app.core.findings import Consequence, Finding
 from app.ebxml import build as ebuild
+from app.ebxml import rules as ebxml_rules
 from app.ebxml.checks import Receiver, check_header, resolve_cid
 from app.ebxml.envelope import EbmsHeader, ReplyContext, parse_envelope
 from app.ebxml.envelope import Party as EbxmlParty
@@ -29,6 +30,7 @@ from app.msghead.checks import check_msghead
 from app.msghead.model import MsgHead
 from app.msghead.parse import read_msghead
 from app.security import cms, xmldsig
+from app.security import rules as sec_rules
 from app.security.certificates import PartyTrust, SignatureLevel, TrustStore, check_signer
 from app.security.keys import KeyPair
 
@@ -100,16 +102,22 @@ class Opened:
     document_signer: x509.Certificate | None = None
     encrypted: bool = False
     events: tuple[tuple[str, dict[str, str | bool | None]], ...] = field(default=())
+    # The envelope signature verified and its signer accepted for the party: from here on the
+    # sender is known, and only from here may answers be specific or signed by KPR.
+    authenticated: bool = False
 
 
-def _payload(mime: MimeMessage, header: EbmsHeader) -> Attachment | None:
-    """The business payload: the part the Manifest's first resolvable cid: names."""
+def _payload(
+    mime: MimeMessage, header: EbmsHeader, signed_cids: Collection[str] | None
+) -> Attachment | None:
+    """The business payload: the part the Manifest's first cid: names, as the very Attachment
+    whose bytes the signature verified (`signed_cids`, normalised; None when unsigned)."""
     for ref in header.manifest:
-        cid = resolve_cid(ref.href) if ref.href.startswith("cid:") else None
+        cid = resolve_cid(ref.href)
         att = mime.attachment(cid) if cid else None
-        if att is not None:
+        if att is not None and (signed_cids is None or att.content_id in signed_cids):
             return att
-    return mime.attachments[0] if mime.attachments else None
+    return None
 
 
 def _is_cms(att: Attachment) -> bool:
@@ -127,19 +135,23 @@ def open_message(
     requires_signing: bool,
     requires_encryption: bool,
     max_inflated: int,
+    max_elements: int,
+    payload: bool = True,
 ) -> Opened:
-    """Envelope signature and signer, decryption, business signature and signer."""
+    """Envelope signature and signer, decryption, business signature and signer. A signal
+    (`payload=False`) stops after the envelope signature."""
     mime, header = transport.mime, transport.header
     assert mime is not None
     assert header is not None
     events: list[tuple[str, dict[str, str | bool | None]]] = []
     tf: list[Finding] = []
-    bf: list[Finding] = []
     transient = False
     envelope_signer: x509.Certificate | None = None
+    signed_cids: tuple[str, ...] | None = None
     if header.has_signature:
         sig = xmldsig.verify_envelope(mime.soap, mime.attachment_map)
         tf.extend(sig.findings)
+        signed_cids = sig.signed_cids
         envelope_signer = sig.signer
         if sig.valid and sig.signer is not None:
             check = check_signer(
@@ -159,10 +171,84 @@ def open_message(
         )
     if tf:
         return Opened(None, tuple(tf), (), transient, envelope_signer, events=tuple(events))
+    if not payload:
+        return Opened(
+            None, (), (), False, envelope_signer, events=tuple(events), authenticated=True
+        )
 
-    part = _payload(mime, header)
-    if part is None:  # the manifest checks have reported this already
-        return Opened(None, (), (), False, envelope_signer, events=tuple(events))
+    opened = _open_payload(
+        mime,
+        header,
+        signed_cids,
+        party=party,
+        trust=trust,
+        keys=keys,
+        now=now,
+        requires_signing=requires_signing,
+        requires_encryption=requires_encryption,
+        max_inflated=max_inflated,
+        max_elements=max_elements,
+    )
+    return replace(
+        opened,
+        envelope_signer=envelope_signer,
+        events=(*events, *opened.events),
+        authenticated=True,
+    )
+
+
+def _undecryptable() -> Finding:
+    """Every way a payload can fail once the key has decrypted it (bad padding, garbage that
+    is not gzip, not XML) gets this one answer, as a decryption failure does: a different
+    answer would tell a sender which ciphertexts decrypt (a padding oracle)."""
+    return Finding(
+        sec_rules.CMS_DECRYPT,
+        "SOAP:Body/eb:Manifest",
+        "Vedlegget kunne ikke dekrypteres og leses som en fagmelding. Kontroller at det er "
+        "kryptert til KPRs gjeldende krypteringssertifikat og ikke er skadet.",
+    )
+
+
+_UNDECRYPTABLE_RULES = frozenset({sec_rules.CMS_DECRYPT.id, sec_rules.GZIP_CORRUPT.id})
+
+
+def count_elements(data: bytes) -> int:
+    """An upper bound on the elements of an XML document, without building a tree: every
+    element has one start tag, and `<` cannot stand raw in text or attribute values."""
+    return data.count(b"<") - data.count(b"</")
+
+
+def _open_payload(
+    mime: MimeMessage,
+    header: EbmsHeader,
+    signed_cids: Collection[str] | None,
+    *,
+    party: PartyTrust,
+    trust: TrustStore,
+    keys: Sequence[KeyPair],
+    now: datetime,
+    requires_signing: bool,
+    requires_encryption: bool,
+    max_inflated: int,
+    max_elements: int,
+) -> Opened:
+    """After the envelope signature: decryption, business signature and signer."""
+    events: list[tuple[str, dict[str, str | bool | None]]] = []
+    tf: list[Finding] = []
+    bf: list[Finding] = []
+    transient = False
+    part = _payload(mime, header, signed_cids)
+    if part is None:
+        # A business message always has a payload (signals never get here): never an OK.
+        tf.append(
+            Finding(
+                ebxml_rules.PAYLOAD_MISSING,
+                "SOAP:Body/eb:Manifest",
+                "Meldingen har ingen signert nyttelast referert fra eb:Manifest. Legg den "
+                "krypterte meldingen ved som MIME-del og referer den fra eb:Manifest.",
+            )
+        )
+        return Opened(None, tuple(tf), (), False)
     data = part.data
     encrypted = _is_cms(part)
     document_signer: x509.Certificate | None = None
@@ -176,21 +262,17 @@ def open_message(
                     "cipher": opened.cipher.value if opened.cipher else None,
                     "compressed": opened.compressed,
                     "cms_signed": opened.cms_signed,
+                    "failed": ",".join(sorted({f.rule.id for f in opened.findings})) or None,
                 },
             )
         )
         for f in opened.findings:
-            (tf if f.rule.consequence is Consequence.MESSAGE_ERROR else bf).append(f)
+            if f.rule.id in _UNDECRYPTABLE_RULES:
+                tf.append(_undecryptable())
+            else:
+                (tf if f.rule.consequence is Consequence.MESSAGE_ERROR else bf).append(f)
         if opened.content is None:
-            return Opened(
-                None,
-                tuple(tf),
-                tuple(bf),
-                False,
-                envelope_signer,
-                encrypted=True,
-                events=tuple(events),
-            )
+            return Opened(None, tuple(tf), tuple(bf), False, encrypted=True, events=tuple(events))
         content = opened.content
         if opened.cms_signed:
             document_signer = opened.signer
@@ -204,18 +286,34 @@ def open_message(
                     " til KPRs krypteringssertifikat.",
                 )
             )
-            return Opened(None, tuple(tf), (), False, envelope_signer, events=tuple(events))
+            return Opened(None, tuple(tf), (), False, events=tuple(events))
         inflated = cms.inflate(data, max_inflated)
         bf.extend(inflated.findings)
         if inflated.content is None:
-            return Opened(None, (), tuple(bf), False, envelope_signer, events=tuple(events))
+            return Opened(None, (), tuple(bf), False, events=tuple(events))
         content = inflated.content
+
+    if count_elements(content) > max_elements:
+        # Counted on the bytes before any tree is built: a small gzip can inflate to a
+        # document whose tree takes gigabytes.
+        bf.append(
+            Finding(
+                sec_rules.PAYLOAD_TOO_MANY_ELEMENTS,
+                "MsgHead",
+                f"Fagmeldingen har flere enn {max_elements} XML-elementer. Del opp meldingen.",
+            )
+        )
+        return Opened(None, (), tuple(bf), False, encrypted=encrypted, events=tuple(events))
 
     if document_signer is None:
         try:
             doc = xmldsig.verify_document(content)
-        except Exception:  # unreadable XML: the MsgHead reader reports it precisely
+        except Exception:
             doc = None
+            if encrypted:  # decrypted, but not XML: answered as a decryption failure
+                tf.append(_undecryptable())
+                return Opened(None, tuple(tf), (), False, encrypted=True, events=tuple(events))
+            # plaintext that is not XML: the MsgHead reader reports it precisely
         if doc is not None and doc.present:
             bf.extend(doc.findings)
             document_signer = doc.signer
@@ -248,23 +346,12 @@ def open_message(
                 {"valid": check.accepted, "signer": _subject(document_signer)},
             )
         )
-    if tf:
-        return Opened(
-            None,
-            tuple(tf),
-            tuple(bf),
-            transient,
-            envelope_signer,
-            document_signer,
-            encrypted,
-            tuple(events),
-        )
     return Opened(
-        content,
+        None if tf else content,
         tuple(tf),
         tuple(bf),
         transient,
-        envelope_signer,
+        None,
         document_signer,
         encrypted,
         tuple(events),

@@ -24,6 +24,9 @@ from app.msghead.xmlutil import OSLO
 # "ddmmyy nnnnn"): masked wherever they come from.
 _FID_LIKE = re.compile(r"(?<!\d)(?:\d{11,}|\d{6}[ .\-]\d{5})(?!\d)")
 _MASK = "***********"
+# The MsgId is the sender's text in KPR's email: shown only when it is an id (a GUID or the
+# like), never a line break, a link or a sentence someone could phish with.
+_SAFE_MSG_ID = re.compile(r"[A-Za-z0-9{}][A-Za-z0-9{}._:@-]{0,99}")
 _MESSAGE_LEVEL = {Consequence.MESSAGE_ERROR, Consequence.REJECT_MESSAGE}
 
 
@@ -83,7 +86,8 @@ def compose_notification(
         f"Meldingsreferanse hos KPR: {message_ref}",
     ]
     if msghead_msg_id:
-        lines.append(f"Meldingens MsgId: {msghead_msg_id}")
+        shown = msghead_msg_id if _SAFE_MSG_ID.fullmatch(msghead_msg_id) else None
+        lines.append(f"Meldingens MsgId: {shown or '(ikke vist: inneholder uventede tegn)'}")
     lines += [f"Mottatt: {when} (norsk tid)", f"Status: {status_text}", ""]
     counted = {code: n for code, n in error_counts.items() if n > 0}
     if counted:

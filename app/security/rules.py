@@ -216,6 +216,12 @@ GZIP_TOO_LARGE = _business(
     "Innholdet blir for stort når det pakkes ut (gzip): send meldingen i mindre deler.",
     "T99",
 )
+PAYLOAD_TOO_MANY_ELEMENTS = _business(
+    "SEC-PAYLOAD-TOO-MANY-ELEMENTS",
+    "The decrypted payload has more XML elements than the intake reads (counted before parsing)",
+    "Fagmeldingen har flere XML-elementer enn mottaker tar imot: send meldingen i mindre deler.",
+    "T99",
+)
 
 RULES: tuple[Rule, ...] = (
     SIG_MISSING,
@@ -245,6 +251,7 @@ RULES: tuple[Rule, ...] = (
     MSG_CERT_STATUS_UNAVAILABLE,
     GZIP_CORRUPT,
     GZIP_TOO_LARGE,
+    PAYLOAD_TOO_MANY_ELEMENTS,
 )
 
 # Rules that mean "try again later", not "you sent something wrong".

@@ -22,13 +22,14 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from urllib.parse import quote, unquote
 
 import xmlsec
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
+from app.core.cid import cid_uri as cid_uri
+from app.core.cid import normalize_cid as normalize_cid
 from app.core.findings import Finding, Rule
 from app.core.xmlparse import parse_xml
 from app.security import rules
@@ -142,21 +143,6 @@ _BUSINESS_RULES = _Rules(
 _local = threading.local()
 _callbacks_lock = threading.Lock()
 _callbacks_installed = False
-
-
-def normalize_cid(content_id: str) -> str:
-    """`<a@b>`, `a@b`, `cid:a@b` and `cid:a%40b` all name the part `a@b` (RFC 2392)."""
-    value = content_id.strip()
-    if value[:4].lower() == "cid:":
-        value = unquote(value[4:])
-    if value.startswith("<") and value.endswith(">"):
-        value = value[1:-1]
-    return value
-
-
-def cid_uri(content_id: str) -> str:
-    """The `cid:` URI of a Content-ID, percent-encoded per RFC 2392."""
-    return "cid:" + quote(normalize_cid(content_id), safe="@!$&'()*+,;=:-._~")
 
 
 def _current_parts() -> Mapping[str, bytes]:

@@ -1,15 +1,17 @@
-"""Downgrade protection: unsigned or plaintext only from parties explicitly marked so, and a
-CPA that demands signing and encryption always wins."""
+"""Downgrade protection: plaintext only from parties explicitly marked so, signatures from
+everyone, and a CPA that demands encryption always wins."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.apprec.parse import parse_apprec
-from app.client import SendOptions, build_epj_message
+from app.client import SendOptions, build_ebxml, build_epj_message, prepare_payload
+from app.models import Finding, Message
 from app.parties import repository as party_repo
 from app.parties.spec import CpaSpec, make_party
 from app.security.devpki import DevPki
@@ -63,18 +65,51 @@ def _apprec_status(pki: DevPki, r: httpx.Response) -> str:
     return parse_apprec(reply.apprec).status
 
 
+async def _stored_rules(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
+    """The rule ids stored for the last request, with its status."""
+    async with sessions() as s:
+        message = (await s.scalars(select(Message).order_by(Message.id.desc()).limit(1))).one()
+        rules = await s.scalars(select(Finding.rule_id).where(Finding.message_id == message.id))
+        return [message.status, *sorted(rules)]
+
+
 async def test_unsigned_envelope_from_a_party_that_must_sign_is_refused(
-    intake: httpx.AsyncClient, pki: DevPki
+    intake: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     r = await _send(intake, _unprotected(sign=False, encrypt=True, pki=pki))
-    assert _error_rules(pki, r) == ["SEC-ENVELOPE-UNSIGNED-REFUSED"]
+    # Before authentication: the generic answer, unsigned; the reason is stored.
+    assert _error_rules(pki, r) == ["EBMS-NOT-AUTHENTICATED"]
+    assert not reply_of(pki, r).signed
+    assert await _stored_rules(sessions) == ["MESSAGE_ERROR", "SEC-ENVELOPE-UNSIGNED-REFUSED"]
 
 
-async def test_unsigned_plaintext_is_accepted_from_a_party_marked_plaintext_allowed(
+async def test_plaintext_allowed_does_not_switch_off_authentication(
+    intake: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """plaintext_allowed and no CPA: an unsigned envelope claiming the party's HER-id, from
+    anyone, is refused; it once got AppRec status 1 (issue 9)."""
+    await _set_party(sessions, plaintext_allowed=True)
+    r = await _send(intake, _unprotected(sign=False, encrypt=False, pki=pki))
+    assert _error_rules(pki, r) == ["EBMS-NOT-AUTHENTICATED"]
+    assert await _stored_rules(sessions) == ["MESSAGE_ERROR", "SEC-ENVELOPE-UNSIGNED-REFUSED"]
+
+
+async def test_plaintext_allowed_still_requires_the_business_signature(
     intake: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     await _set_party(sessions, plaintext_allowed=True)
-    r = await _send(intake, _unprotected(sign=False, encrypt=False, pki=pki))
+    payload = prepare_payload(msghead(), signing=None, encrypt_to=None, sign_document=False)
+    built = build_ebxml(payload, SendOptions(from_her=DEMO_HER), pki.municipality.signing)
+    r = await post(intake, built)
+    assert _apprec_status(pki, r) == "2"
+    assert await _stored_rules(sessions) == ["AVVIST", "SEC-MSG-UNSIGNED"]
+
+
+async def test_signed_plaintext_is_accepted_from_a_party_marked_plaintext_allowed(
+    intake: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await _set_party(sessions, plaintext_allowed=True)
+    r = await _send(intake, _unprotected(sign=True, encrypt=False, pki=pki))
     assert _apprec_status(pki, r) == "1"
 
 

@@ -179,7 +179,9 @@ async def test_same_message_id_with_other_content_is_inconsistent(
     error = assert_single_error(r, "EBMS-DUPLICATE-INCONSISTENT", "Inconsistent")
     assert "eb:MessageId" in (error.location or "")
     assert message_id in (error.description or "")
-    stored = await assert_stored_error(sessions, r, "EBMS-DUPLICATE-INCONSISTENT")
+    stored = await assert_stored_error(
+        sessions, r, "EBMS-DUPLICATE-INCONSISTENT", authenticated=True
+    )
     assert stored.ebms_message_id == message_id
     async with sessions() as s:
         dedup = (await s.scalars(select(MessageDedup))).one()

@@ -135,22 +135,43 @@ def rule_of(error: EbmsError) -> str:
     return text[1 : text.index("]")]
 
 
-def message_error(pki: DevPki, r: httpx.Response) -> tuple[EbmsError, ...]:
+def message_error(pki: DevPki, r: httpx.Response, *, signed: bool = True) -> tuple[EbmsError, ...]:
+    """The eb:Errors of a MessageError reply; signed by KPR only once the sender is
+    authenticated."""
     assert r.status_code == 200
     reply = reply_of(pki, r)
     assert reply.findings == ()
     assert reply.header is not None
     assert reply.header.action == "MessageError", reply.header.action
-    assert reply.signed
+    assert reply.signed is signed
     assert reply.signature_findings == ()
     return reply.header.errors
 
 
-def assert_only_error(pki: DevPki, r: httpx.Response, rule: str, code: str) -> str:
+def assert_only_error(
+    pki: DevPki, r: httpx.Response, rule: str, code: str, *, signed: bool = True
+) -> str:
     """The reply is a MessageError with exactly one eb:Error, for `rule`; returns its text."""
-    errors = message_error(pki, r)
+    errors = message_error(pki, r, signed=signed)
     assert [(rule_of(e), e.error_code) for e in errors] == [(rule, code)], errors
     return errors[0].description or ""
+
+
+def assert_refused(pki: DevPki, r: httpx.Response) -> None:
+    """Refused before authentication: the one generic answer, unsigned, naming nothing."""
+    text = assert_only_error(pki, r, "EBMS-NOT-AUTHENTICATED", "SecurityFailure", signed=False)
+    assert "CN=" not in text
+    assert DEV_MUNICIPALITY_ORGNR not in text
+
+
+async def stored_detail(sessions: async_sessionmaker[AsyncSession], rule: str) -> str:
+    """The newest message's one stored finding, which must be `rule`: its text, the detail
+    the operator sees in place of the sender."""
+    async with sessions() as s:
+        msg = (await s.scalars(select(Message).order_by(Message.id.desc()).limit(1))).one()
+        found = list(await s.scalars(select(Finding).where(Finding.message_id == msg.id)))
+    assert [f.rule_id for f in found] == [rule]
+    return found[0].detail
 
 
 def apprec(pki: DevPki, r: httpx.Response) -> tuple[str, list[str], list[str]]:
@@ -267,7 +288,8 @@ async def test_envelope_signed_with_wrong_key_is_a_security_failure_naming_the_c
     wrong = KeyPair(private_key=rsa_key("intake-security:wrong-key"), certificate=cert)
     built, _ = message(pki, envelope_key=wrong)
     r = await post(intake, built)
-    text = assert_only_error(pki, r, "SEC-SIG-INVALID", "SecurityFailure")
+    assert_refused(pki, r)
+    text = await stored_detail(sessions, "SEC-SIG-INVALID")
     assert cert.subject.rfc4514_string() in text
     assert serial_text(cert) in text
     assert cert.issuer.rfc4514_string() in text
@@ -278,17 +300,18 @@ async def test_envelope_signed_with_wrong_key_is_a_security_failure_naming_the_c
 
 
 async def test_payload_tampered_after_signing_is_a_security_failure(
-    intake: httpx.AsyncClient, pki: DevPki
+    intake: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     built, payload = message(pki)
     at = built.body.index(payload.data) + len(payload.data) // 2
     body = built.body[:at] + bytes([built.body[at] ^ 0x01]) + built.body[at + 1 :]
     r = await post(intake, with_body(built, body))
-    assert_only_error(pki, r, "SEC-SIG-INVALID", "SecurityFailure")
+    assert_refused(pki, r)
+    await stored_detail(sessions, "SEC-SIG-INVALID")
 
 
 async def test_header_tampered_after_signing_is_a_security_failure(
-    intake: httpx.AsyncClient, pki: DevPki
+    intake: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     conversation = "11111111-2222-4333-8444-555555555555"
     built, _ = message(pki, conversation_id=conversation)
@@ -296,7 +319,8 @@ async def test_header_tampered_after_signing_is_a_security_failure(
     body = built.body.replace(conversation.encode(), tampered.encode())
     assert body != built.body
     r = await post(intake, with_body(built, body))
-    assert_only_error(pki, r, "SEC-SIG-INVALID", "SecurityFailure")
+    assert_refused(pki, r)
+    await stored_detail(sessions, "SEC-SIG-INVALID")
 
 
 async def test_expired_registered_signing_cert_is_a_security_failure(
@@ -309,24 +333,29 @@ async def test_expired_registered_signing_cert_is_a_security_failure(
     await register(sessions, settings_with_pki, signing=(expired.certificate,))
     built, _ = message(pki, envelope_key=expired, document_key=expired)
     r = await post(intake, built)
-    text = assert_only_error(pki, r, "SEC-CERT-VALIDITY", "SecurityFailure")
+    assert_refused(pki, r)
+    text = await stored_detail(sessions, "SEC-CERT-VALIDITY")
     assert describe_certificate(expired.certificate)[1:] in text
 
 
 async def test_revoked_signing_cert_is_a_security_failure(
-    settings_with_pki: Settings, demo_party: int, pki: DevPki
+    settings_with_pki: Settings,
+    demo_party: int,
+    pki: DevPki,
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     serial = pki.municipality.signing.certificate.serial_number
     write_crl(pki, settings_with_pki.pki_dir, revoked=(serial,))
     async with running(settings_with_pki) as client:
         built, _ = message(pki)
         r = await post(client, built)
-    text = assert_only_error(pki, r, "SEC-CERT-REVOKED", "SecurityFailure")
+    assert_refused(pki, r)
+    text = await stored_detail(sessions, "SEC-CERT-REVOKED")
     assert serial_hex(serial) in text
 
 
 async def test_cert_of_another_organisation_from_our_ca_is_a_security_failure(
-    intake: httpx.AsyncClient, pki: DevPki
+    intake: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     now = _now()
     other = issue_certificate(
@@ -339,18 +368,20 @@ async def test_cert_of_another_organisation_from_our_ca_is_a_security_failure(
     )
     built, _ = message(pki, envelope_key=other, document_key=other)
     r = await post(intake, built)
-    text = assert_only_error(pki, r, "SEC-CERT-ORGNR", "SecurityFailure")
+    assert_refused(pki, r)
+    text = await stored_detail(sessions, "SEC-CERT-ORGNR")
     assert OTHER_ORGNR in text
     assert DEV_MUNICIPALITY_ORGNR in text
 
 
 async def test_cert_from_an_unknown_ca_is_a_security_failure(
-    intake: httpx.AsyncClient, pki: DevPki
+    intake: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     foreign = foreign_signing()
     built, _ = message(pki, envelope_key=foreign, document_key=foreign)
     r = await post(intake, built)
-    text = assert_only_error(pki, r, "SEC-CERT-UNKNOWN", "SecurityFailure")
+    assert_refused(pki, r)
+    text = await stored_detail(sessions, "SEC-CERT-UNKNOWN")
     assert "Ukjent CA" in text
 
 
@@ -422,14 +453,15 @@ def _weak_signer(method: str, key: KeyPair) -> Signer:
 
 @pytest.mark.parametrize("method", ["hmac-sha256", "rsa-md5"])
 async def test_weak_envelope_signature_method_is_a_security_failure(
-    intake: httpx.AsyncClient, pki: DevPki, method: str
+    intake: httpx.AsyncClient, pki: DevPki, method: str, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     try:
         built, _ = message(pki, sign=_weak_signer(method, pki.municipality.signing))
     except xmlsec.Error as exc:  # pragma: no cover - depends on the crypto backend
         pytest.fail(f"libxmlsec1 could not make an {method} signature to test with: {exc}")
     r = await post(intake, built)
-    text = assert_only_error(pki, r, "SEC-SIG-ALGORITHM", "SecurityFailure")
+    assert_refused(pki, r)
+    text = await stored_detail(sessions, "SEC-SIG-ALGORITHM")
     assert method in text
 
 
@@ -603,7 +635,7 @@ async def test_missing_crl_is_a_temporary_failure_and_the_retry_is_processed(
     built, _ = message(pki)
     async with running(settings_with_pki) as client:
         first = await post(client, built)
-    assert_only_error(pki, first, "SEC-CERT-STATUS-UNAVAILABLE", "DeliveryFailure")
+    assert_only_error(pki, first, "SEC-CERT-STATUS-UNAVAILABLE", "DeliveryFailure", signed=False)
     msg, rules, _ = await last_message(sessions)
     assert (msg.status, rules) == ("MESSAGE_ERROR", ["SEC-CERT-STATUS-UNAVAILABLE"])
 

@@ -249,17 +249,30 @@ def truncated_gzip(pki: DevPki) -> bytes:
     return cut
 
 
-async def test_truncated_gzip_payload_gives_apprec_t01(
+async def test_every_undecryptable_payload_gets_the_same_message_error(
     intake: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    data = encrypted_payload(truncated_gzip(pki), pki.kpr.encryption.certificate).data
-    status, codes, texts = apprec(pki, await post_payload(intake, pki, data))
-    assert (status, codes) == ("2", ["T01"])
-    assert "gzip" in texts[0]
-    kinds = await assert_rejected(sessions, "SEC-GZIP-CORRUPT")
-    assert "decrypted" in kinds
-    details = await event_details(sessions, "decrypted")
-    assert [(d["ok"], d["compressed"]) for d in details] == [(False, True)]
+    """Bad padding, a truncated gzip and decrypted garbage are answered alike: an AppRec T01
+    for "decrypts, but is garbage" next to a MessageError for "does not decrypt" would tell a
+    sender which ciphertexts decrypt (issue 9)."""
+    cert = pki.kpr.encryption.certificate
+    good = encrypted_payload(signed_msghead(pki.municipality.signing), cert).data
+    cases = {
+        "bad padding": good[:-1] + bytes([good[-1] ^ 0x01]),
+        "truncated gzip": encrypted_payload(truncated_gzip(pki), cert).data,
+        "not xml": encrypted_payload(b"ikke en fagmelding " * 200, cert).data,
+    }
+    answers: set[str] = set()
+    for name, data in cases.items():
+        r = await post_payload(intake, pki, data)
+        answers.add(assert_only_error(pki, r, "SEC-CMS-DECRYPT", "SecurityFailure"))
+        msg, rules, _ = await last_message(sessions)
+        assert (msg.status, rules) == ("MESSAGE_ERROR", ["SEC-CMS-DECRYPT"]), name
+    assert len(answers) == 1, answers
+    # The operator still sees what went wrong with each.
+    failed = [d.get("failed") for d in await event_details(sessions, "decrypted")]
+    assert failed[1] == "SEC-GZIP-CORRUPT"
+    assert failed[2] is None  # decrypted fine; it is the content that is not a MsgHead
 
 
 async def test_truncated_gzip_plaintext_payload_gives_apprec_t01(

@@ -88,13 +88,27 @@ async def stored_message(
     return message, findings, receipts
 
 
+RAW_PREFIX = 4096  # what is kept of a request whose sender is not authenticated
+
+
 async def assert_stored_error(
-    sessions: async_sessionmaker[AsyncSession], response: httpx.Response, rule_id: str
+    sessions: async_sessionmaker[AsyncSession],
+    response: httpx.Response,
+    rule_id: str,
+    *,
+    authenticated: bool = False,
 ) -> Message:
+    """The request is stored with its findings and reply: all of it once the sender is
+    authenticated, otherwise only its first bytes."""
     sent = response.request.content
     message, findings, receipts = await stored_message(sessions, sent)
     assert message.status == "MESSAGE_ERROR"
-    assert message.raw == sent
+    if authenticated or len(sent) <= RAW_PREFIX:
+        assert message.raw == sent
+        assert message.raw_ref is None
+    else:
+        assert message.raw == sent[:RAW_PREFIX]
+        assert message.raw_ref == f"first {RAW_PREFIX} of {len(sent)} bytes: not authenticated"
     assert message.sha256 == hashlib.sha256(sent).hexdigest()
     assert message.size_bytes == len(sent)
     assert message.completed_at is not None
@@ -219,8 +233,10 @@ async def test_unregistered_sender_is_value_not_recognized(
 ) -> None:
     built = epj_message(pki, msghead(sender_her=8000099), from_her="8000099")
     r = await post(intake, built)
-    error = assert_single_error(r, "EBMS-FROM-UNKNOWN", "ValueNotRecognized")
-    assert "eb:From" in (error.location or "")
+    # Before authentication the answer is the generic one (no registered-HER-id oracle);
+    # the reason is stored for the operator.
+    error = assert_single_error(r, "EBMS-NOT-AUTHENTICATED", "SecurityFailure")
+    assert "8000099" not in (error.description or "")
     message = await assert_stored_error(sessions, r, "EBMS-FROM-UNKNOWN")
     assert message.from_party_id == "8000099"
     assert message.sender_party_id is None
@@ -237,8 +253,8 @@ async def test_cpa_id_not_the_partys_is_value_not_recognized(
     error = assert_single_error(r, "EBMS-CPA-UNKNOWN", "ValueNotRecognized")
     assert error.location is not None
     assert error.location.endswith("eb:CPAId")
-    assert "cpa-demo-kpr" in (error.description or "")
-    message = await assert_stored_error(sessions, r, "EBMS-CPA-UNKNOWN")
+    assert "cpa-demo-kpr" not in (error.description or "")  # never the party's CPA ids
+    message = await assert_stored_error(sessions, r, "EBMS-CPA-UNKNOWN", authenticated=True)
     assert message.cpa_id == "cpa-someone-else"
 
 
@@ -277,7 +293,7 @@ async def test_service_action_not_in_cpa_is_value_not_recognized(
     r = await post(intake, epj_message(pki, cpa_id="cpa-demo-kpr", service="KPR_ANNET"))
     error = assert_single_error(r, "EBMS-SERVICE-NOT-ALLOWED", "ValueNotRecognized")
     assert "KPR_ANNET" in (error.description or "")
-    message = await assert_stored_error(sessions, r, "EBMS-SERVICE-NOT-ALLOWED")
+    message = await assert_stored_error(sessions, r, "EBMS-SERVICE-NOT-ALLOWED", authenticated=True)
     assert message.service == "KPR_ANNET"
 
 
@@ -328,7 +344,7 @@ async def test_ref_to_unknown_message_is_value_not_recognized(
     r = await post(intake, epj_message(pki, ref_to_message_id="aldri-sendt@epj.example"))
     error = assert_single_error(r, "EBMS-REFTO-UNKNOWN", "ValueNotRecognized")
     assert "eb:RefToMessageId" in (error.location or "")
-    message = await assert_stored_error(sessions, r, "EBMS-REFTO-UNKNOWN")
+    message = await assert_stored_error(sessions, r, "EBMS-REFTO-UNKNOWN", authenticated=True)
     assert message.ref_to_message_id == "aldri-sendt@epj.example"
 
 
@@ -358,6 +374,10 @@ async def test_ref_to_our_own_reply_is_accepted(intake: httpx.AsyncClient, pki: 
 _SOAP_WITHOUT_EBMS = (
     b'<?xml version="1.0" encoding="UTF-8"?>'
     b'<SOAP:Envelope xmlns:SOAP="http://schemas.xmlsoap.org/soap/envelope/">'
+    b"<SOAP:Header/><SOAP:Body/></SOAP:Envelope>"
+)
+_SOAP_WITH_FOREIGN_BODY = (
+    b'<SOAP:Envelope xmlns:SOAP="http://schemas.xmlsoap.org/soap/envelope/">'
     b"<SOAP:Header/><SOAP:Body><hei>ikke ebXML</hei></SOAP:Body></SOAP:Envelope>"
 )
 
@@ -379,6 +399,13 @@ _SOAP_WITHOUT_EBMS = (
         pytest.param(b"<ikke xml", "text/xml", "EBMS-SOAP-NOT-XML", "OtherXml", id="not-xml"),
         pytest.param(
             _SOAP_WITHOUT_EBMS, "text/xml", "EBMS-HEADER-MISSING", "OtherXml", id="not-ebxml"
+        ),
+        pytest.param(
+            _SOAP_WITH_FOREIGN_BODY,
+            "text/xml",
+            "EBMS-ENVELOPE-UNEXPECTED-BLOCK",
+            "OtherXml",
+            id="foreign-body",
         ),
     ],
 )
@@ -520,7 +547,7 @@ async def test_from_her_id_that_cannot_be_a_registered_party_is_from_unknown(
 ) -> None:
     # The full-width digits read as 8000001 with int(); they must not find that party.
     r = await post(intake, epj_message(pki, from_her=her))
-    assert_single_error(r, "EBMS-FROM-UNKNOWN", "ValueNotRecognized")
+    assert_single_error(r, "EBMS-NOT-AUTHENTICATED", "SecurityFailure")
     await assert_stored_error(sessions, r, "EBMS-FROM-UNKNOWN")
 
 

@@ -45,11 +45,16 @@ async def test_metrics_exposes_prometheus_text(client: httpx.AsyncClient) -> Non
     assert "kpr_notification_outbox_depth" in r.text
 
 
-async def test_request_id_is_echoed_or_generated(client: httpx.AsyncClient) -> None:
+async def test_request_id_is_always_generated_never_taken_from_the_client(
+    client: httpx.AsyncClient,
+) -> None:
     r = await client.get("/healthz", headers={"X-Request-ID": "abc-123"})
-    assert r.headers["x-request-id"] == "abc-123"
+    first = r.headers["x-request-id"]
+    assert first != "abc-123"
+    assert len(first) == 32
+    r = await client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert r.headers["x-request-id"] not in {"abc-123", first}  # one per request
     r = await client.get("/healthz", headers={"X-Request-ID": "bad id\nwith newline"})
-    assert r.headers["x-request-id"] != "bad id\nwith newline"
     assert len(r.headers["x-request-id"]) == 32
 
 

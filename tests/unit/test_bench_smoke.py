@@ -109,3 +109,17 @@ def test_validate_bench_files_are_a_valid_melding_and_its_msghead(tmp_path: Path
     assert result.findings == ()
     assert len(result.notifications) == 5
     assert msghead.read_bytes().count(b"<Notifikasjon") == 5
+
+
+def test_envelope_bench_cases_are_refused_or_verified_as_labelled(pki: DevPki) -> None:
+    from bench.envelope import before_authentication, cases, element_count
+
+    built = cases(pki)
+    assert [c.refused for c in built] == [False, True, True, False]
+    for case in built:
+        assert before_authentication(case.built) is case.refused, case.name
+    worst = built[-1].built
+    mime = parse_body(worst.body, worst.content_type).message
+    assert mime is not None
+    assert verify_envelope(mime.soap, mime.attachment_map).valid  # xmlsec runs it all
+    assert element_count(worst.soap) > 200
