@@ -118,7 +118,36 @@ def render(rules: Sequence[Rule] | None = None) -> str:
                 f"| {_cell(_code(r))} | {_cell(r.title)} | {_cell(r.text_no)} |"
             )
         lines.append("")
+    lines += _handling_section(rules)
     return "\n".join(lines)
+
+
+def _handling_section(rules: Sequence[Rule]) -> list[str]:
+    """The content rules against the handling XPR(ipl)_Annotations.xsd gives the attribute."""
+    from app.content.iplos.handling import HANDLING
+
+    content = [r for r in rules if r.id in HANDLING]
+    if not content:
+        return []
+    lines = [
+        "## Content rules and the Annotations' handling",
+        "",
+        "XPR(ipl)_Annotations.xsd gives each attribute and check a handling: 1 reject the "
+        "message, 2 drop the row, 5 note it, 7 set the value to NULL, 9 no action. Where the "
+        "consequence above differs, or the Annotations do not cover the rule, the last column "
+        "says why.",
+        "",
+        "| id | consequence | attribute (check) | Annotations | follows | why |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in content:
+        h = HANDLING[r.id]
+        lines.append(
+            f"| `{r.id}` | {_CONSEQUENCE_TEXT[r.consequence]} | {_cell(h.attribute)} "
+            f"| {_cell(h.code)} | {'yes' if h.follows else 'no'} | {_cell(h.why)} |"
+        )
+    lines.append("")
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -106,7 +106,7 @@ def test_warnings_carry_no_apprec_code() -> None:
 def test_rendering_lists_every_rule_under_its_layer() -> None:
     text = catalogue.render()
     sections = text.split("\n## ")[1:]
-    assert len(sections) == len({r.layer for r in RULES})
+    assert len(sections) == len({r.layer for r in RULES}) + 1  # + the Annotations' handling
     for layer in Layer:
         section = next((s for s in sections if s.startswith(catalogue._LAYER_TITLES[layer])), "")
         for rule in (r for r in RULES if r.layer is layer):
@@ -125,3 +125,16 @@ def test_rendering_escapes_pipes_in_texts() -> None:
     assert len(re.findall(r"(?<!\\)\|", row)) == 7  # the table's own six columns only
     assert "a \\| b" in row
     assert "c \\| d" in row
+
+
+def test_every_content_rule_states_the_annotations_handling_it_follows() -> None:
+    from app.content.iplos.handling import HANDLING
+    from app.content.iplos.rules import RULES
+
+    assert {r.id for r in RULES} == set(HANDLING)
+    for rule_id, handling in HANDLING.items():
+        # a rule that departs from the Annotations says why
+        assert handling.follows or handling.why, rule_id
+    text = catalogue.render()
+    assert "## Content rules and the Annotations' handling" in text
+    assert "| `IPL-LOPENR-ORDER` | AppRec 1 (warning) |" in text

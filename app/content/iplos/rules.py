@@ -140,10 +140,11 @@ FORRIGE_CHAIN = _rule(
 )
 LOPENR_FORMAT = _rule(
     "IPL-LOPENR-FORMAT",
-    "T99",
-    _DROP,
-    "notifikasjonLopeNr is not a whole number of 1 to 18 digits",
-    "notifikasjonLopeNr skal være et heltall på 1 til 18 siffer (0-9).",
+    None,
+    _WARN,
+    "notifikasjonLopeNr is not a whole number of 1 to 18 digits (the value is ignored)",
+    "notifikasjonLopeNr skal være et heltall på 1 til 18 siffer (0-9). Notifikasjonen er "
+    "lagret uten løpenummer og teller ikke med i kontrollen av kompletthet.",
 )
 LOPENR_ORDER = _rule(
     "IPL-LOPENR-ORDER",
