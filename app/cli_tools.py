@@ -39,8 +39,9 @@ from app.apprec.parse import AppRecInvalid, parse_apprec
 from app.content import registry
 from app.content.calendar import ReportingCalendar, parse_reporting_calendar
 from app.content.iplos.rules import RULES as IPLOS_RULES
+from app.content.iplos.sample import CASES as SAMPLE_CASES
 from app.content.iplos.sample import wrap_in_msghead, write_sample
-from app.content.model import ContentContext
+from app.content.model import EMPTY_GUID, ContentContext
 from app.core.findings import Finding, Severity
 from app.msghead.xmlutil import format_xs_datetime
 from app.security.keys import KeyPair, load_certificate, load_key_pair
@@ -333,6 +334,8 @@ def write_sample_file(
     receiver_her: int = int(KPR_HER),
     msg_id: str | None = None,
     gen_date: datetime.datetime | None = None,
+    start_lopenr: int = 1,
+    previous_guid: str = EMPTY_GUID,
     on_notifications: Callable[[int], None] = lambda n: None,
 ) -> None:
     """Stream a sample Melding (in a MsgHead unless `msghead` is False) to `out`. The MsgHead
@@ -350,7 +353,16 @@ def write_sample_file(
         head, tail = wrapped.split(marker)
     out.write(head)
     sink = _Counting(out, on_notifications, strip_decl=msghead)
-    write_sample(cast(BinaryIO, sink), notifications, kommune, faults, seed, year=year)
+    write_sample(
+        cast(BinaryIO, sink),
+        notifications,
+        kommune,
+        faults,
+        seed,
+        year=year,
+        start_lopenr=start_lopenr,
+        previous_guid=previous_guid,
+    )
     out.write(tail)
 
 
@@ -368,16 +380,40 @@ def sample(
         KPR_HER
     ),
     out: Annotated[Path | None, typer.Option("--out", help="Output file (default stdout)")] = None,
+    start_lopenr: Annotated[
+        int, typer.Option("--start-lopenr", min=0, help="First løpenummer (continue a sequence)")
+    ] = 1,
+    previous_guid: Annotated[
+        str,
+        typer.Option("--previous-guid", help="notifikasjonForrigeGUID of the first notification"),
+    ] = EMPTY_GUID,
+    msg_id: Annotated[
+        str | None, typer.Option("--msg-id", help="MsgHead MsgId (default: a new UUID)")
+    ] = None,
+    gen_date: Annotated[
+        str | None,
+        typer.Option("--gen-date", help="MsgHead GenDate, ISO 8601 (default: now)"),
+    ] = None,
 ) -> None:
     """Write a synthetic IPLOS message (valid, or with deliberate faults) with synthetic
-    identities, optionally in a MsgHead."""
+    identities, optionally in a MsgHead. The same arguments write the same bytes (with
+    --msg-id and --gen-date), so identical resends, sequences split over messages (--seed,
+    --start-lopenr, --previous-guid) and reordering can be tried."""
     faults = list(fault or [])
-    valid = {r.id for r in IPLOS_RULES}
+    valid = {r.id for r in IPLOS_RULES} | set(SAMPLE_CASES)
     unknown = [f for f in faults if f not in valid]
     if unknown:
         err.print(f"[red]unknown fault(s): {escape(', '.join(unknown))}[/]")
         err.print("valid fault ids: " + ", ".join(r.id for r in IPLOS_RULES))
+        err.print("cases: " + ", ".join(f"{k} ({v})" for k, v in SAMPLE_CASES.items()))
         raise typer.Exit(2)
+    generated: datetime.datetime | None = None
+    if gen_date is not None:
+        try:
+            generated = datetime.datetime.fromisoformat(gen_date)
+        except ValueError:
+            err.print(f"[red]--gen-date is not ISO 8601: {escape(gen_date)}[/]")
+            raise typer.Exit(2) from None
     for f in faults:
         if f in _CONTEXT_FAULTS:
             err.print(f"note: {f} shows only {_CONTEXT_FAULTS[f]}")
@@ -401,6 +437,10 @@ def sample(
             msghead=msghead,
             sender_her=sender_her,
             receiver_her=receiver_her,
+            msg_id=msg_id,
+            gen_date=generated,
+            start_lopenr=start_lopenr,
+            previous_guid=previous_guid,
             on_notifications=advance,
         )
 

@@ -456,3 +456,26 @@ def test_sample_says_where_a_context_fault_shows(tmp_path: Path) -> None:
     )
     assert r.exit_code == 0, r.output
     assert "IPL-FID-SYNTHETIC shows only on a production address" in r.output
+
+
+def test_sample_makes_identical_resends_and_sequences_over_messages(tmp_path: Path) -> None:
+    same = ("--seed", "4", "--msg-id", "m-1", "--gen-date", "2018-11-20T12:00:00")
+    first = make_sample(tmp_path, "a.xml", *same).read_bytes()
+    again = make_sample(tmp_path, "b.xml", *same).read_bytes()
+    assert first == again  # an identical resend, byte for byte
+    last_guid = re.findall(rb'notifikasjonGUID="([^"]+)"', first)[-1].decode()
+    nxt = make_sample(
+        tmp_path, "c.xml", "--seed", "5", "--start-lopenr", "6", "--previous-guid", last_guid
+    ).read_bytes()
+    assert b'notifikasjonLopeNr="6"' in nxt
+    assert f'notifikasjonForrigeGUID="{last_guid}"'.encode() in nxt
+    r = runner.invoke(app, ["validate", str(tmp_path / "c.xml")])
+    assert r.exit_code == 0, r.output  # offline, with no history: a valid message
+    tz = make_sample(tmp_path, "tz.xml", "--fault", "tz-date").read_bytes()
+    assert b'hendelseDato="2018-01-01+01:00"' in tz
+    r = runner.invoke(app, ["validate", str(tmp_path / "tz.xml")])
+    assert r.exit_code == 0, r.output
+    bad = runner.invoke(app, ["sample", "--notifications", "1", "--kommune", KOMMUNE,
+                              "--gen-date", "yesterday"])  # fmt: skip
+    assert bad.exit_code == 2
+    assert "--gen-date" in bad.output
