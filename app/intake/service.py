@@ -829,6 +829,8 @@ class IntakeService:
             error_counts=error_counts(findings),
             link=link,
             msghead_msg_id=message.msghead_msg_id,
+            receiver=message.to_party_id,
+            environment=message.environment,
         )
         for to in dict.fromkeys(recipients):
             repo.queue_notification(session, message, to, subject, body, _now())

@@ -62,6 +62,13 @@ def error_counts(findings: Sequence[Finding]) -> dict[str, int]:
     return counts
 
 
+_ENVIRONMENT_NO = {
+    "pilot": " (pilotmottaket; ikke ordinær rapportering)",
+    "test": " (testmottaket; ikke ordinær rapportering)",
+    "production": " (ordinær rapportering)",
+}
+
+
 def compose_notification(
     *,
     party_name: str,
@@ -72,6 +79,8 @@ def compose_notification(
     error_counts: Mapping[str, int],
     link: str,
     msghead_msg_id: str | None = None,
+    receiver: str | None = None,
+    environment: str | None = None,
 ) -> tuple[str, str]:
     """(subject, body) of the email about one received message. `message_ref` is KPR's
     reference (the message id in the API); `msghead_msg_id`, when given, is the MsgId the EPJ
@@ -85,6 +94,10 @@ def compose_notification(
         "",
         f"Meldingsreferanse hos KPR: {message_ref}",
     ]
+    if receiver is not None:
+        # the pilot and test addresses are not the report: say which one got the message
+        kind = _ENVIRONMENT_NO.get(environment or "", "")
+        lines.append(f"Sendt til: KPR HER-id {receiver}{kind}")
     if msghead_msg_id:
         shown = msghead_msg_id if _SAFE_MSG_ID.fullmatch(msghead_msg_id) else None
         lines.append(f"Meldingens MsgId: {shown or '(ikke vist: inneholder uventede tegn)'}")

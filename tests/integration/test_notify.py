@@ -163,6 +163,7 @@ async def test_queued_notification_is_mailed_to_innsendingsansvarlig_without_per
         raw = mail.as_string()
         assert not any(v in raw or v in body for v in ids)
         assert not FID_LIKE.search(body)
+        assert "Sendt til: KPR HER-id 131725 (pilotmottaket; ikke ordinær rapportering)" in body
     after = await _outbox(sessions)
     assert all(o.status == "sent" and o.sent_at is not None for o in after)
     assert all(o.attempts == 1 and o.last_error is None for o in after)
