@@ -210,6 +210,13 @@ _CONTEXT_FAULTS = {
     "IPL-KOMMUNE-NOT-ALLOWED": "where the sender may not report for it (validate --kommune)",
     "IPL-FID-SYNTHETIC": "on a production address (validate --production)",
     "IPL-CALENDAR-LATE": "when validated after the deadline (validate --reporting-calendar)",
+    "IPL-CALENDAR-AFTER-CORRECTION": (
+        "for a configured year past its correction deadline (validate --reporting-calendar)"
+    ),
+    "IPL-CALENDAR-PILOT-WINDOW": (
+        "on a pilot address outside a configured pilot window (the server; validate judges "
+        "like a production address)"
+    ),
 }
 
 
