@@ -448,18 +448,7 @@ class IntakeService:
         )
         message.status = "DUPLICATE"
         message.msghead_msg_id = repo.fit(msg_id, repo.MSGHEAD_MSG_ID_WIDTH)
-        repo.add_receipt(
-            session,
-            message,
-            kind="apprec",
-            content_type=built.reply.content_type,
-            body=built.reply.body,
-            reply_ebms_message_id=built.reply.message_id,
-            apprec_xml=built.apprec,
-            apprec_id=built.apprec_id,
-            apprec_status=built.status.value,
-            at=_now(),
-        )
+        _add_apprec_receipt(session, message, built)
         repo.add_event(session, message, "msghead_resend", _now(), original=original.message_id)
         log.info(
             "intake.msghead_resend",
@@ -694,18 +683,7 @@ class IntakeService:
         repo.add_findings(
             session, message, findings, allowed_kommuner={k.kommune_nr for k in party.kommuner}
         )
-        repo.add_receipt(
-            session,
-            message,
-            kind="apprec",
-            content_type=built.reply.content_type,
-            body=built.reply.body,
-            reply_ebms_message_id=built.reply.message_id,
-            apprec_xml=built.apprec,
-            apprec_id=built.apprec_id,
-            apprec_status=built.status.value,
-            at=_now(),
-        )
+        _add_apprec_receipt(session, message, built)
         repo.add_event(
             session,
             message,
@@ -866,6 +844,23 @@ class IntakeService:
     def _calendar(self) -> ReportingCalendar | None:
         # Empty configuration = the standing deadlines for every year (see ReportingCalendar).
         return parse_reporting_calendar(self.settings.reporting_calendar)
+
+
+def _add_apprec_receipt(
+    session: AsyncSession, message: Message, built: stages.BuiltReceipt
+) -> None:
+    repo.add_receipt(
+        session,
+        message,
+        kind="apprec",
+        content_type=built.reply.content_type,
+        body=built.reply.body,
+        reply_ebms_message_id=built.reply.message_id,
+        apprec_xml=built.apprec,
+        apprec_id=built.apprec_id,
+        apprec_status=built.status.value,
+        at=_now(),
+    )
 
 
 def _now() -> datetime:
