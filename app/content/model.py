@@ -96,6 +96,8 @@ class ContentContext:
     allow_synthetic: bool = False
     history: IplosHistory = field(default_factory=IplosHistory)
     calendar: ReportingCalendar | None = None
+    # When the sender made the extraction (MsgHead GenDate): no event may be dated after it.
+    extracted_at: datetime.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
