@@ -34,7 +34,7 @@ from rich.table import Table
 
 from app.apprec.build import build_receipt, original_from_msghead, receiver_from_msghead
 from app.apprec.mapping import receipt_outcome
-from app.apprec.model import AppRecStatus, AppRecVersion, OriginalMsgRef, Party
+from app.apprec.model import KPR_NAME, AppRecStatus, AppRecVersion, OriginalMsgRef, Party
 from app.apprec.parse import AppRecInvalid, parse_apprec
 from app.content import registry
 from app.content.calendar import ReportingCalendar, parse_reporting_calendar
@@ -47,7 +47,6 @@ from app.security.keys import KeyPair, load_certificate, load_key_pair
 from app.settings import DEV_PKI_DIR
 
 KPR_HER = "131725"
-KPR_NAME = "Helsedirektoratet KPR"
 SERVER_SKEW = datetime.timedelta(seconds=300)  # the server's default KPR_GEN_DATE_SKEW_SECONDS
 SNIFF_BYTES = 4 * 1024
 SNIFF_LIMIT = 1024 * 1024

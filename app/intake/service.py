@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import __version__
-from app.apprec.model import AppRecStatus, AppRecVersion
+from app.apprec.model import KPR_NAME, AppRecStatus, AppRecVersion
 from app.content.calendar import ReportingCalendar, parse_reporting_calendar
 from app.content.model import ContentContext, IplosHistory
 from app.core.findings import Finding
@@ -61,7 +61,6 @@ STATUS_BY_APPREC = {
     AppRecStatus.REJECTED: "AVVIST",
     AppRecStatus.OK_ERROR_IN_PART: "OK_FEIL_I_DELMELDING",
 }
-OUR_NAME = "Kommunalt pasient- og brukerregister (KPR)"
 MAX_INFLATED = 200 * 1024 * 1024
 
 
@@ -478,7 +477,7 @@ class IntakeService:
                 header=header,
                 msghead=business.msghead if business else None,
                 our_her=our_her,
-                our_name=OUR_NAME,
+                our_name=KPR_NAME,
                 sender_name=party.name,
                 now=_now(),
                 apprec_id=str(uuid.uuid4()),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -22,9 +22,9 @@ _XS_DATETIME = re.compile(
     r"(?:\.(?P<f>\d+))?(?P<tz>Z|[+-]\d{2}:\d{2})?"
 )
 _GUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
-# A GUID (kept whole), else 11 digits also written split after the birth date
-# ("018544 03784", "."/"-"), else any run of 10 or more digits.
-_FNR_LIKE = re.compile(rf"(?P<guid>{_GUID})|\d{{6}}[\s.-]?\d{{5}}|\d{{10,}}")
+# A GUID (kept whole), else any run of 10 or more digits (as one match, so a long brukerNr
+# can be kept whole), else 11 digits written split after the birth date ("018544 03784").
+_FNR_LIKE = re.compile(rf"(?P<guid>{_GUID})|\d{{10,}}|\d{{6}}[\s.-]?\d{{5}}")
 _CLARK_NS = re.compile(r"\{[^}]*\}")
 # Characters XML 1.0 cannot carry (C0 controls but tab/LF/CR, surrogates, U+FFFE/U+FFFF).
 _NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -69,12 +69,19 @@ def is_xs_datetime(text: str) -> bool:
     return parse_xs_datetime(text) is not None
 
 
-def scrub_fnr(text: str) -> str:
+def scrub_fnr(text: str, keep: Collection[str] = ()) -> str:
     """Mask anything that looks like a fødselsnummer: 11 digits, also split after the birth
     date by a space, dot or dash, and any run of 10 or more digits (one digit short of a
-    fødselsnummer still identifies). GUIDs are left whole. Defence in depth for texts that
-    leave the service."""
-    return _FNR_LIKE.sub(lambda m: m.group("guid") or "***********", text)
+    fødselsnummer still identifies). GUIDs are left whole, and so is a run that is exactly one
+    of `keep` (a brukerNr the caller knows is no person number). Defence in depth for texts
+    that leave the service."""
+
+    def mask(m: re.Match[str]) -> str:
+        if m.group("guid"):
+            return m.group("guid")
+        return m.group(0) if m.group(0) in keep else "***********"
+
+    return _FNR_LIKE.sub(mask, text)
 
 
 def xml_safe(text: str) -> str:
