@@ -39,10 +39,10 @@ from app.apprec.parse import AppRecInvalid, parse_apprec
 from app.content import registry
 from app.content.calendar import ReportingCalendar, parse_reporting_calendar
 from app.content.iplos.rules import RULES as IPLOS_RULES
-from app.content.iplos.sample import wrap_in_msghead, write_sample
+from app.content.iplos.sample import SCENARIOS, wrap_in_msghead, write_sample
 from app.content.model import ContentContext
 from app.core.findings import Finding, Severity
-from app.msghead.xmlutil import format_xs_datetime
+from app.msghead.xmlutil import OSLO, format_xs_datetime
 from app.security.keys import KeyPair, load_certificate, load_key_pair
 from app.settings import DEV_PKI_DIR
 
@@ -208,7 +208,19 @@ _CONTEXT_FAULTS = {
     "IPL-KOMMUNE-NOT-ALLOWED": "where the sender may not report for it (validate --kommune)",
     "IPL-FID-SYNTHETIC": "on a production address (validate --production)",
     "IPL-CALENDAR-LATE": "when validated after the deadline (validate --reporting-calendar)",
+    "IPL-HENDELSEDATO-FUTURE": "in a MsgHead (its GenDate is set to 1 February of --year)",
 }
+# Faults of the MsgHead around the content, made by `sample` itself.
+GENDATE_FUTURE = "MSGHEAD-GENDATE-FUTURE"  # local time written with Z: the classic EPJ bug
+
+
+def _sample_gen_date(faults: Sequence[str], year: int) -> datetime.datetime | None:
+    """The GenDate a sample's faults need (None: now)."""
+    if GENDATE_FUTURE in faults:
+        return datetime.datetime.now(OSLO).replace(microsecond=0, tzinfo=datetime.UTC)
+    if "IPL-HENDELSEDATO-FUTURE" in faults:
+        return datetime.datetime(year, 2, 1, 12, tzinfo=datetime.UTC)
+    return None
 
 
 def _calendar(text: str | None) -> ReportingCalendar | None:
@@ -357,7 +369,13 @@ def sample(
     notifications: Annotated[int, typer.Option("--notifications", min=0, help="How many")],
     kommune: Annotated[str, typer.Option("--kommune", help="Kommunenr (4 digits)")],
     fault: Annotated[
-        list[str] | None, typer.Option("--fault", "--faults", help="Rule id to break (repeatable)")
+        list[str] | None,
+        typer.Option(
+            "--fault",
+            "--faults",
+            help="Rule id to break, a scenario (e.g. two-events) or MSGHEAD-GENDATE-FUTURE "
+            "(repeatable)",
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same message)")] = 0,
     year: Annotated[int, typer.Option(help="Reporting year of the events")] = 2018,
@@ -371,12 +389,17 @@ def sample(
     """Write a synthetic IPLOS message (valid, or with deliberate faults) with synthetic
     identities, optionally in a MsgHead."""
     faults = list(fault or [])
-    valid = {r.id for r in IPLOS_RULES}
+    valid = [r.id for r in IPLOS_RULES] + sorted(SCENARIOS) + [GENDATE_FUTURE]
     unknown = [f for f in faults if f not in valid]
     if unknown:
         err.print(f"[red]unknown fault(s): {escape(', '.join(unknown))}[/]")
-        err.print("valid fault ids: " + ", ".join(r.id for r in IPLOS_RULES))
+        err.print("valid faults: " + ", ".join(valid))
         raise typer.Exit(2)
+    if GENDATE_FUTURE in faults and not msghead:
+        err.print(f"[red]{GENDATE_FUTURE} needs --msghead[/]")
+        raise typer.Exit(2)
+    gen_date = _sample_gen_date(faults, year)
+    faults = [f for f in faults if f != GENDATE_FUTURE]
     for f in faults:
         if f in _CONTEXT_FAULTS:
             err.print(f"note: {f} shows only {_CONTEXT_FAULTS[f]}")
@@ -400,6 +423,7 @@ def sample(
             msghead=msghead,
             sender_her=sender_her,
             receiver_her=receiver_her,
+            gen_date=gen_date,
             on_notifications=advance,
         )
 

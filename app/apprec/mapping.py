@@ -47,6 +47,9 @@ MAX_OT_LENGTH = 1000
 
 _MESSAGE_LEVEL = {Consequence.MESSAGE_ERROR, Consequence.REJECT_MESSAGE}
 _MASK = "***********"
+# What the reader does about a dropped notification (DOMAIN.md 2.5: the receipt helps its
+# reader); ends every row's OT.
+_NEXT_STEP = " Rett feilen i fagsystemet (EPJ) og send notifikasjonen på nytt."
 
 
 def error_code(finding: Finding) -> str:
@@ -125,7 +128,9 @@ def _row_errors(findings: Sequence[Finding]) -> list[AppRecError]:
             if (f.rule.id, f.detail) not in seen:
                 seen.add((f.rule.id, f.detail))
                 reasons.append(_clean(f"{f.rule.id}: {f.detail}", f))
-        ot = _clean(f"{_row_label(first)} er ikke tatt imot: " + "; ".join(reasons), first)
+        ot = _clean(
+            f"{_row_label(first)} er ikke tatt imot: " + "; ".join(reasons) + _NEXT_STEP, first
+        )
         out.append(_error(error_code(first), ot))
     return out
 

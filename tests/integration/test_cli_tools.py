@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from app import cli_tools
 from app.apprec import AppRecStatus, AppRecVersion, parse_apprec
+from app.apprec.model import KPR_NAME
 from app.cli import app
 from app.content.iplos import NS
 from app.content.iplos.sample import build_sample, wrap_in_msghead
@@ -452,3 +453,53 @@ def test_sample_says_where_a_context_fault_shows(tmp_path: Path) -> None:
     )
     assert r.exit_code == 0, r.output
     assert "IPL-FID-SYNTHETIC shows only on a production address" in r.output
+
+
+# --- issue 8: the offline validate shows what the server answers -----------------------------
+
+
+def test_validate_names_kpr_in_the_apprec_as_the_server_does(tmp_path: Path) -> None:
+    path = make_sample(tmp_path, "ok.xml")
+    runner.invoke(app, ["validate", str(path), "--reporting-calendar", ON_TIME])
+    apprec = parse_apprec((tmp_path / "ok.apprec.xml").read_bytes())
+    assert apprec.sender.name == KPR_NAME == "Kommunalt pasient- og brukerregister (KPR)"
+
+
+@pytest.mark.parametrize(
+    ("fault", "exit_code", "status", "shown"),
+    [
+        ("MSGHEAD-GENDATE-FUTURE", 0, AppRecStatus.OK, "MSGHEAD-GENDATE-FUTURE"),
+        ("IPL-HENDELSEDATO-FUTURE", 0, AppRecStatus.OK, "IPL-HENDELSEDATO-FUTURE"),
+        ("two-events", 0, AppRecStatus.OK, "ingen funn"),
+        ("IPL-XSD-ROW", 1, AppRecStatus.OK_ERROR_IN_PART, "IPL-XSD-ROW"),
+        ("IPL-ALL-DROPPED", 2, AppRecStatus.REJECTED, "IPL-ALL-DROPPED"),
+        ("brukernr-digits", 1, AppRecStatus.OK_ERROR_IN_PART, "IPL-FID-INVALID"),
+    ],
+)
+def test_sample_faults_of_issue_8_show_in_the_offline_validate(
+    tmp_path: Path, fault: str, exit_code: int, status: AppRecStatus, shown: str
+) -> None:
+    path = make_sample(tmp_path, "f.xml", "--fault", fault)
+    r = runner.invoke(app, ["validate", str(path), "--reporting-calendar", ON_TIME])
+    assert r.exit_code == exit_code, r.output
+    assert shown in r.output
+    apprec = parse_apprec((tmp_path / "f.apprec.xml").read_bytes())
+    assert apprec.status_code is status
+    ots = " ".join(e.ot or "" for e in apprec.errors)
+    if fault == "IPL-XSD-ROW":
+        assert "Skjemafeil i /Melding/Notifikasjon[5]/TjenesteStart/Bruker/@brukerNr" in ots
+        assert "linje" not in ots
+    if fault == "brukernr-digits":
+        assert re.search(r"brukerNr 1[0-9]{11} er ikke tatt imot", ots), ots
+
+
+def test_sample_gendate_future_needs_a_msghead(tmp_path: Path) -> None:
+    r = runner.invoke(
+        app,
+        [
+            *("sample", "--notifications", "2", "--kommune", KOMMUNE, "--no-msghead"),
+            *("--fault", "MSGHEAD-GENDATE-FUTURE"),
+        ],
+    )
+    assert r.exit_code == 2
+    assert "needs --msghead" in r.output

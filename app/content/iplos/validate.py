@@ -407,9 +407,10 @@ def _xsd_report(root: etree._Element) -> _XsdReport:
         where = tree.location(node, top_pos)
         attribute = problem.attribute or problem.missing_attribute
         location = f"{where}/@{attribute}" if attribute else where
-        finding = Finding(
-            rule, location, f"{rule.text_no} Skjemafeil i {location}: {problem.text}."
-        )
+        detail = f"Skjemafeil i {location}: {problem.text}."
+        if rule.consequence is Consequence.REJECT_MESSAGE:
+            detail = f"{rule.text_no} {detail}"  # the message-level texts say what to do
+        finding = Finding(rule, location, detail)
         if notification is not None and rule.consequence is not Consequence.REJECT_MESSAGE:
             rows.setdefault(notification, []).append(finding)
         elif rule.consequence is Consequence.REJECT_MESSAGE:
@@ -486,7 +487,12 @@ def _check_fid(row: _Row, allow_synthetic: bool) -> None:
     if type_id == "9":
         if parse_ddmmyy(fid) is None:
             row.fid_ok = False
-            row.add(R.FID_DATE, loc, "fid er ikke en gyldig fødselsdato på formen ddmmåå.")
+            row.add(
+                R.FID_DATE,
+                loc,
+                "Personidentifikasjonen (fid) er ikke en gyldig fødselsdato på formen ddmmåå "
+                "(typeID 9).",
+            )
         return
     kind = _ID_KIND_OF_TYPE.get(type_id)
     if kind is None:
@@ -506,7 +512,7 @@ def _check_fid(row: _Row, allow_synthetic: bool) -> None:
             "date": "har ugyldig dato",
             "checksum": "har feil kontrollsiffer",
         }[checked.value]
-        row.add(R.FID_INVALID, loc, f"fid {why} (typeID {type_id}).")
+        row.add(R.FID_INVALID, loc, f"Personidentifikasjonen (fid) {why} (typeID {type_id}).")
         return
     if checked.kind is not kind:
         # The number says what it is: keep the row, stored with the kind the number shows.
