@@ -339,6 +339,7 @@ def write_sample_file(
     faults: Sequence[str] = (),
     seed: int = 0,
     year: int = 2018,
+    start_lopenr: int = 1,
     msghead: bool = True,
     sender_her: int = 8000001,
     receiver_her: int = int(KPR_HER),
@@ -361,7 +362,15 @@ def write_sample_file(
         head, tail = wrapped.split(marker)
     out.write(head)
     sink = _Counting(out, on_notifications, strip_decl=msghead)
-    write_sample(cast(BinaryIO, sink), notifications, kommune, faults, seed, year=year)
+    write_sample(
+        cast(BinaryIO, sink),
+        notifications,
+        kommune,
+        faults,
+        seed,
+        year=year,
+        start_lopenr=start_lopenr,
+    )
     out.write(tail)
 
 

@@ -58,22 +58,24 @@ def error_code(finding: Finding) -> str:
     return code if code in ERROR_CODES else FALLBACK_ERROR_CODE
 
 
-def _shown_bruker_nr(finding: Finding | None) -> tuple[str, ...]:
+def _shown_bruker_nr(finding: Finding | None) -> str | None:
     """The finding's brukerNr when it may be shown whole: the OT names a notification by it,
     and an EPJ's brukerNr is often a long number. Never when it is the fid or could be a
     person's number (an EPJ may use the fødselsnummer as brukerNr)."""
     s = finding.subject if finding is not None else None
     if s is None or not s.bruker_nr or s.bruker_nr == s.fid or is_valid_person_id(s.bruker_nr):
-        return ()
-    return (s.bruker_nr,)
+        return None
+    return s.bruker_nr
 
 
 def _clean(text: str, finding: Finding | None = None) -> str:
     fid = finding.subject.fid if finding is not None and finding.subject is not None else None
     if fid and len(fid) >= 6:  # a short junk value would mask unrelated text
         text = text.replace(fid, _MASK)
+    text = " ".join(text.split())
     # also 10+ digits and a split fid; the notification's own brukerNr stays readable
-    text = scrub_fnr(" ".join(text.split()), keep=_shown_bruker_nr(finding))
+    keep = _shown_bruker_nr(finding)
+    text = keep.join(map(scrub_fnr, text.split(keep))) if keep else scrub_fnr(text)
     return text if len(text) <= MAX_OT_LENGTH else text[: MAX_OT_LENGTH - 1] + "…"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -69,19 +69,12 @@ def is_xs_datetime(text: str) -> bool:
     return parse_xs_datetime(text) is not None
 
 
-def scrub_fnr(text: str, keep: Collection[str] = ()) -> str:
+def scrub_fnr(text: str) -> str:
     """Mask anything that looks like a fødselsnummer: 11 digits, also split after the birth
     date by a space, dot or dash, and any run of 10 or more digits (one digit short of a
-    fødselsnummer still identifies). GUIDs are left whole, and so is a run that is exactly one
-    of `keep` (a brukerNr the caller knows is no person number). Defence in depth for texts
-    that leave the service."""
-
-    def mask(m: re.Match[str]) -> str:
-        if m.group("guid"):
-            return m.group("guid")
-        return m.group(0) if m.group(0) in keep else "***********"
-
-    return _FNR_LIKE.sub(mask, text)
+    fødselsnummer still identifies). GUIDs are left whole. Defence in depth for texts that
+    leave the service."""
+    return _FNR_LIKE.sub(lambda m: m.group("guid") or "***********", text)
 
 
 def xml_safe(text: str) -> str:

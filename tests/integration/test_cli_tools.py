@@ -273,9 +273,11 @@ def test_sample_to_stdout_without_msghead() -> None:
 # --- send ------------------------------------------------------------------------------------
 
 
-def _msghead(*faults: str) -> bytes:
+def _msghead(*faults: str, seed: int = 9, start_lopenr: int = 1) -> bytes:
     out = io.BytesIO()
-    cli_tools.write_sample_file(out, 4, KOMMUNE, faults=faults, seed=9)
+    cli_tools.write_sample_file(
+        out, 4, KOMMUNE, faults=faults, seed=seed, start_lopenr=start_lopenr
+    )
     return out.getvalue()
 
 
@@ -421,7 +423,8 @@ def test_send_command_through_a_real_socket(
     assert "AppRec status 1 OK" in r.output
 
     rows = tmp_path / "rows.xml"
-    rows.write_bytes(_msghead("IPL-FID-INVALID"))
+    # the municipality's next message: new notifications, so only the faulty one is dropped
+    rows.write_bytes(_msghead("IPL-FID-INVALID", seed=10, start_lopenr=5))
     r = runner.invoke(app, ["send", str(rows), "--url", served, "--pki-dir", pki_dir, "--gzip"])
     assert r.exit_code == 1, r.output
     assert "E31" in r.output

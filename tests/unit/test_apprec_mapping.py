@@ -222,3 +222,10 @@ def test_a_brukernr_that_is_the_fid_or_a_person_number_stays_masked() -> None:
         ot = receipt_outcome([row(ROW, "g1", bruker_nr=bruker_nr, fid=fid)]).errors[0].ot or ""
         assert bruker_nr not in ot
         assert "brukerNr ***********" in ot
+
+
+def test_a_brukernr_with_a_long_digit_run_after_a_letter_is_shown_whole() -> None:
+    ot = receipt_outcome([row(ROW, "g1", "annen 123456789012", bruker_nr="B000700000003")])
+    text = ot.errors[0].ot or ""
+    assert "brukerNr B000700000003 er ikke tatt imot" in text
+    assert "123456789012" not in text  # other digit runs are still masked

@@ -6,6 +6,15 @@ drop the notification, "Sett verdi til NULL/-1" -> warn and blank the value) and
 §2.4; where the annotation says "Ingen handling" but the value makes the row unusable (code
 lists, sequence, references) the notification is dropped (decision).
 
+Schema errors follow the same handling (app/content/iplos/validate.py, `_xsd_rule`): on
+versjon, notifikasjonGUID, fid or typeID (handlingObligatID 1) and outside the notifications
+the message is rejected (IPL-XSD); inside one notification that notification is dropped
+(IPL-XSD-ROW: brukerNr has handling 2; the event's values have 9, but the row is stored with
+them, decision); on a value KPR neither stores nor uses (handling 7 or 9: texts, contact
+details, registration times, pasientGUID, attributes the schema prohibits) it is a warning
+(IPL-XSD-IGNORED). A message none of whose notifications is taken is rejected
+(IPL-ALL-DROPPED, decision of DOMAIN.md §2.5) so that its AppRec says status 2.
+
 AppRec codes (kodeverk 8221), decision: T02 for what the XSD refuses; T99 ("annen feil på
 format") for values of the wrong form or outside a code list that the XSD leaves as strings;
 E30/E31 for a missing or wrong person identifier, E36 for an identifier type KPR cannot use;
