@@ -156,11 +156,10 @@ def test_validate_kommune_restricts_the_municipalities(tmp_path: Path) -> None:
 def test_validate_production_refuses_synthetic_identities(tmp_path: Path) -> None:
     path = make_sample(tmp_path, "ok.xml")
     r = runner.invoke(app, ["validate", str(path), "--production"])
-    assert r.exit_code == 1, r.output
+    assert r.exit_code == 2, r.output  # every notification dropped: the message is rejected
     apprec = parse_apprec((tmp_path / "ok.apprec.xml").read_bytes())
-    assert apprec.status_code is AppRecStatus.OK_ERROR_IN_PART
-    assert {e.code for e in apprec.errors} == {"E31"}
-    assert len(apprec.errors) == 5
+    assert apprec.status_code is AppRecStatus.REJECTED
+    assert [e.code for e in apprec.errors] == ["X99"] + ["E31"] * 5
 
 
 def test_validate_msghead_to_another_receiver_is_rejected(tmp_path: Path) -> None:

@@ -131,3 +131,11 @@ def test_every_notification_dropped_rejects_the_message() -> None:
     assert result.rejected
     assert [f.rule.id for f in result.findings] == ["IPL-XSD-ROW"] * 3 + ["IPL-ALL-DROPPED"]
     assert "Ingen av meldingens 3 notifikasjoner" in result.findings[-1].detail
+
+
+def test_a_bydel_too_long_for_the_schema_is_only_its_own_warning() -> None:
+    data = build_sample(3, KOMMUNE, seed=4).replace(b'bydel="030101"', b'bydel="0301011"', 1)
+    result = validate_melding(data, fault_context(KOMMUNE))
+    assert [f.rule.id for f in result.findings] == ["IPL-BYDEL-FORMAT"]
+    assert not any(n.dropped for n in result.notifications)
+    assert result.notifications[1].bydel is None

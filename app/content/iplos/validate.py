@@ -360,7 +360,7 @@ class _XsdReport:
 
     @property
     def rejected(self) -> bool:
-        return bool(self.message)
+        return any(f.rule.consequence is Consequence.REJECT_MESSAGE for f in self.message)
 
 
 def _xsd_rule(problem: SchemaProblem, in_notification: bool) -> Rule | None:
@@ -390,10 +390,12 @@ def _xsd_report(root: etree._Element) -> _XsdReport:
     rows: dict[int, list[Finding]] = {}
     # lxml-stubs do not declare _ErrorLog iterable; it is.
     entries = cast("Iterable[etree._LogEntry]", schema.error_log)
+    logged = False
     for entry in entries:
         problem = describe_schema_error(entry.message.replace(_Q, ""))
         if problem.follow_up:
             continue
+        logged = True
         found = tree.node_at(entry.path)
         node, top_pos = found if found is not None else (root, None)
         notification = (
@@ -418,7 +420,7 @@ def _xsd_report(root: etree._Element) -> _XsdReport:
                 message.append(finding)
         else:
             message.append(finding)  # a warning outside the notifications
-    if not message and not rows:  # defensive: libxml2 refused the document but logged nothing
+    if not logged:  # defensive: libxml2 refused the document but logged nothing
         message.append(Finding(R.XSD, "/Melding", f"{R.XSD.text_no}"))
     return _XsdReport(tuple(message), {k: tuple(v) for k, v in rows.items()})
 
