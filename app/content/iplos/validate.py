@@ -626,7 +626,8 @@ def _check_header(row: _Row) -> None:
 def _check_event(row: _Row, ev: _Event, extracted_on: datetime.date | None) -> None:
     """One event's service type, organisation number and dates."""
     tt = ev.tjeneste_type
-    if not tjenestetype_valid(tt, parse_xs_date(ev.hendelse_dato)):
+    when = parse_xs_date(ev.hendelse_dato)
+    if not tjenestetype_valid(tt, when):
         detail = (
             f"tjenesteType {tt} er utgått og kan ikke brukes for hendelser etter "
             f"{RETIRED_TJENESTETYPER_UNTIL.strftime('%d.%m.%Y')}."
@@ -657,7 +658,6 @@ def _check_event(row: _Row, ev: _Event, extracted_on: datetime.date | None) -> N
             f"{ev.base}/@hendelseDato",
             "hendelseDato er senere enn datoen i hendelseRegTid.",
         )
-    when = parse_xs_date(ev.hendelse_dato)
     if when is not None and extracted_on is not None and when > extracted_on:
         row.add(
             R.HENDELSEDATO_FUTURE,
@@ -689,7 +689,7 @@ def _check_bruker(row: _Row, allow_synthetic: bool) -> None:
         row.bydel = None
 
 
-def _check_row(row: _Row, ctx: ContentContext) -> None:
+def _check_row(row: _Row, ctx: ContentContext, extracted_on: datetime.date | None) -> None:
     """The rules of one notification on its own (the sequence comes later)."""
     if not row.events:
         row.add(
@@ -699,7 +699,6 @@ def _check_row(row: _Row, ctx: ContentContext) -> None:
         )
         return
     _check_header(row)
-    extracted_on = _local_date(ctx.extracted_at)
     for ev in row.events:
         _check_event(row, ev, extracted_on)
     _check_bruker(row, ctx.allow_synthetic)
@@ -990,12 +989,13 @@ def _rows(
     """Every notification read and checked on its own. A notification the schema refuses is
     dropped with the schema's findings and no rule runs on it (they assume its structure)."""
     rows: list[_Row] = []
+    extracted_on = _local_date(ctx.extracted_at)
     for i, el in enumerate(notif_els, start=1):
         row = _read_row(i, el, unit)
         for finding in xsd.rows.get(i, ()):
             row.add(finding.rule, finding.location, finding.detail)
         if not row.dropped:
-            _check_row(row, ctx)
+            _check_row(row, ctx, extracted_on)
             if not row.fid and row.event:
                 # present but empty: as good as missing, which fails the whole message
                 row.add(R.FID_MISSING, f"{row.base}/Bruker/@fid", "fid er tom.")
