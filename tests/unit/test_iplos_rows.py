@@ -139,3 +139,12 @@ def test_a_bydel_too_long_for_the_schema_is_only_its_own_warning() -> None:
     assert [f.rule.id for f in result.findings] == ["IPL-BYDEL-FORMAT"]
     assert not any(n.dropped for n in result.notifications)
     assert result.notifications[1].bydel is None
+
+
+def test_two_events_for_different_persons_drop_the_notification() -> None:
+    data = build_sample(3, KOMMUNE, ["IPL-EVENT-PERSON"], seed=4)
+    result = validate_melding(data, fault_context(KOMMUNE))
+    assert [(f.rule.id, f.location) for f in result.findings] == [
+        ("IPL-EVENT-PERSON", "/Melding/Notifikasjon[3]")
+    ]
+    assert [n.dropped for n in result.notifications] == [False, False, True]

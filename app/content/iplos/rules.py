@@ -133,6 +133,15 @@ EVENT_COUNT = _rule(
     "Notifikasjonen skal inneholde minst én hendelse (TjenesteStart, MidlertidigStoppTil, "
     "MidlertidigStoppFra, TjenesteutforerEndret eller TjenesteSlutt).",
 )
+EVENT_PERSON = _rule(
+    "IPL-EVENT-PERSON",
+    "T99",
+    _DROP,
+    "The events of one notification name different persons (brukerNr, fid or typeID)",
+    "Hendelsene i notifikasjonen gjelder ulike personer (ulik brukerNr, fid eller typeID i "
+    "Bruker). En notifikasjon gjelder én person: send hendelsene for hver person i egne "
+    "notifikasjoner fra fagsystemet (EPJ).",
+)
 STATUS_CODE = _rule(
     "IPL-STATUS-CODE",
     "T99",
@@ -375,6 +384,7 @@ RULES: tuple[Rule, ...] = (
     KOMMUNE_NOT_ALLOWED,
     ALL_DROPPED,
     EVENT_COUNT,
+    EVENT_PERSON,
     STATUS_CODE,
     REF_MISSING,
     REF_UNKNOWN,

@@ -75,6 +75,7 @@ _IN_NOTIFICATION = frozenset(
         "IPL-GUID-UNIQUE",
         "IPL-FID-MISSING",
         "IPL-EVENT-COUNT",
+        "IPL-EVENT-PERSON",
         "IPL-STATUS-CODE",
         "IPL-REF-MISSING",
         "IPL-REF-UNKNOWN",
@@ -277,6 +278,13 @@ def write_sample(
         )
         if is_last and "IPL-EVENT-COUNT" in fault:
             body = ""
+        if is_last and "IPL-EVENT-PERSON" in fault:
+            other = bruker.replace(f"brukerNr={quoteattr(bruker_nr)}", 'brukerNr="B-annen"')
+            body += (
+                f'<TjenesteSlutt hendelseGUID="{_guid(rng)}" tjenesteType="{tjeneste_type}" '
+                f'hendelseRegTid="{reg}" hendelseDato="{hendelse_dato}" '
+                f'tjenesteID="T{seed}-{i}">{other}</TjenesteSlutt>'
+            )
         if is_last and "two-events" in fault:
             body += (
                 f'<TjenesteSlutt hendelseGUID="{_guid(rng)}" tjenesteType="{tjeneste_type}" '

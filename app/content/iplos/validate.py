@@ -463,6 +463,7 @@ class _Row:
     forrige: str
     ref: str | None
     events: list[_Event]
+    same_person: bool  # every event's Bruker names the first one's person
     event: str  # the first event's name ("" when there is none)
     base: str  # location of the first event, whose Bruker is the notification's person
     hendelse_dato: str  # the first event's
@@ -562,6 +563,12 @@ def _bruker_of(event_el: etree._Element | None) -> etree._Element | None:
     return None
 
 
+def _person_of(bruker: etree._Element | None) -> tuple[str | None, ...]:
+    if bruker is None:
+        return (None, None, None)
+    return (bruker.get("brukerNr"), bruker.get("fid"), bruker.get("typeID"))
+
+
 def _read_row(index: int, n_el: etree._Element, unit: str) -> _Row:
     """A notification's values as written; no rule runs here."""
     loc = f"/Melding/Notifikasjon[{index}]"
@@ -569,7 +576,8 @@ def _read_row(index: int, n_el: etree._Element, unit: str) -> _Row:
     guid = normalize_guid(get("notifikasjonGUID") or "")
     event_els = [c for c in n_el if c.tag in EVENTS]
     events = [_read_event(el, loc) for el in event_els]
-    bruker_el = _bruker_of(event_els[0] if event_els else None)
+    brukere = [_bruker_of(el) for el in event_els]
+    bruker_el = brukere[0] if brukere else None
 
     def br(name: str) -> str | None:
         return bruker_el.get(name) if bruker_el is not None else None
@@ -587,6 +595,7 @@ def _read_row(index: int, n_el: etree._Element, unit: str) -> _Row:
         forrige=normalize_guid(get("notifikasjonForrigeGUID") or ""),
         ref=normalize_guid(ref) if ref else None,
         events=events,
+        same_person=len({_person_of(b) for b in brukere}) <= 1,
         event=first.kind if first else "",
         base=first.base if first else loc,
         hendelse_dato=first.hendelse_dato if first else "",
@@ -698,6 +707,12 @@ def _check_row(row: _Row, ctx: ContentContext, extracted_on: datetime.date | Non
             "Notifikasjonen har ingen hendelse; den skal ha minst én.",
         )
         return
+    if not row.same_person:
+        row.add(
+            R.EVENT_PERSON,
+            f"/Melding/Notifikasjon[{row.index}]",
+            f"Notifikasjonen har {len(row.events)} hendelser med ulik Bruker.",
+        )
     _check_header(row)
     for ev in row.events:
         _check_event(row, ev, extracted_on)
