@@ -34,21 +34,19 @@ from rich.table import Table
 
 from app.apprec.build import build_receipt, original_from_msghead, receiver_from_msghead
 from app.apprec.mapping import receipt_outcome
-from app.apprec.model import AppRecStatus, AppRecVersion, OriginalMsgRef, Party
+from app.apprec.model import KPR_NAME, AppRecStatus, AppRecVersion, OriginalMsgRef, Party
 from app.apprec.parse import AppRecInvalid, parse_apprec
 from app.content import registry
 from app.content.calendar import ReportingCalendar, parse_reporting_calendar
 from app.content.iplos.rules import RULES as IPLOS_RULES
-from app.content.iplos.sample import CASES as SAMPLE_CASES
-from app.content.iplos.sample import wrap_in_msghead, write_sample
+from app.content.iplos.sample import SCENARIOS, wrap_in_msghead, write_sample
 from app.content.model import EMPTY_GUID, ContentContext
 from app.core.findings import Finding, Severity
-from app.msghead.xmlutil import format_xs_datetime
+from app.msghead.xmlutil import OSLO, format_xs_datetime
 from app.security.keys import KeyPair, load_certificate, load_key_pair
 from app.settings import DEV_PKI_DIR
 
 KPR_HER = "131725"
-KPR_NAME = "Helsedirektoratet KPR"
 SERVER_SKEW = datetime.timedelta(seconds=300)  # the server's default KPR_GEN_DATE_SKEW_SECONDS
 SNIFF_BYTES = 4 * 1024
 SNIFF_LIMIT = 1024 * 1024
@@ -217,7 +215,19 @@ _CONTEXT_FAULTS = {
         "on a pilot address outside a configured pilot window (the server; validate judges "
         "like a production address)"
     ),
+    "IPL-HENDELSEDATO-FUTURE": "in a MsgHead (its GenDate is set to 1 February of --year)",
 }
+# Faults of the MsgHead around the content, made by `sample` itself.
+GENDATE_FUTURE = "MSGHEAD-GENDATE-FUTURE"  # local time written with Z: the classic EPJ bug
+
+
+def _sample_gen_date(faults: Sequence[str], year: int) -> datetime.datetime | None:
+    """The GenDate a sample's faults need (None: now)."""
+    if GENDATE_FUTURE in faults:
+        return datetime.datetime.now(OSLO).replace(microsecond=0, tzinfo=datetime.UTC)
+    if "IPL-HENDELSEDATO-FUTURE" in faults:
+        return datetime.datetime(year, 2, 1, 12, tzinfo=datetime.UTC)
+    return None
 
 
 def _calendar(text: str | None) -> ReportingCalendar | None:
@@ -377,7 +387,13 @@ def sample(
     notifications: Annotated[int, typer.Option("--notifications", min=0, help="How many")],
     kommune: Annotated[str, typer.Option("--kommune", help="Kommunenr (4 digits)")],
     fault: Annotated[
-        list[str] | None, typer.Option("--fault", "--faults", help="Rule id to break (repeatable)")
+        list[str] | None,
+        typer.Option(
+            "--fault",
+            "--faults",
+            help="Rule id to break, a scenario (e.g. two-events) or MSGHEAD-GENDATE-FUTURE "
+            "(repeatable)",
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same message)")] = 0,
     year: Annotated[int, typer.Option(help="Reporting year of the events")] = 2018,
@@ -407,20 +423,23 @@ def sample(
     --msg-id and --gen-date), so identical resends, sequences split over messages (--seed,
     --start-lopenr, --previous-guid) and reordering can be tried."""
     faults = list(fault or [])
-    valid = {r.id for r in IPLOS_RULES} | set(SAMPLE_CASES)
+    valid = [r.id for r in IPLOS_RULES] + sorted(SCENARIOS) + [GENDATE_FUTURE]
     unknown = [f for f in faults if f not in valid]
     if unknown:
         err.print(f"[red]unknown fault(s): {escape(', '.join(unknown))}[/]")
-        err.print("valid fault ids: " + ", ".join(r.id for r in IPLOS_RULES))
-        err.print("cases: " + ", ".join(f"{k} ({v})" for k, v in SAMPLE_CASES.items()))
+        err.print("valid faults: " + ", ".join(valid))
         raise typer.Exit(2)
-    generated: datetime.datetime | None = None
+    if GENDATE_FUTURE in faults and not msghead:
+        err.print(f"[red]{GENDATE_FUTURE} needs --msghead[/]")
+        raise typer.Exit(2)
+    generated = _sample_gen_date(faults, year)
     if gen_date is not None:
         try:
             generated = datetime.datetime.fromisoformat(gen_date)
         except ValueError:
             err.print(f"[red]--gen-date is not ISO 8601: {escape(gen_date)}[/]")
             raise typer.Exit(2) from None
+    faults = [f for f in faults if f != GENDATE_FUTURE]
     for f in faults:
         if f in _CONTEXT_FAULTS:
             err.print(f"note: {f} shows only {_CONTEXT_FAULTS[f]}")

@@ -118,6 +118,11 @@ def _decode_date(number: str) -> tuple[IdKind, bool, datetime.date] | None:
             return None  # D and H at once does not exist
         kind, month = IdKind.HNR, month - 40
     year = _century(yy, individual)
+    if year is None and kind is IdKind.HNR:
+        # H-numbers are assigned by the health service, not from the population register's
+        # individual-number ranges: 750-899 occurs with any year. Read such a year as 19yy
+        # (20yy would be in the future).
+        year = 1900 + yy
     if year is None:
         return None
     try:
@@ -170,9 +175,15 @@ def parse_ddmmyy(value: str) -> datetime.date | None:
 
 @functools.lru_cache(maxsize=4096)
 def is_valid_orgnr(value: str) -> bool:
-    """A 9-digit Norwegian organisation number with a valid mod-11 check digit. Cached: a
-    message repeats the same few numbers (stdnum's validate() cleans the string each time)."""
-    return len(value) == 9 and _DIGITS.issuperset(value) and _orgnr.checksum(value) == 0
+    """A 9-digit Norwegian organisation number: first digit 8 or 9 (the Enhetsregisteret
+    assigns no others; 000000000 passes mod 11 but is no number) and a valid mod-11 check
+    digit. Cached: a message repeats the same few numbers."""
+    return (
+        len(value) == 9
+        and value[0] in "89"
+        and _DIGITS.issuperset(value)
+        and _orgnr.checksum(value) == 0
+    )
 
 
 # --- generators (tests and samples only: synthetic numbers never belong to a real person) ---
@@ -215,9 +226,10 @@ def synthetic_person_id(
 
 
 def synthetic_orgnr(rng: random.Random) -> str:
-    """A 9-digit number with a valid check digit (made up: it may or may not be registered)."""
+    """A 9-digit number starting with 8 or 9 with a valid check digit (made up: it may or may
+    not be registered)."""
     while True:
-        base = str(rng.randrange(10_000_000, 100_000_000))
+        base = str(rng.randrange(80_000_000, 100_000_000))
         # checksum() weighs the last digit by 1: pick the digit that makes the sum 0 mod 11.
         check = (-_orgnr.checksum(base + "0")) % 11
         if check < 10:

@@ -20,7 +20,9 @@ Errors, in this order:
 OT never holds a fødselsnummer: it is built from rule ids, notification GUIDs, brukerNr and
 the findings' details (which by contract quote no value that could hold a fid); as defence in
 depth the `fid` of the finding's subject, any 11-digit run, an 11-digit number split after the
-birth date (`018544 03784`, also with `.` or `-`) and any run of 10 or more digits are masked.
+birth date (`018544 03784`, also with `.` or `-`) and any run of 10 or more digits are masked,
+except the notification's own brukerNr when it is neither its fid nor a valid person number
+(a brukerNr of digits is how many EPJs number their users, and the reader needs it).
 GUIDs are left whole: the receipt names notifications by them.
 """
 
@@ -37,6 +39,7 @@ from app.apprec.model import (
     ReceiptOutcome,
 )
 from app.core.findings import Consequence, Finding
+from app.identifiers import is_valid_person_id
 from app.msghead.xmlutil import scrub_fnr
 
 DEFAULT_MAX_ERRORS = 100
@@ -44,6 +47,9 @@ MAX_OT_LENGTH = 1000
 
 _MESSAGE_LEVEL = {Consequence.MESSAGE_ERROR, Consequence.REJECT_MESSAGE}
 _MASK = "***********"
+# What the reader does about a dropped notification (DOMAIN.md 2.5: the receipt helps its
+# reader); ends every row's OT.
+_NEXT_STEP = " Rett feilen i fagsystemet (EPJ) og send notifikasjonen på nytt."
 
 
 def error_code(finding: Finding) -> str:
@@ -52,11 +58,24 @@ def error_code(finding: Finding) -> str:
     return code if code in ERROR_CODES else FALLBACK_ERROR_CODE
 
 
+def _shown_bruker_nr(finding: Finding | None) -> str | None:
+    """The finding's brukerNr when it may be shown whole: the OT names a notification by it,
+    and an EPJ's brukerNr is often a long number. Never when it is the fid or could be a
+    person's number (an EPJ may use the fødselsnummer as brukerNr)."""
+    s = finding.subject if finding is not None else None
+    if s is None or not s.bruker_nr or s.bruker_nr == s.fid or is_valid_person_id(s.bruker_nr):
+        return None
+    return s.bruker_nr
+
+
 def _clean(text: str, finding: Finding | None = None) -> str:
     fid = finding.subject.fid if finding is not None and finding.subject is not None else None
     if fid and len(fid) >= 6:  # a short junk value would mask unrelated text
         text = text.replace(fid, _MASK)
-    text = scrub_fnr(" ".join(text.split()))  # also 10+ digits and a split fid
+    text = " ".join(text.split())
+    # also 10+ digits and a split fid; the notification's own brukerNr stays readable
+    keep = _shown_bruker_nr(finding)
+    text = keep.join(map(scrub_fnr, text.split(keep))) if keep else scrub_fnr(text)
     return text if len(text) <= MAX_OT_LENGTH else text[: MAX_OT_LENGTH - 1] + "…"
 
 
@@ -111,7 +130,9 @@ def _row_errors(findings: Sequence[Finding]) -> list[AppRecError]:
             if (f.rule.id, f.detail) not in seen:
                 seen.add((f.rule.id, f.detail))
                 reasons.append(_clean(f"{f.rule.id}: {f.detail}", f))
-        ot = _clean(f"{_row_label(first)} er ikke tatt imot: " + "; ".join(reasons))
+        ot = _clean(
+            f"{_row_label(first)} er ikke tatt imot: " + "; ".join(reasons) + _NEXT_STEP, first
+        )
         out.append(_error(error_code(first), ot))
     return out
 

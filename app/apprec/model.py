@@ -29,6 +29,8 @@ ERROR_CODES: dict[str, str] = {
     "X99": "Annen feil",
 }
 FALLBACK_ERROR_CODE = "X99"
+# The AppRec's Sender name: the same from the server and from the offline `validate`.
+KPR_NAME = "Kommunalt pasient- og brukerregister (KPR)"
 
 
 class AppRecVersion(StrEnum):

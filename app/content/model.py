@@ -136,6 +136,8 @@ class ContentContext:
     # the receiver address's tag (pilot | test | production); None offline, judged like
     # production
     environment: str | None = None
+    # When the sender made the extraction (MsgHead GenDate): no event may be dated after it.
+    extracted_at: datetime.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import __version__
-from app.apprec.model import AppRecStatus, AppRecVersion
+from app.apprec.model import KPR_NAME, AppRecStatus, AppRecVersion
 from app.content.calendar import ReportingCalendar, parse_reporting_calendar
 from app.content.model import ContentContext, IplosHistory
 from app.core.findings import Finding
@@ -68,7 +68,6 @@ STATUS_BY_APPREC = {
     AppRecStatus.REJECTED: "AVVIST",
     AppRecStatus.OK_ERROR_IN_PART: "OK_FEIL_I_DELMELDING",
 }
-OUR_NAME = "Kommunalt pasient- og brukerregister (KPR)"
 # Of a request that is refused or not (yet) authenticated only this much of the body is kept:
 # enough to see what it was, not a free store for anyone (issue 9).
 RAW_PREFIX_BYTES = 4096
@@ -668,7 +667,7 @@ class IntakeService:
                 header=header,
                 msghead=business.msghead if business else None,
                 our_her=our_her,
-                our_name=OUR_NAME,
+                our_name=KPR_NAME,
                 sender_name=party.name,
                 now=_now(),
                 apprec_id=str(uuid.uuid4()),

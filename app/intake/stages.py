@@ -424,6 +424,10 @@ def check_content(read: BusinessHead, context: ContentContext) -> Business:
     """The content format's schema and rules, after `read_business`."""
     if read.fmt is None or read.msghead is None or read.msghead.content is None:
         return Business(read.msghead, read.findings, None)
+    gen_date = read.msghead.gen_date
+    if context.extracted_at is None and gen_date is not None:
+        # The extraction is as late as GenDate, but never after we received it (a clock ahead)
+        context = replace(context, extracted_at=min(gen_date, context.now))
     result = read.fmt.check(read.msghead.content, context)
     return Business(read.msghead, (*read.findings, *result.findings), result)
 

@@ -55,7 +55,8 @@ def check_msghead(
                 detail=(
                     f"MsgInfo/GenDate {head.gen_date_raw} ligger mer enn "
                     f"{int(max_clock_skew.total_seconds() // 60)} minutter fram i tid i forhold "
-                    f"til mottakstidspunktet. Kontroller klokken og tidssonen i fagsystemet."
+                    f"til mottakstidspunktet. Meldingen er tatt imot. Kontroller klokken og "
+                    f"tidssonen i fagsystemet (EPJ): norsk tid skal ikke merkes med Z (UTC)."
                 ),
             )
         )

@@ -5,7 +5,9 @@ from __future__ import annotations
 from app.core.findings import Consequence, Layer, Rule
 
 
-def _rule(rule_id: str, code: str, title: str, text_no: str, consequence: Consequence) -> Rule:
+def _rule(
+    rule_id: str, code: str | None, title: str, text_no: str, consequence: Consequence
+) -> Rule:
     return Rule(
         id=rule_id,
         layer=Layer.MSGHEAD,
@@ -61,12 +63,15 @@ GENDATE_INVALID = _rule(
     "MsgInfo/GenDate er ikke et gyldig tidspunkt (xs:dateTime, f.eks. 2018-11-20T12:00:00).",
     _REJECT,
 )
+# A warning, not a rejection: the classic EPJ bug writes local time with `Z`, which puts
+# GenDate an hour or two ahead; the content is sound and a rejection would lose it.
 GENDATE_FUTURE = _rule(
     "MSGHEAD-GENDATE-FUTURE",
-    "X99",
-    "MsgInfo/GenDate lies in the future beyond the allowed clock skew",
-    "MsgInfo/GenDate ligger fram i tid. Kontroller klokken i fagsystemet.",
-    _REJECT,
+    None,
+    "MsgInfo/GenDate lies in the future beyond the allowed clock skew (a warning)",
+    "MsgInfo/GenDate ligger fram i tid. Meldingen er tatt imot. Kontroller klokken og "
+    "tidssonen i fagsystemet (EPJ): norsk tid skal ikke merkes med Z (UTC).",
+    Consequence.WARN,
 )
 MSGID_MISSING = _rule(
     "MSGHEAD-MSGID-MISSING",

@@ -22,9 +22,9 @@ _XS_DATETIME = re.compile(
     r"(?:\.(?P<f>\d+))?(?P<tz>Z|[+-]\d{2}:\d{2})?"
 )
 _GUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
-# A GUID (kept whole), else 11 digits also written split after the birth date
-# ("018544 03784", "."/"-"), else any run of 10 or more digits.
-_FNR_LIKE = re.compile(rf"(?P<guid>{_GUID})|\d{{6}}[\s.-]?\d{{5}}|\d{{10,}}")
+# A GUID (kept whole), else any run of 10 or more digits (as one match, so a long brukerNr
+# can be kept whole), else 11 digits written split after the birth date ("018544 03784").
+_FNR_LIKE = re.compile(rf"(?P<guid>{_GUID})|\d{{10,}}|\d{{6}}[\s.-]?\d{{5}}")
 _CLARK_NS = re.compile(r"\{[^}]*\}")
 # Characters XML 1.0 cannot carry (C0 controls but tab/LF/CR, surrogates, U+FFFE/U+FFFF).
 _NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")

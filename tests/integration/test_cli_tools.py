@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from app import cli_tools
 from app.apprec import AppRecStatus, AppRecVersion, parse_apprec
+from app.apprec.model import KPR_NAME
 from app.cli import app
 from app.content.iplos import NS
 from app.content.iplos.sample import build_sample, wrap_in_msghead
@@ -155,11 +156,10 @@ def test_validate_kommune_restricts_the_municipalities(tmp_path: Path) -> None:
 def test_validate_production_refuses_synthetic_identities(tmp_path: Path) -> None:
     path = make_sample(tmp_path, "ok.xml")
     r = runner.invoke(app, ["validate", str(path), "--production"])
-    assert r.exit_code == 1, r.output
+    assert r.exit_code == 2, r.output  # every notification dropped: the message is rejected
     apprec = parse_apprec((tmp_path / "ok.apprec.xml").read_bytes())
-    assert apprec.status_code is AppRecStatus.OK_ERROR_IN_PART
-    assert {e.code for e in apprec.errors} == {"E31"}
-    assert len(apprec.errors) == 5
+    assert apprec.status_code is AppRecStatus.REJECTED
+    assert [e.code for e in apprec.errors] == ["X99"] + ["E31"] * 5
 
 
 def test_validate_msghead_to_another_receiver_is_rejected(tmp_path: Path) -> None:
@@ -272,9 +272,11 @@ def test_sample_to_stdout_without_msghead() -> None:
 # --- send ------------------------------------------------------------------------------------
 
 
-def _msghead(*faults: str) -> bytes:
+def _msghead(*faults: str, seed: int = 9, start_lopenr: int = 1) -> bytes:
     out = io.BytesIO()
-    cli_tools.write_sample_file(out, 4, KOMMUNE, faults=faults, seed=9)
+    cli_tools.write_sample_file(
+        out, 4, KOMMUNE, faults=faults, seed=seed, start_lopenr=start_lopenr
+    )
     return out.getvalue()
 
 
@@ -420,7 +422,8 @@ def test_send_command_through_a_real_socket(
     assert "AppRec status 1 OK" in r.output
 
     rows = tmp_path / "rows.xml"
-    rows.write_bytes(_msghead("IPL-FID-INVALID"))
+    # the municipality's next message: new notifications, so only the faulty one is dropped
+    rows.write_bytes(_msghead("IPL-FID-INVALID", seed=10, start_lopenr=5))
     r = runner.invoke(app, ["send", str(rows), "--url", served, "--pki-dir", pki_dir, "--gzip"])
     assert r.exit_code == 1, r.output
     assert "E31" in r.output
@@ -479,3 +482,53 @@ def test_sample_makes_identical_resends_and_sequences_over_messages(tmp_path: Pa
                               "--gen-date", "yesterday"])  # fmt: skip
     assert bad.exit_code == 2
     assert "--gen-date" in bad.output
+
+
+# --- issue 8: the offline validate shows what the server answers -----------------------------
+
+
+def test_validate_names_kpr_in_the_apprec_as_the_server_does(tmp_path: Path) -> None:
+    path = make_sample(tmp_path, "ok.xml")
+    runner.invoke(app, ["validate", str(path), "--reporting-calendar", ON_TIME])
+    apprec = parse_apprec((tmp_path / "ok.apprec.xml").read_bytes())
+    assert apprec.sender.name == KPR_NAME == "Kommunalt pasient- og brukerregister (KPR)"
+
+
+@pytest.mark.parametrize(
+    ("fault", "exit_code", "status", "shown"),
+    [
+        ("MSGHEAD-GENDATE-FUTURE", 0, AppRecStatus.OK, "MSGHEAD-GENDATE-FUTURE"),
+        ("IPL-HENDELSEDATO-FUTURE", 0, AppRecStatus.OK, "IPL-HENDELSEDATO-FUTURE"),
+        ("two-events", 0, AppRecStatus.OK, "ingen funn"),
+        ("IPL-XSD-ROW", 1, AppRecStatus.OK_ERROR_IN_PART, "IPL-XSD-ROW"),
+        ("IPL-ALL-DROPPED", 2, AppRecStatus.REJECTED, "IPL-ALL-DROPPED"),
+        ("brukernr-digits", 1, AppRecStatus.OK_ERROR_IN_PART, "IPL-FID-INVALID"),
+    ],
+)
+def test_sample_faults_of_issue_8_show_in_the_offline_validate(
+    tmp_path: Path, fault: str, exit_code: int, status: AppRecStatus, shown: str
+) -> None:
+    path = make_sample(tmp_path, "f.xml", "--fault", fault)
+    r = runner.invoke(app, ["validate", str(path), "--reporting-calendar", ON_TIME])
+    assert r.exit_code == exit_code, r.output
+    assert shown in r.output
+    apprec = parse_apprec((tmp_path / "f.apprec.xml").read_bytes())
+    assert apprec.status_code is status
+    ots = " ".join(e.ot or "" for e in apprec.errors)
+    if fault == "IPL-XSD-ROW":
+        assert "Skjemafeil i /Melding/Notifikasjon[5]/TjenesteStart/Bruker/@brukerNr" in ots
+        assert "linje" not in ots
+    if fault == "brukernr-digits":
+        assert re.search(r"brukerNr 1[0-9]{11} er ikke tatt imot", ots), ots
+
+
+def test_sample_gendate_future_needs_a_msghead(tmp_path: Path) -> None:
+    r = runner.invoke(
+        app,
+        [
+            *("sample", "--notifications", "2", "--kommune", KOMMUNE, "--no-msghead"),
+            *("--fault", "MSGHEAD-GENDATE-FUTURE"),
+        ],
+    )
+    assert r.exit_code == 2
+    assert "needs --msghead" in r.output

@@ -319,13 +319,13 @@ async def test_synthetic_identities_are_dropped_at_the_production_address(
     apprec = apprec_of(
         pki, await post(environments, epj_message(pki, head, to_her=str(PRODUCTION_HER)))
     )
-    assert apprec.status == "3"
-    assert {e.code for e in apprec.errors} == {"E31"}
-    assert len(apprec.errors) == len(notifications(head))
+    # every notification is dropped, so the whole message is rejected (IPL-ALL-DROPPED)
+    assert apprec.status == "2"
+    assert [e.code for e in apprec.errors] == ["X99"] + ["E31"] * len(notifications(head))
     assert apprec.sender.id == str(PRODUCTION_HER)
     message, findings = await newest(sessions)
     assert message.environment == "production"
-    assert rule_ids(findings) == {"IPL-FID-SYNTHETIC"}
+    assert rule_ids(findings) == {"IPL-FID-SYNTHETIC", "IPL-ALL-DROPPED"}
     assert len(findings_of(findings, "IPL-FID-SYNTHETIC")) == len(notifications(head))
     async with sessions() as s:
         assert list(await s.scalars(select(IplosNotification))) == []

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from app.apprec import AppRecStatus, error_code, receipt_outcome
 from app.core.findings import Consequence, Finding, Layer, Rule, Subject
+from app.identifiers import first_check_digits, second_check_digit
 from app.msghead import rules as mh
 
 FID = "01018012345"  # made up (not a valid fødselsnummer)
@@ -204,3 +205,27 @@ def test_status_follows_the_worst_consequence(
         assert outcome.status is AppRecStatus.OK
     assert len(outcome.errors) <= cap
     assert (outcome.errors == ()) is (outcome.status is AppRecStatus.OK)
+
+
+def test_a_brukernr_of_many_digits_is_shown_whole() -> None:
+    outcome = receipt_outcome([row(ROW, "g1", bruker_nr="100000007001", fid=FID)])
+    ot = outcome.errors[0].ot or ""
+    assert "brukerNr 100000007001" in ot
+    assert "***" not in ot
+
+
+def test_a_brukernr_that_is_the_fid_or_a_person_number_stays_masked() -> None:
+    valid = "01018000123"  # made up; any valid-looking 11-digit number is treated as a person's
+    ten = valid[:9] + str(first_check_digits(valid, rule_2032=False)[0])
+    person = ten + str(second_check_digit(ten))
+    for bruker_nr, fid in ((FID, FID), (person, "010180")):
+        ot = receipt_outcome([row(ROW, "g1", bruker_nr=bruker_nr, fid=fid)]).errors[0].ot or ""
+        assert bruker_nr not in ot
+        assert "brukerNr ***********" in ot
+
+
+def test_a_brukernr_with_a_long_digit_run_after_a_letter_is_shown_whole() -> None:
+    ot = receipt_outcome([row(ROW, "g1", "annen 123456789012", bruker_nr="B000700000003")])
+    text = ot.errors[0].ot or ""
+    assert "brukerNr B000700000003 er ikke tatt imot" in text
+    assert "123456789012" not in text  # other digit runs are still masked

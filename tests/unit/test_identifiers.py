@@ -20,6 +20,7 @@ from app.identifiers import (
     is_valid_orgnr,
     is_valid_person_id,
     parse_ddmmyy,
+    second_check_digit,
     synthetic_orgnr,
     synthetic_person_id,
 )
@@ -154,5 +155,36 @@ def test_synthetic_orgnr_is_valid_for_stdnum_too(seed: int) -> None:
 
 
 @given(st.text(alphabet="0123456789", min_size=9, max_size=9))
-def test_orgnr_agrees_with_stdnum(value: str) -> None:
-    assert is_valid_orgnr(value) == orgnr.is_valid(value)
+def test_orgnr_agrees_with_stdnum_and_starts_with_8_or_9(value: str) -> None:
+    assert is_valid_orgnr(value) == (orgnr.is_valid(value) and value[0] in "89")
+
+
+@pytest.mark.parametrize("value", ["000000000", "123456785", "700000001"])
+def test_orgnr_passing_mod_11_but_not_starting_with_8_or_9_is_refused(value: str) -> None:
+    assert orgnr.is_valid(value)  # the check digit alone would accept it
+    assert not is_valid_orgnr(value)
+
+
+def _with_check_digits(nine: str) -> str | None:
+    first = first_check_digits(nine, rule_2032=False)
+    if not first:
+        return None
+    ten = nine + str(first[0])
+    second = second_check_digit(ten)
+    return None if second is None else ten + str(second)
+
+
+@pytest.mark.parametrize("individual", [750, 800, 899])
+def test_h_nummer_with_individual_number_750_to_899_and_year_from_40(individual: int) -> None:
+    # made up H-numbers (month + 40) born in 1955: day 15, month 3
+    for last in range(individual, individual + 40):
+        number = _with_check_digits(f"154355{last:03d}")
+        if number is not None and 750 <= last <= 899:
+            pid = check_person_id(number)
+            assert isinstance(pid, PersonId)
+            assert pid.kind is IdKind.HNR
+            assert pid.birth_date == datetime.date(1955, 3, 15)
+            # the same digits as a fødselsnummer stay invalid (no such individual number)
+            assert check_person_id(number[:2] + "03" + number[4:]) is IdProblem.DATE
+            return
+    pytest.fail("no H-nummer with valid check digits in the range")

@@ -13,7 +13,7 @@ from lxml import etree
 
 from app.content import lookup, lookup_namespace
 from app.content.iplos import FORMAT, NS, RULES, validate_melding
-from app.content.iplos.sample import build_sample, fault_context
+from app.content.iplos.sample import COMPANIONS, SCENARIOS, build_sample, fault_context
 from app.content.model import EMPTY_GUID, ContentContext, IplosHistory, StoredNotification
 from app.core.findings import Consequence, Rule, Severity
 from app.identifiers import (
@@ -33,7 +33,10 @@ def test_each_fault_yields_exactly_its_rule(rule: Rule) -> None:
     rule_id = rule.id
     data = build_sample(3, KOMMUNE, [rule_id], seed=7)
     result = validate_melding(data, fault_context(KOMMUNE, [rule_id]))
-    assert [f.rule.id for f in result.findings] == [rule_id]
+    ids = [f.rule.id for f in result.findings]
+    companions = COMPANIONS.get(rule_id, ())
+    assert [i for i in ids if i not in companions] == [rule_id]
+    assert set(ids) == {rule_id, *companions}
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
@@ -106,12 +109,63 @@ def test_own_schema_agrees_with_official(reference_dir: Path, mutate: object) ->
     assert official.validate(doc) == own.validate(doc)
 
 
-def test_xsd_finding_has_readable_location() -> None:
-    data = build_sample(4, KOMMUNE, seed=1).replace(b'typeID="1"', b'typeID="1" kjonn="1"')
+def test_xsd_finding_names_the_element_path_and_drops_only_its_row() -> None:
+    data = build_sample(4, KOMMUNE, seed=1).replace(b" brukerNr=", b" xbrukerNr=", 1)
+    result = validate_melding(data, fault_context(KOMMUNE))
+    assert not result.rejected
+    assert [(f.rule.id, f.location) for f in result.findings] == [
+        ("IPL-XSD-IGNORED", "/Melding/Notifikasjon[1]/TjenesteStart/Bruker/@xbrukerNr"),
+        ("IPL-XSD-ROW", "/Melding/Notifikasjon[1]/TjenesteStart/Bruker/@brukerNr"),
+    ]
+    row = result.findings[1]
+    assert row.rule.apprec_code == "T02"
+    assert "Skjemafeil i /Melding/Notifikasjon[1]/TjenesteStart/Bruker/@brukerNr" in row.detail
+    assert "linje" not in row.detail
+    assert [n.dropped for n in result.notifications] == [True, False, False, False]
+
+
+def test_prohibited_bruker_attribute_is_ignored_with_a_warning() -> None:
+    data = build_sample(4, KOMMUNE, seed=1).replace(b'typeID="1"', b'typeID="1" kjonn="1"', 1)
+    result = validate_melding(data, fault_context(KOMMUNE))
+    assert [(f.rule.id, f.location) for f in result.findings] == [
+        ("IPL-XSD-IGNORED", "/Melding/Notifikasjon[1]/TjenesteStart/Bruker/@kjonn")
+    ]
+    assert not any(n.dropped for n in result.notifications)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "location"),
+    [
+        (b' fid="', b' xfid="', "/Melding/Notifikasjon[2]/TjenesteStart/Bruker/@fid"),
+        (b' typeID="1"', b"", "/Melding/Notifikasjon[2]/TjenesteStart/Bruker/@typeID"),
+        (
+            b' notifikasjonGUID="',
+            b' notifikasjonGUID="x',
+            "/Melding/Notifikasjon[2]/@notifikasjonGUID",
+        ),
+    ],
+)
+def test_xsd_errors_with_handling_1_reject_the_message(
+    before: bytes, after: bytes, location: str
+) -> None:
+    data = build_sample(3, KOMMUNE, seed=1)
+    at = data.index(b"<Notifikasjon ", data.index(b"<Notifikasjon ") + 1)  # the second one
+    data = data[:at] + data[at:].replace(before, after, 1)
     result = validate_melding(data, fault_context(KOMMUNE))
     assert result.rejected
-    assert result.findings[0].location == "/Melding/Notifikasjon[1]/TjenesteStart/Bruker/@kjonn"
-    assert result.findings[0].rule.apprec_code == "T02"
+    assert location in [f.location for f in result.findings]
+
+
+def test_many_rows_with_schema_errors_each_drop_only_themselves() -> None:
+    data = build_sample(300, KOMMUNE, seed=5).replace(
+        b'hendelseDato="2018-01-0', b'hendelseDato="2018-13-0'
+    )
+    result = validate_melding(data, fault_context(KOMMUNE))
+    bad = [n.index for n in result.notifications if n.dropped]
+    assert len(bad) > 50  # more than the cap on message-level schema findings
+    assert not result.rejected
+    assert {f.rule.id for f in result.findings} == {"IPL-XSD-ROW"}
+    assert all(f.location.endswith("/TjenesteStart/@hendelseDato") for f in result.findings)
 
 
 def test_melding_inside_msghead_is_checked_as_element() -> None:
@@ -150,8 +204,9 @@ def test_synthetic_identity_accepted_on_pilot_but_not_on_production() -> None:
     production = dataclasses.replace(pilot, allow_synthetic=False)
     assert validate_melding(data, pilot).findings == ()
     findings = validate_melding(data, production).findings
-    assert {f.rule.id for f in findings} == {"IPL-FID-SYNTHETIC"}
-    assert len(findings) == 3
+    # every notification is dropped, so the message is rejected as a whole
+    assert {f.rule.id for f in findings} == {"IPL-FID-SYNTHETIC", "IPL-ALL-DROPPED"}
+    assert len(findings) == 4
 
 
 def test_lopenr_and_chain_continue_across_messages() -> None:
@@ -223,6 +278,17 @@ def test_one_guid_written_two_ways_drops_the_second_row() -> None:
     assert b'notifikasjonGUID="{' in data
     result = validate_melding(data, fault_context(KOMMUNE))
     assert [f.rule.id for f in result.findings] == ["IPL-GUID-UNIQUE"]
+    assert [n.dropped for n in result.notifications] == [False, False, True]
+
+
+def test_one_guid_written_the_same_way_twice_drops_the_second_row_once() -> None:
+    data = build_sample(3, KOMMUNE, seed=3)
+    guids = [n.guid for n in validate_melding(data, fault_context(KOMMUNE)).notifications]
+    data = data.replace(guids[2].encode(), guids[0].encode())  # the schema's unique key breaks
+    result = validate_melding(data, fault_context(KOMMUNE))
+    assert [(f.rule.id, f.location) for f in result.findings] == [
+        ("IPL-GUID-UNIQUE", "/Melding/Notifikasjon[3]/@notifikasjonGUID")
+    ]
     assert [n.dropped for n in result.notifications] == [False, False, True]
 
 
@@ -352,7 +418,10 @@ def test_lopenr_of_up_to_18_digits_is_accepted(lopenr: str) -> None:
 def test_numbers_in_other_scripts_are_refused(attr: bytes, value: str, rule_id: str) -> None:
     data = _first(build_sample(2, KOMMUNE, seed=3), attr, value)
     result = validate_melding(data, fault_context(KOMMUNE))
-    assert [f.rule.id for f in result.findings] == [rule_id]
+    ids = [f.rule.id for f in result.findings]
+    companions = COMPANIONS.get(rule_id, ())
+    assert [i for i in ids if i not in companions] == [rule_id]
+    assert set(ids) == {rule_id, *companions}
 
 
 def test_ascii_versions_of_those_numbers_pass() -> None:
@@ -475,3 +544,11 @@ def test_a_birth_date_row_does_not_replace_the_stored_number() -> None:
     assert after.bruker_fid[(KOMMUNE, bruker_nr)] == fnr
     # a birth date for a brukerNr not seen before is not stored either
     assert IplosHistory().updated_with(birth.notifications).bruker_fid == {}
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_each_scenario_yields_its_findings(scenario: str) -> None:
+    data = build_sample(3, KOMMUNE, [scenario], seed=7)
+    result = validate_melding(data, fault_context(KOMMUNE))
+    assert tuple(f.rule.id for f in result.findings) == SCENARIOS[scenario]
+    assert not result.rejected

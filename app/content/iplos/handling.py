@@ -30,9 +30,48 @@ HANDLING: dict[str, Handling] = {
         attribute="structure and datatypes",
         code="per attribute",
         follows=True,
-        why="Schema errors follow the handling of the attribute they concern: the message is "
-        "rejected for versjon, notifikasjonGUID, fid and typeID (1) and for errors outside a "
-        "notification; otherwise the notification is dropped (2) or the value noted (7, 9).",
+        why="Rejects the message only for what the Annotations reject (versjon, "
+        "notifikasjonGUID, fid, typeID: handling 1), the Melding's own codes and periods, "
+        "kommuneNr and structure outside the notifications; other schema errors are "
+        "IPL-XSD-ROW or IPL-XSD-IGNORED.",
+    ),
+    "IPL-XSD-ROW": Handling(
+        attribute="a value inside a notification (type)",
+        code="2 (brukerNr); 9 (event values)",
+        follows=False,
+        why="brukerNr follows handling 2. The event values have handling 9, but the row "
+        "would be stored with them: it is dropped rather than stored broken.",
+    ),
+    "IPL-XSD-IGNORED": Handling(
+        attribute="values KPR neither stores nor uses (texts, contacts, notifikasjonTid, ...)",
+        code="7, 9",
+        follows=True,
+        why="Noted, not stored; the rest of the message is taken in.",
+    ),
+    "IPL-ALL-DROPPED": Handling(
+        attribute="–",
+        code="–",
+        follows=False,
+        why="Decision (DOMAIN.md 2.5): when every notification is dropped nothing was "
+        "received, so the AppRec says Avvist (2), not 3.",
+    ),
+    "IPL-EVENT-PERSON": Handling(
+        attribute="<event>/Bruker (structure)",
+        code="–",
+        follows=False,
+        why="A notification is about one person; events naming different persons cannot be "
+        "stored as one row.",
+    ),
+    "IPL-TYPEID-KIND": Handling(
+        attribute="Bruker/@typeID against the number in @fid",
+        code="9 (type)",
+        follows=True,
+        why="Stored as the kind the number shows, with a warning.",
+    ),
+    "IPL-HENDELSEDATO-FUTURE": Handling(
+        attribute="<event>/@hendelseDato (range against MsgHead GenDate)",
+        code="9",
+        follows=True,
     ),
     "IPL-GUID-UNIQUE": Handling(
         attribute="Notifikasjon/@notifikasjonGUID (unique)",

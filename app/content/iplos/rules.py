@@ -7,6 +7,15 @@ drop the notification, "Sett verdi til NULL/-1" -> warn and blank the value) and
 lists) the notification is dropped (decision). Order, chain, references and brukerNr history
 never drop a row: messages arrive out of order and dropped rows are sent again (issue 8).
 
+Schema errors follow the same handling (app/content/iplos/validate.py, `_xsd_rule`): on
+versjon, notifikasjonGUID, fid or typeID (handlingObligatID 1) and outside the notifications
+the message is rejected (IPL-XSD); inside one notification that notification is dropped
+(IPL-XSD-ROW: brukerNr has handling 2; the event's values have 9, but the row is stored with
+them, decision); on a value KPR neither stores nor uses (handling 7 or 9: texts, contact
+details, registration times, pasientGUID, attributes the schema prohibits) it is a warning
+(IPL-XSD-IGNORED). A message none of whose notifications is taken is rejected
+(IPL-ALL-DROPPED, decision of DOMAIN.md §2.5) so that its AppRec says status 2.
+
 AppRec codes (kodeverk 8221), decision: T02 for what the XSD refuses; T99 ("annen feil på
 format") for values of the wrong form or outside a code list that the XSD leaves as strings;
 E30/E31 for a missing or wrong person identifier, E36 for an identifier type KPR cannot use;
@@ -47,8 +56,27 @@ XSD = _rule(
     "IPL-XSD",
     "T02",
     _REJECT,
-    "The IPLOS message does not validate against the XPR(ipl) 56.0.0 schema",
-    "IPLOS-meldingen validerer ikke mot XML-skjemaet for XPR(ipl) 56.0.0.",
+    "The IPLOS message does not validate against the XPR(ipl) 56.0.0 schema outside the "
+    "notifications, or in a value with handling 1 (versjon, notifikasjonGUID, fid, typeID)",
+    "IPLOS-meldingen validerer ikke mot XML-skjemaet for XPR(ipl) 56.0.0, og feilen gjelder "
+    "hele meldingen. Rett feilen i fagsystemet (EPJ) og send meldingen på nytt.",
+)
+XSD_ROW = _rule(
+    "IPL-XSD-ROW",
+    "T02",
+    _DROP,
+    "A notification does not validate against the schema (brukerNr: handling 2; a value the "
+    "row is stored with): the notification is dropped",
+    "Notifikasjonen validerer ikke mot XML-skjemaet for XPR(ipl) 56.0.0 og er ikke tatt imot. "
+    "Rett verdien i fagsystemet (EPJ) og send notifikasjonen på nytt.",
+)
+XSD_IGNORED = _rule(
+    "IPL-XSD-IGNORED",
+    None,
+    _WARN,
+    "A value KPR does not use does not validate against the schema (handling 7 or 9): ignored",
+    "En verdi som KPR ikke bruker validerer ikke mot XML-skjemaet for XPR(ipl) 56.0.0. "
+    "Verdien er ikke lagret; resten er tatt imot. Rett verdien i fagsystemet (EPJ).",
 )
 GUID_UNIQUE = _rule(
     "IPL-GUID-UNIQUE",
@@ -69,8 +97,18 @@ FID_MISSING = _rule(
     "IPL-FID-MISSING",
     "E30",
     _REJECT,
-    "A Bruker has no fid: the whole message fails",
-    "Bruker mangler fødselsnummer (fid). Meldingen avvises i sin helhet.",
+    "A Bruker has no fid: the whole message fails (Annotations: handling 1)",
+    "Bruker mangler personidentifikasjon (fid: fødselsnummer, D-nummer, H-nummer eller "
+    "fødselsdato). Meldingen avvises i sin helhet. Registrer personidentifikasjonen i "
+    "fagsystemet (EPJ) og send meldingen på nytt.",
+)
+ALL_DROPPED = _rule(
+    "IPL-ALL-DROPPED",
+    "X99",
+    _REJECT,
+    "Every notification of the message was dropped: nothing was stored",
+    "Ingen av notifikasjonene i meldingen er tatt imot, så meldingen er avvist. Rett feilene "
+    "som er listet for hver notifikasjon i fagsystemet (EPJ) og send notifikasjonene på nytt.",
 )
 KOMMUNE_FORMAT = _rule(
     "IPL-KOMMUNE-FORMAT",
@@ -92,9 +130,18 @@ EVENT_COUNT = _rule(
     "IPL-EVENT-COUNT",
     "T99",
     _DROP,
-    "A Notifikasjon must hold exactly one event",
-    "Notifikasjonen skal inneholde nøyaktig én hendelse (TjenesteStart, MidlertidigStoppFra, "
-    "MidlertidigStoppTil, TjenesteutforerEndret eller TjenesteSlutt).",
+    "A Notifikasjon must hold at least one event",
+    "Notifikasjonen skal inneholde minst én hendelse (TjenesteStart, MidlertidigStoppTil, "
+    "MidlertidigStoppFra, TjenesteutforerEndret eller TjenesteSlutt).",
+)
+EVENT_PERSON = _rule(
+    "IPL-EVENT-PERSON",
+    "T99",
+    _DROP,
+    "The events of one notification name different persons (brukerNr, fid or typeID)",
+    "Hendelsene i notifikasjonen gjelder ulike personer (ulik brukerNr, fid eller typeID i "
+    "Bruker). En notifikasjon gjelder én person: send hendelsene for hver person i egne "
+    "notifikasjoner fra fagsystemet (EPJ).",
 )
 STATUS_CODE = _rule(
     "IPL-STATUS-CODE",
@@ -166,25 +213,26 @@ TJENESTETYPE_CODE = _rule(
     "IPL-TJENESTETYPE-CODE",
     "T99",
     _DROP,
-    "tjenesteType is not a code in use (kodeverk 9151)",
-    "tjenesteType er ikke en gyldig kode i kodeverk 9151 (utgåtte koder 6, 14, 23, 24, 26, "
-    "27 og 28 kan ikke brukes).",
+    "tjenesteType is not a code of kodeverk 9151 valid at the event's hendelseDato",
+    "tjenesteType er ikke en gyldig kode i kodeverk 9151 på hendelsesdatoen (utgåtte koder 6, "
+    "14, 23, 24, 26, 27 og 28 kan bare brukes for hendelser fra før de gikk ut). Velg riktig "
+    "tjenestetype i fagsystemet (EPJ) og send notifikasjonen på nytt.",
 )
 ORGNR_REQUIRED = _rule(
     "IPL-ORGNR-REQUIRED",
     "T99",
     _DROP,
     "TjenesteutforerEndret needs a valid tjenesteOrgNr",
-    "TjenesteutforerEndret skal ha gyldig organisasjonsnummer i tjenesteOrgNr (9 siffer, "
-    "eventuelt etterfulgt av 0, med riktig kontrollsiffer).",
+    "TjenesteutforerEndret skal ha gyldig organisasjonsnummer i tjenesteOrgNr (9 siffer som "
+    "begynner med 8 eller 9, eventuelt etterfulgt av 0, med riktig kontrollsiffer).",
 )
 ORGNR_INVALID = _rule(
     "IPL-ORGNR-INVALID",
     None,
     _WARN,
     "tjenesteOrgNr is not a valid organisation number (the value is ignored)",
-    "tjenesteOrgNr er ikke et gyldig organisasjonsnummer (9 siffer, eventuelt etterfulgt av 0, "
-    "med riktig kontrollsiffer). Verdien er ikke lagret.",
+    "tjenesteOrgNr er ikke et gyldig organisasjonsnummer (9 siffer som begynner med 8 eller 9, "
+    "eventuelt etterfulgt av 0, med riktig kontrollsiffer). Verdien er ikke lagret.",
 )
 TYPEID_CODE = _rule(
     "IPL-TYPEID-CODE",
@@ -198,9 +246,19 @@ FID_INVALID = _rule(
     "IPL-FID-INVALID",
     "E31",
     _DROP,
-    "fid is not a valid fødselsnummer, D-nummer or H-nummer of the stated typeID",
-    "fid er ikke et gyldig fødselsnummer, D-nummer eller H-nummer av typen i typeID "
-    "(11 siffer, gyldig dato og kontrollsiffer).",
+    "fid is not a valid fødselsnummer, D-nummer or H-nummer",
+    "Personidentifikasjonen (fid) er ikke et gyldig fødselsnummer, D-nummer eller H-nummer "
+    "(11 siffer, gyldig dato og kontrollsiffer). Kontroller personidentifikasjonen i "
+    "fagsystemet (EPJ) og send notifikasjonen på nytt.",
+)
+TYPEID_KIND = _rule(
+    "IPL-TYPEID-KIND",
+    None,
+    _WARN,
+    "fid is a valid number of another kind than typeID says: stored as the kind it is",
+    "typeID stemmer ikke med personidentifikasjonen (fid): nummeret er av en annen type (for "
+    "eksempel et D-nummer med typeID 1). Notifikasjonen er tatt imot med typen nummeret viser. "
+    "Rett typeID i fagsystemet (EPJ).",
 )
 FID_DATE = _rule(
     "IPL-FID-DATE",
@@ -263,6 +321,14 @@ HENDELSEDATO_RANGE = _rule(
     _WARN,
     "hendelseDato is later than hendelseRegTid",
     "hendelseDato er senere enn tidspunktet hendelsen ble registrert (hendelseRegTid).",
+)
+HENDELSEDATO_FUTURE = _rule(
+    "IPL-HENDELSEDATO-FUTURE",
+    None,
+    _WARN,
+    "hendelseDato is later than the extraction (MsgHead GenDate)",
+    "hendelseDato er senere enn datoen meldingen ble laget (uttrekket). Kontroller datoen i "
+    "fagsystemet (EPJ); notifikasjonen er tatt imot.",
 )
 # --- contacts and texts: warnings ---
 KONTAKT_MISSING = _rule(
@@ -330,12 +396,16 @@ CALENDAR_PILOT_WINDOW = _rule(
 RULES: tuple[Rule, ...] = (
     NOT_XML,
     XSD,
+    XSD_ROW,
+    XSD_IGNORED,
     GUID_UNIQUE,
     KOMMUNE_UNIQUE,
     FID_MISSING,
     KOMMUNE_FORMAT,
     KOMMUNE_NOT_ALLOWED,
+    ALL_DROPPED,
     EVENT_COUNT,
+    EVENT_PERSON,
     STATUS_CODE,
     REF_MISSING,
     REF_UNKNOWN,
@@ -349,6 +419,7 @@ RULES: tuple[Rule, ...] = (
     ORGNR_INVALID,
     TYPEID_CODE,
     FID_INVALID,
+    TYPEID_KIND,
     FID_DATE,
     FID_SYNTHETIC,
     BRUKERNR_FORMAT,
@@ -357,6 +428,7 @@ RULES: tuple[Rule, ...] = (
     BRUKERNR_ID_KIND,
     BYDEL_FORMAT,
     HENDELSEDATO_RANGE,
+    HENDELSEDATO_FUTURE,
     KONTAKT_MISSING,
     KONTAKT_TYPE,
     EPOST_FORMAT,

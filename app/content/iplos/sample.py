@@ -11,6 +11,11 @@ uses `KNOWN_GUID` (put it in the history), IPL-KOMMUNE-NOT-ALLOWED adds municipa
 `FOREIGN_KOMMUNE`, IPL-FID-SYNTHETIC needs a production context (then the other
 notifications carry birth dates, typeID 9), and the calendar faults date the whole message
 one (late) or two (after the correction deadline) years before `year`.
+IPL-ALL-DROPPED breaks every notification (each with IPL-XSD-ROW, listed in `COMPANIONS`).
+
+`SCENARIOS` are faults that are no rule: input the standard allows that an EPJ really sends
+and that the service once lost (a retired service type in a 2018 event, two events in one
+notification, a brukerNr of digits, ...). Each yields the findings listed in `SCENARIOS`.
 """
 
 from __future__ import annotations
@@ -27,17 +32,34 @@ from app.content.calendar import ReportingCalendar, ReportingYear
 from app.content.iplos.rules import RULES_BY_ID
 from app.content.iplos.validate import NS
 from app.content.model import EMPTY_GUID, ContentContext, IplosHistory, StoredNotification
-from app.identifiers import IdKind, first_check_digits, synthetic_orgnr, synthetic_person_id
+from app.identifiers import (
+    IdKind,
+    first_check_digits,
+    second_check_digit,
+    synthetic_orgnr,
+    synthetic_person_id,
+)
 
 KNOWN_GUID = "0a0a0a0a-0a0a-4a0a-8a0a-0a0a0a0a0a0a"
+# Findings a fault brings besides its own rule.
+COMPANIONS: dict[str, tuple[str, ...]] = {"IPL-ALL-DROPPED": ("IPL-XSD-ROW",)}
+# Scenario -> the rule ids its sample yields under `fault_context` (in order).
+SCENARIOS: dict[str, tuple[str, ...]] = {
+    "retired-type-in-time": (),  # tjenesteType 6 for an event in 2018, when it was valid
+    "two-events": (),  # TjenesteStart and TjenesteSlutt in one notification
+    "tz-date": (),  # every hendelseDato with a time zone (2018-01-03+01:00), as xs:date allows
+    "dnr-as-typeid-1": ("IPL-TYPEID-KIND",),  # a valid D-nummer sent with typeID 1
+    "hnr-individual-750": (),  # an H-nummer with individual number 750-899, year >= 40
+    "orgnr-zeros": ("IPL-ORGNR-INVALID",),  # tjenesteOrgNr 000000000 (mod 11 holds)
+    "orgnr-first-digit": ("IPL-ORGNR-INVALID",),  # a valid checksum, first digit not 8/9
+    "epost-trailing-space": (),  # meldEpost1 "adresse@kommune.example "
+    "kontakttype-leading-zero": (),  # typeKontaktperson "01"
+    "brukernr-digits": ("IPL-FID-INVALID",),  # a 12-digit brukerNr on a row that is dropped
+}
 FOREIGN_KOMMUNE = "9998"
 FIRST_PHASE_TYPES = ("18", "19", "20", "21", "29")
 MSGHEAD_NS = "http://www.kith.no/xmlstds/msghead/2006-05-24"
 
-# Cases that break no rule but that a receiver must handle (accepted without findings).
-CASES = {
-    "tz-date": "every hendelseDato with a time zone (2018-01-03+01:00), as xs:date allows",
-}
 # Faults that need a second notification to break.
 _NEEDS_TWO = frozenset(
     {
@@ -55,6 +77,7 @@ _IN_NOTIFICATION = frozenset(
         "IPL-GUID-UNIQUE",
         "IPL-FID-MISSING",
         "IPL-EVENT-COUNT",
+        "IPL-EVENT-PERSON",
         "IPL-STATUS-CODE",
         "IPL-REF-MISSING",
         "IPL-REF-UNKNOWN",
@@ -99,6 +122,23 @@ def _bad_orgnr(good: str) -> str:
     return good[:8] + str((int(good[8]) + 1) % 10)
 
 
+def _h_nummer(rng: random.Random) -> str:
+    """An H-nummer (month + 40) born 1950-1999 with an individual number from 750 to 899, as
+    hospitals assign them (made up here; H-numbers have no synthetic variant)."""
+    while True:
+        base = (
+            f"{rng.randrange(1, 29):02d}{rng.randrange(1, 13) + 40:02d}"
+            f"{rng.randrange(50, 100):02d}{rng.randrange(750, 900):03d}"
+        )
+        digits = first_check_digits(base, rule_2032=False)
+        if not digits:
+            continue
+        ten = base + str(digits[0])
+        k2 = second_check_digit(ten)
+        if k2 is not None:
+            return ten + str(k2)
+
+
 def write_sample(
     out: BinaryIO,
     notifications: int,
@@ -111,7 +151,7 @@ def write_sample(
     previous_guid: str = EMPTY_GUID,
 ) -> None:
     """Stream a sample `Melding` to `out` (see `build_sample`)."""
-    unknown = [f for f in faults if f not in RULES_BY_ID and f not in CASES]
+    unknown = [f for f in faults if f not in RULES_BY_ID and f not in SCENARIOS]
     if unknown:
         raise ValueError(f"unknown fault(s): {', '.join(unknown)}")
     fault = frozenset(faults)
@@ -144,7 +184,7 @@ def write_sample(
     used_fids: set[str] = set()
     buf: list[str] = []
     for i in range(notifications):
-        is_last = i == last
+        is_last = i == last or "IPL-ALL-DROPPED" in fault
         guid = _guid(rng)
         if is_last and "IPL-GUID-UNIQUE" in fault:
             # the same GUID written another way: the schema's exact-string check passes it
@@ -172,15 +212,25 @@ def write_sample(
         hendelse_dato = day.isoformat() + ("+01:00" if "tz-date" in fault else "")
         if is_last and "IPL-HENDELSEDATO-RANGE" in fault:
             hendelse_dato = (day + datetime.timedelta(days=1)).isoformat()
+        if is_last and "IPL-HENDELSEDATO-FUTURE" in fault:
+            # after the extraction (`fault_context`: 1 February), registered the same day
+            day = datetime.date(year, 6, 1)
+            reg, hendelse_dato = f"{day.isoformat()}T12:00:00", day.isoformat()
         event = "TjenesteStart"
         tjeneste_type = FIRST_PHASE_TYPES[i % len(FIRST_PHASE_TYPES)]
         if is_last and "IPL-TJENESTETYPE-CODE" in fault:
+            tjeneste_type = "13"  # never a code of 9151
+        if is_last and "retired-type-in-time" in fault:
             tjeneste_type = "6"
         org_attr = f' tjenesteOrgNr="{org}"' if i % 3 == 0 else ""
         if is_last and "IPL-ORGNR-INVALID" in fault:
             org_attr = f' tjenesteOrgNr="{_bad_orgnr(org)}"'
         if is_last and "IPL-ORGNR-REQUIRED" in fault:
             event, org_attr = "TjenesteutforerEndret", f' tjenesteOrgNr="{_bad_orgnr(org)}"'
+        if is_last and "orgnr-zeros" in fault:
+            org_attr = ' tjenesteOrgNr="000000000"'
+        if is_last and "orgnr-first-digit" in fault:
+            org_attr = ' tjenesteOrgNr="123456785"'
         bruker_nr = f"B{seed:04d}{i:08d}"
         type_id = "1"
         fid = synthetic_person_id(rng)
@@ -191,8 +241,16 @@ def write_sample(
             type_id, fid = "9", f"{day.day:02d}{day.month:02d}{(1950 + i % 50) % 100:02d}"
         if is_last and "IPL-TYPEID-CODE" in fault:
             type_id = "4"
-        if is_last and "IPL-FID-INVALID" in fault:
+        if is_last and ("IPL-FID-INVALID" in fault or "brukernr-digits" in fault):
             fid = _bad_check_digit(fid)
+        if is_last and "brukernr-digits" in fault:
+            bruker_nr = f"{100000000000 + seed * 1000 + i}"
+        if is_last and "IPL-TYPEID-KIND" in fault:
+            fid = synthetic_person_id(rng, kind=IdKind.DNR)
+        if is_last and "dnr-as-typeid-1" in fault:
+            fid = synthetic_person_id(rng, kind=IdKind.DNR)
+        if is_last and "hnr-individual-750" in fault:
+            type_id, fid = "3", _h_nummer(rng)
         if is_last and "IPL-FID-DATE" in fault:
             type_id, fid = "9", "320199"
         if is_last and "IPL-BRUKERNR-FORMAT" in fault:
@@ -208,14 +266,18 @@ def write_sample(
         if is_last and "IPL-BRUKERNR-ID-KIND" in fault:
             bruker_nr = first_bruker
         fid_attr = "" if is_last and "IPL-FID-MISSING" in fault else f' fid="{fid}"'
+        if is_last and ("IPL-XSD-ROW" in fault or "IPL-ALL-DROPPED" in fault):
+            bruker_attr = ""  # brukerNr missing: Annotations handling 2, the row is dropped
+        else:
+            bruker_attr = f" brukerNr={quoteattr(bruker_nr)}"
+        tid = "2018-01-01" if is_last and "IPL-XSD-IGNORED" in fault else reg
         bydel = ""
         if i % 4 == 1:
             bydel = ' bydel="030101"'
         if is_last and "IPL-BYDEL-FORMAT" in fault:
             bydel = ' bydel="1"'
         bruker = (
-            f'<Bruker pasientGUID="{_guid(rng)}" brukerNr={quoteattr(bruker_nr)}'
-            f'{fid_attr} typeID="{type_id}"{bydel}/>'
+            f'<Bruker pasientGUID="{_guid(rng)}"{bruker_attr}{fid_attr} typeID="{type_id}"{bydel}/>'
         )
         body = (
             f'<{event} tjenesteType="{tjeneste_type}" hendelseRegTid="{reg}"{org_attr} '
@@ -223,13 +285,22 @@ def write_sample(
             f'hendelseGUID="{_guid(rng)}">{bruker}</{event}>'
         )
         if is_last and "IPL-EVENT-COUNT" in fault:
+            body = ""
+        if is_last and "IPL-EVENT-PERSON" in fault:
+            other = bruker.replace(f"brukerNr={quoteattr(bruker_nr)}", 'brukerNr="B-annen"')
+            body += (
+                f'<TjenesteSlutt hendelseGUID="{_guid(rng)}" tjenesteType="{tjeneste_type}" '
+                f'hendelseRegTid="{reg}" hendelseDato="{hendelse_dato}" '
+                f'tjenesteID="T{seed}-{i}">{other}</TjenesteSlutt>'
+            )
+        if is_last and "two-events" in fault:
             body += (
                 f'<TjenesteSlutt hendelseGUID="{_guid(rng)}" tjenesteType="{tjeneste_type}" '
                 f'hendelseRegTid="{reg}" hendelseDato="{hendelse_dato}" '
                 f'tjenesteID="T{seed}-{i}">{bruker}</TjenesteSlutt>'
             )
         buf.append(
-            f'<Notifikasjon statusNotifikasjon="{status}" notifikasjonTid="{reg}" '
+            f'<Notifikasjon statusNotifikasjon="{status}" notifikasjonTid="{tid}" '
             f'notifikasjonGUID="{guid}" notifikasjonForrigeGUID="{forrige}" '
             f'notifikasjonLopeNr="{lopenr}"{ref}>{body}</Notifikasjon>\n'
         )
@@ -254,6 +325,10 @@ def write_sample(
         contacts.append(("16", "Feil Epost", "ikke-en-adresse", None))
     if "IPL-TELEFON-FORMAT" in fault:
         contacts.append(("16", "Feil Telefon", "telefon@kommune.example", "123"))
+    if "epost-trailing-space" in fault:
+        contacts[-1] = ("17", "Innsending Ansvarlig", "innsending@kommune.example ", None)
+    if "kontakttype-leading-zero" in fault:
+        contacts[0] = ("01", *contacts[0][1:])
     for ctype, name, email, phone in contacts:
         tel = f" meldTelefon={quoteattr(phone)}" if phone else ""
         w(
@@ -327,8 +402,10 @@ def fault_context(
             for y in (year - 2, year - 1, year)
         )
     )
+    now = datetime.datetime(year, 2, 1, 12, tzinfo=datetime.UTC)
     return ContentContext(
-        now=datetime.datetime(year, 2, 1, 12, tzinfo=datetime.UTC),
+        now=now,
+        extracted_at=now,
         allowed_kommuner=frozenset({kommune_nr}),
         allow_synthetic="IPL-FID-SYNTHETIC" not in faults,
         history=IplosHistory(notifications={KNOWN_GUID: StoredNotification("N", None, "")}),

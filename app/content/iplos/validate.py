@@ -6,9 +6,17 @@ libxml2, then a single walk over the children with plain attribute look-ups (no 
 notification). XPath is used only to locate the few XSD errors reported.
 
 Decisions:
-- When the XSD refuses the message it is rejected (T02): the rules are not run, since they
-  assume the structure the schema guarantees. XSD errors that are a rule of their own (a
-  missing fid, a duplicate notifikasjonGUID or kommuneNr) are reported under that rule.
+- A schema error is handled where it sits, following the Annotations (see `_xsd_rule`):
+  inside one notification it drops that notification (IPL-XSD-ROW) and the rules run on the
+  others; on a value KPR does not use it is a warning (IPL-XSD-IGNORED); on versjon,
+  notifikasjonGUID, fid or typeID (handling 1) or outside the notifications it rejects the
+  message (T02), and then no rule runs, since they assume the structure the schema
+  guarantees. XSD errors that are a rule of their own (a missing fid, a duplicate
+  notifikasjonGUID or kommuneNr) are reported under that rule. Texts name the element path
+  (`/Melding/Notifikasjon[3]/...`), never a line: a 50 MB message may be one line.
+- A notification keeps every event it holds (the schema's sequence of optional elements);
+  the person is the first event's Bruker.
+- A message none of whose notifications is taken is rejected (IPL-ALL-DROPPED): status 2.
 - Notifications carry no municipality: a message is attributed to its first `Kommune` (the
   reporting unit), for løpenummer, the forrige-GUID chain and brukerNr.
 - Løpenummer and the chain are checked in løpenummer order, since the standard only asks
@@ -17,13 +25,16 @@ Decisions:
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import re
 import threading
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
+from zoneinfo import ZoneInfo
 
 from lxml import etree
 
@@ -75,9 +86,16 @@ TJENESTETYPER = frozenset(
     | {"22", "25", "29"}
 )
 RETIRED_TJENESTETYPER = frozenset(["6", "14", "23", "24", "26", "27", "28"])
+# The last event date for which a retired code is still valid. The reference gives no date per
+# code: XPR(ipl)_CodingSchemes.xsd 56.0.0.5 (generated 2021-04-28) marks them "Utgått" without
+# one, and the Annotations' validationDate for tjenesteType is the event's own date. Decision:
+# events up to the end of reporting year 2020 may use them (the 2018-2020 extractions used
+# them); KPR confirms or refines this per code.
+RETIRED_TJENESTETYPER_UNTIL = datetime.date(2020, 12, 31)
 KONTAKTTYPER = frozenset(str(i) for i in range(1, 20))  # kodeverk 8471
 MANDATORY_KONTAKTTYPER = ("1", "15", "16", "17")
 _ID_KIND_OF_TYPE = {"1": IdKind.FNR, "2": IdKind.DNR, "3": IdKind.HNR}
+_TYPE_OF_KIND = {kind: type_id for type_id, kind in _ID_KIND_OF_TYPE.items()}
 _KIND_NO = {IdKind.FNR: "fødselsnummer", IdKind.DNR: "D-nummer", IdKind.HNR: "H-nummer"}
 
 # ASCII digits only ([0-9], never \d: that also matches Arabic-Indic and other digits).
@@ -88,6 +106,7 @@ _BYDEL = re.compile(r"[0-9]{2,6}")
 _ORGNR = re.compile(r"([0-9]{9})0?")
 _PHONE = re.compile(r"(\+47|0047|)( *[0-9] *){8}")
 _YEAR = re.compile(r"[0-9]{4}")
+_CODE = re.compile(r"[0-9]{1,3}")
 # RFC 5322 dot-atom local part and a host name (the annotation's expression without the rarely
 # used quoted local parts and address literals).
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -95,6 +114,8 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _EMAIL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+{_LABEL}")
 _MAX_XSD_FINDINGS = 50
 _TEXT_ATTRS = ("leverandor", "navnEPJ", "versjonEPJ", "versjonUt")
+
+_OSLO = ZoneInfo("Europe/Oslo")
 
 _local = threading.local()
 
@@ -168,6 +189,7 @@ class SchemaProblem:
     constraint: str | None = None  # the identity constraint for a duplicate (schema name)
     missing_attribute: str | None = None
     follow_up: bool = False  # libxml2's "Warning: No precomputed value" after an error
+    not_allowed: bool = False  # an attribute the schema does not allow here
 
 
 def describe_schema_error(message: str) -> SchemaProblem:
@@ -179,6 +201,7 @@ def describe_schema_error(message: str) -> SchemaProblem:
     attribute = safe_name(head.group(2)) if head and head.group(2) else None
     body = message[head.end() :] if head else message
     constraint = missing = None
+    not_allowed = False
     if body.startswith("Warning: "):
         return SchemaProblem(element, attribute, "", follow_up=True)
     if facet := _FACET.match(body):
@@ -191,6 +214,7 @@ def describe_schema_error(message: str) -> SchemaProblem:
         name = safe_name(m.group(1))
         if m.group(2) == "not allowed":
             attribute = name
+            not_allowed = True
             text = "attributtet er ikke tillatt her"
         else:
             missing = name
@@ -219,68 +243,217 @@ def describe_schema_error(message: str) -> SchemaProblem:
         text = f"rotelementet skal være Melding i navnerommet {NS}"
     else:
         text = "verdien eller strukturen er ikke tillatt etter skjemaet"
-    return SchemaProblem(element, attribute, text, constraint, missing)
+    return SchemaProblem(element, attribute, text, constraint, missing, not_allowed=not_allowed)
 
 
-def _element_path(root: etree._Element, el: etree._Element) -> str:
-    parts: list[str] = []
-    node: etree._Element | None = el
-    while node is not None:
-        name = safe_name(etree.QName(node).localname)
-        parent = node.getparent()
-        if node is root or parent is None:
+# How a schema error inside the message is handled, by the attribute it concerns, following
+# XPR(ipl)_Annotations.xsd (handlingObligatID/handlingTypeID: 1 reject the message, 2 drop the
+# row, 7 set to NULL, 9 no action):
+# - handling 1: versjon, notifikasjonGUID, fid, typeID, and the prohibited period attributes
+#   of Melding -> reject the message (kommuneNr too: without it no municipality owns the data);
+# - values KPR never stores or uses, with handling 7 or 9 (texts, contact details, times of
+#   registration, pasientGUID, the prohibited Bruker attributes) -> a warning, value ignored;
+# - bydel has a rule of its own (IPL-BYDEL-FORMAT, a warning): no second finding;
+# - anything else inside a notification (brukerNr: handling 2; the event's values: handling 9
+#   but the row is stored with them, so a row without them cannot be stored) -> drop the row;
+# - anything else outside the notifications (structure, Kontaktperson/Kommune elements) ->
+#   reject the message, as the rules assume the structure the schema guarantees.
+_XSD_REJECT_ATTRS = frozenset(
+    {
+        "versjon",
+        "meldingstype",
+        "fraDatoPeriode",
+        "uttakDato",
+        "tilDatoPeriode",
+        "notifikasjonGUID",
+        "fid",
+        "typeID",
+        "kommuneNr",
+    }
+)
+_XSD_IGNORED_ATTRS = frozenset(
+    {
+        "leverandor",
+        "navnEPJ",
+        "versjonEPJ",
+        "versjonUt",
+        "lokalident",
+        "lopenr",
+        "kontPerson",
+        "meldTelefon",
+        "meldEpost1",
+        "meldEpost2",
+        "typeKontaktperson",
+        "kommuneOrgNr",
+        "notifikasjonTid",
+        "hendelseRegTid",
+        "midlertidigStoppID",
+        "pasientGUID",
+        "kjonn",
+        "fodselsar",
+        "komNrHjem",
+    }
+)
+_XSD_OWN_RULE_ATTRS = frozenset({"bydel"})
+_PATH_STEP = re.compile(r"\*(?:\[([0-9]{1,9})\])?")
+_INDEXED = ("Notifikasjon", "Kontaktperson", "Kommune")
+
+
+@dataclass(frozen=True, slots=True)
+class _Tree:
+    """The root's element children, read once: libxml2 names nodes by position (`/*/*[3]/*`),
+    and a message may hold 100 000 notifications."""
+
+    root: etree._Element
+    top: list[etree._Element]
+    index: list[int]  # per top position: 1-based index among siblings of the same name
+
+    @classmethod
+    def of(cls, root: etree._Element) -> _Tree:
+        top = [c for c in root if isinstance(c.tag, str)]
+        counts: Counter[str] = Counter()
+        index: list[int] = []
+        for child in top:
+            counts[child.tag] += 1
+            index.append(counts[child.tag])
+        return cls(root, top, index)
+
+    def node_at(self, path: str | None) -> tuple[etree._Element, int | None] | None:
+        """The element at libxml2's path, with its top-level ancestor's position."""
+        if not path or not path.startswith("/*"):
+            return None
+        steps = path.split("/")[2:]
+        node: etree._Element = self.root
+        top_pos: int | None = None
+        for depth, step in enumerate(steps):
+            m = _PATH_STEP.fullmatch(step)
+            if m is None:
+                return None
+            pos = int(m.group(1) or 1) - 1
+            kids = self.top if depth == 0 else [c for c in node if isinstance(c.tag, str)]
+            if not 0 <= pos < len(kids):
+                return None
+            node = kids[pos]
+            if depth == 0:
+                top_pos = pos
+        return node, top_pos
+
+    def location(self, node: etree._Element, top_pos: int | None) -> str:
+        """`/Melding/Notifikasjon[3]/TjenesteStart/Bruker` for a node found by `node_at`."""
+        parts: list[str] = []
+        current: etree._Element | None = node
+        while current is not None and current is not self.root:
+            parent = current.getparent()
+            name = safe_name(etree.QName(current).localname)
+            if parent is self.root and top_pos is not None and name in _INDEXED:
+                name = f"{name}[{self.index[top_pos]}]"
             parts.append(name)
-            break
-        if name in ("Notifikasjon", "Kontaktperson", "Kommune"):
-            index = sum(1 for _ in node.itersiblings(node.tag, preceding=True)) + 1
-            name = f"{name}[{index}]"
-        parts.append(name)
-        node = parent
-    return "/" + "/".join(reversed(parts))
+            current = parent
+        parts.append(safe_name(etree.QName(self.root).localname))
+        return "/" + "/".join(reversed(parts))
 
 
-def _readable_path(root: etree._Element, xpath: str | None, attribute: str | None) -> str:
-    """Turn libxml2's `/*/*[3]/*` into `/Melding/Notifikasjon[3]/TjenesteStart/@attr`."""
-    where = "/Melding"
-    if xpath and xpath.startswith("/*"):
-        found = root.xpath("." + xpath[2:]) if xpath != "/*" else [root]
-        if isinstance(found, list) and found and isinstance(found[0], etree._Element):
-            where = _element_path(root, found[0])
-    return f"{where}/@{attribute}" if attribute else where
+@dataclass(frozen=True, slots=True)
+class _XsdReport:
+    """The schema's verdict: findings that reject the message, and per notification (1-based
+    index) the findings that drop it or only warn."""
+
+    message: tuple[Finding, ...] = ()
+    rows: dict[int, tuple[Finding, ...]] = field(default_factory=dict)
+
+    @property
+    def rejected(self) -> bool:
+        return any(f.rule.consequence is Consequence.REJECT_MESSAGE for f in self.message)
 
 
-def _xsd_findings(root: etree._Element) -> list[Finding]:
+def _xsd_rule(problem: SchemaProblem, in_notification: bool) -> Rule | None:
+    """The rule an XSD problem falls under (None: another rule reports it)."""
+    if problem.constraint == "NotifikasjonP_ID":
+        # the rules compare GUIDs normalised and drop the later row (`_check_guids`)
+        return None
+    if problem.constraint == "KommuneP_ID":
+        return R.KOMMUNE_UNIQUE
+    if problem.missing_attribute == "fid":
+        return R.FID_MISSING
+    attribute = problem.attribute or problem.missing_attribute
+    if attribute in _XSD_OWN_RULE_ATTRS:
+        return None
+    if attribute in _XSD_REJECT_ATTRS:
+        return R.XSD
+    if attribute in _XSD_IGNORED_ATTRS or problem.not_allowed:
+        return R.XSD_IGNORED
+    return R.XSD_ROW if in_notification else R.XSD
+
+
+def _xsd_report(root: etree._Element) -> _XsdReport:
     schema = _schema()
     if schema.validate(root):
-        return []
-    findings: list[Finding] = []
+        return _XsdReport()
+    tree = _Tree.of(root)
+    message: list[Finding] = []
+    rows: dict[int, list[Finding]] = {}
     # lxml-stubs do not declare _ErrorLog iterable; it is.
     entries = cast("Iterable[etree._LogEntry]", schema.error_log)
+    logged = False
     for entry in entries:
-        if len(findings) >= _MAX_XSD_FINDINGS:
-            break
         problem = describe_schema_error(entry.message.replace(_Q, ""))
         if problem.follow_up:
             continue
-        rule: Rule = R.XSD
-        if problem.constraint == "NotifikasjonP_ID":
-            rule = R.GUID_UNIQUE
-        elif problem.constraint == "KommuneP_ID":
-            rule = R.KOMMUNE_UNIQUE
-        elif problem.missing_attribute == "fid":
-            rule = R.FID_MISSING
-        where = f"element {problem.element}" if problem.element else "dokumentet"
-        if problem.attribute:
-            where += f", attributt {problem.attribute}"
-        location = _readable_path(root, entry.path, problem.attribute or problem.missing_attribute)
-        detail = f"{rule.text_no} Skjemafeil (linje {entry.line}), {where}: {problem.text}."
-        findings.append(Finding(rule, location, detail))
-    if not findings:  # defensive: libxml2 refused the document but logged nothing
-        findings.append(Finding(R.XSD, "/Melding", f"{R.XSD.text_no}"))
-    return findings
+        logged = True
+        found = tree.node_at(entry.path)
+        node, top_pos = found if found is not None else (root, None)
+        notification = (
+            tree.index[top_pos]
+            if top_pos is not None and tree.top[top_pos].tag == NOTIFIKASJON
+            else None
+        )
+        rule = _xsd_rule(problem, notification is not None)
+        if rule is None:
+            continue
+        where = tree.location(node, top_pos)
+        attribute = problem.attribute or problem.missing_attribute
+        location = f"{where}/@{attribute}" if attribute else where
+        detail = f"Skjemafeil i {location}: {problem.text}."
+        if rule.consequence is Consequence.REJECT_MESSAGE:
+            detail = f"{rule.text_no} {detail}"  # the message-level texts say what to do
+        finding = Finding(rule, location, detail)
+        if notification is not None and rule.consequence is not Consequence.REJECT_MESSAGE:
+            rows.setdefault(notification, []).append(finding)
+        elif rule.consequence is Consequence.REJECT_MESSAGE:
+            if len(message) < _MAX_XSD_FINDINGS:
+                message.append(finding)
+        else:
+            message.append(finding)  # a warning outside the notifications
+    if not logged:  # defensive: libxml2 refused the document but logged nothing
+        message.append(Finding(R.XSD, "/Melding", f"{R.XSD.text_no}"))
+    return _XsdReport(tuple(message), {k: tuple(v) for k, v in rows.items()})
 
 
 # --- the rules ---
+
+
+@dataclass(slots=True)
+class _Event:
+    """One event element of a notification (TjenesteStart, TjenesteSlutt, ...)."""
+
+    kind: str
+    base: str  # its location, e.g. /Melding/Notifikasjon[3]/TjenesteStart
+    tjeneste_type: str
+    org_nr: str | None
+    tjeneste_id: str
+    hendelse_guid: str
+    hendelse_dato: str
+    reg_tid: str
+
+    def stored(self) -> ServiceEvent:
+        return ServiceEvent(
+            kind=self.kind,
+            tjeneste_type=self.tjeneste_type,
+            tjeneste_org_nr=self.org_nr,
+            tjeneste_id=self.tjeneste_id,
+            hendelse_guid=self.hendelse_guid,
+            hendelse_dato=parse_xs_date(self.hendelse_dato),
+        )
 
 
 @dataclass(slots=True)
@@ -293,13 +466,11 @@ class _Row:
     lopenr: int | None
     forrige: str
     ref: str | None
-    event: str
-    base: str  # location prefix of the event, e.g. /Melding/Notifikasjon[3]/TjenesteStart
-    tjeneste_type: str
-    org_nr: str | None
-    tjeneste_id: str
-    hendelse_guid: str
-    hendelse_dato: str
+    events: list[_Event]
+    same_person: bool  # every event's Bruker names the first one's person
+    event: str  # the first event's name ("" when there is none)
+    base: str  # location of the first event, whose Bruker is the notification's person
+    hendelse_dato: str  # the first event's
     bruker_nr: str
     fid: str
     type_id: str
@@ -323,7 +494,12 @@ def _check_fid(row: _Row, allow_synthetic: bool) -> None:
     if type_id == "9":
         if parse_ddmmyy(fid) is None:
             row.fid_ok = False
-            row.add(R.FID_DATE, loc, "fid er ikke en gyldig fødselsdato på formen ddmmåå.")
+            row.add(
+                R.FID_DATE,
+                loc,
+                "Personidentifikasjonen (fid) er ikke en gyldig fødselsdato på formen ddmmåå "
+                "(typeID 9).",
+            )
         return
     kind = _ID_KIND_OF_TYPE.get(type_id)
     if kind is None:
@@ -343,72 +519,101 @@ def _check_fid(row: _Row, allow_synthetic: bool) -> None:
             "date": "har ugyldig dato",
             "checksum": "har feil kontrollsiffer",
         }[checked.value]
-        row.add(R.FID_INVALID, loc, f"fid {why} (typeID {type_id}).")
+        row.add(R.FID_INVALID, loc, f"Personidentifikasjonen (fid) {why} (typeID {type_id}).")
         return
     if checked.kind is not kind:
-        row.fid_ok = False
+        # The number says what it is: keep the row, stored with the kind the number shows.
+        row.type_id = _TYPE_OF_KIND[checked.kind]
         row.add(
-            R.FID_INVALID,
-            loc,
-            f"fid er et {_KIND_NO[checked.kind]}, men typeID {type_id} sier {_KIND_NO[kind]}.",
+            R.TYPEID_KIND,
+            f"{row.base}/Bruker/@typeID",
+            f"fid er et {_KIND_NO[checked.kind]}, men typeID {type_id} sier {_KIND_NO[kind]}. "
+            f"Notifikasjonen er tatt imot med typeID {row.type_id}.",
         )
-        return
     if checked.synthetic and not allow_synthetic:
         row.fid_ok = False
         row.add(R.FID_SYNTHETIC, loc, "fid er et syntetisk testnummer (måned + 80).")
 
 
-def _row(index: int, n_el: etree._Element, unit: str, allow_synthetic: bool) -> _Row:
+def tjenestetype_valid(code: str, on: datetime.date | None) -> bool:
+    """A 9151 code is judged at the event's date: a retired code is still valid for an event
+    from before it was retired (the Annotations' validationDate is the event's own date)."""
+    if code in TJENESTETYPER:
+        return True
+    return code in RETIRED_TJENESTETYPER and on is not None and on <= RETIRED_TJENESTETYPER_UNTIL
+
+
+def _read_event(el: etree._Element, loc: str) -> _Event:
+    kind = EVENTS[el.tag]
+    get = el.get
+    return _Event(
+        kind=kind,
+        base=f"{loc}/{kind}",
+        tjeneste_type=get("tjenesteType") or "",
+        org_nr=get("tjenesteOrgNr"),
+        tjeneste_id=get("tjenesteID") or "",
+        hendelse_guid=normalize_guid(get("hendelseGUID") or ""),
+        hendelse_dato=get("hendelseDato") or "",
+        reg_tid=get("hendelseRegTid") or "",
+    )
+
+
+def _bruker_of(event_el: etree._Element | None) -> etree._Element | None:
+    if event_el is None:
+        return None
+    for c in event_el:  # a plain loop: find() goes through Python ElementPath
+        if c.tag == BRUKER:
+            return c
+    return None
+
+
+def _person_of(bruker: etree._Element | None) -> tuple[str | None, ...]:
+    if bruker is None:
+        return (None, None, None)
+    return (bruker.get("brukerNr"), bruker.get("fid"), bruker.get("typeID"))
+
+
+def _read_row(index: int, n_el: etree._Element, unit: str) -> _Row:
+    """A notification's values as written; no rule runs here."""
     loc = f"/Melding/Notifikasjon[{index}]"
     get = n_el.get
     guid = normalize_guid(get("notifikasjonGUID") or "")
-    events = [c for c in n_el if c.tag in EVENTS]
-    event_el = events[0] if len(events) == 1 else None
-    bruker_el = None
-    if event_el is not None:
-        for c in event_el:  # a plain loop: find() goes through Python ElementPath
-            if c.tag == BRUKER:
-                bruker_el = c
-                break
-
-    def ev(name: str) -> str | None:
-        return event_el.get(name) if event_el is not None else None
+    event_els = [c for c in n_el if c.tag in EVENTS]
+    events = [_read_event(el, loc) for el in event_els]
+    brukere = [_bruker_of(el) for el in event_els]
+    bruker_el = brukere[0] if brukere else None
 
     def br(name: str) -> str | None:
         return bruker_el.get(name) if bruker_el is not None else None
 
-    event = EVENTS[event_el.tag] if event_el is not None else ""
     bruker_nr = br("brukerNr") or ""
     fid = br("fid") or ""
     ref = get("notifikasjonRef")
     lopenr_raw = get("notifikasjonLopeNr") or ""
-    row = _Row(
+    first = events[0] if events else None
+    return _Row(
         index=index,
         guid=guid,
         status=get("statusNotifikasjon") or "",
         lopenr=int(lopenr_raw) if _LOPENR.fullmatch(lopenr_raw) else None,
         forrige=normalize_guid(get("notifikasjonForrigeGUID") or ""),
         ref=normalize_guid(ref) if ref else None,
-        event=event,
-        base=f"{loc}/{event}",
-        tjeneste_type=ev("tjenesteType") or "",
-        org_nr=ev("tjenesteOrgNr"),
-        tjeneste_id=ev("tjenesteID") or "",
-        hendelse_guid=normalize_guid(ev("hendelseGUID") or ""),
-        hendelse_dato=ev("hendelseDato") or "",
+        events=events,
+        same_person=len({_person_of(b) for b in brukere}) <= 1,
+        event=first.kind if first else "",
+        base=first.base if first else loc,
+        hendelse_dato=first.hendelse_dato if first else "",
         bruker_nr=bruker_nr,
         fid=fid,
         type_id=br("typeID") or "",
         bydel=br("bydel"),
         subject=Subject(guid, bruker_nr or None, fid or None, unit),
     )
-    if event_el is None:
-        row.add(
-            R.EVENT_COUNT,
-            loc,
-            f"Notifikasjonen har {len(events)} hendelser; den skal ha nøyaktig én.",
-        )
-        return row
+
+
+def _check_header(row: _Row) -> None:
+    """statusNotifikasjon, notifikasjonRef and the form of the løpenummer."""
+    loc = f"/Melding/Notifikasjon[{row.index}]"
     if row.status not in STATUSES:
         detail = (
             "statusNotifikasjon T (korriger/suppler) skal foreløpig ikke brukes."
@@ -428,38 +633,62 @@ def _row(index: int, n_el: etree._Element, unit: str, allow_synthetic: bool) -> 
             f"{loc}/@notifikasjonLopeNr",
             "notifikasjonLopeNr er ikke et heltall på 1 til 18 siffer (0-9).",
         )
-    tt = row.tjeneste_type
-    if tt not in TJENESTETYPER:
+
+
+def _check_event(row: _Row, ev: _Event, extracted_on: datetime.date | None) -> None:
+    """One event's service type, organisation number and dates."""
+    tt = ev.tjeneste_type
+    when = parse_xs_date(ev.hendelse_dato)
+    if not tjenestetype_valid(tt, when):
         detail = (
-            f"tjenesteType {tt} er utgått og kan ikke lenger brukes."
+            f"tjenesteType {tt} er utgått og kan ikke brukes for hendelser etter "
+            f"{RETIRED_TJENESTETYPER_UNTIL.strftime('%d.%m.%Y')}."
             if tt in RETIRED_TJENESTETYPER
             else "tjenesteType er ikke en kode i kodeverk 9151."
         )
-        row.add(R.TJENESTETYPE_CODE, f"{row.base}/@tjenesteType", detail)
-    org = row.org_nr
+        row.add(R.TJENESTETYPE_CODE, f"{ev.base}/@tjenesteType", detail)
+    org = ev.org_nr
     if org is not None:
         m = _ORGNR.fullmatch(org)
         if m is None or not is_valid_orgnr(m.group(1)):
-            if event == "TjenesteutforerEndret":
+            if ev.kind == "TjenesteutforerEndret":
                 row.add(
                     R.ORGNR_REQUIRED,
-                    f"{row.base}/@tjenesteOrgNr",
+                    f"{ev.base}/@tjenesteOrgNr",
                     "tjenesteOrgNr er ikke et gyldig organisasjonsnummer.",
                 )
             else:
                 row.add(
                     R.ORGNR_INVALID,
-                    f"{row.base}/@tjenesteOrgNr",
+                    f"{ev.base}/@tjenesteOrgNr",
                     "tjenesteOrgNr er ikke et gyldig organisasjonsnummer; verdien er ignorert.",
                 )
-                row.org_nr = None
+                ev.org_nr = None
+    if ev.hendelse_dato[:10] > ev.reg_tid[:10]:
+        row.add(
+            R.HENDELSEDATO_RANGE,
+            f"{ev.base}/@hendelseDato",
+            "hendelseDato er senere enn datoen i hendelseRegTid.",
+        )
+    if when is not None and extracted_on is not None and when > extracted_on:
+        row.add(
+            R.HENDELSEDATO_FUTURE,
+            f"{ev.base}/@hendelseDato",
+            f"hendelseDato er senere enn datoen meldingen ble laget "
+            f"(MsgInfo/GenDate {extracted_on.strftime('%d.%m.%Y')}).",
+        )
+
+
+def _check_bruker(row: _Row, allow_synthetic: bool) -> None:
+    """brukerNr, the person identifier and bydel of the first event's Bruker."""
+    bruker_nr = row.bruker_nr
     if not bruker_nr or len(bruker_nr) > 100:
         row.add(
             R.BRUKERNR_FORMAT,
             f"{row.base}/Bruker/@brukerNr",
             f"brukerNr har {len(bruker_nr)} tegn; det skal ha 1 til 100.",
         )
-    if fid:
+    if row.fid:
         _check_fid(row, allow_synthetic)
     else:
         row.fid_ok = False
@@ -470,14 +699,34 @@ def _row(index: int, n_el: etree._Element, unit: str, allow_synthetic: bool) -> 
             "bydel er ikke 2 til 6 siffer; verdien er ignorert.",
         )
         row.bydel = None
-    reg = ev("hendelseRegTid") or ""
-    if row.hendelse_dato[:10] > reg[:10]:
+
+
+def _check_row(row: _Row, ctx: ContentContext, extracted_on: datetime.date | None) -> None:
+    """The rules of one notification on its own (the sequence comes later)."""
+    if not row.events:
         row.add(
-            R.HENDELSEDATO_RANGE,
-            f"{row.base}/@hendelseDato",
-            "hendelseDato er senere enn datoen i hendelseRegTid.",
+            R.EVENT_COUNT,
+            f"/Melding/Notifikasjon[{row.index}]",
+            "Notifikasjonen har ingen hendelse; den skal ha minst én.",
         )
-    return row
+        return
+    if not row.same_person:
+        row.add(
+            R.EVENT_PERSON,
+            f"/Melding/Notifikasjon[{row.index}]",
+            f"Notifikasjonen har {len(row.events)} hendelser med ulik Bruker.",
+        )
+    _check_header(row)
+    for ev in row.events:
+        _check_event(row, ev, extracted_on)
+    _check_bruker(row, ctx.allow_synthetic)
+
+
+def _local_date(moment: datetime.datetime | None) -> datetime.date | None:
+    """The date in Norway of an instant (a naive one is already Norwegian time)."""
+    if moment is None:
+        return None
+    return (moment.astimezone(_OSLO) if moment.tzinfo is not None else moment).date()
 
 
 def _check_sequence(rows: list[_Row], unit: str, ctx: ContentContext) -> list[Finding]:
@@ -664,7 +913,9 @@ def _nr(lopenr: int) -> str:
 def _gap_findings(rows: list[_Row], unit: str, history: IplosHistory) -> list[Finding]:
     """One warning naming the løpenummer still missing between the lowest and the highest
     KPR has from the municipality (in this environment), this message included."""
-    numbers = [r.lopenr for r in rows if r.lopenr is not None and not r.dropped]
+    # dropped rows of this message are already named by their own errors: not a gap here,
+    # but they are not stored, so the next message reports them until they are sent again
+    numbers = [r.lopenr for r in rows if r.lopenr is not None]
     missing = gaps(add_to_ranges(history.received.get(unit, ()), numbers))
     if not missing:
         return []
@@ -731,7 +982,7 @@ def _calendar_findings(rows: list[_Row], unit: str, ctx: ContentContext) -> list
             )
         ]
     live = [r for r in rows if not r.dropped]
-    year = reporting_year((parse_xs_date(r.hendelse_dato) for r in live), ctx.now)
+    year = reporting_year((parse_xs_date(e.hendelse_dato) for r in live for e in r.events), ctx.now)
     entry = calendar.get(year) if year is not None else None
     if entry is None:
         return []
@@ -793,7 +1044,7 @@ def _message_findings(
     types: set[str] = set()
     for i, el in enumerate(contacts_el, start=1):
         loc = f"/Melding/Kontaktperson[{i}]"
-        ctype = el.get("typeKontaktperson") or ""
+        ctype = _contact_type(el.get("typeKontaktperson") or "")
         types.add(ctype)
         if ctype not in KONTAKTTYPER:
             findings.append(
@@ -811,7 +1062,7 @@ def _message_findings(
             name = None
         emails: list[str | None] = []
         for attr in ("meldEpost1", "meldEpost2"):
-            value = el.get(attr)
+            value = _stripped(el.get(attr))
             if value is not None and not is_email(value):
                 findings.append(
                     Finding(
@@ -822,7 +1073,7 @@ def _message_findings(
                 )
                 value = None
             emails.append(value)
-        phone = el.get("meldTelefon")
+        phone = _stripped(el.get("meldTelefon"))
         if phone is not None and not is_phone(phone):
             findings.append(
                 Finding(
@@ -845,6 +1096,20 @@ def _message_findings(
     return findings, contacts
 
 
+def _contact_type(value: str) -> str:
+    """A code of kodeverk 8471 as a number: "01" is code 1 (EPJs pad codes to two digits)."""
+    value = value.strip()
+    return str(int(value)) if _CODE.fullmatch(value) else value
+
+
+def _stripped(value: str | None) -> str | None:
+    """An address without the spaces around it (an EPJ field padded with a trailing space
+    must not lose innsendingsansvarlig's address); None when nothing is left."""
+    if value is None:
+        return None
+    return value.strip() or None
+
+
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _POSITION = re.compile(r",? line [0-9]+, column [0-9]+$")
 _NUMBER = re.compile(r"[0-9]{3,}")
@@ -861,6 +1126,62 @@ def _parse_error(exc: XmlRejected) -> str:
     return f"ikke velformet XML: {msg} (linje {cause.lineno})"
 
 
+def _rows(
+    notif_els: list[etree._Element], unit: str, xsd: _XsdReport, ctx: ContentContext
+) -> list[_Row]:
+    """Every notification read and checked on its own. A notification the schema refuses is
+    dropped with the schema's findings and no rule runs on it (they assume its structure)."""
+    rows: list[_Row] = []
+    extracted_on = _local_date(ctx.extracted_at)
+    for i, el in enumerate(notif_els, start=1):
+        row = _read_row(i, el, unit)
+        for finding in xsd.rows.get(i, ()):
+            row.add(finding.rule, finding.location, finding.detail)
+        if not row.dropped:
+            _check_row(row, ctx, extracted_on)
+            if not row.fid and row.event:
+                # present but empty: as good as missing, which fails the whole message
+                row.add(R.FID_MISSING, f"{row.base}/Bruker/@fid", "fid er tom.")
+        rows.append(row)
+    return rows
+
+
+def _all_dropped(rows: list[_Row], findings: list[Finding]) -> list[Finding]:
+    """A message none of whose notifications was taken is rejected: status 2 tells the sender
+    that nothing of it was stored (status 3 would read as a partial success)."""
+    if not rows or not all(r.dropped for r in rows):
+        return []
+    if any(f.rule.consequence is Consequence.REJECT_MESSAGE for f in findings):
+        return []
+    return [
+        Finding(
+            R.ALL_DROPPED,
+            "/Melding",
+            f"Ingen av meldingens {len(rows)} notifikasjoner er tatt imot.",
+        )
+    ]
+
+
+def _notification(r: _Row, unit: str) -> Notification:
+    return Notification(
+        index=r.index,
+        guid=r.guid,
+        status=r.status,
+        lopenr=r.lopenr,
+        forrige_guid=r.forrige,
+        ref=r.ref,
+        events=tuple(ev.stored() for ev in r.events),
+        kommune_nr=unit,
+        bruker_nr=r.bruker_nr,
+        fid=r.fid,
+        type_id=r.type_id,
+        bydel=r.bydel,
+        dropped=r.dropped,
+        content_sha256=r.digest,
+        already_stored=r.already_stored,
+    )
+
+
 def validate_melding(source: bytes | etree._Element, ctx: ContentContext) -> ContentResult:
     """Check an XPR(ipl) 56.0.0 `Melding` (bytes, or the element from MsgHead's Content)."""
     if isinstance(source, bytes):
@@ -870,9 +1191,10 @@ def validate_melding(source: bytes | etree._Element, ctx: ContentContext) -> Con
             return ContentResult((Finding(R.NOT_XML, "/", _parse_error(exc)),), (), (), ())
     else:
         root = source
-    xsd = _xsd_findings(root)
-    if xsd:
-        return ContentResult(tuple(xsd), (), (), ())
+    xsd = _xsd_report(root)
+    if xsd.rejected:
+        row_findings = [f for i in sorted(xsd.rows) for f in xsd.rows[i]]
+        return ContentResult((*xsd.message, *row_findings), (), (), ())
 
     notif_els: list[etree._Element] = []
     contact_els: list[etree._Element] = []
@@ -887,56 +1209,18 @@ def validate_melding(source: bytes | etree._Element, ctx: ContentContext) -> Con
             kommuner.append(child.get("kommuneNr") or "")
     unit = kommuner[0]  # the schema guarantees at least one
 
-    findings, contacts = _message_findings(root, contact_els, kommuner, ctx)
-    rows = [_row(i, el, unit, ctx.allow_synthetic) for i, el in enumerate(notif_els, start=1)]
+    findings = list(xsd.message)  # only warnings when the schema did not reject
+    message_findings, contacts = _message_findings(root, contact_els, kommuner, ctx)
+    findings.extend(message_findings)
+    rows = _rows(notif_els, unit, xsd, ctx)
     for row, el in zip(rows, notif_els, strict=True):
         row.digest = content_digest(el)
-    for row in rows:
-        if not row.fid and row.event:
-            # present but empty: as good as missing, which fails the whole message
-            row.findings.append(
-                Finding(
-                    R.FID_MISSING,
-                    f"{row.base}/Bruker/@fid",
-                    "fid er tom. Meldingen avvises i sin helhet.",
-                    row.subject,
-                )
-            )
     findings.extend(_check_sequence(rows, unit, ctx))
     findings.extend(_calendar_findings(rows, unit, ctx))
     for row in rows:
         findings.extend(row.findings)
-    notifications = tuple(
-        Notification(
-            index=r.index,
-            guid=r.guid,
-            status=r.status,
-            lopenr=r.lopenr,
-            forrige_guid=r.forrige,
-            ref=r.ref,
-            events=(
-                ServiceEvent(
-                    kind=r.event,
-                    tjeneste_type=r.tjeneste_type,
-                    tjeneste_org_nr=r.org_nr,
-                    tjeneste_id=r.tjeneste_id,
-                    hendelse_guid=r.hendelse_guid,
-                    hendelse_dato=parse_xs_date(r.hendelse_dato),
-                ),
-            )
-            if r.event
-            else (),
-            kommune_nr=unit,
-            bruker_nr=r.bruker_nr,
-            fid=r.fid,
-            type_id=r.type_id,
-            bydel=r.bydel,
-            dropped=r.dropped,
-            content_sha256=r.digest,
-            already_stored=r.already_stored,
-        )
-        for r in rows
-    )
+    findings.extend(_all_dropped(rows, findings))
+    notifications = tuple(_notification(r, unit) for r in rows)
     return ContentResult(tuple(findings), notifications, tuple(contacts), tuple(kommuner))
 
 
