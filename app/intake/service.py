@@ -95,6 +95,16 @@ class Reply:
     content_type: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Checked:
+    """The business layers' outcome: what the AppRec answers and what is stored."""
+
+    business: stages.Business | None
+    findings: list[Finding]
+    environment: str
+    history: IplosHistory | None  # loaded for the content check; None when none ran
+
+
 class _Stop(Exception):
     """Processing ends early with this reply (already stored in the session)."""
 
@@ -108,6 +118,10 @@ class IntakeService:
         self.settings = state.settings
         self.keys: Keyring = state.keyring
         self.receivers = {str(k): v.value for k, v in self.settings.receivers.items()}
+        # parsed once (validated in Settings): only configured years are judged
+        self.calendar: ReportingCalendar = parse_reporting_calendar(
+            self.settings.reporting_calendar
+        )
 
     # --- entry points -------------------------------------------------------------------
 
@@ -225,22 +239,58 @@ class IntakeService:
         header: EbmsHeader,
         body: bytes,
     ) -> Reply:
-        s = self.settings
-        now = message.received_at
+        """The steps after the transport was read. Each step that ends the processing early
+        raises `_Stop` with the reply it stored."""
+        party = await self._registered_party(session, message, transport, header)
+        opened = await self._authenticate(session, message, transport, header, party, body)
+        await self._admit(session, message, transport, header, party, opened)
+        checked = await self._check_business(session, message, transport, header, party, opened)
+        receipt = await self._reply_with_apprec(
+            session, message, header, party, checked.business, checked.findings
+        )
+        await self._store_history(session, message, checked, receipt.status)
+        self._queue_notification(
+            session, message, party, checked.business, receipt.status, checked.findings
+        )
+        return Reply(200, receipt.reply.body, receipt.reply.content_type)
+
+    # --- the steps of `_process` -------------------------------------------------------------
+
+    async def _registered_party(
+        self,
+        session: AsyncSession,
+        message: Message,
+        transport: stages.Transport,
+        header: EbmsHeader,
+    ) -> Party:
+        """The registered sender named by eb:From, or a generic refusal."""
         her_number = _her_number(message.from_party_id)
         party = await party_repo.get_party(session, her_number) if her_number is not None else None
-        if party is None:
-            her = _her(header.from_party.party_ids)
-            unknown = Finding(
-                ebxml_rules.FROM_UNKNOWN,
-                "eb:MessageHeader/eb:From/eb:PartyId",
-                f"Avsender HER-id {her or '(mangler)'} er ikke registrert som avsender til KPR.",
-            )
-            raise _Stop(await self._refuse(session, message, transport, header, [unknown]))
+        if party is not None:
+            return party
+        her = _her(header.from_party.party_ids)
+        unknown = Finding(
+            ebxml_rules.FROM_UNKNOWN,
+            "eb:MessageHeader/eb:From/eb:PartyId",
+            f"Avsender HER-id {her or '(mangler)'} er ikke registrert som avsender til KPR.",
+        )
+        raise _Stop(await self._refuse(session, message, transport, header, [unknown]))
+
+    async def _authenticate(
+        self,
+        session: AsyncSession,
+        message: Message,
+        transport: stages.Transport,
+        header: EbmsHeader,
+        party: Party,
+        body: bytes,
+    ) -> stages.Opened:
+        """Signatures, certificates and decryption; from here the whole request is kept, and
+        answers are specific and signed by KPR."""
+        s = self.settings
         cpa = next((c for c in party.cpas if c.cpa_id == header.cpa_id), None)
         # Signatures are always required; plaintext_allowed only lets a party send the payload
         # unencrypted, and a CPA that demands encryption always wins.
-        requires_signing = True
         requires_encryption = not party.plaintext_allowed or (
             cpa is not None and cpa.requires_encryption
         )
@@ -252,8 +302,8 @@ class IntakeService:
                 party=trust,
                 trust=store,
                 keys=self.keys.decryption,
-                now=now,
-                requires_signing=requires_signing,
+                now=message.received_at,
+                requires_signing=True,
                 requires_encryption=requires_encryption,
                 max_inflated=s.max_payload_bytes,
                 max_elements=s.max_payload_elements,
@@ -273,10 +323,23 @@ class IntakeService:
                     transient=opened.transient,
                 )
             )
-        # Authenticated: from here the whole request is kept, and answers are specific and
-        # signed by KPR.
         message.sender_party_id = party.id
         message.raw, message.raw_ref = body, None
+        return opened
+
+    async def _admit(
+        self,
+        session: AsyncSession,
+        message: Message,
+        transport: stages.Transport,
+        header: EbmsHeader,
+        party: Party,
+        opened: stages.Opened,
+    ) -> None:
+        """The registry's checks, signals, transport faults after authentication, and the
+        dedup claim (sender, MessageId). Earlier refusals are not claimed, so a corrected
+        resend with the same MessageId is processed, and nobody can take a party's MessageId
+        with a forged From."""
         findings = await self._registry_checks(session, header, party)
         if findings:
             raise _Stop(await self._message_error(session, message, transport, findings))
@@ -292,117 +355,160 @@ class IntakeService:
                     transient=opened.transient,
                 )
             )
-        # The sender is now authenticated: claim (sender, MessageId). Earlier refusals are not
-        # claimed, so a corrected resend with the same MessageId is processed, and nobody can
-        # take a party's MessageId with a forged From.
         duplicate = await self._claim(session, message, transport, header)
         if duplicate is not None:
             raise _Stop(duplicate)
         message.payload_bytes = len(opened.content) if opened.content is not None else None
-        business_findings = list(opened.business_findings)
-        business: stages.Business | None = None
-        if opened.content is not None and not business_findings:
-            content = opened.content
-            read = await anyio.to_thread.run_sync(
-                lambda: stages.read_business(
-                    content,
-                    now=now,
-                    ebxml_from_her=message.from_party_id,
-                    ebxml_to_her=message.to_party_id,
-                    party_her=str(party.her_id),
-                    our_her_ids=list(self.receivers),
-                    skew=timedelta(seconds=s.gen_date_skew_seconds),
-                )
+
+    async def _check_business(
+        self,
+        session: AsyncSession,
+        message: Message,
+        transport: stages.Transport,
+        header: EbmsHeader,
+        party: Party,
+        opened: stages.Opened,
+    ) -> _Checked:
+        """MsgHead, an identical resend or a reused MsgId, then the content against the
+        history of the address's environment."""
+        environment = transport.receiver.environment if transport.receiver else "pilot"
+        findings = list(opened.business_findings)
+        if opened.content is None or findings:
+            return _Checked(business=None, findings=findings, environment=environment, history=None)
+        content = opened.content
+        read = await self._read_head(session, message, transport, header, party, content)
+        message.msghead_sha256 = hashlib.sha256(content).hexdigest()
+        msgid_reused = await self._msgid_reused(session, message, header, party, read)
+        history = (
+            await history_repo.load_history(
+                session, environment, [k.kommune_nr for k in party.kommuner], read.keys
             )
-            type_v = read.msghead.type_v if read.msghead is not None else None
-            if not party.cpas and type_v and header.action != type_v:
-                # Without a CPA the Action must name the business message (DOMAIN 2.1).
-                raise _Stop(
-                    await self._message_error(
-                        session,
-                        message,
-                        transport,
-                        [
-                            Finding(
-                                ebxml_rules.SERVICE_NOT_ALLOWED,
-                                "eb:MessageHeader/eb:Action",
-                                f"Action '{header.action}' stemmer ikke med MsgInfo/Type "
-                                f"'{type_v}'. Uten avtalt CPA skal Action være lik "
-                                "MsgInfo/Type.",
-                            )
-                        ],
-                    )
-                )
-            environment = transport.receiver.environment if transport.receiver else "pilot"
-            message.msghead_sha256 = hashlib.sha256(content).hexdigest()
-            msgid_reused = False
-            if read.msghead is not None and read.msghead.msg_id:
-                resend, msgid_reused = await self._earlier_use(
-                    session, party, read.msghead.msg_id, message
-                )
-                if resend is not None:
-                    raise _Stop(
-                        await self._resend_apprec(
-                            session, message, header, party, read.msghead.msg_id, resend
-                        )
-                    )
-            history = (
-                await history_repo.load_history(
-                    session, environment, [k.kommune_nr for k in party.kommuner], read.keys
-                )
-                if read.fmt
-                else IplosHistory()
-            )
-            context = ContentContext(
-                now=now,
-                allowed_kommuner=frozenset(k.kommune_nr for k in party.kommuner),
-                allow_synthetic=environment != ReceiverEnvironment.PRODUCTION.value,
-                history=history,
-                calendar=self._calendar(),
-                environment=environment,
-            )
-            business = await anyio.to_thread.run_sync(lambda: stages.check_content(read, context))
-            business_findings.extend(business.findings)
-            head = business.msghead
-            if head is not None:
-                message.msghead_msg_id = (
-                    repo.fit(head.msg_id, repo.MSGHEAD_MSG_ID_WIDTH) if head.msg_id else None
-                )
-                message.msghead_type = head.type_v[:50] if head.type_v else None
-                if msgid_reused:
-                    business_findings.append(msgid_duplicate(head))
-            if business.content is not None:
-                # Only a municipality the party may report for: findings (with person ids)
-                # are filed under it and read by that municipality's users.
-                kommune = _kommune_nr(business.content.kommuner)
-                allowed = {k.kommune_nr for k in party.kommuner}
-                message.kommune_nr = kommune if kommune in allowed else None
-                message.notification_count = len(business.content.notifications)
-            repo.add_event(session, message, "validated", _now(), findings=len(business_findings))
-            spoofing = sorted({f.rule.id for f in business_findings} & SPOOFING_RULES)
-            if spoofing:
-                log.warning(
-                    "security.spoofing_suspected",
-                    message_id=message.id,
-                    party_her_id=party.her_id,
-                    rules=spoofing,
-                )
-        receipt = await self._reply_with_apprec(
-            session, message, header, party, business, business_findings
+            if read.fmt
+            else IplosHistory()
         )
+        context = self._content_context(message, party, environment, history)
+        business = await anyio.to_thread.run_sync(lambda: stages.check_content(read, context))
+        findings.extend(business.findings)
+        if msgid_reused and business.msghead is not None:
+            findings.append(msgid_duplicate(business.msghead))
+        self._record_business(message, party, business, findings)
+        repo.add_event(session, message, "validated", _now(), findings=len(findings))
+        return _Checked(
+            business=business, findings=findings, environment=environment, history=history
+        )
+
+    async def _read_head(
+        self,
+        session: AsyncSession,
+        message: Message,
+        transport: stages.Transport,
+        header: EbmsHeader,
+        party: Party,
+        content: bytes,
+    ) -> stages.BusinessHead:
+        """MsgHead read and checked; without a CPA the Action must name it (DOMAIN 2.1)."""
+        read = await anyio.to_thread.run_sync(
+            lambda: stages.read_business(
+                content,
+                now=message.received_at,
+                ebxml_from_her=message.from_party_id,
+                ebxml_to_her=message.to_party_id,
+                party_her=str(party.her_id),
+                our_her_ids=list(self.receivers),
+                skew=timedelta(seconds=self.settings.gen_date_skew_seconds),
+            )
+        )
+        type_v = read.msghead.type_v if read.msghead is not None else None
+        if not party.cpas and type_v and header.action != type_v:
+            wrong_action = Finding(
+                ebxml_rules.SERVICE_NOT_ALLOWED,
+                "eb:MessageHeader/eb:Action",
+                f"Action '{header.action}' stemmer ikke med MsgInfo/Type '{type_v}'. Uten "
+                "avtalt CPA skal Action være lik MsgInfo/Type.",
+            )
+            raise _Stop(await self._message_error(session, message, transport, [wrong_action]))
+        return read
+
+    async def _msgid_reused(
+        self,
+        session: AsyncSession,
+        message: Message,
+        header: EbmsHeader,
+        party: Party,
+        read: stages.BusinessHead,
+    ) -> bool:
+        """An identical resend is answered here with its stored AppRec; True when the MsgId
+        was used before for other content that was not rejected (E10)."""
+        msg_id = read.msghead.msg_id if read.msghead is not None else None
+        if not msg_id:
+            return False
+        resend, reused = await self._earlier_use(session, party, msg_id, message)
+        if resend is not None:
+            raise _Stop(await self._resend_apprec(session, message, header, party, msg_id, resend))
+        return reused
+
+    def _content_context(
+        self, message: Message, party: Party, environment: str, history: IplosHistory
+    ) -> ContentContext:
+        return ContentContext(
+            now=message.received_at,
+            allowed_kommuner=frozenset(k.kommune_nr for k in party.kommuner),
+            allow_synthetic=environment != ReceiverEnvironment.PRODUCTION.value,
+            history=history,
+            calendar=self.calendar,
+            environment=environment,
+        )
+
+    def _record_business(
+        self,
+        message: Message,
+        party: Party,
+        business: stages.Business,
+        findings: Sequence[Finding],
+    ) -> None:
+        """What the business layers tell about the message, on its row and in the log."""
+        head = business.msghead
+        if head is not None:
+            message.msghead_msg_id = (
+                repo.fit(head.msg_id, repo.MSGHEAD_MSG_ID_WIDTH) if head.msg_id else None
+            )
+            message.msghead_type = head.type_v[:50] if head.type_v else None
+        if business.content is not None:
+            # Only a municipality the party may report for: findings (with person ids) are
+            # filed under it and read by that municipality's users.
+            kommune = _kommune_nr(business.content.kommuner)
+            allowed = {k.kommune_nr for k in party.kommuner}
+            message.kommune_nr = kommune if kommune in allowed else None
+            message.notification_count = len(business.content.notifications)
+        spoofing = sorted({f.rule.id for f in findings} & SPOOFING_RULES)
+        if spoofing:
+            log.warning(
+                "security.spoofing_suspected",
+                message_id=message.id,
+                party_her_id=party.her_id,
+                rules=spoofing,
+            )
+
+    async def _store_history(
+        self,
+        session: AsyncSession,
+        message: Message,
+        checked: _Checked,
+        status: AppRecStatus,
+    ) -> None:
+        """What an accepted message establishes, in the one commit with its receipt."""
+        business = checked.business
         if (
-            business is not None
-            and business.content is not None
-            and receipt.status is not AppRecStatus.REJECTED
+            business is None
+            or business.content is None
+            or checked.history is None
+            or status is AppRecStatus.REJECTED
         ):
-            stored = await history_repo.store_history(
-                session, message.id, environment, business.content, history
-            )
-            repo.add_event(session, message, "history_stored", _now(), notifications=stored)
-        self._queue_notification(
-            session, message, party, business, receipt.status, business_findings
+            return
+        stored = await history_repo.store_history(
+            session, message.id, checked.environment, business.content, checked.history
         )
-        return Reply(200, receipt.reply.body, receipt.reply.content_type)
+        repo.add_event(session, message, "history_stored", _now(), notifications=stored)
 
     async def _earlier_use(
         self, session: AsyncSession, party: Party, msg_id: str, message: Message
@@ -839,10 +945,6 @@ class IntakeService:
     def _our_party(self, transport: stages.Transport) -> EbxmlParty:
         her = transport.receiver.her_id if transport.receiver else next(iter(self.receivers))
         return ebuild.her_party(her)
-
-    def _calendar(self) -> ReportingCalendar | None:
-        # Empty configuration = the standing deadlines for every year (see ReportingCalendar).
-        return parse_reporting_calendar(self.settings.reporting_calendar)
 
 
 def _add_apprec_receipt(
