@@ -354,15 +354,16 @@ def _verify_with_xmlsec(
         ctx.enable_reference_transform(transform)
     for transform in _SIGNATURE_TRANSFORMS:
         ctx.enable_signature_transform(transform)
-    # The key comes from the certificate we return, never from KeyInfo/KeyValue.
-    ctx.key = xmlsec.Key.from_memory(
-        signer.public_bytes(serialization.Encoding.DER), xmlsec.constants.KeyDataFormatCertDer
-    )
-    with _parts_in_scope(parts):
-        try:
+    try:
+        # The key comes from the certificate we return, never from KeyInfo/KeyValue. A
+        # certificate that cryptography reads may still be one libxmlsec cannot load.
+        ctx.key = xmlsec.Key.from_memory(
+            signer.public_bytes(serialization.Encoding.DER), xmlsec.constants.KeyDataFormatCertDer
+        )
+        with _parts_in_scope(parts):
             ctx.verify(sig)
-        except xmlsec.Error as exc:
-            return str(exc) or type(exc).__name__
+    except xmlsec.Error as exc:
+        return str(exc) or type(exc).__name__
     return None
 
 
