@@ -178,22 +178,27 @@ class IntakeService:
 
     async def _receive(self, req: IntakeRequest) -> tuple[Reply, str, str]:
         s = self.settings
-        transport = await anyio.to_thread.run_sync(
-            lambda: stages.read_transport(
-                req.body,
-                req.content_type,
-                receivers=self.receivers,
-                now=req.received_at,
-                max_parts=s.max_mime_parts,
-                max_header_bytes=s.max_header_bytes,
+
+        def read() -> tuple[stages.Transport, str]:
+            # the body's hash too: 50 MB of SHA-256 must not run on the event loop
+            body_sha256 = hashlib.sha256(req.body).hexdigest()
+            return (
+                stages.read_transport(
+                    req.body,
+                    req.content_type,
+                    receivers=self.receivers,
+                    now=req.received_at,
+                    max_parts=s.max_mime_parts,
+                    max_header_bytes=s.max_header_bytes,
+                ),
+                body_sha256,
             )
-        )
+
+        transport, body_sha256 = await anyio.to_thread.run_sync(read)
         header = transport.header
         env = transport.receiver.environment if transport.receiver else "unknown"
         async with self.state.sessions() as session:
-            message = self._new_message(
-                req, size=len(req.body), sha256=hashlib.sha256(req.body).hexdigest()
-            )
+            message = self._new_message(req, size=len(req.body), sha256=body_sha256)
             _fill_transport(message, transport)
             session.add(message)
             await session.flush()
@@ -377,7 +382,9 @@ class IntakeService:
             return _Checked(business=None, findings=findings, environment=environment, history=None)
         content = opened.content
         read = await self._read_head(session, message, transport, header, party, content)
-        message.msghead_sha256 = hashlib.sha256(content).hexdigest()
+        message.msghead_sha256 = await anyio.to_thread.run_sync(
+            lambda: hashlib.sha256(content).hexdigest()
+        )
         msgid_reused = await self._msgid_reused(session, message, header, party, read)
         history = (
             await history_repo.load_history(

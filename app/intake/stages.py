@@ -525,9 +525,10 @@ def wrap_apprec(
     """An AppRec (new, or a stored one sent again) signed, encrypted to the sender and put in
     a signed ebXML reply with the Acknowledgment of `header`."""
     # The AppRec schema has no place for ds:Signature: the document is signed as CMS
-    # SignedData and then encrypted (sign-then-encrypt), as AMQP-style senders do.
-    document = cms.sign_data(apprec, signer) if signer is not None else apprec
+    # SignedData and then encrypted (sign-then-encrypt), as AMQP-style senders do. Without an
+    # encryption certificate it goes as plain XML, so it is not signed for nothing.
     if encrypt_to is not None:
+        document = cms.sign_data(apprec, signer) if signer is not None else apprec
         payload = ebuild.Payload(
             cms.encrypt_enveloped(document, encrypt_to),
             "application/pkcs7-mime; smime-type=enveloped-data",
