@@ -6,9 +6,9 @@ import hashlib
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
@@ -140,15 +140,16 @@ async def stored_apprec(session: AsyncSession, message_id: int) -> Receipt | Non
     return row
 
 
-def add_findings(
+async def add_findings(
     session: AsyncSession,
     message: Message,
     findings: Iterable[Finding],
     *,
     allowed_kommuner: Collection[str] | None = None,
 ) -> int:
-    """Store findings. A finding is filed under its municipality only when the sending party
-    may report for it (`allowed_kommuner`), so no one else's error list can show it."""
+    """Store findings, set-based (a message may carry one per notification: 100 000). A
+    finding is filed under its municipality only when the sending party may report for it
+    (`allowed_kommuner`), so no one else's error list can show it."""
 
     def kommune(f: Finding) -> str | None:
         value = (_exact(f.subject.kommune_nr, 4) if f.subject else None) or message.kommune_nr
@@ -157,25 +158,31 @@ def add_findings(
         return value
 
     rows = [
-        FindingRow(
-            message_id=message.id,
-            rule_id=f.rule.id,
-            layer=f.rule.layer.value,
-            severity=f.severity.value,
-            consequence=f.rule.consequence.value,
-            apprec_code=f.rule.apprec_code,
+        {
+            "message_id": message.id,
+            "rule_id": f.rule.id,
+            "layer": f.rule.layer.value,
+            "severity": f.severity.value,
+            "consequence": f.rule.consequence.value,
+            "apprec_code": f.rule.apprec_code,
             # sender text may hold control characters; PostgreSQL text cannot hold NUL
-            location=xml_safe(f.location)[:500],
-            detail=xml_safe(f.detail),
-            notification_guid=_exact(f.subject.notification_guid, 36) if f.subject else None,
-            bruker_nr=_fit_optional(f.subject.bruker_nr, 100) if f.subject else None,
-            fid=_exact(f.subject.fid, 11) if f.subject else None,
-            kommune_nr=kommune(f),
-        )
+            "location": xml_safe(f.location)[:500],
+            "detail": xml_safe(f.detail),
+            "notification_guid": _exact(f.subject.notification_guid, 36) if f.subject else None,
+            "bruker_nr": _fit_optional(f.subject.bruker_nr, 100) if f.subject else None,
+            "fid": _exact(f.subject.fid, 11) if f.subject else None,
+            "kommune_nr": kommune(f),
+        }
         for f in findings
     ]
-    session.add_all(rows)
+    # Core executemany in batches: the ORM's unit of work costs more than the inserts
+    table = cast(Table, FindingRow.__table__)
+    for start in range(0, len(rows), _FINDING_BATCH):
+        await session.execute(insert(table), rows[start : start + _FINDING_BATCH])
     return len(rows)
+
+
+_FINDING_BATCH = 1000
 
 
 def _fit_optional(value: str | None, width: int) -> str | None:

@@ -144,7 +144,7 @@ class IntakeService:
                 await session.flush()
                 message_id = message.id
                 repo.add_event(session, message, "received", req.received_at, size=size)
-                repo.add_findings(session, message, [finding])
+                await repo.add_findings(session, message, [finding])
                 repo.add_event(session, message, "refused", req.received_at, reason="too_large")
                 await session.commit()
         except Exception as exc:  # the database is down: the answer is still 413, not a 500
@@ -220,7 +220,7 @@ class IntakeService:
             )
             try:
                 if header is not None and transport.findings and _is_signal(header):
-                    raise _Stop(self._signal_refused(session, message, transport.findings))
+                    raise _Stop(await self._signal_refused(session, message, transport.findings))
                 if transport.findings or header is None:
                     raise _Stop(
                         await self._message_error(
@@ -636,7 +636,7 @@ class IntakeService:
         HER-ids are registered. A temporary failure keeps its text so the sender retries. A
         signal gets no answer at all."""
         if _is_signal(header):
-            return self._signal_refused(session, message, findings)
+            return await self._signal_refused(session, message, findings)
         public = (
             list(findings)
             if transient
@@ -653,13 +653,13 @@ class IntakeService:
             session, message, transport, findings, transient=transient, public=public, sign=False
         )
 
-    def _signal_refused(
+    async def _signal_refused(
         self, session: AsyncSession, message: Message, findings: Sequence[Finding]
     ) -> Reply:
         """A refused Acknowledgment or MessageError: stored, answered with nothing (ebMS 2.0:
         never a MessageError to a MessageError, and an Acknowledgment expects no answer)."""
         message.status = "SIGNAL_REFUSED"
-        repo.add_findings(session, message, findings)
+        await repo.add_findings(session, message, findings)
         repo.add_event(
             session, message, "refused", _now(), rules=sorted({f.rule.id for f in findings})
         )
@@ -727,7 +727,7 @@ class IntakeService:
             )
         )
         message.status = "MESSAGE_ERROR"
-        repo.add_findings(session, message, findings)
+        await repo.add_findings(session, message, findings)
         repo.add_receipt(
             session,
             message,
@@ -792,7 +792,7 @@ class IntakeService:
             )
         )
         message.status = STATUS_BY_APPREC[built.status]
-        repo.add_findings(
+        await repo.add_findings(
             session, message, findings, allowed_kommuner={k.kommune_nr for k in party.kommuner}
         )
         _add_apprec_receipt(session, message, built)
@@ -881,7 +881,7 @@ class IntakeService:
                 session.add(message)
                 await session.flush()
                 repo.add_event(session, message, "failed", _now(), request_id=req.request_id)
-                repo.add_findings(session, message, [finding])
+                await repo.add_findings(session, message, [finding])
                 await session.commit()
         except Exception as exc:  # the database itself is down: still answer
             log.error("intake.store_failure_failed", error_type=type(exc).__name__)
