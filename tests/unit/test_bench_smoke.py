@@ -123,3 +123,32 @@ def test_envelope_bench_cases_are_refused_or_verified_as_labelled(pki: DevPki) -
     assert mime is not None
     assert verify_envelope(mime.soap, mime.attachment_map).valid  # xmlsec runs it all
     assert element_count(worst.soap) > 200
+
+
+def test_large_bench_reads_peak_rss_and_the_reference_pipeline(tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    from bench.large import peak_rss_mb, reference_seconds
+
+    rss = peak_rss_mb(os.getpid())
+    assert rss is not None
+    assert rss > 1
+    assert peak_rss_mb(2**22 + 7) is None  # no such process
+    if not all(shutil.which(t) for t in ("openssl", "gunzip", "xmllint")):
+        pytest.skip("openssl, gunzip or xmllint not installed")
+    from app.client import prepare_payload
+    from app.content.iplos.sample import build_sample, wrap_in_msghead
+    from app.security.devpki import write_dev_pki
+
+    pki = dev_pki(datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0))
+    write_dev_pki(tmp_path / "pki", pki)
+    head = wrap_in_msghead(
+        build_sample(3, "0301", seed=1), 8000001, 131725, "m-1", datetime.now(UTC)
+    )
+    payload = prepare_payload(
+        head, signing=None, encrypt_to=pki.kpr.encryption.certificate, gzip=True
+    )
+    seconds = reference_seconds(tmp_path, payload.data, tmp_path / "pki")
+    assert seconds is not None
+    assert seconds >= 0
