@@ -187,7 +187,7 @@ class Message(Base):
     kommune_nr: Mapped[str | None] = mapped_column(String(4), index=True)
     payload_bytes: Mapped[int | None] = mapped_column(BigInteger)
     notification_count: Mapped[int | None] = mapped_column(Integer)
-    # RECEIVED (in progress) | OK | AVVIST | OK_FEIL_I_DELMELDING | MESSAGE_ERROR | DUPLICATE
+    # one of app.statuses.MessageStatus (its value)
     status: Mapped[str] = mapped_column(String(30), default="RECEIVED", index=True)
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 

@@ -22,6 +22,7 @@ from app.models import (
     NotificationOutbox,
     Receipt,
 )
+from app.statuses import ANSWERED
 
 # Column widths of the keys the intake looks values up by (see app.models).
 FROM_PARTY_WIDTH = 100
@@ -123,7 +124,7 @@ async def msghead_id_uses(
             Message.sender_party_id == sender_party_id,
             Message.msghead_msg_id == fit(msg_id, MSGHEAD_MSG_ID_WIDTH),
             Message.id != except_message,
-            Message.status.in_(("OK", "AVVIST", "OK_FEIL_I_DELMELDING")),
+            Message.status.in_(sorted(ANSWERED)),
         )
         .order_by(Message.id)
     )

@@ -56,6 +56,7 @@ from app.security.certificates import PartyTrust, TrustStore
 from app.security.keys import load_certificate
 from app.settings import ReceiverEnvironment
 from app.state import AppState
+from app.statuses import MessageStatus
 
 log = get_logger(__name__)
 
@@ -63,11 +64,6 @@ log = get_logger(__name__)
 SPOOFING_RULES = frozenset(
     {"MSGHEAD-SENDER-NOT-EBXML-FROM", "MSGHEAD-SENDER-NOT-PARTY", "MSGHEAD-RECEIVER-NOT-EBXML-TO"}
 )
-STATUS_BY_APPREC = {
-    AppRecStatus.OK: "OK",
-    AppRecStatus.REJECTED: "AVVIST",
-    AppRecStatus.OK_ERROR_IN_PART: "OK_FEIL_I_DELMELDING",
-}
 # Of a request that is refused or not (yet) authenticated only this much of the body is kept:
 # enough to see what it was, not a free store for anyone (issue 9).
 RAW_PREFIX_BYTES = 4096
@@ -138,7 +134,7 @@ class IntakeService:
                 message = self._new_message(req, size=size, sha256=None)
                 message.raw = None
                 message.raw_ref = "not read: larger than KPR_MAX_MESSAGE_BYTES"
-                message.status = "TOO_LARGE"
+                message.status = MessageStatus.TOO_LARGE
                 message.completed_at = req.received_at
                 session.add(message)
                 await session.flush()
@@ -525,7 +521,7 @@ class IntakeService:
         that was not rejected makes the MsgId reused (E10); a rejected one frees the MsgId
         for the corrected message."""
         earlier = await repo.msghead_id_uses(session, party.id, msg_id, message.id)
-        answered = [e for e in earlier if e.status != STATUS_BY_APPREC[AppRecStatus.REJECTED]]
+        answered = [e for e in earlier if e.status != MessageStatus.AVVIST]
         resend = next((e for e in answered if e.msghead_sha256 == message.msghead_sha256), None)
         return resend, resend is None and bool(answered)
 
@@ -558,7 +554,7 @@ class IntakeService:
                 signer=self.keys.signing,
             )
         )
-        message.status = "DUPLICATE"
+        message.status = MessageStatus.DUPLICATE
         message.msghead_msg_id = repo.fit(msg_id, repo.MSGHEAD_MSG_ID_WIDTH)
         _add_apprec_receipt(session, message, built)
         repo.add_event(session, message, "msghead_resend", _now(), original=original.message_id)
@@ -658,7 +654,7 @@ class IntakeService:
     ) -> Reply:
         """A refused Acknowledgment or MessageError: stored, answered with nothing (ebMS 2.0:
         never a MessageError to a MessageError, and an Acknowledgment expects no answer)."""
-        message.status = "SIGNAL_REFUSED"
+        message.status = MessageStatus.SIGNAL_REFUSED
         await repo.add_findings(session, message, findings)
         repo.add_event(
             session, message, "refused", _now(), rules=sorted({f.rule.id for f in findings})
@@ -682,7 +678,7 @@ class IntakeService:
                 "MessageError.",
             )
             return await self._message_error(session, message, transport, [finding])
-        message.status = "SIGNAL"
+        message.status = MessageStatus.SIGNAL
         repo.add_event(
             session,
             message,
@@ -726,7 +722,7 @@ class IntakeService:
                 sign=signer,
             )
         )
-        message.status = "MESSAGE_ERROR"
+        message.status = MessageStatus.MESSAGE_ERROR
         await repo.add_findings(session, message, findings)
         repo.add_receipt(
             session,
@@ -791,7 +787,7 @@ class IntakeService:
                 signer=self.keys.signing,
             )
         )
-        message.status = STATUS_BY_APPREC[built.status]
+        message.status = MessageStatus.of_apprec(built.status)
         await repo.add_findings(
             session, message, findings, allowed_kommuner={k.kommune_nr for k in party.kommuner}
         )
@@ -845,7 +841,7 @@ class IntakeService:
         stored = await repo.receipt_for(session, claim.message_id)
         if stored is None:  # cannot happen: claim and receipt commit together
             return await self._temporary_failure(session, message, transport)
-        message.status = "DUPLICATE"
+        message.status = MessageStatus.DUPLICATE
         repo.add_event(session, message, "duplicate", _now(), original=claim.message_id)
         log.info("intake.duplicate", message_id=message.id, original=claim.message_id)
         return Reply(200, stored.body, stored.content_type)
@@ -877,7 +873,7 @@ class IntakeService:
                 message = self._new_message(
                     req, size=len(req.body), sha256=hashlib.sha256(req.body).hexdigest(), full=True
                 )
-                message.status = "FAILED"
+                message.status = MessageStatus.FAILED
                 session.add(message)
                 await session.flush()
                 repo.add_event(session, message, "failed", _now(), request_id=req.request_id)
@@ -946,7 +942,7 @@ class IntakeService:
             raw_ref=None
             if kept is not None
             else f"first {RAW_PREFIX_BYTES} of {len(req.body)} bytes: not authenticated",
-            status="RECEIVED",
+            status=MessageStatus.RECEIVED,
         )
 
     def _our_party(self, transport: stages.Transport) -> EbxmlParty:
