@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import __version__
+from app.apprec.mapping import error_counts
 from app.apprec.model import KPR_NAME, AppRecStatus, AppRecVersion
 from app.content.calendar import ReportingCalendar, parse_reporting_calendar
 from app.content.model import ContentContext, IplosHistory
@@ -50,7 +51,7 @@ from app.models import (
     Party,
 )
 from app.msghead.checks import msgid_duplicate
-from app.notify.email import compose_notification, error_counts
+from app.notify.email import compose_notification
 from app.parties import repository as party_repo
 from app.security.certificates import PartyTrust, TrustStore
 from app.security.keys import load_certificate
