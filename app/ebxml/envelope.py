@@ -74,7 +74,21 @@ class Party:
     @property
     def her_ids(self) -> tuple[str, ...]:
         """The PartyIds of type HER (the Norwegian profile's address)."""
-        return tuple(p.value for p in self.party_ids if (p.type or "").upper() == "HER")
+        return her_ids(self.party_ids)
+
+    @property
+    def her_id(self) -> str | None:
+        """The first PartyId of type HER, the one KPR addresses a party by."""
+        return first_her_id(self.party_ids)
+
+
+def her_ids(party_ids: Iterable[PartyId]) -> tuple[str, ...]:
+    """The values of the PartyIds of type HER, in order."""
+    return tuple(p.value for p in party_ids if (p.type or "").upper() == "HER")
+
+
+def first_her_id(party_ids: Iterable[PartyId]) -> str | None:
+    return next(iter(her_ids(party_ids)), None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,8 +36,8 @@ from app.ebxml.envelope import (
     ACTION_ACKNOWLEDGMENT,
     ACTION_MESSAGE_ERROR,
     EbmsHeader,
-    PartyId,
     ReplyContext,
+    first_her_id,
 )
 from app.ebxml.envelope import Party as EbxmlParty
 from app.intake import history as history_repo
@@ -231,7 +231,7 @@ class IntakeService:
         her_number = _her_number(message.from_party_id)
         party = await party_repo.get_party(session, her_number) if her_number is not None else None
         if party is None:
-            her = _her(header.from_party.party_ids)
+            her = first_her_id(header.from_party.party_ids)
             unknown = Finding(
                 ebxml_rules.FROM_UNKNOWN,
                 "eb:MessageHeader/eb:From/eb:PartyId",
@@ -463,7 +463,7 @@ class IntakeService:
         """CPA, Service/Action and RefToMessageId: only once the sender is authenticated, so
         an outsider learns neither a party's CPA ids nor which MessageIds KPR knows."""
         findings: list[Finding] = []
-        her = _her(header.from_party.party_ids)
+        her = first_her_id(header.from_party.party_ids)
         if party.cpas:
             cpa = next((c for c in party.cpas if c.cpa_id == header.cpa_id), None)
             if cpa is None:
@@ -876,13 +876,6 @@ def _is_signal(header: EbmsHeader) -> bool:
     return header.is_signal and header.action in SIGNAL_ACTIONS
 
 
-def _her(ids: tuple[PartyId, ...]) -> str | None:
-    for pid in ids:
-        if (pid.type or "").upper() == "HER":
-            return pid.value
-    return None
-
-
 def _her_number(her: str | None) -> int | None:
     """A HER-id as the registry's integer key, or None when it cannot be one (ASCII digits
     only: str.isdigit() also accepts e.g. full-width digits; at most 18 digits: BIGINT)."""
@@ -914,12 +907,12 @@ def _fill_transport(message: Message, transport: stages.Transport) -> None:
         message.cpa_id = h.cpa_id[:200]
         message.service = h.service.value[:200]
         message.action = h.action[:200]
-        message.from_party_id = _fit_her(_her(h.from_party.party_ids))
-        message.to_party_id = (_her(h.to_party.party_ids) or "")[:100] or None
+        message.from_party_id = _fit_her(first_her_id(h.from_party.party_ids))
+        message.to_party_id = (first_her_id(h.to_party.party_ids) or "")[:100] or None
     else:
         message.ebms_message_id = (ctx.message_id or "")[:500] or None
         message.cpa_id = (ctx.cpa_id or "")[:200] or None
-        message.from_party_id = _fit_her(_her(ctx.from_party_ids))
+        message.from_party_id = _fit_her(first_her_id(ctx.from_party_ids))
     if transport.receiver is not None:
         message.environment = transport.receiver.environment
 

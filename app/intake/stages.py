@@ -23,7 +23,6 @@ from app.ebxml import build as ebuild
 from app.ebxml import rules as ebxml_rules
 from app.ebxml.checks import Receiver, check_header, resolve_cid
 from app.ebxml.envelope import EbmsHeader, ReplyContext, parse_envelope
-from app.ebxml.envelope import Party as EbxmlParty
 from app.ebxml.mime import Attachment, MimeMessage, parse_body
 from app.intake import rules as intake_rules
 from app.msghead.checks import check_msghead
@@ -484,7 +483,7 @@ def build_apprec_reply(
     Acknowledgment."""
     from app.apprec.build import original_from_msghead, receiver_from_msghead
 
-    fallback_sender = AppRecParty(name=sender_name, her_id=ebxml_her(header.from_party))
+    fallback_sender = AppRecParty(name=sender_name, her_id=header.from_party.her_id)
     original = original_from_msghead(
         msghead, received_at=now, fallback_id=header.message_id, fallback_type=header.action
     )
@@ -553,7 +552,3 @@ def envelope_signer(key: KeyPair | None) -> ebuild.Signer | None:
         return xmldsig.sign_envelope(root, attachments, key)
 
     return sign
-
-
-def ebxml_her(party: EbxmlParty) -> str | None:
-    return party.her_ids[0] if party.her_ids else None
