@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
 from app.core.findings import Finding, Rule
+from app.core.schemas import load_schema
 from app.core.xmlparse import XmlRejected, parse_xml
 from app.ebxml import rules
 from app.security.xmldsig import ACTOR_NEXT, ACTOR_NEXT_MSH
@@ -55,7 +54,6 @@ _BODY_BLOCKS = frozenset({f"{{{EB_NS}}}Manifest"})
 # before reading (their content is never acted on). Any other element so marked is refused.
 _DROPPABLE_UNSIGNED = frozenset({f"{{{EB_NS}}}SyncReply", f"{{{EB_NS}}}AckRequested"})
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "ebxml"
 _MAX_SCHEMA_FINDINGS = 5
 _DATETIME = re.compile(r"-?\d{4,}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?")
 
@@ -180,17 +178,9 @@ class EnvelopeResult:
     findings: tuple[Finding, ...]
 
 
-_local = threading.local()
-
-
 def own_schema() -> etree.XMLSchema:
     """The project's ebMS 2.0 schema (one instance per thread: validators keep state)."""
-    schema: etree.XMLSchema | None = getattr(_local, "schema", None)
-    if schema is None:
-        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-        schema = etree.XMLSchema(etree.parse(str(SCHEMA_DIR / "ebms-header.xsd"), parser))
-        _local.schema = schema
-    return schema
+    return load_schema("ebxml/ebms-header.xsd")
 
 
 def parse_datetime(text: str | None) -> datetime | None:

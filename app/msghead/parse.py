@@ -6,6 +6,7 @@ from __future__ import annotations
 from lxml import etree
 
 from app.core.findings import Finding, Rule
+from app.core.schemas import load_schema
 from app.core.xmlparse import XmlRejected, parse_xml
 from app.msghead import rules
 from app.msghead.model import (
@@ -19,7 +20,7 @@ from app.msghead.model import (
     MsgHeadReading,
     Organisation,
 )
-from app.msghead.xmlutil import element_path, load_schema, parse_xs_datetime, schema_errors
+from app.msghead.xmlutil import element_path, parse_xs_datetime, schema_errors
 
 SCHEMA = "msghead/msghead-v1.2.xsd"
 # A broken generator can yield thousands of schema errors; the first ones say enough.

@@ -1,14 +1,12 @@
-"""Small XML helpers shared by the MsgHead and AppRec code: xs:dateTime, readable paths,
-schema loading and schema error reporting."""
+"""Small XML helpers shared by the MsgHead and AppRec code: xs:dateTime, readable paths and
+schema error reporting."""
 
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Protocol, cast
 from zoneinfo import ZoneInfo
 
@@ -17,7 +15,6 @@ from lxml import etree
 from app.identifiers import mask_person_ids
 
 OSLO = ZoneInfo("Europe/Oslo")
-SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 _XS_DATETIME = re.compile(
     r"(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})T(?P<h>\d{2}):(?P<mi>\d{2}):(?P<s>\d{2})"
@@ -97,25 +94,6 @@ class _LogEntry(Protocol):
     path: str | None
     line: int
     message: str
-
-
-_local = threading.local()
-
-
-def load_schema(relative: str) -> etree.XMLSchema:
-    """One of the project's own schemas (trusted local files), cached per thread because lxml
-    validators must not be shared between threads."""
-    cache: dict[str, etree.XMLSchema] | None = getattr(_local, "schemas", None)
-    if cache is None:
-        cache = {}
-        _local.schemas = cache
-    schema = cache.get(relative)
-    if schema is None:
-        # Default lxml parsing of our own files: xs:import/xs:include are resolved relative
-        # to the file. Never used for received data.
-        schema = etree.XMLSchema(etree.parse(str(SCHEMAS_DIR / relative)))
-        cache[relative] = schema
-    return schema
 
 
 def schema_errors(schema: etree.XMLSchema, root: etree._Element) -> list[SchemaError]:

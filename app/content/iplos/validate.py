@@ -28,11 +28,9 @@ from __future__ import annotations
 import datetime
 import hashlib
 import re
-import threading
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import cast
 from zoneinfo import ZoneInfo
 
@@ -54,13 +52,13 @@ from app.content.model import (
     parse_xs_date,
 )
 from app.core.findings import Consequence, Finding, Rule, Subject
+from app.core.schemas import SCHEMAS_DIR, load_schema
 from app.core.xmlparse import XmlRejected, parse_xml
 from app.identifiers import IdKind, PersonId, check_person_id, is_valid_orgnr, parse_ddmmyy
 
 NS = "http://www.npr.no/xmlstds/56_0_0_ipl"
-SCHEMA_PATH = (
-    Path(__file__).resolve().parents[3] / "schemas" / "iplos-56.0.0" / "XPR-ipl-56.0.0.xsd"
-)
+_SCHEMA = "iplos-56.0.0/XPR-ipl-56.0.0.xsd"
+SCHEMA_PATH = SCHEMAS_DIR / _SCHEMA
 
 _Q = "{" + NS + "}"
 MELDING = _Q + "Melding"
@@ -116,17 +114,6 @@ _MAX_XSD_FINDINGS = 50
 _TEXT_ATTRS = ("leverandor", "navnEPJ", "versjonEPJ", "versjonUt")
 
 _OSLO = ZoneInfo("Europe/Oslo")
-
-_local = threading.local()
-
-
-def _schema() -> etree.XMLSchema:
-    # One per thread: an XMLSchema keeps its error_log on the object.
-    schema: etree.XMLSchema | None = getattr(_local, "schema", None)
-    if schema is None:
-        schema = etree.XMLSchema(etree.parse(str(SCHEMA_PATH)))
-        _local.schema = schema
-    return schema
 
 
 def is_email(value: str) -> bool:
@@ -386,7 +373,7 @@ def _xsd_rule(problem: SchemaProblem, in_notification: bool) -> Rule | None:
 
 
 def _xsd_report(root: etree._Element) -> _XsdReport:
-    schema = _schema()
+    schema = load_schema(_SCHEMA)
     if schema.validate(root):
         return _XsdReport()
     tree = _Tree.of(root)
