@@ -12,7 +12,7 @@ from lxml import etree
 
 from app.core.findings import Finding, Rule
 from app.core.schemas import load_schema
-from app.core.xmlparse import XmlRejected, parse_xml
+from app.core.xmlparse import XmlRejected, parse_xml, schema_message, with_prefixes
 from app.ebxml import rules
 from app.security.xmldsig import ACTOR_NEXT, ACTOR_NEXT_MSH
 
@@ -235,10 +235,11 @@ def _party(el: etree._Element | None) -> Party:
     return Party(ids, _text(_child(el, "Role")))
 
 
-def _clean_schema_message(message: str) -> str:
-    for prefix, ns in (("eb", EB_NS), ("SOAP", SOAP_NS), ("xlink", XLINK_NS), ("ds", DS_NS)):
-        message = message.replace(f"{{{ns}}}", f"{prefix}:")
-    return message
+_PREFIXES = {EB_NS: "eb", SOAP_NS: "SOAP", XLINK_NS: "xlink", DS_NS: "ds"}
+
+
+def _prefixed(tag: str) -> str:
+    return with_prefixes(tag, _PREFIXES)
 
 
 def _schema_errors(schema: etree.XMLSchema) -> list[tuple[int, str]]:
@@ -368,9 +369,8 @@ def _repeated_blocks(
     return tuple(
         _f(
             rules.ENVELOPE_BLOCK_REPEATED,
-            f"/SOAP:Envelope/{_clean_schema_message(tag)}",
-            f"{_clean_schema_message(tag)} forekommer {len(parent.findall(tag))} ganger; "
-            "det skal være ett.",
+            f"/SOAP:Envelope/{_prefixed(tag)}",
+            f"{_prefixed(tag)} forekommer {len(parent.findall(tag))} ganger; det skal være ett.",
         )
         for parent, tag in counted
         if parent is not None and len(parent.findall(tag)) > 1
@@ -425,7 +425,7 @@ def _read_envelope(soap: bytes) -> etree._Element | Finding:
         return _f(
             rules.SOAP_NOT_ENVELOPE,
             "/",
-            f"Rotelementet er {_clean_schema_message(str(root.tag))[:120]}, ikke "
+            f"Rotelementet er {_prefixed(str(root.tag))[:120]}, ikke "
             f"SOAP:Envelope i navnerommet {SOAP_NS}. ebMS 2.0 bruker SOAP 1.1.",
         )
     return root
@@ -496,7 +496,7 @@ def _schema_findings(root: etree._Element) -> tuple[Finding, ...]:
         _f(
             rules.SCHEMA_INVALID,
             f"SOAP-del linje {line}",
-            f"Skjemafeil på linje {line}: {_clean_schema_message(message)[:300]}."
+            f"Skjemafeil på linje {line}: {schema_message(message, _PREFIXES)[:300]}."
             " Rett elementet slik at konvolutten følger ebMS 2.0-skjemaet.",
         )
         for line, message in _schema_errors(schema)[:_MAX_SCHEMA_FINDINGS]

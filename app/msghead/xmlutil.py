@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from lxml import etree
 
-from app.identifiers import mask_person_ids
+from app.core.xmlparse import schema_message
 
 OSLO = ZoneInfo("Europe/Oslo")
 
@@ -20,7 +20,6 @@ _XS_DATETIME = re.compile(
     r"(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})T(?P<h>\d{2}):(?P<mi>\d{2}):(?P<s>\d{2})"
     r"(?:\.(?P<f>\d+))?(?P<tz>Z|[+-]\d{2}:\d{2})?"
 )
-_CLARK_NS = re.compile(r"\{[^}]*\}")
 
 
 def parse_xs_datetime(text: str) -> datetime | None:
@@ -112,6 +111,6 @@ def schema_errors(schema: etree.XMLSchema, root: etree._Element) -> list[SchemaE
                 found = None
             if isinstance(found, list) and found and isinstance(found[0], etree._Element):
                 readable = element_path(found[0])
-        message = mask_person_ids(_CLARK_NS.sub("", entry.message))
+        message = schema_message(entry.message)
         out.append(SchemaError(path=readable, line=entry.line, message=message))
     return out
