@@ -193,10 +193,7 @@ def open_message(
         return Opened(
             None, (), (), False, envelope.signer, events=envelope.events, authenticated=True
         )
-    opened = _open_payload(
-        mime,
-        header,
-        envelope.signed_cids,
+    policy = _PayloadPolicy(
         party=party,
         trust=trust,
         keys=keys,
@@ -206,6 +203,7 @@ def open_message(
         max_inflated=max_inflated,
         max_elements=max_elements,
     )
+    opened = _open_payload(mime, header, envelope.signed_cids, policy)
     return replace(
         opened,
         envelope_signer=envelope.signer,
@@ -275,28 +273,32 @@ def count_elements(data: bytes) -> int:
     return data.count(b"<") - data.count(b"</")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _PayloadPolicy:
+    """What opening a payload is judged by: the party, the trust, our keys and the caps."""
+
+    party: PartyTrust
+    trust: TrustStore
+    keys: Sequence[KeyPair]
+    now: datetime
+    requires_signing: bool
+    requires_encryption: bool
+    max_inflated: int
+    max_elements: int
+
+
 def _open_payload(
     mime: MimeMessage,
     header: EbmsHeader,
     signed_cids: Collection[str] | None,
-    *,
-    party: PartyTrust,
-    trust: TrustStore,
-    keys: Sequence[KeyPair],
-    now: datetime,
-    requires_signing: bool,
-    requires_encryption: bool,
-    max_inflated: int,
-    max_elements: int,
+    policy: _PayloadPolicy,
 ) -> Opened:
     """After the envelope signature: decryption, business signature and signer."""
     part = _payload(mime, header, signed_cids)
     if part is None:
         # A business message always has a payload (signals never get here): never an OK.
         return Opened(None, (_payload_missing(),), (), False)
-    unpacked = _unpack(
-        part, keys=keys, requires_encryption=requires_encryption, max_inflated=max_inflated
-    )
+    unpacked = _unpack(part, policy)
     content, encrypted, events = unpacked.content, unpacked.encrypted, unpacked.events
     if content is None:
         return Opened(
@@ -307,16 +309,16 @@ def _open_payload(
             encrypted=encrypted,
             events=events,
         )
-    if count_elements(content) > max_elements:
+    if count_elements(content) > policy.max_elements:
         # Counted on the bytes before any tree is built: a small gzip can inflate to a
         # document whose tree takes gigabytes.
-        too_many = (*unpacked.business_findings, _too_many_elements(max_elements))
+        too_many = (*unpacked.business_findings, _too_many_elements(policy.max_elements))
         return Opened(None, (), too_many, False, encrypted=encrypted, events=events)
     document = _document_signature(
         content,
         cms_signer=unpacked.cms_signer,
         encrypted=encrypted,
-        requires_signing=requires_signing,
+        requires_signing=policy.requires_signing,
     )
     if document.undecryptable:
         tf = (*unpacked.transport_findings, _undecryptable())
@@ -325,7 +327,7 @@ def _open_payload(
     bf = (*unpacked.business_findings, *document.findings)
     transient = False
     if document.signer is not None and not bf:
-        checked = _check_document_signer(document.signer, party=party, trust=trust, now=now)
+        checked = _check_document_signer(document.signer, policy)
         tf, bf = (*tf, *checked.transport_findings), checked.business_findings
         transient, events = checked.transient, (*events, checked.event)
     return Opened(
@@ -372,16 +374,14 @@ def _is_message_error(f: Finding) -> bool:
     return f.rule.consequence is Consequence.MESSAGE_ERROR
 
 
-def _unpack(
-    part: Attachment, *, keys: Sequence[KeyPair], requires_encryption: bool, max_inflated: int
-) -> _Unpacked:
+def _unpack(part: Attachment, policy: _PayloadPolicy) -> _Unpacked:
     """The payload's bytes: decrypted when it is CMS, else inflated when the party may send
     plaintext."""
     if _is_cms(part):
-        return _decrypt(part.data, keys=keys, max_inflated=max_inflated)
-    if requires_encryption:
+        return _decrypt(part.data, keys=policy.keys, max_inflated=policy.max_inflated)
+    if policy.requires_encryption:
         return _Unpacked(transport_findings=(_plaintext_refused(),))
-    inflated = cms.inflate(part.data, max_inflated)
+    inflated = cms.inflate(part.data, policy.max_inflated)
     return _Unpacked(content=inflated.content, business_findings=tuple(inflated.findings))
 
 
@@ -442,14 +442,12 @@ def _document_signature(
     return _DocumentSignature()
 
 
-def _check_document_signer(
-    signer: x509.Certificate, *, party: PartyTrust, trust: TrustStore, now: datetime
-) -> _SignerCheck:
+def _check_document_signer(signer: x509.Certificate, policy: _PayloadPolicy) -> _SignerCheck:
     check = check_signer(
         signer,
-        party=party,
-        trust=trust,
-        now=now,
+        party=policy.party,
+        trust=policy.trust,
+        now=policy.now,
         level=SignatureLevel.BUSINESS,
         location="MsgHead/ds:Signature",
     )
