@@ -377,8 +377,9 @@ def _repeated_blocks(
     )
 
 
-def _refused(finding: Finding, context: ReplyContext | None = None) -> EnvelopeResult:
-    return EnvelopeResult(None, context or ReplyContext(), (finding,))
+def _refused(finding: Finding) -> EnvelopeResult:
+    """Nothing of the header could be read: no reply context either."""
+    return EnvelopeResult(None, ReplyContext(), (finding,))
 
 
 def parse_envelope(soap: bytes) -> EnvelopeResult:
