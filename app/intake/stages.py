@@ -89,6 +89,10 @@ def read_transport(
     )
 
 
+# An event for the message's log: a name and its few fields.
+LogEvent = tuple[str, dict[str, str | bool | None]]
+
+
 @dataclass(frozen=True, slots=True)
 class Opened:
     """The payload opened: `content` is the MsgHead bytes when it could be read."""
@@ -100,7 +104,7 @@ class Opened:
     envelope_signer: x509.Certificate | None = None
     document_signer: x509.Certificate | None = None
     encrypted: bool = False
-    events: tuple[tuple[str, dict[str, str | bool | None]], ...] = field(default=())
+    events: tuple[LogEvent, ...] = field(default=())
     # The envelope signature verified and its signer accepted for the party: from here on the
     # sender is known, and only from here may answers be specific or signed by KPR.
     authenticated: bool = False
@@ -124,17 +128,13 @@ def _is_cms(att: Attachment) -> bool:
     return att.media_type in _PKCS7 or att.data[:1] == b"\x30"
 
 
-# An event for the message's log: a name and its few fields.
-Event = tuple[str, dict[str, str | bool | None]]
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _EnvelopeSignature:
     findings: tuple[Finding, ...] = ()  # -> MessageError
     transient: bool = False
     signer: x509.Certificate | None = None
     signed_cids: tuple[str, ...] | None = None  # normalised; None when unsigned
-    events: tuple[Event, ...] = ()
+    events: tuple[LogEvent, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,7 +146,7 @@ class _Unpacked:
     business_findings: tuple[Finding, ...] = ()
     encrypted: bool = False
     cms_signer: x509.Certificate | None = None  # the signer of a CMS SignedData inside
-    events: tuple[Event, ...] = ()
+    events: tuple[LogEvent, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,7 +161,7 @@ class _SignerCheck:
     transport_findings: tuple[Finding, ...]
     business_findings: tuple[Finding, ...]
     transient: bool
-    event: Event
+    event: LogEvent
 
 
 def open_message(
@@ -233,7 +233,7 @@ def _check_envelope_signature(
         )
         findings += tuple(check.findings)
         transient = check.transient
-    event: Event = ("signature_checked", {"valid": not findings, "signer": _subject(sig.signer)})
+    event: LogEvent = ("signature_checked", {"valid": not findings, "signer": _subject(sig.signer)})
     return _EnvelopeSignature(
         findings=findings,
         transient=transient,
@@ -387,7 +387,7 @@ def _unpack(part: Attachment, policy: _PayloadPolicy) -> _Unpacked:
 
 def _decrypt(data: bytes, *, keys: Sequence[KeyPair], max_inflated: int) -> _Unpacked:
     opened = cms.open_payload(data, keys, max_inflated=max_inflated)
-    event: Event = (
+    event: LogEvent = (
         "decrypted",
         {
             "ok": opened.content is not None,
