@@ -118,8 +118,6 @@ def validate_document(
     """What the server would answer for this business document (no envelope, no registry,
     no history): its findings and the AppRec. A bare content document (the root namespace of
     a registered content format) is checked by that format alone."""
-    from app.intake.stages import check_business
-
     context = ContentContext(
         now=now,
         allowed_kommuner=kommuner,
@@ -130,51 +128,108 @@ def validate_document(
     fmt = registry.lookup_namespace(root.namespace) if root is not None and root.namespace else None
     kpr = Party(name=KPR_NAME, her_id=our_her_ids[0] if our_her_ids else KPR_HER)
     if fmt is not None and root is not None and root.localname == fmt.root:
-        result = fmt.check(data, context)
-        findings = result.findings
-        receiver = Party(
-            name=f"Kommune {result.kommuner[0]}" if result.kommuner else "Ukjent avsender",
-            her_id=None,
-        )
-        original = OriginalMsgRef(
-            msg_type=fmt.msg_type,
-            msg_type_dn=fmt.title,
-            issue_date=format_xs_datetime(now),
-            id=file_name or "ukjent",
-        )
-        kind = fmt.root
-        notifications: int | None = len(result.notifications) if result.kommuner else None
+        judged = _judge_content(data, fmt, context, kpr=kpr, file_name=file_name)
     else:
-        business = check_business(
-            data,
-            now=now,
-            ebxml_from_her=None,
-            ebxml_to_her=None,
-            party_her=None,
-            our_her_ids=our_her_ids,
-            skew=SERVER_SKEW,
-            context=context,
+        judged = _judge_msghead(
+            data, context, kpr=kpr, our_her_ids=our_her_ids, file_name=file_name
         )
-        findings = business.findings
-        head = business.msghead
-        if head is not None and head.receiver_her_id in our_her_ids:
-            kpr = Party(name=KPR_NAME, her_id=head.receiver_her_id)
-        receiver = receiver_from_msghead(head, fallback=Party(name="Ukjent avsender", her_id=None))
-        original = original_from_msghead(head, received_at=now, fallback_id=file_name or "ukjent")
-        kind = "MsgHead"
-        notifications = (
-            len(business.content.notifications) if business.content is not None else None
-        )
+    findings = judged.findings
     apprec = build_receipt(
-        findings, sender=kpr, receiver=receiver, original=original, now=now, version=version
+        findings,
+        sender=judged.sender,
+        receiver=judged.receiver,
+        original=judged.original,
+        now=now,
+        version=version,
     )
     return Validation(
-        kind=kind,
+        kind=judged.kind,
         well_formed=root is not None and not any(f.rule.id in _NOT_XML for f in findings),
         findings=findings,
         status=receipt_outcome(findings).status,
         apprec=apprec,
-        notifications=notifications,
+        notifications=judged.notifications,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Judged:
+    """A document's findings and what its AppRec says about whom."""
+
+    kind: str
+    findings: tuple[Finding, ...]
+    sender: Party  # KPR, at the address the document was sent to
+    receiver: Party
+    original: OriginalMsgRef
+    notifications: int | None  # None when the content was not read
+
+
+def _judge_content(
+    data: bytes,
+    fmt: registry.ContentFormat,
+    context: ContentContext,
+    *,
+    kpr: Party,
+    file_name: str,
+) -> _Judged:
+    """A bare content document, checked by its format alone."""
+    result = fmt.check(data, context)
+    receiver = Party(
+        name=f"Kommune {result.kommuner[0]}" if result.kommuner else "Ukjent avsender",
+        her_id=None,
+    )
+    original = OriginalMsgRef(
+        msg_type=fmt.msg_type,
+        msg_type_dn=fmt.title,
+        issue_date=format_xs_datetime(context.now),
+        id=file_name or "ukjent",
+    )
+    return _Judged(
+        kind=fmt.root,
+        findings=result.findings,
+        sender=kpr,
+        receiver=receiver,
+        original=original,
+        notifications=len(result.notifications) if result.kommuner else None,
+    )
+
+
+def _judge_msghead(
+    data: bytes,
+    context: ContentContext,
+    *,
+    kpr: Party,
+    our_her_ids: Sequence[str],
+    file_name: str,
+) -> _Judged:
+    """A MsgHead, through the server's own business check (no envelope, no registry)."""
+    from app.intake.stages import check_business
+
+    business = check_business(
+        data,
+        now=context.now,
+        ebxml_from_her=None,
+        ebxml_to_her=None,
+        party_her=None,
+        our_her_ids=our_her_ids,
+        skew=SERVER_SKEW,
+        context=context,
+    )
+    head = business.msghead
+    if head is not None and head.receiver_her_id in our_her_ids:
+        kpr = Party(name=KPR_NAME, her_id=head.receiver_her_id)
+    receiver = receiver_from_msghead(head, fallback=Party(name="Ukjent avsender", her_id=None))
+    original = original_from_msghead(
+        head, received_at=context.now, fallback_id=file_name or "ukjent"
+    )
+    content = business.content
+    return _Judged(
+        kind="MsgHead",
+        findings=business.findings,
+        sender=kpr,
+        receiver=receiver,
+        original=original,
+        notifications=len(content.notifications) if content is not None else None,
     )
 
 
@@ -271,13 +326,8 @@ def validate(
     """Validate a MsgHead or bare Melding offline and write the AppRec the server would send.
     Exit 0 OK, 1 OK with errors in parts, 2 rejected."""
     calendar = _calendar(reporting_calendar)
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        err.print(f"[red]cannot read {escape(str(file))}: {escape(exc.strerror or '')}[/]")
-        raise typer.Exit(2) from None
     result = validate_document(
-        data,
+        _read_input(file),
         now=datetime.datetime.now(datetime.UTC),
         kommuner=frozenset(kommune) if kommune else None,
         production=production,
@@ -293,6 +343,21 @@ def validate(
         )
     target = apprec_out or default_apprec_path(file)
     target.write_bytes(result.apprec)
+    _print_validation(result, limit)
+    console.print(f"AppRec written to {escape(str(target))}")
+    raise typer.Exit(EXIT_CODES[result.status])
+
+
+def _read_input(file: Path) -> bytes:
+    try:
+        return file.read_bytes()
+    except OSError as exc:
+        err.print(f"[red]cannot read {escape(str(file))}: {escape(exc.strerror or '')}[/]")
+        raise typer.Exit(2) from None
+
+
+def _print_validation(result: Validation, limit: int) -> None:
+    """The findings table, the AppRec status with counts, and the findings per rule."""
     if result.findings:
         console.print(findings_table(result.findings, limit))
     per_rule = Counter(f.rule.id for f in result.findings)
@@ -304,8 +369,6 @@ def validate(
     )
     if per_rule:
         console.print("per regel: " + ", ".join(f"{r} {n}" for r, n in per_rule.most_common()))
-    console.print(f"AppRec written to {escape(str(target))}")
-    raise typer.Exit(EXIT_CODES[result.status])
 
 
 # --- sample ----------------------------------------------------------------------------------
@@ -422,35 +485,13 @@ def sample(
     identities, optionally in a MsgHead. The same arguments write the same bytes (with
     --msg-id and --gen-date), so identical resends, sequences split over messages (--seed,
     --start-lopenr, --previous-guid) and reordering can be tried."""
-    faults = list(fault or [])
-    valid = [r.id for r in IPLOS_RULES] + sorted(SCENARIOS) + [GENDATE_FUTURE]
-    unknown = [f for f in faults if f not in valid]
-    if unknown:
-        err.print(f"[red]unknown fault(s): {escape(', '.join(unknown))}[/]")
-        err.print("valid faults: " + ", ".join(valid))
-        raise typer.Exit(2)
-    if GENDATE_FUTURE in faults and not msghead:
-        err.print(f"[red]{GENDATE_FUTURE} needs --msghead[/]")
-        raise typer.Exit(2)
-    generated = _sample_gen_date(faults, year)
-    if gen_date is not None:
-        try:
-            generated = datetime.datetime.fromisoformat(gen_date)
-        except ValueError:
-            err.print(f"[red]--gen-date is not ISO 8601: {escape(gen_date)}[/]")
-            raise typer.Exit(2) from None
+    faults = _sample_faults(list(fault or []), msghead=msghead)
+    generated = _sample_gen_date_option(gen_date, faults, year)
     faults = [f for f in faults if f != GENDATE_FUTURE]
     for f in faults:
         if f in _CONTEXT_FAULTS:
             err.print(f"note: {f} shows only {_CONTEXT_FAULTS[f]}")
-    if len(kommune) != 4 or not kommune.isdigit():
-        err.print(f"[red]--kommune must be 4 digits, not {escape(repr(kommune))}[/]")
-        raise typer.Exit(2)
-    try:  # the generator's own argument checks, before any file is touched
-        write_sample(io.BytesIO(), min(notifications, 2), kommune, faults, seed, year=year)
-    except ValueError as exc:
-        err.print(f"[red]{escape(str(exc))}[/]")
-        raise typer.Exit(2) from None
+    _check_sample_args(notifications, kommune, faults, seed, year)
 
     def run(target: BinaryIO, advance: Callable[[int], None]) -> None:
         write_sample_file(
@@ -475,6 +516,58 @@ def sample(
 
         run(sys.stdout.buffer, lambda n: None)
         return
+    _run_with_progress(out, notifications, run)
+    what = "MsgHead with a Melding" if msghead else "Melding"
+    extra = f" and faults {', '.join(faults)}" if faults else ""
+    err.print(escape(f"wrote {what} of {notifications} notifications{extra} to {out}"))
+
+
+def _sample_faults(faults: list[str], *, msghead: bool) -> list[str]:
+    """The --fault values, refused (exit 2) unless each is a rule, a scenario or the MsgHead
+    fault (which needs a MsgHead)."""
+    valid = [r.id for r in IPLOS_RULES] + sorted(SCENARIOS) + [GENDATE_FUTURE]
+    unknown = [f for f in faults if f not in valid]
+    if unknown:
+        err.print(f"[red]unknown fault(s): {escape(', '.join(unknown))}[/]")
+        err.print("valid faults: " + ", ".join(valid))
+        raise typer.Exit(2)
+    if GENDATE_FUTURE in faults and not msghead:
+        err.print(f"[red]{GENDATE_FUTURE} needs --msghead[/]")
+        raise typer.Exit(2)
+    return faults
+
+
+def _sample_gen_date_option(
+    gen_date: str | None, faults: Sequence[str], year: int
+) -> datetime.datetime | None:
+    """--gen-date when given (exit 2 unless ISO 8601), else what the faults need."""
+    if gen_date is None:
+        return _sample_gen_date(faults, year)
+    try:
+        return datetime.datetime.fromisoformat(gen_date)
+    except ValueError:
+        err.print(f"[red]--gen-date is not ISO 8601: {escape(gen_date)}[/]")
+        raise typer.Exit(2) from None
+
+
+def _check_sample_args(
+    notifications: int, kommune: str, faults: Sequence[str], seed: int, year: int
+) -> None:
+    """Exit 2 on arguments the generator refuses, before any file is touched."""
+    if len(kommune) != 4 or not kommune.isdigit():
+        err.print(f"[red]--kommune must be 4 digits, not {escape(repr(kommune))}[/]")
+        raise typer.Exit(2)
+    try:  # the generator's own argument checks
+        write_sample(io.BytesIO(), min(notifications, 2), kommune, faults, seed, year=year)
+    except ValueError as exc:
+        err.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(2) from None
+
+
+def _run_with_progress(
+    out: Path, notifications: int, run: Callable[[BinaryIO, Callable[[int], None]], None]
+) -> None:
+    """`run` into the file `out`, with a progress bar on stderr for large samples."""
     with (
         out.open("wb") as target,
         Progress(
@@ -489,9 +582,6 @@ def sample(
     ):
         task = progress.add_task("notifikasjoner", total=notifications)
         run(target, lambda n: progress.advance(task, n))
-    what = "MsgHead with a Melding" if msghead else "Melding"
-    extra = f" and faults {', '.join(faults)}" if faults else ""
-    err.print(escape(f"wrote {what} of {notifications} notifications{extra} to {out}"))
 
 
 # --- send ------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import functools
 import random
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -184,6 +185,34 @@ def is_valid_orgnr(value: str) -> bool:
         and _DIGITS.issuperset(value)
         and _orgnr.checksum(value) == 0
     )
+
+
+PERSON_ID_MASK = "***********"
+_GUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+# A hexadecimal token of 16 or more characters with at least one letter: a digest or an id
+# (a request id, a reply's MessageId), never a person's number. Without this a digit run in
+# it would be cut out, and a log line could no longer be found by its request id.
+_HEX_ID = r"(?<![0-9A-Za-z])(?=[0-9A-Fa-f]*[A-Fa-f])[0-9A-Fa-f]{16,}(?![0-9A-Za-z])"
+# A GUID or a hex token (kept whole), else any run of 10 or more digits (one digit short of a
+# fødselsnummer still identifies; one match, so a longer run is masked whole), else 11 digits
+# written split after the birth date ("018544 03784", also with "." or "-").
+_PERSON_ID_LIKE = re.compile(rf"(?P<kept>{_GUID}|{_HEX_ID})|\d{{10,}}|\d{{6}}[\s.-]?\d{{5}}")
+
+
+def _mask_runs(text: str) -> str:
+    return _PERSON_ID_LIKE.sub(lambda m: m.group("kept") or PERSON_ID_MASK, text)
+
+
+def mask_person_ids(text: str, *, keep: str | None = None) -> str:
+    """`text` with everything that could be a fødselsnummer masked: the one rule for every
+    text that leaves the service (logs, AppRec, email, schema errors). GUIDs and hexadecimal
+    ids stay whole.
+
+    `keep` is an identifier the reader needs whole (a brukerNr, a MessageId of digits): it is
+    shown as it is unless it is a valid person number."""
+    if keep and not is_valid_person_id(keep):
+        return keep.join(_mask_runs(part) for part in text.split(keep))
+    return _mask_runs(text)
 
 
 # --- generators (tests and samples only: synthetic numbers never belong to a real person) ---

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import sys
 import traceback
 from collections.abc import MutableMapping
@@ -12,14 +11,15 @@ from typing import Any, TextIO, cast
 
 import structlog
 
-# Fødselsnummer-like digit runs (11 digits, or 6+5 with a space): masked in every log line as a
-# last line of defence; the code never logs message content or person identifiers on purpose.
-_PERSON_ID = re.compile(r"(?<!\d)\d{6}\s?\d{5}(?!\d)")
+from app.identifiers import mask_person_ids
 
 
-def _mask_value(value: object) -> object:
+def _mask_value(value: object, *, identifier: bool = False) -> object:
     if isinstance(value, str):
-        return _PERSON_ID.sub("***********", value)
+        # A field named *_id holding only digits is an identifier (a MessageId, a reference):
+        # shown whole unless it is a person number, as the AppRec shows a brukerNr.
+        keep = value if identifier and value.isdigit() else None
+        return mask_person_ids(value, keep=keep)
     if isinstance(value, list | tuple):
         return type(value)(_mask_value(v) for v in value)
     if isinstance(value, dict):
@@ -27,11 +27,13 @@ def _mask_value(value: object) -> object:
     return value
 
 
-def mask_person_ids(
+def mask_person_id_fields(
     _logger: object, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
+    """Fødselsnummer-like text masked in every log field as a last line of defence; the code
+    never logs message content or person identifiers on purpose."""
     for key, value in list(event_dict.items()):
-        event_dict[key] = _mask_value(value)
+        event_dict[key] = _mask_value(value, identifier=key.endswith("_id"))
     return event_dict
 
 
@@ -76,7 +78,7 @@ def configure_logging(log_format: str = "auto", level: int = logging.INFO) -> No
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            mask_person_ids,
+            mask_person_id_fields,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

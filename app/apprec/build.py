@@ -16,8 +16,9 @@ from lxml import etree
 from app.apprec.mapping import DEFAULT_MAX_ERRORS, receipt_outcome
 from app.apprec.model import AppRecError, AppRecStatus, AppRecVersion, OriginalMsgRef, Party
 from app.core.findings import Finding
+from app.core.xmlparse import xml_safe
 from app.msghead.model import MsgHead
-from app.msghead.xmlutil import format_xs_datetime, is_xs_datetime, xml_safe
+from app.msghead.xmlutil import format_xs_datetime, is_xs_datetime
 
 SOFTWARE_NAME = "kpr-mottak"
 UNKNOWN_TYPE_DN = "Ukjent meldingstype"

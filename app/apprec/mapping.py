@@ -39,14 +39,12 @@ from app.apprec.model import (
     ReceiptOutcome,
 )
 from app.core.findings import Consequence, Finding
-from app.identifiers import is_valid_person_id
-from app.msghead.xmlutil import scrub_fnr
+from app.identifiers import PERSON_ID_MASK, mask_person_ids
 
 DEFAULT_MAX_ERRORS = 100
 MAX_OT_LENGTH = 1000
 
 _MESSAGE_LEVEL = {Consequence.MESSAGE_ERROR, Consequence.REJECT_MESSAGE}
-_MASK = "***********"
 # What the reader does about a dropped notification (DOMAIN.md 2.5: the receipt helps its
 # reader); ends every row's OT.
 _NEXT_STEP = " Rett feilen i fagsystemet (EPJ) og send notifikasjonen på nytt."
@@ -60,10 +58,10 @@ def error_code(finding: Finding) -> str:
 
 def _shown_bruker_nr(finding: Finding | None) -> str | None:
     """The finding's brukerNr when it may be shown whole: the OT names a notification by it,
-    and an EPJ's brukerNr is often a long number. Never when it is the fid or could be a
-    person's number (an EPJ may use the fødselsnummer as brukerNr)."""
+    and an EPJ's brukerNr is often a long number. Never when it is the fid; the mask itself
+    refuses a valid person number (an EPJ may use the fødselsnummer as brukerNr)."""
     s = finding.subject if finding is not None else None
-    if s is None or not s.bruker_nr or s.bruker_nr == s.fid or is_valid_person_id(s.bruker_nr):
+    if s is None or not s.bruker_nr or s.bruker_nr == s.fid:
         return None
     return s.bruker_nr
 
@@ -71,11 +69,10 @@ def _shown_bruker_nr(finding: Finding | None) -> str | None:
 def _clean(text: str, finding: Finding | None = None) -> str:
     fid = finding.subject.fid if finding is not None and finding.subject is not None else None
     if fid and len(fid) >= 6:  # a short junk value would mask unrelated text
-        text = text.replace(fid, _MASK)
+        text = text.replace(fid, PERSON_ID_MASK)
     text = " ".join(text.split())
     # also 10+ digits and a split fid; the notification's own brukerNr stays readable
-    keep = _shown_bruker_nr(finding)
-    text = keep.join(map(scrub_fnr, text.split(keep))) if keep else scrub_fnr(text)
+    text = mask_person_ids(text, keep=_shown_bruker_nr(finding))
     return text if len(text) <= MAX_OT_LENGTH else text[: MAX_OT_LENGTH - 1] + "…"
 
 
@@ -105,36 +102,54 @@ def _row_label(finding: Finding) -> str:
     return "Notifikasjon " + ", ".join(parts)
 
 
-def _message_errors(findings: Sequence[Finding]) -> list[AppRecError]:
+def _distinct(findings: Sequence[Finding]) -> list[Finding]:
+    """The first finding of each (rule, detail): the same fault is reported once."""
     seen: set[tuple[str, str]] = set()
-    out: list[AppRecError] = []
+    out: list[Finding] = []
     for f in findings:
-        key = (f.rule.id, f.detail)
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(_error(error_code(f), _clean(f"{f.rule.id}: {f.detail}", f)))
+        if (f.rule.id, f.detail) not in seen:
+            seen.add((f.rule.id, f.detail))
+            out.append(f)
     return out
 
 
-def _row_errors(findings: Sequence[Finding]) -> list[AppRecError]:
+def _rows(findings: Sequence[Finding]) -> list[list[Finding]]:
+    """Row-level findings grouped by the notification they concern, in order of appearance."""
     groups: dict[str, list[Finding]] = {}
     for f in findings:
         groups.setdefault(row_key(f), []).append(f)
-    out: list[AppRecError] = []
-    for group in groups.values():
-        first = group[0]
-        seen: set[tuple[str, str]] = set()
-        reasons: list[str] = []
-        for f in group:
-            if (f.rule.id, f.detail) not in seen:
-                seen.add((f.rule.id, f.detail))
-                reasons.append(_clean(f"{f.rule.id}: {f.detail}", f))
-        ot = _clean(
-            f"{_row_label(first)} er ikke tatt imot: " + "; ".join(reasons) + _NEXT_STEP, first
-        )
-        out.append(_error(error_code(first), ot))
-    return out
+    return list(groups.values())
+
+
+def _message_level(findings: Sequence[Finding]) -> list[Finding]:
+    return [f for f in findings if f.rule.consequence in _MESSAGE_LEVEL]
+
+
+def _row_level(findings: Sequence[Finding]) -> list[Finding]:
+    return [f for f in findings if f.rule.consequence is Consequence.DROP_NOTIFICATION]
+
+
+def _message_errors(findings: Sequence[Finding]) -> list[AppRecError]:
+    return [
+        _error(error_code(f), _clean(f"{f.rule.id}: {f.detail}", f)) for f in _distinct(findings)
+    ]
+
+
+def _row_error(group: Sequence[Finding]) -> AppRecError:
+    first = group[0]
+    reasons = [_clean(f"{f.rule.id}: {f.detail}", f) for f in _distinct(group)]
+    ot = _clean(f"{_row_label(first)} er ikke tatt imot: " + "; ".join(reasons) + _NEXT_STEP, first)
+    return _error(error_code(first), ot)
+
+
+def error_counts(findings: Sequence[Finding]) -> dict[str, int]:
+    """How many AppRec Errors each 8221 code gets for these findings before the cap on the
+    number of Error elements: one per distinct message-level finding, one per failing
+    notification (the code of its first finding). Warnings count nothing. The notification
+    email reports these counts."""
+    codes = [error_code(f) for f in _distinct(_message_level(findings))]
+    codes += [error_code(group[0]) for group in _rows(_row_level(findings))]
+    return dict(Counter(codes))
 
 
 def _cap(errors: list[AppRecError], max_errors: int) -> list[AppRecError]:
@@ -158,13 +173,13 @@ def receipt_outcome(
     """AppRec status and Error list for all findings of one message (see the module doc)."""
     if max_errors < 1:
         raise ValueError("max_errors must be at least 1")
-    message_level = [f for f in findings if f.rule.consequence in _MESSAGE_LEVEL]
-    row_level = [f for f in findings if f.rule.consequence is Consequence.DROP_NOTIFICATION]
+    message_level = _message_level(findings)
+    row_level = _row_level(findings)
     if message_level:
         status = AppRecStatus.REJECTED
     elif row_level:
         status = AppRecStatus.OK_ERROR_IN_PART
     else:
         return ReceiptOutcome(status=AppRecStatus.OK, errors=())
-    errors = _message_errors(message_level) + _row_errors(row_level)
+    errors = _message_errors(message_level) + [_row_error(g) for g in _rows(row_level)]
     return ReceiptOutcome(status=status, errors=tuple(_cap(errors, max_errors)))

@@ -12,8 +12,9 @@ from app.apprec.model import (
     AppRecVersion,
     OriginalMsgRef,
 )
+from app.core.schemas import load_schema
 from app.core.xmlparse import XmlRejected, parse_xml
-from app.msghead.xmlutil import load_schema, parse_xs_datetime, schema_errors
+from app.msghead.xmlutil import parse_xs_datetime, schema_errors
 
 _SCHEMAS = {
     AppRecVersion.V1_0: "apprec/apprec-v1.0.xsd",

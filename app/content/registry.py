@@ -13,8 +13,6 @@ from lxml import etree
 
 from app.content.model import ContentContext, ContentResult, HistoryKeys
 
-SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
-
 CheckContent = Callable[[bytes | etree._Element, ContentContext], ContentResult]
 ReadHistoryKeys = Callable[[etree._Element], HistoryKeys]
 

@@ -11,8 +11,11 @@ the tree that is read.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from lxml import etree
+
+from app.identifiers import mask_person_ids
 
 # Characters XML 1.0 cannot carry (C0 controls but tab/LF/CR, surrogates, U+FFFE/FFFF).
 _NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -30,6 +33,22 @@ def _without_values(message: str) -> str:
     """libxml2's message without what it quotes from the document (names, entity references,
     values: any of them could hold a fødselsnummer), so it can go back to the sender."""
     return _DIGITS.sub("…", _QUOTED.sub("'…'", message))
+
+
+_CLARK_NS = re.compile(r"\{([^}]*)\}")
+
+
+def with_prefixes(text: str, prefixes: Mapping[str, str]) -> str:
+    """`{namespace}name` written `prefix:name` for the namespaces in `prefixes`; others stay."""
+    return _CLARK_NS.sub(lambda m: f"{prefixes[m[1]]}:" if m[1] in prefixes else m[0], text)
+
+
+def schema_message(message: str, prefixes: Mapping[str, str] | None = None) -> str:
+    """A libxml2 schema message fit to show: namespaces written as `prefixes` (without them,
+    dropped) and anything fødselsnummer-like masked, since such messages quote the offending
+    value."""
+    named = _CLARK_NS.sub("", message) if prefixes is None else with_prefixes(message, prefixes)
+    return mask_person_ids(named)
 
 
 def _parser(*, huge: bool) -> etree.XMLParser:

@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
-from urllib.parse import quote
 
 from lxml import etree
 
+from app.core.cid import cid_uri
 from app.core.findings import Finding, Severity
 from app.core.xmlparse import parse_xml, xml_safe
 from app.ebxml.envelope import (
@@ -48,7 +48,6 @@ SOAP_ACTION = '"ebXML"'
 ERROR_CODE_CONTEXT = "urn:oasis:names:tc:ebxml-msg:service:errors"
 _NSMAP = {"SOAP": SOAP_NS, "eb": EB_NS, "xlink": XLINK_NS}
 _REFS_MARK = "kpr-mottak:ds-references"
-_CID_SAFE = "@!$&'()*+,;=:~-._"  # RFC 2392 addr-spec chars that need no escaping in a URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +81,6 @@ def format_timestamp(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def cid_url(content_id: str) -> str:
-    """A cid: URL for a Content-ID (RFC 2392: percent-encode what a URL cannot hold)."""
-    return "cid:" + quote(content_id, safe=_CID_SAFE)
 
 
 def _digest_id(prefix: str, *chunks: bytes) -> str:
@@ -178,7 +172,7 @@ def _manifest(body: etree._Element, content_ids: Iterable[str]) -> None:
     manifest.set(f"{{{EB_NS}}}version", "2.0")
     for cid in content_ids:
         ref = _eb(manifest, "Reference")
-        ref.set(f"{{{XLINK_NS}}}href", cid_url(cid))
+        ref.set(f"{{{XLINK_NS}}}href", cid_uri(cid))
         ref.set(f"{{{XLINK_NS}}}type", "simple")
 
 

@@ -89,6 +89,39 @@ def check_manifest(
     part is content that nobody vouches for, and it would never be processed.
     `require_payload` (for business messages) asks for at least one reference.
     """
+    refs = _manifest_references(header, mime)
+    unreferenced = tuple(
+        _f(
+            rules.PART_UNREFERENCED,
+            f"MIME-del <{att.content_id[:100]}>",
+            f"MIME-delen med Content-ID <{att.content_id[:100]}> er ikke referert fra "
+            'eb:Manifest. Referer delen med eb:Reference xlink:href="cid:..." eller '
+            "fjern den.",
+        )
+        for att in mime.attachments
+        if att.content_id not in refs.referenced
+    )
+    missing: tuple[Finding, ...] = ()
+    if require_payload and not header.is_signal and not header.manifest:
+        missing = (
+            _f(
+                rules.PAYLOAD_MISSING,
+                _MANIFEST,
+                "Meldingen har ingen eb:Manifest/eb:Reference og dermed ingen nyttelast. "
+                "Legg den krypterte meldingen ved som MIME-del og referer den fra eb:Manifest.",
+            ),
+        )
+    return (*refs.findings, *unreferenced, *missing)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _ManifestReferences:
+    referenced: frozenset[str]  # the Content-IDs the Manifest names, normalised
+    findings: tuple[Finding, ...]
+
+
+def _manifest_references(header: EbmsHeader, mime: MimeMessage) -> _ManifestReferences:
+    """Each eb:Reference: a cid: URL, to a part that exists, and no part twice."""
     findings: list[Finding] = []
     referenced: set[str] = set()
     for n, ref in enumerate(header.manifest, start=1):
@@ -103,8 +136,7 @@ def check_manifest(
                     "skal ligge i en MIME-del og refereres med cid:<Content-ID>.",
                 )
             )
-            continue
-        if cid in referenced:
+        elif cid in referenced:
             findings.append(
                 _f(
                     rules.MANIFEST_REF_DUPLICATE,
@@ -113,38 +145,19 @@ def check_manifest(
                     "eb:Reference allerede peker på. Referer hver MIME-del én gang.",
                 )
             )
-            continue
-        referenced.add(cid)
-        if mime.attachment(cid) is None:
-            findings.append(
-                _f(
-                    rules.MANIFEST_CID_UNRESOLVED,
-                    loc,
-                    f"eb:Reference nr. {n} peker på cid:{cid[:100]}, men meldingen har ingen "
-                    "MIME-del med den Content-ID-en. Legg ved delen eller rett referansen.",
+        else:
+            referenced.add(cid)
+            if mime.attachment(cid) is None:
+                findings.append(
+                    _f(
+                        rules.MANIFEST_CID_UNRESOLVED,
+                        loc,
+                        f"eb:Reference nr. {n} peker på cid:{cid[:100]}, men meldingen har "
+                        "ingen MIME-del med den Content-ID-en. Legg ved delen eller rett "
+                        "referansen.",
+                    )
                 )
-            )
-    for att in mime.attachments:
-        if att.content_id not in referenced:
-            findings.append(
-                _f(
-                    rules.PART_UNREFERENCED,
-                    f"MIME-del <{att.content_id[:100]}>",
-                    f"MIME-delen med Content-ID <{att.content_id[:100]}> er ikke referert fra "
-                    'eb:Manifest. Referer delen med eb:Reference xlink:href="cid:..." eller '
-                    "fjern den.",
-                )
-            )
-    if require_payload and not header.is_signal and not header.manifest:
-        findings.append(
-            _f(
-                rules.PAYLOAD_MISSING,
-                _MANIFEST,
-                "Meldingen har ingen eb:Manifest/eb:Reference og dermed ingen nyttelast. "
-                "Legg den krypterte meldingen ved som MIME-del og referer den fra eb:Manifest.",
-            )
-        )
-    return tuple(findings)
+    return _ManifestReferences(referenced=frozenset(referenced), findings=tuple(findings))
 
 
 def check_header(

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
 from app.core.findings import Finding, Rule
-from app.core.xmlparse import XmlRejected, parse_xml
+from app.core.schemas import load_schema
+from app.core.xmlparse import XmlRejected, parse_xml, schema_message, with_prefixes
 from app.ebxml import rules
 from app.security.xmldsig import ACTOR_NEXT, ACTOR_NEXT_MSH
 
@@ -55,7 +54,6 @@ _BODY_BLOCKS = frozenset({f"{{{EB_NS}}}Manifest"})
 # before reading (their content is never acted on). Any other element so marked is refused.
 _DROPPABLE_UNSIGNED = frozenset({f"{{{EB_NS}}}SyncReply", f"{{{EB_NS}}}AckRequested"})
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "ebxml"
 _MAX_SCHEMA_FINDINGS = 5
 _DATETIME = re.compile(r"-?\d{4,}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?")
 
@@ -74,7 +72,21 @@ class Party:
     @property
     def her_ids(self) -> tuple[str, ...]:
         """The PartyIds of type HER (the Norwegian profile's address)."""
-        return tuple(p.value for p in self.party_ids if (p.type or "").upper() == "HER")
+        return her_ids(self.party_ids)
+
+    @property
+    def her_id(self) -> str | None:
+        """The first PartyId of type HER, the one KPR addresses a party by."""
+        return first_her_id(self.party_ids)
+
+
+def her_ids(party_ids: Iterable[PartyId]) -> tuple[str, ...]:
+    """The values of the PartyIds of type HER, in order."""
+    return tuple(p.value for p in party_ids if (p.type or "").upper() == "HER")
+
+
+def first_her_id(party_ids: Iterable[PartyId]) -> str | None:
+    return next(iter(her_ids(party_ids)), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,17 +178,9 @@ class EnvelopeResult:
     findings: tuple[Finding, ...]
 
 
-_local = threading.local()
-
-
 def own_schema() -> etree.XMLSchema:
     """The project's ebMS 2.0 schema (one instance per thread: validators keep state)."""
-    schema: etree.XMLSchema | None = getattr(_local, "schema", None)
-    if schema is None:
-        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-        schema = etree.XMLSchema(etree.parse(str(SCHEMA_DIR / "ebms-header.xsd"), parser))
-        _local.schema = schema
-    return schema
+    return load_schema("ebxml/ebms-header.xsd")
 
 
 def parse_datetime(text: str | None) -> datetime | None:
@@ -231,10 +235,11 @@ def _party(el: etree._Element | None) -> Party:
     return Party(ids, _text(_child(el, "Role")))
 
 
-def _clean_schema_message(message: str) -> str:
-    for prefix, ns in (("eb", EB_NS), ("SOAP", SOAP_NS), ("xlink", XLINK_NS), ("ds", DS_NS)):
-        message = message.replace(f"{{{ns}}}", f"{prefix}:")
-    return message
+_PREFIXES = {EB_NS: "eb", SOAP_NS: "SOAP", XLINK_NS: "xlink", DS_NS: "ds"}
+
+
+def _prefixed(tag: str) -> str:
+    return with_prefixes(tag, _PREFIXES)
 
 
 def _schema_errors(schema: etree.XMLSchema) -> list[tuple[int, str]]:
@@ -275,11 +280,7 @@ def _shape(root: etree._Element) -> tuple[Finding, ...]:
     Elements with the nextMSH/next actor are outside what the signature covers: a hop-by-hop
     SyncReply or AckRequested is removed from the tree here (so nothing later reads it), any
     other such element is refused. After this the tree holds only signed content."""
-    findings: list[Finding] = []
-    depth_over = any(
-        sum(1 for _ in el.iterancestors()) >= MAX_SOAP_DEPTH for el in root.iter(etree.Element)
-    )
-    if depth_over:
+    if _too_deep(root):
         return (
             _f(
                 rules.ENVELOPE_TOO_COMPLEX,
@@ -289,64 +290,96 @@ def _shape(root: etree._Element) -> tuple[Finding, ...]:
         )
     header = root.find(f"{{{SOAP_NS}}}Header")
     body = root.find(f"{{{SOAP_NS}}}Body")
-    for child in root.iterchildren(etree.Element):
-        if child is not header and child is not body:
-            findings.append(
-                _f(
-                    rules.ENVELOPE_UNEXPECTED_BLOCK,
-                    "/SOAP:Envelope",
-                    f"SOAP:Envelope har elementet '{_local_name(child.tag)}'; bare SOAP:Header "
-                    "og SOAP:Body er tillatt.",
-                )
-            )
-    for where, parent, allowed in (
-        ("/SOAP:Envelope/SOAP:Header", header, _HEADER_BLOCKS),
-        ("/SOAP:Envelope/SOAP:Body", body, _BODY_BLOCKS),
-    ):
-        if parent is None:
-            continue
-        for child in parent.iterchildren(etree.Element):
-            if child.tag not in allowed:
-                findings.append(
-                    _f(
-                        rules.ENVELOPE_UNEXPECTED_BLOCK,
-                        where,
-                        f"Elementet '{_local_name(child.tag)}' er ikke tillatt her. ebMS-profilen "
-                        "bruker bare eb:MessageHeader, eb:AckRequested, eb:SyncReply, "
-                        "ds:Signature (SOAP:Header) og eb:Manifest (SOAP:Body).",
-                    )
-                )
+    return (
+        *_unexpected_blocks(root, header, body),
+        *_unsigned_blocks(root, header),  # before counting: drops a hop-by-hop AckRequested
+        *_repeated_blocks(header, body),
+    )
+
+
+def _too_deep(root: etree._Element) -> bool:
+    return any(
+        sum(1 for _ in el.iterancestors()) >= MAX_SOAP_DEPTH for el in root.iter(etree.Element)
+    )
+
+
+def _unexpected_blocks(
+    root: etree._Element, header: etree._Element | None, body: etree._Element | None
+) -> tuple[Finding, ...]:
+    """Anything but SOAP:Header and SOAP:Body in the envelope, and anything but the profile's
+    blocks in them."""
+    outside = tuple(
+        _f(
+            rules.ENVELOPE_UNEXPECTED_BLOCK,
+            "/SOAP:Envelope",
+            f"SOAP:Envelope har elementet '{_local_name(child.tag)}'; bare SOAP:Header "
+            "og SOAP:Body er tillatt.",
+        )
+        for child in root.iterchildren(etree.Element)
+        if child is not header and child is not body
+    )
+    inside = tuple(
+        _f(
+            rules.ENVELOPE_UNEXPECTED_BLOCK,
+            where,
+            f"Elementet '{_local_name(child.tag)}' er ikke tillatt her. ebMS-profilen "
+            "bruker bare eb:MessageHeader, eb:AckRequested, eb:SyncReply, "
+            "ds:Signature (SOAP:Header) og eb:Manifest (SOAP:Body).",
+        )
+        for where, parent, allowed in (
+            ("/SOAP:Envelope/SOAP:Header", header, _HEADER_BLOCKS),
+            ("/SOAP:Envelope/SOAP:Body", body, _BODY_BLOCKS),
+        )
+        if parent is not None
+        for child in parent.iterchildren(etree.Element)
+        if child.tag not in allowed
+    )
+    return (*outside, *inside)
+
+
+def _unsigned_blocks(root: etree._Element, header: etree._Element | None) -> tuple[Finding, ...]:
+    """Removes the hop-by-hop blocks the profile allows the unsigned actor on; refuses every
+    other element with that actor."""
     unsigned = [
         el for el in root.iter(etree.Element) if el.get(f"{{{SOAP_NS}}}actor") in UNSIGNED_ACTORS
     ]
+    refused: list[etree._Element] = []
     for el in unsigned:
-        parent = el.getparent()
-        if header is not None and parent is header and el.tag in _DROPPABLE_UNSIGNED:
+        if header is not None and el.getparent() is header and el.tag in _DROPPABLE_UNSIGNED:
             header.remove(el)
-            continue
-        actor = el.get(f"{{{SOAP_NS}}}actor")
-        findings.append(
-            _f(
-                rules.ENVELOPE_UNSIGNED_BLOCK,
-                f"{root.getroottree().getpath(el)[:200]}",
-                f"Elementet '{_local_name(el.tag)}' har SOAP:actor '{actor}'"
-                " og er derfor utelatt fra signaturen. Bare eb:SyncReply og eb:AckRequested kan "
-                "ha denne aktøren; fjern elementet.",
-            )
+        else:
+            refused.append(el)
+    return tuple(
+        _f(
+            rules.ENVELOPE_UNSIGNED_BLOCK,
+            f"{root.getroottree().getpath(el)[:200]}",
+            f"Elementet '{_local_name(el.tag)}' har SOAP:actor "
+            f"'{el.get(f'{{{SOAP_NS}}}actor')}' og er derfor utelatt fra signaturen. Bare "
+            "eb:SyncReply og eb:AckRequested kan ha denne aktøren; fjern elementet.",
         )
+        for el in refused
+    )
+
+
+def _repeated_blocks(
+    header: etree._Element | None, body: etree._Element | None
+) -> tuple[Finding, ...]:
     counted = [(header, f"{{{EB_NS}}}MessageHeader"), (header, f"{{{EB_NS}}}AckRequested")]
     counted += [(header, f"{{{DS_NS}}}Signature"), (body, f"{{{EB_NS}}}Manifest")]
-    for parent, tag in counted:
-        if parent is not None and len(parent.findall(tag)) > 1:
-            findings.append(
-                _f(
-                    rules.ENVELOPE_BLOCK_REPEATED,
-                    f"/SOAP:Envelope/{_clean_schema_message(tag)}",
-                    f"{_clean_schema_message(tag)} forekommer {len(parent.findall(tag))} ganger; "
-                    "det skal være ett.",
-                )
-            )
-    return tuple(findings)
+    return tuple(
+        _f(
+            rules.ENVELOPE_BLOCK_REPEATED,
+            f"/SOAP:Envelope/{_prefixed(tag)}",
+            f"{_prefixed(tag)} forekommer {len(parent.findall(tag))} ganger; det skal være ett.",
+        )
+        for parent, tag in counted
+        if parent is not None and len(parent.findall(tag)) > 1
+    )
+
+
+def _refused(finding: Finding) -> EnvelopeResult:
+    """Nothing of the header could be read: no reply context either."""
+    return EnvelopeResult(None, ReplyContext(), (finding,))
 
 
 def parse_envelope(soap: bytes) -> EnvelopeResult:
@@ -357,65 +390,71 @@ def parse_envelope(soap: bytes) -> EnvelopeResult:
     refused = _precheck_size(soap)
     if refused is not None:
         return refused
-    try:
-        root = parse_xml(soap)
-    except XmlRejected as exc:
-        return EnvelopeResult(
-            None,
-            ReplyContext(),
-            (
-                _f(
-                    rules.SOAP_NOT_XML,
-                    "SOAP-del",
-                    f"SOAP-konvolutten kan ikke leses: {exc}. Send en velformet SOAP 1.1-"
-                    "konvolutt uten DOCTYPE.",
-                ),
-            ),
-        )
-    if root.tag != f"{{{SOAP_NS}}}Envelope":
-        return EnvelopeResult(
-            None,
-            ReplyContext(),
-            (
-                _f(
-                    rules.SOAP_NOT_ENVELOPE,
-                    "/",
-                    f"Rotelementet er {_clean_schema_message(str(root.tag))[:120]}, ikke "
-                    f"SOAP:Envelope i navnerommet {SOAP_NS}. ebMS 2.0 bruker SOAP 1.1.",
-                ),
-            ),
-        )
+    root = _read_envelope(soap)
+    if isinstance(root, Finding):
+        return _refused(root)
     shape = _shape(root)
     if shape:
         return EnvelopeResult(None, ReplyContext(), shape)
     soap_header = root.find(f"{{{SOAP_NS}}}Header")
     mh = _child(soap_header, "MessageHeader")
     if mh is None:
-        return EnvelopeResult(
-            None,
-            ReplyContext(),
-            (
-                _f(
-                    rules.HEADER_MISSING,
-                    "/SOAP:Envelope/SOAP:Header",
-                    "SOAP-konvolutten mangler SOAP:Header/eb:MessageHeader. Legg inn "
-                    "eb:MessageHeader slik ebMS 2.0 krever.",
-                ),
-            ),
-        )
+        return _refused(_header_missing())
     assert soap_header is not None  # mh was found inside it
-    from_el = _child(mh, "From")
-    to_el = _child(mh, "To")
+    context = _reply_context(mh)
+    missing = _missing_elements(mh, context)
+    if missing:
+        return EnvelopeResult(None, context, missing)
+    version = _attr(mh, "version") or ""
+    findings = (*_version_findings(version), *_schema_findings(root))
+    header = _extract(soap_header, root, mh, version, context)
+    return EnvelopeResult(header, context, findings)
+
+
+def _read_envelope(soap: bytes) -> etree._Element | Finding:
+    """The SOAP part's root, or why it is no SOAP 1.1 envelope."""
+    try:
+        root = parse_xml(soap)
+    except XmlRejected as exc:
+        return _f(
+            rules.SOAP_NOT_XML,
+            "SOAP-del",
+            f"SOAP-konvolutten kan ikke leses: {exc}. Send en velformet SOAP 1.1-"
+            "konvolutt uten DOCTYPE.",
+        )
+    if root.tag != f"{{{SOAP_NS}}}Envelope":
+        return _f(
+            rules.SOAP_NOT_ENVELOPE,
+            "/",
+            f"Rotelementet er {_prefixed(str(root.tag))[:120]}, ikke "
+            f"SOAP:Envelope i navnerommet {SOAP_NS}. ebMS 2.0 bruker SOAP 1.1.",
+        )
+    return root
+
+
+def _header_missing() -> Finding:
+    return _f(
+        rules.HEADER_MISSING,
+        "/SOAP:Envelope/SOAP:Header",
+        "SOAP-konvolutten mangler SOAP:Header/eb:MessageHeader. Legg inn "
+        "eb:MessageHeader slik ebMS 2.0 krever.",
+    )
+
+
+def _reply_context(mh: etree._Element) -> ReplyContext:
     md = _child(mh, "MessageData")
-    context = ReplyContext(
-        from_party_ids=_party(from_el).party_ids,
-        to_party_ids=_party(to_el).party_ids,
+    return ReplyContext(
+        from_party_ids=_party(_child(mh, "From")).party_ids,
+        to_party_ids=_party(_child(mh, "To")).party_ids,
         cpa_id=_text(_child(mh, "CPAId")),
         conversation_id=_text(_child(mh, "ConversationId")),
         message_id=_text(_child(md, "MessageId")),
     )
 
-    findings: list[Finding] = []
+
+def _missing_elements(mh: etree._Element, context: ReplyContext) -> tuple[Finding, ...]:
+    """The MessageHeader elements ebMS 2.0 requires that are missing or empty."""
+    md = _child(mh, "MessageData")
     mandatory: list[tuple[str, str | None]] = [
         ("eb:From/eb:PartyId", "ok" if context.from_party_ids else None),
         ("eb:To/eb:PartyId", "ok" if context.to_party_ids else None),
@@ -426,43 +465,43 @@ def parse_envelope(soap: bytes) -> EnvelopeResult:
         ("eb:MessageData/eb:MessageId", context.message_id),
         ("eb:MessageData/eb:Timestamp", _text(_child(md, "Timestamp"))),
     ]
-    for path, value in mandatory:
-        if not value:
-            findings.append(
-                _f(
-                    rules.HEADER_ELEMENT_MISSING,
-                    f"/SOAP:Envelope/SOAP:Header/eb:MessageHeader/{path}",
-                    f"{path} mangler eller er tomt i eb:MessageHeader. Elementet er "
-                    "obligatorisk i ebMS 2.0; fyll det ut.",
-                )
-            )
-    if findings:
-        return EnvelopeResult(None, context, tuple(findings))
-
-    version = _attr(mh, "version") or ""
-    if version != "2.0":
-        findings.append(
-            _f(
-                rules.VERSION_UNSUPPORTED,
-                "/SOAP:Envelope/SOAP:Header/eb:MessageHeader/@eb:version",
-                f"eb:version er '{version[:20]}'. Bare ebMS 2.0 (eb:version=\"2.0\") støttes.",
-            )
+    return tuple(
+        _f(
+            rules.HEADER_ELEMENT_MISSING,
+            f"/SOAP:Envelope/SOAP:Header/eb:MessageHeader/{path}",
+            f"{path} mangler eller er tomt i eb:MessageHeader. Elementet er "
+            "obligatorisk i ebMS 2.0; fyll det ut.",
         )
+        for path, value in mandatory
+        if not value
+    )
 
+
+def _version_findings(version: str) -> tuple[Finding, ...]:
+    if version == "2.0":
+        return ()
+    return (
+        _f(
+            rules.VERSION_UNSUPPORTED,
+            "/SOAP:Envelope/SOAP:Header/eb:MessageHeader/@eb:version",
+            f"eb:version er '{version[:20]}'. Bare ebMS 2.0 (eb:version=\"2.0\") støttes.",
+        ),
+    )
+
+
+def _schema_findings(root: etree._Element) -> tuple[Finding, ...]:
     schema = own_schema()
-    if not schema.validate(root.getroottree()):
-        for line, message in _schema_errors(schema)[:_MAX_SCHEMA_FINDINGS]:
-            findings.append(
-                _f(
-                    rules.SCHEMA_INVALID,
-                    f"SOAP-del linje {line}",
-                    f"Skjemafeil på linje {line}: {_clean_schema_message(message)[:300]}."
-                    " Rett elementet slik at konvolutten følger ebMS 2.0-skjemaet.",
-                )
-            )
-
-    header = _extract(soap_header, root, mh, version, context)
-    return EnvelopeResult(header, context, tuple(findings))
+    if schema.validate(root.getroottree()):
+        return ()
+    return tuple(
+        _f(
+            rules.SCHEMA_INVALID,
+            f"SOAP-del linje {line}",
+            f"Skjemafeil på linje {line}: {schema_message(message, _PREFIXES)[:300]}."
+            " Rett elementet slik at konvolutten følger ebMS 2.0-skjemaet.",
+        )
+        for line, message in _schema_errors(schema)[:_MAX_SCHEMA_FINDINGS]
+    )
 
 
 def _extract(
@@ -475,62 +514,8 @@ def _extract(
     md = _child(mh, "MessageData")
     service_el = _child(mh, "Service")
     assert service_el is not None
-    ack_el = _child(soap_header, "AckRequested")
-    ack = (
-        AckRequested(
-            signed=_boolean(_attr(ack_el, "signed")),
-            actor=_attr(ack_el, "actor", SOAP_NS),
-        )
-        if ack_el is not None
-        else None
-    )
-    descriptions = tuple(
-        Description(_text(d) or "", d.get(f"{{{XML_NS}}}lang"))
-        for d in mh.findall(f"{{{EB_NS}}}Description")
-    )
-    body = root.find(f"{{{SOAP_NS}}}Body")
-    manifest = _child(body, "Manifest")
-    refs = (
-        tuple(
-            ManifestReference(
-                (r.get(f"{{{XLINK_NS}}}href") or "").strip(),
-                _attr(r, "id"),
-            )
-            for r in manifest.findall(f"{{{EB_NS}}}Reference")
-        )
-        if manifest is not None
-        else ()
-    )
     signature = soap_header.find(f"{{{DS_NS}}}Signature")
-    sig_refs: tuple[bytes, ...] = ()
-    if signature is not None:
-        sig_refs = tuple(
-            etree.tostring(r, with_tail=False)
-            for r in signature.findall(f"{{{DS_NS}}}SignedInfo/{{{DS_NS}}}Reference")
-        )
-    ack_sig = _child(soap_header, "Acknowledgment")
-    acknowledgment = (
-        Acknowledgment(
-            timestamp=parse_datetime(_text(_child(ack_sig, "Timestamp"))),
-            ref_to_message_id=_text(_child(ack_sig, "RefToMessageId")) or "",
-        )
-        if ack_sig is not None
-        else None
-    )
     error_list = _child(soap_header, "ErrorList")
-    errors: tuple[EbmsError, ...] = ()
-    highest: str | None = None
-    if error_list is not None:
-        highest = _attr(error_list, "highestSeverity")
-        errors = tuple(
-            EbmsError(
-                error_code=_attr(e, "errorCode") or "",
-                severity=_attr(e, "severity") or "",
-                location=_attr(e, "location"),
-                description=_text(_child(e, "Description")),
-            )
-            for e in error_list.findall(f"{{{EB_NS}}}Error")
-        )
     return EbmsHeader(
         version=version,
         from_party=_party(_child(mh, "From")),
@@ -544,12 +529,66 @@ def _extract(
         ref_to_message_id=_text(_child(md, "RefToMessageId")),
         time_to_live=parse_datetime(_text(_child(md, "TimeToLive"))),
         duplicate_elimination=_child(mh, "DuplicateElimination") is not None,
-        ack_requested=ack,
-        descriptions=descriptions,
-        manifest=refs,
+        ack_requested=_ack_requested(_child(soap_header, "AckRequested")),
+        descriptions=_descriptions(mh),
+        manifest=_manifest(_child(root.find(f"{{{SOAP_NS}}}Body"), "Manifest")),
         has_signature=signature is not None,
-        signature_references=sig_refs,
-        acknowledgment=acknowledgment,
-        errors=errors,
-        highest_severity=highest,
+        signature_references=_signature_references(signature),
+        acknowledgment=_acknowledgment(_child(soap_header, "Acknowledgment")),
+        errors=_errors(error_list),
+        highest_severity=_attr(error_list, "highestSeverity") if error_list is not None else None,
+    )
+
+
+def _ack_requested(el: etree._Element | None) -> AckRequested | None:
+    if el is None:
+        return None
+    return AckRequested(signed=_boolean(_attr(el, "signed")), actor=_attr(el, "actor", SOAP_NS))
+
+
+def _descriptions(mh: etree._Element) -> tuple[Description, ...]:
+    return tuple(
+        Description(_text(d) or "", d.get(f"{{{XML_NS}}}lang"))
+        for d in mh.findall(f"{{{EB_NS}}}Description")
+    )
+
+
+def _manifest(manifest: etree._Element | None) -> tuple[ManifestReference, ...]:
+    if manifest is None:
+        return ()
+    return tuple(
+        ManifestReference((r.get(f"{{{XLINK_NS}}}href") or "").strip(), _attr(r, "id"))
+        for r in manifest.findall(f"{{{EB_NS}}}Reference")
+    )
+
+
+def _signature_references(signature: etree._Element | None) -> tuple[bytes, ...]:
+    if signature is None:
+        return ()
+    return tuple(
+        etree.tostring(r, with_tail=False)
+        for r in signature.findall(f"{{{DS_NS}}}SignedInfo/{{{DS_NS}}}Reference")
+    )
+
+
+def _acknowledgment(el: etree._Element | None) -> Acknowledgment | None:
+    if el is None:
+        return None
+    return Acknowledgment(
+        timestamp=parse_datetime(_text(_child(el, "Timestamp"))),
+        ref_to_message_id=_text(_child(el, "RefToMessageId")) or "",
+    )
+
+
+def _errors(error_list: etree._Element | None) -> tuple[EbmsError, ...]:
+    if error_list is None:
+        return ()
+    return tuple(
+        EbmsError(
+            error_code=_attr(e, "errorCode") or "",
+            severity=_attr(e, "severity") or "",
+            location=_attr(e, "location"),
+            description=_text(_child(e, "Description")),
+        )
+        for e in error_list.findall(f"{{{EB_NS}}}Error")
     )

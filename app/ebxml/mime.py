@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import Message
 from email.parser import BytesHeaderParser
@@ -234,113 +235,143 @@ def _decode(cte: str, data: bytes) -> bytes:
     raise LookupError(cte)
 
 
-def _assemble(raw_parts: list[bytes], start: str | None, header_cap: int) -> MimeResult:
-    findings: list[Finding] = []
-    parsed: list[tuple[int, str | None, str, str, bytes]] = []
-    parser = BytesHeaderParser(policy=compat32)
-    for index, raw in enumerate(raw_parts, start=1):
-        loc = f"MIME-del {index}"
-        split = _split_headers(raw, header_cap)
-        if split is None:
-            findings.append(
-                finding(
-                    rules.MIME_PART_MALFORMED,
-                    loc,
-                    f"Hodene i MIME-del {index} er større enn {header_cap} byte eller mangler "
-                    "tom linje før innholdet. Skill hodene fra innholdet med en tom linje.",
-                )
-            )
-            continue
-        head, content = split
-        try:
-            hdrs = parser.parsebytes(head)
-            ctype_raw = hdrs.get("Content-Type")
-            ctype = str(ctype_raw) if ctype_raw is not None else "text/plain"
-            media = hdrs.get_content_type() if ctype_raw is not None else "text/plain"
-            cid_raw = hdrs.get("Content-ID")
-            cid = normalize_cid(str(cid_raw)) if cid_raw is not None else None
-            cte_raw = hdrs.get("Content-Transfer-Encoding")
-            cte = str(cte_raw).strip().lower() if cte_raw is not None else "binary"
-        except Exception:  # hostile header bytes; report, never raise
-            findings.append(
-                finding(
-                    rules.MIME_PART_MALFORMED,
-                    loc,
-                    f"Hodene i MIME-del {index} kan ikke leses. Bruk standard MIME-hoder "
-                    "(Content-Type, Content-ID, Content-Transfer-Encoding).",
-                )
-            )
-            continue
-        try:
-            data = _decode(cte, content)
-        except LookupError:
-            findings.append(
-                finding(
-                    rules.MIME_CTE_UNSUPPORTED,
-                    loc,
-                    f"Content-Transfer-Encoding '{_shorten(cte)}' i MIME-del {index} støttes "
-                    "ikke. Bruk binary, 8bit, 7bit, base64 eller quoted-printable.",
-                )
-            )
-            continue
-        except (binascii.Error, ValueError):
-            findings.append(
-                finding(
-                    rules.MIME_CTE_INVALID,
-                    loc,
-                    f"MIME-del {index} kan ikke dekodes som {cte}. Kontroller kodingen av delen.",
-                )
-            )
-            continue
-        parsed.append((index, cid or None, ctype.strip(), media, data))
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Part:
+    """One MIME part with its headers read and its content decoded."""
 
-    if findings:
-        return MimeResult(None, tuple(findings))
-    if not parsed:
+    index: int  # 1-based, as the findings name it
+    content_id: str | None  # normalised
+    content_type: str
+    media_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Attachments:
+    attachments: tuple[Attachment, ...]
+    findings: tuple[Finding, ...]
+
+
+def _assemble(raw_parts: list[bytes], start: str | None, header_cap: int) -> MimeResult:
+    parser = BytesHeaderParser(policy=compat32)
+    read = [_read_part(index, raw, header_cap, parser) for index, raw in enumerate(raw_parts, 1)]
+    refused = tuple(r for r in read if isinstance(r, Finding))
+    if refused:
+        return MimeResult(None, refused)
+    parts = [r for r in read if isinstance(r, _Part)]
+    root = _start_part(parts, start)
+    if isinstance(root, MimeResult):
+        return root
+    others = _attachments(parts, root)
+    if others.findings:
+        return MimeResult(None, others.findings)
+    message = MimeMessage(root.data, root.content_id, root.content_type, others.attachments)
+    return MimeResult(message, ())
+
+
+def _read_part(
+    index: int, raw: bytes, header_cap: int, parser: BytesHeaderParser
+) -> _Part | Finding:
+    """A part's headers and decoded content, or why it cannot be read."""
+    loc = f"MIME-del {index}"
+    split = _split_headers(raw, header_cap)
+    if split is None:
+        return finding(
+            rules.MIME_PART_MALFORMED,
+            loc,
+            f"Hodene i MIME-del {index} er større enn {header_cap} byte eller mangler "
+            "tom linje før innholdet. Skill hodene fra innholdet med en tom linje.",
+        )
+    head, content = split
+    try:
+        hdrs = parser.parsebytes(head)
+        ctype_raw = hdrs.get("Content-Type")
+        ctype = str(ctype_raw) if ctype_raw is not None else "text/plain"
+        media = hdrs.get_content_type() if ctype_raw is not None else "text/plain"
+        cid_raw = hdrs.get("Content-ID")
+        cid = normalize_cid(str(cid_raw)) if cid_raw is not None else None
+        cte_raw = hdrs.get("Content-Transfer-Encoding")
+        cte = str(cte_raw).strip().lower() if cte_raw is not None else "binary"
+    except Exception:  # hostile header bytes; report, never raise
+        return finding(
+            rules.MIME_PART_MALFORMED,
+            loc,
+            f"Hodene i MIME-del {index} kan ikke leses. Bruk standard MIME-hoder "
+            "(Content-Type, Content-ID, Content-Transfer-Encoding).",
+        )
+    data = _decode_part(index, cte, content)
+    if isinstance(data, Finding):
+        return data
+    return _Part(
+        index=index, content_id=cid or None, content_type=ctype.strip(), media_type=media, data=data
+    )
+
+
+def _decode_part(index: int, cte: str, content: bytes) -> bytes | Finding:
+    try:
+        return _decode(cte, content)
+    except LookupError:
+        return finding(
+            rules.MIME_CTE_UNSUPPORTED,
+            f"MIME-del {index}",
+            f"Content-Transfer-Encoding '{_shorten(cte)}' i MIME-del {index} støttes "
+            "ikke. Bruk binary, 8bit, 7bit, base64 eller quoted-printable.",
+        )
+    except (binascii.Error, ValueError):
+        return finding(
+            rules.MIME_CTE_INVALID,
+            f"MIME-del {index}",
+            f"MIME-del {index} kan ikke dekodes som {cte}. Kontroller kodingen av delen.",
+        )
+
+
+def _start_part(parts: Sequence[_Part], start: str | None) -> _Part | MimeResult:
+    """The root part (the SOAP envelope), or the refusal when there is none fit to be it."""
+    if not parts:
         return _fail(
             rules.MIME_START_MISSING,
             "body",
             "Meldingen har ingen MIME-deler. Startdelen skal være SOAP-konvolutten.",
         )
     # RFC 2387: without a start parameter the first part is the root.
-    if start is None:
-        root = parsed[0]
-    else:
-        matches = [p for p in parsed if p[1] == start]
-        if not matches:
-            return _fail(
-                rules.MIME_START_MISSING,
-                "Content-Type/start",
-                f"Ingen MIME-del har Content-ID <{_shorten(start)}> som start-parameteren "
-                "angir. Sett Content-ID på SOAP-delen lik start-parameteren.",
-            )
-        root = matches[0]
-    if root[3] not in _SOAP_MEDIA_TYPES:
+    root = parts[0] if start is None else next((p for p in parts if p.content_id == start), None)
+    if root is None:
+        return _fail(
+            rules.MIME_START_MISSING,
+            "Content-Type/start",
+            f"Ingen MIME-del har Content-ID <{_shorten(start or '')}> som start-parameteren "
+            "angir. Sett Content-ID på SOAP-delen lik start-parameteren.",
+        )
+    if root.media_type not in _SOAP_MEDIA_TYPES:
         return _fail(
             rules.MIME_START_TYPE,
-            f"MIME-del {root[0]}",
-            f"Startdelen har Content-Type '{_shorten(root[2])}'. SOAP-konvolutten skal sendes "
-            "som text/xml.",
+            f"MIME-del {root.index}",
+            f"Startdelen har Content-Type '{_shorten(root.content_type)}'. SOAP-konvolutten "
+            "skal sendes som text/xml.",
         )
-    seen: set[str] = set()
-    if root[1] is not None:
-        seen.add(root[1])
+    return root
+
+
+def _attachments(parts: Sequence[_Part], root: _Part) -> _Attachments:
+    """Every part but the root, each with a Content-ID of its own."""
+    seen: set[str] = {root.content_id} if root.content_id is not None else set()
     attachments: list[Attachment] = []
-    for index, cid, ctype, media, data in parsed:
-        if (index, cid) == (root[0], root[1]):
+    findings: list[Finding] = []
+    for part in parts:
+        if part is root:
             continue
-        loc = f"MIME-del {index}"
+        loc = f"MIME-del {part.index}"
+        cid = part.content_id
         if cid is None:
             findings.append(
                 finding(
                     rules.MIME_CID_MISSING,
                     loc,
-                    f"MIME-del {index} mangler Content-ID, så eb:Manifest kan ikke referere "
-                    "den. Gi hver del en unik Content-ID.",
+                    f"MIME-del {part.index} mangler Content-ID, så eb:Manifest kan ikke "
+                    "referere den. Gi hver del en unik Content-ID.",
                 )
             )
-            continue
-        if cid in seen:
+        elif cid in seen:
             findings.append(
                 finding(
                     rules.MIME_CID_DUPLICATE,
@@ -349,12 +380,10 @@ def _assemble(raw_parts: list[bytes], start: str | None, header_cap: int) -> Mim
                     "unik Content-ID.",
                 )
             )
-            continue
-        seen.add(cid)
-        attachments.append(Attachment(cid, ctype, media, data))
-    if findings:
-        return MimeResult(None, tuple(findings))
-    return MimeResult(MimeMessage(root[4], root[1], root[2], tuple(attachments)), ())
+        else:
+            seen.add(cid)
+            attachments.append(Attachment(cid, part.content_type, part.media_type, part.data))
+    return _Attachments(attachments=tuple(attachments), findings=tuple(findings))
 
 
 def parse_eml(

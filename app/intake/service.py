@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import __version__
+from app.apprec.mapping import error_counts
 from app.apprec.model import KPR_NAME, AppRecStatus, AppRecVersion
 from app.content.calendar import ReportingCalendar, parse_reporting_calendar
 from app.content.model import ContentContext, IplosHistory
@@ -35,8 +36,8 @@ from app.ebxml.envelope import (
     ACTION_ACKNOWLEDGMENT,
     ACTION_MESSAGE_ERROR,
     EbmsHeader,
-    PartyId,
     ReplyContext,
+    first_her_id,
 )
 from app.ebxml.envelope import Party as EbxmlParty
 from app.intake import history as history_repo
@@ -50,7 +51,7 @@ from app.models import (
     Party,
 )
 from app.msghead.checks import msgid_duplicate
-from app.notify.email import compose_notification, error_counts
+from app.notify.email import compose_notification
 from app.parties import repository as party_repo
 from app.security.certificates import PartyTrust, TrustStore
 from app.security.keys import load_certificate
@@ -269,7 +270,7 @@ class IntakeService:
         party = await party_repo.get_party(session, her_number) if her_number is not None else None
         if party is not None:
             return party
-        her = _her(header.from_party.party_ids)
+        her = first_her_id(header.from_party.party_ids)
         unknown = Finding(
             ebxml_rules.FROM_UNKNOWN,
             "eb:MessageHeader/eb:From/eb:PartyId",
@@ -571,7 +572,7 @@ class IntakeService:
         """CPA, Service/Action and RefToMessageId: only once the sender is authenticated, so
         an outsider learns neither a party's CPA ids nor which MessageIds KPR knows."""
         findings: list[Finding] = []
-        her = _her(header.from_party.party_ids)
+        her = first_her_id(header.from_party.party_ids)
         if party.cpas:
             cpa = next((c for c in party.cpas if c.cpa_id == header.cpa_id), None)
             if cpa is None:
@@ -980,13 +981,6 @@ def _is_signal(header: EbmsHeader) -> bool:
     return header.is_signal and header.action in SIGNAL_ACTIONS
 
 
-def _her(ids: tuple[PartyId, ...]) -> str | None:
-    for pid in ids:
-        if (pid.type or "").upper() == "HER":
-            return pid.value
-    return None
-
-
 def _her_number(her: str | None) -> int | None:
     """A HER-id as the registry's integer key, or None when it cannot be one (ASCII digits
     only: str.isdigit() also accepts e.g. full-width digits; at most 18 digits: BIGINT)."""
@@ -1018,12 +1012,12 @@ def _fill_transport(message: Message, transport: stages.Transport) -> None:
         message.cpa_id = h.cpa_id[:200]
         message.service = h.service.value[:200]
         message.action = h.action[:200]
-        message.from_party_id = _fit_her(_her(h.from_party.party_ids))
-        message.to_party_id = (_her(h.to_party.party_ids) or "")[:100] or None
+        message.from_party_id = _fit_her(first_her_id(h.from_party.party_ids))
+        message.to_party_id = (first_her_id(h.to_party.party_ids) or "")[:100] or None
     else:
         message.ebms_message_id = (ctx.message_id or "")[:500] or None
         message.cpa_id = (ctx.cpa_id or "")[:200] or None
-        message.from_party_id = _fit_her(_her(ctx.from_party_ids))
+        message.from_party_id = _fit_her(first_her_id(ctx.from_party_ids))
     if transport.receiver is not None:
         message.environment = transport.receiver.environment
 

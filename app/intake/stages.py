@@ -23,7 +23,6 @@ from app.ebxml import build as ebuild
 from app.ebxml import rules as ebxml_rules
 from app.ebxml.checks import Receiver, check_header, resolve_cid
 from app.ebxml.envelope import EbmsHeader, ReplyContext, parse_envelope
-from app.ebxml.envelope import Party as EbxmlParty
 from app.ebxml.mime import Attachment, MimeMessage, parse_body
 from app.intake import rules as intake_rules
 from app.msghead.checks import check_msghead
@@ -90,6 +89,10 @@ def read_transport(
     )
 
 
+# An event for the message's log: a name and its few fields.
+LogEvent = tuple[str, dict[str, str | bool | None]]
+
+
 @dataclass(frozen=True, slots=True)
 class Opened:
     """The payload opened: `content` is the MsgHead bytes when it could be read."""
@@ -101,7 +104,7 @@ class Opened:
     envelope_signer: x509.Certificate | None = None
     document_signer: x509.Certificate | None = None
     encrypted: bool = False
-    events: tuple[tuple[str, dict[str, str | bool | None]], ...] = field(default=())
+    events: tuple[LogEvent, ...] = field(default=())
     # The envelope signature verified and its signer accepted for the party: from here on the
     # sender is known, and only from here may answers be specific or signed by KPR.
     authenticated: bool = False
@@ -125,6 +128,42 @@ def _is_cms(att: Attachment) -> bool:
     return att.media_type in _PKCS7 or att.data[:1] == b"\x30"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _EnvelopeSignature:
+    findings: tuple[Finding, ...] = ()  # -> MessageError
+    transient: bool = False
+    signer: x509.Certificate | None = None
+    signed_cids: tuple[str, ...] | None = None  # normalised; None when unsigned
+    events: tuple[LogEvent, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Unpacked:
+    """The payload part decrypted or inflated: `content` is None when it could not be."""
+
+    content: bytes | None = None
+    transport_findings: tuple[Finding, ...] = ()
+    business_findings: tuple[Finding, ...] = ()
+    encrypted: bool = False
+    cms_signer: x509.Certificate | None = None  # the signer of a CMS SignedData inside
+    events: tuple[LogEvent, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _DocumentSignature:
+    signer: x509.Certificate | None = None
+    findings: tuple[Finding, ...] = ()  # -> AppRec
+    undecryptable: bool = False  # decrypted, but not XML
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _SignerCheck:
+    transport_findings: tuple[Finding, ...]
+    business_findings: tuple[Finding, ...]
+    transient: bool
+    event: LogEvent
+
+
 def open_message(
     transport: Transport,
     *,
@@ -143,43 +182,18 @@ def open_message(
     mime, header = transport.mime, transport.header
     assert mime is not None
     assert header is not None
-    events: list[tuple[str, dict[str, str | bool | None]]] = []
-    tf: list[Finding] = []
-    transient = False
-    envelope_signer: x509.Certificate | None = None
-    signed_cids: tuple[str, ...] | None = None
-    if header.has_signature:
-        sig = xmldsig.verify_envelope(mime.soap, mime.attachment_map)
-        tf.extend(sig.findings)
-        signed_cids = sig.signed_cids
-        envelope_signer = sig.signer
-        if sig.valid and sig.signer is not None:
-            check = check_signer(
-                sig.signer, party=party, trust=trust, now=now, level=SignatureLevel.TRANSPORT
-            )
-            tf.extend(check.findings)
-            transient = transient or check.transient
-        events.append(("signature_checked", {"valid": not tf, "signer": _subject(sig.signer)}))
-    elif requires_signing:
-        tf.append(
-            Finding(
-                intake_rules.ENVELOPE_UNSIGNED_REFUSED,
-                "SOAP:Header",
-                "Signer ebXML-meldingen (ds:Signature i SOAP:Header) med "
-                "virksomhetssertifikatet, slik avtalen (CPA) krever.",
-            )
+    envelope = _check_envelope_signature(
+        mime, header, party=party, trust=trust, now=now, requires_signing=requires_signing
+    )
+    if envelope.findings:
+        return Opened(
+            None, envelope.findings, (), envelope.transient, envelope.signer, events=envelope.events
         )
-    if tf:
-        return Opened(None, tuple(tf), (), transient, envelope_signer, events=tuple(events))
     if not payload:
         return Opened(
-            None, (), (), False, envelope_signer, events=tuple(events), authenticated=True
+            None, (), (), False, envelope.signer, events=envelope.events, authenticated=True
         )
-
-    opened = _open_payload(
-        mime,
-        header,
-        signed_cids,
+    policy = _PayloadPolicy(
         party=party,
         trust=trust,
         keys=keys,
@@ -189,11 +203,52 @@ def open_message(
         max_inflated=max_inflated,
         max_elements=max_elements,
     )
+    opened = _open_payload(mime, header, envelope.signed_cids, policy)
     return replace(
         opened,
-        envelope_signer=envelope_signer,
-        events=(*events, *opened.events),
+        envelope_signer=envelope.signer,
+        events=(*envelope.events, *opened.events),
         authenticated=True,
+    )
+
+
+def _check_envelope_signature(
+    mime: MimeMessage,
+    header: EbmsHeader,
+    *,
+    party: PartyTrust,
+    trust: TrustStore,
+    now: datetime,
+    requires_signing: bool,
+) -> _EnvelopeSignature:
+    """The ebXML envelope's ds:Signature and its signer's certificate."""
+    if not header.has_signature:
+        return _EnvelopeSignature(findings=(_envelope_unsigned(),) if requires_signing else ())
+    sig = xmldsig.verify_envelope(mime.soap, mime.attachment_map)
+    findings: tuple[Finding, ...] = tuple(sig.findings)
+    transient = False
+    if sig.valid and sig.signer is not None:
+        check = check_signer(
+            sig.signer, party=party, trust=trust, now=now, level=SignatureLevel.TRANSPORT
+        )
+        findings += tuple(check.findings)
+        transient = check.transient
+    event: LogEvent = ("signature_checked", {"valid": not findings, "signer": _subject(sig.signer)})
+    return _EnvelopeSignature(
+        findings=findings,
+        transient=transient,
+        signer=sig.signer,
+        signed_cids=sig.signed_cids,
+        events=(event,),
+    )
+
+
+def _envelope_unsigned() -> Finding:
+    return Finding(
+        intake_rules.ENVELOPE_UNSIGNED_REFUSED,
+        "SOAP:Header",
+        "Signer ebXML-meldingen (ds:Signature i SOAP:Header) med "
+        "virksomhetssertifikatet, slik avtalen (CPA) krever.",
     )
 
 
@@ -218,143 +273,194 @@ def count_elements(data: bytes) -> int:
     return data.count(b"<") - data.count(b"</")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _PayloadPolicy:
+    """What opening a payload is judged by: the party, the trust, our keys and the caps."""
+
+    party: PartyTrust
+    trust: TrustStore
+    keys: Sequence[KeyPair]
+    now: datetime
+    requires_signing: bool
+    requires_encryption: bool
+    max_inflated: int
+    max_elements: int
+
+
 def _open_payload(
     mime: MimeMessage,
     header: EbmsHeader,
     signed_cids: Collection[str] | None,
-    *,
-    party: PartyTrust,
-    trust: TrustStore,
-    keys: Sequence[KeyPair],
-    now: datetime,
-    requires_signing: bool,
-    requires_encryption: bool,
-    max_inflated: int,
-    max_elements: int,
+    policy: _PayloadPolicy,
 ) -> Opened:
     """After the envelope signature: decryption, business signature and signer."""
-    events: list[tuple[str, dict[str, str | bool | None]]] = []
-    tf: list[Finding] = []
-    bf: list[Finding] = []
-    transient = False
     part = _payload(mime, header, signed_cids)
     if part is None:
         # A business message always has a payload (signals never get here): never an OK.
-        tf.append(
-            Finding(
-                ebxml_rules.PAYLOAD_MISSING,
-                "SOAP:Body/eb:Manifest",
-                "Meldingen har ingen signert nyttelast referert fra eb:Manifest. Legg den "
-                "krypterte meldingen ved som MIME-del og referer den fra eb:Manifest.",
-            )
+        return Opened(None, (_payload_missing(),), (), False)
+    unpacked = _unpack(part, policy)
+    content, encrypted, events = unpacked.content, unpacked.encrypted, unpacked.events
+    if content is None:
+        return Opened(
+            None,
+            unpacked.transport_findings,
+            unpacked.business_findings,
+            False,
+            encrypted=encrypted,
+            events=events,
         )
-        return Opened(None, tuple(tf), (), False)
-    data = part.data
-    encrypted = _is_cms(part)
-    document_signer: x509.Certificate | None = None
-    if encrypted:
-        opened = cms.open_payload(data, keys, max_inflated=max_inflated)
-        events.append(
-            (
-                "decrypted",
-                {
-                    "ok": opened.content is not None,
-                    "cipher": opened.cipher.value if opened.cipher else None,
-                    "compressed": opened.compressed,
-                    "cms_signed": opened.cms_signed,
-                    "failed": ",".join(sorted({f.rule.id for f in opened.findings})) or None,
-                },
-            )
-        )
-        for f in opened.findings:
-            if f.rule.id in _UNDECRYPTABLE_RULES:
-                tf.append(_undecryptable())
-            else:
-                (tf if f.rule.consequence is Consequence.MESSAGE_ERROR else bf).append(f)
-        if opened.content is None:
-            return Opened(None, tuple(tf), tuple(bf), False, encrypted=True, events=tuple(events))
-        content = opened.content
-        if opened.cms_signed:
-            document_signer = opened.signer
-    else:
-        if requires_encryption:
-            tf.append(
-                Finding(
-                    intake_rules.PLAINTEXT_REFUSED,
-                    "SOAP:Body/eb:Manifest",
-                    "Krypter innholdet som CMS EnvelopedData (application/pkcs7-mime)"
-                    " til KPRs krypteringssertifikat.",
-                )
-            )
-            return Opened(None, tuple(tf), (), False, events=tuple(events))
-        inflated = cms.inflate(data, max_inflated)
-        bf.extend(inflated.findings)
-        if inflated.content is None:
-            return Opened(None, (), tuple(bf), False, events=tuple(events))
-        content = inflated.content
-
-    if count_elements(content) > max_elements:
+    if count_elements(content) > policy.max_elements:
         # Counted on the bytes before any tree is built: a small gzip can inflate to a
         # document whose tree takes gigabytes.
-        bf.append(
-            Finding(
-                sec_rules.PAYLOAD_TOO_MANY_ELEMENTS,
-                "MsgHead",
-                f"Fagmeldingen har flere enn {max_elements} XML-elementer. Del opp meldingen.",
-            )
-        )
-        return Opened(None, (), tuple(bf), False, encrypted=encrypted, events=tuple(events))
-
-    if document_signer is None:
-        try:
-            doc = xmldsig.verify_document(content)
-        except Exception:
-            doc = None
-            if encrypted:  # decrypted, but not XML: answered as a decryption failure
-                tf.append(_undecryptable())
-                return Opened(None, tuple(tf), (), False, encrypted=True, events=tuple(events))
-            # plaintext that is not XML: the MsgHead reader reports it precisely
-        if doc is not None and doc.present:
-            bf.extend(doc.findings)
-            document_signer = doc.signer
-        elif requires_signing:
-            bf.append(
-                Finding(
-                    intake_rules.DOCUMENT_UNSIGNED,
-                    "MsgHead",
-                    "Signer MsgHead med en omsluttet ds:Signature, eller pakk den i "
-                    "CMS SignedData før kryptering.",
-                )
-            )
-    if document_signer is not None and not bf:
-        check = check_signer(
-            document_signer,
-            party=party,
-            trust=trust,
-            now=now,
-            level=SignatureLevel.BUSINESS,
-            location="MsgHead/ds:Signature",
-        )
-        # Revocation status unavailable is our outage (MessageError DeliveryFailure, the
-        # sender retries), never an AppRec rejection.
-        for f in check.findings:
-            (tf if f.rule.consequence is Consequence.MESSAGE_ERROR else bf).append(f)
-        transient = transient or check.transient
-        events.append(
-            (
-                "document_signature_checked",
-                {"valid": check.accepted, "signer": _subject(document_signer)},
-            )
-        )
+        too_many = (*unpacked.business_findings, _too_many_elements(policy.max_elements))
+        return Opened(None, (), too_many, False, encrypted=encrypted, events=events)
+    document = _document_signature(
+        content,
+        cms_signer=unpacked.cms_signer,
+        encrypted=encrypted,
+        requires_signing=policy.requires_signing,
+    )
+    if document.undecryptable:
+        tf = (*unpacked.transport_findings, _undecryptable())
+        return Opened(None, tf, (), False, encrypted=True, events=events)
+    tf = unpacked.transport_findings
+    bf = (*unpacked.business_findings, *document.findings)
+    transient = False
+    if document.signer is not None and not bf:
+        checked = _check_document_signer(document.signer, policy)
+        tf, bf = (*tf, *checked.transport_findings), checked.business_findings
+        transient, events = checked.transient, (*events, checked.event)
     return Opened(
-        None if tf else content,
-        tuple(tf),
-        tuple(bf),
-        transient,
-        None,
-        document_signer,
-        encrypted,
-        tuple(events),
+        None if tf else content, tf, bf, transient, None, document.signer, encrypted, events
+    )
+
+
+def _payload_missing() -> Finding:
+    return Finding(
+        ebxml_rules.PAYLOAD_MISSING,
+        "SOAP:Body/eb:Manifest",
+        "Meldingen har ingen signert nyttelast referert fra eb:Manifest. Legg den "
+        "krypterte meldingen ved som MIME-del og referer den fra eb:Manifest.",
+    )
+
+
+def _plaintext_refused() -> Finding:
+    return Finding(
+        intake_rules.PLAINTEXT_REFUSED,
+        "SOAP:Body/eb:Manifest",
+        "Krypter innholdet som CMS EnvelopedData (application/pkcs7-mime)"
+        " til KPRs krypteringssertifikat.",
+    )
+
+
+def _too_many_elements(max_elements: int) -> Finding:
+    return Finding(
+        sec_rules.PAYLOAD_TOO_MANY_ELEMENTS,
+        "MsgHead",
+        f"Fagmeldingen har flere enn {max_elements} XML-elementer. Del opp meldingen.",
+    )
+
+
+def _document_unsigned() -> Finding:
+    return Finding(
+        intake_rules.DOCUMENT_UNSIGNED,
+        "MsgHead",
+        "Signer MsgHead med en omsluttet ds:Signature, eller pakk den i "
+        "CMS SignedData før kryptering.",
+    )
+
+
+def _is_message_error(f: Finding) -> bool:
+    return f.rule.consequence is Consequence.MESSAGE_ERROR
+
+
+def _unpack(part: Attachment, policy: _PayloadPolicy) -> _Unpacked:
+    """The payload's bytes: decrypted when it is CMS, else inflated when the party may send
+    plaintext."""
+    if _is_cms(part):
+        return _decrypt(part.data, keys=policy.keys, max_inflated=policy.max_inflated)
+    if policy.requires_encryption:
+        return _Unpacked(transport_findings=(_plaintext_refused(),))
+    inflated = cms.inflate(part.data, policy.max_inflated)
+    return _Unpacked(content=inflated.content, business_findings=tuple(inflated.findings))
+
+
+def _decrypt(data: bytes, *, keys: Sequence[KeyPair], max_inflated: int) -> _Unpacked:
+    opened = cms.open_payload(data, keys, max_inflated=max_inflated)
+    event: LogEvent = (
+        "decrypted",
+        {
+            "ok": opened.content is not None,
+            "cipher": opened.cipher.value if opened.cipher else None,
+            "compressed": opened.compressed,
+            "cms_signed": opened.cms_signed,
+            "failed": ",".join(sorted({f.rule.id for f in opened.findings})) or None,
+        },
+    )
+    transport = tuple(
+        _undecryptable() if f.rule.id in _UNDECRYPTABLE_RULES else f
+        for f in opened.findings
+        if f.rule.id in _UNDECRYPTABLE_RULES or _is_message_error(f)
+    )
+    business = tuple(
+        f
+        for f in opened.findings
+        if f.rule.id not in _UNDECRYPTABLE_RULES and not _is_message_error(f)
+    )
+    return _Unpacked(
+        content=opened.content,
+        transport_findings=transport,
+        business_findings=business,
+        encrypted=True,
+        cms_signer=opened.signer if opened.cms_signed else None,
+        events=(event,),
+    )
+
+
+def _document_signature(
+    content: bytes,
+    *,
+    cms_signer: x509.Certificate | None,
+    encrypted: bool,
+    requires_signing: bool,
+) -> _DocumentSignature:
+    """Who signed the business document: the CMS SignedData's signer, else the MsgHead's
+    enveloped ds:Signature."""
+    if cms_signer is not None:
+        return _DocumentSignature(signer=cms_signer)
+    try:
+        doc = xmldsig.verify_document(content)
+    except Exception:
+        if encrypted:  # decrypted, but not XML: answered as a decryption failure
+            return _DocumentSignature(undecryptable=True)
+        # plaintext that is not XML: the MsgHead reader reports it precisely
+        doc = None
+    if doc is not None and doc.present:
+        return _DocumentSignature(signer=doc.signer, findings=tuple(doc.findings))
+    if requires_signing:
+        return _DocumentSignature(findings=(_document_unsigned(),))
+    return _DocumentSignature()
+
+
+def _check_document_signer(signer: x509.Certificate, policy: _PayloadPolicy) -> _SignerCheck:
+    check = check_signer(
+        signer,
+        party=policy.party,
+        trust=policy.trust,
+        now=policy.now,
+        level=SignatureLevel.BUSINESS,
+        location="MsgHead/ds:Signature",
+    )
+    # Revocation status unavailable is our outage (MessageError DeliveryFailure, the sender
+    # retries), never an AppRec rejection.
+    return _SignerCheck(
+        transport_findings=tuple(f for f in check.findings if _is_message_error(f)),
+        business_findings=tuple(f for f in check.findings if not _is_message_error(f)),
+        transient=check.transient,
+        event=(
+            "document_signature_checked",
+            {"valid": check.accepted, "signer": _subject(signer)},
+        ),
     )
 
 
@@ -484,7 +590,7 @@ def build_apprec_reply(
     Acknowledgment."""
     from app.apprec.build import original_from_msghead, receiver_from_msghead
 
-    fallback_sender = AppRecParty(name=sender_name, her_id=ebxml_her(header.from_party))
+    fallback_sender = AppRecParty(name=sender_name, her_id=header.from_party.her_id)
     original = original_from_msghead(
         msghead, received_at=now, fallback_id=header.message_id, fallback_type=header.action
     )
@@ -554,7 +660,3 @@ def envelope_signer(key: KeyPair | None) -> ebuild.Signer | None:
         return xmldsig.sign_envelope(root, attachments, key)
 
     return sign
-
-
-def ebxml_her(party: EbxmlParty) -> str | None:
-    return party.her_ids[0] if party.her_ids else None

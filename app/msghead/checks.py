@@ -45,40 +45,58 @@ def check_msghead(
     """
     if now.tzinfo is None:
         raise ValueError("check_msghead needs an aware `now`")
-    out: list[Finding] = []
+    return (
+        *_gen_date_future(head, now=now, max_clock_skew=max_clock_skew),
+        *_type_unsupported(head, supported_types),
+        *_sender_mismatch(head, ebxml_from_her_id=ebxml_from_her_id, party_her_id=party_her_id),
+        *_receiver_mismatch(head, ebxml_to_her_id=ebxml_to_her_id, our_her_ids=our_her_ids),
+    )
 
-    if head.gen_date is not None and head.gen_date - now > max_clock_skew:
-        out.append(
-            Finding(
-                rule=rules.GENDATE_FUTURE,
-                location="/MsgHead/MsgInfo/GenDate",
-                detail=(
-                    f"MsgInfo/GenDate {head.gen_date_raw} ligger mer enn "
-                    f"{int(max_clock_skew.total_seconds() // 60)} minutter fram i tid i forhold "
-                    f"til mottakstidspunktet. Meldingen er tatt imot. Kontroller klokken og "
-                    f"tidssonen i fagsystemet (EPJ): norsk tid skal ikke merkes med Z (UTC)."
-                ),
-            )
-        )
 
+def _gen_date_future(
+    head: MsgHead, *, now: datetime, max_clock_skew: timedelta
+) -> tuple[Finding, ...]:
+    if head.gen_date is None or head.gen_date - now <= max_clock_skew:
+        return ()
+    return (
+        Finding(
+            rule=rules.GENDATE_FUTURE,
+            location="/MsgHead/MsgInfo/GenDate",
+            detail=(
+                f"MsgInfo/GenDate {head.gen_date_raw} ligger mer enn "
+                f"{int(max_clock_skew.total_seconds() // 60)} minutter fram i tid i forhold "
+                f"til mottakstidspunktet. Meldingen er tatt imot. Kontroller klokken og "
+                f"tidssonen i fagsystemet (EPJ): norsk tid skal ikke merkes med Z (UTC)."
+            ),
+        ),
+    )
+
+
+def _type_unsupported(head: MsgHead, supported_types: Collection[str]) -> tuple[Finding, ...]:
     type_v = head.type_v
-    if type_v not in supported_types:
-        supported = ", ".join(sorted(supported_types))
-        out.append(
-            Finding(
-                rule=rules.TYPE_UNSUPPORTED,
-                location="/MsgHead/MsgInfo/Type",
-                detail=(
-                    f"MsgInfo/Type V='{(type_v or '(mangler)')[:60]}' støttes ikke av denne "
-                    f"mottakeren. Støttede meldingstyper: {supported}."
-                ),
-            )
-        )
+    if type_v in supported_types:
+        return ()
+    supported = ", ".join(sorted(supported_types))
+    return (
+        Finding(
+            rule=rules.TYPE_UNSUPPORTED,
+            location="/MsgHead/MsgInfo/Type",
+            detail=(
+                f"MsgInfo/Type V='{(type_v or '(mangler)')[:60]}' støttes ikke av denne "
+                f"mottakeren. Støttede meldingstyper: {supported}."
+            ),
+        ),
+    )
 
+
+def _sender_mismatch(
+    head: MsgHead, *, ebxml_from_her_id: str | None, party_her_id: str | None
+) -> tuple[Finding, ...]:
+    """The MsgHead sender against the ebXML From and the party that signed (None: skipped)."""
     sender = head.sender_her_id
-    receiver = head.receiver_her_id
+    findings: tuple[Finding, ...] = ()
     if ebxml_from_her_id is not None and sender != ebxml_from_her_id:
-        out.append(
+        findings += (
             Finding(
                 rule=rules.SENDER_NOT_EBXML_FROM,
                 location=_SENDER_LOC,
@@ -86,10 +104,10 @@ def check_msghead(
                     f"Avsenderens HER-id i meldingshodet er {_her(sender)}, men ebXML-"
                     f"konvolutten er sendt fra HER-id {ebxml_from_her_id}. De skal være like."
                 ),
-            )
+            ),
         )
     if party_her_id is not None and sender != party_her_id:
-        out.append(
+        findings += (
             Finding(
                 rule=rules.SENDER_NOT_PARTY,
                 location=_SENDER_LOC,
@@ -97,10 +115,19 @@ def check_msghead(
                     f"Avsenderens HER-id i meldingshodet er {_her(sender)}, men meldingen er "
                     f"sendt og signert av kommunikasjonsparten med HER-id {party_her_id}."
                 ),
-            )
+            ),
         )
+    return findings
+
+
+def _receiver_mismatch(
+    head: MsgHead, *, ebxml_to_her_id: str | None, our_her_ids: Collection[str]
+) -> tuple[Finding, ...]:
+    """The MsgHead receiver against the ebXML To (None: skipped) and KPR's own addresses."""
+    receiver = head.receiver_her_id
+    findings: tuple[Finding, ...] = ()
     if ebxml_to_her_id is not None and receiver != ebxml_to_her_id:
-        out.append(
+        findings += (
             Finding(
                 rule=rules.RECEIVER_NOT_EBXML_TO,
                 location=_RECEIVER_LOC,
@@ -108,10 +135,10 @@ def check_msghead(
                     f"Mottakerens HER-id i meldingshodet er {_her(receiver)}, men ebXML-"
                     f"konvolutten er sendt til HER-id {ebxml_to_her_id}. De skal være like."
                 ),
-            )
+            ),
         )
     if receiver not in our_her_ids:
-        out.append(
+        findings += (
             Finding(
                 rule=rules.RECEIVER_UNKNOWN,
                 location=_RECEIVER_LOC,
@@ -120,9 +147,9 @@ def check_msghead(
                     "KPR-adresse hos denne mottakstjenesten. Bruk HER-id-en til KPR fra "
                     "Adresseregisteret."
                 ),
-            )
+            ),
         )
-    return tuple(out)
+    return findings
 
 
 def msgid_duplicate(head: MsgHead, *, first_received_at: datetime | None = None) -> Finding:

@@ -3,9 +3,13 @@ lenient extraction of the fields the service needs."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from lxml import etree
 
 from app.core.findings import Finding, Rule
+from app.core.schemas import load_schema
 from app.core.xmlparse import XmlRejected, parse_xml
 from app.msghead import rules
 from app.msghead.model import (
@@ -19,7 +23,7 @@ from app.msghead.model import (
     MsgHeadReading,
     Organisation,
 )
-from app.msghead.xmlutil import element_path, load_schema, parse_xs_datetime, schema_errors
+from app.msghead.xmlutil import element_path, parse_xs_datetime, schema_errors
 
 SCHEMA = "msghead/msghead-v1.2.xsd"
 # A broken generator can yield thousands of schema errors; the first ones say enough.
@@ -69,107 +73,141 @@ def _finding(rule: Rule, location: str, detail: str) -> Finding:
     return Finding(rule=rule, location=location, detail=detail)
 
 
-def _extract(root: etree._Element) -> tuple[MsgHead, list[Finding]]:
-    findings: list[Finding] = []
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _GenDate:
+    raw: str | None
+    value: datetime | None
+    findings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Content:
+    element: etree._Element | None  # the first element inside Document/RefDoc/Content
+    document_count: int
+    findings: tuple[Finding, ...]
+
+
+def _extract(root: etree._Element) -> tuple[MsgHead, tuple[Finding, ...]]:
     info = root.find(_q("MsgInfo"))
-
     mig = _text(info, "MIGversion")
-    if mig is not None and mig != MIG_VERSION:
-        findings.append(
-            _finding(
-                rules.MIGVERSION_WRONG,
-                f"{_MSGINFO}/MIGversion",
-                f"MIGversion er '{mig[:60]}', men skal være '{MIG_VERSION}' for MsgHead v1.2.",
-            )
-        )
-
-    gen_raw = _text(info, "GenDate")
-    gen = parse_xs_datetime(gen_raw) if gen_raw else None
-    if not gen_raw:
-        findings.append(
-            _finding(
-                rules.GENDATE_MISSING,
-                f"{_MSGINFO}/GenDate",
-                "MsgInfo/GenDate mangler eller er tom. Oppgi når meldingen ble laget, "
-                "f.eks. 2018-11-20T12:00:00.",
-            )
-        )
-    elif gen is None:
-        findings.append(
-            _finding(
-                rules.GENDATE_INVALID,
-                f"{_MSGINFO}/GenDate",
-                f"MsgInfo/GenDate '{gen_raw[:40]}' er ikke et gyldig tidspunkt (xs:dateTime, "
-                "f.eks. 2018-11-20T12:00:00 eller 2018-11-20T12:00:00+01:00).",
-            )
-        )
-
+    gen = _gen_date(info)
     msg_id = _text(info, "MsgId")
-    if not msg_id:
-        findings.append(
-            _finding(
-                rules.MSGID_MISSING,
-                f"{_MSGINFO}/MsgId",
-                "MsgInfo/MsgId mangler eller er tom. Hver melding skal ha en unik "
-                "identifikator (f.eks. en GUID).",
-            )
-        )
+    content = _content(root)
+    ack = _code(_child(info, "Ack"))
+    head = MsgHead(
+        msg_type=_code(_child(info, "Type")),
+        mig_version=mig,
+        gen_date_raw=gen.raw,
+        gen_date=gen.value,
+        msg_id=msg_id or None,
+        ack=ack.v if ack is not None else None,
+        conversation_ref=_conversation(_child(info, "ConversationRef")),
+        sender=_party(info, "Sender"),
+        receiver=_party(info, "Receiver"),
+        content=content.element,
+        document_count=content.document_count,
+        signature=_signature(root),
+        root=root,
+    )
+    findings = (*_mig_findings(mig), *gen.findings, *_msg_id_findings(msg_id), *content.findings)
+    return head, findings
 
-    conv_el = info.find(_q("ConversationRef")) if info is not None else None
-    conversation = None
-    if conv_el is not None:
-        conversation = ConversationRef(
-            ref_to_parent=_text(conv_el, "RefToParent") or "",
-            ref_to_conversation=_text(conv_el, "RefToConversation") or "",
-        )
 
-    documents = root.xpath("mh:Document | mh:PatientReport/mh:Document", namespaces=_NS)
-    content: etree._Element | None = None
-    if isinstance(documents, list) and documents:
-        first = documents[0]
-        if isinstance(first, etree._Element):
-            content_el = first.find(f"{_q('RefDoc')}/{_q('Content')}")
-            if content_el is not None:
-                content = next(
-                    (c for c in content_el.iterchildren() if isinstance(c.tag, str)), None
-                )
-            if content is None:
-                findings.append(
-                    _finding(
-                        rules.CONTENT_MISSING,
-                        element_path(first) + "/RefDoc/Content",
-                        "Document/RefDoc/Content mangler eller har ikke noe XML-element. "
-                        "Meldingen skal ha innholdet (f.eks. IPLOS <Melding>) inne i Content, "
-                        "ikke som FileReference.",
-                    )
-                )
-    doc_count = len(documents) if isinstance(documents, list) else 0
+def _child(el: etree._Element | None, name: str) -> etree._Element | None:
+    return el.find(_q(name)) if el is not None else None
 
+
+def _party(info: etree._Element | None, name: str) -> Organisation | None:
+    return _organisation(_child(_child(info, name), "Organisation"))
+
+
+def _signature(root: etree._Element) -> etree._Element | None:
+    """The last ds:Signature directly under MsgHead (the enveloped one)."""
     signature = None
     for child in root.iterchildren(f"{{{DSIG_NS}}}Signature"):
         signature = child
+    return signature
 
-    def party(name: str) -> Organisation | None:
-        el = info.find(_q(name)) if info is not None else None
-        return _organisation(el.find(_q("Organisation")) if el is not None else None)
 
-    ack = _code(info.find(_q("Ack"))) if info is not None else None
-    head = MsgHead(
-        msg_type=_code(info.find(_q("Type")) if info is not None else None),
-        mig_version=mig,
-        gen_date_raw=gen_raw,
-        gen_date=gen,
-        msg_id=msg_id or None,
-        ack=ack.v if ack is not None else None,
-        conversation_ref=conversation,
-        sender=party("Sender"),
-        receiver=party("Receiver"),
-        content=content,
-        document_count=doc_count,
-        signature=signature,
-        root=root,
+def _conversation(el: etree._Element | None) -> ConversationRef | None:
+    if el is None:
+        return None
+    return ConversationRef(
+        ref_to_parent=_text(el, "RefToParent") or "",
+        ref_to_conversation=_text(el, "RefToConversation") or "",
     )
-    return head, findings
+
+
+def _mig_findings(mig: str | None) -> tuple[Finding, ...]:
+    if mig is None or mig == MIG_VERSION:
+        return ()
+    return (
+        _finding(
+            rules.MIGVERSION_WRONG,
+            f"{_MSGINFO}/MIGversion",
+            f"MIGversion er '{mig[:60]}', men skal være '{MIG_VERSION}' for MsgHead v1.2.",
+        ),
+    )
+
+
+def _gen_date(info: etree._Element | None) -> _GenDate:
+    raw = _text(info, "GenDate")
+    value = parse_xs_datetime(raw) if raw else None
+    if not raw:
+        problem = _finding(
+            rules.GENDATE_MISSING,
+            f"{_MSGINFO}/GenDate",
+            "MsgInfo/GenDate mangler eller er tom. Oppgi når meldingen ble laget, "
+            "f.eks. 2018-11-20T12:00:00.",
+        )
+    elif value is None:
+        problem = _finding(
+            rules.GENDATE_INVALID,
+            f"{_MSGINFO}/GenDate",
+            f"MsgInfo/GenDate '{raw[:40]}' er ikke et gyldig tidspunkt (xs:dateTime, "
+            "f.eks. 2018-11-20T12:00:00 eller 2018-11-20T12:00:00+01:00).",
+        )
+    else:
+        return _GenDate(raw=raw, value=value, findings=())
+    return _GenDate(raw=raw, value=value, findings=(problem,))
+
+
+def _msg_id_findings(msg_id: str | None) -> tuple[Finding, ...]:
+    if msg_id:
+        return ()
+    return (
+        _finding(
+            rules.MSGID_MISSING,
+            f"{_MSGINFO}/MsgId",
+            "MsgInfo/MsgId mangler eller er tom. Hver melding skal ha en unik "
+            "identifikator (f.eks. en GUID).",
+        ),
+    )
+
+
+def _content(root: etree._Element) -> _Content:
+    """The business content: the first element inside the first Document's RefDoc/Content."""
+    documents = root.xpath("mh:Document | mh:PatientReport/mh:Document", namespaces=_NS)
+    count = len(documents) if isinstance(documents, list) else 0
+    first = documents[0] if isinstance(documents, list) and documents else None
+    if not isinstance(first, etree._Element):
+        return _Content(element=None, document_count=count, findings=())
+    content_el = first.find(f"{_q('RefDoc')}/{_q('Content')}")
+    content = (
+        next((c for c in content_el.iterchildren() if isinstance(c.tag, str)), None)
+        if content_el is not None
+        else None
+    )
+    if content is not None:
+        return _Content(element=content, document_count=count, findings=())
+    missing = _finding(
+        rules.CONTENT_MISSING,
+        element_path(first) + "/RefDoc/Content",
+        "Document/RefDoc/Content mangler eller har ikke noe XML-element. "
+        "Meldingen skal ha innholdet (f.eks. IPLOS <Melding>) inne i Content, "
+        "ikke som FileReference.",
+    )
+    return _Content(element=None, document_count=count, findings=(missing,))
 
 
 def read_msghead(data: bytes, *, huge: bool = False) -> MsgHeadReading:
@@ -180,54 +218,55 @@ def read_msghead(data: bytes, *, huge: bool = False) -> MsgHeadReading:
     XML or not a MsgHead v1.2 at all; otherwise the model plus every structure finding (schema
     errors, MIGversion, GenDate, MsgId, missing content).
     """
-    try:
-        root = parse_xml(data, huge=huge)
-    except XmlRejected as exc:
-        return MsgHeadReading(
-            msghead=None,
-            findings=(
-                _finding(
-                    rules.NOT_XML,
-                    "/",
-                    f"Meldingshodet kunne ikke leses som XML: {exc}. Kontroller at dokumentet "
-                    "er velformet UTF-8-XML uten DOCTYPE.",
-                ),
-            ),
-        )
-    if root.tag != _q("MsgHead"):
-        found = etree.QName(root)
-        return MsgHeadReading(
-            msghead=None,
-            findings=(
-                _finding(
-                    rules.NOT_MSGHEAD,
-                    "/" + found.localname,
-                    f"Rotelementet er '{found.localname}' i navnerommet "
-                    f"'{found.namespace or ''}', men skal være 'MsgHead' i '{MSGHEAD_NS}'.",
-                ),
-            ),
-        )
-
+    root = _read_root(data, huge=huge)
+    if isinstance(root, Finding):
+        return MsgHeadReading(msghead=None, findings=(root,))
     head, specific = _extract(root)
     # Elements that a specific rule already explains need no second, vaguer schema finding.
     covered = {f.location for f in specific}
+    return MsgHeadReading(msghead=head, findings=(*_schema_findings(root, covered), *specific))
+
+
+def _read_root(data: bytes, *, huge: bool) -> etree._Element | Finding:
+    """The MsgHead root element, or why the bytes are no MsgHead."""
+    try:
+        root = parse_xml(data, huge=huge)
+    except XmlRejected as exc:
+        return _finding(
+            rules.NOT_XML,
+            "/",
+            f"Meldingshodet kunne ikke leses som XML: {exc}. Kontroller at dokumentet "
+            "er velformet UTF-8-XML uten DOCTYPE.",
+        )
+    if root.tag != _q("MsgHead"):
+        found = etree.QName(root)
+        return _finding(
+            rules.NOT_MSGHEAD,
+            "/" + found.localname,
+            f"Rotelementet er '{found.localname}' i navnerommet "
+            f"'{found.namespace or ''}', men skal være 'MsgHead' i '{MSGHEAD_NS}'.",
+        )
+    return root
+
+
+def _schema_findings(root: etree._Element, covered: set[str]) -> tuple[Finding, ...]:
+    """The first schema errors (those a specific finding does not already explain), and a
+    count of the rest."""
     errors = [e for e in schema_errors(load_schema(SCHEMA), root) if e.path not in covered]
-    findings: list[Finding] = []
-    for err in errors[:MAX_SCHEMA_FINDINGS]:
-        findings.append(
-            _finding(
-                rules.SCHEMA_INVALID,
-                err.path,
-                f"Meldingshodet validerer ikke mot MsgHead v1.2 ved {err.path} "
-                f"(linje {err.line}): {err.message}",
-            )
+    shown = tuple(
+        _finding(
+            rules.SCHEMA_INVALID,
+            err.path,
+            f"Meldingshodet validerer ikke mot MsgHead v1.2 ved {err.path} "
+            f"(linje {err.line}): {err.message}",
         )
-    if len(errors) > MAX_SCHEMA_FINDINGS:
-        findings.append(
-            _finding(
-                rules.SCHEMA_INVALID,
-                "/MsgHead",
-                f"... og {len(errors) - MAX_SCHEMA_FINDINGS} valideringsfeil til i meldingshodet.",
-            )
-        )
-    return MsgHeadReading(msghead=head, findings=tuple(findings + specific))
+        for err in errors[:MAX_SCHEMA_FINDINGS]
+    )
+    if len(errors) <= MAX_SCHEMA_FINDINGS:
+        return shown
+    rest = _finding(
+        rules.SCHEMA_INVALID,
+        "/MsgHead",
+        f"... og {len(errors) - MAX_SCHEMA_FINDINGS} valideringsfeil til i meldingshodet.",
+    )
+    return (*shown, rest)

@@ -1,33 +1,25 @@
-"""Small XML helpers shared by the MsgHead and AppRec code: xs:dateTime, readable paths,
-schema loading and schema error reporting."""
+"""Small XML helpers shared by the MsgHead and AppRec code: xs:dateTime, readable paths and
+schema error reporting."""
 
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Protocol, cast
 from zoneinfo import ZoneInfo
 
 from lxml import etree
 
+from app.core.xmlparse import schema_message
+
 OSLO = ZoneInfo("Europe/Oslo")
-SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 _XS_DATETIME = re.compile(
     r"(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})T(?P<h>\d{2}):(?P<mi>\d{2}):(?P<s>\d{2})"
     r"(?:\.(?P<f>\d+))?(?P<tz>Z|[+-]\d{2}:\d{2})?"
 )
-_GUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
-# A GUID (kept whole), else any run of 10 or more digits (as one match, so a long brukerNr
-# can be kept whole), else 11 digits written split after the birth date ("018544 03784").
-_FNR_LIKE = re.compile(rf"(?P<guid>{_GUID})|\d{{10,}}|\d{{6}}[\s.-]?\d{{5}}")
-_CLARK_NS = re.compile(r"\{[^}]*\}")
-# Characters XML 1.0 cannot carry (C0 controls but tab/LF/CR, surrogates, U+FFFE/U+FFFF).
-_NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def parse_xs_datetime(text: str) -> datetime | None:
@@ -69,19 +61,6 @@ def is_xs_datetime(text: str) -> bool:
     return parse_xs_datetime(text) is not None
 
 
-def scrub_fnr(text: str) -> str:
-    """Mask anything that looks like a fødselsnummer: 11 digits, also split after the birth
-    date by a space, dot or dash, and any run of 10 or more digits (one digit short of a
-    fødselsnummer still identifies). GUIDs are left whole. Defence in depth for texts that
-    leave the service."""
-    return _FNR_LIKE.sub(lambda m: m.group("guid") or "***********", text)
-
-
-def xml_safe(text: str) -> str:
-    """Text with characters XML 1.0 cannot carry replaced by U+FFFD."""
-    return _NOT_XML_CHAR.sub("\ufffd", text)
-
-
 def local_name(el: etree._Element) -> str:
     return etree.QName(el).localname
 
@@ -116,25 +95,6 @@ class _LogEntry(Protocol):
     message: str
 
 
-_local = threading.local()
-
-
-def load_schema(relative: str) -> etree.XMLSchema:
-    """One of the project's own schemas (trusted local files), cached per thread because lxml
-    validators must not be shared between threads."""
-    cache: dict[str, etree.XMLSchema] | None = getattr(_local, "schemas", None)
-    if cache is None:
-        cache = {}
-        _local.schemas = cache
-    schema = cache.get(relative)
-    if schema is None:
-        # Default lxml parsing of our own files: xs:import/xs:include are resolved relative
-        # to the file. Never used for received data.
-        schema = etree.XMLSchema(etree.parse(str(SCHEMAS_DIR / relative)))
-        cache[relative] = schema
-    return schema
-
-
 def schema_errors(schema: etree.XMLSchema, root: etree._Element) -> list[SchemaError]:
     """Validate and describe each error with a readable path; [] when valid."""
     if schema.validate(root):
@@ -151,6 +111,6 @@ def schema_errors(schema: etree.XMLSchema, root: etree._Element) -> list[SchemaE
                 found = None
             if isinstance(found, list) and found and isinstance(found[0], etree._Element):
                 readable = element_path(found[0])
-        message = scrub_fnr(_CLARK_NS.sub("", entry.message))
+        message = schema_message(entry.message)
         out.append(SchemaError(path=readable, line=entry.line, message=message))
     return out

@@ -3,63 +3,25 @@
 The email carries no personal data (DOMAIN.md §3): which message, when, the status, counts of
 errors per AppRec code (kodeverk 8221) and where to read more. Never a fødselsnummer, a
 brukerNr or a notification GUID: the municipality's error list holds those. As defence in
-depth any long digit run (a fid would be 11 digits) is masked in the finished text.
+depth anything fødselsnummer-like is masked in the finished text (`mask_person_ids`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from app.apprec.mapping import row_key
-from app.apprec.model import ERROR_CODES, FALLBACK_ERROR_CODE
-from app.core.findings import Consequence, Finding
+from app.apprec.model import ERROR_CODES
+from app.identifiers import mask_person_ids
 from app.msghead.xmlutil import OSLO
 
-# 11 digits or more in a row, or 6 + 5 digits with one separator (a fid written as
-# "ddmmyy nnnnn"): masked wherever they come from.
-_FID_LIKE = re.compile(r"(?<!\d)(?:\d{11,}|\d{6}[ .\-]\d{5})(?!\d)")
-_MASK = "***********"
 # The MsgId is the sender's text in KPR's email: shown only when it is an id (a GUID or the
 # like), never a line break, a link or a sentence someone could phish with.
 _SAFE_MSG_ID = re.compile(r"[A-Za-z0-9{}][A-Za-z0-9{}._:@-]{0,99}")
-_MESSAGE_LEVEL = {Consequence.MESSAGE_ERROR, Consequence.REJECT_MESSAGE}
-
-
-def scrub(text: str) -> str:
-    """`text` with every fødselsnummer-like digit run masked."""
-    return _FID_LIKE.sub(_MASK, text)
-
-
-def error_counts(findings: Sequence[Finding]) -> dict[str, int]:
-    """How many AppRec Errors each 8221 code would get for these findings, before the receipt's
-    cap on the number of Error elements (app.apprec.mapping): one per distinct message-level
-    finding (rule and detail), one per failing notification (grouped by notifikasjonGUID, else
-    brukerNr, else location; the code of its first finding). Warnings count nothing."""
-    counts: dict[str, int] = {}
-    seen_message: set[tuple[str, str]] = set()
-    seen_rows: set[str] = set()
-    for f in findings:
-        if f.rule.consequence in _MESSAGE_LEVEL:
-            if (f.rule.id, f.detail) in seen_message:
-                continue
-            seen_message.add((f.rule.id, f.detail))
-        elif f.rule.consequence is Consequence.DROP_NOTIFICATION:
-            row = row_key(f)
-            if row in seen_rows:
-                continue
-            seen_rows.add(row)
-        else:
-            continue
-        code = f.rule.apprec_code or FALLBACK_ERROR_CODE
-        if code not in ERROR_CODES:
-            code = FALLBACK_ERROR_CODE
-        counts[code] = counts.get(code, 0) + 1
-    return counts
 
 
 _ENVIRONMENT_NO = {
@@ -123,7 +85,7 @@ def compose_notification(
         "mottak for IPLOS-meldinger.",
         "",
     ]
-    return scrub(" ".join(subject.split())), scrub("\n".join(lines))
+    return mask_person_ids(" ".join(subject.split())), mask_person_ids("\n".join(lines))
 
 
 def message_id_for(outbox_id: int, created_at: datetime, mail_from: str) -> str:

@@ -29,9 +29,10 @@ import aiosmtplib
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.identifiers import mask_person_ids
 from app.logging import get_logger
 from app.models import NotificationOutbox
-from app.notify.email import build_email, message_id_for, scrub
+from app.notify.email import build_email, message_id_for
 from app.settings import Settings
 from app.state import AppState
 
@@ -105,7 +106,7 @@ def _utcnow() -> datetime:
 def _error_text(exc: BaseException) -> str:
     """The SMTP error for last_error: type and server answer, addresses masked."""
     text = f"{type(exc).__name__}: {exc}"
-    text = scrub(_EMAIL_LIKE.sub("<adresse>", " ".join(text.split())))
+    text = mask_person_ids(_EMAIL_LIKE.sub("<adresse>", " ".join(text.split())))
     return text[:_LAST_ERROR_LENGTH]
 
 

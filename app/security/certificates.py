@@ -238,6 +238,15 @@ def _upper_first(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Fault:
+    """What is wrong with a certificate; the caller says where (the finding's location)."""
+
+    rule: Rule
+    detail: str
+    status: CertStatus = CertStatus.INVALID
+
+
 def check_signer(
     cert: x509.Certificate,
     *,
@@ -251,70 +260,105 @@ def check_signer(
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     lr = _LEVEL_RULES[level]
-    who = describe_certificate(cert)
-    who_ = _upper_first(who)
-    findings: list[Finding] = []
-
-    def add(rule: Rule, detail: str) -> None:
-        findings.append(Finding(rule=rule, location=location, detail=detail))
-
-    if not _valid_at(cert, now):
-        add(
-            lr.validity,
-            f"{who_} er gyldig fra {cert.not_valid_before_utc:%Y-%m-%d} til "
-            f"{cert.not_valid_after_utc:%Y-%m-%d} og var ikke gyldig {now:%Y-%m-%d %H:%M} UTC. "
-            "Forny sertifikatet og registrer det nye i Adresseregisteret.",
-        )
-    if not may_sign(cert):
-        usage = ", ".join(sorted(_X509_NAMES.get(n, n) for n in key_usage_names(cert) or ()))
-        usage = usage or "ingen"
-        add(
-            lr.key_usage,
-            f"{who_} har KeyUsage {usage}: det er ikke et signatursertifikat "
-            "(krever nonRepudiation eller digitalSignature). Signer med virksomhetens "
-            "signatursertifikat, ikke krypteringssertifikatet.",
-        )
+    who_ = _upper_first(describe_certificate(cert))
     pinned = any(cert == registered for registered in party.signing_certs)
     chain = build_chain(cert, trust.anchors, trust.intermediates, now) or ()
-    if not pinned:
-        if not chain:
-            add(
-                lr.unknown,
-                f"{who_} er ikke registrert for avsenderen og er ikke utstedt av en "
-                "godkjent utsteder. Registrer sertifikatet i Adresseregisteret.",
-            )
-        else:
-            found = organization_number(cert)
-            if party.orgnr is None or found != party.orgnr:
-                expected = party.orgnr or "(ukjent)"
-                add(
-                    lr.orgnr,
-                    f"{who_} har organisasjonsnummer {found or '(mangler)'}, "
-                    f"men avsenderen har organisasjonsnummer {expected}.",
-                )
-    if findings:
-        return CertificateCheck(CertStatus.INVALID, tuple(findings), pinned, chain)
-    if trust.crls is None:
+    faults = [
+        fault
+        for fault in (
+            _validity_fault(cert, lr, who_, now),
+            _usage_fault(cert, lr, who_),
+            None if pinned else _issuer_fault(cert, lr, who_, party, chain),
+        )
+        if fault is not None
+    ]
+    if not faults and trust.crls is not None:
+        revoked = _revocation_fault(cert, lr, chain, trust, now)
+        faults = [revoked] if revoked is not None else []
+    if not faults:
         return CertificateCheck(CertStatus.VALID, (), pinned, chain)
-    # Revocation of the leaf and each intermediate (the anchor is trusted as configured).
+    findings = tuple(Finding(rule=f.rule, location=location, detail=f.detail) for f in faults)
+    return CertificateCheck(faults[0].status, findings, pinned, chain)
+
+
+def _validity_fault(
+    cert: x509.Certificate, lr: _LevelRules, who_: str, now: dt.datetime
+) -> _Fault | None:
+    if _valid_at(cert, now):
+        return None
+    return _Fault(
+        rule=lr.validity,
+        detail=f"{who_} er gyldig fra {cert.not_valid_before_utc:%Y-%m-%d} til "
+        f"{cert.not_valid_after_utc:%Y-%m-%d} og var ikke gyldig {now:%Y-%m-%d %H:%M} UTC. "
+        "Forny sertifikatet og registrer det nye i Adresseregisteret.",
+    )
+
+
+def _usage_fault(cert: x509.Certificate, lr: _LevelRules, who_: str) -> _Fault | None:
+    if may_sign(cert):
+        return None
+    usage = ", ".join(sorted(_X509_NAMES.get(n, n) for n in key_usage_names(cert) or ()))
+    return _Fault(
+        rule=lr.key_usage,
+        detail=f"{who_} har KeyUsage {usage or 'ingen'}: det er ikke et signatursertifikat "
+        "(krever nonRepudiation eller digitalSignature). Signer med virksomhetens "
+        "signatursertifikat, ikke krypteringssertifikatet.",
+    )
+
+
+def _issuer_fault(
+    cert: x509.Certificate,
+    lr: _LevelRules,
+    who_: str,
+    party: PartyTrust,
+    chain: Sequence[x509.Certificate],
+) -> _Fault | None:
+    """A certificate not registered for the party: issued by an accepted CA to the party's
+    organisation number."""
+    if not chain:
+        return _Fault(
+            rule=lr.unknown,
+            detail=f"{who_} er ikke registrert for avsenderen og er ikke utstedt av en "
+            "godkjent utsteder. Registrer sertifikatet i Adresseregisteret.",
+        )
+    found = organization_number(cert)
+    if party.orgnr is not None and found == party.orgnr:
+        return None
+    return _Fault(
+        rule=lr.orgnr,
+        detail=f"{who_} har organisasjonsnummer {found or '(mangler)'}, "
+        f"men avsenderen har organisasjonsnummer {party.orgnr or '(ukjent)'}.",
+    )
+
+
+def _revocation_fault(
+    cert: x509.Certificate,
+    lr: _LevelRules,
+    chain: Sequence[x509.Certificate],
+    trust: TrustStore,
+    now: dt.datetime,
+) -> _Fault | None:
+    """Revocation of the leaf and each intermediate (the anchor is trusted as configured)."""
+    assert trust.crls is not None
     to_check = chain[:-1] if chain else (cert,)
     for index, member in enumerate(to_check):
         issuer = chain[index + 1] if chain else _find_issuer(cert, trust, now)
         status = _revocation(member, issuer, trust.crls, now)
         if status is CertStatus.REVOKED:
-            add(
-                lr.revoked,
-                f"{_upper_first(describe_certificate(member))} er tilbakekalt av utstederen"
-                + ("" if member is cert else f" (i kjeden til {who})")
+            return _Fault(
+                rule=lr.revoked,
+                detail=f"{_upper_first(describe_certificate(member))} er tilbakekalt av "
+                "utstederen"
+                + ("" if member is cert else f" (i kjeden til {describe_certificate(cert)})")
                 + ". Bruk et gyldig sertifikat.",
+                status=CertStatus.REVOKED,
             )
-            return CertificateCheck(CertStatus.REVOKED, tuple(findings), pinned, chain)
         if status is CertStatus.UNAVAILABLE:
-            add(
-                lr.unavailable,
-                f"Mottaker har ingen gyldig sperreliste (CRL) for utstederen av "
+            return _Fault(
+                rule=lr.unavailable,
+                detail="Mottaker har ingen gyldig sperreliste (CRL) for utstederen av "
                 f"{describe_certificate(member)} og kan ikke sjekke om det er tilbakekalt. "
                 "Midlertidig feil hos mottaker: send meldingen på nytt senere.",
+                status=CertStatus.UNAVAILABLE,
             )
-            return CertificateCheck(CertStatus.UNAVAILABLE, tuple(findings), pinned, chain)
-    return CertificateCheck(CertStatus.VALID, (), pinned, chain)
+    return None

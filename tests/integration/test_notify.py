@@ -22,14 +22,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
-from app.apprec.mapping import receipt_outcome
+from app.apprec.mapping import error_counts, receipt_outcome
 from app.cli import app as cli_app
 from app.content.iplos import rules as R
 from app.core.findings import Finding, Subject
 from app.logging import configure_logging
 from app.main import create_app
 from app.models import IplosBruker, Message, NotificationOutbox
-from app.notify.email import compose_notification, error_counts
+from app.notify.email import compose_notification
 from app.notify.sender import MAX_BACKOFF, SmtpConfig, send_due
 from app.security.devpki import DevPki
 from app.settings import Settings

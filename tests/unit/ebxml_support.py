@@ -11,7 +11,8 @@ from pathlib import Path
 
 from lxml import etree
 
-from app.ebxml.build import BuiltMessage, Cte, Payload, build_message, cid_url, her_party
+from app.core.cid import cid_uri as cid_url
+from app.ebxml.build import BuiltMessage, Cte, Payload, build_message, her_party
 from app.ebxml.envelope import DS_NS, SOAP_NS, Description, Service
 
 SENDER_HER = "8000001"

@@ -27,8 +27,8 @@ from app.apprec import (
     receiver_from_msghead,
 )
 from app.core.findings import Consequence, Finding, Layer, Rule, Subject
+from app.core.schemas import SCHEMAS_DIR
 from app.msghead import read_msghead
-from app.msghead.xmlutil import SCHEMAS_DIR
 
 NOW = datetime(2018, 11, 20, 11, 0, 5, tzinfo=UTC)
 KPR = Party(name="Helsedirektoratet KPR", her_id="131725")

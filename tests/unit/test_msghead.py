@@ -12,9 +12,10 @@ from lxml import etree
 
 from app.apprec.model import ERROR_CODES
 from app.core.findings import Consequence, Layer
+from app.core.schemas import SCHEMAS_DIR
 from app.msghead import MSGHEAD_NS, RULES, read_msghead
 from app.msghead import rules as r
-from app.msghead.xmlutil import OSLO, SCHEMAS_DIR, parse_xs_datetime
+from app.msghead.xmlutil import OSLO, parse_xs_datetime
 
 CONTENT_NS = "urn:test:kpr-content"
 

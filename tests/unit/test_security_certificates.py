@@ -278,7 +278,7 @@ def test_every_rule_has_norwegian_text_and_one_outcome() -> None:
 
 
 def test_serial_is_shown_as_colon_separated_bytes_that_no_id_mask_hides() -> None:
-    from app.msghead.xmlutil import scrub_fnr  # the mask the AppRec OT goes through
+    from app.identifiers import mask_person_ids as scrub_fnr  # the mask the AppRec OT goes through
 
     stranger = make_ca(NOW)  # any certificate
     text = serial_text(stranger.certificate)

@@ -25,6 +25,7 @@ import io
 import random
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import BinaryIO
 from xml.sax.saxutils import quoteattr
 
@@ -151,6 +152,109 @@ def write_sample(
     previous_guid: str = EMPTY_GUID,
 ) -> None:
     """Stream a sample `Melding` to `out` (see `build_sample`)."""
+    fault = _checked_faults(faults, notifications)
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
+    out.write(_melding_start(fault, seed).encode())
+    plan = _Plan(
+        fault=fault,
+        seed=seed,
+        year=year,
+        report_year=_report_year(year, fault),
+        org=synthetic_orgnr(rng),
+        start_lopenr=start_lopenr,
+        last=notifications - 1,
+    )
+    _write_notifications(out, plan, rng, notifications, previous_guid)
+    out.write(_contacts_xml(fault).encode())
+    out.write(_kommuner_xml(kommune_nr, fault).encode())
+    out.write(b"</Melding>\n")
+    if "IPL-NOT-XML" in fault:
+        out.write(b"<Melding>")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Plan:
+    """What every notification of one sample shares."""
+
+    fault: frozenset[str]
+    seed: int
+    year: int
+    report_year: int
+    org: str
+    start_lopenr: int
+    last: int  # index of the last notification, where a fault goes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Chain:
+    """What a notification takes from those written before it."""
+
+    prev: str
+    before_prev: str
+    first_guid: str = ""
+    first_bruker: str = ""
+    first_fid: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Row:
+    """One notification's place: its index and whether the faults apply to it."""
+
+    i: int
+    is_last: bool
+    fault: frozenset[str]
+
+    def breaks(self, name: str) -> bool:
+        return self.is_last and name in self.fault
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Identity:
+    guid: str
+    status: str
+    ref: str  # the notifikasjonRef attribute, or ""
+    forrige: str
+    lopenr: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Dates:
+    day: datetime.date
+    reg: str  # hendelseRegTid
+    hendelse_dato: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Service:
+    event: str
+    tjeneste_type: str
+    org_attr: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Person:
+    bruker_nr: str
+    type_id: str
+    fid: str
+    drawn_fid: str  # the unique number drawn for this row, before any fault replaced it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Written:
+    text: str
+    guid: str
+    person: _Person
+
+
+def _report_year(year: int, fault: frozenset[str]) -> int:
+    # the calendar faults: the message reports for a year whose deadline (or correction
+    # deadline) has passed on 1 February of `year`
+    if "IPL-CALENDAR-AFTER-CORRECTION" in fault:
+        return year - 2
+    return year - 1 if "IPL-CALENDAR-LATE" in fault else year
+
+
+def _checked_faults(faults: Sequence[str], notifications: int) -> frozenset[str]:
     unknown = [f for f in faults if f not in RULES_BY_ID and f not in SCENARIOS]
     if unknown:
         raise ValueError(f"unknown fault(s): {', '.join(unknown)}")
@@ -159,159 +263,223 @@ def write_sample(
         raise ValueError("these faults need at least two notifications")
     if fault & _IN_NOTIFICATION and notifications < 1:
         raise ValueError("these faults need at least one notification")
-    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
-    w = out.write
+    return fault
+
+
+def _melding_start(fault: frozenset[str], seed: int) -> str:
     leverandor = "Leverandør AS" + ("x" * 100 if "IPL-TEXT-LENGTH" in fault else "")
     extra = ' uttakDato="2018-01-01"' if "IPL-XSD" in fault else ""
-    w(
-        (
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f'<Melding xmlns="{NS}" versjon="56.0.0" meldingstype="K" '
-            f'leverandor={quoteattr(leverandor)} navnEPJ="Syntetisk EPJ" versjonEPJ="1.0" '
-            f'versjonUt="1.0" lokalident="sample-{seed}"{extra}>\n'
-        ).encode()
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<Melding xmlns="{NS}" versjon="56.0.0" meldingstype="K" '
+        f'leverandor={quoteattr(leverandor)} navnEPJ="Syntetisk EPJ" versjonEPJ="1.0" '
+        f'versjonUt="1.0" lokalident="sample-{seed}"{extra}>\n'
     )
-    org = synthetic_orgnr(rng)
-    # the calendar faults: the message reports for a year whose deadline (or correction
-    # deadline) has passed on 1 February of `year`
-    report_year = year - (
-        2 if "IPL-CALENDAR-AFTER-CORRECTION" in fault else 1 if "IPL-CALENDAR-LATE" in fault else 0
-    )
-    prev = before_prev = previous_guid
-    last = notifications - 1
-    first_guid = first_bruker = first_fid = ""
-    synthetic_birthdates = "IPL-FID-SYNTHETIC" in fault
-    used_fids: set[str] = set()
+
+
+def _write_notifications(
+    out: BinaryIO, plan: _Plan, rng: random.Random, notifications: int, previous_guid: str
+) -> None:
+    """The notifications, written in chunks: memory stays flat for 100 000 of them."""
+    chain = _Chain(prev=previous_guid, before_prev=previous_guid)
+    used_fids: set[str] = set()  # one number per person: brukerNr <-> fid stays stable
     buf: list[str] = []
     for i in range(notifications):
-        is_last = i == last or "IPL-ALL-DROPPED" in fault
-        guid = _guid(rng)
-        if is_last and "IPL-GUID-UNIQUE" in fault:
-            # the same GUID written another way: the schema's exact-string check passes it
-            guid = "{" + first_guid.upper() + "}"
-        if is_last and "IPL-GUID-KNOWN" in fault:
-            guid = KNOWN_GUID
-        status, ref = "N", ""
-        if is_last and "IPL-STATUS-CODE" in fault:
-            status = "T"
-        if is_last and "IPL-REF-MISSING" in fault:
-            status = "M"
-        if is_last and "IPL-REF-UNKNOWN" in fault:
-            status, ref = "M", f' notifikasjonRef="{_guid(rng)}"'
-        forrige = _guid(rng) if is_last and "IPL-FORRIGE-CHAIN" in fault else prev
-        lopenr = str(start_lopenr + i)
-        if is_last and "IPL-LOPENR-FORMAT" in fault:
-            lopenr = f"L{lopenr}"
-        if is_last and "IPL-LOPENR-ORDER" in fault:
-            # the previous notification's number, chained to the one below it
-            lopenr, forrige = str(start_lopenr + i - 1), before_prev
-        if is_last and "IPL-LOPENR-GAP" in fault:
-            lopenr = str(start_lopenr + i + 1)  # one number skipped: no predecessor to check
-        day = datetime.date(report_year, 1, 1) + datetime.timedelta(days=i % 28)
-        reg = f"{day.isoformat()}T12:00:00"
-        hendelse_dato = day.isoformat() + ("+01:00" if "tz-date" in fault else "")
-        if is_last and "IPL-HENDELSEDATO-RANGE" in fault:
-            hendelse_dato = (day + datetime.timedelta(days=1)).isoformat()
-        if is_last and "IPL-HENDELSEDATO-FUTURE" in fault:
-            # after the extraction (`fault_context`: 1 February), registered the same day
-            day = datetime.date(year, 6, 1)
-            reg, hendelse_dato = f"{day.isoformat()}T12:00:00", day.isoformat()
-        event = "TjenesteStart"
-        tjeneste_type = FIRST_PHASE_TYPES[i % len(FIRST_PHASE_TYPES)]
-        if is_last and "IPL-TJENESTETYPE-CODE" in fault:
-            tjeneste_type = "13"  # never a code of 9151
-        if is_last and "retired-type-in-time" in fault:
-            tjeneste_type = "6"
-        org_attr = f' tjenesteOrgNr="{org}"' if i % 3 == 0 else ""
-        if is_last and "IPL-ORGNR-INVALID" in fault:
-            org_attr = f' tjenesteOrgNr="{_bad_orgnr(org)}"'
-        if is_last and "IPL-ORGNR-REQUIRED" in fault:
-            event, org_attr = "TjenesteutforerEndret", f' tjenesteOrgNr="{_bad_orgnr(org)}"'
-        if is_last and "orgnr-zeros" in fault:
-            org_attr = ' tjenesteOrgNr="000000000"'
-        if is_last and "orgnr-first-digit" in fault:
-            org_attr = ' tjenesteOrgNr="123456785"'
-        bruker_nr = f"B{seed:04d}{i:08d}"
-        type_id = "1"
-        fid = synthetic_person_id(rng)
-        while fid in used_fids:  # one number per person: brukerNr <-> fid stays stable
-            fid = synthetic_person_id(rng)
-        used_fids.add(fid)
-        if synthetic_birthdates and not is_last:
-            type_id, fid = "9", f"{day.day:02d}{day.month:02d}{(1950 + i % 50) % 100:02d}"
-        if is_last and "IPL-TYPEID-CODE" in fault:
-            type_id = "4"
-        if is_last and ("IPL-FID-INVALID" in fault or "brukernr-digits" in fault):
-            fid = _bad_check_digit(fid)
-        if is_last and "brukernr-digits" in fault:
-            bruker_nr = f"{100000000000 + seed * 1000 + i}"
-        if is_last and "IPL-TYPEID-KIND" in fault:
-            fid = synthetic_person_id(rng, kind=IdKind.DNR)
-        if is_last and "dnr-as-typeid-1" in fault:
-            fid = synthetic_person_id(rng, kind=IdKind.DNR)
-        if is_last and "hnr-individual-750" in fault:
-            type_id, fid = "3", _h_nummer(rng)
-        if is_last and "IPL-FID-DATE" in fault:
-            type_id, fid = "9", "320199"
-        if is_last and "IPL-BRUKERNR-FORMAT" in fault:
-            bruker_nr = "B" * 101
-        if is_last and "IPL-BRUKERNR-STABLE" in fault:
-            bruker_nr = first_bruker
-        if is_last and "IPL-BRUKERNR-CHANGED" in fault:
-            fid = first_fid
-        if "IPL-BRUKERNR-ID-KIND" in fault and i == 0:
-            # the first person has a D-nummer; the last notification brings their
-            # fødselsnummer under the same brukerNr
-            type_id, fid = "2", synthetic_person_id(rng, kind=IdKind.DNR)
-        if is_last and "IPL-BRUKERNR-ID-KIND" in fault:
-            bruker_nr = first_bruker
-        fid_attr = "" if is_last and "IPL-FID-MISSING" in fault else f' fid="{fid}"'
-        if is_last and ("IPL-XSD-ROW" in fault or "IPL-ALL-DROPPED" in fault):
-            bruker_attr = ""  # brukerNr missing: Annotations handling 2, the row is dropped
-        else:
-            bruker_attr = f" brukerNr={quoteattr(bruker_nr)}"
-        tid = "2018-01-01" if is_last and "IPL-XSD-IGNORED" in fault else reg
-        bydel = ""
-        if i % 4 == 1:
-            bydel = ' bydel="030101"'
-        if is_last and "IPL-BYDEL-FORMAT" in fault:
-            bydel = ' bydel="1"'
-        bruker = (
-            f'<Bruker pasientGUID="{_guid(rng)}"{bruker_attr}{fid_attr} typeID="{type_id}"{bydel}/>'
+        row = _Row(i=i, is_last=i == plan.last or "IPL-ALL-DROPPED" in plan.fault, fault=plan.fault)
+        written = _notification(plan, row, rng, chain, used_fids)
+        used_fids.add(written.person.drawn_fid)
+        buf.append(written.text)
+        chain = _Chain(
+            prev=written.guid,
+            before_prev=chain.prev,
+            first_guid=written.guid if i == 0 else chain.first_guid,
+            first_bruker=written.person.bruker_nr if i == 0 else chain.first_bruker,
+            first_fid=written.person.fid if i == 0 else chain.first_fid,
         )
-        body = (
-            f'<{event} tjenesteType="{tjeneste_type}" hendelseRegTid="{reg}"{org_attr} '
-            f'hendelseDato="{hendelse_dato}" tjenesteID="T{seed}-{i}" '
-            f'hendelseGUID="{_guid(rng)}">{bruker}</{event}>'
-        )
-        if is_last and "IPL-EVENT-COUNT" in fault:
-            body = ""
-        if is_last and "IPL-EVENT-PERSON" in fault:
-            other = bruker.replace(f"brukerNr={quoteattr(bruker_nr)}", 'brukerNr="B-annen"')
-            body += (
-                f'<TjenesteSlutt hendelseGUID="{_guid(rng)}" tjenesteType="{tjeneste_type}" '
-                f'hendelseRegTid="{reg}" hendelseDato="{hendelse_dato}" '
-                f'tjenesteID="T{seed}-{i}">{other}</TjenesteSlutt>'
-            )
-        if is_last and "two-events" in fault:
-            body += (
-                f'<TjenesteSlutt hendelseGUID="{_guid(rng)}" tjenesteType="{tjeneste_type}" '
-                f'hendelseRegTid="{reg}" hendelseDato="{hendelse_dato}" '
-                f'tjenesteID="T{seed}-{i}">{bruker}</TjenesteSlutt>'
-            )
-        buf.append(
-            f'<Notifikasjon statusNotifikasjon="{status}" notifikasjonTid="{tid}" '
-            f'notifikasjonGUID="{guid}" notifikasjonForrigeGUID="{forrige}" '
-            f'notifikasjonLopeNr="{lopenr}"{ref}>{body}</Notifikasjon>\n'
-        )
-        if i == 0:
-            first_guid, first_bruker, first_fid = guid, bruker_nr, fid
-        before_prev, prev = prev, guid
         if len(buf) >= 1000:
-            w("".join(buf).encode())
+            out.write("".join(buf).encode())
             buf.clear()
-    w("".join(buf).encode())
-    contacts = [
+    out.write("".join(buf).encode())
+
+
+def _notification(
+    plan: _Plan, row: _Row, rng: random.Random, chain: _Chain, used_fids: set[str]
+) -> _Written:
+    # The order of the steps is the order of the random draws: a seed gives the same sample.
+    ident = _identity(plan, row, rng, chain)
+    dates = _dates(plan, row)
+    service = _service(plan, row)
+    person = _person(plan, row, rng, chain, used_fids, dates.day)
+    bruker = _bruker_xml(row, rng, person)
+    body = _events_xml(plan, row, rng, service, dates, bruker, person)
+    tid = "2018-01-01" if row.breaks("IPL-XSD-IGNORED") else dates.reg
+    text = (
+        f'<Notifikasjon statusNotifikasjon="{ident.status}" notifikasjonTid="{tid}" '
+        f'notifikasjonGUID="{ident.guid}" notifikasjonForrigeGUID="{ident.forrige}" '
+        f'notifikasjonLopeNr="{ident.lopenr}"{ident.ref}>{body}</Notifikasjon>\n'
+    )
+    return _Written(text=text, guid=ident.guid, person=person)
+
+
+def _identity(plan: _Plan, row: _Row, rng: random.Random, chain: _Chain) -> _Identity:
+    """GUID, status, reference, forrige-GUID and løpenummer."""
+    guid = _guid(rng)
+    if row.breaks("IPL-GUID-UNIQUE"):
+        # the same GUID written another way: the schema's exact-string check passes it
+        guid = "{" + chain.first_guid.upper() + "}"
+    if row.breaks("IPL-GUID-KNOWN"):
+        guid = KNOWN_GUID
+    status, ref = "N", ""
+    if row.breaks("IPL-STATUS-CODE"):
+        status = "T"
+    if row.breaks("IPL-REF-MISSING"):
+        status = "M"
+    if row.breaks("IPL-REF-UNKNOWN"):
+        status, ref = "M", f' notifikasjonRef="{_guid(rng)}"'
+    forrige = _guid(rng) if row.breaks("IPL-FORRIGE-CHAIN") else chain.prev
+    lopenr = str(plan.start_lopenr + row.i)
+    if row.breaks("IPL-LOPENR-FORMAT"):
+        lopenr = f"L{lopenr}"
+    if row.breaks("IPL-LOPENR-ORDER"):
+        # the previous notification's number, chained to the one below it
+        lopenr, forrige = str(plan.start_lopenr + row.i - 1), chain.before_prev
+    if row.breaks("IPL-LOPENR-GAP"):
+        lopenr = str(plan.start_lopenr + row.i + 1)  # one number skipped: no predecessor
+    return _Identity(guid=guid, status=status, ref=ref, forrige=forrige, lopenr=lopenr)
+
+
+def _dates(plan: _Plan, row: _Row) -> _Dates:
+    day = datetime.date(plan.report_year, 1, 1) + datetime.timedelta(days=row.i % 28)
+    reg = f"{day.isoformat()}T12:00:00"
+    hendelse_dato = day.isoformat() + ("+01:00" if "tz-date" in plan.fault else "")
+    if row.breaks("IPL-HENDELSEDATO-RANGE"):
+        hendelse_dato = (day + datetime.timedelta(days=1)).isoformat()
+    if row.breaks("IPL-HENDELSEDATO-FUTURE"):
+        # after the extraction (`fault_context`: 1 February), registered the same day
+        day = datetime.date(plan.year, 6, 1)
+        reg, hendelse_dato = f"{day.isoformat()}T12:00:00", day.isoformat()
+    return _Dates(day=day, reg=reg, hendelse_dato=hendelse_dato)
+
+
+def _service(plan: _Plan, row: _Row) -> _Service:
+    event = "TjenesteStart"
+    tjeneste_type = FIRST_PHASE_TYPES[row.i % len(FIRST_PHASE_TYPES)]
+    if row.breaks("IPL-TJENESTETYPE-CODE"):
+        tjeneste_type = "13"  # never a code of 9151
+    if row.breaks("retired-type-in-time"):
+        tjeneste_type = "6"
+    org_attr = f' tjenesteOrgNr="{plan.org}"' if row.i % 3 == 0 else ""
+    if row.breaks("IPL-ORGNR-INVALID"):
+        org_attr = f' tjenesteOrgNr="{_bad_orgnr(plan.org)}"'
+    if row.breaks("IPL-ORGNR-REQUIRED"):
+        event, org_attr = "TjenesteutforerEndret", f' tjenesteOrgNr="{_bad_orgnr(plan.org)}"'
+    if row.breaks("orgnr-zeros"):
+        org_attr = ' tjenesteOrgNr="000000000"'
+    if row.breaks("orgnr-first-digit"):
+        org_attr = ' tjenesteOrgNr="123456785"'
+    return _Service(event=event, tjeneste_type=tjeneste_type, org_attr=org_attr)
+
+
+def _person(
+    plan: _Plan,
+    row: _Row,
+    rng: random.Random,
+    chain: _Chain,
+    used_fids: set[str],
+    day: datetime.date,
+) -> _Person:
+    """brukerNr, typeID and fid: a fresh synthetic person unless a fault says otherwise."""
+    i, brk = row.i, row.breaks
+    bruker_nr, type_id = f"B{plan.seed:04d}{i:08d}", "1"
+    drawn = synthetic_person_id(rng)
+    while drawn in used_fids:
+        drawn = synthetic_person_id(rng)
+    fid = drawn
+    if "IPL-FID-SYNTHETIC" in plan.fault and not row.is_last:
+        type_id, fid = "9", f"{day.day:02d}{day.month:02d}{(1950 + i % 50) % 100:02d}"
+    if brk("IPL-TYPEID-CODE"):
+        type_id = "4"
+    if brk("IPL-FID-INVALID") or brk("brukernr-digits"):
+        fid = _bad_check_digit(fid)
+    if brk("brukernr-digits"):
+        bruker_nr = f"{100000000000 + plan.seed * 1000 + i}"
+    if brk("IPL-TYPEID-KIND"):
+        fid = synthetic_person_id(rng, kind=IdKind.DNR)
+    if brk("dnr-as-typeid-1"):
+        fid = synthetic_person_id(rng, kind=IdKind.DNR)
+    if brk("hnr-individual-750"):
+        type_id, fid = "3", _h_nummer(rng)
+    if brk("IPL-FID-DATE"):
+        type_id, fid = "9", "320199"
+    if brk("IPL-BRUKERNR-FORMAT"):
+        bruker_nr = "B" * 101
+    if brk("IPL-BRUKERNR-STABLE"):
+        bruker_nr = chain.first_bruker
+    if brk("IPL-BRUKERNR-CHANGED"):
+        fid = chain.first_fid
+    if "IPL-BRUKERNR-ID-KIND" in plan.fault and i == 0:
+        # the first person has a D-nummer; the last notification brings their
+        # fødselsnummer under the same brukerNr
+        type_id, fid = "2", synthetic_person_id(rng, kind=IdKind.DNR)
+    if brk("IPL-BRUKERNR-ID-KIND"):
+        bruker_nr = chain.first_bruker
+    return _Person(bruker_nr=bruker_nr, type_id=type_id, fid=fid, drawn_fid=drawn)
+
+
+def _bruker_xml(row: _Row, rng: random.Random, person: _Person) -> str:
+    fid_attr = "" if row.breaks("IPL-FID-MISSING") else f' fid="{person.fid}"'
+    if row.breaks("IPL-XSD-ROW") or row.breaks("IPL-ALL-DROPPED"):
+        bruker_attr = ""  # brukerNr missing: Annotations handling 2, the row is dropped
+    else:
+        bruker_attr = f" brukerNr={quoteattr(person.bruker_nr)}"
+    bydel = ' bydel="030101"' if row.i % 4 == 1 else ""
+    if row.breaks("IPL-BYDEL-FORMAT"):
+        bydel = ' bydel="1"'
+    return (
+        f'<Bruker pasientGUID="{_guid(rng)}"{bruker_attr}{fid_attr} '
+        f'typeID="{person.type_id}"{bydel}/>'
+    )
+
+
+def _events_xml(
+    plan: _Plan,
+    row: _Row,
+    rng: random.Random,
+    service: _Service,
+    dates: _Dates,
+    bruker: str,
+    person: _Person,
+) -> str:
+    """The notification's event (none, one, or a second one when a fault asks)."""
+    tjeneste_id = f"T{plan.seed}-{row.i}"
+    event, ttype = service.event, service.tjeneste_type
+    body = (
+        f'<{event} tjenesteType="{ttype}" hendelseRegTid="{dates.reg}"{service.org_attr} '
+        f'hendelseDato="{dates.hendelse_dato}" tjenesteID="{tjeneste_id}" '
+        f'hendelseGUID="{_guid(rng)}">{bruker}</{event}>'
+    )
+    if row.breaks("IPL-EVENT-COUNT"):
+        body = ""
+    if row.breaks("IPL-EVENT-PERSON"):
+        other = bruker.replace(f"brukerNr={quoteattr(person.bruker_nr)}", 'brukerNr="B-annen"')
+        body += _slutt_xml(rng, ttype, dates, tjeneste_id, other)
+    if row.breaks("two-events"):
+        body += _slutt_xml(rng, ttype, dates, tjeneste_id, bruker)
+    return body
+
+
+def _slutt_xml(
+    rng: random.Random, tjeneste_type: str, dates: _Dates, tjeneste_id: str, bruker: str
+) -> str:
+    return (
+        f'<TjenesteSlutt hendelseGUID="{_guid(rng)}" tjenesteType="{tjeneste_type}" '
+        f'hendelseRegTid="{dates.reg}" hendelseDato="{dates.hendelse_dato}" '
+        f'tjenesteID="{tjeneste_id}">{bruker}</TjenesteSlutt>'
+    )
+
+
+def _contacts_xml(fault: frozenset[str]) -> str:
+    contacts: list[tuple[str, str, str, str | None]] = [
         ("1", "Teknisk Kontakt", "teknisk@kommune.example", "+47 99 99 99 99"),
         ("15", "EPJ Leverandør", "epj@leverandor.example", None),
         ("16", "IPLOS Kontakt", "iplos@kommune.example", "0047 22 22 22 22"),
@@ -329,14 +497,15 @@ def write_sample(
         contacts[-1] = ("17", "Innsending Ansvarlig", "innsending@kommune.example ", None)
     if "kontakttype-leading-zero" in fault:
         contacts[0] = ("01", *contacts[0][1:])
-    for ctype, name, email, phone in contacts:
-        tel = f" meldTelefon={quoteattr(phone)}" if phone else ""
-        w(
-            (
-                f"<Kontaktperson kontPerson={quoteattr(name)} meldEpost1={quoteattr(email)}"
-                f'{tel} typeKontaktperson="{ctype}"/>\n'
-            ).encode()
-        )
+    return "".join(
+        f"<Kontaktperson kontPerson={quoteattr(name)} meldEpost1={quoteattr(email)}"
+        + (f" meldTelefon={quoteattr(phone)}" if phone else "")
+        + f' typeKontaktperson="{ctype}"/>\n'
+        for ctype, name, email, phone in contacts
+    )
+
+
+def _kommuner_xml(kommune_nr: str, fault: frozenset[str]) -> str:
     kommuner = [kommune_nr]
     if "IPL-KOMMUNE-UNIQUE" in fault:
         kommuner.append(kommune_nr)
@@ -344,11 +513,7 @@ def write_sample(
         kommuner.append("301")
     if "IPL-KOMMUNE-NOT-ALLOWED" in fault:
         kommuner.append(FOREIGN_KOMMUNE)
-    for k in kommuner:
-        w(f"<Kommune kommuneNr={quoteattr(k)}/>\n".encode())
-    w(b"</Melding>\n")
-    if "IPL-NOT-XML" in fault:
-        w(b"<Melding>")
+    return "".join(f"<Kommune kommuneNr={quoteattr(k)}/>\n" for k in kommuner)
 
 
 def build_sample(

@@ -28,11 +28,9 @@ from __future__ import annotations
 import datetime
 import hashlib
 import re
-import threading
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import cast
 from zoneinfo import ZoneInfo
 
@@ -54,13 +52,13 @@ from app.content.model import (
     parse_xs_date,
 )
 from app.core.findings import Consequence, Finding, Rule, Subject
+from app.core.schemas import SCHEMAS_DIR, load_schema
 from app.core.xmlparse import XmlRejected, parse_xml
 from app.identifiers import IdKind, PersonId, check_person_id, is_valid_orgnr, parse_ddmmyy
 
 NS = "http://www.npr.no/xmlstds/56_0_0_ipl"
-SCHEMA_PATH = (
-    Path(__file__).resolve().parents[3] / "schemas" / "iplos-56.0.0" / "XPR-ipl-56.0.0.xsd"
-)
+_SCHEMA = "iplos-56.0.0/XPR-ipl-56.0.0.xsd"
+SCHEMA_PATH = SCHEMAS_DIR / _SCHEMA
 
 _Q = "{" + NS + "}"
 MELDING = _Q + "Melding"
@@ -116,17 +114,6 @@ _MAX_XSD_FINDINGS = 50
 _TEXT_ATTRS = ("leverandor", "navnEPJ", "versjonEPJ", "versjonUt")
 
 _OSLO = ZoneInfo("Europe/Oslo")
-
-_local = threading.local()
-
-
-def _schema() -> etree.XMLSchema:
-    # One per thread: an XMLSchema keeps its error_log on the object.
-    schema: etree.XMLSchema | None = getattr(_local, "schema", None)
-    if schema is None:
-        schema = etree.XMLSchema(etree.parse(str(SCHEMA_PATH)))
-        _local.schema = schema
-    return schema
 
 
 def is_email(value: str) -> bool:
@@ -386,7 +373,7 @@ def _xsd_rule(problem: SchemaProblem, in_notification: bool) -> Rule | None:
 
 
 def _xsd_report(root: etree._Element) -> _XsdReport:
-    schema = _schema()
+    schema = load_schema(_SCHEMA)
     if schema.validate(root):
         return _XsdReport()
     tree = _Tree.of(root)
@@ -1014,19 +1001,46 @@ def _calendar_findings(rows: list[_Row], unit: str, ctx: ContentContext) -> list
     ]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _MessageLevel:
+    findings: tuple[Finding, ...]
+    contacts: tuple[Contact, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _ReadContact:
+    contact: Contact
+    findings: tuple[Finding, ...]
+
+
 def _message_findings(
     root: etree._Element,
     contacts_el: list[etree._Element],
     kommuner: list[str],
     ctx: ContentContext,
-) -> tuple[list[Finding], list[Contact]]:
+) -> _MessageLevel:
+    """What the message says outside its notifications: its texts, municipalities and
+    contact persons."""
+    read = [_read_contact(el, i) for i, el in enumerate(contacts_el, start=1)]
+    findings = (
+        *_text_lengths(root),
+        *_kommune_findings(kommuner, ctx),
+        *(f for r in read for f in r.findings),
+        *_contacts_missing({r.contact.type for r in read}),
+    )
+    return _MessageLevel(findings=findings, contacts=tuple(r.contact for r in read))
+
+
+def _text_lengths(root: etree._Element) -> tuple[Finding, ...]:
+    return tuple(
+        Finding(R.TEXT_LENGTH, f"/Melding/@{attr}", f"{attr} har {len(text)} tegn.")
+        for attr in _TEXT_ATTRS
+        if len(text := root.get(attr) or "") > 100
+    )
+
+
+def _kommune_findings(kommuner: list[str], ctx: ContentContext) -> tuple[Finding, ...]:
     findings: list[Finding] = []
-    for attr in _TEXT_ATTRS:
-        text = root.get(attr) or ""
-        if len(text) > 100:
-            findings.append(
-                Finding(R.TEXT_LENGTH, f"/Melding/@{attr}", f"{attr} har {len(text)} tegn.")
-            )
     for i, kommune_nr in enumerate(kommuner, start=1):
         loc = f"/Melding/Kommune[{i}]/@kommuneNr"
         if _KOMMUNENR.fullmatch(kommune_nr) is None:
@@ -1040,60 +1054,66 @@ def _message_findings(
                     Subject(kommune_nr=kommune_nr),
                 )
             )
-    contacts: list[Contact] = []
-    types: set[str] = set()
-    for i, el in enumerate(contacts_el, start=1):
-        loc = f"/Melding/Kontaktperson[{i}]"
-        ctype = _contact_type(el.get("typeKontaktperson") or "")
-        types.add(ctype)
-        if ctype not in KONTAKTTYPER:
-            findings.append(
-                Finding(
-                    R.KONTAKT_TYPE,
-                    f"{loc}/@typeKontaktperson",
-                    "typeKontaktperson er ikke en kode i kodeverk 8471.",
-                )
-            )
-        name: str | None = el.get("kontPerson")
-        if name is not None and len(name) > 100:
-            findings.append(
-                Finding(R.TEXT_LENGTH, f"{loc}/@kontPerson", f"kontPerson har {len(name)} tegn.")
-            )
-            name = None
-        emails: list[str | None] = []
-        for attr in ("meldEpost1", "meldEpost2"):
-            value = _stripped(el.get(attr))
-            if value is not None and not is_email(value):
-                findings.append(
-                    Finding(
-                        R.EPOST_FORMAT,
-                        f"{loc}/@{attr}",
-                        f"{attr} er ikke en gyldig e-postadresse; verdien er ignorert.",
-                    )
-                )
-                value = None
-            emails.append(value)
-        phone = _stripped(el.get("meldTelefon"))
-        if phone is not None and not is_phone(phone):
-            findings.append(
-                Finding(
-                    R.TELEFON_FORMAT,
-                    f"{loc}/@meldTelefon",
-                    "meldTelefon er ikke et norsk telefonnummer; verdien er ignorert.",
-                )
-            )
-            phone = None
-        contacts.append(Contact(ctype, name, emails[0], emails[1], phone))
-    missing = [t for t in MANDATORY_KONTAKTTYPER if t not in types]
-    if missing:
+    return tuple(findings)
+
+
+def _read_contact(el: etree._Element, i: int) -> _ReadContact:
+    """One Kontaktperson; a value that is not what its attribute must hold is ignored."""
+    loc = f"/Melding/Kontaktperson[{i}]"
+    findings: list[Finding] = []
+    ctype = _contact_type(el.get("typeKontaktperson") or "")
+    if ctype not in KONTAKTTYPER:
         findings.append(
             Finding(
-                R.KONTAKT_MISSING,
-                "/Melding/Kontaktperson",
-                "Meldingen mangler kontaktperson av type " + ", ".join(missing) + ".",
+                R.KONTAKT_TYPE,
+                f"{loc}/@typeKontaktperson",
+                "typeKontaktperson er ikke en kode i kodeverk 8471.",
             )
         )
-    return findings, contacts
+    name: str | None = el.get("kontPerson")
+    if name is not None and len(name) > 100:
+        findings.append(
+            Finding(R.TEXT_LENGTH, f"{loc}/@kontPerson", f"kontPerson har {len(name)} tegn.")
+        )
+        name = None
+    emails: list[str | None] = []
+    for attr in ("meldEpost1", "meldEpost2"):
+        value = _stripped(el.get(attr))
+        if value is not None and not is_email(value):
+            findings.append(
+                Finding(
+                    R.EPOST_FORMAT,
+                    f"{loc}/@{attr}",
+                    f"{attr} er ikke en gyldig e-postadresse; verdien er ignorert.",
+                )
+            )
+            value = None
+        emails.append(value)
+    phone = _stripped(el.get("meldTelefon"))
+    if phone is not None and not is_phone(phone):
+        findings.append(
+            Finding(
+                R.TELEFON_FORMAT,
+                f"{loc}/@meldTelefon",
+                "meldTelefon er ikke et norsk telefonnummer; verdien er ignorert.",
+            )
+        )
+        phone = None
+    contact = Contact(ctype, name, emails[0], emails[1], phone)
+    return _ReadContact(contact=contact, findings=tuple(findings))
+
+
+def _contacts_missing(types: set[str]) -> tuple[Finding, ...]:
+    missing = [t for t in MANDATORY_KONTAKTTYPER if t not in types]
+    if not missing:
+        return ()
+    return (
+        Finding(
+            R.KONTAKT_MISSING,
+            "/Melding/Kontaktperson",
+            "Meldingen mangler kontaktperson av type " + ", ".join(missing) + ".",
+        ),
+    )
 
 
 def _contact_type(value: str) -> str:
@@ -1210,8 +1230,8 @@ def validate_melding(source: bytes | etree._Element, ctx: ContentContext) -> Con
     unit = kommuner[0]  # the schema guarantees at least one
 
     findings = list(xsd.message)  # only warnings when the schema did not reject
-    message_findings, contacts = _message_findings(root, contact_els, kommuner, ctx)
-    findings.extend(message_findings)
+    message = _message_findings(root, contact_els, kommuner, ctx)
+    findings.extend(message.findings)
     rows = _rows(notif_els, unit, xsd, ctx)
     for row, el in zip(rows, notif_els, strict=True):
         row.digest = content_digest(el)
@@ -1221,7 +1241,7 @@ def validate_melding(source: bytes | etree._Element, ctx: ContentContext) -> Con
         findings.extend(row.findings)
     findings.extend(_all_dropped(rows, findings))
     notifications = tuple(_notification(r, unit) for r in rows)
-    return ContentResult(tuple(findings), notifications, tuple(contacts), tuple(kommuner))
+    return ContentResult(tuple(findings), notifications, message.contacts, tuple(kommuner))
 
 
 def content_digest(notification: etree._Element) -> str:
