@@ -21,6 +21,7 @@ from app.content.model import (
     ContentResult,
     HistoryKeys,
     IplosHistory,
+    Notification,
     Ranges,
     StoredNotification,
     add_to_ranges,
@@ -122,12 +123,26 @@ async def store_history(
 ) -> int:
     """Store what an accepted message establishes in `environment`: its accepted
     notifications with their events, the received løpenummer, and the brukerNr ↔ fid pairs
-    that changed (`before` is the history the checks saw). Returns the rows stored."""
+    that changed (`before` is the history the checks saw). Returns the rows stored.
+
+    Core statements, executemany: the ORM's per-row bookkeeping and RETURNING cost more than
+    the inserts themselves (20 000 rows: 0.9 s instead of 7.9 s on SQLite)."""
     rows = [n for n in result.notifications if not n.dropped and not n.already_stored]
     if not rows:
         return 0
-    # Core statements, executemany: the ORM's per-row bookkeeping and RETURNING cost more than
-    # the inserts themselves; the ids are read back in one query by message.
+    ids = await _insert_notifications(session, message_id, environment, rows)
+    await _insert_events(session, ids, rows)
+    after = before.updated_with(rows)
+    await _update_received(session, environment, before, after)
+    await _upsert_brukere(session, _changed_pairs(environment, before, after))
+    await session.flush()
+    return len(rows)
+
+
+async def _insert_notifications(
+    session: AsyncSession, message_id: int, environment: str, rows: Sequence[Notification]
+) -> dict[str, int]:
+    """The rows, then their ids read back in one query by message (GUID -> id)."""
     notification = _table(IplosNotification)
     for chunk in _batches(rows):
         await session.execute(
@@ -148,15 +163,17 @@ async def store_history(
                 for n in chunk
             ],
         )
-    ids = dict(
-        (
-            await session.execute(
-                select(IplosNotification.guid, IplosNotification.id).where(
-                    IplosNotification.message_id == message_id
-                )
-            )
-        ).all()
+    found = await session.execute(
+        select(IplosNotification.guid, IplosNotification.id).where(
+            IplosNotification.message_id == message_id
+        )
     )
+    return {guid: id_ for guid, id_ in found.all()}
+
+
+async def _insert_events(
+    session: AsyncSession, ids: dict[str, int], rows: Sequence[Notification]
+) -> None:
     events = [
         {
             "notification_id": ids[n.guid],
@@ -172,23 +189,32 @@ async def store_history(
     ]
     for batch in _batches(events):
         await session.execute(insert(_table(IplosEvent)), batch)
-    after = before.updated_with(rows)
+
+
+async def _update_received(
+    session: AsyncSession, environment: str, before: IplosHistory, after: IplosHistory
+) -> None:
+    """The received løpenummer ranges of each municipality that got new numbers (its state
+    row is locked since `load_history`)."""
     for kommune, ranges in after.received.items():
-        if ranges != before.received.get(kommune):
-            state = await session.get(IplosKommuneState, (environment, kommune))
-            if state is None:
-                state = IplosKommuneState(environment=environment, kommune_nr=kommune)
-                session.add(state)
-            state.received = [[lo, hi] for lo, hi in ranges]
+        if ranges == before.received.get(kommune):
+            continue
+        state = await session.get(IplosKommuneState, (environment, kommune))
+        if state is None:
+            state = IplosKommuneState(environment=environment, kommune_nr=kommune)
+            session.add(state)
+        state.received = [[lo, hi] for lo, hi in ranges]
+
+
+def _changed_pairs(
+    environment: str, before: IplosHistory, after: IplosHistory
+) -> list[dict[str, Any]]:
     now = datetime.now(UTC)
-    changed = [
+    return [
         {"environment": environment, "kommune_nr": k, "bruker_nr": b, "fid": f, "updated_at": now}
         for (k, b), f in after.bruker_fid.items()
         if before.bruker_fid.get((k, b)) != f
     ]
-    await _upsert_brukere(session, changed)
-    await session.flush()
-    return len(rows)
 
 
 async def _upsert_brukere(session: AsyncSession, pairs: list[dict[str, Any]]) -> None:
