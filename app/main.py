@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from app import __version__
 from app.api.errors import install_error_handlers
 from app.api.parties import router as parties_router
+from app.api.router import router as read_router
 from app.db import create_engine, ping, session_factory
 from app.intake.router import router as intake_router
 from app.keyring import load_keyring
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     _platform_routes(app, metrics)
     app.include_router(parties_router)
+    app.include_router(read_router)
     app.include_router(intake_router)
     return app
 

@@ -84,7 +84,7 @@ class SendReport:
 @dataclass(frozen=True, slots=True)
 class _Claimed:
     id: int
-    message_id: int
+    message_id: int | None  # None for a reminder
     recipient: str
     subject: str
     body: str
