@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api import access_log, feilliste, messages
+from app.api import access_log, coverage, feilliste, messages, stats
 
 router = APIRouter()
 router.include_router(messages.router)
 router.include_router(feilliste.router)
 router.include_router(access_log.router)
+router.include_router(coverage.router)
+router.include_router(stats.router)

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.models import Finding, IplosNotification, Message, PartyKommune
 
@@ -30,6 +31,33 @@ class ErrorRow:
     corrected: bool
 
 
+def corrected_clause() -> ColumnElement[bool]:
+    """For a row of `finding` joined with its `message`: a later message of the same
+    environment and municipality stored the same GUID, or an M/C row whose ref is it."""
+    f, m = Finding, Message
+    n = aliased(IplosNotification)
+    later = and_(
+        n.environment == m.environment,
+        n.kommune_nr == f.kommune_nr,
+        n.message_id > f.message_id,
+    )
+    return or_(
+        exists().where(later, n.guid == f.notification_guid),
+        exists().where(later, n.ref == f.notification_guid, n.status.in_(("M", "C"))),
+    )
+
+
+def failing_in(kommune_nr: str | None = None) -> list[ColumnElement[bool]]:
+    """The conditions for a failing-notification finding (of one municipality)."""
+    conditions: list[ColumnElement[bool]] = [
+        Finding.consequence.in_(FAILING),
+        Finding.notification_guid.is_not(None),
+    ]
+    if kommune_nr is not None:
+        conditions.append(Finding.kommune_nr == kommune_nr)
+    return conditions
+
+
 async def error_rows(
     session: AsyncSession,
     kommune_nr: str,
@@ -43,16 +71,7 @@ async def error_rows(
     first. Corrected: a later message of the same environment and municipality stored the
     same GUID, or an M/C notification whose ref is that GUID."""
     f, m = Finding, Message
-    n = aliased(IplosNotification)
-    later = and_(
-        n.environment == m.environment,
-        n.kommune_nr == f.kommune_nr,
-        n.message_id > f.message_id,
-    )
-    corrected = or_(
-        exists().where(later, n.guid == f.notification_guid),
-        exists().where(later, n.ref == f.notification_guid, n.status.in_(("M", "C"))),
-    )
+    corrected = corrected_clause()
     query = (
         select(
             f.id,
@@ -68,13 +87,11 @@ async def error_rows(
         )
         .join(m, m.id == f.message_id)
         .where(
-            f.kommune_nr == kommune_nr,
+            *failing_in(kommune_nr),
             m.kommune_nr == kommune_nr,
             m.environment == environment,
             m.received_at >= received_from,
             m.received_at < received_to,
-            f.consequence.in_(FAILING),
-            f.notification_guid.is_not(None),
         )
         .order_by(f.message_id, f.id)
     )
