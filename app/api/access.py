@@ -24,7 +24,9 @@ def log_access(
     record_access(
         session,
         Access(
-            who=who,
+            token_id=who.token_id,
+            actor=who.name,
+            role=who.label,
             action=action,
             resource=request.url.path,
             kommune_nr=kommune_nr,

@@ -14,11 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.api.deps import DbSession, Operator, app_state
 from app.api.messages import Environment
 from app.api.problems import PROBLEM_RESPONSES
-from app.api.reporting import default_year, received_window, year_entry
 from app.content.calendar import local_date
 from app.kommuner.repository import kommuner_of
 from app.models import utcnow
 from app.query import coverage as repo
+from app.query.reporting import default_year, received_window, year_entry
 from app.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["coverage"], responses=PROBLEM_RESPONSES)

@@ -13,18 +13,19 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.access import log_access
 from app.api.deps import AnyPrincipal, DbSession
 from app.api.deps import app_state as _app_state
 from app.api.messages import Environment
 from app.api.problems import PROBLEM_RESPONSES
-from app.api.reporting import default_year, received_window, year_entry
 from app.catalogue import rules_by_id
 from app.content.calendar import OSLO
 from app.models import utcnow
 from app.query import feilliste as repo
-from app.state import AppState
+from app.query.reporting import default_year, received_window, year_entry
+from app.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["feilliste"], responses=PROBLEM_RESPONSES)
 
@@ -137,8 +138,8 @@ def to_csv(rows: list[ErrorRowOut], *, with_fid: bool) -> bytes:
 
 
 async def read_feilliste(
-    state: AppState,
-    session: DbSession,
+    settings: Settings,
+    session: AsyncSession,
     kommune_nr: str,
     *,
     year: int | None,
@@ -146,7 +147,6 @@ async def read_feilliste(
     which: Which,
 ) -> Feilliste:
     """The list itself (also for the CLI): no access check, no access log."""
-    settings = state.settings
     year = year or default_year(settings, utcnow())
     env = environment or await repo.latest_environment(session, kommune_nr) or "production"
     start, end = received_window(year_entry(settings, year))
@@ -205,7 +205,7 @@ async def get_feilliste(
     if not who.may_read_kommune(kommune_nr):
         raise HTTPException(404, f"no error list for kommune {kommune_nr}")
     result = await read_feilliste(
-        _app_state(request),
+        _app_state(request).settings,
         session,
         kommune_nr,
         year=year,

@@ -10,7 +10,6 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.tokens import Principal
 from app.models import AccessLog, utcnow
 
 
@@ -18,7 +17,9 @@ from app.models import AccessLog, utcnow
 class Access:
     """What one API response disclosed, and to whom."""
 
-    who: Principal
+    token_id: int | None  # None for the command line on the server
+    actor: str  # the token's name (or cli:<user>)
+    role: str  # operator | municipality:<kommunenr>
     action: str  # e.g. messages.raw, feilliste.read
     resource: str  # the path read
     kommune_nr: str | None = None
@@ -36,9 +37,9 @@ def record_access(session: AsyncSession, access: Access, *, at: datetime | None 
         session.add(
             AccessLog(
                 at=when,
-                token_id=access.who.token_id,
-                actor=access.who.name[:100],
-                role=access.who.label[:40],
+                token_id=access.token_id,
+                actor=access.actor[:100],
+                role=access.role[:40],
                 action=access.action[:60],
                 resource=access.resource[:300],
                 message_id=message_id,
