@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import __version__
+from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.api.parties import router as parties_router
 from app.api.router import router as read_router
@@ -63,7 +64,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="KPR's receiving service for IPLOS messages (ebMS 2.0, MsgHead, AppRec).",
         lifespan=lifespan,
+        docs_url=None,  # served offline by app.api.docs
+        redoc_url=None,
     )
+    install_docs(app)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     _platform_routes(app, metrics)
