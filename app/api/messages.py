@@ -12,12 +12,13 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.access import log_access, only_kommune
-from app.api.deps import AnyPrincipal, DbSession, Operator
+from app.api.deps import AnyPrincipal, DbSession, Operator, app_state
 from app.api.paging import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, page
 from app.api.problems import PROBLEM_RESPONSES
 from app.api.tokens import Principal
 from app.models import Message, NotificationOutbox, utcnow
 from app.query import messages as repo
+from app.query.feilliste import fid_hidden_for
 
 router = APIRouter(prefix="/api/v1", tags=["messages"], responses=PROBLEM_RESPONSES)
 
@@ -289,6 +290,10 @@ async def list_findings(
             f if f.kommune_nr is not None else f.model_copy(update={"fid": None, "bruker_nr": None})
             for f in out
         ]
+        # the error list's Person-ID switches hold here too
+        publish = app_state(request).settings.feilliste_publish_fid
+        if not publish or await fid_hidden_for(session, who.kommune_nr or ""):
+            out = [f.model_copy(update={"fid": None}) for f in out]
     if any(f.fid or f.bruker_nr for f in out):
         log_access(
             session,

@@ -191,6 +191,10 @@ async def test_the_party_flag_hides_fid_for_one_municipality(
     csv_text = (await client.get(URL, headers=oslo, params={**params, "format": "csv"})).text
     assert "Person-ID" not in csv_text
     assert FID_OSLO not in csv_text
+    first = body["rows"][0]["message_id"]
+    findings = await client.get(f"/api/v1/messages/{first}/findings", headers=oslo)
+    assert findings.json()["items"]
+    assert FID_OSLO not in findings.text
     bergen = await client.get("/api/v1/kommuner/4601/feilliste", headers=operator, params=params)
     assert bergen.json()["rows"][0]["fid"] == FID_BERGEN
 
