@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.models import Party, PartyKommune
 from tests.integration.seed import Fault, add_message, auth, revoked_token, token
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -71,8 +72,6 @@ async def world(sessions: Sessions) -> dict[str, object]:
         faults=[Fault(guid="g-bergen-1", bruker_nr="B-BERGEN-1", fid="02020254321")],
     )
     async with sessions() as s:
-        from app.models import Party, PartyKommune
-
         party = Party(her_id=8000001, name="Oslo")
         party.kommuner = [PartyKommune(kommune_nr="0301")]
         s.add(party)
