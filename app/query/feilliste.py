@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, bindparam, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from app.models import Finding, IplosNotification, Message, PartyKommune
 
@@ -49,8 +49,12 @@ def corrected_clause() -> ColumnElement[bool]:
 
 def failing_in(kommune_nr: str | None = None) -> list[ColumnElement[bool]]:
     """The conditions for a failing-notification finding (of one municipality)."""
+    # literal values, so PostgreSQL can match the partial index ix_finding_failing
+    failing: BindParameter[list[str]] = bindparam(
+        "failing", list(FAILING), expanding=True, literal_execute=True
+    )
     conditions: list[ColumnElement[bool]] = [
-        Finding.consequence.in_(FAILING),
+        Finding.consequence.in_(failing),
         Finding.notification_guid.is_not(None),
     ]
     if kommune_nr is not None:

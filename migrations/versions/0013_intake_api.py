@@ -37,6 +37,9 @@ CREATE TRIGGER access_log_append_only BEFORE UPDATE OR DELETE ON access_log
 FOR EACH ROW EXECUTE FUNCTION access_log_append_only()
 """
 
+_FAILING = (
+    "consequence IN ('drop_notification', 'reject_message') AND notification_guid IS NOT NULL"
+)
 _SQLITE_TRIGGER = """
 CREATE TRIGGER access_log_append_only BEFORE UPDATE ON access_log
 BEGIN SELECT RAISE(ABORT, 'access_log is append-only'); END
@@ -71,7 +74,14 @@ def upgrade() -> None:
     op.create_index("ix_finding_rule_message", "finding", ["rule_id", "message_id"])
     op.create_index("ix_finding_code_message", "finding", ["apprec_code", "message_id"])
     op.create_index(
-        "ix_message_kommune_env", "message", ["kommune_nr", "environment", "id"]
+        "ix_message_kommune_env", "message", ["kommune_nr", "environment", "received_at"]
+    )
+    op.create_index(
+        "ix_finding_failing",
+        "finding",
+        ["message_id"],
+        postgresql_where=sa.text(_FAILING),
+        sqlite_where=sa.text(_FAILING),
     )
     if op.get_bind().dialect.name == "postgresql":
         op.execute(sa.text(_TRIGGER_FUNCTION))
@@ -87,6 +97,7 @@ def downgrade() -> None:
         op.execute(sa.text("DROP FUNCTION IF EXISTS access_log_append_only()"))
     else:
         op.execute(sa.text("DROP TRIGGER IF EXISTS access_log_append_only"))
+    op.drop_index("ix_finding_failing", table_name="finding")
     op.drop_index("ix_message_kommune_env", table_name="message")
     op.drop_index("ix_finding_code_message", table_name="finding")
     op.drop_index("ix_finding_rule_message", table_name="finding")
