@@ -60,7 +60,7 @@ def messages_list(
 
     async def work(session: AsyncSession) -> list[message_repo.MessageSummary]:
         return await message_repo.list_messages(
-            session, where, only_kommune=None, before_id=None, limit=limit
+            session, where, only_kommune=None, before=None, limit=limit
         )
 
     rows = run_db(work)

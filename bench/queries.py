@@ -224,7 +224,7 @@ def _md5(prefix: str, i: int) -> str:
     return hashlib.md5(f"{prefix}{i}".encode()).hexdigest()
 
 
-async def measure(url: str, messages: int, repeat: int) -> list[Timing]:
+async def measure(url: str, messages: int, repeat: int, only: str = "") -> list[Timing]:
     settings = Settings(
         _env_file=None,
         env=Env.TEST,
@@ -250,6 +250,8 @@ async def measure(url: str, messages: int, repeat: int) -> list[Timing]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             for name, path, params in _cases(messages):
+                if only not in name:
+                    continue
 
                 def call(
                     path: str = path, params: dict[str, str] = params
@@ -311,9 +313,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=100)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--database", help="measure this seeded database (kept) instead")
+    parser.add_argument("--only", default="", help="only the cases whose name contains this")
     args = parser.parse_args(argv)
     if args.database:
-        timings = asyncio.run(measure(args.database, args.messages, args.repeat))
+        timings = asyncio.run(measure(args.database, args.messages, args.repeat, args.only))
         print(report(0.0, args.messages, args.messages * args.findings_per_message, timings))
         print(asyncio.run(explain_misses(args.database)))
         return 0 if all(t.status == 200 for t in timings) else 1
@@ -323,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         migrate.upgrade(url)
         seconds = asyncio.run(seed(url, args.messages, args.findings_per_message))
-        timings = asyncio.run(measure(url, args.messages, args.repeat))
+        timings = asyncio.run(measure(url, args.messages, args.repeat, args.only))
         print(report(seconds, args.messages, args.messages * args.findings_per_message, timings))
         print(asyncio.run(explain_misses(url)))
         if args.keep:

@@ -13,7 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.access import log_access, only_kommune
 from app.api.deps import AnyPrincipal, DbSession, Operator, app_state
-from app.api.paging import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, page
+from app.api.paging import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    decode_cursor,
+    decode_keyset,
+    encode_cursor,
+    page,
+)
 from app.api.problems import PROBLEM_RESPONSES
 from app.api.tokens import Principal
 from app.models import Message, NotificationOutbox, utcnow
@@ -202,10 +209,11 @@ async def list_messages(
         session,
         where,
         only_kommune=only_kommune(who),
-        before_id=decode_cursor(cursor),
+        before=decode_keyset(cursor),
         limit=limit + 1,
     )
-    items, next_cursor = page(rows, limit, rows[limit - 1].id if len(rows) > limit else None)
+    items = rows[:limit]
+    next_cursor = encode_cursor(items[-1].id, items[-1].received_at) if len(rows) > limit else None
     return MessagePage(
         items=[MessageOut.model_validate(r, from_attributes=True) for r in items],
         next_cursor=next_cursor,

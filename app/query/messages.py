@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, func, or_, select
+from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
@@ -117,22 +117,26 @@ async def list_messages(
     where: MessageFilter,
     *,
     only_kommune: str | None,
-    before_id: int | None,
+    before: tuple[datetime, int] | None,
     limit: int,
 ) -> list[MessageSummary]:
-    """Newest first (by id: ids grow as messages are stored, so a page boundary never moves
-    when new messages arrive). `only_kommune` confines a municipality to its own messages."""
+    """Newest first: by received time, then id (keyset `before` = the last row's pair), so a
+    page boundary never moves when new messages arrive, and a time filter walks its index.
+    `only_kommune` confines a municipality to its own messages."""
     query: Select[*tuple[Any, ...]] = (
         select(*_SUMMARY_COLUMNS)
         .outerjoin(Receipt, Receipt.message_id == Message.id)
-        .order_by(Message.id.desc())
+        .order_by(Message.received_at.desc(), Message.id.desc())
         .limit(limit)
     )
     query = _filtered(query, where)
     if only_kommune is not None:
         query = query.where(Message.kommune_nr == only_kommune)
-    if before_id is not None:
-        query = query.where(Message.id < before_id)
+    if before is not None:
+        at, last_id = before
+        query = query.where(
+            or_(Message.received_at < at, and_(Message.received_at == at, Message.id < last_id))
+        )
     return [_summary(tuple(r)) for r in (await session.execute(query)).all()]
 
 

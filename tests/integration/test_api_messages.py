@@ -297,3 +297,25 @@ async def test_the_database_refuses_changes_to_the_access_log_below_the_applicat
         await engine.dispose()
     async with sessions() as s:
         assert (await s.scalars(select(AccessLog.actor))).all() == ["ops"]
+
+
+async def test_newest_first_is_by_received_time_across_pages(
+    client: httpx.AsyncClient, sessions: Sessions, operator: dict[str, str]
+) -> None:
+    late = await add_message(sessions, received_at=T0 + timedelta(hours=5))
+    early = await add_message(sessions, received_at=T0 + timedelta(hours=1))
+    middle = [
+        (await add_message(sessions, received_at=T0 + timedelta(hours=3))).id for _ in range(3)
+    ]
+    seen: list[int] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, str | int] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        body = (await client.get("/api/v1/messages", headers=operator, params=params)).json()
+        seen += [m["id"] for m in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [late.id, *sorted(middle, reverse=True), early.id]
+    to = (T0 + timedelta(hours=4)).isoformat()
+    assert await _ids(client, operator, received_to=to, limit=2) == sorted(middle, reverse=True)[:2]
