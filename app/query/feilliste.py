@@ -99,9 +99,8 @@ async def error_rows(
         )
         .order_by(f.message_id, f.id)
     )
-    if open_only:
-        query = query.where(~corrected)
-    rows = (await session.execute(query)).all()
+    # "open" is filtered here, not in SQL: the correction look-up then runs once per row
+    rows = [r for r in (await session.execute(query)).all() if not (open_only and r[9])]
     return [
         ErrorRow(
             finding_id=r[0],

@@ -79,7 +79,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_finding_failing",
         "finding",
-        ["message_id"],
+        ["kommune_nr", "message_id"],
         postgresql_where=sa.text(_FAILING),
         sqlite_where=sa.text(_FAILING),
     )
