@@ -288,11 +288,13 @@ def dev_pki(
     )
 
 
+from app.cli_api import register as register_api  # noqa: E402
 from app.cli_notify import register as register_notify  # noqa: E402
 from app.cli_tools import register as register_tools  # noqa: E402
 
 register_tools(app)
 register_notify(app)
+register_api(app)
 
 
 def main() -> None:

@@ -11,8 +11,10 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import __version__
+from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.api.parties import router as parties_router
+from app.api.router import router as read_router
 from app.db import create_engine, ping, session_factory
 from app.intake.router import router as intake_router
 from app.keyring import load_keyring
@@ -62,11 +64,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="KPR's receiving service for IPLOS messages (ebMS 2.0, MsgHead, AppRec).",
         lifespan=lifespan,
+        docs_url=None,  # served offline by app.api.docs
+        redoc_url=None,
     )
+    install_docs(app)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     _platform_routes(app, metrics)
     app.include_router(parties_router)
+    app.include_router(read_router)
     app.include_router(intake_router)
     return app
 

@@ -5,6 +5,7 @@ Tables are singular snake_case; timestamps are `*_at`, timezone-aware UTC.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -22,8 +23,19 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
+    text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    ORMExecuteState,
+    Session,
+    mapped_column,
+    relationship,
+)
+from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 
 NAMING = {
@@ -101,6 +113,8 @@ class PartyKommune(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     party_id: Mapped[int] = mapped_column(ForeignKey("party.id", ondelete="CASCADE"), index=True)
     kommune_nr: Mapped[str] = mapped_column(String(4), index=True)
+    # KPR may decide not to publish person identifiers to this municipality's error list
+    hide_fid: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class PartyContact(Base):
@@ -272,7 +286,8 @@ class NotificationOutbox(Base):
     __table_args__ = (Index("ix_notification_outbox_due", "status", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    message_id: Mapped[int] = mapped_column(
+    # None for a reminder, which concerns a municipality rather than a message
+    message_id: Mapped[int | None] = mapped_column(
         ForeignKey("message.id", ondelete="CASCADE"), index=True
     )
     recipient: Mapped[str] = mapped_column(String(254))
@@ -284,6 +299,10 @@ class NotificationOutbox(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    kind: Mapped[str] = mapped_column(String(20), default="message", server_default="message")
+    kommune_nr: Mapped[str | None] = mapped_column(String(4))
+    # reminders: "<year>:<environment>:<kommunenr>:<day>:<recipient>"; unique = once a day
+    dedup_key: Mapped[str | None] = mapped_column(String(400), unique=True)
 
 
 # --- access -----------------------------------------------------------------------------
@@ -396,3 +415,76 @@ class IplosBruker(Base):
     bruker_nr: Mapped[str] = mapped_column(String(100), primary_key=True)
     fid: Mapped[str] = mapped_column(String(11))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+# --- the intake API's read side (issue 13) ----------------------------------------------
+
+
+class Kommune(Base):
+    """The municipalities of Norway per reporting year (SSB classification 131)."""
+
+    __tablename__ = "kommune"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kommune_nr: Mapped[str] = mapped_column(String(4), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+# The error list asks "was this GUID corrected by a later M/C row?" per notification.
+Index(
+    "ix_iplos_notification_ref",
+    IplosNotification.environment,
+    IplosNotification.kommune_nr,
+    IplosNotification.ref,
+)
+# Message filters by rule / AppRec code, and the error list by municipality.
+Index("ix_finding_rule_message", Finding.rule_id, Finding.message_id)
+Index("ix_finding_code_message", Finding.apprec_code, Finding.message_id)
+# The error list and coverage read one municipality's (or every) messages of an environment
+# in a window of received times.
+Index("ix_message_kommune_env", Message.kommune_nr, Message.environment, Message.received_at)
+# The error list reads only a municipality's failing findings (about 1 in 20 findings).
+_FAILING_FINDING = (
+    "consequence IN ('drop_notification', 'reject_message') AND notification_guid IS NOT NULL"
+)
+Index(
+    "ix_finding_failing",
+    Finding.kommune_nr,
+    Finding.message_id,
+    postgresql_where=text(_FAILING_FINDING),
+    sqlite_where=text(_FAILING_FINDING),
+)
+
+
+# --- the access log is append-only ------------------------------------------------------
+
+
+class AppendOnlyError(RuntimeError):
+    """Something tried to change or remove a row of the access log."""
+
+
+_ACCESS_LOG_WRITE = re.compile(r"\b(update|delete\s+from|truncate)\s+(table\s+)?access_log\b", re.I)
+
+
+@event.listens_for(Session, "before_flush")
+def _access_log_unchanged(session: Session, _context: object, _instances: object) -> None:
+    """Refuse an ORM flush that would change or delete an access-log row."""
+    for obj in session.deleted:
+        if isinstance(obj, AccessLog):
+            raise AppendOnlyError("access_log rows cannot be deleted")
+    for obj in session.dirty:
+        if isinstance(obj, AccessLog) and session.is_modified(obj):
+            raise AppendOnlyError("access_log rows cannot be changed")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _access_log_no_bulk_writes(state: ORMExecuteState) -> None:
+    """Refuse UPDATE/DELETE statements on the access log, ORM or textual, on every database
+    (PostgreSQL also has a trigger: migration 0013)."""
+    statement = state.statement
+    if state.is_update or state.is_delete:
+        table = getattr(statement, "table", None)
+        if getattr(table, "name", None) == AccessLog.__tablename__:
+            raise AppendOnlyError("access_log is append-only")
+    elif isinstance(statement, TextClause) and _ACCESS_LOG_WRITE.search(statement.text):
+        raise AppendOnlyError("access_log is append-only")

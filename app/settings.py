@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8080"
     gen_date_skew_seconds: int = Field(default=300, ge=0)
     log_format: str = "auto"
+    # --- the intake API (issue 13) ---
+    # KPR may decide not to publish person identifiers (fid) in the error lists at all.
+    feilliste_publish_fid: bool = True
+    # The dev mail sink (KPR_ENV=dev without KPR_SMTP_HOST) writes each email here.
+    mail_dir: Path = Path("var/mail")
 
     @field_validator("receivers", mode="before")
     @classmethod

@@ -1,4 +1,6 @@
-"""One JSON error shape for the API: {"error": Code, "detail": str}. No tracebacks."""
+"""One JSON error shape for the API: RFC 9457 problem details (`application/problem+json`)
+with `type`, `title`, `status`, `detail`, and the house `error` code as an extension member
+(`{"error": Code, "detail": str}` stays valid for older clients). No tracebacks."""
 
 from __future__ import annotations
 
@@ -13,6 +15,9 @@ from app.logging import get_logger
 
 log = get_logger(__name__)
 
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://kpr-mottak.invalid/problems/"
+
 _CODES = {
     400: "BadRequest",
     401: "Unauthorized",
@@ -25,6 +30,19 @@ _CODES = {
     422: "ValidationFailed",
     503: "Unavailable",
 }
+_TITLES = {
+    "BadRequest": "Bad request",
+    "Unauthorized": "Missing, unknown or revoked token",
+    "Forbidden": "Not allowed for this role",
+    "NotFound": "Not found",
+    "MethodNotAllowed": "Method not allowed",
+    "Conflict": "Conflict",
+    "PayloadTooLarge": "Payload too large",
+    "UnsupportedMediaType": "Unsupported media type",
+    "ValidationFailed": "The request is not valid",
+    "Unavailable": "Unavailable",
+    "InternalError": "Internal error",
+}
 
 
 def error_response(
@@ -32,10 +50,22 @@ def error_response(
 ) -> JSONResponse:
     code = _CODES.get(status, "Error")
     return JSONResponse(
-        {"error": code, "detail": detail},
+        problem(status, code, detail),
         status_code=status,
         headers=dict(headers) if headers else None,
+        media_type=PROBLEM_JSON,
     )
+
+
+def problem(status: int, code: str, detail: str) -> dict[str, object]:
+    """The problem-details body; `type` names the error code, `title` says it in words."""
+    return {
+        "type": PROBLEM_BASE + code,
+        "title": _TITLES.get(code, code),
+        "status": status,
+        "detail": detail,
+        "error": code,
+    }
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -54,8 +84,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.error("http.unhandled_error", error_type=type(exc).__name__)
         return JSONResponse(
-            {"error": "InternalError", "detail": "internal error; it has been logged"},
+            problem(500, "InternalError", "internal error; it has been logged"),
             status_code=500,
+            media_type=PROBLEM_JSON,
         )
 
     app.add_exception_handler(HTTPException, http_error)  # FastAPI's subclasses this one

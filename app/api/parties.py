@@ -53,6 +53,9 @@ class PartyOut(BaseModel):
     certificates: list[CertificateOut]
     cpas: list[CpaOut]
     plaintext_allowed: bool
+    hide_fid_kommuner: list[str] = Field(
+        default=[], description="municipalities whose error list shows no Person-ID (fid)"
+    )
 
 
 class PartyIn(BaseModel):
@@ -76,6 +79,10 @@ class PartyPatch(BaseModel):
     encryption_certificate: str | None = None
     cpa_ids: list[str] | None = None
     plaintext_allowed: bool | None = None
+    hide_fid_kommuner: list[str] | None = Field(
+        default=None,
+        description="the party's municipalities whose error list withholds fid (replaces)",
+    )
 
 
 class WhoAmI(BaseModel):
@@ -113,6 +120,7 @@ def party_out(p: Party) -> PartyOut:
             for c in p.cpas
         ],
         plaintext_allowed=p.plaintext_allowed,
+        hide_fid_kommuner=[k.kommune_nr for k in p.kommuner if k.hide_fid],
     )
 
 
@@ -193,5 +201,11 @@ async def patch_party(
     except PartySpecError as exc:
         raise HTTPException(422, str(exc)) from None
     party, _ = await repo.upsert_party(session, spec)
+    if body.hide_fid_kommuner is not None:
+        unknown = set(body.hide_fid_kommuner) - {k.kommune_nr for k in party.kommuner}
+        if unknown:
+            raise HTTPException(422, f"not this party's municipalities: {sorted(unknown)}")
+        for k in party.kommuner:
+            k.hide_fid = k.kommune_nr in body.hide_fid_kommuner
     await session.commit()
     return party_out(party)

@@ -168,7 +168,7 @@ async def _insert_notifications(
             IplosNotification.message_id == message_id
         )
     )
-    return {guid: id_ for guid, id_ in found.all()}
+    return dict(found.all())
 
 
 async def _insert_events(

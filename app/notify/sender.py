@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -85,7 +85,7 @@ class SendReport:
 @dataclass(frozen=True, slots=True)
 class _Claimed:
     id: int
-    message_id: int
+    message_id: int | None  # None for a reminder
     recipient: str
     subject: str
     body: str
@@ -331,4 +331,24 @@ def start_background(state: AppState, *, interval: float = DEFAULT_INTERVAL) -> 
             name="kpr-notify-sender",
         )
         log.info("notify.sender_started", interval=interval)
+    elif state.settings.env.value == "dev":
+        from app.notify.devsink import run_sink  # dev only: emails into files (var/mail/)
+
+        sender.task = asyncio.create_task(
+            _sink(state, sender.stop_event, run_sink), name="kpr-notify-dev-sink"
+        )
+        log.info("notify.dev_sink_started", directory=str(state.settings.mail_dir))
     return sender
+
+
+async def _sink(
+    state: AppState, stop: asyncio.Event, run_sink: Callable[..., Awaitable[None]]
+) -> SendReport:
+    await run_sink(
+        state.sessions,
+        state.settings.mail_dir,
+        state.settings.mail_from,
+        stop=stop,
+        writer_lock=state.sqlite_writer,
+    )
+    return SendReport()

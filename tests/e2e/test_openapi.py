@@ -26,21 +26,30 @@ def _raw_body(ctx: Any, value: Any) -> bytes:
     return str(value).encode("utf-8", "surrogatepass")
 
 
-def _operator_token(server: Server) -> str:
+def _token(server: Server, role: str) -> str:
     env = {**os.environ, "KPR_DATABASE_URL": server.database_url, "KPR_ENV": "dev"}
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "kpr-mottak"), "tokens", "create", "schemathesis",
-         "--role", "operator"],
+        [str(Path(sys.executable).parent / "kpr-mottak"), "tokens", "create",
+         f"schemathesis-{role.replace(':', '-')}", "--role", role],
         env=env, capture_output=True, check=True, timeout=60,
     )  # fmt: skip
     return done.stdout.decode().strip()
 
 
-def test_no_operation_answers_with_a_server_error(server: Server) -> None:
+@pytest.mark.parametrize("role", ["operator", "municipality:0301"])
+def test_no_operation_answers_with_a_server_error(server: Server, role: str) -> None:
+    """With an operator token and with a municipality token (its 403/404 paths too)."""
     schema = schemathesis.openapi.from_url(f"{server.base_url}/openapi.json")
-    headers = {"Authorization": f"Bearer {_operator_token(server)}"}
+    headers = {"Authorization": f"Bearer {_token(server, role)}"}
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
-    assert {op.path for op in operations} >= {"/ebms", "/healthz", "/api/v1/parties"}
+    assert {op.path for op in operations} >= {
+        "/ebms",
+        "/healthz",
+        "/api/v1/parties",
+        "/api/v1/messages",
+        "/api/v1/kommuner/{kommune_nr}/feilliste",
+        "/api/v1/coverage",
+    }
     statuses: dict[str, set[int]] = {}
 
     def run(operation: Any) -> None:
@@ -59,5 +68,10 @@ def test_no_operation_answers_with_a_server_error(server: Server) -> None:
         run(operation)
     assert set(statuses) == {op.label for op in operations}
     # The token works and the intake answers whatever bytes arrive with an ebXML reply.
-    assert 200 in statuses["GET /api/v1/parties"]
+    if role == "operator":
+        assert 200 in statuses["GET /api/v1/parties"]
+        assert 200 in statuses["GET /api/v1/coverage"]
+    else:
+        assert statuses["GET /api/v1/parties"] == {403}
+        assert 200 in statuses["GET /api/v1/messages"]
     assert statuses["POST /ebms"] <= {200, 413}

@@ -67,7 +67,14 @@ async def test_openapi_docs_are_served(client: httpx.AsyncClient) -> None:
 async def test_unknown_route_gets_json_error_shape(client: httpx.AsyncClient) -> None:
     r = await client.get("/no/such/thing")
     assert r.status_code == 404
-    assert r.json() == {"error": "NotFound", "detail": "Not Found"}
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json() == {
+        "type": "https://kpr-mottak.invalid/problems/NotFound",
+        "title": "Not found",
+        "status": 404,
+        "detail": "Not Found",
+        "error": "NotFound",
+    }
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])

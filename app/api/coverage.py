@@ -1,0 +1,146 @@
+"""GET /api/v1/coverage: every municipality of a year (SSB's list) and what KPR has received
+from it in one environment: the pilot's purpose is that each municipality knows in good time
+that its systems are set up right."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.deps import DbSession, Operator, app_state
+from app.api.messages import Environment
+from app.api.problems import PROBLEM_RESPONSES
+from app.content.calendar import local_date
+from app.kommuner.repository import kommuner_of
+from app.models import utcnow
+from app.query import coverage as repo
+from app.query.reporting import default_year, received_window, year_entry
+from app.settings import Settings
+
+router = APIRouter(prefix="/api/v1", tags=["coverage"], responses=PROBLEM_RESPONSES)
+
+
+class KommuneCoverage(BaseModel):
+    kommune_nr: str
+    name: str
+    readable: bool = Field(description="KPR received a readable message (AppRec status 1 or 3)")
+    messages: int
+    first_readable_at: datetime.datetime | None
+    last_readable_at: datetime.datetime | None
+    best_apprec_status: str | None = Field(description="1 before 3 before 2")
+    notifications_accepted: int
+    open_errors: int
+    on_time: bool | None = Field(
+        description="first readable message by the deadline; null while it has not passed"
+    )
+
+
+class Coverage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "year": 2018,
+                    "environment": "pilot",
+                    "deadline": "2019-01-15",
+                    "correction_deadline": "2019-03-21",
+                    "total": 422,
+                    "delivered": 1,
+                    "kommuner": [
+                        {
+                            "kommune_nr": "0301",
+                            "name": "Oslo",
+                            "readable": True,
+                            "messages": 2,
+                            "first_readable_at": "2018-11-20T11:00:00Z",
+                            "last_readable_at": "2018-11-21T09:30:00Z",
+                            "best_apprec_status": "1",
+                            "notifications_accepted": 120,
+                            "open_errors": 3,
+                            "on_time": True,
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    year: int
+    environment: str
+    deadline: datetime.date
+    correction_deadline: datetime.date
+    total: int
+    delivered: int
+    kommuner: list[KommuneCoverage]
+
+
+async def build_coverage(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    year: int,
+    environment: str,
+    now: datetime.datetime,
+) -> Coverage:
+    entry = year_entry(settings, year)
+    start, end = received_window(entry)
+    delivered = await repo.deliveries(session, environment, start, end)
+    accepted = await repo.accepted_counts(session, environment, start, end)
+    errors = await repo.open_error_counts(session, environment, start, end)
+    deadline_passed = local_date(now) > entry.deadline
+    rows: list[KommuneCoverage] = []
+    for k in await kommuner_of(session, year):
+        d = delivered.get(k.kommune_nr)
+        first = d.first_readable_at if d else None
+        if first is not None:
+            on_time: bool | None = local_date(first) <= entry.deadline
+        else:
+            on_time = False if deadline_passed else None
+        rows.append(
+            KommuneCoverage(
+                kommune_nr=k.kommune_nr,
+                name=k.name,
+                readable=first is not None,
+                messages=d.messages if d else 0,
+                first_readable_at=first,
+                last_readable_at=d.last_readable_at if d else None,
+                best_apprec_status=d.best_apprec_status if d else None,
+                notifications_accepted=accepted.get(k.kommune_nr, 0),
+                open_errors=errors.get(k.kommune_nr, 0),
+                on_time=on_time,
+            )
+        )
+    return Coverage(
+        year=year,
+        environment=environment,
+        deadline=entry.deadline,
+        correction_deadline=entry.correction_deadline,
+        total=len(rows),
+        delivered=sum(1 for r in rows if r.readable),
+        kommuner=rows,
+    )
+
+
+@router.get("/coverage", response_model=Coverage, summary="Who has reported (operators)")
+async def get_coverage(
+    request: Request,
+    session: DbSession,
+    _who: Operator,
+    year: Annotated[int | None, Query(ge=2000, le=2100, description="default: now")] = None,
+    environment: Environment = Environment.PILOT,
+) -> Coverage:
+    """Every municipality of the year with: readable message received, first and last, best
+    status, notifications accepted, open errors, on time against the deadline."""
+    settings = app_state(request).settings
+    now = utcnow()
+    return await build_coverage(
+        session,
+        settings,
+        year=year or default_year(settings, now),
+        environment=environment.value,
+        now=now,
+    )

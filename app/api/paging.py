@@ -1,0 +1,67 @@
+"""Opaque cursors: where a page stopped (an id; for messages their received time and id),
+base64url JSON so clients do not build them."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TypeVar
+
+from fastapi import HTTPException
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+def encode_cursor(last_id: int, at: datetime | None = None) -> str:
+    fields: dict[str, object] = {"id": last_id}
+    if at is not None:
+        fields["at"] = at.isoformat()
+    raw = json.dumps(fields, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _fields(cursor: str) -> dict[str, object]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, TypeError, UnicodeError):
+        raise HTTPException(400, "cursor: not a cursor from this API") from None
+    if not isinstance(value, dict):
+        raise HTTPException(400, "cursor: not a cursor from this API")
+    return value
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    """The id in `cursor`, None without one; 400 for anything that is not ours."""
+    if cursor is None:
+        return None
+    last = _fields(cursor).get("id")
+    if not isinstance(last, int) or isinstance(last, bool) or not 0 <= last < 2**63:
+        raise HTTPException(400, "cursor: not a cursor from this API")
+    return last
+
+
+def decode_keyset(cursor: str | None) -> tuple[datetime, int] | None:
+    """(received_at, id) of a message cursor; None without one; 400 when not ours."""
+    if cursor is None:
+        return None
+    last = decode_cursor(cursor)
+    at = _fields(cursor).get("at")
+    try:
+        when = datetime.fromisoformat(at) if isinstance(at, str) else None
+    except ValueError:
+        when = None
+    if last is None or when is None or when.tzinfo is None:
+        raise HTTPException(400, "cursor: not a cursor from this API")
+    return when, last
+
+
+def page(rows: Sequence[T], limit: int, last_id: int | None) -> tuple[list[T], str | None]:
+    """The first `limit` rows and the cursor of the next page (rows were fetched limit + 1)."""
+    more = len(rows) > limit
+    return list(rows[:limit]), (encode_cursor(last_id) if more and last_id is not None else None)

@@ -1,0 +1,119 @@
+"""Reminders to municipalities that have not delivered a readable message yet: one email per
+innsendingsansvarlig, queued in the outbox, at most once per day (a unique key). Norwegian,
+no personal data."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.content.calendar import local_date
+from app.identifiers import mask_person_ids
+from app.kommuner.repository import kommuner_of
+from app.models import NotificationOutbox
+from app.notify import remind_repository as repo
+from app.query.coverage import deliveries
+from app.query.reporting import received_window, year_entry
+from app.settings import Settings
+
+_ENVIRONMENT_NO = {
+    "pilot": "pilotmottaket",
+    "test": "testmottaket",
+    "production": "KPRs mottak for ordinær rapportering",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemindReport:
+    missing: int  # registered municipalities without a readable message
+    queued: int  # emails queued now
+    already: int  # emails already queued today
+
+
+def compose_reminder(
+    *,
+    kommune_nr: str,
+    name: str | None,
+    year: int,
+    environment: str,
+    deadline: datetime.date,
+    link: str,
+) -> tuple[str, str]:
+    who = f"{name} kommune ({kommune_nr})" if name else f"kommune {kommune_nr}"
+    where = _ENVIRONMENT_NO.get(environment, environment)
+    subject = f"KPR: Vi har ikke mottatt IPLOS-melding fra {who} ({where}, {year})"
+    lines = [
+        "Hei,",
+        "",
+        f"KPR har ennå ikke mottatt en lesbar IPLOS-melding fra {who} til {where} "
+        f"for rapporteringsåret {year}.",
+        "",
+        "En lesbar melding er en melding som KPR har kvittert med applikasjonskvittering "
+        "status 1 (OK) eller 3 (OK, feil i delmelding).",
+        f"Fristen for rapporteringen er {deadline.strftime('%d.%m.%Y')}.",
+        "",
+        "Send gjerne en melding fra EPJ-systemet i god tid, slik at dere er sikre på at "
+        "systemene er satt opp riktig før rapporteringsfristen.",
+        "",
+        f"Les mer hos KPR: {link}",
+        "",
+        "Denne e-posten inneholder ingen personopplysninger og er sendt automatisk av KPRs "
+        "mottak for IPLOS-meldinger.",
+        "",
+    ]
+    return mask_person_ids(subject), mask_person_ids("\n".join(lines))
+
+
+async def queue_reminders(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    year: int,
+    environment: str,
+    now: datetime.datetime,
+) -> RemindReport:
+    """Queue reminders for every registered municipality without a readable message in the
+    year and environment. The caller commits; the unique `dedup_key` (year, environment,
+    municipality, Oslo day, recipient) keeps it to one a day even if two runs race."""
+    entry = year_entry(settings, year)
+    start, end = received_window(entry)
+    delivered = await deliveries(session, environment, start, end)
+    readable = {k for k, d in delivered.items() if d.readable > 0}
+    names = {k.kommune_nr: k.name for k in await kommuner_of(session, year)}
+    day = local_date(now).isoformat()
+    todo = [c for c in await repo.registered_contacts(session) if c.kommune_nr not in readable]
+    keys = {c: f"{year}:{environment}:{c.kommune_nr}:{day}:{c.email}"[:400] for c in todo}
+    done = await repo.queued_keys(session, set(keys.values()))
+    link = settings.public_base_url.rstrip("/") + "/"
+    queued = 0
+    for contact, key in keys.items():
+        if key in done:
+            continue
+        subject, body = compose_reminder(
+            kommune_nr=contact.kommune_nr,
+            name=names.get(contact.kommune_nr),
+            year=year,
+            environment=environment,
+            deadline=entry.deadline,
+            link=link,
+        )
+        session.add(
+            NotificationOutbox(
+                message_id=None,
+                recipient=contact.email,
+                subject=subject,
+                body=body,
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+                kind="reminder",
+                kommune_nr=contact.kommune_nr,
+                dedup_key=key,
+            )
+        )
+        queued += 1
+    await session.flush()
+    return RemindReport(missing=len({c.kommune_nr for c in todo}), queued=queued, already=len(done))

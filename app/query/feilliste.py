@@ -1,0 +1,139 @@
+"""All SQL of a municipality's error list: its failing notifications with person identifiers,
+and whether a later accepted notification corrected each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, bindparam, exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
+
+from app.models import Finding, IplosNotification, Message, PartyKommune
+
+# A notification fails when a finding about it drops it or rejects the whole message.
+FAILING = ("drop_notification", "reject_message")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorRow:
+    finding_id: int
+    message_id: int
+    received_at: datetime
+    notification_guid: str | None
+    bruker_nr: str | None
+    fid: str | None
+    rule_id: str
+    apprec_code: str | None
+    detail: str
+    corrected: bool
+
+
+def corrected_clause() -> ColumnElement[bool]:
+    """For a row of `finding` joined with its `message`: a later message of the same
+    environment and municipality stored the same GUID, or an M/C row whose ref is it."""
+    f, m = Finding, Message
+    n = aliased(IplosNotification)
+    later = and_(
+        n.environment == m.environment,
+        n.kommune_nr == f.kommune_nr,
+        n.message_id > f.message_id,
+    )
+    return or_(
+        exists().where(later, n.guid == f.notification_guid),
+        exists().where(later, n.ref == f.notification_guid, n.status.in_(("M", "C"))),
+    )
+
+
+def failing_in(kommune_nr: str | None = None) -> list[ColumnElement[bool]]:
+    """The conditions for a failing-notification finding (of one municipality)."""
+    # literal values, so PostgreSQL can match the partial index ix_finding_failing
+    failing: BindParameter[list[str]] = bindparam(
+        "failing", list(FAILING), expanding=True, literal_execute=True
+    )
+    conditions: list[ColumnElement[bool]] = [
+        Finding.consequence.in_(failing),
+        Finding.notification_guid.is_not(None),
+    ]
+    if kommune_nr is not None:
+        conditions.append(Finding.kommune_nr == kommune_nr)
+    return conditions
+
+
+async def error_rows(
+    session: AsyncSession,
+    kommune_nr: str,
+    environment: str,
+    received_from: datetime,
+    received_to: datetime,
+    *,
+    open_only: bool,
+) -> list[ErrorRow]:
+    """One row per (failing notification, rule) of the municipality in the window, oldest
+    first. Corrected: a later message of the same environment and municipality stored the
+    same GUID, or an M/C notification whose ref is that GUID."""
+    f, m = Finding, Message
+    corrected = corrected_clause()
+    query = (
+        select(
+            f.id,
+            f.message_id,
+            m.received_at,
+            f.notification_guid,
+            f.bruker_nr,
+            f.fid,
+            f.rule_id,
+            f.apprec_code,
+            f.detail,
+            corrected.label("corrected"),
+        )
+        .join(m, m.id == f.message_id)
+        .where(
+            *failing_in(kommune_nr),
+            m.kommune_nr == kommune_nr,
+            m.environment == environment,
+            m.received_at >= received_from,
+            m.received_at < received_to,
+        )
+        .order_by(f.message_id, f.id)
+    )
+    # "open" is filtered here, not in SQL: the correction look-up then runs once per row
+    rows = [r for r in (await session.execute(query)).all() if not (open_only and r[9])]
+    return [
+        ErrorRow(
+            finding_id=r[0],
+            message_id=r[1],
+            received_at=r[2],
+            notification_guid=r[3],
+            bruker_nr=r[4],
+            fid=r[5],
+            rule_id=r[6],
+            apprec_code=r[7],
+            detail=r[8],
+            corrected=bool(r[9]),
+        )
+        for r in rows
+    ]
+
+
+async def fid_hidden_for(session: AsyncSession, kommune_nr: str) -> bool:
+    """Has KPR withheld person identifiers from this municipality (party registry flag)?"""
+    found = await session.scalar(
+        select(PartyKommune.id)
+        .where(PartyKommune.kommune_nr == kommune_nr, PartyKommune.hide_fid.is_(True))
+        .limit(1)
+    )
+    return found is not None
+
+
+async def latest_environment(session: AsyncSession, kommune_nr: str) -> str | None:
+    """The environment of the municipality's most recent message (what its email linked to)."""
+    env: str | None = await session.scalar(
+        select(Message.environment)
+        .where(Message.kommune_nr == kommune_nr, Message.environment.is_not(None))
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    return env
