@@ -75,7 +75,7 @@ async def test_open_and_all_follow_later_accepted_notifications(
     ]
     assert {x["message_id"] for x in rows} == {ids["first"]}
     assert rows[0]["fid"] == FID_OSLO
-    assert rows[0]["text"].startswith("fid er ikke et gyldig")
+    assert rows[0]["text"].startswith("Personidentifikasjonen (fid) er ikke et gyldig")
     r = await client.get(URL, headers=oslo, params=params)
     assert [x["notification_guid"] for x in r.json()["rows"]] == ["g3"]
     r = await client.get(URL, headers=oslo, params={**params, "environment": "production"})
