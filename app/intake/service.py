@@ -52,7 +52,8 @@ from app.models import (
 from app.msghead.checks import msgid_duplicate
 from app.notify.email import compose_notification, error_counts
 from app.parties import repository as party_repo
-from app.security.certificates import PartyTrust, TrustStore
+from app.revocation import intake as revocation
+from app.security.certificates import PartyTrust
 from app.security.keys import load_certificate
 from app.settings import ReceiverEnvironment
 from app.state import AppState
@@ -246,21 +247,27 @@ class IntakeService:
             cpa is not None and cpa.requires_encryption
         )
         trust = PartyTrust(orgnr=party.orgnr, signing_certs=_certs(party, "signing"))
-        store = TrustStore(anchors=self.keys.trust_anchors, crls=self.keys.crls)
-        opened = await anyio.to_thread.run_sync(
-            lambda: stages.open_message(
-                transport,
-                party=trust,
-                trust=store,
-                keys=self.keys.decryption,
-                now=now,
-                requires_signing=requires_signing,
-                requires_encryption=requires_encryption,
-                max_inflated=s.max_payload_bytes,
-                max_elements=s.max_payload_elements,
-                payload=not header.is_signal,
+
+        async def open_message() -> stages.Opened:
+            store = revocation.trust_store(self.state, self.keys)
+            return await anyio.to_thread.run_sync(
+                lambda: stages.open_message(
+                    transport,
+                    party=trust,
+                    trust=store,
+                    keys=self.keys.decryption,
+                    now=now,
+                    requires_signing=requires_signing,
+                    requires_encryption=requires_encryption,
+                    max_inflated=s.max_payload_bytes,
+                    max_elements=s.max_payload_elements,
+                    payload=not header.is_signal,
+                )
             )
-        )
+
+        opened = await open_message()
+        if opened.transient and await revocation.fetch_for(self.state, opened):
+            opened = await open_message()  # a CRL just fetched may answer it now
         for kind, detail in opened.events:
             repo.add_event(session, message, kind, _now(), **detail)
         if not opened.authenticated:

@@ -215,13 +215,15 @@ def _revocation(
     crls: Sequence[x509.CertificateRevocationList],
     now: dt.datetime,
 ) -> CertStatus:
-    """REVOKED, VALID (a current CRL from the issuer does not list it) or UNAVAILABLE."""
+    """REVOKED, VALID (a current CRL from the issuer does not list it) or UNAVAILABLE.
+    The newest current CRL decides: a fetched CRL may sit beside an older one on disk."""
     if issuer is None:
         return CertStatus.UNAVAILABLE
     public_key = issuer.public_key()
-    for crl in crls:
-        if crl.issuer != cert.issuer:
-            continue
+    candidates = sorted(
+        (c for c in crls if c.issuer == cert.issuer), key=lambda c: c.last_update_utc, reverse=True
+    )
+    for crl in candidates:
         next_update = crl.next_update_utc
         if crl.last_update_utc > now or (next_update is not None and next_update < now):
             continue
