@@ -20,6 +20,8 @@ def readiness_detail(state: AppState) -> dict[str, object]:
     if state.revocation is None:
         return {}
     report = state.revocation.report(datetime.now(UTC))
+    if not report:  # no distribution point known: nothing to say
+        return {}
     worst = "ok"
     for entry in report.values():
         if entry["state"] != "ok":
