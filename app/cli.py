@@ -76,7 +76,7 @@ def serve(
     """Serve the HTTP API with uvicorn."""
     import uvicorn
 
-    load_settings()  # fail fast with a readable message before uvicorn starts
+    settings = load_settings()  # fail fast with a readable message before uvicorn starts
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -86,6 +86,8 @@ def serve(
         proxy_headers=True,
         access_log=False,
         log_level="warning",
+        # SIGTERM: stop listening, let messages in progress finish for this long (issue 12).
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
 
 

@@ -784,11 +784,6 @@ class IntakeService:
             "Send meldingen på nytt om litt. Vedvarer feilen, kontakt KPR med "
             f"referanse {req.request_id}.",
         )
-        context = ReplyContext()
-        our = ebuild.her_party(next(iter(self.receivers)))
-        built = ebuild.build_message_error_for(
-            context, [finding], our_party=our, message_id=_new_message_id(), timestamp=_now()
-        )
         try:
             async with self.state.sessions() as session:
                 message = self._new_message(
@@ -800,8 +795,18 @@ class IntakeService:
                 repo.add_event(session, message, "failed", _now(), request_id=req.request_id)
                 repo.add_findings(session, message, [finding])
                 await session.commit()
-        except Exception as exc:  # the database itself is down: still answer
+        except Exception as exc:  # the database itself is down: nothing stored, still answer
             log.error("intake.store_failure_failed", error_type=type(exc).__name__)
+            finding = Finding(
+                intake_rules.UNAVAILABLE,
+                "kpr-mottak",
+                f"Send meldingen på nytt om litt. Referanse {req.request_id}.",
+            )
+        context = ReplyContext()
+        our = ebuild.her_party(next(iter(self.receivers)))
+        built = ebuild.build_message_error_for(
+            context, [finding], our_party=our, message_id=_new_message_id(), timestamp=_now()
+        )
         return Reply(200, built.body, built.content_type)
 
     # --- notification ---------------------------------------------------------------------
