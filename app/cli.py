@@ -291,10 +291,12 @@ def dev_pki(
 
 
 from app.cli_notify import register as register_notify  # noqa: E402
+from app.cli_ops import register as register_ops  # noqa: E402
 from app.cli_tools import register as register_tools  # noqa: E402
 
 register_tools(app)
 register_notify(app)
+register_ops(app)  # keys check|reload, retention run (issue 12)
 
 
 def main() -> None:

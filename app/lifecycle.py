@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import os
 import signal
 import weakref
@@ -18,7 +19,7 @@ from datetime import timedelta
 
 import anyio
 import httpx
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from app.keyring import KeyringError, load_keyring
 from app.logging import get_logger
@@ -34,6 +35,7 @@ log = get_logger(__name__)
 class OpsMetrics:
     crl: CrlMetrics
     reloads: Counter
+    in_progress: Gauge
 
 
 _METRICS: weakref.WeakKeyDictionary[CollectorRegistry, OpsMetrics] = weakref.WeakKeyDictionary()
@@ -50,6 +52,9 @@ def ops_metrics(registry: CollectorRegistry) -> OpsMetrics:
                 "Key and certificate reloads (SIGHUP, kpr-mottak keys reload) by outcome",
                 ["outcome"],
                 registry=registry,
+            ),
+            in_progress=Gauge(
+                "kpr_ebms_in_progress", "POST /ebms requests in progress", registry=registry
             ),
         )
         _METRICS[registry] = found
@@ -76,7 +81,7 @@ class Operations:
         pid_file = self.state.settings.pid_file
         if pid_file is not None:
             with contextlib.suppress(OSError):
-                if pid_file.read_text().strip() == str(os.getpid()):
+                if pid_file.read_text().strip() == str(os.getpid()):  # not the supervisor's
                     pid_file.unlink()
 
 
@@ -153,8 +158,12 @@ async def start_operations(state: AppState) -> Operations:
         )
         ops.signals.append(signal.SIGHUP)
     if settings.pid_file is not None:
+        # Under `serve --workers N` the supervisor's pid: its SIGHUP restarts every worker
+        # (uvicorn), each starting with the files as they are then.
+        parent = multiprocessing.parent_process()
+        pid = parent.pid if parent is not None and parent.pid is not None else os.getpid()
         settings.pid_file.parent.mkdir(parents=True, exist_ok=True)
-        settings.pid_file.write_text(f"{os.getpid()}\n")
+        settings.pid_file.write_text(f"{pid}\n")
     return ops
 
 

@@ -15,9 +15,10 @@ from app import __version__
 from app.api.errors import install_error_handlers
 from app.api.parties import router as parties_router
 from app.db import create_engine, ping, session_factory
+from app.inflight import InFlightMiddleware
 from app.intake.router import router as intake_router
 from app.keyring import load_keyring
-from app.lifecycle import start_operations
+from app.lifecycle import ops_metrics, start_operations
 from app.logging import configure_logging, get_logger
 from app.metrics import Metrics
 from app.middleware import RequestContextMiddleware
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(InFlightMiddleware, gauge=ops_metrics(metrics.registry).in_progress)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     _platform_routes(app, metrics)
     app.include_router(parties_router)
