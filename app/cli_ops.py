@@ -1,5 +1,4 @@
-"""Operations commands: `kpr-mottak keys check|reload` (and `retention run`, see
-app/retention)."""
+"""Operations commands: `kpr-mottak keys check|reload` and `kpr-mottak retention run`."""
 
 from __future__ import annotations
 
@@ -68,5 +67,40 @@ def reload(
     console.print(f"asked process {pid} to reload its keys (see its log: keys.reloaded)")
 
 
+retention_app = typer.Typer(
+    help="Remove raw bodies and personal data when due (KPR_RETENTION_*).", no_args_is_help=True
+)
+
+
+@retention_app.command("run")
+def retention_run() -> None:
+    """Apply KPR_RETENTION_* now: raw bodies, person identifiers in findings and the IPLOS
+    history older than configured are removed; each removal is written to the access log."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from app.cli import load_settings
+    from app.db import create_engine, session_factory
+    from app.retention.policy import RetentionReport, apply_retention
+
+    settings = load_settings()
+
+    async def main() -> RetentionReport:
+        engine = create_engine(settings.database_url)
+        try:
+            return await apply_retention(session_factory(engine), settings, datetime.now(UTC))
+        finally:
+            await engine.dispose()
+
+    report = asyncio.run(main())
+    for removed in report.removed:
+        extra = f" and {removed.extra} brukerNr-fid pairs" if removed.extra else ""
+        console.print(
+            f"{removed.category}: {len(removed.message_ids)} messages{extra} "
+            f"(received before {removed.before:%Y-%m-%d})"
+        )
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(keys_app, name="keys")
+    app.add_typer(retention_app, name="retention")

@@ -15,7 +15,7 @@ import os
 import signal
 import weakref
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import anyio
 import httpx
@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from app.keyring import KeyringError, load_keyring
 from app.logging import get_logger
+from app.retention.policy import apply_retention
 from app.revocation.crls import CrlMetrics, CrlSources, distribution_points
 from app.revocation.repository import registered_certificate_pems
 from app.security.keys import load_certificate
@@ -149,6 +150,8 @@ async def start_operations(state: AppState) -> Operations:
         log.warning("crl.registry_unavailable", error_type=type(exc).__name__)
     ops = Operations(state, client)
     ops.tasks.append(asyncio.create_task(sources.run(client), name="kpr-crl-refresher"))
+    if settings.retention_interval_hours > 0:
+        ops.tasks.append(asyncio.create_task(_retention_loop(state), name="kpr-retention"))
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         # Only in the main thread of a process that owns its signals (not under a test's
@@ -170,3 +173,20 @@ async def start_operations(state: AppState) -> Operations:
 async def _reload(state: AppState) -> None:
     log.info("keys.reload_requested", via="SIGHUP")
     await reload_keys(state)
+
+
+# The first run waits a little: a restart loop must not turn into a retention loop.
+RETENTION_FIRST_DELAY_SECONDS = 600.0
+
+
+async def _retention_loop(state: AppState) -> None:
+    interval = state.settings.retention_interval_hours * 3600
+    await asyncio.sleep(min(interval, RETENTION_FIRST_DELAY_SECONDS))
+    while True:
+        try:
+            await apply_retention(
+                state.sessions, state.settings, datetime.now(UTC), writer=state.sqlite_writer
+            )
+        except Exception as exc:  # the database may be down: try again next round
+            log.error("retention.failed", error_type=type(exc).__name__)
+        await asyncio.sleep(interval)

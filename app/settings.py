@@ -250,3 +250,10 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_path(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    # Retention (docs/operations.md, "Retention"): days after receipt; 0 keeps for ever.
+    retention_raw_days: int = Field(default=90, ge=0)
+    retention_findings_days: int = Field(default=400, ge=0)
+    retention_history_days: int = Field(default=1095, ge=0)
+    # The server applies retention this often (hours; 0: only `kpr-mottak retention run`).
+    retention_interval_hours: float = Field(default=24.0, ge=0)
