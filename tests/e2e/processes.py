@@ -17,9 +17,9 @@ from cryptography import x509
 from app.client import ReadReply, SendOptions, build_epj_message, read_reply
 from app.ebxml.build import BuiltMessage
 from app.security.keys import KeyPair, load_certificate, load_key_pair
+from bench.pgcluster import PgCluster, pg_binaries
 from tests.e2e.conftest import _cli, _environment, _free_port, _wait_ready
 from tests.integration.messages import DEMO_HER, msghead
-from tests.pgcluster import PgCluster, pg_binaries
 
 
 @dataclass

@@ -17,9 +17,9 @@ from app.client import ReadReply
 from app.db import create_engine, session_factory
 from app.ebxml.build import BuiltMessage
 from app.models import Message, MessageDedup
+from bench.pgcluster import PgCluster
 from tests.e2e.processes import Municipality, pg_cluster, prepare, start
 from tests.integration.messages import assert_signed_ok_reply
-from tests.pgcluster import PgCluster
 
 pytestmark = pytest.mark.e2e
 __all__ = ["pg_cluster"]

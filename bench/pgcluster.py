@@ -1,4 +1,4 @@
-"""A throw-away PostgreSQL cluster on its own port, for tests and the soak harness that stop,
+"""A throw-away PostgreSQL cluster on its own port, for the soak harness and tests that stop,
 kill and restart the database. Uses the Debian server binaries (`initdb`, `pg_ctl`); as root
 they run as the `postgres` user (initdb refuses root). Without the binaries, `pg_binaries()`
 is None: callers skip, unless KPR_REQUIRE_TOOLS=1 (CI), where they fail."""
@@ -25,6 +25,22 @@ def pg_binaries() -> Path | None:
         if (pg_ctl.parent / "initdb").is_file():
             return pg_ctl.parent
     return None
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def _free_port() -> int:
@@ -86,20 +102,29 @@ class PgCluster:
             return None
 
     def kill(self) -> None:
-        """SIGKILL the postmaster, as a crash would; its backends exit on their own."""
+        """SIGKILL the postmaster and its backends at once, as a host crash or the OOM killer
+        would (a backend left over would hold the shared memory and block the restart)."""
         pid = self.postmaster_pid()
-        if pid is not None:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                return
-            deadline = time.monotonic() + READY_SECONDS
-            while time.monotonic() < deadline:
-                try:
-                    with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                        time.sleep(0.1)
-                except OSError:
-                    return
+        if pid is None:
+            return
+        family = [pid, *_children(pid)]
+        for member in family:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(member, signal.SIGKILL)
+        deadline = time.monotonic() + READY_SECONDS
+        while time.monotonic() < deadline and any(_alive(m) for m in family):
+            time.sleep(0.05)
+        # Where init does not reap orphans (a container), the dead postmaster stays a zombie,
+        # which PostgreSQL's lock-file checks take for a running server: the lock files go,
+        # as after a reboot.
+        if not _alive(pid):
+            for lock in (
+                self.data / "postmaster.pid",
+                self.root / f".s.PGSQL.{self.port}.lock",
+                self.root / f".s.PGSQL.{self.port}",
+            ):
+                with contextlib.suppress(OSError):
+                    lock.unlink()
 
     def destroy(self) -> None:
         with contextlib.suppress(RuntimeError):
