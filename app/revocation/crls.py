@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from app.logging import get_logger
+from app.revocation.ocsp import OcspAnswers
 
 log = get_logger(__name__)
 
@@ -153,6 +154,7 @@ class CrlSources:
         self.sources: dict[str, CrlSource] = {}
         self.wake = asyncio.Event()
         self.client: httpx.AsyncClient | None = None  # set while the refresher runs
+        self.ocsp = OcspAnswers(timeout=timeout, retry=retry)  # where no current CRL decides
         self._fetching: dict[str, asyncio.Task[bool]] = {}
 
     # --- what is held -------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""What the intake asks of the revocation sources: the CRLs to check against, and a fetch
-for a signer whose issuer has no current CRL yet (its distribution point seen first here)."""
+"""What the intake asks of the revocation sources: the CRLs (and OCSP answers) to check
+against, and for a signer whose issuer has no current CRL yet a fetch of its distribution
+point, else its OCSP responder."""
 
 from __future__ import annotations
 
@@ -14,8 +15,14 @@ from app.state import AppState
 
 
 def trust_store(state: AppState, keys: Keyring) -> TrustStore:
-    fetched = state.revocation.crls() if state.revocation is not None else ()
-    return TrustStore(anchors=keys.trust_anchors, crls=(*keys.crls, *fetched))
+    sources = state.revocation
+    if sources is None:
+        return TrustStore(anchors=keys.trust_anchors, crls=keys.crls)
+    return TrustStore(
+        anchors=keys.trust_anchors,
+        crls=(*keys.crls, *sources.crls()),
+        ocsp=sources.ocsp.current(datetime.now(UTC)),
+    )
 
 
 async def fetch_for(state: AppState, opened: Opened) -> bool:
@@ -31,8 +38,11 @@ async def fetch_for(state: AppState, opened: Opened) -> bool:
     # Only signers whose certificate was otherwise accepted (pinned, or issued by an anchor)
     # get here, so the URLs are the CA's; one attempt per URL per retry period.
     wanted = [u for u in dict.fromkeys(urls) if sources.wants_fetch(u, now)]
-    if not wanted:
-        return False
     client = sources.client
     results = await asyncio.gather(*(sources.fetch(u, client) for u in wanted))
-    return any(results)
+    if any(results):
+        return True
+    # No CRL to be had: ask the signers' OCSP responders, where they name one.
+    anchors = state.keyring.trust_anchors
+    asked = await asyncio.gather(*(sources.ocsp.ask(c, anchors, client) for c in signers))
+    return any(asked)

@@ -20,7 +20,7 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from app.security.keys import KeyPair
 
@@ -120,10 +120,12 @@ def issue_certificate(
     not_after: dt.datetime,
     key: rsa.RSAPrivateKey | None = None,
     crl_url: str | None = None,
+    ocsp_url: str | None = None,
 ) -> KeyPair:
     """Issue a leaf certificate. `purpose` is "signing" (nonRepudiation only) or "encryption"
     (keyEncipherment, dataEncipherment off) or "signing-digital" (digitalSignature only).
-    `crl_url` adds a CRL distribution point, as Buypass and Commfides certificates carry."""
+    `crl_url` adds a CRL distribution point, as Buypass and Commfides certificates carry;
+    `ocsp_url` an OCSP responder (Authority Information Access)."""
     usages: dict[str, x509.KeyUsage] = {
         "signing": _key_usage(non_repudiation=True),
         "signing-digital": _key_usage(digital_signature=True),
@@ -156,6 +158,11 @@ def issue_certificate(
             crl_issuer=None,
         )
         builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
+    if ocsp_url is not None:
+        access = x509.AccessDescription(
+            AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url)
+        )
+        builder = builder.add_extension(x509.AuthorityInformationAccess([access]), critical=False)
     cert = builder.sign(ca.private_key, hashes.SHA256())
     return KeyPair(private_key=key, certificate=cert)
 
@@ -185,7 +192,13 @@ def make_crl(
 
 
 def make_party(
-    ca: KeyPair, name: str, orgnr: str, now: dt.datetime, *, crl_url: str | None = None
+    ca: KeyPair,
+    name: str,
+    orgnr: str,
+    now: dt.datetime,
+    *,
+    crl_url: str | None = None,
+    ocsp_url: str | None = None,
 ) -> DevParty:
     """A signing and an encryption certificate for one organisation."""
     not_before, not_after = now - _BACKDATE, now + _LEAF_LIFETIME
@@ -200,6 +213,7 @@ def make_party(
             not_before=not_before,
             not_after=not_after,
             crl_url=crl_url,
+            ocsp_url=ocsp_url,
         ),
         encryption=issue_certificate(
             ca,
@@ -209,6 +223,7 @@ def make_party(
             not_before=not_before,
             not_after=not_after,
             crl_url=crl_url,
+            ocsp_url=ocsp_url,
         ),
     )
 
