@@ -4,7 +4,9 @@ byte), and the access log says what was removed."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.content.iplos.sample import build_sample, wrap_in_msghead
+from app.main import create_app
 from app.models import AccessLog, Finding, IplosNotification, Message, Receipt
 from app.retention.policy import apply_retention
 from app.security.devpki import DevPki
@@ -113,3 +116,32 @@ async def test_retention_removes_what_is_due_and_keeps_the_audit_skeleton(
             select(func.count()).select_from(AccessLog).where(AccessLog.actor == "retention")
         )
     assert count == 3
+
+
+async def test_the_server_applies_retention_by_itself(
+    settings_with_pki: Settings,
+    demo_party: int,
+    pki: DevPki,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    built = epj_message(pki)
+    app = create_app(settings_with_pki.model_copy(update={"retention_interval_hours": 0.0005}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kpr.test") as c:
+            await post(c, built)
+        async with sessions() as s:
+            message = await _message(s, built.body)
+            await s.execute(
+                update(Message)
+                .where(Message.id == message.id)
+                .values(received_at=datetime.now(UTC) - timedelta(days=OLD_DAYS))
+            )
+            await s.commit()
+        deadline = time.monotonic() + 60.0
+        while True:
+            async with sessions() as s:
+                if await _raw(s, message.id) is None:
+                    break
+            assert time.monotonic() < deadline, "the in-server retention never ran"
+            await asyncio.sleep(0.2)
