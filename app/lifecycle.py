@@ -32,6 +32,10 @@ from app.state import AppState
 log = get_logger(__name__)
 
 
+# A database that hangs must not hold up the start: the registry's CRL URLs can come later.
+STARTUP_QUERY_SECONDS = 10.0
+
+
 @dataclass
 class OpsMetrics:
     crl: CrlMetrics
@@ -145,7 +149,7 @@ async def start_operations(state: AppState) -> Operations:
     sources.client = client
     state.revocation = sources
     try:
-        await learn_registered_distribution_points(state)
+        await asyncio.wait_for(learn_registered_distribution_points(state), STARTUP_QUERY_SECONDS)
     except Exception as exc:  # start even when the database is down; a reload learns them
         log.warning("crl.registry_unavailable", error_type=type(exc).__name__)
     ops = Operations(state, client)
