@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test install lint typecheck format lock migrate dev-pki bench clean
+.PHONY: run test install lint typecheck format lock migrate dev-pki bench soak clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (set PYTHON=...)")'
@@ -47,6 +47,13 @@ lock:
 bench: install
 	$(BIN)/python -m bench.intake
 	$(BIN)/python -m bench.validate
+
+# Crash soak (docs/operations.md): two instances on a throw-away PostgreSQL, 100 SIGKILLs of
+# instances and of PostgreSQL under load, then every check. Loopback only; needs the
+# PostgreSQL server binaries. `make test` runs a short form.
+soak: install
+	mkdir -p var
+	$(BIN)/python -m bench.soak --kills $${KILLS:-100} --report var/soak-report.json
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .coverage

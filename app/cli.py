@@ -76,7 +76,7 @@ def serve(
     """Serve the HTTP API with uvicorn."""
     import uvicorn
 
-    load_settings()  # fail fast with a readable message before uvicorn starts
+    settings = load_settings()  # fail fast with a readable message before uvicorn starts
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -86,6 +86,8 @@ def serve(
         proxy_headers=True,
         access_log=False,
         log_level="warning",
+        # SIGTERM: stop listening, let messages in progress finish for this long (issue 12).
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
 
 
@@ -290,11 +292,13 @@ def dev_pki(
 
 from app.cli_api import register as register_api  # noqa: E402
 from app.cli_notify import register as register_notify  # noqa: E402
+from app.cli_ops import register as register_ops  # noqa: E402
 from app.cli_tools import register as register_tools  # noqa: E402
 
 register_tools(app)
 register_notify(app)
 register_api(app)
+register_ops(app)  # keys check|reload, retention run (issue 12)
 
 
 def main() -> None:

@@ -54,6 +54,11 @@ def load_keyring(settings: Settings) -> Keyring:
     elif dev and (pki / "kpr-signing.key").is_file():
         signing = _pair(pki / "kpr-signing.key", pki / "kpr-signing.crt")
     decryption = tuple(_pair(p.key, p.cert) for p in settings.decryption_keys)
+    if settings.decryption_keys_dir is not None:
+        decryption += tuple(
+            _pair(key, key.with_suffix(".crt"))
+            for key in sorted(settings.decryption_keys_dir.glob("*.key"))
+        )
     if not decryption and dev and (pki / "kpr-encryption.key").is_file():
         decryption = (_pair(pki / "kpr-encryption.key", pki / "kpr-encryption.crt"),)
     anchors_files = list(settings.trust_anchors)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
@@ -16,13 +17,16 @@ from app.api.errors import install_error_handlers
 from app.api.parties import router as parties_router
 from app.api.router import router as read_router
 from app.db import create_engine, ping, session_factory
+from app.inflight import InFlightMiddleware
 from app.intake.router import router as intake_router
 from app.keyring import load_keyring
+from app.lifecycle import ops_metrics, start_operations
 from app.logging import configure_logging, get_logger
 from app.metrics import Metrics
 from app.middleware import RequestContextMiddleware
 from app.notify.repository import pending_notifications
 from app.notify.sender import start_background
+from app.readiness import READY_TIMEOUT_SECONDS, readiness_detail
 from app.settings import Settings
 from app.state import AppState
 
@@ -52,9 +56,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             receivers={str(k): v.value for k, v in settings.receivers.items()},
         )
         notifier = start_background(app.state.kpr)  # only when KPR_SMTP_HOST is set
+        ops = await start_operations(app.state.kpr)  # CRL refresher, SIGHUP reload, pid file
         try:
             yield
         finally:
+            await ops.stop()
             await notifier.stop()
             await engine.dispose()
             log.info("service.stopped")
@@ -69,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_docs(app)
     install_error_handlers(app)
+    app.add_middleware(InFlightMiddleware, gauge=ops_metrics(metrics.registry).in_progress)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     _platform_routes(app, metrics)
     app.include_router(parties_router)
@@ -87,18 +94,21 @@ def _platform_routes(app: FastAPI, metrics: Metrics) -> None:
     )
     async def readyz() -> JSONResponse:
         state = app.state.kpr
+        detail = readiness_detail(state)
         try:
-            await ping(state.engine)
+            await asyncio.wait_for(ping(state.engine), timeout=READY_TIMEOUT_SECONDS)
         except Exception as exc:  # any driver error means "not ready", never a 500
             log.warning("service.not_ready", error_type=type(exc).__name__)
             return JSONResponse(
-                {"status": "unavailable", "database": "unreachable"}, status_code=503
+                {"status": "unavailable", "database": "unreachable", **detail}, status_code=503
             )
-        return JSONResponse({"status": "ready", "database": "ok"})
+        return JSONResponse({"status": "ready", "database": "ok", **detail})
 
     @app.get("/metrics", tags=["platform"], summary="Prometheus metrics", response_class=Response)
     async def prometheus() -> Response:
         state: AppState = app.state.kpr
+        if state.revocation is not None:
+            state.revocation.export_metrics(datetime.now(UTC))
         try:
             async with state.sessions() as session:
                 metrics.outbox_depth.set(await pending_notifications(session))

@@ -223,3 +223,42 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    # --- operations (issue 12) ----------------------------------------------------------------
+    # CRLs fetched from the certificates' distribution points (and these extra URLs), cached
+    # on disk, refreshed halfway to nextUpdate and at least every KPR_CRL_REFRESH_SECONDS.
+    crl_urls: Annotated[tuple[str, ...], NoDecode] = ()
+    crl_cache_dir: Path = Path("var/crl-cache")
+    crl_refresh_seconds: int = Field(default=3600, gt=0)
+    crl_retry_seconds: int = Field(default=300, gt=0)
+    crl_fetch_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Every KEY.key with its KEY.crt in this directory is a live decryption key (rollover:
+    # drop the new pair in, SIGHUP; remove the old one later, SIGHUP).
+    decryption_keys_dir: Path | None = None
+    # Messages in progress at SIGTERM may finish for this long (`kpr-mottak serve`).
+    shutdown_grace_seconds: int = Field(default=30, ge=0)
+    # Written at start-up with the server's pid, for `kpr-mottak keys reload`.
+    pid_file: Path | None = None
+
+    @field_validator("crl_urls", mode="before")
+    @classmethod
+    def _crl_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            urls = tuple(u.strip() for u in value.split(",") if u.strip())
+            for url in urls:
+                if not url.startswith(("http://", "https://")):
+                    raise ValueError(f"KPR_CRL_URLS: '{url}' is not an http(s) URL")
+            return urls
+        return value
+
+    @field_validator("decryption_keys_dir", "pid_file", mode="before")
+    @classmethod
+    def _empty_path(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    # Retention (docs/operations.md, "Retention"): days after receipt; 0 keeps for ever.
+    retention_raw_days: int = Field(default=90, ge=0)
+    retention_findings_days: int = Field(default=400, ge=0)
+    retention_history_days: int = Field(default=1095, ge=0)
+    # The server applies retention this often (hours; 0: only `kpr-mottak retention run`).
+    retention_interval_hours: float = Field(default=24.0, ge=0)

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.keyring import Keyring
 from app.metrics import Metrics
+from app.revocation.crls import CrlSources
 from app.settings import Settings
 
 
@@ -25,3 +26,5 @@ class AppState:
     # Messages processed at once: each large one holds its tree in memory (see
     # docs/performance.md), so the count, not the request rate, bounds the memory.
     intake_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
+    # CRLs fetched from distribution points (app/revocation); None until the lifespan starts.
+    revocation: CrlSources | None = field(default=None)

@@ -46,6 +46,16 @@ INTERNAL_ERROR = Rule(
     ebms_error_code="DeliveryFailure",
     transient=True,
 )
+UNAVAILABLE = Rule(
+    id="EBMS-UNAVAILABLE",
+    layer=Layer.TRANSPORT,
+    consequence=Consequence.MESSAGE_ERROR,
+    title="The database is unreachable: nothing was stored (temporary; the sender retries)",
+    text_no="Mottaker er midlertidig utilgjengelig, og meldingen er ikke mottatt. Send den på "
+    "nytt senere.",
+    ebms_error_code="DeliveryFailure",
+    transient=True,
+)
 
 RULES: tuple[Rule, ...] = (
     TOO_LARGE,
@@ -53,4 +63,5 @@ RULES: tuple[Rule, ...] = (
     ENVELOPE_UNSIGNED_REFUSED,
     DOCUMENT_UNSIGNED,
     INTERNAL_ERROR,
+    UNAVAILABLE,
 )

@@ -12,6 +12,7 @@ MessageError.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import uuid
 from collections.abc import Sequence
@@ -53,7 +54,8 @@ from app.models import (
 from app.msghead.checks import msgid_duplicate
 from app.notify.email import compose_notification
 from app.parties import repository as party_repo
-from app.security.certificates import PartyTrust, TrustStore
+from app.revocation import intake as revocation
+from app.security.certificates import PartyTrust
 from app.security.keys import load_certificate
 from app.settings import ReceiverEnvironment
 from app.state import AppState
@@ -115,10 +117,8 @@ class IntakeService:
         self.settings = state.settings
         self.keys: Keyring = state.keyring
         self.receivers = {str(k): v.value for k, v in self.settings.receivers.items()}
-        # parsed once (validated in Settings): only configured years are judged
-        self.calendar: ReportingCalendar = parse_reporting_calendar(
-            self.settings.reporting_calendar
-        )
+        # only configured years are judged; parsed once per setting, not per message
+        self.calendar: ReportingCalendar = _calendar(self.settings.reporting_calendar)
 
     # --- entry points -------------------------------------------------------------------
 
@@ -297,21 +297,27 @@ class IntakeService:
             cpa is not None and cpa.requires_encryption
         )
         trust = PartyTrust(orgnr=party.orgnr, signing_certs=_certs(party, "signing"))
-        store = TrustStore(anchors=self.keys.trust_anchors, crls=self.keys.crls)
-        opened = await anyio.to_thread.run_sync(
-            lambda: stages.open_message(
-                transport,
-                party=trust,
-                trust=store,
-                keys=self.keys.decryption,
-                now=message.received_at,
-                requires_signing=True,
-                requires_encryption=requires_encryption,
-                max_inflated=s.max_payload_bytes,
-                max_elements=s.max_payload_elements,
-                payload=not header.is_signal,
+
+        async def open_message() -> stages.Opened:
+            store = revocation.trust_store(self.state, self.keys)
+            return await anyio.to_thread.run_sync(
+                lambda: stages.open_message(
+                    transport,
+                    party=trust,
+                    trust=store,
+                    keys=self.keys.decryption,
+                    now=message.received_at,
+                    requires_signing=True,
+                    requires_encryption=requires_encryption,
+                    max_inflated=s.max_payload_bytes,
+                    max_elements=s.max_payload_elements,
+                    payload=not header.is_signal,
+                )
             )
-        )
+
+        opened = await open_message()
+        if opened.transient and await revocation.fetch_for(self.state, opened):
+            opened = await open_message()  # a CRL just fetched may answer it now
         for kind, detail in opened.events:
             repo.add_event(session, message, kind, _now(), **detail)
         if not opened.authenticated:
@@ -864,11 +870,6 @@ class IntakeService:
             "Send meldingen på nytt om litt. Vedvarer feilen, kontakt KPR med "
             f"referanse {req.request_id}.",
         )
-        context = ReplyContext()
-        our = ebuild.her_party(next(iter(self.receivers)))
-        built = ebuild.build_message_error_for(
-            context, [finding], our_party=our, message_id=_new_message_id(), timestamp=_now()
-        )
         try:
             async with self.state.sessions() as session:
                 message = self._new_message(
@@ -880,8 +881,18 @@ class IntakeService:
                 repo.add_event(session, message, "failed", _now(), request_id=req.request_id)
                 await repo.add_findings(session, message, [finding])
                 await session.commit()
-        except Exception as exc:  # the database itself is down: still answer
+        except Exception as exc:  # the database itself is down: nothing stored, still answer
             log.error("intake.store_failure_failed", error_type=type(exc).__name__)
+            finding = Finding(
+                intake_rules.UNAVAILABLE,
+                "kpr-mottak",
+                f"Send meldingen på nytt om litt. Referanse {req.request_id}.",
+            )
+        context = ReplyContext()
+        our = ebuild.her_party(next(iter(self.receivers)))
+        built = ebuild.build_message_error_for(
+            context, [finding], our_party=our, message_id=_new_message_id(), timestamp=_now()
+        )
         return Reply(200, built.body, built.content_type)
 
     # --- notification ---------------------------------------------------------------------
@@ -949,6 +960,11 @@ class IntakeService:
     def _our_party(self, transport: stages.Transport) -> EbxmlParty:
         her = transport.receiver.her_id if transport.receiver else next(iter(self.receivers))
         return ebuild.her_party(her)
+
+
+@functools.lru_cache(maxsize=4)
+def _calendar(text: str) -> ReportingCalendar:
+    return parse_reporting_calendar(text)
 
 
 def _add_apprec_receipt(

@@ -52,13 +52,27 @@ class PartyTrust:
 
 
 @dataclass(frozen=True, slots=True)
+class OcspAnswer:
+    """An OCSP responder's answer for one certificate, its signature already verified against
+    the issuer by whoever fetched it (app/revocation/ocsp.py)."""
+
+    issuer: x509.Name
+    serial: int
+    revoked: bool
+    this_update: dt.datetime
+    next_update: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class TrustStore:
     """Trust anchors (CA roots), intermediate CAs and CRLs. `crls=None` switches revocation
-    checking off (development only); an empty tuple means no CRL is known: status unavailable."""
+    checking off (development only); an empty tuple means no CRL is known: status unavailable.
+    `ocsp` answers count where no current CRL decides."""
 
     anchors: tuple[x509.Certificate, ...] = ()
     intermediates: tuple[x509.Certificate, ...] = ()
     crls: tuple[x509.CertificateRevocationList, ...] | None = ()
+    ocsp: tuple[OcspAnswer, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,14 +228,18 @@ def _revocation(
     issuer: x509.Certificate | None,
     crls: Sequence[x509.CertificateRevocationList],
     now: dt.datetime,
+    ocsp: Sequence[OcspAnswer] = (),
 ) -> CertStatus:
-    """REVOKED, VALID (a current CRL from the issuer does not list it) or UNAVAILABLE."""
+    """REVOKED, VALID (a current CRL from the issuer does not list it, or else a current OCSP
+    answer says so) or UNAVAILABLE.
+    The newest current CRL decides: a fetched CRL may sit beside an older one on disk."""
     if issuer is None:
         return CertStatus.UNAVAILABLE
     public_key = issuer.public_key()
-    for crl in crls:
-        if crl.issuer != cert.issuer:
-            continue
+    candidates = sorted(
+        (c for c in crls if c.issuer == cert.issuer), key=lambda c: c.last_update_utc, reverse=True
+    )
+    for crl in candidates:
         next_update = crl.next_update_utc
         if crl.last_update_utc > now or (next_update is not None and next_update < now):
             continue
@@ -231,7 +249,24 @@ def _revocation(
         if entry is not None and entry.revocation_date_utc <= now:
             return CertStatus.REVOKED
         return CertStatus.VALID
-    return CertStatus.UNAVAILABLE
+    return _ocsp_status(cert, ocsp, now)
+
+
+def _ocsp_status(
+    cert: x509.Certificate, answers: Sequence[OcspAnswer], now: dt.datetime
+) -> CertStatus:
+    current = [
+        a
+        for a in answers
+        if a.issuer == cert.issuer
+        and a.serial == cert.serial_number
+        and a.this_update <= now
+        and (a.next_update is None or now <= a.next_update)
+    ]
+    if not current:
+        return CertStatus.UNAVAILABLE
+    newest = max(current, key=lambda a: a.this_update)
+    return CertStatus.REVOKED if newest.revoked else CertStatus.VALID
 
 
 def _upper_first(text: str) -> str:
@@ -343,7 +378,7 @@ def _revocation_fault(
     to_check = chain[:-1] if chain else (cert,)
     for index, member in enumerate(to_check):
         issuer = chain[index + 1] if chain else _find_issuer(cert, trust, now)
-        status = _revocation(member, issuer, trust.crls, now)
+        status = _revocation(member, issuer, trust.crls, now, trust.ocsp)
         if status is CertStatus.REVOKED:
             return _Fault(
                 rule=lr.revoked,

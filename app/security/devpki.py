@@ -20,7 +20,7 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from app.security.keys import KeyPair
 
@@ -119,9 +119,13 @@ def issue_certificate(
     not_before: dt.datetime,
     not_after: dt.datetime,
     key: rsa.RSAPrivateKey | None = None,
+    crl_url: str | None = None,
+    ocsp_url: str | None = None,
 ) -> KeyPair:
     """Issue a leaf certificate. `purpose` is "signing" (nonRepudiation only) or "encryption"
-    (keyEncipherment, dataEncipherment off) or "signing-digital" (digitalSignature only)."""
+    (keyEncipherment, dataEncipherment off) or "signing-digital" (digitalSignature only).
+    `crl_url` adds a CRL distribution point, as Buypass and Commfides certificates carry;
+    `ocsp_url` an OCSP responder (Authority Information Access)."""
     usages: dict[str, x509.KeyUsage] = {
         "signing": _key_usage(non_repudiation=True),
         "signing-digital": _key_usage(digital_signature=True),
@@ -131,7 +135,7 @@ def issue_certificate(
         raise ValueError(f"unknown purpose {purpose!r}")
     key = key or rsa_key(f"leaf:{common_name}:{orgnr}:{purpose}")
     ca_cert = ca.certificate
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(_name(common_name, orgnr))
         .issuer_name(ca_cert.subject)
@@ -145,8 +149,21 @@ def issue_certificate(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.private_key.public_key()),
             critical=False,
         )
-        .sign(ca.private_key, hashes.SHA256())
     )
+    if crl_url is not None:
+        point = x509.DistributionPoint(
+            full_name=[x509.UniformResourceIdentifier(crl_url)],
+            relative_name=None,
+            reasons=None,
+            crl_issuer=None,
+        )
+        builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
+    if ocsp_url is not None:
+        access = x509.AccessDescription(
+            AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url)
+        )
+        builder = builder.add_extension(x509.AuthorityInformationAccess([access]), critical=False)
+    cert = builder.sign(ca.private_key, hashes.SHA256())
     return KeyPair(private_key=key, certificate=cert)
 
 
@@ -174,7 +191,15 @@ def make_crl(
     return builder.sign(ca.private_key, hashes.SHA256())
 
 
-def make_party(ca: KeyPair, name: str, orgnr: str, now: dt.datetime) -> DevParty:
+def make_party(
+    ca: KeyPair,
+    name: str,
+    orgnr: str,
+    now: dt.datetime,
+    *,
+    crl_url: str | None = None,
+    ocsp_url: str | None = None,
+) -> DevParty:
     """A signing and an encryption certificate for one organisation."""
     not_before, not_after = now - _BACKDATE, now + _LEAF_LIFETIME
     return DevParty(
@@ -187,6 +212,8 @@ def make_party(ca: KeyPair, name: str, orgnr: str, now: dt.datetime) -> DevParty
             purpose="signing",
             not_before=not_before,
             not_after=not_after,
+            crl_url=crl_url,
+            ocsp_url=ocsp_url,
         ),
         encryption=issue_certificate(
             ca,
@@ -195,6 +222,8 @@ def make_party(ca: KeyPair, name: str, orgnr: str, now: dt.datetime) -> DevParty
             purpose="encryption",
             not_before=not_before,
             not_after=not_after,
+            crl_url=crl_url,
+            ocsp_url=ocsp_url,
         ),
     )
 

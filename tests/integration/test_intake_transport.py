@@ -648,4 +648,4 @@ async def test_database_down_still_answers_413_and_message_error(
     assert too_large.status_code == 413
     r = await post(intake_without_database, epj_message(pki))
     # Temporary: severity Warning, so the sender's MSH retries (ebMS 2.0: Error is final).
-    assert_single_error(r, "EBMS-INTERNAL-ERROR", "DeliveryFailure", severity="Warning")
+    assert_single_error(r, "EBMS-UNAVAILABLE", "DeliveryFailure", severity="Warning")

@@ -1,0 +1,88 @@
+"""The SQL of retention: set-based, each returning the ids it touched.
+
+What stays (the audit skeleton): every message row with its transport ids, sizes, hashes,
+status and times, its event log, its findings' rules and texts, the exact replies (so a
+resend still gets its reply byte for byte), the dedup claims and the outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import (
+    AccessLog,
+    Finding,
+    IplosBruker,
+    IplosEvent,
+    IplosNotification,
+    Message,
+)
+
+
+def _received_before(before: datetime) -> object:
+    return select(Message.id).where(Message.received_at < before).scalar_subquery()
+
+
+async def remove_raw(session: AsyncSession, before: datetime, note: str) -> list[int]:
+    result = await session.execute(
+        update(Message)
+        .where(Message.received_at < before, Message.raw.is_not(None))
+        .values(raw=None, raw_ref=note)
+        .returning(Message.id)
+    )
+    return list(result.scalars())
+
+
+async def remove_finding_subjects(session: AsyncSession, before: datetime) -> list[int]:
+    """brukerNr and fødselsnummer out of findings; the rule, place and text stay."""
+    result = await session.execute(
+        update(Finding)
+        .where(
+            Finding.message_id.in_(_received_before(before)),  # type: ignore[arg-type]
+            (Finding.bruker_nr.is_not(None)) | (Finding.fid.is_not(None)),
+        )
+        .values(bruker_nr=None, fid=None)
+        .returning(Finding.message_id)
+    )
+    return sorted(set(result.scalars()))
+
+
+async def remove_history(session: AsyncSession, before: datetime) -> tuple[list[int], int]:
+    """Notifications (with their events) of messages received before `before`, and the
+    brukerNr-fid pairs not confirmed since. Returns the messages touched and pairs removed."""
+    old = select(IplosNotification.id).where(
+        IplosNotification.message_id.in_(_received_before(before))  # type: ignore[arg-type]
+    )
+    await session.execute(delete(IplosEvent).where(IplosEvent.notification_id.in_(old)))
+    result = await session.execute(
+        delete(IplosNotification)
+        .where(IplosNotification.message_id.in_(_received_before(before)))  # type: ignore[arg-type]
+        .returning(IplosNotification.message_id)
+    )
+    messages = sorted(set(result.scalars()))
+    pairs = await session.execute(
+        delete(IplosBruker).where(IplosBruker.updated_at < before).returning(IplosBruker.fid)
+    )
+    return messages, len(list(pairs.scalars()))
+
+
+def log_removal(
+    session: AsyncSession,
+    *,
+    at: datetime,
+    action: str,
+    resource: str,
+    message_ids: list[int],
+) -> None:
+    session.add(
+        AccessLog(
+            at=at,
+            actor="retention",
+            role="system",
+            action=action,
+            resource=resource[:300],
+            message_id=message_ids[0] if len(message_ids) == 1 else None,
+        )
+    )

@@ -1,0 +1,1 @@
+"""Revocation data that stays current while the service runs: CRLs fetched over HTTP."""
