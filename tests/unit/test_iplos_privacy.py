@@ -45,6 +45,9 @@ FID = "04838209381"  # synthetic (month + 80), not in the sample below
 _Q = "{" + NS + "}"
 
 
+WRAPPER_IDS = "8000001 131725"  # the HER-ids `exposed` wraps the Melding with
+
+
 def windows(fid: str) -> set[str]:
     """Every run of six consecutive digits of `fid`."""
     digits = re.sub(r"[^0-9]", "", fid)
@@ -73,6 +76,7 @@ def exposed(melding: bytes, fid: str, ctx: ContentContext) -> list[str]:
         ),
         now=ctx.now,
         version=AppRecVersion.V1_1,
+        apprec_id="apprec-id",  # a random UUID could hold six digits of the fid by chance
     ).decode()
     parts = [("apprec", apprec)]
     for f in business.findings:
@@ -228,7 +232,9 @@ def test_no_fid_leaks_from_any_attribute(
     element, attr = target
     assume(attr != "brukerNr" or shape in BRUKERNR_SHAPES)
     fid = synthetic_person_id(random.Random(seed), kind=kind)
-    assume(not any(w.encode() in BASE for w in windows(fid)))
+    # a hit can only come from the planted value: not from the sample, nor from the MsgHead
+    # around it (the HER-ids 8000001 and 131725 share digits with some numbers)
+    assume(not any(w.encode() in BASE or w in WRAPPER_IDS for w in windows(fid)))
     melding = with_value(element, attr, prefix + SHAPES[shape](fid) + suffix, index=index)
     assert exposed(melding, fid, fault_context(KOMMUNE)) == []
 
