@@ -258,6 +258,7 @@ class Finding(Base):
     bruker_nr: Mapped[str | None] = mapped_column(String(100))
     fid: Mapped[str | None] = mapped_column(String(11))
     kommune_nr: Mapped[str | None] = mapped_column(String(4))
+    lopenr: Mapped[int | None] = mapped_column(BigInteger)  # the notification's, if any
 
 
 class Receipt(Base):

@@ -62,7 +62,7 @@ class ErrorRowOut(BaseModel):
     message_id: int = Field(description="KPR's message reference")
     received_at: datetime
     notification_guid: str | None
-    lopenr: int | None = Field(description="løpenummer; not stored for dropped rows yet")
+    lopenr: int | None = Field(description="the notification's løpenummer (null when it had none)")
     bruker_nr: str | None
     fid: str | None = Field(description="Person-ID; null when KPR does not publish it")
     rule_id: str
@@ -87,10 +87,10 @@ class Feilliste(BaseModel):
                             "message_id": 42,
                             "received_at": "2018-11-20T11:00:00Z",
                             "notification_guid": "bdd640fb-0667-4ad1-9c80-317fa3b1799d",
-                            "lopenr": None,
+                            "lopenr": 3,
                             "bruker_nr": "B0000000",
                             "fid": "(11 sifre)",
-                            "rule_id": "IPL-FID-CHECKSUM",
+                            "rule_id": "IPL-FID-INVALID",
                             "apprec_code": "E31",
                             "text": "Fødselsnummeret har feil kontrollsiffer",
                             "detail": "...",
@@ -166,7 +166,7 @@ async def read_feilliste(
                 message_id=r.message_id,
                 received_at=r.received_at,
                 notification_guid=r.notification_guid,
-                lopenr=None,
+                lopenr=r.lopenr,
                 bruker_nr=r.bruker_nr,
                 fid=r.fid if publish else None,
                 rule_id=r.rule_id,

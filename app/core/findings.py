@@ -67,6 +67,7 @@ class Subject:
     bruker_nr: str | None = None
     fid: str | None = None
     kommune_nr: str | None = None
+    lopenr: int | None = None  # the notification's løpenummer, for the error list
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,6 +173,7 @@ async def add_findings(
             "bruker_nr": _fit_optional(f.subject.bruker_nr, 100) if f.subject else None,
             "fid": _exact(f.subject.fid, 11) if f.subject else None,
             "kommune_nr": kommune(f),
+            "lopenr": f.subject.lopenr if f.subject else None,
         }
         for f in findings
     ]

@@ -23,6 +23,7 @@ class ErrorRow:
     message_id: int
     received_at: datetime
     notification_guid: str | None
+    lopenr: int | None
     bruker_nr: str | None
     fid: str | None
     rule_id: str
@@ -88,6 +89,7 @@ async def error_rows(
             f.apprec_code,
             f.detail,
             corrected.label("corrected"),
+            f.lopenr,
         )
         .join(m, m.id == f.message_id)
         .where(
@@ -113,6 +115,7 @@ async def error_rows(
             apprec_code=r[7],
             detail=r[8],
             corrected=bool(r[9]),
+            lopenr=r._mapping["lopenr"],  # past the ten columns Row's typing spells out
         )
         for r in rows
     ]

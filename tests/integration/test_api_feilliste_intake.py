@@ -29,6 +29,7 @@ async def test_a_failing_row_resent_correctly_is_corrected_in_the_list(
     assert failing in {guid(broken, i) for i in range(3)}
     assert before["rows"][0]["bruker_nr"]
     assert before["rows"][0]["fid"]
+    assert before["rows"][0]["lopenr"] == 3  # the sample's fault is in its last notification
     second = await send(intake, pki, sessions, fixed)
     assert second.status == "1", second.ots
     after = (await intake.get(url, headers=oslo, params=params)).json()

@@ -29,7 +29,12 @@ def row(r: Rule, guid: str, detail: str = "feil i raden", **subject: str) -> Fin
         r,
         f"/Melding/Notifikasjon[@guid='{guid}']",
         detail,
-        Subject(notification_guid=guid, **subject),
+        Subject(
+            notification_guid=guid,
+            bruker_nr=subject.get("bruker_nr"),
+            fid=subject.get("fid"),
+            kommune_nr=subject.get("kommune_nr"),
+        ),
     )
 
 

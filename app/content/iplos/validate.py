@@ -594,7 +594,13 @@ def _read_row(index: int, n_el: etree._Element, unit: str) -> _Row:
         fid=fid,
         type_id=br("typeID") or "",
         bydel=br("bydel"),
-        subject=Subject(guid, bruker_nr or None, fid or None, unit),
+        subject=Subject(
+            guid,
+            bruker_nr or None,
+            fid or None,
+            unit,
+            int(lopenr_raw) if _LOPENR.fullmatch(lopenr_raw) else None,
+        ),
     )
 
 
