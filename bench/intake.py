@@ -348,6 +348,20 @@ def _kpr_env(db_url: str, pki_dir: Path) -> dict[str, str]:
     return env
 
 
+def dev_setup(db_url: str, pki_dir: Path) -> dict[str, str]:
+    """`kpr-mottak dev-pki` (the dev PKI and the demo municipality) for a server on
+    `db_url`; returns the server's environment."""
+    env = _kpr_env(db_url, pki_dir)
+    subprocess.run(
+        [*_kpr_mottak(), "dev-pki", "--dir", str(pki_dir)],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    return env
+
+
 def _kpr_mottak() -> list[str]:
     exe = Path(sys.executable).with_name("kpr-mottak")
     if exe.is_file():
@@ -394,14 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with database(tmp, args.postgres) as db_url:
             pki_dir = tmp / "pki"
-            env = _kpr_env(db_url, pki_dir)
-            subprocess.run(
-                [*_kpr_mottak(), "dev-pki", "--dir", str(pki_dir)],
-                env=env,
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-            )
+            env = dev_setup(db_url, pki_dir)
             asyncio.run(_register_senders(db_url, pki_dir, senders))
             keys = load_keys(pki_dir)
             t0 = time.perf_counter()

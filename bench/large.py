@@ -36,16 +36,7 @@ from app.content.iplos.sample import build_sample, wrap_in_msghead
 from app.content.iplos.validate import SCHEMA_PATH
 from app.ebxml.mime import parse_body
 from app.security.keys import load_certificate
-from bench.intake import (
-    FIRST_HER,
-    PILOT_HER,
-    ROOT,
-    _kpr_env,
-    _kpr_mottak,
-    database,
-    load_keys,
-    uvicorn_server,
-)
+from bench.intake import FIRST_HER, PILOT_HER, database, dev_setup, load_keys, uvicorn_server
 
 MSGHEAD_NS = "{http://www.kith.no/xmlstds/msghead/2006-05-24}"
 
@@ -126,14 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with database(tmp, args.postgres) as db_url:
             pki_dir = tmp / "pki"
-            env = _kpr_env(db_url, pki_dir)
-            subprocess.run(
-                [*_kpr_mottak(), "dev-pki", "--dir", str(pki_dir)],
-                env=env,
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-            )
+            env = dev_setup(db_url, pki_dir)
             keys = load_keys(pki_dir)
             t0 = time.perf_counter()
             melding = build_sample(args.notifications, "0301", seed=1)
