@@ -39,6 +39,8 @@ async def principal(
     found = await authenticate(session, credentials.credentials)
     if found is None:
         raise HTTPException(401, "unknown or revoked token", headers=_UNAUTHORIZED)
+    if session.dirty:  # last_used_at moved on: its own small commit, before the route runs
+        await session.commit()
     return found
 
 

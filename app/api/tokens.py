@@ -7,7 +7,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -75,8 +75,18 @@ async def list_tokens(session: AsyncSession) -> list[ApiToken]:
     return list(await session.scalars(select(ApiToken).order_by(ApiToken.name)))
 
 
-async def authenticate(session: AsyncSession, token: str) -> Principal | None:
+async def authenticate(
+    session: AsyncSession, token: str, *, now: datetime | None = None
+) -> Principal | None:
+    """The token's principal, or None when unknown or revoked. Marks the token used (at most
+    every few minutes: a read must not become a write per request); the caller commits."""
     row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
     if row is None or row.revoked_at is not None:
         return None
+    now = now or datetime.now(UTC)
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        row.last_used_at = now
     return Principal(token_id=row.id, name=row.name, role=row.role, kommune_nr=row.kommune_nr)
+
+
+LAST_USED_RESOLUTION = timedelta(minutes=5)

@@ -97,3 +97,28 @@ async def test_party_api_refuses_out_of_range_her_ids_and_duplicate_cpa_ids(
     assert [c["cpa_id"] for c in r.json()["cpas"]] == ["a"]
     again = await client.post("/api/v1/parties", json=body, headers=headers)
     assert again.status_code == 409
+
+
+async def test_a_token_records_when_it_was_last_used(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    token = await _token(sessions, "ops", "operator")
+    async with sessions() as s:
+        assert (await s.scalar(select(ApiToken.last_used_at))) is None
+    assert (await client.get("/api/v1/whoami", headers=_auth(token))).status_code == 200
+    async with sessions() as s:
+        first = await s.scalar(select(ApiToken.last_used_at))
+    assert first is not None
+    # within the resolution a second use does not write again
+    assert (await client.get("/api/v1/whoami", headers=_auth(token))).status_code == 200
+    async with sessions() as s:
+        assert await s.scalar(select(ApiToken.last_used_at)) == first
+    async with sessions() as s:
+        found = await tokens.authenticate(
+            s, token, now=first + tokens.LAST_USED_RESOLUTION + tokens.LAST_USED_RESOLUTION
+        )
+        assert found is not None
+        row = await s.scalar(select(ApiToken))
+        assert row is not None
+        assert row.last_used_at is not None
+        assert row.last_used_at > first
