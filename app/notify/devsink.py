@@ -19,8 +19,8 @@ import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.logging import get_logger
+from app.notify import repository as outbox
 from app.notify.email import build_email, message_id_for
-from app.notify.sender import _claim, _mark_sent
 
 log = get_logger(__name__)
 
@@ -45,7 +45,7 @@ async def deliver_due(
     guard = writer_lock or contextlib.nullcontext()
     now = clock()
     async with guard, sessions() as session:
-        rows = await _claim(session, now, batch, LEASE)
+        rows = await outbox.claim_due(session, now, batch, LEASE)
         await session.commit()
     for row in sorted(rows, key=lambda r: r.id):
         email = build_email(
@@ -59,7 +59,7 @@ async def deliver_due(
         name = f"{now.strftime('%Y%m%d-%H%M%S')}-{row.id}.eml"
         await anyio.to_thread.run_sync(_save, directory, name, bytes(email))
         async with guard, sessions() as session:
-            await _mark_sent(session, row, clock())
+            await outbox.mark_sent(session, row.id, clock())
             await session.commit()
         log.info("notify.dev_sink_saved", outbox_id=row.id, file=name)
     return len(rows)

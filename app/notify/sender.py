@@ -26,12 +26,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import aiosmtplib
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.identifiers import mask_person_ids
 from app.logging import get_logger
-from app.models import NotificationOutbox
+from app.notify import repository as outbox
 from app.notify.email import build_email, message_id_for
 from app.settings import Settings
 from app.state import AppState
@@ -82,17 +81,6 @@ class SendReport:
     failed: int = 0  # failed for the last time: status 'failed'
 
 
-@dataclass(frozen=True, slots=True)
-class _Claimed:
-    id: int
-    message_id: int | None  # None for a reminder
-    recipient: str
-    subject: str
-    body: str
-    attempts: int
-    created_at: datetime
-
-
 def backoff(attempts: int) -> timedelta:
     """Delay before the next try after `attempts` failed ones: 1, 2, 4, ... minutes, at most
     an hour."""
@@ -126,70 +114,121 @@ async def send_due(
         raise ValueError("batch must be at least 1")
     lease = timedelta(seconds=config.timeout * (batch + 2))
     guard = writer_lock or contextlib.nullcontext()
-    now = clock()
     async with guard, sessions() as session:
-        rows = await _claim(session, now, batch, lease)
+        rows = await outbox.claim_due(session, clock(), batch, lease)
         await session.commit()
     if not rows:
         return SendReport()
-    sent = retrying = failed = 0
-    smtp: aiosmtplib.SMTP | None = None
-    unreachable: Exception | None = None  # the server could not be reached: fail the rest
+    report = _Tally()
+    connection = _Connection(config)
     try:
         for row in sorted(rows, key=lambda r: r.id):
-            error = unreachable
-            if error is None:
-                try:
-                    if smtp is None or not smtp.is_connected:
-                        smtp = None
-                        try:
-                            smtp = await _connect(config)
-                        except Exception as exc:
-                            unreachable = exc
-                            raise
-                    await smtp.send_message(
-                        build_email(
-                            mail_from=config.mail_from,
-                            recipient=row.recipient,
-                            subject=row.subject,
-                            body=row.body,
-                            message_id=message_id_for(row.id, row.created_at, config.mail_from),
-                            date=clock(),
-                        ),
-                        sender=config.mail_from,
-                        recipients=[row.recipient],
-                    )
-                except Exception as exc:  # any failure to send is one failed attempt
-                    error = exc
-            gave_up = False
+            error = await connection.send(row, clock)
             async with guard, sessions() as session:
-                if error is None:
-                    await _mark_sent(session, row, clock())
-                else:
-                    gave_up = await _mark_failed(session, row, clock(), error, max_attempts)
+                gave_up = await _record(session, row, error, clock(), max_attempts)
                 await session.commit()
-            if error is None:
-                sent += 1
-                log.info("notify.sent", outbox_id=row.id, message_id=row.message_id)
-                continue
-            if gave_up:
-                failed += 1
-            else:
-                retrying += 1
-            log.warning(
-                "notify.failed",
-                outbox_id=row.id,
-                message_id=row.message_id,
-                attempts=row.attempts + 1,
-                gave_up=gave_up,
-                error_type=type(error).__name__,
-                smtp_code=getattr(error, "code", None),
-            )
+            report.count(row, error, gave_up=gave_up)
     finally:
-        if smtp is not None and smtp.is_connected:
+        await connection.close()
+    return SendReport(
+        claimed=len(rows), sent=report.sent, retrying=report.retrying, failed=report.failed
+    )
+
+
+class _Connection:
+    """One SMTP connection for a batch, opened on first use; once the server cannot be
+    reached, every further row fails with that error (no reconnect storm)."""
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self.config = config
+        self.smtp: aiosmtplib.SMTP | None = None
+        self.unreachable: Exception | None = None
+
+    async def send(
+        self, row: outbox.ClaimedEmail, clock: Callable[[], datetime]
+    ) -> Exception | None:
+        """None when sent, else the error (any failure to send is one failed attempt)."""
+        if self.unreachable is not None:
+            return self.unreachable
+        config = self.config
+        try:
+            if self.smtp is None or not self.smtp.is_connected:
+                self.smtp = None
+                try:
+                    self.smtp = await _connect(config)
+                except Exception as exc:
+                    self.unreachable = exc
+                    raise
+            await self.smtp.send_message(
+                build_email(
+                    mail_from=config.mail_from,
+                    recipient=row.recipient,
+                    subject=row.subject,
+                    body=row.body,
+                    message_id=message_id_for(row.id, row.created_at, config.mail_from),
+                    date=clock(),
+                ),
+                sender=config.mail_from,
+                recipients=[row.recipient],
+            )
+        except Exception as exc:
+            return exc
+        return None
+
+    async def close(self) -> None:
+        if self.smtp is not None and self.smtp.is_connected:
             with contextlib.suppress(Exception):
-                await smtp.quit()
-    return SendReport(claimed=len(rows), sent=sent, retrying=retrying, failed=failed)
+                await self.smtp.quit()
+
+
+async def _record(
+    session: AsyncSession,
+    row: outbox.ClaimedEmail,
+    error: Exception | None,
+    now: datetime,
+    max_attempts: int,
+) -> bool:
+    """Store the try's outcome; True when a failure was the last allowed attempt."""
+    if error is None:
+        await outbox.mark_sent(session, row.id, now)
+        return False
+    attempts = row.attempts + 1
+    gave_up = attempts >= max_attempts
+    await outbox.mark_failed(
+        session,
+        row.id,
+        attempts=attempts,
+        gave_up=gave_up,
+        next_attempt_at=now if gave_up else now + backoff(attempts),
+        last_error=_error_text(error),
+    )
+    return gave_up
+
+
+@dataclass(slots=True)
+class _Tally:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+    def count(self, row: outbox.ClaimedEmail, error: Exception | None, *, gave_up: bool) -> None:
+        if error is None:
+            self.sent += 1
+            log.info("notify.sent", outbox_id=row.id, message_id=row.message_id)
+            return
+        if gave_up:
+            self.failed += 1
+        else:
+            self.retrying += 1
+        log.warning(
+            "notify.failed",
+            outbox_id=row.id,
+            message_id=row.message_id,
+            attempts=row.attempts + 1,
+            gave_up=gave_up,
+            error_type=type(error).__name__,
+            smtp_code=getattr(error, "code", None),
+        )
 
 
 async def _connect(config: SmtpConfig) -> aiosmtplib.SMTP:
@@ -203,59 +242,6 @@ async def _connect(config: SmtpConfig) -> aiosmtplib.SMTP:
     if config.username:
         await smtp.login(config.username, config.password or "")
     return smtp
-
-
-async def _claim(
-    session: AsyncSession, now: datetime, batch: int, lease: timedelta
-) -> list[_Claimed]:
-    o = NotificationOutbox
-    due = (o.status == "pending") & (o.next_attempt_at <= now)
-    ids = (
-        select(o.id)
-        .where(due)
-        .order_by(o.next_attempt_at, o.id)
-        .limit(batch)
-        .with_for_update(skip_locked=True)
-    )
-    result = await session.execute(
-        update(o)
-        .where(o.id.in_(ids.scalar_subquery()), due)
-        .values(next_attempt_at=now + lease)
-        .returning(o.id, o.message_id, o.recipient, o.subject, o.body, o.attempts, o.created_at)
-        .execution_options(synchronize_session=False)
-    )
-    return [_Claimed(*r) for r in result.all()]
-
-
-async def _mark_sent(session: AsyncSession, row: _Claimed, now: datetime) -> None:
-    o = NotificationOutbox
-    await session.execute(
-        update(o)
-        .where(o.id == row.id)
-        .values(status="sent", sent_at=now, attempts=o.attempts + 1, last_error=None)
-        .execution_options(synchronize_session=False)
-    )
-
-
-async def _mark_failed(
-    session: AsyncSession, row: _Claimed, now: datetime, error: BaseException, max_attempts: int
-) -> bool:
-    """Count the failed try; True when it was the last one (status 'failed')."""
-    o = NotificationOutbox
-    attempts = row.attempts + 1
-    gave_up = attempts >= max_attempts
-    await session.execute(
-        update(o)
-        .where(o.id == row.id, o.status == "pending")
-        .values(
-            status="failed" if gave_up else "pending",
-            attempts=attempts,
-            next_attempt_at=now if gave_up else now + backoff(attempts),
-            last_error=_error_text(error),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return gave_up
 
 
 async def run_loop(
