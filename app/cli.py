@@ -15,7 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import migrate
-from app.api import tokens as token_repo
+from app.auth import repository as token_repo
+from app.auth.tokens import parse_role
 from app.db import create_engine, session_factory
 from app.parties import repository as party_repo
 from app.parties.spec import PartySpecError, certificate_spec, make_party, read_parties
@@ -207,7 +208,7 @@ def tokens_create(
 ) -> None:
     """Create a token; it is printed once and stored hashed."""
     try:
-        token_repo.parse_role(role)
+        parse_role(role)
     except ValueError as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None

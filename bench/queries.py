@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import migrate
-from app.api import tokens
+from app.auth import repository as tokens
 from app.db import create_engine, session_factory
 from app.kommuner.lists import shipped_list
 from app.main import create_app

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.tokens import Principal
+from app.auth.tokens import Principal
 from app.query.access_log import Access, record_access
 
 

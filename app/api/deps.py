@@ -9,7 +9,8 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.tokens import Principal, authenticate
+from app.auth.repository import authenticate
+from app.auth.tokens import Principal
 from app.state import AppState
 
 _bearer = HTTPBearer(auto_error=False, description="API token from `kpr-mottak tokens create`")

@@ -22,7 +22,7 @@ from app.api.paging import (
     page,
 )
 from app.api.problems import PROBLEM_RESPONSES
-from app.api.tokens import Principal
+from app.auth.tokens import Principal
 from app.models import Message, NotificationOutbox, utcnow
 from app.query import messages as repo
 from app.query.feilliste import fid_hidden_for

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.api import tokens
+from app.auth import repository as tokens
 from app.models import (
     Finding,
     IplosNotification,

@@ -7,7 +7,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.api import tokens
+from app.auth import repository as tokens
+from app.auth import tokens as token_rules
 from app.models import ApiToken
 
 
@@ -75,14 +76,14 @@ async def test_tokens_are_stored_hashed(sessions: async_sessionmaker[AsyncSessio
     t = await _token(sessions, "op", "operator")
     async with sessions() as s:
         row = (await s.scalars(select(ApiToken))).one()
-    assert row.token_hash == tokens.hash_token(t)
+    assert row.token_hash == token_rules.hash_token(t)
     assert t not in row.token_hash
 
 
 @pytest.mark.parametrize("role", ["admin", "municipality:301", "municipality:", "operator:0301"])
 def test_unknown_roles_are_refused(role: str) -> None:
     with pytest.raises(ValueError, match="unknown role"):
-        tokens.parse_role(role)
+        token_rules.parse_role(role)
 
 
 async def test_party_api_refuses_out_of_range_her_ids_and_duplicate_cpa_ids(
@@ -115,7 +116,9 @@ async def test_a_token_records_when_it_was_last_used(
         assert await s.scalar(select(ApiToken.last_used_at)) == first
     async with sessions() as s:
         found = await tokens.authenticate(
-            s, token, now=first + tokens.LAST_USED_RESOLUTION + tokens.LAST_USED_RESOLUTION
+            s,
+            token,
+            now=first + token_rules.LAST_USED_RESOLUTION + token_rules.LAST_USED_RESOLUTION,
         )
         assert found is not None
         row = await s.scalar(select(ApiToken))

@@ -1,0 +1,61 @@
+"""API tokens: random, shown once, stored as SHA-256 (they carry 256 bits of entropy, so a
+plain hash is enough; no password stretching needed). The roles and the principal a request
+acts as; the SQL is in `app.auth.repository`."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+TOKEN_PREFIX = "kpr_"  # noqa: S105 - a prefix, not a secret
+_ROLE = re.compile(r"^(operator|municipality:(\d{4}))$")
+# A read must not become a write per request: the last use is recorded this coarsely.
+LAST_USED_RESOLUTION = timedelta(minutes=5)
+
+
+class TokenRole(StrEnum):
+    OPERATOR = "operator"
+    MUNICIPALITY = "municipality"  # with its kommunenr
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Principal:
+    token_id: int
+    name: str
+    role: TokenRole
+    kommune_nr: str | None
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role is TokenRole.OPERATOR
+
+    def may_read_kommune(self, kommune_nr: str | None) -> bool:
+        return self.is_operator or (kommune_nr is not None and kommune_nr == self.kommune_nr)
+
+    @property
+    def label(self) -> str:
+        return self.role if self.kommune_nr is None else f"{self.role}:{self.kommune_nr}"
+
+
+def parse_role(role: str) -> tuple[TokenRole, str | None]:
+    """'operator' or 'municipality:<kommunenr>' -> (role, kommune_nr)."""
+    match = _ROLE.match(role)
+    if not match:
+        raise ValueError(
+            f"unknown role '{role}': use 'operator' or 'municipality:<4-digit kommunenr>'"
+        )
+    if match.group(2):
+        return TokenRole.MUNICIPALITY, match.group(2)
+    return TokenRole.OPERATOR, None
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
