@@ -21,6 +21,7 @@ from app.db import create_engine, session_factory
 from app.parties import repository as party_repo
 from app.parties.spec import PartySpecError, certificate_spec, make_party, read_parties
 from app.settings import Settings
+from app.statuses import CertificateUsage
 
 T = TypeVar("T")
 
@@ -128,9 +129,11 @@ def parties_add(
     try:
         certs = []
         if signing_cert:
-            certs.append(certificate_spec(signing_cert.read_bytes(), "signing"))
+            certs.append(certificate_spec(signing_cert.read_bytes(), CertificateUsage.SIGNING))
         if encryption_cert:
-            certs.append(certificate_spec(encryption_cert.read_bytes(), "encryption"))
+            certs.append(
+                certificate_spec(encryption_cert.read_bytes(), CertificateUsage.ENCRYPTION)
+            )
         spec = make_party(
             her_id,
             name,

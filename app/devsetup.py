@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.parties import repository as party_repo
 from app.parties.spec import PartySpec, certificate_spec, make_party
 from app.security.devpki import generate_dev_pki
+from app.statuses import CertificateUsage
 
 DEMO_HER_ID = 8000001
 DEMO_KOMMUNE = "0301"
@@ -46,8 +47,8 @@ def demo_party(
         [kommune],
         [DEMO_EMAIL],
         certificates=(
-            certificate_spec(signing, "signing"),
-            certificate_spec(encryption, "encryption"),
+            certificate_spec(signing, CertificateUsage.SIGNING),
+            certificate_spec(encryption, CertificateUsage.ENCRYPTION),
         ),
         source="dev-pki",
     )

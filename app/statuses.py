@@ -1,5 +1,5 @@
-"""The states a stored message ends in, as one enum used by the intake, its repository, the
-metrics and the API. Stored as the string value (`message.status`, String(30))."""
+"""The stored states and kinds, one enum each, used by the intake, the repositories, the
+metrics and the API. Stored as their string values (generic String columns)."""
 
 from __future__ import annotations
 
@@ -32,3 +32,17 @@ _BY_APPREC = {
 }
 # Messages that got an AppRec: the ones a MsgHead MsgId is judged against.
 ANSWERED = frozenset(_BY_APPREC.values())
+
+
+class ReceiptKind(StrEnum):
+    """`receipt.kind`: what the stored reply is."""
+
+    APPREC = "apprec"  # an Acknowledgment with the AppRec
+    MESSAGE_ERROR = "message_error"  # an ebMS MessageError
+
+
+class CertificateUsage(StrEnum):
+    """`party_certificate.usage`: Norwegian enterprise certificates come in pairs."""
+
+    SIGNING = "signing"  # KeyUsage nonRepudiation (and/or digitalSignature)
+    ENCRYPTION = "encryption"  # KeyUsage keyEncipherment

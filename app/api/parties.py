@@ -19,6 +19,7 @@ from app.parties.spec import (
     certificate_spec,
     make_party,
 )
+from app.statuses import CertificateUsage
 
 router = APIRouter(prefix="/api/v1", tags=["parties"])
 
@@ -127,9 +128,9 @@ def party_out(p: Party) -> PartyOut:
 def _certs(signing: str | None, encryption: str | None) -> tuple[CertificateSpec, ...]:
     out = []
     if signing:
-        out.append(certificate_spec(signing, "signing"))
+        out.append(certificate_spec(signing, CertificateUsage.SIGNING))
     if encryption:
-        out.append(certificate_spec(encryption, "encryption"))
+        out.append(certificate_spec(encryption, CertificateUsage.ENCRYPTION))
     return tuple(out)
 
 

@@ -22,7 +22,7 @@ from app.models import (
     NotificationOutbox,
     Receipt,
 )
-from app.statuses import ANSWERED
+from app.statuses import ANSWERED, ReceiptKind
 
 # Column widths of the keys the intake looks values up by (see app.models).
 FROM_PARTY_WIDTH = 100
@@ -135,7 +135,7 @@ async def stored_apprec(session: AsyncSession, message_id: int) -> Receipt | Non
     """The AppRec receipt of a message, with the AppRec XML as it was sent."""
     row: Receipt | None = await session.scalar(
         select(Receipt)
-        .where(Receipt.message_id == message_id, Receipt.kind == "apprec")
+        .where(Receipt.message_id == message_id, Receipt.kind == ReceiptKind.APPREC)
         .options(undefer(Receipt.apprec_xml))
     )
     return row
@@ -195,7 +195,7 @@ def add_receipt(
     session: AsyncSession,
     message: Message,
     *,
-    kind: str,
+    kind: ReceiptKind,
     content_type: str,
     body: bytes,
     reply_ebms_message_id: str | None,

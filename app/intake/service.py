@@ -59,7 +59,7 @@ from app.security.certificates import PartyTrust
 from app.security.keys import load_certificate
 from app.settings import ReceiverEnvironment
 from app.state import AppState
-from app.statuses import MessageStatus
+from app.statuses import CertificateUsage, MessageStatus, ReceiptKind
 
 log = get_logger(__name__)
 
@@ -296,7 +296,7 @@ class IntakeService:
         requires_encryption = not party.plaintext_allowed or (
             cpa is not None and cpa.requires_encryption
         )
-        trust = PartyTrust(orgnr=party.orgnr, signing_certs=_certs(party, "signing"))
+        trust = PartyTrust(orgnr=party.orgnr, signing_certs=_certs(party, CertificateUsage.SIGNING))
 
         async def open_message() -> stages.Opened:
             store = revocation.trust_store(self.state, self.keys)
@@ -548,7 +548,7 @@ class IntakeService:
             raise RuntimeError(f"message {original.message_id} has no stored AppRec")
         apprec_xml, apprec_id = stored.apprec_xml, stored.apprec_id or ""
         status = AppRecStatus(stored.apprec_status)
-        encrypt_to = _first_cert(party, "encryption")
+        encrypt_to = _first_cert(party, CertificateUsage.ENCRYPTION)
         built = await anyio.to_thread.run_sync(
             lambda: stages.wrap_apprec(
                 apprec_xml,
@@ -734,7 +734,7 @@ class IntakeService:
         repo.add_receipt(
             session,
             message,
-            kind="message_error",
+            kind=ReceiptKind.MESSAGE_ERROR,
             content_type=built.content_type,
             body=built.body,
             reply_ebms_message_id=reply_id,
@@ -748,7 +748,7 @@ class IntakeService:
             message,
             "receipt_built",
             _now(),
-            reply="message_error",
+            reply=ReceiptKind.MESSAGE_ERROR.value,
             rules=sorted({f.rule.id for f in findings}),
         )
         if transient and message.ebms_message_id and message.from_party_id:
@@ -772,7 +772,7 @@ class IntakeService:
         business: stages.Business | None,
         findings: list[Finding],
     ) -> stages.BuiltReceipt:
-        encrypt_to = _first_cert(party, "encryption")
+        encrypt_to = _first_cert(party, CertificateUsage.ENCRYPTION)
         our_her = message.to_party_id or next(iter(self.receivers))
         version = (
             AppRecVersion.V1_0 if self.settings.apprec_version == "1.0" else AppRecVersion.V1_1
@@ -973,7 +973,7 @@ def _add_apprec_receipt(
     repo.add_receipt(
         session,
         message,
-        kind="apprec",
+        kind=ReceiptKind.APPREC,
         content_type=built.reply.content_type,
         body=built.reply.body,
         reply_ebms_message_id=built.reply.message_id,
@@ -1038,11 +1038,11 @@ def _fill_transport(message: Message, transport: stages.Transport) -> None:
         message.environment = transport.receiver.environment
 
 
-def _certs(party: Party, usage: str) -> tuple[x509.Certificate, ...]:
+def _certs(party: Party, usage: CertificateUsage) -> tuple[x509.Certificate, ...]:
     return tuple(load_certificate(c.pem.encode()) for c in party.certificates if c.usage == usage)
 
 
-def _first_cert(party: Party, usage: str) -> x509.Certificate | None:
+def _first_cert(party: Party, usage: CertificateUsage) -> x509.Certificate | None:
     now = _now()
     valid = [c for c in party.certificates if c.usage == usage and c.not_after > now]
     valid.sort(key=lambda c: c.not_after, reverse=True)

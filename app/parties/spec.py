@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from stdnum.no import orgnr as stdnum_orgnr
 
 from app.core.xmlparse import XmlRejected, parse_xml
+from app.statuses import CertificateUsage
 
 CPA_NS = "http://www.oasis-open.org/committees/ebxml-cppa/schema/cpp-cpa-2_0.xsd"
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
@@ -70,7 +71,7 @@ class PartySpec:
 
 def certificate_spec(data: bytes | str, usage: str) -> CertificateSpec:
     """Read a PEM or DER certificate (or a bare base64 body, as CPAs carry it)."""
-    if usage not in ("signing", "encryption"):
+    if usage not in tuple(CertificateUsage):
         raise PartySpecError(f"certificate usage must be signing or encryption, not '{usage}'")
     raw = data.encode() if isinstance(data, str) else data
     try:
@@ -154,7 +155,7 @@ def _truthy(value: object) -> bool:
 def _from_mapping(row: dict[str, object], where: str) -> PartySpec:
     try:
         certs: list[CertificateSpec] = []
-        for usage in ("signing", "encryption"):
+        for usage in CertificateUsage:
             pem = row.get(f"{usage}_certificate")
             if isinstance(pem, str) and pem.strip():
                 certs.append(certificate_spec(pem, usage))
@@ -244,9 +245,9 @@ def read_cpa(data: bytes, filename: str) -> list[PartySpec]:
         certs = []
         for cert_id, body in certs_by_id.items():
             if cert_id in signing_refs:
-                certs.append(certificate_spec(body, "signing"))
+                certs.append(certificate_spec(body, CertificateUsage.SIGNING))
             if cert_id in enc_refs:
-                certs.append(certificate_spec(body, "encryption"))
+                certs.append(certificate_spec(body, CertificateUsage.ENCRYPTION))
         actions: list[tuple[str, str]] = []
         nonrep = confidential = False
         for binding in info.iterfind(".//tp:ServiceBinding", ns):
