@@ -876,6 +876,8 @@ class IntakeService:
                     req, size=len(req.body), sha256=hashlib.sha256(req.body).hexdigest(), full=True
                 )
                 message.status = MessageStatus.FAILED
+                # answered (with a temporary error): finished, not half-stored
+                message.completed_at = _now()
                 session.add(message)
                 await session.flush()
                 repo.add_event(session, message, "failed", _now(), request_id=req.request_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import undefer
@@ -81,3 +82,26 @@ async def test_without_cpa_the_action_must_be_the_msghead_type(
     async with sessions() as s:
         message = (await s.scalars(select(Message))).one()
     assert message.status == "MESSAGE_ERROR"
+
+
+async def test_an_internal_error_is_answered_and_stored_as_a_finished_failure(
+    intake: httpx.AsyncClient,
+    pki: DevPki,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app.intake import stages
+
+    def bug(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug in a step")
+
+    monkeypatch.setattr(stages, "read_business", bug)  # stands in for any bug in a step
+    reply = reply_of(pki, await post(intake, epj_message(pki)))
+    assert reply.header is not None
+    assert reply.header.action == "MessageError"
+    assert [e.error_code for e in reply.header.errors] == ["DeliveryFailure"]
+    async with sessions() as s:
+        (message,) = list(await s.scalars(select(Message)))
+    # the processing transaction was rolled back; the failure row records the answer
+    assert message.status == "FAILED"
+    assert message.completed_at is not None
