@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import __version__
 from app.api.docs import install_docs
-from app.api.errors import install_error_handlers
+from app.api.errors import PROBLEM_JSON, install_error_handlers, problem
 from app.api.parties import router as parties_router
 from app.api.router import router as read_router
 from app.db import create_engine, ping, session_factory
@@ -99,8 +99,12 @@ def _platform_routes(app: FastAPI, metrics: Metrics) -> None:
             await asyncio.wait_for(ping(state.engine), timeout=READY_TIMEOUT_SECONDS)
         except Exception as exc:  # any driver error means "not ready", never a 500
             log.warning("service.not_ready", error_type=type(exc).__name__)
+            # problem details (the API's one error shape), with the readiness fields beside
+            body = problem(503, "Unavailable", "the database does not answer")
             return JSONResponse(
-                {"status": "unavailable", "database": "unreachable", **detail}, status_code=503
+                {**body, "database": "unreachable", **detail},
+                status_code=503,
+                media_type=PROBLEM_JSON,
             )
         return JSONResponse({"status": "ready", "database": "ok", **detail})
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -25,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import __version__
+from app.api.errors import PROBLEM_JSON, problem
 from app.apprec.mapping import error_counts
 from app.apprec.model import KPR_NAME, AppRecStatus, AppRecVersion
 from app.content.calendar import ReportingCalendar, parse_reporting_calendar
@@ -148,8 +150,9 @@ class IntakeService:
             log.error("intake.store_too_large_failed", error_type=type(exc).__name__)
         self.state.metrics.messages.labels("TOO_LARGE", "unknown").inc()
         log.info("intake.refused_too_large", message_id=message_id, size=size)
-        text = f"{finding.rule.text_no} {finding.detail}\n".encode()
-        return Reply(413, text, "text/plain; charset=utf-8")
+        # the one error shape of the HTTP API (RFC 9457); an MSH logs the detail
+        body = problem(413, "PayloadTooLarge", f"{finding.rule.text_no} {finding.detail}")
+        return Reply(413, json.dumps(body, ensure_ascii=False).encode(), PROBLEM_JSON)
 
     async def receive(self, req: IntakeRequest) -> Reply:
         started = datetime.now(UTC)

@@ -502,7 +502,9 @@ async def test_declared_content_length_over_max_is_413_without_reading_the_body(
     )
     assert r.status_code == 413
     assert body.pulled == 0
-    assert "10000" in r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["error"] == "PayloadTooLarge"
+    assert "10000" in r.json()["detail"]
     message, rules = await _too_large_row(sessions)
     assert message.status == "TOO_LARGE"
     assert message.size_bytes == 10000

@@ -33,7 +33,10 @@ async def test_readyz_is_503_when_database_unreachable() -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
             r = await c.get("/readyz")
     assert r.status_code == 503
-    assert r.json() == {"status": "unavailable", "database": "unreachable"}
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert (body["status"], body["error"], body["database"]) == (503, "Unavailable", "unreachable")
+    assert body["type"].endswith("/Unavailable")
 
 
 async def test_metrics_exposes_prometheus_text(client: httpx.AsyncClient) -> None:
