@@ -45,8 +45,12 @@ def _exact(value: str | None, width: int) -> str | None:
     return value if value is not None and len(value) <= width else None
 
 
+# What an event's detail may hold: JSON scalars and lists of ids (never message content).
+EventValue = str | int | float | bool | None | Sequence[str] | Sequence[int]
+
+
 def add_event(
-    session: AsyncSession, message: Message, kind: str, at: datetime, **detail: Any
+    session: AsyncSession, message: Message, kind: str, at: datetime, **detail: EventValue
 ) -> None:
     session.add(MessageEvent(message_id=message.id, kind=kind, at=at, detail=detail))
 
