@@ -75,6 +75,46 @@ async def claim_message_id(
     await session.flush()
 
 
+async def release_claim(
+    session: AsyncSession, from_party_id: str, ebms_message_id: str, message_id: int
+) -> None:
+    """Give up `message_id`'s claim on (sender, MessageId), so a retry is processed afresh."""
+    claim = await find_claim(session, from_party_id, ebms_message_id)
+    if claim is not None and claim.message_id == message_id:
+        await session.delete(claim)
+
+
+def record_header(
+    message: Message,
+    *,
+    ebms_message_id: str | None,
+    cpa_id: str | None,
+    from_her: str | None,
+    conversation_id: str | None = None,
+    ref_to_message_id: str | None = None,
+    service: str | None = None,
+    action: str | None = None,
+    to_her: str | None = None,
+) -> None:
+    """The ebMS header's fields on the message row, made to fit their columns (senders
+    control their length): the lookup keys by `fit`, the rest cut."""
+    message.ebms_message_id = (
+        fit(ebms_message_id, EBMS_MESSAGE_ID_WIDTH) if ebms_message_id else None
+    )
+    message.conversation_id = _cut(conversation_id, 500)
+    message.ref_to_message_id = _cut(ref_to_message_id, 500)
+    message.cpa_id = _cut(cpa_id, 200)
+    message.service = _cut(service, 200)
+    message.action = _cut(action, 200)
+    # the same key the dedup claim uses, so a transient failure can find and release it
+    message.from_party_id = fit(from_her, FROM_PARTY_WIDTH) if from_her else None
+    message.to_party_id = _cut(to_her, 100)
+
+
+def _cut(value: str | None, width: int) -> str | None:
+    return value[:width] or None if value else None
+
+
 async def find_claim(
     session: AsyncSession, from_party_id: str, ebms_message_id: str
 ) -> MessageDedup | None:

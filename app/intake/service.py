@@ -756,9 +756,9 @@ class IntakeService:
         )
         if transient and message.ebms_message_id and message.from_party_id:
             # A temporary failure must not be replayed to a retry: release the dedup claim.
-            claim = await repo.find_claim(session, message.from_party_id, message.ebms_message_id)
-            if claim is not None and claim.message_id == message.id:
-                await session.delete(claim)
+            await repo.release_claim(
+                session, message.from_party_id, message.ebms_message_id, message.id
+            )
         log.info(
             "intake.message_error",
             message_id=message.id,
@@ -1010,11 +1010,6 @@ def _her_number(her: str | None) -> int | None:
     return int(her)
 
 
-def _fit_her(her: str | None) -> str | None:
-    # The same key the dedup claim uses, so a transient failure can find and release it.
-    return repo.fit(her, repo.FROM_PARTY_WIDTH) if her else None
-
-
 def _kommune_nr(kommuner: Sequence[str]) -> str | None:
     """The message's municipality: its first kommuneNr, when that is one (4 digits)."""
     first = kommuner[0] if kommuner else None
@@ -1025,20 +1020,26 @@ def _kommune_nr(kommuner: Sequence[str]) -> str | None:
 
 def _fill_transport(message: Message, transport: stages.Transport) -> None:
     h = transport.header
-    ctx = transport.reply_context
     if h is not None:
-        message.ebms_message_id = repo.fit(h.message_id, repo.EBMS_MESSAGE_ID_WIDTH)
-        message.conversation_id = h.conversation_id[:500]
-        message.ref_to_message_id = (h.ref_to_message_id or "")[:500] or None
-        message.cpa_id = h.cpa_id[:200]
-        message.service = h.service.value[:200]
-        message.action = h.action[:200]
-        message.from_party_id = _fit_her(first_her_id(h.from_party.party_ids))
-        message.to_party_id = (first_her_id(h.to_party.party_ids) or "")[:100] or None
+        repo.record_header(
+            message,
+            ebms_message_id=h.message_id,
+            conversation_id=h.conversation_id,
+            ref_to_message_id=h.ref_to_message_id,
+            cpa_id=h.cpa_id,
+            service=h.service.value,
+            action=h.action,
+            from_her=first_her_id(h.from_party.party_ids),
+            to_her=first_her_id(h.to_party.party_ids),
+        )
     else:
-        message.ebms_message_id = (ctx.message_id or "")[:500] or None
-        message.cpa_id = (ctx.cpa_id or "")[:200] or None
-        message.from_party_id = _fit_her(first_her_id(ctx.from_party_ids))
+        ctx = transport.reply_context
+        repo.record_header(
+            message,
+            ebms_message_id=ctx.message_id,
+            cpa_id=ctx.cpa_id,
+            from_her=first_her_id(ctx.from_party_ids),
+        )
     if transport.receiver is not None:
         message.environment = transport.receiver.environment
 
