@@ -54,7 +54,14 @@ from app.content.model import (
 from app.core.findings import Consequence, Finding, Rule, Subject
 from app.core.schemas import SCHEMAS_DIR, load_schema
 from app.core.xmlparse import XmlRejected, parse_xml
-from app.identifiers import IdKind, PersonId, check_person_id, is_valid_orgnr, parse_ddmmyy
+from app.identifiers import (
+    IdKind,
+    PersonId,
+    check_person_id,
+    is_valid_orgnr,
+    mask_person_ids,
+    parse_ddmmyy,
+)
 
 NS = "http://www.npr.no/xmlstds/56_0_0_ipl"
 _SCHEMA = "iplos-56.0.0/XPR-ipl-56.0.0.xsd"
@@ -896,11 +903,12 @@ def _check_brukere(rows: list[_Row], unit: str, history: IplosHistory) -> None:
 
 
 _MAX_GAPS_SHOWN = 5
-_QUOTABLE_LOPENR = 10**9  # a longer number could be a fødselsnummer typed in the wrong field
 
 
 def _nr(lopenr: int) -> str:
-    return str(lopenr) if lopenr < _QUOTABLE_LOPENR else "(over 9 siffer)"
+    # a løpenummer of 10+ digits could be a fødselsnummer typed in the wrong field: the one
+    # person-id masker decides, as everywhere else
+    return mask_person_ids(str(lopenr))
 
 
 def _gap_findings(rows: list[_Row], unit: str, history: IplosHistory) -> list[Finding]:
