@@ -7,6 +7,7 @@ unreachable the PostgreSQL variants skip, unless KPR_REQUIRE_POSTGRES=1 (CI), wh
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from app.main import create_app
 from app.models import Base
 from app.parties import repository as party_repo
 from app.security.devpki import DevPki, dev_pki, write_dev_pki
-from app.settings import Env, Settings
+from app.settings import Env, ReceiverEnvironment, Settings
 from tests.integration.databases import dispose_database, fresh_database
 
 
@@ -118,14 +119,39 @@ async def demo_party(
     return spec.her_id
 
 
+@contextlib.asynccontextmanager
+async def served(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on a started app (its lifespan run) with `settings`."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kpr.test") as c:
+            yield c
+
+
 @pytest.fixture
 async def intake(
     settings_with_pki: Settings,
     demo_party: int,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on an app that has keys and a registered demo municipality."""
-    application = create_app(settings_with_pki)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kpr.test") as c:
-            yield c
+    async with served(settings_with_pki) as c:
+        yield c
+
+
+# KPR addresses of each kind (DOMAIN.md 1: 171479 QA, 122612 production 2023)
+TEST_HER, PRODUCTION_HER = 171479, 122612
+THREE_ADDRESSES = {
+    131725: ReceiverEnvironment.PILOT,
+    TEST_HER: ReceiverEnvironment.TEST,
+    PRODUCTION_HER: ReceiverEnvironment.PRODUCTION,
+}
+
+
+@pytest.fixture
+async def environments(
+    settings_with_pki: Settings, demo_party: int
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An intake with a pilot, a test and a production address."""
+    async with served(settings_with_pki.model_copy(update={"receivers": THREE_ADDRESSES})) as c:
+        yield c

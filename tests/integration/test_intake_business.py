@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +31,8 @@ from app.models import Finding as FindingRow
 from app.models import IplosNotification, Message
 from app.parties import repository as party_repo
 from app.security.devpki import DevPki
-from app.settings import ReceiverEnvironment, Settings
+from app.settings import Settings
+from tests.integration.conftest import PRODUCTION_HER, TEST_HER
 from tests.integration.messages import DEMO_HER, epj_message, msghead, post, reply_of
 from tests.integration.test_intake_transport import (
     assert_single_error,
@@ -44,8 +45,6 @@ IPL = "{http://www.npr.no/xmlstds/56_0_0_ipl}"
 MH = "{http://www.kith.no/xmlstds/msghead/2006-05-24}"
 OTHER_HER = 8000002  # a second registered municipality (same dev certificates)
 OTHER_KOMMUNE = "1103"
-TEST_HER = 171479
-PRODUCTION_HER = 122612
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -263,27 +262,6 @@ async def test_row_level_finding_is_stored_with_its_person_and_the_apprec_names_
 
 
 # --- receiver environments: which address the message came to ---------------------------------
-
-
-@pytest.fixture
-async def environments(
-    settings_with_pki: Settings, demo_party: int
-) -> AsyncIterator[httpx.AsyncClient]:
-    """An intake with a pilot, a test and a production address."""
-    settings = settings_with_pki.model_copy(
-        update={
-            "receivers": {
-                131725: ReceiverEnvironment.PILOT,
-                TEST_HER: ReceiverEnvironment.TEST,
-                PRODUCTION_HER: ReceiverEnvironment.PRODUCTION,
-            }
-        }
-    )
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kpr.test") as c:
-            yield c
 
 
 async def test_message_to_the_test_address_is_tagged_test_and_answered_from_it(

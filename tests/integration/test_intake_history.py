@@ -19,7 +19,6 @@ from app.apprec.model import AppRec
 from app.apprec.parse import parse_apprec
 from app.content.iplos.sample import build_sample, wrap_in_msghead
 from app.content.model import EMPTY_GUID, normalize_guid
-from app.main import create_app
 from app.models import Finding as FindingRow
 from app.models import (
     IplosBruker,
@@ -30,30 +29,18 @@ from app.models import (
     NotificationOutbox,
 )
 from app.security.devpki import DevPki
-from app.settings import ReceiverEnvironment, Settings
+from app.settings import Settings
+from tests.integration.conftest import PRODUCTION_HER, TEST_HER, THREE_ADDRESSES, served
 from tests.integration.messages import epj_message, post, reply_of
 
 NS = "{http://www.npr.no/xmlstds/56_0_0_ipl}"
-PILOT_HER, PRODUCTION_HER, TEST_HER = 131725, 8133974, 8133973
+PILOT_HER = 131725
 
 
 @pytest.fixture
-async def kpr(settings_with_pki: Settings, demo_party: int) -> AsyncIterator[httpx.AsyncClient]:
+def kpr(environments: httpx.AsyncClient) -> httpx.AsyncClient:
     """An intake with a pilot, a test and a production address."""
-    settings = settings_with_pki.model_copy(
-        update={
-            "receivers": {
-                PILOT_HER: ReceiverEnvironment.PILOT,
-                TEST_HER: ReceiverEnvironment.TEST,
-                PRODUCTION_HER: ReceiverEnvironment.PRODUCTION,
-            }
-        }
-    )
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kpr.test") as c:
-            yield c
+    return environments
 
 
 def melding(
@@ -459,21 +446,9 @@ async def kpr_2018(
     settings_with_pki: Settings, demo_party: int
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Three addresses and the letter's calendar for 2018 (received today: all of it past)."""
-    settings = settings_with_pki.model_copy(
-        update={
-            "receivers": {
-                PILOT_HER: ReceiverEnvironment.PILOT,
-                TEST_HER: ReceiverEnvironment.TEST,
-                PRODUCTION_HER: ReceiverEnvironment.PRODUCTION,
-            },
-            "reporting_calendar": CALENDAR_2018,
-        }
-    )
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kpr.test") as c:
-            yield c
+    update = {"receivers": THREE_ADDRESSES, "reporting_calendar": CALENDAR_2018}
+    async with served(settings_with_pki.model_copy(update=update)) as c:
+        yield c
 
 
 async def test_timeliness_is_judged_on_production_by_the_year_reported_for(
