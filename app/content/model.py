@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from app.content.calendar import ReportingCalendar
 from app.core.findings import Consequence, Finding
+from app.identifiers import PersonId, check_person_id
 
 EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
 # typeID (kodeverk 9032) whose fid identifies a person: fødselsnummer, D-nummer, H-nummer.
@@ -37,6 +38,21 @@ def parse_xs_date(value: str) -> datetime.date | None:
 def normalize_guid(value: str) -> str:
     """GUIDs are compared without braces and in lower case ({ABC-...} == abc-...)."""
     return value.strip().strip("{}").lower()
+
+
+def pair_moves(before: str | None, fid: str, status: str) -> bool:
+    """Whether an accepted row with `fid` (a person's number) becomes its brukerNr's stored
+    number, replacing `before`: when there is none yet (or only a birth date stored by an
+    earlier version), on a correction or annulment (M/C), and when the person got another
+    kind of number (a D- or H-nummer followed by a fødselsnummer). Another number of the same
+    kind under an N row is a warning (IPL-BRUKERNR-STABLE) and keeps the pair. The one rule
+    for the checks and for what is stored."""
+    if before is None or status in ("M", "C"):
+        return True
+    old, new = check_person_id(before), check_person_id(fid)
+    if not isinstance(old, PersonId):
+        return True
+    return isinstance(new, PersonId) and old.kind is not new.kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +121,7 @@ class IplosHistory:
                 by_lopenr.setdefault((n.kommune_nr, n.lopenr), n.guid)
             if n.identifies_person:
                 key = (n.kommune_nr, n.bruker_nr)
-                if key not in bruker or n.status in ("M", "C"):
+                if pair_moves(bruker.get(key), n.fid, n.status):
                     bruker[key] = n.fid
         for kommune, nums in numbers.items():
             received[kommune] = add_to_ranges(received.get(kommune, ()), nums)

@@ -485,7 +485,17 @@ def test_d_or_h_nummer_becoming_a_fodselsnummer_is_a_warning(old_kind: IdKind) -
     result = validate_melding(data, _history_for(data, old))
     assert [f.rule.id for f in result.findings] == ["IPL-BRUKERNR-ID-KIND"]
     assert result.findings[0].rule.consequence is Consequence.WARN
-    assert not result.notifications[0].dropped
+    (row,) = result.notifications
+    assert not row.dropped
+    # the person's new kind of number is what the pair holds from now on (an N row too),
+    # so the next message with it is no warning
+    ctx = _history_for(data, old)
+    after = ctx.history.updated_with(result.notifications)
+    assert after.bruker_fid[(KOMMUNE, row.bruker_nr)] == row.fid
+    later = data.replace(row.guid.encode(), b"11111111-2222-4333-8444-555555555555")
+    again = validate_melding(later, dataclasses.replace(ctx, history=after))
+    assert not again.notifications[0].already_stored
+    assert not [f for f in again.findings if f.rule.id.startswith("IPL-BRUKERNR")]
 
 
 def test_fodselsnummer_becoming_a_d_nummer_is_a_warning_too() -> None:

@@ -49,6 +49,7 @@ from app.content.model import (
     add_to_ranges,
     gaps,
     normalize_guid,
+    pair_moves,
     parse_xs_date,
 )
 from app.core.findings import Consequence, Finding, Rule, Subject
@@ -888,7 +889,7 @@ def _check_brukere(rows: list[_Row], unit: str, history: IplosHistory) -> None:
                 "brukerNr er tidligere rapportert med en annen type identifikasjon; "
                 "notifikasjonen er tatt imot som samme person.",
             )
-        if before is None or row.status in ("M", "C") or change is R.BRUKERNR_ID_KIND:
+        if pair_moves(before, row.fid, row.status):
             by_bruker[row.bruker_nr] = row.fid
         if history_by_fid is None:
             history_by_fid = {f: b for (k, b), f in history.bruker_fid.items() if k == unit}
