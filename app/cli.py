@@ -20,6 +20,7 @@ from app.auth.tokens import parse_role
 from app.db import create_engine, session_factory
 from app.parties import repository as party_repo
 from app.parties.spec import PartySpecError, certificate_spec, make_party, read_parties
+from app.query import totals
 from app.settings import Settings
 from app.statuses import CertificateUsage
 
@@ -95,8 +96,22 @@ def serve(
 
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
-    """Migrate the database to REVISION (default: head)."""
-    migrate.upgrade(load_settings().database_url, revision)
+    """Migrate the database to REVISION (default: head); at head, rebuild the running totals
+    if a migration or another reporting calendar left them stale."""
+    settings = load_settings()
+    migrate.upgrade(settings.database_url, revision)
+    if revision == "head":
+        windows = totals.windows_for(settings.reporting_calendar)
+        if run_db(lambda session: totals.rebuild_if_stale(session, windows)):
+            console.print("running totals rebuilt from the stored messages")
+
+
+@db_app.command("rebuild-totals")
+def db_rebuild_totals() -> None:
+    """Recompute corrections and the coverage and statistics totals from the stored rows."""
+    windows = totals.windows_for(load_settings().reporting_calendar)
+    run_db(lambda session: totals.rebuild(session, windows))
+    console.print("running totals rebuilt from the stored messages")
 
 
 @db_app.command("downgrade")

@@ -259,6 +259,8 @@ class Finding(Base):
     fid: Mapped[str | None] = mapped_column(String(11))
     kommune_nr: Mapped[str | None] = mapped_column(String(4))
     lopenr: Mapped[int | None] = mapped_column(BigInteger)  # the notification's, if any
+    # the later message whose accepted notification corrected this failing one (error list)
+    corrected_by: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Receipt(Base):
@@ -455,6 +457,56 @@ Index(
     postgresql_where=text(_FAILING_FINDING),
     sqlite_where=text(_FAILING_FINDING),
 )
+# A new message looks up the failing findings its notifications correct, by GUID.
+Index(
+    "ix_finding_failing_guid",
+    Finding.kommune_nr,
+    Finding.notification_guid,
+    postgresql_where=text(_FAILING_FINDING),
+    sqlite_where=text(_FAILING_FINDING),
+)
+
+
+class CoverageTotal(Base):
+    """Running totals per environment, municipality and reporting year, added to in each
+    message's own transaction, so coverage reads 422 rows instead of a year of findings. A
+    message received in January to March counts for both years whose windows hold it."""
+
+    __tablename__ = "coverage_total"
+
+    environment: Mapped[str] = mapped_column(String(20), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kommune_nr: Mapped[str] = mapped_column(String(4), primary_key=True)
+    messages: Mapped[int] = mapped_column(BigInteger, default=0)
+    readable: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_readable_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_readable_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    best_rank: Mapped[int | None] = mapped_column(Integer)  # 1: AppRec 1, 2: 3, 3: 2
+    accepted: Mapped[int] = mapped_column(BigInteger, default=0)
+    failing: Mapped[int] = mapped_column(BigInteger, default=0)
+    corrected: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RuleDayTotal(Base):
+    """Findings per environment (`-`: none), UTC day and rule: the statistics' rule counts."""
+
+    __tablename__ = "rule_day_total"
+
+    environment: Mapped[str] = mapped_column(String(20), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
+    rule_id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    findings: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class TotalsState(Base):
+    """Which reporting calendar the coverage totals were built for: another calendar setting
+    makes them stale until `kpr-mottak totals rebuild` (run by `db upgrade`)."""
+
+    __tablename__ = "totals_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    calendar_sha256: Mapped[str] = mapped_column(String(64))
+    built_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 # --- the access log is append-only ------------------------------------------------------

@@ -56,6 +56,7 @@ from app.models import (
 from app.msghead.checks import msgid_duplicate
 from app.notify.email import compose_notification
 from app.parties import repository as party_repo
+from app.query import totals
 from app.revocation import intake as revocation
 from app.security.certificates import PartyTrust
 from app.security.keys import load_certificate
@@ -121,6 +122,7 @@ class IntakeService:
         self.receivers = {str(k): v.value for k, v in self.settings.receivers.items()}
         # only configured years are judged; parsed once per setting, not per message
         self.calendar: ReportingCalendar = _calendar(self.settings.reporting_calendar)
+        self.windows = totals.windows_for(self.settings.reporting_calendar)
 
     # --- entry points -------------------------------------------------------------------
 
@@ -145,6 +147,7 @@ class IntakeService:
                 repo.add_event(session, message, "received", req.received_at, size=size)
                 await repo.add_findings(session, message, [finding])
                 repo.add_event(session, message, "refused", req.received_at, reason="too_large")
+                await totals.record_message(session, message.id, self.windows)
                 await session.commit()
         except Exception as exc:  # the database is down: the answer is still 413, not a 500
             log.error("intake.store_too_large_failed", error_type=type(exc).__name__)
@@ -232,6 +235,8 @@ class IntakeService:
                 reply = stop.reply
             message.completed_at = _now()
             status = message.status
+            await session.flush()
+            await totals.record_message(session, message.id, self.windows)
             await session.commit()  # the Ack promises the message is stored
         log.info("intake.completed", message_id=message.id, status=status, environment=env)
         return reply, status, env

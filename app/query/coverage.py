@@ -10,9 +10,9 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Finding, IplosNotification, Message, Receipt
-from app.query.feilliste import corrected_clause, failing_in
-
-READABLE = ("1", "3")  # AppRec status: KPR could read the message
+from app.query import totals
+from app.query.feilliste import failing_in
+from app.query.totals import RANK, READABLE, STATUS_OF_RANK
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,9 +32,7 @@ async def deliveries(
     AppRec status (1 before 3 before 2)."""
     m, r = Message, Receipt
     readable = r.apprec_status.in_(READABLE)
-    rank = case(
-        (r.apprec_status == "1", 1), (r.apprec_status == "3", 2), (r.apprec_status == "2", 3)
-    )
+    rank = case(*((r.apprec_status == status, n) for status, n in RANK.items()))
     rows = await session.execute(
         select(
             m.kommune_nr,
@@ -53,7 +51,6 @@ async def deliveries(
         )
         .group_by(m.kommune_nr)
     )
-    best = {1: "1", 2: "3", 3: "2"}
     out: dict[str, Delivery] = {}
     for k, total, ok, first, last, rank_min in rows.all():
         first_at = _aware(first)
@@ -64,7 +61,7 @@ async def deliveries(
             readable=int(ok),
             first_readable_at=first_at,
             last_readable_at=last_at,
-            best_apprec_status=best.get(rank_min) if rank_min is not None else None,
+            best_apprec_status=STATUS_OF_RANK.get(rank_min) if rank_min is not None else None,
         )
     return out
 
@@ -109,8 +106,51 @@ async def open_error_counts(
             m.environment == environment,
             m.received_at >= received_from,
             m.received_at < received_to,
-            ~corrected_clause(),
+            f.corrected_by.is_(None),
         )
         .group_by(f.kommune_nr)
     )
     return {k: int(c) for k, c in rows.all() if k is not None}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Received:
+    """Per municipality: deliveries, accepted notifications and open errors."""
+
+    deliveries: dict[str, Delivery]
+    accepted: dict[str, int]
+    open_errors: dict[str, int]
+
+
+async def from_totals(session: AsyncSession, environment: str, year: int) -> Received:
+    """The running totals (app/query/totals.py): 422 rows, whatever the history's size."""
+    rows = await totals.coverage_totals(session, environment, year)
+    return Received(
+        deliveries={
+            k: Delivery(
+                kommune_nr=k,
+                messages=t.messages,
+                readable=t.readable,
+                first_readable_at=t.first_readable_at,
+                last_readable_at=t.last_readable_at,
+                best_apprec_status=STATUS_OF_RANK.get(t.best_rank or 0),
+            )
+            for k, t in rows.items()
+        },
+        # only the municipalities with some, as the rows' counts give them
+        accepted={k: t.accepted for k, t in rows.items() if t.accepted},
+        open_errors={
+            k: t.failing - t.corrected for k, t in rows.items() if t.failing > t.corrected
+        },
+    )
+
+
+async def from_rows(
+    session: AsyncSession, environment: str, received_from: datetime, received_to: datetime
+) -> Received:
+    """The same figures read from the stored rows (while the totals are stale)."""
+    return Received(
+        deliveries=await deliveries(session, environment, received_from, received_to),
+        accepted=await accepted_counts(session, environment, received_from, received_to),
+        open_errors=await open_error_counts(session, environment, received_from, received_to),
+    )

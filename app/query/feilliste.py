@@ -6,12 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, exists, or_, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
-from app.models import Finding, IplosNotification, Message, PartyKommune
+from app.models import Finding, Message, PartyKommune
 
 # A notification fails when a finding about it drops it or rejects the whole message.
 FAILING = ("drop_notification", "reject_message")
@@ -30,22 +29,6 @@ class ErrorRow:
     apprec_code: str | None
     detail: str
     corrected: bool
-
-
-def corrected_clause() -> ColumnElement[bool]:
-    """For a row of `finding` joined with its `message`: a later message of the same
-    environment and municipality stored the same GUID, or an M/C row whose ref is it."""
-    f, m = Finding, Message
-    n = aliased(IplosNotification)
-    later = and_(
-        n.environment == m.environment,
-        n.kommune_nr == f.kommune_nr,
-        n.message_id > f.message_id,
-    )
-    return or_(
-        exists().where(later, n.guid == f.notification_guid),
-        exists().where(later, n.ref == f.notification_guid, n.status.in_(("M", "C"))),
-    )
 
 
 def failing_in(kommune_nr: str | None = None) -> list[ColumnElement[bool]]:
@@ -74,9 +57,10 @@ async def error_rows(
 ) -> list[ErrorRow]:
     """One row per (failing notification, rule) of the municipality in the window, oldest
     first. Corrected: a later message of the same environment and municipality stored the
-    same GUID, or an M/C notification whose ref is that GUID."""
+    same GUID, or an M/C notification whose ref is that GUID (`finding.corrected_by`, set by
+    that message: app/query/totals.py)."""
     f, m = Finding, Message
-    corrected = corrected_clause()
+    corrected = f.corrected_by.is_not(None)
     query = (
         select(
             f.id,
@@ -101,8 +85,9 @@ async def error_rows(
         )
         .order_by(f.message_id, f.id)
     )
-    # "open" is filtered here, not in SQL: the correction look-up then runs once per row
-    rows = [r for r in (await session.execute(query)).all() if not (open_only and r[9])]
+    if open_only:
+        query = query.where(f.corrected_by.is_(None))
+    rows = (await session.execute(query)).all()
     return [
         ErrorRow(
             finding_id=r[0],

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
 
 from app.models import Finding, Message
+from app.query import totals
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,11 +44,7 @@ async def messages_by_day(
     session: AsyncSession, start: datetime, end: datetime, environment: str | None
 ) -> list[Count]:
     """Messages per UTC day (YYYY-MM-DD) in the window."""
-    day: ColumnElement[str]
-    if session.get_bind().dialect.name == "postgresql":
-        day = func.to_char(func.timezone("UTC", Message.received_at), "YYYY-MM-DD")
-    else:  # SQLite stores UTC text
-        day = func.strftime("%Y-%m-%d", Message.received_at)
+    day = totals.utc_day(session, Message.received_at)
     rows = await session.execute(
         select(day, func.count(Message.id).label("n"))
         .where(*_window(start, end, environment))  # type: ignore[arg-type]
@@ -60,6 +57,32 @@ async def messages_by_day(
 async def findings_by_rule(
     session: AsyncSession, start: datetime, end: datetime, environment: str | None
 ) -> list[Count]:
+    """Whole UTC days from the running totals (app/query/totals.py), the partial days at
+    either end from the findings themselves."""
+    first_day = _midnight(start) + (timedelta(days=1) if start != _midnight(start) else timedelta())
+    end_day = _midnight(end)
+    if first_day >= end_day or not await totals.built(session):
+        return _counts((await _findings_by_rule(session, start, end, environment)).items())
+    whole = await totals.rule_counts(session, environment, first_day.date(), end_day.date())
+    head = await _findings_by_rule(session, start, first_day, environment)
+    tail = await _findings_by_rule(session, end_day, end, environment)
+    return _counts(totals.merge_counts(whole.items(), head.items(), tail.items()).items())
+
+
+def _midnight(at: datetime) -> datetime:
+    at = at.astimezone(UTC)
+    return datetime(at.year, at.month, at.day, tzinfo=UTC)
+
+
+def _counts(pairs: Iterable[tuple[str, int]]) -> list[Count]:
+    return [Count(key=k, count=n) for k, n in sorted(pairs)]
+
+
+async def _findings_by_rule(
+    session: AsyncSession, start: datetime, end: datetime, environment: str | None
+) -> dict[str, int]:
+    if start >= end:
+        return {}
     rows = await session.execute(
         select(Finding.rule_id, func.count(Finding.id))
         .join(Message, Message.id == Finding.message_id)
@@ -67,4 +90,4 @@ async def findings_by_rule(
         .group_by(Finding.rule_id)
         .order_by(Finding.rule_id)
     )
-    return [Count(key=k, count=int(c)) for k, c in rows.all()]
+    return {k: int(c) for k, c in rows.all()}

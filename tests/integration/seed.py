@@ -18,6 +18,7 @@ from app.models import (
     NotificationOutbox,
     Receipt,
 )
+from app.query import totals
 
 T0 = datetime(2018, 11, 20, 11, 0, tzinfo=UTC)
 FID_OSLO = "01010112345"  # made up: shape only
@@ -145,6 +146,9 @@ async def add_message(
                     kommune_nr=kommune,
                 )
             )
+        await s.flush()
+        # as the intake does in the same transaction: corrections and running totals
+        await totals.record_message(s, m.id, totals.windows_for(""))
         await s.commit()
         return Seeded(m.id, list(faults or []))
 

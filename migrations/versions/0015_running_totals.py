@@ -1,0 +1,71 @@
+"""Running totals for coverage and statistics, and finding.corrected_by for the error list
+
+Revision ID: 0015
+Revises: 0014
+Create Date: 2026-11-30
+
+The totals start empty and without a calendar fingerprint, so they are stale: `kpr-mottak db
+upgrade` rebuilds them (and corrected_by) from the stored rows right after migrating, and
+coverage reads the rows directly until then.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0015"
+down_revision: str | None = "0014"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_FAILING = "consequence IN ('drop_notification', 'reject_message') AND notification_guid IS NOT NULL"
+_UTC = sa.DateTime(timezone=True)
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("finding", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("corrected_by", sa.BigInteger(), nullable=True))
+    op.create_index(
+        "ix_finding_failing_guid",
+        "finding",
+        ["kommune_nr", "notification_guid"],
+        postgresql_where=sa.text(_FAILING),
+        sqlite_where=sa.text(_FAILING),
+    )
+    op.create_table(
+        "coverage_total",
+        sa.Column("environment", sa.String(20), primary_key=True),
+        sa.Column("year", sa.Integer(), primary_key=True),
+        sa.Column("kommune_nr", sa.String(4), primary_key=True),
+        sa.Column("messages", sa.BigInteger(), nullable=False),
+        sa.Column("readable", sa.BigInteger(), nullable=False),
+        sa.Column("first_readable_at", _UTC, nullable=True),
+        sa.Column("last_readable_at", _UTC, nullable=True),
+        sa.Column("best_rank", sa.Integer(), nullable=True),
+        sa.Column("accepted", sa.BigInteger(), nullable=False),
+        sa.Column("failing", sa.BigInteger(), nullable=False),
+        sa.Column("corrected", sa.BigInteger(), nullable=False),
+    )
+    op.create_table(
+        "rule_day_total",
+        sa.Column("environment", sa.String(20), primary_key=True),
+        sa.Column("day", sa.String(10), primary_key=True),
+        sa.Column("rule_id", sa.String(60), primary_key=True),
+        sa.Column("findings", sa.BigInteger(), nullable=False),
+    )
+    op.create_table(
+        "totals_state",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("calendar_sha256", sa.String(64), nullable=False),
+        sa.Column("built_at", _UTC, nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("totals_state")
+    op.drop_table("rule_day_total")
+    op.drop_table("coverage_total")
+    op.drop_index("ix_finding_failing_guid", table_name="finding")
+    with op.batch_alter_table("finding", schema=None) as batch_op:
+        batch_op.drop_column("corrected_by")
