@@ -261,6 +261,9 @@ class Finding(Base):
     lopenr: Mapped[int | None] = mapped_column(BigInteger)  # the notification's, if any
     # the later message whose accepted notification corrected this failing one (error list)
     corrected_by: Mapped[int | None] = mapped_column(BigInteger)
+    # the message's, copied so the error list reads one index range, not every message
+    environment: Mapped[str | None] = mapped_column(String(20))
+    received_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class Receipt(Base):
@@ -454,6 +457,17 @@ Index(
     "ix_finding_failing",
     Finding.kommune_nr,
     Finding.message_id,
+    postgresql_where=text(_FAILING_FINDING),
+    sqlite_where=text(_FAILING_FINDING),
+)
+# The error list: one municipality's failing findings of an environment, oldest first.
+Index(
+    "ix_finding_error_list",
+    Finding.kommune_nr,
+    Finding.environment,
+    Finding.received_at,
+    Finding.message_id,
+    Finding.id,
     postgresql_where=text(_FAILING_FINDING),
     sqlite_where=text(_FAILING_FINDING),
 )

@@ -19,6 +19,7 @@ from app.api.access import log_access
 from app.api.deps import AnyPrincipal, DbSession
 from app.api.deps import app_state as _app_state
 from app.api.messages import Environment
+from app.api.paging import decode_row_cursor, encode_row_cursor
 from app.api.problems import PROBLEM_RESPONSES
 from app.catalogue import rules_by_id
 from app.content.calendar import OSLO
@@ -45,6 +46,9 @@ CSV_HEADER = (
     "Detaljer",
     "Rettet",
 )
+# A JSON page; the largest municipality's year is some thousand rows (CSV: all of them).
+PAGE_ROWS = 1000
+MAX_ROWS = 5000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -108,6 +112,9 @@ class Feilliste(BaseModel):
     filter: Which
     fid_published: bool
     rows: list[ErrorRowOut]
+    next_cursor: str | None = Field(
+        default=None, description="the next page's cursor (JSON only; CSV holds every row)"
+    )
 
 
 def _cell(value: str) -> str:
@@ -145,14 +152,29 @@ async def read_feilliste(
     year: int | None,
     environment: str | None,
     which: Which,
+    limit: int | None = None,
+    cursor: str | None = None,
 ) -> Feilliste:
-    """The list itself (also for the CLI): no access check, no access log."""
+    """The list itself (also for the CLI): no access check, no access log. With `limit`, one
+    page of it, and the cursor of the next."""
     year = year or default_year(settings, utcnow())
     env = environment or await repo.latest_environment(session, kommune_nr) or "production"
     start, end = received_window(year_entry(settings, year))
     rows = await repo.error_rows(
-        session, kommune_nr, env, start, end, open_only=which is Which.OPEN
+        session,
+        kommune_nr,
+        env,
+        start,
+        end,
+        open_only=which is Which.OPEN,
+        after=decode_row_cursor(cursor),
+        limit=None if limit is None else limit + 1,
     )
+    next_cursor = None
+    if limit is not None and len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = encode_row_cursor(last.received_at, last.message_id, last.finding_id)
     publish = settings.feilliste_publish_fid and not await repo.fid_hidden_for(session, kommune_nr)
     rules = rules_by_id()
     return Feilliste(
@@ -177,6 +199,7 @@ async def read_feilliste(
             )
             for r in rows
         ],
+        next_cursor=next_cursor,
     )
 
 
@@ -198,12 +221,17 @@ async def get_feilliste(
     ] = None,
     filter: Annotated[Which, Query(description="open: not yet corrected")] = Which.OPEN,
     format: Annotated[Format | None, Query(description="csv, or Accept: text/csv")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_ROWS, description="rows per page (JSON)")] = PAGE_ROWS,
+    cursor: Annotated[str | None, Query(description="next_cursor of the page before")] = None,
 ) -> Response:
     """One row per failing notification and rule: KPR's message reference, when received,
     notifikasjonGUID, brukerNr, Person-ID (fid), rule, AppRec code, the Norwegian text, and
     whether a later accepted notification corrected it."""
     if not who.may_read_kommune(kommune_nr):
         raise HTTPException(404, f"no error list for kommune {kommune_nr}")
+    wants_csv = format is Format.CSV or (
+        format is None and "text/csv" in request.headers.get("accept", "")
+    )
     result = await read_feilliste(
         _app_state(request).settings,
         session,
@@ -211,12 +239,11 @@ async def get_feilliste(
         year=year,
         environment=environment.value if environment else None,
         which=filter,
+        limit=None if wants_csv else limit,  # a spreadsheet gets the whole list
+        cursor=None if wants_csv else cursor,
     )
     log_access(session, request, who, "feilliste.read", kommune_nr=kommune_nr)
     await session.commit()
-    wants_csv = format is Format.CSV or (
-        format is None and "text/csv" in request.headers.get("accept", "")
-    )
     if wants_csv:
         name = f"feilliste-{kommune_nr}-{result.year}-{result.environment}.csv"
         return Response(

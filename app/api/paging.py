@@ -61,6 +61,25 @@ def decode_keyset(cursor: str | None) -> tuple[datetime, int] | None:
     return when, last
 
 
+def encode_row_cursor(at: datetime, message_id: int, row_id: int) -> str:
+    """A cursor on a row of a message, ordered by the message's time: (at, message, row)."""
+    raw = json.dumps(
+        {"id": row_id, "of": message_id, "at": at.isoformat()}, separators=(",", ":")
+    ).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_row_cursor(cursor: str | None) -> tuple[datetime, int, int] | None:
+    """(at, message id, row id) of a row cursor; None without one; 400 when not ours."""
+    keyset = decode_keyset(cursor)
+    if keyset is None or cursor is None:
+        return None
+    of = _fields(cursor).get("of")
+    if not isinstance(of, int) or isinstance(of, bool) or not 0 <= of < 2**63:
+        raise HTTPException(400, "cursor: not a cursor from this API")
+    return keyset[0], of, keyset[1]
+
+
 def page(rows: Sequence[T], limit: int, last_id: int | None) -> tuple[list[T], str | None]:
     """The first `limit` rows and the cursor of the next page (rows were fetched limit + 1)."""
     more = len(rows) > limit

@@ -45,16 +45,13 @@ async def get_stats(
     if not timedelta(0) <= end - start <= MAX_RANGE:
         raise HTTPException(422, "the range must be forwards and at most 800 days")
     env = environment.value if environment else None
+    messages = await repo.message_counts(session, start, end, env)
     return Counts(
         received_from=start,
         received_to=end,
         environment=env,
-        by_day={c.key: c.count for c in await repo.messages_by_day(session, start, end, env)},
-        by_kommune={
-            c.key: c.count for c in await repo.messages_by(session, "kommune_nr", start, end, env)
-        },
-        by_status={
-            c.key: c.count for c in await repo.messages_by(session, "status", start, end, env)
-        },
+        by_day={c.key: c.count for c in messages.by_day},
+        by_kommune={c.key: c.count for c in messages.by_kommune},
+        by_status={c.key: c.count for c in messages.by_status},
         by_rule={c.key: c.count for c in await repo.findings_by_rule(session, start, end, env)},
     )

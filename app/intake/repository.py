@@ -218,6 +218,8 @@ async def add_findings(
             "fid": _exact(f.subject.fid, 11) if f.subject else None,
             "kommune_nr": kommune(f),
             "lopenr": f.subject.lopenr if f.subject else None,
+            "environment": message.environment,
+            "received_at": message.received_at,
         }
         for f in findings
     ]

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
-from app.models import Finding, Message, PartyKommune
+from app.models import Finding, Message, PartyKommune, UtcDateTime
 
 # A notification fails when a finding about it drops it or rejects the whole message.
 FAILING = ("drop_notification", "reject_message")
@@ -54,13 +54,18 @@ async def error_rows(
     received_to: datetime,
     *,
     open_only: bool,
+    after: tuple[datetime, int, int] | None = None,
+    limit: int | None = None,
 ) -> list[ErrorRow]:
     """One row per (failing notification, rule) of the municipality in the window, oldest
     first. Corrected: a later message of the same environment and municipality stored the
     same GUID, or an M/C notification whose ref is that GUID (`finding.corrected_by`, set by
-    that message: app/query/totals.py)."""
+    that message: app/query/totals.py). `after`: the (received_at, message_id, finding_id)
+    of the last row of the page before."""
     f, m = Finding, Message
     corrected = f.corrected_by.is_not(None)
+    # one range of ix_finding_error_list (the message's time and environment are copied onto
+    # its findings); the message is read only for the rows returned
     query = (
         select(
             f.id,
@@ -78,15 +83,23 @@ async def error_rows(
         .join(m, m.id == f.message_id)
         .where(
             *failing_in(kommune_nr),
+            f.environment == environment,
+            f.received_at >= received_from,
+            f.received_at < received_to,
             m.kommune_nr == kommune_nr,
-            m.environment == environment,
-            m.received_at >= received_from,
-            m.received_at < received_to,
         )
-        .order_by(f.message_id, f.id)
+        .order_by(f.received_at, f.message_id, f.id)
     )
     if open_only:
         query = query.where(f.corrected_by.is_(None))
+    if after is not None:
+        at, last_message, last_finding = after
+        query = query.where(
+            tuple_(f.received_at, f.message_id, f.id)
+            > tuple_(literal(at, UtcDateTime()), literal(last_message), literal(last_finding))
+        )
+    if limit is not None:
+        query = query.limit(limit)
     rows = (await session.execute(query)).all()
     return [
         ErrorRow(

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.models import Finding, Message
 from app.query import totals
@@ -26,32 +28,45 @@ def _window(start: datetime, end: datetime, environment: str | None) -> list[obj
     return conditions
 
 
-async def messages_by(
-    session: AsyncSession, column: str, start: datetime, end: datetime, environment: str | None
-) -> list[Count]:
-    """Messages per `kommune_nr` or `status` in the window."""
-    key = {"kommune_nr": Message.kommune_nr, "status": Message.status}[column]
-    rows = await session.execute(
-        select(key, func.count(Message.id))
-        .where(*_window(start, end, environment))  # type: ignore[arg-type]
-        .group_by(key)
-        .order_by(key)
-    )
-    return [Count(key=k or "-", count=int(c)) for k, c in rows.all()]
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageCounts:
+    by_day: list[Count]  # UTC day, YYYY-MM-DD
+    by_kommune: list[Count]  # `-`: none
+    by_status: list[Count]
 
 
-async def messages_by_day(
+async def message_counts(
     session: AsyncSession, start: datetime, end: datetime, environment: str | None
-) -> list[Count]:
-    """Messages per UTC day (YYYY-MM-DD) in the window."""
-    day = totals.utc_day(session, Message.received_at)
-    rows = await session.execute(
-        select(day, func.count(Message.id).label("n"))
-        .where(*_window(start, end, environment))  # type: ignore[arg-type]
-        .group_by(day)
-        .order_by(day)
-    )
-    return [Count(key=str(r[0]), count=int(r[1] or 0)) for r in rows.all()]
+) -> MessageCounts:
+    """Messages per UTC day, municipality and status in the window: on PostgreSQL in one
+    pass over the window (GROUPING SETS), elsewhere one query each."""
+    keys: dict[str, ColumnElement[Any]] = {
+        "day": totals.utc_day(session, Message.received_at),
+        "kommune": Message.kommune_nr.expression,
+        "status": Message.status.expression,
+    }
+    where = _window(start, end, environment)
+    counts: dict[str, dict[str, int]] = {name: {} for name in keys}
+    if session.get_bind().dialect.name == "postgresql":
+        grouped = [func.grouping(key) for key in keys.values()]
+        rows = await session.execute(
+            select(*keys.values(), *grouped, func.count(Message.id))
+            .where(*where)  # type: ignore[arg-type]
+            .group_by(func.grouping_sets(*(tuple_(key) for key in keys.values())))
+        )
+        for row in rows.all():
+            values, grouped_flags, n = row[:3], row[3:6], row[6]
+            # GROUPING(key) is 0 for the one key this row counts by
+            at = list(grouped_flags).index(0)
+            counts[list(keys)[at]][values[at] or "-"] = int(n)
+    else:
+        for name, key in keys.items():
+            rows = await session.execute(
+                select(key, func.count(Message.id)).where(*where).group_by(key)  # type: ignore[arg-type]
+            )
+            counts[name] = {(row[0] or "-"): int(row[1]) for row in rows.all()}
+    by = {name: _counts(c.items()) for name, c in counts.items()}
+    return MessageCounts(by_day=by["day"], by_kommune=by["kommune"], by_status=by["status"])
 
 
 async def findings_by_rule(

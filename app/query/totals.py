@@ -318,7 +318,7 @@ async def _recompute_corrections(session: AsyncSession) -> None:
             .scalar_subquery()
         )
 
-    await session.execute(update(f).values(corrected_by=None).where(f.corrected_by.is_not(None)))
+    # every failing finding is set anew (NULL when nothing corrects it); only those fail
     await session.execute(
         update(f)
         .where(*failing_in())

@@ -1,4 +1,5 @@
-"""Running totals for coverage and statistics, and finding.corrected_by for the error list
+"""Running totals for coverage and statistics; finding.corrected_by, environment and
+received_at for the error list
 
 Revision ID: 0015
 Revises: 0014
@@ -26,6 +27,24 @@ _UTC = sa.DateTime(timezone=True)
 def upgrade() -> None:
     with op.batch_alter_table("finding", schema=None) as batch_op:
         batch_op.add_column(sa.Column("corrected_by", sa.BigInteger(), nullable=True))
+        batch_op.add_column(sa.Column("environment", sa.String(20), nullable=True))
+        batch_op.add_column(sa.Column("received_at", _UTC, nullable=True))
+    # the message's environment and time on each failing finding (the error list's index)
+    for column in ("environment", "received_at"):
+        op.execute(
+            sa.text(
+                f"UPDATE finding SET {column} = "
+                f"(SELECT m.{column} FROM message m WHERE m.id = finding.message_id) "
+                f"WHERE {_FAILING}"
+            )
+        )
+    op.create_index(
+        "ix_finding_error_list",
+        "finding",
+        ["kommune_nr", "environment", "received_at", "message_id", "id"],
+        postgresql_where=sa.text(_FAILING),
+        sqlite_where=sa.text(_FAILING),
+    )
     op.create_index(
         "ix_finding_failing_guid",
         "finding",
@@ -67,5 +86,8 @@ def downgrade() -> None:
     op.drop_table("rule_day_total")
     op.drop_table("coverage_total")
     op.drop_index("ix_finding_failing_guid", table_name="finding")
+    op.drop_index("ix_finding_error_list", table_name="finding")
     with op.batch_alter_table("finding", schema=None) as batch_op:
+        batch_op.drop_column("received_at")
+        batch_op.drop_column("environment")
         batch_op.drop_column("corrected_by")

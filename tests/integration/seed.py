@@ -100,6 +100,8 @@ async def add_message(
                     bruker_nr=f.bruker_nr,
                     fid=f.fid,
                     kommune_nr=f.kommune_nr if f.kommune_nr is not None else kommune,
+                    environment=environment,
+                    received_at=when,
                 )
             )
         for n, (guid, st, ref) in enumerate(accepted or []):

@@ -233,3 +233,35 @@ async def test_the_default_year_is_the_one_being_reported(
     body = (await client.get(URL, headers=oslo)).json()
     assert body["year"] in (now.year, now.year - 1)
     assert [x["notification_guid"] for x in body["rows"]] == ["now"]
+
+
+async def test_json_pages_through_the_list_while_messages_arrive(
+    client: httpx.AsyncClient, sessions: Sessions, oslo: dict[str, str]
+) -> None:
+    """Pages of two rows walk the whole list once, in order, while later messages add rows and
+    correct one already shown; the CSV holds every row whatever the limit."""
+    faults = [Fault(guid=f"p{i}", bruker_nr="B1", fid=FID_OSLO) for i in range(5)]
+    await add_message(sessions, faults=faults[:3])
+    await add_message(sessions, faults=faults[3:])
+    params: dict[str, str | int] = {"year": 2018, "environment": "pilot", "limit": 2}
+    seen: list[str] = []
+    cursor: str | None = None
+    for turn in range(10):
+        page_params = {**params, **({"cursor": cursor} if cursor else {})}
+        r = await client.get(URL, headers=oslo, params=page_params)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert len(body["rows"]) <= 2
+        seen += [x["notification_guid"] for x in body["rows"]]
+        if turn == 0:  # a new failure arrives, and p0 (already shown) is corrected
+            await add_message(sessions, faults=[Fault(guid="p5", bruker_nr="B1", fid=FID_OSLO)])
+            await add_message(sessions, accepted=[("p0", "N", None)])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ["p0", "p1", "p2", "p3", "p4", "p5"]
+    r = await client.get(URL, headers=oslo, params={**params, "format": "csv"})
+    assert r.content.decode("utf-8-sig").count("\r\n") == 1 + 5  # header + the open rows
+    bad = await client.get(URL, headers=oslo, params={**params, "cursor": "not-ours"})
+    assert bad.status_code == 400
+    assert bad.headers["content-type"].startswith("application/problem+json")

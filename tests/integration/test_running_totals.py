@@ -166,3 +166,26 @@ async def test_db_upgrade_rebuilds_stale_totals(
     assert "running totals rebuilt" in await asyncio.to_thread(upgrade)
     assert (await _snapshot(sessions))[0] == before
     assert "rebuilt" not in await asyncio.to_thread(upgrade)  # current: nothing to do
+
+
+@pytest.mark.parametrize("environment", [None, "pilot", "production"])
+async def test_stats_counts_by_day_municipality_status_and_rule(
+    sessions: Sessions, client: httpx.AsyncClient, environment: str | None
+) -> None:
+    await _history(sessions)
+    headers = auth(await token(sessions, "ops", "operator"))
+    params = {"received_from": "2018-11-18T12:00:00Z", "received_to": "2018-11-23T12:30:00Z"}
+    if environment:
+        params["environment"] = environment
+    r = await client.get("/api/v1/stats", headers=headers, params=params)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    if environment == "production":
+        assert (body["by_day"], body["by_kommune"]) == ({"2018-11-20": 1}, {"0301": 1})
+        assert (body["by_status"], body["by_rule"]) == ({"OK": 1}, {})
+        return
+    production = 1 if environment is None else 0  # message 2 counts only without a filter
+    assert body["by_day"] == {"2018-11-19": 1, "2018-11-20": 3 + production, "2018-11-23": 1}
+    assert body["by_kommune"] == {"-": 1, "0301": 3 + production, "1201": 1}
+    assert body["by_status"] == {"AVVIST": 1, "OK": 3 + production, "OK_FEIL_I_DELMELDING": 1}
+    assert body["by_rule"] == {"EBXML-CPA-UNKNOWN": 1, "IPL-FID-INVALID": 4}
