@@ -80,7 +80,7 @@ def distribution_points(cert: x509.Certificate) -> list[str]:
     """The http(s) URLs of the certificate's CRL distribution points."""
     try:
         ext = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
-    except x509.ExtensionNotFound:
+    except (x509.ExtensionNotFound, ValueError):  # ValueError: unparsable extensions
         return []
     urls: list[str] = []
     for point in ext:

@@ -30,7 +30,7 @@ MAX_RESPONSE_BYTES = 64 * 1024
 def responder_urls(cert: x509.Certificate) -> list[str]:
     try:
         aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
-    except x509.ExtensionNotFound:
+    except (x509.ExtensionNotFound, ValueError):  # ValueError: unparsable extensions
         return []
     return [
         d.access_location.value

@@ -146,11 +146,14 @@ _X509_NAMES = {
 
 def key_usage_names(cert: x509.Certificate) -> frozenset[str] | None:
     """The KeyUsage bits set (cryptography's names, nonRepudiation = `content_commitment`),
-    or None when the certificate has no KeyUsage extension."""
+    None when the certificate has no KeyUsage extension, none when its extensions cannot be
+    read."""
     try:
         usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
         return None
+    except ValueError:  # unparsable extensions: no usage can be trusted, none is granted
+        return frozenset()
     names = (
         "digital_signature",
         "content_commitment",
@@ -178,7 +181,7 @@ def _valid_at(cert: x509.Certificate, now: dt.datetime) -> bool:
 def _is_ca(cert: x509.Certificate) -> bool:
     try:
         return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
+    except (x509.ExtensionNotFound, ValueError):  # ValueError: unparsable extensions
         return False
 
 

@@ -285,3 +285,31 @@ def test_serial_is_shown_as_colon_separated_bytes_that_no_id_mask_hides() -> Non
     assert text.count(":") == (len(text) - 2) // 3
     assert int(text.replace(":", ""), 16) == stranger.certificate.serial_number
     assert scrub_fnr(f"serienummer {text}") == f"serienummer {text}"
+
+
+def test_unreadable_extensions_are_a_finding_not_a_crash(pki: DevPki) -> None:
+    """Found by the intake fuzzer: a certificate whose KeyUsage cannot be parsed made
+    cryptography raise when its extensions were read, and the request ended as an internal
+    error. It is now refused for its key usage, like any certificate that may not sign."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtensionOID, NameOID
+
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Broken kommune")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(pki.ca.certificate.subject)
+        .public_key(pki.municipality.signing.private_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=1))
+        .add_extension(x509.UnrecognizedExtension(ExtensionOID.KEY_USAGE, b"\x05\x00"), False)
+        .sign(pki.ca.private_key, hashes.SHA256())
+    )
+    with pytest.raises(ValueError, match="."):
+        _ = cert.extensions  # what cryptography does with it
+    assert key_usage_names(cert) == frozenset()
+    assert not may_sign(cert)
+    check = check_signer(cert, party=party(pki), trust=trust(pki), now=NOW, level=T)
+    assert "SEC-CERT-KEY-USAGE" in ids(check)
+    assert not check.accepted
