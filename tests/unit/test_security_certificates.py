@@ -313,3 +313,7 @@ def test_unreadable_extensions_are_a_finding_not_a_crash(pki: DevPki) -> None:
     check = check_signer(cert, party=party(pki), trust=trust(pki), now=NOW, level=T)
     assert "SEC-CERT-KEY-USAGE" in ids(check)
     assert not check.accepted
+    from app.revocation.crls import distribution_points
+    from app.revocation.ocsp import responder_urls
+
+    assert distribution_points(cert) == responder_urls(cert) == []
