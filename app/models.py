@@ -167,6 +167,8 @@ class Message(Base):
     __tablename__ = "message"
     __table_args__ = (
         Index("ix_message_received_at", "received_at"),
+        # a municipality's messages newest first (the list's order), whatever its size
+        Index("ix_message_kommune_time", "kommune_nr", "received_at", "id"),
         Index("ix_message_sender", "from_party_id", "received_at"),
     )
 
@@ -198,7 +200,7 @@ class Message(Base):
     msghead_type: Mapped[str | None] = mapped_column(String(50))
     # SHA-256 of the business document as decrypted: tells an identical resend of a MsgId.
     msghead_sha256: Mapped[str | None] = mapped_column(String(64))
-    kommune_nr: Mapped[str | None] = mapped_column(String(4), index=True)
+    kommune_nr: Mapped[str | None] = mapped_column(String(4))  # ix_message_kommune_time
     payload_bytes: Mapped[int | None] = mapped_column(BigInteger)
     notification_count: Mapped[int | None] = mapped_column(Integer)
     # one of app.statuses.MessageStatus (its value)

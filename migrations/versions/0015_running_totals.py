@@ -52,6 +52,9 @@ def upgrade() -> None:
         postgresql_where=sa.text(_FAILING),
         sqlite_where=sa.text(_FAILING),
     )
+    # a municipality's messages newest first: replaces the index on kommune_nr alone
+    op.create_index("ix_message_kommune_time", "message", ["kommune_nr", "received_at", "id"])
+    op.drop_index("ix_message_kommune_nr", table_name="message")
     op.create_table(
         "coverage_total",
         sa.Column("environment", sa.String(20), primary_key=True),
@@ -85,6 +88,8 @@ def downgrade() -> None:
     op.drop_table("totals_state")
     op.drop_table("rule_day_total")
     op.drop_table("coverage_total")
+    op.create_index("ix_message_kommune_nr", "message", ["kommune_nr"])
+    op.drop_index("ix_message_kommune_time", table_name="message")
     op.drop_index("ix_finding_failing_guid", table_name="finding")
     op.drop_index("ix_finding_error_list", table_name="finding")
     with op.batch_alter_table("finding", schema=None) as batch_op:
