@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, and_, case, delete, func, insert, select, text, update
+from sqlalchemy import Select, and_, case, delete, func, insert, select, text, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
@@ -301,32 +301,37 @@ async def _mark_corrections(
 
 async def _recompute_corrections(session: AsyncSession) -> None:
     """corrected_by for every failing finding from the stored rows: the first later message
-    of the same environment and municipality that stored its GUID, else an M/C row whose ref
-    is it."""
-    f, n, fm = Finding, IplosNotification, aliased(Message)
+    of the same environment and municipality that stored its GUID or an M/C row whose ref is
+    it. Set-based (one join, UPDATE ... FROM), writing only the rows that change."""
+    f, n = Finding, IplosNotification
 
-    def first_later(match: ColumnElement[bool]) -> ColumnElement[int | None]:
+    def later(match: ColumnElement[bool]) -> Select[int, int]:
         return (
-            select(func.min(n.message_id))
-            .join(fm, fm.id == f.message_id)
-            .where(
-                match,
-                n.environment == fm.environment,
-                n.kommune_nr == f.kommune_nr,
-                n.message_id > f.message_id,
+            select(f.id.label("finding_id"), n.message_id.label("by"))
+            .join(
+                n,
+                and_(
+                    match,
+                    n.environment == f.environment,  # copied from the finding's message
+                    n.kommune_nr == f.kommune_nr,
+                    n.message_id > f.message_id,
+                ),
             )
-            .scalar_subquery()
+            .where(*failing_in())
         )
 
-    # every failing finding is set anew (NULL when nothing corrects it); only those fail
-    await session.execute(
-        update(f)
-        .where(*failing_in())
-        .values(corrected_by=first_later(n.guid == f.notification_guid))
+    matches = union_all(
+        later(n.guid == f.notification_guid),
+        later(and_(n.ref == f.notification_guid, n.status.in_(("M", "C")))),
+    ).subquery()
+    first = (
+        select(matches.c.finding_id, func.min(matches.c.by).label("by"))
+        .group_by(matches.c.finding_id)
+        .subquery()
     )
-    by_ref = first_later(and_(n.ref == f.notification_guid, n.status.in_(("M", "C"))))
+    await session.execute(update(f).where(f.corrected_by.is_not(None)).values(corrected_by=None))
     await session.execute(
-        update(f).where(*failing_in(), f.corrected_by.is_(None)).values(corrected_by=by_ref)
+        update(f).where(f.id == first.c.finding_id).values(corrected_by=first.c.by)
     )
 
 
