@@ -47,7 +47,7 @@ CSV_HEADER = (
     "Rettet",
 )
 # A JSON page; the largest municipality's year is some thousand rows (CSV: all of them).
-PAGE_ROWS = 1000
+PAGE_ROWS = 500
 MAX_ROWS = 5000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
