@@ -102,7 +102,6 @@ async def open_error_counts(
         .where(
             *failing_in(),
             f.kommune_nr.is_not(None),
-            m.kommune_nr == f.kommune_nr,
             m.environment == environment,
             m.received_at >= received_from,
             m.received_at < received_to,

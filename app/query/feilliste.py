@@ -65,7 +65,9 @@ async def error_rows(
     f, m = Finding, Message
     corrected = f.corrected_by.is_not(None)
     # one range of ix_finding_error_list (the message's time and environment are copied onto
-    # its findings); the message is read only for the rows returned
+    # its findings); the message is read only for the rows returned. A finding is listed
+    # under the municipality it was filed under (the intake files one only under a
+    # municipality the sender may report for), even in a message that names another first.
     query = (
         select(
             f.id,
@@ -86,7 +88,6 @@ async def error_rows(
             f.environment == environment,
             f.received_at >= received_from,
             f.received_at < received_to,
-            m.kommune_nr == kommune_nr,
         )
         .order_by(f.received_at, f.message_id, f.id)
     )

@@ -155,7 +155,7 @@ def _failing(
             func.count(f.corrected_by),
         )
         .join(m, m.id == f.message_id)
-        .where(*failing_in(), m.kommune_nr == f.kommune_nr, m.environment.is_not(None))
+        .where(*failing_in(), f.kommune_nr.is_not(None), m.environment.is_not(None))
         .group_by(f.message_id, m.environment, f.kommune_nr, m.received_at)
     )
     return query.where(f.message_id.in_(ids)) if ids is not None else query
@@ -271,7 +271,7 @@ async def _mark_corrections(
     f, n = Finding, IplosNotification
     fm = aliased(Message)
     base = (
-        select(f.id, fm.environment, f.kommune_nr, fm.kommune_nr, fm.received_at)
+        select(f.id, fm.environment, f.kommune_nr, fm.received_at)
         .join(fm, fm.id == f.message_id)
         .join(
             n,
@@ -288,9 +288,9 @@ async def _mark_corrections(
         base.where(f.notification_guid == n.guid),
         base.where(f.notification_guid == n.ref, n.status.in_(("M", "C"))),
     ):
-        for finding_id, env, kommune, message_kommune, at in (await session.execute(query)).all():
-            counted = env is not None and kommune is not None and kommune == message_kommune
-            found[finding_id] = (env, kommune, _aware(at)) if counted else None  # type: ignore[assignment]
+        for finding_id, env, kommune, at in (await session.execute(query)).all():
+            counted = None if env is None or kommune is None else (env, kommune, _aware(at))
+            found[finding_id] = counted
     ids = list(found)
     for start in range(0, len(ids), _CHUNK):
         await session.execute(

@@ -48,7 +48,7 @@ async def _history(sessions: Sessions) -> None:
         faults=[Fault(guid="b1", rule_id="IPL-TYPEID-CODE"), Fault(guid="b2")],
         accepted=[("b3", "N", None)],
     )
-    # the finding's own municipality differs from the message's: not in coverage's counts
+    # a finding filed under another municipality the sender reports for counts there
     await add_message(sessions, kommune="1201", faults=[Fault(guid="x1", kommune_nr="4601")])
 
 
