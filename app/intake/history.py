@@ -127,7 +127,7 @@ async def store_history(
 
     Core statements, executemany: the ORM's per-row bookkeeping and RETURNING cost more than
     the inserts themselves (20 000 rows: 0.9 s instead of 7.9 s on SQLite)."""
-    rows = [n for n in result.notifications if not n.dropped and not n.already_stored]
+    rows = new_rows(result)
     if not rows:
         return 0
     ids = await _insert_notifications(session, message_id, environment, rows)
@@ -137,6 +137,12 @@ async def store_history(
     await _upsert_brukere(session, _changed_pairs(environment, before, after))
     await session.flush()
     return len(rows)
+
+
+def new_rows(result: ContentResult) -> list[Notification]:
+    """The notifications an accepted message adds to the history: neither dropped nor an
+    identical resend of a stored one."""
+    return [n for n in result.notifications if not n.dropped and not n.already_stored]
 
 
 async def _insert_notifications(
