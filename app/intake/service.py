@@ -1,11 +1,15 @@
 """The intake service: the one place that orders the steps of receiving a message, talks to
 the repositories and commits, once, before the reply leaves.
 
-Order: read transport (MIME, SOAP, ebMS) -> store the request and claim (sender, MessageId)
--> registry checks -> signatures, decryption, certificates -> MsgHead and content -> AppRec
-and reply -> commit -> reply. Any transport failure stops early with a MessageError, which is
-stored too. A duplicate gets the stored reply byte for byte. Nothing here raises to the client:
-an unexpected error is logged, the request is stored as FAILED and answered with a
+`_receive` reads the transport (MIME, SOAP, ebMS) and stores the request's row; `_process`
+then reads as its steps: registered party -> authenticate (signatures, certificates,
+decryption) -> admit (registry checks, signals, the dedup claim) -> MsgHead and content ->
+AppRec and reply -> history and email. The steps share one per-request context (`_Request`)
+and record what they decide in its `Outcome` instead of writing as they go; a step that ends
+the processing early raises `_Stop` with its reply. `repository.store_outcome` writes the
+outcome and the session commits, before the reply leaves: an Acknowledgment promises the
+message is stored. A duplicate gets the stored reply byte for byte. Nothing here raises to the
+client: an unexpected error is logged, the request is stored as FAILED and answered with a
 MessageError.
 """
 
