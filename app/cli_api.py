@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import getpass
 import sys
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -26,6 +27,7 @@ from app.notify.remind import RemindReport, queue_reminders
 from app.query import messages as message_repo
 from app.query.access_log import Access, record_access
 from app.query.reporting import default_year
+from app.settings import Settings
 
 console = Console()
 err = Console(stderr=True)
@@ -134,35 +136,51 @@ def feilliste(
         err.print("[red]KOMMUNENR is 4 digits[/]")
         raise typer.Exit(2)
     settings = load_settings()
-
-    async def work(session: AsyncSession) -> Feilliste:
-        result = await read_feilliste(
-            settings,
-            session,
-            kommune_nr,
-            year=year,
-            environment=environment.value if environment else None,
-            which=Which.ALL if all_rows else Which.OPEN,
-        )
-        user = getpass.getuser()
-        record_access(
-            session,
-            Access(
-                token_id=None,
-                actor=f"cli:{user}",
-                role="operator",
-                action="feilliste.read",
-                resource=f"cli feilliste {kommune_nr}",
-                kommune_nr=kommune_nr,
-            ),
-        )
-        return result
-
-    result = run_db(work)
+    query = _FeillisteQuery(
+        kommune_nr=kommune_nr,
+        year=year,
+        environment=environment.value if environment else None,
+        which=Which.ALL if all_rows else Which.OPEN,
+    )
+    result = run_db(lambda session: _read_feilliste_logged(settings, session, query))
     if as_csv:
         sys.stdout.buffer.write(to_csv(result.rows, with_fid=result.fid_published))
         sys.stdout.flush()
         return
+    console.print(_feilliste_table(result, kommune_nr))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _FeillisteQuery:
+    kommune_nr: str
+    year: int | None
+    environment: str | None
+    which: Which
+
+
+async def _read_feilliste_logged(
+    settings: Settings, session: AsyncSession, q: _FeillisteQuery
+) -> Feilliste:
+    """The error list, with the access-log row in the same transaction (personal data)."""
+    result = await read_feilliste(
+        settings, session, q.kommune_nr, year=q.year, environment=q.environment, which=q.which
+    )
+    kommune_nr = q.kommune_nr
+    record_access(
+        session,
+        Access(
+            token_id=None,
+            actor=f"cli:{getpass.getuser()}",
+            role="operator",
+            action="feilliste.read",
+            resource=f"cli feilliste {kommune_nr}",
+            kommune_nr=kommune_nr,
+        ),
+    )
+    return result
+
+
+def _feilliste_table(result: Feilliste, kommune_nr: str) -> Table:
     table = Table(
         "ref",
         "mottatt",
@@ -185,7 +203,7 @@ def feilliste(
             r.apprec_code or "",
             "ja" if r.corrected else "nei",
         )
-    console.print(table)
+    return table
 
 
 def coverage(

@@ -485,29 +485,77 @@ def sample(
     identities, optionally in a MsgHead. The same arguments write the same bytes (with
     --msg-id and --gen-date), so identical resends, sequences split over messages (--seed,
     --start-lopenr, --previous-guid) and reordering can be tried."""
-    faults = _sample_faults(list(fault or []), msghead=msghead)
-    generated = _sample_gen_date_option(gen_date, faults, year)
+    args = _SampleArgs(
+        notifications=notifications,
+        kommune=kommune,
+        seed=seed,
+        year=year,
+        msghead=msghead,
+        sender_her=sender_her,
+        receiver_her=receiver_her,
+        start_lopenr=start_lopenr,
+        previous_guid=previous_guid,
+        msg_id=msg_id,
+    )
+    plan = _plan_sample(args, list(fault or []), gen_date)
+    _emit_sample(args, plan, out)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _SampleArgs:
+    """The `sample` options that go to the generator as given."""
+
+    notifications: int
+    kommune: str
+    seed: int
+    year: int
+    msghead: bool
+    sender_her: int
+    receiver_her: int
+    start_lopenr: int
+    previous_guid: str
+    msg_id: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _SamplePlan:
+    """The faults the generator writes and the MsgHead GenDate (some faults need one)."""
+
+    faults: tuple[str, ...]
+    gen_date: datetime.datetime | None
+
+
+def _plan_sample(args: _SampleArgs, fault: list[str], gen_date: str | None) -> _SamplePlan:
+    """The --fault and --gen-date options checked (exit 2 on anything the generator refuses,
+    before any file is touched)."""
+    faults = _sample_faults(fault, msghead=args.msghead)
+    generated = _sample_gen_date_option(gen_date, faults, args.year)
     faults = [f for f in faults if f != GENDATE_FUTURE]
     for f in faults:
         if f in _CONTEXT_FAULTS:
             err.print(f"note: {f} shows only {_CONTEXT_FAULTS[f]}")
-    _check_sample_args(notifications, kommune, faults, seed, year)
+    _check_sample_args(args.notifications, args.kommune, faults, args.seed, args.year)
+    return _SamplePlan(faults=tuple(faults), gen_date=generated)
+
+
+def _emit_sample(args: _SampleArgs, plan: _SamplePlan, out: Path | None) -> None:
+    """Write the sample to `out` (with progress) or to stdout."""
 
     def run(target: BinaryIO, advance: Callable[[int], None]) -> None:
         write_sample_file(
             target,
-            notifications,
-            kommune,
-            faults=faults,
-            seed=seed,
-            year=year,
-            msghead=msghead,
-            sender_her=sender_her,
-            receiver_her=receiver_her,
-            msg_id=msg_id,
-            gen_date=generated,
-            start_lopenr=start_lopenr,
-            previous_guid=previous_guid,
+            args.notifications,
+            args.kommune,
+            faults=list(plan.faults),
+            seed=args.seed,
+            year=args.year,
+            msghead=args.msghead,
+            sender_her=args.sender_her,
+            receiver_her=args.receiver_her,
+            msg_id=args.msg_id,
+            gen_date=plan.gen_date,
+            start_lopenr=args.start_lopenr,
+            previous_guid=args.previous_guid,
             on_notifications=advance,
         )
 
@@ -516,10 +564,10 @@ def sample(
 
         run(sys.stdout.buffer, lambda n: None)
         return
-    _run_with_progress(out, notifications, run)
-    what = "MsgHead with a Melding" if msghead else "Melding"
-    extra = f" and faults {', '.join(faults)}" if faults else ""
-    err.print(escape(f"wrote {what} of {notifications} notifications{extra} to {out}"))
+    _run_with_progress(out, args.notifications, run)
+    what = "MsgHead with a Melding" if args.msghead else "Melding"
+    extra = f" and faults {', '.join(plan.faults)}" if plan.faults else ""
+    err.print(escape(f"wrote {what} of {args.notifications} notifications{extra} to {out}"))
 
 
 def _sample_faults(faults: list[str], *, msghead: bool) -> list[str]:

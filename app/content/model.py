@@ -8,10 +8,11 @@ import itertools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 
 from app.content.calendar import ReportingCalendar
 from app.core.findings import Consequence, Finding
-from app.identifiers import PersonId, check_person_id
+from app.identifiers import PersonId, check_person_id, parse_ddmmyy
 
 EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
 # typeID (kodeverk 9032) whose fid identifies a person: fødselsnummer, D-nummer, H-nummer.
@@ -40,19 +41,51 @@ def normalize_guid(value: str) -> str:
     return value.strip().strip("{}").lower()
 
 
-def pair_moves(before: str | None, fid: str, status: str) -> bool:
-    """Whether an accepted row with `fid` (a person's number) becomes its brukerNr's stored
-    number, replacing `before`: when there is none yet (or only a birth date stored by an
-    earlier version), on a correction or annulment (M/C), and when the person got another
-    kind of number (a D- or H-nummer followed by a fødselsnummer). Another number of the same
-    kind under an N row is a warning (IPL-BRUKERNR-STABLE) and keeps the pair. The one rule
-    for the checks and for what is stored."""
-    if before is None or status in ("M", "C"):
-        return True
+class FidChange(Enum):
+    """What it means that a brukerNr stored with one number now comes with another (valid)
+    fødselsnummer, D- or H-nummer (`fid_change`): the one source for the warning the checks
+    give (app/content/iplos/validate.py) and for whether the stored number moves."""
+
+    SAME = "same"
+    # a birth date (typeID 9, ddmmyy: stored by earlier versions) identifies no one: nothing
+    # to compare, and the person's number takes its place
+    NO_IDENTITY = "no_identity"
+    # another kind of number: the same person (a D- or H-nummer followed by a fødselsnummer,
+    # or an EPJ correcting the kind); a warning, never a drop, and the new number is kept
+    KIND = "kind"
+    # another number of the same kind: another person (a person's number does not change
+    # within its kind; the rare exception is handled by KPR manually)
+    OTHER = "other"
+    # the stored value is no valid number: warned about as another person, and replaced
+    UNREADABLE = "unreadable"
+
+    @property
+    def moves(self) -> bool:
+        """Whether the new number replaces the stored one also under an N row."""
+        return self in (FidChange.NO_IDENTITY, FidChange.KIND, FidChange.UNREADABLE)
+
+
+def fid_change(before: str, fid: str) -> FidChange:
+    """How `fid` relates to the number `before` stored for the same brukerNr."""
+    if before == fid:
+        return FidChange.SAME
+    if parse_ddmmyy(before) is not None:
+        return FidChange.NO_IDENTITY
     old, new = check_person_id(before), check_person_id(fid)
     if not isinstance(old, PersonId):
-        return True
-    return isinstance(new, PersonId) and old.kind is not new.kind
+        return FidChange.UNREADABLE
+    if isinstance(new, PersonId) and old.kind is not new.kind:
+        return FidChange.KIND
+    return FidChange.OTHER
+
+
+def pair_moves(before: str | None, fid: str, status: str) -> bool:
+    """Whether an accepted row with `fid` (a person's number) becomes its brukerNr's stored
+    number, replacing `before`: when there is none yet, on a correction or annulment (M/C),
+    and when `fid_change` says so (see `FidChange.moves`). Another number of the same kind
+    under an N row is a warning (IPL-BRUKERNR-STABLE) and keeps the pair. The one rule for
+    the checks and for what is stored."""
+    return before is None or status in ("M", "C") or fid_change(before, fid).moves
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,27 +1,34 @@
-"""All SQL of the intake: messages, the dedup claim, events, findings, receipts, the outbox."""
+"""All SQL of the intake but the IPLOS history's (app/intake/history.py): the request's row,
+the reads the steps need (dedup claim, MsgId reuse, stored replies), and `store_outcome`,
+which writes what processing decided."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
 from app.core.findings import Finding
 from app.core.xmlparse import xml_safe
-from app.models import Finding as FindingRow
+from app.intake import history
+from app.intake.outcome import ClaimKey, Outcome, ReceiptRecord
 from app.models import (
+    Base,
     Message,
     MessageDedup,
     MessageEvent,
     NotificationOutbox,
     Receipt,
 )
+from app.models import Finding as FindingRow
+from app.query import totals
+from app.query.totals import Windows
 from app.statuses import ANSWERED, ReceiptKind
 
 # Column widths of the keys the intake looks values up by (see app.models).
@@ -45,14 +52,11 @@ def _exact(value: str | None, width: int) -> str | None:
     return value if value is not None and len(value) <= width else None
 
 
-# What an event's detail may hold: JSON scalars and lists of ids (never message content).
-EventValue = str | int | float | bool | None | Sequence[str] | Sequence[int]
-
-
-def add_event(
-    session: AsyncSession, message: Message, kind: str, at: datetime, **detail: EventValue
-) -> None:
-    session.add(MessageEvent(message_id=message.id, kind=kind, at=at, detail=detail))
+async def add_message(session: AsyncSession, message: Message) -> int:
+    """Store the request's row (its id keys the dedup claim and everything stored later)."""
+    session.add(message)
+    await session.flush()
+    return message.id
 
 
 async def claim_message_id(
@@ -73,15 +77,6 @@ async def claim_message_id(
         )
     )
     await session.flush()
-
-
-async def release_claim(
-    session: AsyncSession, from_party_id: str, ebms_message_id: str, message_id: int
-) -> None:
-    """Give up `message_id`'s claim on (sender, MessageId), so a retry is processed afresh."""
-    claim = await find_claim(session, from_party_id, ebms_message_id)
-    if claim is not None and claim.message_id == message_id:
-        await session.delete(claim)
 
 
 def record_header(
@@ -185,26 +180,64 @@ async def stored_apprec(session: AsyncSession, message_id: int) -> Receipt | Non
     return row
 
 
-async def add_findings(
-    session: AsyncSession,
-    message: Message,
-    findings: Iterable[Finding],
-    *,
-    allowed_kommuner: Collection[str] | None = None,
-) -> int:
-    """Store findings, set-based (a message may carry one per notification: 100 000). A
-    finding is filed under its municipality only when the sending party may report for it
-    (`allowed_kommuner`), so no one else's error list can show it."""
+async def store_outcome(session: AsyncSession, outcome: Outcome, windows: Windows) -> None:
+    """Everything one request's processing decided, written set-based in the caller's
+    transaction (the intake's one commit): the message row's fields, its events, findings,
+    receipt, queued emails and history, a dedup claim given up, and what the message adds
+    to the running totals (coverage, stats) and corrects in earlier error lists."""
+    await _update_message(session, outcome)
+    await _insert(session, MessageEvent, _event_rows(outcome))
+    await _insert(session, FindingRow, _finding_rows(outcome))
+    if outcome.receipt is not None:
+        await _insert(session, Receipt, [_receipt_row(outcome.message_id, outcome.receipt)])
+    await _insert(session, NotificationOutbox, _mail_rows(outcome))
+    if outcome.history is not None:
+        h = outcome.history
+        await history.store_history(session, outcome.message_id, h.environment, h.content, h.before)
+    if outcome.release_claim is not None:
+        await _release_claim(session, outcome.message_id, outcome.release_claim)
+    await totals.record_message(session, outcome.message_id, windows)
+
+
+async def _update_message(session: AsyncSession, outcome: Outcome) -> None:
+    values: dict[str, object] = {"status": outcome.status.value}
+    learned = {
+        "completed_at": outcome.completed_at,
+        "sender_party_id": outcome.sender_party_id,
+        "payload_bytes": outcome.payload_bytes,
+        "msghead_sha256": outcome.msghead_sha256,
+        "msghead_msg_id": outcome.msghead_msg_id,
+        "msghead_type": outcome.msghead_type,
+        "kommune_nr": outcome.kommune_nr,
+        "notification_count": outcome.notification_count,
+    }
+    values.update({k: v for k, v in learned.items() if v is not None})
+    if outcome.raw is not None:  # the whole body replaces the unauthenticated prefix
+        values.update(raw=outcome.raw, raw_ref=None)
+    table = _table(Message)
+    await session.execute(update(table).where(table.c.id == outcome.message_id).values(values))
+
+
+def _event_rows(outcome: Outcome) -> list[dict[str, object]]:
+    return [
+        {"message_id": outcome.message_id, "kind": e.kind, "at": e.at, "detail": dict(e.detail)}
+        for e in outcome.events
+    ]
+
+
+def _finding_rows(outcome: Outcome) -> list[dict[str, object]]:
+    """A message may carry one finding per notification (100 000). A finding is filed under
+    its municipality only when the sending party may report for it (`findings_kommuner`),
+    so no one else's error list can show it."""
+    allowed = outcome.findings_kommuner
 
     def kommune(f: Finding) -> str | None:
-        value = (_exact(f.subject.kommune_nr, 4) if f.subject else None) or message.kommune_nr
-        if allowed_kommuner is not None and value not in allowed_kommuner:
-            return None
-        return value
+        value = (_exact(f.subject.kommune_nr, 4) if f.subject else None) or outcome.kommune_nr
+        return None if allowed is not None and value not in allowed else value
 
-    rows = [
+    return [
         {
-            "message_id": message.id,
+            "message_id": outcome.message_id,
             "rule_id": f.rule.id,
             "layer": f.rule.layer.value,
             "severity": f.severity.value,
@@ -218,63 +251,69 @@ async def add_findings(
             "fid": _exact(f.subject.fid, 11) if f.subject else None,
             "kommune_nr": kommune(f),
             "lopenr": f.subject.lopenr if f.subject else None,
-            "environment": message.environment,
-            "received_at": message.received_at,
+            "environment": outcome.environment,
+            "received_at": outcome.received_at,
         }
-        for f in findings
+        for f in outcome.findings
     ]
-    # Core executemany in batches: the ORM's unit of work costs more than the inserts
-    table = cast(Table, FindingRow.__table__)
-    for start in range(0, len(rows), _FINDING_BATCH):
-        await session.execute(insert(table), rows[start : start + _FINDING_BATCH])
-    return len(rows)
 
 
-_FINDING_BATCH = 1000
+def _receipt_row(message_id: int, r: ReceiptRecord) -> dict[str, object]:
+    return {
+        "message_id": message_id,
+        "kind": r.kind.value,
+        "content_type": r.content_type,
+        "body": r.body,
+        "reply_ebms_message_id": r.reply_ebms_message_id,
+        "apprec_xml": r.apprec_xml,
+        "apprec_id": r.apprec_id,
+        "apprec_status": r.apprec_status,
+        "created_at": r.at,
+    }
+
+
+def _mail_rows(outcome: Outcome) -> list[dict[str, object]]:
+    return [
+        {
+            "message_id": outcome.message_id,
+            "recipient": m.recipient,
+            "subject": m.subject,
+            "body": m.body,
+            "next_attempt_at": m.at,
+            "created_at": m.at,
+        }
+        for m in outcome.mails
+    ]
+
+
+async def _release_claim(session: AsyncSession, message_id: int, key: ClaimKey) -> None:
+    """Give up this message's claim on (sender, MessageId), so a retry is processed afresh
+    (only its own: another message's claim stays)."""
+    table = _table(MessageDedup)
+    await session.execute(
+        delete(table).where(
+            table.c.from_party_id == fit(key.from_party_id, FROM_PARTY_WIDTH),
+            table.c.ebms_message_id == fit(key.ebms_message_id, EBMS_MESSAGE_ID_WIDTH),
+            table.c.message_id == message_id,
+        )
+    )
+
+
+async def _insert(
+    session: AsyncSession, model: type[Base], rows: Sequence[dict[str, object]]
+) -> None:
+    """Core executemany in batches: the ORM's unit of work costs more than the inserts."""
+    table = _table(model)
+    for start in range(0, len(rows), _BATCH):
+        await session.execute(insert(table), rows[start : start + _BATCH])
+
+
+_BATCH = 1000
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
 
 
 def _fit_optional(value: str | None, width: int) -> str | None:
     return fit(value, width) if value is not None else None
-
-
-def add_receipt(
-    session: AsyncSession,
-    message: Message,
-    *,
-    kind: ReceiptKind,
-    content_type: str,
-    body: bytes,
-    reply_ebms_message_id: str | None,
-    apprec_xml: bytes | None,
-    apprec_id: str | None,
-    apprec_status: str | None,
-    at: datetime,
-) -> Receipt:
-    receipt = Receipt(
-        message_id=message.id,
-        kind=kind,
-        content_type=content_type,
-        body=body,
-        reply_ebms_message_id=reply_ebms_message_id,
-        apprec_xml=apprec_xml,
-        apprec_id=apprec_id,
-        apprec_status=apprec_status,
-        created_at=at,
-    )
-    session.add(receipt)
-    return receipt
-
-
-def queue_notification(
-    session: AsyncSession, message: Message, recipient: str, subject: str, body: str, at: datetime
-) -> None:
-    session.add(
-        NotificationOutbox(
-            message_id=message.id,
-            recipient=recipient,
-            subject=subject,
-            body=body,
-            next_attempt_at=at,
-            created_at=at,
-        )
-    )

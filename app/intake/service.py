@@ -1,11 +1,15 @@
 """The intake service: the one place that orders the steps of receiving a message, talks to
 the repositories and commits, once, before the reply leaves.
 
-Order: read transport (MIME, SOAP, ebMS) -> store the request and claim (sender, MessageId)
--> registry checks -> signatures, decryption, certificates -> MsgHead and content -> AppRec
-and reply -> commit -> reply. Any transport failure stops early with a MessageError, which is
-stored too. A duplicate gets the stored reply byte for byte. Nothing here raises to the client:
-an unexpected error is logged, the request is stored as FAILED and answered with a
+`_receive` reads the transport (MIME, SOAP, ebMS) and stores the request's row; `_process`
+then reads as its steps: registered party -> authenticate (signatures, certificates,
+decryption) -> admit (registry checks, signals, the dedup claim) -> MsgHead and content ->
+AppRec and reply -> history and email. The steps share one per-request context (`_Request`)
+and record what they decide in its `Outcome` instead of writing as they go; a step that ends
+the processing early raises `_Stop` with its reply. `repository.store_outcome` writes the
+outcome and the session commits, before the reply leaves: an Acknowledgment promises the
+message is stored. A duplicate gets the stored reply byte for byte. Nothing here raises to the
+client: an unexpected error is logged, the request is stored as FAILED and answered with a
 MessageError.
 """
 
@@ -47,6 +51,7 @@ from app.intake import history as history_repo
 from app.intake import repository as repo
 from app.intake import rules as intake_rules
 from app.intake import stages
+from app.intake.outcome import ClaimKey, HistoryRecord, Mail, Outcome, ReceiptRecord
 from app.keyring import Keyring
 from app.logging import error_location, get_logger
 from app.models import (
@@ -98,6 +103,44 @@ class Reply:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class _Arrival:
+    """A request whose transport was read: what every step reads, and the outcome the steps
+    fill in (written by `repo.store_outcome` at the one commit)."""
+
+    session: AsyncSession
+    message: Message  # the request's row as stored on arrival
+    transport: stages.Transport
+    header: EbmsHeader
+    body: bytes
+    outcome: Outcome
+
+    def from_party(self, party: Party) -> _Request:
+        return _Request(
+            session=self.session,
+            message=self.message,
+            transport=self.transport,
+            header=self.header,
+            body=self.body,
+            outcome=self.outcome,
+            party=party,
+        )
+
+    def claim_key(self) -> ClaimKey | None:
+        """The dedup key this request claims (or would), when the header names one."""
+        m = self.message
+        if not (m.ebms_message_id and m.from_party_id):
+            return None
+        return ClaimKey(from_party_id=m.from_party_id, ebms_message_id=m.ebms_message_id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Request(_Arrival):
+    """A request from a registered party: the context of the steps after `_registered_party`."""
+
+    party: Party
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Checked:
     """The business layers' outcome: what the AppRec answers and what is stored."""
 
@@ -108,7 +151,7 @@ class _Checked:
 
 
 class _Stop(Exception):
-    """Processing ends early with this reply (already stored in the session)."""
+    """Processing ends early with this reply (already recorded in the outcome)."""
 
     def __init__(self, reply: Reply) -> None:
         self.reply = reply
@@ -139,15 +182,18 @@ class IntakeService:
                 message = self._new_message(req, size=size, sha256=None)
                 message.raw = None
                 message.raw_ref = "not read: larger than KPR_MAX_MESSAGE_BYTES"
-                message.status = MessageStatus.TOO_LARGE
-                message.completed_at = req.received_at
-                session.add(message)
-                await session.flush()
-                message_id = message.id
-                repo.add_event(session, message, "received", req.received_at, size=size)
-                await repo.add_findings(session, message, [finding])
-                repo.add_event(session, message, "refused", req.received_at, reason="too_large")
-                await totals.record_message(session, message.id, self.windows)
+                message_id = await repo.add_message(session, message)
+                out = Outcome(
+                    message_id=message_id,
+                    environment=message.environment,
+                    received_at=message.received_at,
+                    status=MessageStatus.TOO_LARGE,
+                    completed_at=req.received_at,
+                    findings=[finding],
+                )
+                out.event_at(req.received_at, "received", size=size)
+                out.event_at(req.received_at, "refused", reason="too_large")
+                await repo.store_outcome(session, out, self.windows)
                 await session.commit()
         except Exception as exc:  # the database is down: the answer is still 413, not a 500
             log.error("intake.store_too_large_failed", error_type=type(exc).__name__)
@@ -180,124 +226,115 @@ class IntakeService:
     # --- the pipeline -------------------------------------------------------------------
 
     async def _receive(self, req: IntakeRequest) -> tuple[Reply, str, str]:
-        s = self.settings
-
-        def read() -> tuple[stages.Transport, str]:
-            # the body's hash too: 50 MB of SHA-256 must not run on the event loop
-            body_sha256 = hashlib.sha256(req.body).hexdigest()
-            return (
-                stages.read_transport(
-                    req.body,
-                    req.content_type,
-                    receivers=self.receivers,
-                    now=req.received_at,
-                    max_parts=s.max_mime_parts,
-                    max_header_bytes=s.max_header_bytes,
-                ),
-                body_sha256,
-            )
-
-        transport, body_sha256 = await anyio.to_thread.run_sync(read)
-        header = transport.header
+        """Read the transport, store the request, process it, store the outcome, commit."""
+        transport, body_sha256 = await anyio.to_thread.run_sync(lambda: self._read(req))
         env = transport.receiver.environment if transport.receiver else "unknown"
         async with self.state.sessions() as session:
             message = self._new_message(req, size=len(req.body), sha256=body_sha256)
             _fill_transport(message, transport)
-            session.add(message)
-            await session.flush()
-            repo.add_event(
-                session,
-                message,
-                "received",
-                req.received_at,
-                size=len(req.body),
-                soap_action=xml_safe(req.soap_action)[:100] if req.soap_action else None,
+            out = Outcome(
+                message_id=await repo.add_message(session, message),
+                environment=message.environment,
+                received_at=message.received_at,
             )
-            repo.add_event(
-                session,
-                message,
-                "parsed",
-                _now(),
-                ok=header is not None,
-                findings=len(transport.findings),
-            )
+            _record_arrival(out, req, transport)
             try:
-                if header is not None and transport.findings and _is_signal(header):
-                    raise _Stop(await self._signal_refused(session, message, transport.findings))
-                if transport.findings or header is None:
-                    raise _Stop(
-                        await self._message_error(
-                            session, message, transport, transport.findings, sign=False
-                        )
-                    )
-                reply = await self._process(session, message, transport, header, req.body)
+                reply = await self._after_transport(session, message, transport, req.body, out)
             except _Stop as stop:
                 reply = stop.reply
-            message.completed_at = _now()
-            status = message.status
-            await session.flush()
-            await totals.record_message(session, message.id, self.windows)
+            out.completed_at = _now()
+            await repo.store_outcome(session, out, self.windows)
             await session.commit()  # the Ack promises the message is stored
-        log.info("intake.completed", message_id=message.id, status=status, environment=env)
-        return reply, status, env
+        log.info("intake.completed", message_id=out.message_id, status=out.status, environment=env)
+        return reply, out.status, env
 
-    async def _process(
+    def _read(self, req: IntakeRequest) -> tuple[stages.Transport, str]:
+        """MIME, SOAP and the ebMS header, and the body's hash (in a worker thread: 50 MB of
+        SHA-256 must not run on the event loop)."""
+        s = self.settings
+        transport = stages.read_transport(
+            req.body,
+            req.content_type,
+            receivers=self.receivers,
+            now=req.received_at,
+            max_parts=s.max_mime_parts,
+            max_header_bytes=s.max_header_bytes,
+        )
+        return transport, hashlib.sha256(req.body).hexdigest()
+
+    async def _after_transport(
         self,
         session: AsyncSession,
         message: Message,
         transport: stages.Transport,
-        header: EbmsHeader,
         body: bytes,
+        out: Outcome,
     ) -> Reply:
+        """A transport that could not be read is answered here; the rest is `_process`."""
+        header = transport.header
+        if header is not None and transport.findings and _is_signal(header):
+            return _signal_refused(out, transport.findings)
+        if transport.findings or header is None:
+            return await self._message_error(out, transport, transport.findings, sign=False)
+        arrival = _Arrival(
+            session=session,
+            message=message,
+            transport=transport,
+            header=header,
+            body=body,
+            outcome=out,
+        )
+        return await self._process(arrival)
+
+    async def _process(self, arrival: _Arrival) -> Reply:
         """The steps after the transport was read. Each step that ends the processing early
-        raises `_Stop` with the reply it stored."""
-        party = await self._registered_party(session, message, transport, header)
-        opened = await self._authenticate(session, message, transport, header, party, body)
-        await self._admit(session, message, transport, header, party, opened)
-        checked = await self._check_business(session, message, transport, header, party, opened)
-        receipt = await self._reply_with_apprec(
-            session, message, header, party, checked.business, checked.findings
-        )
-        await self._store_history(session, message, checked, receipt.status)
-        self._queue_notification(
-            session, message, party, checked.business, receipt.status, checked.findings
-        )
+        raises `_Stop` with the reply it recorded."""
+        req = await self._registered_party(arrival)
+        opened = await self._authenticate(req)
+        await self._admit(req, opened)
+        checked = await self._check_business(req, opened)
+        receipt = await self._reply_with_apprec(req, checked)
+        _keep_history(req.outcome, checked, receipt.status)
+        self._queue_notification(req, checked, receipt.status)
         return Reply(200, receipt.reply.body, receipt.reply.content_type)
 
     # --- the steps of `_process` -------------------------------------------------------------
 
-    async def _registered_party(
-        self,
-        session: AsyncSession,
-        message: Message,
-        transport: stages.Transport,
-        header: EbmsHeader,
-    ) -> Party:
+    async def _registered_party(self, at: _Arrival) -> _Request:
         """The registered sender named by eb:From, or a generic refusal."""
-        her_number = _her_number(message.from_party_id)
-        party = await party_repo.get_party(session, her_number) if her_number is not None else None
+        her_number = _her_number(at.message.from_party_id)
+        party = (
+            await party_repo.get_party(at.session, her_number) if her_number is not None else None
+        )
         if party is not None:
-            return party
-        her = first_her_id(header.from_party.party_ids)
+            return at.from_party(party)
+        her = first_her_id(at.header.from_party.party_ids)
         unknown = Finding(
             ebxml_rules.FROM_UNKNOWN,
             "eb:MessageHeader/eb:From/eb:PartyId",
             f"Avsender HER-id {her or '(mangler)'} er ikke registrert som avsender til KPR.",
         )
-        raise _Stop(await self._refuse(session, message, transport, header, [unknown]))
+        raise _Stop(await self._refuse(at, [unknown]))
 
-    async def _authenticate(
-        self,
-        session: AsyncSession,
-        message: Message,
-        transport: stages.Transport,
-        header: EbmsHeader,
-        party: Party,
-        body: bytes,
-    ) -> stages.Opened:
+    async def _authenticate(self, req: _Request) -> stages.Opened:
         """Signatures, certificates and decryption; from here the whole request is kept, and
         answers are specific and signed by KPR."""
-        s = self.settings
+        opened = await self._open(req)
+        if opened.transient and await revocation.fetch_for(self.state, opened):
+            opened = await self._open(req)  # a CRL just fetched may answer it now
+        for kind, detail in opened.events:
+            req.outcome.event(kind, **detail)
+        if not opened.authenticated:
+            raise _Stop(
+                await self._refuse(req, opened.transport_findings, transient=opened.transient)
+            )
+        req.outcome.sender_party_id = req.party.id
+        req.outcome.raw = req.body
+        return opened
+
+    async def _open(self, req: _Request) -> stages.Opened:
+        """`stages.open_message` with the party's certificates, in a worker thread."""
+        s, party, header = self.settings, req.party, req.header
         cpa = next((c for c in party.cpas if c.cpa_id == header.cpa_id), None)
         # Signatures are always required; plaintext_allowed only lets a party send the payload
         # unencrypted, and a CPA that demands encryption always wins.
@@ -305,126 +342,80 @@ class IntakeService:
             cpa is not None and cpa.requires_encryption
         )
         trust = PartyTrust(orgnr=party.orgnr, signing_certs=_certs(party, CertificateUsage.SIGNING))
-
-        async def open_message() -> stages.Opened:
-            store = revocation.trust_store(self.state, self.keys)
-            return await anyio.to_thread.run_sync(
-                lambda: stages.open_message(
-                    transport,
-                    party=trust,
-                    trust=store,
-                    keys=self.keys.decryption,
-                    now=message.received_at,
-                    requires_signing=True,
-                    requires_encryption=requires_encryption,
-                    max_inflated=s.max_payload_bytes,
-                    max_elements=s.max_payload_elements,
-                    payload=not header.is_signal,
-                )
+        store = revocation.trust_store(self.state, self.keys)
+        return await anyio.to_thread.run_sync(
+            lambda: stages.open_message(
+                req.transport,
+                party=trust,
+                trust=store,
+                keys=self.keys.decryption,
+                now=req.message.received_at,
+                requires_signing=True,
+                requires_encryption=requires_encryption,
+                max_inflated=s.max_payload_bytes,
+                max_elements=s.max_payload_elements,
+                payload=not header.is_signal,
             )
+        )
 
-        opened = await open_message()
-        if opened.transient and await revocation.fetch_for(self.state, opened):
-            opened = await open_message()  # a CRL just fetched may answer it now
-        for kind, detail in opened.events:
-            repo.add_event(session, message, kind, _now(), **detail)
-        if not opened.authenticated:
-            raise _Stop(
-                await self._refuse(
-                    session,
-                    message,
-                    transport,
-                    header,
-                    opened.transport_findings,
-                    transient=opened.transient,
-                )
-            )
-        message.sender_party_id = party.id
-        message.raw, message.raw_ref = body, None
-        return opened
-
-    async def _admit(
-        self,
-        session: AsyncSession,
-        message: Message,
-        transport: stages.Transport,
-        header: EbmsHeader,
-        party: Party,
-        opened: stages.Opened,
-    ) -> None:
+    async def _admit(self, req: _Request, opened: stages.Opened) -> None:
         """The registry's checks, signals, transport faults after authentication, and the
         dedup claim (sender, MessageId). Earlier refusals are not claimed, so a corrected
         resend with the same MessageId is processed, and nobody can take a party's MessageId
         with a forged From."""
-        findings = await self._registry_checks(session, header, party)
+        out, transport = req.outcome, req.transport
+        findings = await self._registry_checks(req)
         if findings:
-            raise _Stop(await self._message_error(session, message, transport, findings))
-        if header.is_signal:
-            raise _Stop(await self._signal(session, message, transport, header))
+            raise _Stop(await self._message_error(out, transport, findings))
+        if req.header.is_signal:
+            raise _Stop(await self._signal(req))
         if opened.transport_findings:
+            release = req.claim_key() if opened.transient else None
             raise _Stop(
                 await self._message_error(
-                    session,
-                    message,
-                    transport,
-                    opened.transport_findings,
-                    transient=opened.transient,
+                    out, transport, opened.transport_findings, release=release
                 )
             )
-        duplicate = await self._claim(session, message, transport, header)
+        duplicate = await self._claim(req)
         if duplicate is not None:
             raise _Stop(duplicate)
-        message.payload_bytes = len(opened.content) if opened.content is not None else None
+        out.payload_bytes = len(opened.content) if opened.content is not None else None
 
-    async def _check_business(
-        self,
-        session: AsyncSession,
-        message: Message,
-        transport: stages.Transport,
-        header: EbmsHeader,
-        party: Party,
-        opened: stages.Opened,
-    ) -> _Checked:
+    async def _check_business(self, req: _Request, opened: stages.Opened) -> _Checked:
         """MsgHead, an identical resend or a reused MsgId, then the content against the
         history of the address's environment."""
+        transport, party, out = req.transport, req.party, req.outcome
         environment = transport.receiver.environment if transport.receiver else "pilot"
         findings = list(opened.business_findings)
         if opened.content is None or findings:
             return _Checked(business=None, findings=findings, environment=environment, history=None)
         content = opened.content
-        read = await self._read_head(session, message, transport, header, party, content)
-        message.msghead_sha256 = await anyio.to_thread.run_sync(
+        read = await self._read_head(req, content)
+        out.msghead_sha256 = await anyio.to_thread.run_sync(
             lambda: hashlib.sha256(content).hexdigest()
         )
-        msgid_reused = await self._msgid_reused(session, message, header, party, read)
+        msgid_reused = await self._msgid_reused(req, read)
         history = (
             await history_repo.load_history(
-                session, environment, [k.kommune_nr for k in party.kommuner], read.keys
+                req.session, environment, [k.kommune_nr for k in party.kommuner], read.keys
             )
             if read.fmt
             else IplosHistory()
         )
-        context = self._content_context(message, party, environment, history)
+        context = self._content_context(req, environment, history)
         business = await anyio.to_thread.run_sync(lambda: stages.check_content(read, context))
         findings.extend(business.findings)
         if msgid_reused and business.msghead is not None:
             findings.append(msgid_duplicate(business.msghead))
-        self._record_business(message, party, business, findings)
-        repo.add_event(session, message, "validated", _now(), findings=len(findings))
+        _record_business(req, business, findings)
+        out.event("validated", findings=len(findings))
         return _Checked(
             business=business, findings=findings, environment=environment, history=history
         )
 
-    async def _read_head(
-        self,
-        session: AsyncSession,
-        message: Message,
-        transport: stages.Transport,
-        header: EbmsHeader,
-        party: Party,
-        content: bytes,
-    ) -> stages.BusinessHead:
+    async def _read_head(self, req: _Request, content: bytes) -> stages.BusinessHead:
         """MsgHead read and checked; without a CPA the Action must name it (DOMAIN 2.1)."""
+        message, party = req.message, req.party
         read = await anyio.to_thread.run_sync(
             lambda: stages.read_business(
                 content,
@@ -437,188 +428,89 @@ class IntakeService:
             )
         )
         type_v = read.msghead.type_v if read.msghead is not None else None
-        if not party.cpas and type_v and header.action != type_v:
+        if not party.cpas and type_v and req.header.action != type_v:
             wrong_action = Finding(
                 ebxml_rules.SERVICE_NOT_ALLOWED,
                 "eb:MessageHeader/eb:Action",
-                f"Action '{header.action}' stemmer ikke med MsgInfo/Type '{type_v}'. Uten "
+                f"Action '{req.header.action}' stemmer ikke med MsgInfo/Type '{type_v}'. Uten "
                 "avtalt CPA skal Action være lik MsgInfo/Type.",
             )
-            raise _Stop(await self._message_error(session, message, transport, [wrong_action]))
+            raise _Stop(await self._message_error(req.outcome, req.transport, [wrong_action]))
         return read
 
-    async def _msgid_reused(
-        self,
-        session: AsyncSession,
-        message: Message,
-        header: EbmsHeader,
-        party: Party,
-        read: stages.BusinessHead,
-    ) -> bool:
+    async def _msgid_reused(self, req: _Request, read: stages.BusinessHead) -> bool:
         """An identical resend is answered here with its stored AppRec; True when the MsgId
         was used before for other content that was not rejected (E10)."""
         msg_id = read.msghead.msg_id if read.msghead is not None else None
         if not msg_id:
             return False
-        resend, reused = await self._earlier_use(session, party, msg_id, message)
+        resend, reused = await self._earlier_use(req, msg_id)
         if resend is not None:
-            raise _Stop(await self._resend_apprec(session, message, header, party, msg_id, resend))
+            raise _Stop(await self._resend_apprec(req, msg_id, resend))
         return reused
 
     def _content_context(
-        self, message: Message, party: Party, environment: str, history: IplosHistory
+        self, req: _Request, environment: str, history: IplosHistory
     ) -> ContentContext:
         return ContentContext(
-            now=message.received_at,
-            allowed_kommuner=frozenset(k.kommune_nr for k in party.kommuner),
+            now=req.message.received_at,
+            allowed_kommuner=frozenset(k.kommune_nr for k in req.party.kommuner),
             allow_synthetic=environment != ReceiverEnvironment.PRODUCTION.value,
             history=history,
             calendar=self.calendar,
             environment=environment,
         )
 
-    def _record_business(
-        self,
-        message: Message,
-        party: Party,
-        business: stages.Business,
-        findings: Sequence[Finding],
-    ) -> None:
-        """What the business layers tell about the message, on its row and in the log."""
-        head = business.msghead
-        if head is not None:
-            message.msghead_msg_id = (
-                repo.fit(head.msg_id, repo.MSGHEAD_MSG_ID_WIDTH) if head.msg_id else None
-            )
-            message.msghead_type = head.type_v[:50] if head.type_v else None
-        if business.content is not None:
-            # Only a municipality the party may report for: findings (with person ids) are
-            # filed under it and read by that municipality's users.
-            kommune = _kommune_nr(business.content.kommuner)
-            allowed = {k.kommune_nr for k in party.kommuner}
-            message.kommune_nr = kommune if kommune in allowed else None
-            message.notification_count = len(business.content.notifications)
-        spoofing = sorted({f.rule.id for f in findings} & SPOOFING_RULES)
-        if spoofing:
-            log.warning(
-                "security.spoofing_suspected",
-                message_id=message.id,
-                party_her_id=party.her_id,
-                rules=spoofing,
-            )
-
-    async def _store_history(
-        self,
-        session: AsyncSession,
-        message: Message,
-        checked: _Checked,
-        status: AppRecStatus,
-    ) -> None:
-        """What an accepted message establishes, in the one commit with its receipt."""
-        business = checked.business
-        if (
-            business is None
-            or business.content is None
-            or checked.history is None
-            or status is AppRecStatus.REJECTED
-        ):
-            return
-        stored = await history_repo.store_history(
-            session, message.id, checked.environment, business.content, checked.history
-        )
-        repo.add_event(session, message, "history_stored", _now(), notifications=stored)
-
-    async def _earlier_use(
-        self, session: AsyncSession, party: Party, msg_id: str, message: Message
-    ) -> tuple[repo.EarlierUse | None, bool]:
+    async def _earlier_use(self, req: _Request, msg_id: str) -> tuple[repo.EarlierUse | None, bool]:
         """What earlier messages with this MsgId mean (DOMAIN 2.1): an identical one that was
         not rejected makes this a resend (the stored AppRec is sent again); a different one
         that was not rejected makes the MsgId reused (E10); a rejected one frees the MsgId
         for the corrected message."""
-        earlier = await repo.msghead_id_uses(session, party.id, msg_id, message.id)
+        out = req.outcome
+        earlier = await repo.msghead_id_uses(req.session, req.party.id, msg_id, out.message_id)
         answered = [e for e in earlier if e.status != MessageStatus.AVVIST]
-        resend = next((e for e in answered if e.msghead_sha256 == message.msghead_sha256), None)
+        resend = next((e for e in answered if e.msghead_sha256 == out.msghead_sha256), None)
         return resend, resend is None and bool(answered)
 
-    async def _resend_apprec(
-        self,
-        session: AsyncSession,
-        message: Message,
-        header: EbmsHeader,
-        party: Party,
-        msg_id: str,
-        original: repo.EarlierUse,
-    ) -> Reply:
+    async def _resend_apprec(self, req: _Request, msg_id: str, original: repo.EarlierUse) -> Reply:
         """An identical business document sent again (a lost reply): its stored AppRec, in a
         new reply to this ebXML message. Nothing is stored or emailed a second time."""
-        stored = await repo.stored_apprec(session, original.message_id)
+        stored = await repo.stored_apprec(req.session, original.message_id)
         if stored is None or stored.apprec_xml is None or stored.apprec_status is None:
             raise RuntimeError(f"message {original.message_id} has no stored AppRec")
         apprec_xml, apprec_id = stored.apprec_xml, stored.apprec_id or ""
         status = AppRecStatus(stored.apprec_status)
-        encrypt_to = _first_cert(party, CertificateUsage.ENCRYPTION)
+        encrypt_to = _first_cert(req.party, CertificateUsage.ENCRYPTION)
         built = await anyio.to_thread.run_sync(
             lambda: stages.wrap_apprec(
                 apprec_xml,
                 apprec_id=apprec_id,
                 status=status,
-                header=header,
+                header=req.header,
                 now=_now(),
                 reply_message_id=_new_message_id(),
                 encrypt_to=encrypt_to,
                 signer=self.keys.signing,
             )
         )
-        message.status = MessageStatus.DUPLICATE
-        message.msghead_msg_id = repo.fit(msg_id, repo.MSGHEAD_MSG_ID_WIDTH)
-        _add_apprec_receipt(session, message, built)
-        repo.add_event(session, message, "msghead_resend", _now(), original=original.message_id)
-        log.info(
-            "intake.msghead_resend",
-            message_id=message.id,
-            original=original.message_id,
-        )
+        out = req.outcome
+        out.status = MessageStatus.DUPLICATE
+        out.msghead_msg_id = repo.fit(msg_id, repo.MSGHEAD_MSG_ID_WIDTH)
+        out.receipt = _apprec_receipt(built)
+        out.event("msghead_resend", original=original.message_id)
+        log.info("intake.msghead_resend", message_id=out.message_id, original=original.message_id)
         return Reply(200, built.reply.body, built.reply.content_type)
 
-    async def _registry_checks(
-        self, session: AsyncSession, header: EbmsHeader, party: Party
-    ) -> list[Finding]:
+    async def _registry_checks(self, req: _Request) -> list[Finding]:
         """CPA, Service/Action and RefToMessageId: only once the sender is authenticated, so
         an outsider learns neither a party's CPA ids nor which MessageIds KPR knows."""
-        findings: list[Finding] = []
-        her = first_her_id(header.from_party.party_ids)
-        if party.cpas:
-            cpa = next((c for c in party.cpas if c.cpa_id == header.cpa_id), None)
-            if cpa is None:
-                findings.append(
-                    Finding(
-                        ebxml_rules.CPA_UNKNOWN,
-                        "eb:MessageHeader/eb:CPAId",
-                        f"CPAId '{header.cpa_id}' er ikke en avtale for HER-id {her}. Bruk "
-                        "CPAId fra den avtalen KPR har registrert for avsenderen.",
-                    )
-                )
-            elif (
-                not header.is_signal
-                and cpa.service_actions
-                and not any(
-                    sa.get("service") == header.service.value and sa.get("action") == header.action
-                    for sa in cpa.service_actions
-                )
-            ):
-                findings.append(
-                    Finding(
-                        ebxml_rules.SERVICE_NOT_ALLOWED,
-                        "eb:MessageHeader/eb:Action",
-                        f"Service '{header.service.value}' med Action '{header.action}' er ikke "
-                        f"avtalt i CPA '{cpa.cpa_id}'.",
-                    )
-                )
+        header, party = req.header, req.party
+        findings = _cpa_findings(header, party)
         if (
             not header.is_signal
             and header.ref_to_message_id
             and not await repo.known_message_id(
-                session, header.ref_to_message_id, [str(party.her_id)]
+                req.session, header.ref_to_message_id, [str(party.her_id)]
             )
         ):
             findings.append(
@@ -632,22 +524,15 @@ class IntakeService:
         return findings
 
     async def _refuse(
-        self,
-        session: AsyncSession,
-        message: Message,
-        transport: stages.Transport,
-        header: EbmsHeader,
-        findings: Sequence[Finding],
-        *,
-        transient: bool = False,
+        self, at: _Arrival, findings: Sequence[Finding], *, transient: bool = False
     ) -> Reply:
         """A refusal before the sender is authenticated. The findings are stored for the
         operator; the sender gets one generic, unsigned answer, whatever the reason (unknown
         HER-id, bad signature, wrong certificate): the answer must not tell an outsider which
         HER-ids are registered. A temporary failure keeps its text so the sender retries. A
         signal gets no answer at all."""
-        if _is_signal(header):
-            return await self._signal_refused(session, message, findings)
+        if _is_signal(at.header):
+            return _signal_refused(at.outcome, findings)
         public = (
             list(findings)
             if transient
@@ -656,35 +541,23 @@ class IntakeService:
                     ebxml_rules.NOT_AUTHENTICATED,
                     "eb:MessageHeader",
                     "Kontroller avsenders HER-id, CPAId, signatur og sertifikat. Oppgi "
-                    f"referanse {message.request_id} i kontakt med KPR.",
+                    f"referanse {at.message.request_id} i kontakt med KPR.",
                 )
             ]
         )
         return await self._message_error(
-            session, message, transport, findings, transient=transient, public=public, sign=False
+            at.outcome,
+            at.transport,
+            findings,
+            release=at.claim_key() if transient else None,
+            public=public,
+            sign=False,
         )
 
-    async def _signal_refused(
-        self, session: AsyncSession, message: Message, findings: Sequence[Finding]
-    ) -> Reply:
-        """A refused Acknowledgment or MessageError: stored, answered with nothing (ebMS 2.0:
-        never a MessageError to a MessageError, and an Acknowledgment expects no answer)."""
-        message.status = MessageStatus.SIGNAL_REFUSED
-        await repo.add_findings(session, message, findings)
-        repo.add_event(
-            session, message, "refused", _now(), rules=sorted({f.rule.id for f in findings})
-        )
-        return Reply(204, b"", "text/plain; charset=utf-8")
-
-    async def _signal(
-        self,
-        session: AsyncSession,
-        message: Message,
-        transport: stages.Transport,
-        header: EbmsHeader,
-    ) -> Reply:
+    async def _signal(self, req: _Request) -> Reply:
         """An authenticated ebMS signal: recorded, never a report, never answered with an
         AppRec or an email."""
+        header, out = req.header, req.outcome
         if not _is_signal(header):
             finding = Finding(
                 ebxml_rules.SIGNAL_NOT_SUPPORTED,
@@ -692,103 +565,78 @@ class IntakeService:
                 f"Signalet '{header.action[:60]}' støttes ikke. KPR tar imot Acknowledgment og "
                 "MessageError.",
             )
-            return await self._message_error(session, message, transport, [finding])
-        message.status = MessageStatus.SIGNAL
-        repo.add_event(
-            session,
-            message,
+            return await self._message_error(out, req.transport, [finding])
+        out.status = MessageStatus.SIGNAL
+        out.event(
             "signal",
-            _now(),
             action=header.action,
             ref_to=(header.ref_to_message_id or "")[:200] or None,
             errors=",".join(e.error_code[:40] for e in header.errors[:10]) or None,
         )
-        log.info("intake.signal", message_id=message.id, action=header.action)
+        log.info("intake.signal", message_id=out.message_id, action=header.action)
         return Reply(204, b"", "text/plain; charset=utf-8")
 
     # --- replies --------------------------------------------------------------------------
 
     async def _message_error(
         self,
-        session: AsyncSession,
-        message: Message,
+        out: Outcome,
         transport: stages.Transport,
         findings: Sequence[Finding],
         *,
-        transient: bool = False,
+        release: ClaimKey | None = None,
         public: Sequence[Finding] | None = None,
         sign: bool = True,
     ) -> Reply:
-        """`findings` are stored; `public` (default: the same) go to the sender. `sign` only
-        once the sender is authenticated: KPR never signs an answer over references chosen
-        by someone it does not know."""
-        context = transport.reply_context
-        our = self._our_party(transport)
-        reply_id = _new_message_id()
+        """A MessageError: `findings` are stored; `public` (default: the same) go to the
+        sender. `sign` only once the sender is authenticated: KPR never signs an answer over
+        references chosen by someone it does not know. `release`: a temporary failure gives up
+        its dedup claim, so the retry is processed afresh."""
         shown = list(findings if public is None else public)
+        built = await self._build_message_error(transport, shown, sign=sign)
+        rules = sorted({f.rule.id for f in findings})
+        out.status = MessageStatus.MESSAGE_ERROR
+        out.findings.extend(findings)
+        out.receipt = ReceiptRecord(
+            kind=ReceiptKind.MESSAGE_ERROR,
+            content_type=built.content_type,
+            body=built.body,
+            reply_ebms_message_id=built.message_id,
+            at=_now(),
+        )
+        out.event("receipt_built", reply=ReceiptKind.MESSAGE_ERROR.value, rules=rules)
+        out.release_claim = release
+        log.info("intake.message_error", message_id=out.message_id, rules=rules)
+        return Reply(200, built.body, built.content_type)
+
+    async def _build_message_error(
+        self, transport: stages.Transport, shown: Sequence[Finding], *, sign: bool
+    ) -> ebuild.BuiltMessage:
         signer = stages.envelope_signer(self.keys.signing) if sign else None
-        built = await anyio.to_thread.run_sync(
+        our = self._our_party(transport)
+        return await anyio.to_thread.run_sync(
             lambda: ebuild.build_message_error_for(
-                context,
+                transport.reply_context,
                 shown,
                 our_party=our,
-                message_id=reply_id,
+                message_id=_new_message_id(),
                 timestamp=_now(),
                 sign=signer,
             )
         )
-        message.status = MessageStatus.MESSAGE_ERROR
-        await repo.add_findings(session, message, findings)
-        repo.add_receipt(
-            session,
-            message,
-            kind=ReceiptKind.MESSAGE_ERROR,
-            content_type=built.content_type,
-            body=built.body,
-            reply_ebms_message_id=reply_id,
-            apprec_xml=None,
-            apprec_id=None,
-            apprec_status=None,
-            at=_now(),
-        )
-        repo.add_event(
-            session,
-            message,
-            "receipt_built",
-            _now(),
-            reply=ReceiptKind.MESSAGE_ERROR.value,
-            rules=sorted({f.rule.id for f in findings}),
-        )
-        if transient and message.ebms_message_id and message.from_party_id:
-            # A temporary failure must not be replayed to a retry: release the dedup claim.
-            await repo.release_claim(
-                session, message.from_party_id, message.ebms_message_id, message.id
-            )
-        log.info(
-            "intake.message_error",
-            message_id=message.id,
-            rules=sorted({f.rule.id for f in findings}),
-        )
-        return Reply(200, built.body, built.content_type)
 
-    async def _reply_with_apprec(
-        self,
-        session: AsyncSession,
-        message: Message,
-        header: EbmsHeader,
-        party: Party,
-        business: stages.Business | None,
-        findings: list[Finding],
-    ) -> stages.BuiltReceipt:
+    async def _reply_with_apprec(self, req: _Request, checked: _Checked) -> stages.BuiltReceipt:
+        """The AppRec for the findings, signed and encrypted to the sender, in a signed reply."""
+        party, business = req.party, checked.business
         encrypt_to = _first_cert(party, CertificateUsage.ENCRYPTION)
-        our_her = message.to_party_id or next(iter(self.receivers))
+        our_her = req.message.to_party_id or next(iter(self.receivers))
         version = (
             AppRecVersion.V1_0 if self.settings.apprec_version == "1.0" else AppRecVersion.V1_1
         )
         built = await anyio.to_thread.run_sync(
             lambda: stages.build_apprec_reply(
-                findings,
-                header=header,
+                checked.findings,
+                header=req.header,
                 msghead=business.msghead if business else None,
                 our_her=our_her,
                 our_name=KPR_NAME,
@@ -802,16 +650,13 @@ class IntakeService:
                 signer=self.keys.signing,
             )
         )
-        message.status = MessageStatus.of_apprec(built.status)
-        await repo.add_findings(
-            session, message, findings, allowed_kommuner={k.kommune_nr for k in party.kommuner}
-        )
-        _add_apprec_receipt(session, message, built)
-        repo.add_event(
-            session,
-            message,
+        out = req.outcome
+        out.status = MessageStatus.of_apprec(built.status)
+        out.findings.extend(checked.findings)
+        out.findings_kommuner = frozenset(k.kommune_nr for k in party.kommuner)
+        out.receipt = _apprec_receipt(built)
+        out.event(
             "receipt_built",
-            _now(),
             reply="apprec",
             status=built.status.value,
             encrypted=encrypt_to is not None,
@@ -819,23 +664,18 @@ class IntakeService:
         )
         return built
 
-    async def _claim(
-        self,
-        session: AsyncSession,
-        message: Message,
-        transport: stages.Transport,
-        header: EbmsHeader,
-    ) -> Reply | None:
+    async def _claim(self, req: _Request) -> Reply | None:
         """Claim (sender, MessageId) for this message; None when claimed. Otherwise this is a
         resend: the stored reply byte for byte, or `Inconsistent` when the content differs.
         On PostgreSQL a concurrent claimer's insert waits here until the first commits."""
-        from_id = message.from_party_id
+        session, header, transport = req.session, req.header, req.transport
+        from_id = req.message.from_party_id
         assert from_id is not None
         for _attempt in range(2):
             try:
                 async with session.begin_nested():
                     await repo.claim_message_id(
-                        session, from_id, header.message_id, message, transport.content_sha256
+                        session, from_id, header.message_id, req.message, transport.content_sha256
                     )
                 return None
             except IntegrityError:
@@ -843,7 +683,7 @@ class IntakeService:
             if claim is not None:
                 break
         else:  # claimed and released again twice in a row: let the sender retry
-            raise _Stop(await self._temporary_failure(session, message, transport))
+            raise _Stop(await self._temporary_failure(req))
         assert claim is not None
         if claim.content_sha256 != transport.content_sha256:
             finding = Finding(
@@ -852,24 +692,24 @@ class IntakeService:
                 f"MessageId '{header.message_id}' er allerede brukt av en annen melding "
                 "med annet innhold. Gi hver ny melding en ny MessageId.",
             )
-            return await self._message_error(session, message, transport, [finding])
+            return await self._message_error(req.outcome, transport, [finding])
         stored = await repo.receipt_for(session, claim.message_id)
         if stored is None:  # cannot happen: claim and receipt commit together
-            return await self._temporary_failure(session, message, transport)
-        message.status = MessageStatus.DUPLICATE
-        repo.add_event(session, message, "duplicate", _now(), original=claim.message_id)
-        log.info("intake.duplicate", message_id=message.id, original=claim.message_id)
+            return await self._temporary_failure(req)
+        req.outcome.status = MessageStatus.DUPLICATE
+        req.outcome.event("duplicate", original=claim.message_id)
+        log.info("intake.duplicate", message_id=req.outcome.message_id, original=claim.message_id)
         return Reply(200, stored.body, stored.content_type)
 
-    async def _temporary_failure(
-        self, session: AsyncSession, message: Message, transport: stages.Transport
-    ) -> Reply:
+    async def _temporary_failure(self, at: _Arrival) -> Reply:
         finding = Finding(
             intake_rules.INTERNAL_ERROR,
             "eb:MessageHeader/eb:MessageData/eb:MessageId",
             "Meldingen kunne ikke behandles nå. Send den på nytt om litt.",
         )
-        return await self._message_error(session, message, transport, [finding], transient=True)
+        return await self._message_error(
+            at.outcome, at.transport, [finding], release=at.claim_key()
+        )
 
     async def _store_failure(self, req: IntakeRequest) -> Reply:
         finding = Finding(
@@ -883,13 +723,17 @@ class IntakeService:
                 message = self._new_message(
                     req, size=len(req.body), sha256=hashlib.sha256(req.body).hexdigest(), full=True
                 )
-                message.status = MessageStatus.FAILED
-                # answered (with a temporary error): finished, not half-stored
-                message.completed_at = _now()
-                session.add(message)
-                await session.flush()
-                repo.add_event(session, message, "failed", _now(), request_id=req.request_id)
-                await repo.add_findings(session, message, [finding])
+                out = Outcome(
+                    message_id=await repo.add_message(session, message),
+                    environment=message.environment,
+                    received_at=message.received_at,
+                    status=MessageStatus.FAILED,
+                    # answered (with a temporary error): finished, not half-stored
+                    completed_at=_now(),
+                    findings=[finding],
+                )
+                out.event("failed", request_id=req.request_id)
+                await repo.store_outcome(session, out, self.windows)
                 await session.commit()
         except Exception as exc:  # the database itself is down: nothing stored, still answer
             log.error("intake.store_failure_failed", error_type=type(exc).__name__)
@@ -907,41 +751,37 @@ class IntakeService:
 
     # --- notification ---------------------------------------------------------------------
 
-    def _queue_notification(
-        self,
-        session: AsyncSession,
-        message: Message,
-        party: Party,
-        business: stages.Business | None,
-        status: AppRecStatus,
-        findings: Sequence[Finding],
-    ) -> None:
+    def _queue_notification(self, req: _Request, checked: _Checked, status: AppRecStatus) -> None:
         """Queue the email to innsendingsansvarlig: the type 17 contacts of the message and
         the party's registered ones. No personal data: counts per error code only."""
+        party, message, out, business = req.party, req.message, req.outcome, checked.business
         recipients: list[str] = []
         if business is not None and business.content is not None:
             recipients.extend(business.content.innsendingsansvarlig_emails)
         recipients.extend(c.email for c in party.contacts if c.role == "innsendingsansvarlig")
         base = self.settings.public_base_url.rstrip("/")
         link = (
-            f"{base}/api/v1/kommuner/{message.kommune_nr}/feilliste"
-            if message.kommune_nr
-            else f"{base}/api/v1/messages/{message.id}"
+            f"{base}/api/v1/kommuner/{out.kommune_nr}/feilliste"
+            if out.kommune_nr
+            else f"{base}/api/v1/messages/{out.message_id}"
         )
         subject, body = compose_notification(
             party_name=party.name,
             her_id=party.her_id,
-            message_ref=message.id,
+            message_ref=out.message_id,
             received_at=message.received_at,
             status_text=status.dn,
-            error_counts=error_counts(findings),
+            error_counts=error_counts(checked.findings),
             link=link,
-            msghead_msg_id=message.msghead_msg_id,
+            msghead_msg_id=out.msghead_msg_id,
             receiver=message.to_party_id,
             environment=message.environment,
         )
-        for to in dict.fromkeys(recipients):
-            repo.queue_notification(session, message, to, subject, body, _now())
+        at = _now()
+        out.mails.extend(
+            Mail(recipient=to, subject=subject, body=body, at=at)
+            for to in dict.fromkeys(recipients)
+        )
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -949,8 +789,8 @@ class IntakeService:
         self, req: IntakeRequest, *, size: int, sha256: str | None, full: bool = False
     ) -> Message:
         """The request's row. Only a prefix of the body is kept until the sender is
-        authenticated (`_process` then stores all of it); `full` for an internal failure,
-        which must not lose a message."""
+        authenticated (`_authenticate` then stores all of it); `full` for an internal
+        failure, which must not lose a message."""
         kept = req.body if full or len(req.body) <= RAW_PREFIX_BYTES else None
         return Message(
             received_at=req.received_at,
@@ -972,17 +812,108 @@ class IntakeService:
         return ebuild.her_party(her)
 
 
+def _record_arrival(out: Outcome, req: IntakeRequest, transport: stages.Transport) -> None:
+    out.event_at(
+        req.received_at,
+        "received",
+        size=len(req.body),
+        soap_action=xml_safe(req.soap_action)[:100] if req.soap_action else None,
+    )
+    out.event("parsed", ok=transport.header is not None, findings=len(transport.findings))
+
+
+def _signal_refused(out: Outcome, findings: Sequence[Finding]) -> Reply:
+    """A refused Acknowledgment or MessageError: stored, answered with nothing (ebMS 2.0:
+    never a MessageError to a MessageError, and an Acknowledgment expects no answer)."""
+    out.status = MessageStatus.SIGNAL_REFUSED
+    out.findings.extend(findings)
+    out.event("refused", rules=sorted({f.rule.id for f in findings}))
+    return Reply(204, b"", "text/plain; charset=utf-8")
+
+
+def _record_business(req: _Request, business: stages.Business, findings: Sequence[Finding]) -> None:
+    """What the business layers tell about the message, on its row and in the log."""
+    out, party = req.outcome, req.party
+    head = business.msghead
+    if head is not None:
+        out.msghead_msg_id = (
+            repo.fit(head.msg_id, repo.MSGHEAD_MSG_ID_WIDTH) if head.msg_id else None
+        )
+        out.msghead_type = head.type_v[:50] if head.type_v else None
+    if business.content is not None:
+        # Only a municipality the party may report for: findings (with person ids) are
+        # filed under it and read by that municipality's users.
+        kommune = _kommune_nr(business.content.kommuner)
+        allowed = {k.kommune_nr for k in party.kommuner}
+        out.kommune_nr = kommune if kommune in allowed else None
+        out.notification_count = len(business.content.notifications)
+    spoofing = sorted({f.rule.id for f in findings} & SPOOFING_RULES)
+    if spoofing:
+        log.warning(
+            "security.spoofing_suspected",
+            message_id=out.message_id,
+            party_her_id=party.her_id,
+            rules=spoofing,
+        )
+
+
+def _keep_history(out: Outcome, checked: _Checked, status: AppRecStatus) -> None:
+    """What an accepted message establishes, stored in the one commit with its receipt."""
+    business = checked.business
+    if (
+        business is None
+        or business.content is None
+        or checked.history is None
+        or status is AppRecStatus.REJECTED
+    ):
+        return
+    out.history = HistoryRecord(
+        environment=checked.environment, content=business.content, before=checked.history
+    )
+    out.event("history_stored", notifications=len(history_repo.new_rows(business.content)))
+
+
+def _cpa_findings(header: EbmsHeader, party: Party) -> list[Finding]:
+    """The CPA named must be one of the party's, and allow the Service/Action."""
+    if not party.cpas:
+        return []
+    her = first_her_id(header.from_party.party_ids)
+    cpa = next((c for c in party.cpas if c.cpa_id == header.cpa_id), None)
+    if cpa is None:
+        return [
+            Finding(
+                ebxml_rules.CPA_UNKNOWN,
+                "eb:MessageHeader/eb:CPAId",
+                f"CPAId '{header.cpa_id}' er ikke en avtale for HER-id {her}. Bruk "
+                "CPAId fra den avtalen KPR har registrert for avsenderen.",
+            )
+        ]
+    if (
+        not header.is_signal
+        and cpa.service_actions
+        and not any(
+            sa.get("service") == header.service.value and sa.get("action") == header.action
+            for sa in cpa.service_actions
+        )
+    ):
+        return [
+            Finding(
+                ebxml_rules.SERVICE_NOT_ALLOWED,
+                "eb:MessageHeader/eb:Action",
+                f"Service '{header.service.value}' med Action '{header.action}' er ikke "
+                f"avtalt i CPA '{cpa.cpa_id}'.",
+            )
+        ]
+    return []
+
+
 @functools.lru_cache(maxsize=4)
 def _calendar(text: str) -> ReportingCalendar:
     return parse_reporting_calendar(text)
 
 
-def _add_apprec_receipt(
-    session: AsyncSession, message: Message, built: stages.BuiltReceipt
-) -> None:
-    repo.add_receipt(
-        session,
-        message,
+def _apprec_receipt(built: stages.BuiltReceipt) -> ReceiptRecord:
+    return ReceiptRecord(
         kind=ReceiptKind.APPREC,
         content_type=built.reply.content_type,
         body=built.reply.body,

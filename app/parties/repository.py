@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,8 +24,23 @@ async def upsert_party(session: AsyncSession, spec: PartySpec) -> tuple[Party, b
     """Create the party or merge the spec into it (lists are added to, never silently
     dropped: removing a certificate or municipality is an explicit operator act).
     Returns (party, created)."""
+    row = await _party_row(session, spec)
+    _add_kommuner_and_contacts(row.party, spec)
+    _add_certificates(row.party, spec)
+    _merge_cpas(row.party, spec)
+    await session.flush()
+    return row.party, row.created
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _PartyRow:
+    party: Party
+    created: bool
+
+
+async def _party_row(session: AsyncSession, spec: PartySpec) -> _PartyRow:
+    """The party's row, new or with the spec's scalar fields applied."""
     party = await get_party(session, spec.her_id)
-    created = party is None
     if party is None:
         party = Party(
             her_id=spec.her_id,
@@ -36,11 +53,15 @@ async def upsert_party(session: AsyncSession, spec: PartySpec) -> tuple[Party, b
             cpas=[],
         )
         session.add(party)
-    else:
-        party.name = spec.name
-        party.orgnr = spec.orgnr or party.orgnr
-        # explicit each time (CLI flag, import column): a later import can withdraw it
-        party.plaintext_allowed = spec.plaintext_allowed
+        return _PartyRow(party=party, created=True)
+    party.name = spec.name
+    party.orgnr = spec.orgnr or party.orgnr
+    # explicit each time (CLI flag, import column): a later import can withdraw it
+    party.plaintext_allowed = spec.plaintext_allowed
+    return _PartyRow(party=party, created=False)
+
+
+def _add_kommuner_and_contacts(party: Party, spec: PartySpec) -> None:
     have_k = {k.kommune_nr for k in party.kommuner}
     party.kommuner.extend(PartyKommune(kommune_nr=k) for k in spec.kommuner if k not in have_k)
     have_c = {(c.email, c.role) for c in party.contacts}
@@ -49,7 +70,10 @@ async def upsert_party(session: AsyncSession, spec: PartySpec) -> tuple[Party, b
         for c in spec.contacts
         if (c.email, c.role) not in have_c
     )
-    have_cert = {(c.usage, c.sha256) for c in party.certificates}
+
+
+def _add_certificates(party: Party, spec: PartySpec) -> None:
+    have = {(c.usage, c.sha256) for c in party.certificates}
     party.certificates.extend(
         PartyCertificate(
             usage=c.usage,
@@ -62,17 +86,18 @@ async def upsert_party(session: AsyncSession, spec: PartySpec) -> tuple[Party, b
             not_after=c.not_after,
         )
         for c in spec.certificates
-        if (c.usage, c.sha256) not in have_cert
+        if (c.usage, c.sha256) not in have
     )
+
+
+def _merge_cpas(party: Party, spec: PartySpec) -> None:
+    """A known CPA gets the spec's requirements (and its Service/Actions when it names any);
+    a new one is added."""
     by_cpa = {c.cpa_id: c for c in party.cpas}
     for cpa in spec.cpas:
         actions = [{"service": s, "action": a} for s, a in cpa.service_actions]
-        if cpa.cpa_id in by_cpa:
-            row = by_cpa[cpa.cpa_id]
-            row.service_actions = actions or row.service_actions
-            row.requires_signing = cpa.requires_signing
-            row.requires_encryption = cpa.requires_encryption
-        else:
+        row = by_cpa.get(cpa.cpa_id)
+        if row is None:
             party.cpas.append(
                 PartyCpa(
                     cpa_id=cpa.cpa_id,
@@ -81,5 +106,7 @@ async def upsert_party(session: AsyncSession, spec: PartySpec) -> tuple[Party, b
                     requires_encryption=cpa.requires_encryption,
                 )
             )
-    await session.flush()
-    return party, created
+            continue
+        row.service_actions = actions or row.service_actions
+        row.requires_signing = cpa.requires_signing
+        row.requires_encryption = cpa.requires_encryption

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from lxml import etree
 from stdnum.no import orgnr as stdnum_orgnr
 
 from app.core.xmlparse import XmlRejected, parse_xml
@@ -198,10 +199,7 @@ def read_parties(data: bytes, filename: str) -> list[PartySpec]:
     return [_from_mapping(dict(r), f"{filename}:{i + 2}") for i, r in enumerate(reader)]
 
 
-def _attr(el: object, name: str) -> str | None:
-    from lxml import etree
-
-    assert isinstance(el, etree._Element)
+def _attr(el: etree._Element, name: str) -> str | None:
     value = el.get(f"{{{CPA_NS}}}{name}")
     return value if value is not None else el.get(name)
 
@@ -209,79 +207,121 @@ def _attr(el: object, name: str) -> str | None:
 def read_cpa(data: bytes, filename: str) -> list[PartySpec]:
     """Every PartyInfo of a CPA as a party, with its certificates, Service/Actions it can send,
     and whether the agreement demands signing and encryption."""
+    root, cpa_id = _cpa_root(data, filename)
+    parties = []
+    for info in root.iterfind("tp:PartyInfo", _CPA_NSMAP):
+        party = _cpa_party(info, cpa_id, filename)
+        if party is not None:
+            parties.append(party)
+    if not parties:
+        raise PartySpecError(f"{filename}: no PartyInfo with a HER PartyId")
+    return parties
+
+
+_CPA_NSMAP = {"tp": CPA_NS, "ds": DS_NS}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _CpaCertificates:
+    """A PartyInfo's certificates by the use its references give them."""
+
+    certificates: tuple[CertificateSpec, ...]
+    signing_referenced: bool
+    encryption_referenced: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _CpaActions:
+    """What a PartyInfo can send, and whether any of it demands signing or encryption."""
+
+    service_actions: tuple[tuple[str, str], ...]
+    non_repudiation: bool
+    confidential: bool
+
+
+def _cpa_root(data: bytes, filename: str) -> tuple[etree._Element, str]:
+    """The CollaborationProtocolAgreement element and its cpaid."""
     try:
         root = parse_xml(data)
     except XmlRejected as exc:
         raise PartySpecError(f"{filename}: {exc}") from None
-    ns = {"tp": CPA_NS, "ds": DS_NS}
     if root.tag != f"{{{CPA_NS}}}CollaborationProtocolAgreement":
         raise PartySpecError(f"{filename}: not a CPA (root is {root.tag})")
     cpa_id = _attr(root, "cpaid")
     if not cpa_id:
         raise PartySpecError(f"{filename}: CPA without cpaid")
-    parties = []
-    for info in root.iterfind("tp:PartyInfo", ns):
-        ids = {
-            (_attr(p, "type") or ""): (p.text or "").strip()
-            for p in info.iterfind("tp:PartyId", ns)
-        }
-        her = ids.get("HER")
-        if not her:
-            continue
-        orgnr = ids.get("ENH") or ids.get("orgnummer")
-        certs_by_id: dict[str, str] = {}
-        for cert in info.iterfind("tp:Certificate", ns):
-            body = cert.findtext(".//ds:X509Certificate", namespaces=ns)
-            cert_id = _attr(cert, "certId")
-            if body and cert_id:
-                certs_by_id[cert_id] = body
-        signing_refs = {
-            _attr(r, "certId") for r in info.iterfind(".//tp:SigningCertificateRef", ns)
-        }
-        enc_refs = {_attr(r, "certId") for r in info.iterfind(".//tp:EncryptionCertificateRef", ns)}
-        enc_refs |= {
-            _attr(r, "certId") for r in info.iterfind(".//tp:ApplicationCertificateRef", ns)
-        }
-        certs = []
-        for cert_id, body in certs_by_id.items():
-            if cert_id in signing_refs:
-                certs.append(certificate_spec(body, CertificateUsage.SIGNING))
-            if cert_id in enc_refs:
-                certs.append(certificate_spec(body, CertificateUsage.ENCRYPTION))
-        actions: list[tuple[str, str]] = []
-        nonrep = confidential = False
-        for binding in info.iterfind(".//tp:ServiceBinding", ns):
-            service = (binding.findtext("tp:Service", namespaces=ns) or "").strip()
-            for action in binding.iterfind("tp:CanSend/tp:ThisPartyActionBinding", ns):
-                act = _attr(action, "action") or ""
-                actions.append((service, act))
-                for chars in action.iterfind("tp:BusinessTransactionCharacteristics", ns):
-                    nonrep = nonrep or _attr(chars, "isNonRepudiationRequired") == "true"
-                    confidential = (
-                        confidential or (_attr(chars, "isConfidential") or "none") != "none"
-                    )
-        name = _attr(info, "partyName") or f"HER {her}"
-        try:
-            parties.append(
-                make_party(
-                    her_id=her,
-                    name=name,
-                    # test CPAs carry placeholder numbers; keep only a valid orgnr
-                    orgnr=orgnr if orgnr and stdnum_orgnr.is_valid(orgnr) else None,
-                    certificates=tuple(certs),
-                    cpas=(
-                        CpaSpec(
-                            cpa_id=cpa_id,
-                            service_actions=tuple(dict.fromkeys(actions)),
-                            requires_signing=nonrep or bool(signing_refs),
-                            requires_encryption=confidential or bool(enc_refs),
-                        ),
-                    ),
-                    source=filename,
-                )
-            )
-        except PartySpecError as exc:
-            raise PartySpecError(f"{filename}: {exc}") from None
-    if not parties:
-        raise PartySpecError(f"{filename}: no PartyInfo with a HER PartyId")
-    return parties
+    return root, cpa_id
+
+
+def _cpa_party(info: etree._Element, cpa_id: str, filename: str) -> PartySpec | None:
+    """One PartyInfo as a party; None when it has no HER PartyId."""
+    ids = {
+        (_attr(p, "type") or ""): (p.text or "").strip()
+        for p in info.iterfind("tp:PartyId", _CPA_NSMAP)
+    }
+    her = ids.get("HER")
+    if not her:
+        return None
+    orgnr = ids.get("ENH") or ids.get("orgnummer")
+    certs = _cpa_certificates(info)
+    sends = _cpa_actions(info)
+    cpa = CpaSpec(
+        cpa_id=cpa_id,
+        service_actions=sends.service_actions,
+        requires_signing=sends.non_repudiation or certs.signing_referenced,
+        requires_encryption=sends.confidential or certs.encryption_referenced,
+    )
+    try:
+        return make_party(
+            her_id=her,
+            name=_attr(info, "partyName") or f"HER {her}",
+            # test CPAs carry placeholder numbers; keep only a valid orgnr
+            orgnr=orgnr if orgnr and stdnum_orgnr.is_valid(orgnr) else None,
+            certificates=certs.certificates,
+            cpas=(cpa,),
+            source=filename,
+        )
+    except PartySpecError as exc:
+        raise PartySpecError(f"{filename}: {exc}") from None
+
+
+def _cpa_certificates(info: etree._Element) -> _CpaCertificates:
+    ns = _CPA_NSMAP
+    bodies: dict[str, str] = {}
+    for cert in info.iterfind("tp:Certificate", ns):
+        body = cert.findtext(".//ds:X509Certificate", namespaces=ns)
+        cert_id = _attr(cert, "certId")
+        if body and cert_id:
+            bodies[cert_id] = body
+    signing = {_attr(r, "certId") for r in info.iterfind(".//tp:SigningCertificateRef", ns)}
+    encryption = {_attr(r, "certId") for r in info.iterfind(".//tp:EncryptionCertificateRef", ns)}
+    encryption |= {_attr(r, "certId") for r in info.iterfind(".//tp:ApplicationCertificateRef", ns)}
+    certs = []
+    for cert_id, body in bodies.items():
+        if cert_id in signing:
+            certs.append(certificate_spec(body, CertificateUsage.SIGNING))
+        if cert_id in encryption:
+            certs.append(certificate_spec(body, CertificateUsage.ENCRYPTION))
+    return _CpaCertificates(
+        certificates=tuple(certs),
+        signing_referenced=bool(signing),
+        encryption_referenced=bool(encryption),
+    )
+
+
+def _cpa_actions(info: etree._Element) -> _CpaActions:
+    ns = _CPA_NSMAP
+    actions: list[tuple[str, str]] = []
+    nonrep = confidential = False
+    for binding in info.iterfind(".//tp:ServiceBinding", ns):
+        service = (binding.findtext("tp:Service", namespaces=ns) or "").strip()
+        for action in binding.iterfind("tp:CanSend/tp:ThisPartyActionBinding", ns):
+            actions.append((service, _attr(action, "action") or ""))
+            for chars in action.iterfind("tp:BusinessTransactionCharacteristics", ns):
+                nonrep = nonrep or _attr(chars, "isNonRepudiationRequired") == "true"
+                confidential = confidential or (_attr(chars, "isConfidential") or "none") != "none"
+    return _CpaActions(
+        service_actions=tuple(dict.fromkeys(actions)),
+        non_repudiation=nonrep,
+        confidential=confidential,
+    )

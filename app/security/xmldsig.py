@@ -279,6 +279,8 @@ def _transforms(ref: etree._Element) -> list[etree._Element]:
 def _check_envelope_references(
     sig: etree._Element, parts: Mapping[str, bytes], fs: list[Finding]
 ) -> list[str]:
+    """Exactly one URI="" reference over the envelope, the others `cid:` references to parts
+    of the message; returns the normalised Content-IDs referenced."""
     rs = _TRANSPORT_RULES
     refs = sig.findall(f"{_DS}SignedInfo/{_DS}Reference")
     whole = [r for r in refs if r.get("URI") == ""]
@@ -296,45 +298,9 @@ def _check_envelope_references(
         where = f"ds:SignedInfo/ds:Reference[{index}]"
         _check_digest(ref, where, rs, fs)
         if uri == "":
-            algs = [t.get("Algorithm") for t in _transforms(ref)]
-            allowed = {ENVELOPED, XPATH_1999, *C14N_METHODS}
-            if ENVELOPED not in algs or any(a not in allowed for a in algs):
-                _find(
-                    fs,
-                    rs.reference,
-                    f"{where}/ds:Transforms",
-                    'Referansen URI="" må bruke transformasjonene enveloped-signature, '
-                    f"XPath og c14n; fant {algs}.",
-                )
-            for t in _transforms(ref):
-                if t.get("Algorithm") != XPATH_1999:
-                    continue
-                xpath_el = t.find(f"{_DS}XPath")
-                if xpath_el is None or not _xpath_is_ebms_profile(xpath_el):
-                    _find(
-                        fs,
-                        rs.reference,
-                        f"{where}/ds:Transforms/ds:Transform/ds:XPath",
-                        "XPath-transformasjonen må være ebMS-profilens uttrykk som bare utelater "
-                        "elementer med SOAP:actor nextMSH eller soap/actor/next.",
-                    )
+            _check_envelope_transforms(ref, where, fs)
         elif uri is not None and uri[:4].lower() == "cid:":
-            cid = normalize_cid(uri)
-            if _transforms(ref):
-                _find(
-                    fs,
-                    rs.reference,
-                    f"{where}/ds:Transforms",
-                    f"Referansen til vedlegget '{cid}' skal ikke ha transformasjoner.",
-                )
-            if cid not in parts:
-                _find(
-                    fs,
-                    rs.reference,
-                    f"{where}/@URI",
-                    f"Signaturen refererer til vedlegget '{cid}', som ikke finnes i meldingen.",
-                )
-            cids.append(cid)
+            cids.append(_check_cid_reference(ref, uri, where, parts, fs))
         else:
             _find(
                 fs,
@@ -343,6 +309,56 @@ def _check_envelope_references(
                 f"Referansen URI='{uri}' er ikke tillatt; bruk URI=\"\" og cid:-referanser.",
             )
     return cids
+
+
+def _check_envelope_transforms(ref: etree._Element, where: str, fs: list[Finding]) -> None:
+    """The URI="" reference: enveloped-signature, c14n and the ebMS profile's XPath only."""
+    rule = _TRANSPORT_RULES.reference
+    algs = [t.get("Algorithm") for t in _transforms(ref)]
+    allowed = {ENVELOPED, XPATH_1999, *C14N_METHODS}
+    if ENVELOPED not in algs or any(a not in allowed for a in algs):
+        _find(
+            fs,
+            rule,
+            f"{where}/ds:Transforms",
+            'Referansen URI="" må bruke transformasjonene enveloped-signature, '
+            f"XPath og c14n; fant {algs}.",
+        )
+    for t in _transforms(ref):
+        if t.get("Algorithm") != XPATH_1999:
+            continue
+        xpath_el = t.find(f"{_DS}XPath")
+        if xpath_el is None or not _xpath_is_ebms_profile(xpath_el):
+            _find(
+                fs,
+                rule,
+                f"{where}/ds:Transforms/ds:Transform/ds:XPath",
+                "XPath-transformasjonen må være ebMS-profilens uttrykk som bare utelater "
+                "elementer med SOAP:actor nextMSH eller soap/actor/next.",
+            )
+
+
+def _check_cid_reference(
+    ref: etree._Element, uri: str, where: str, parts: Mapping[str, bytes], fs: list[Finding]
+) -> str:
+    """A `cid:` reference: no transforms, to a part the message has; returns its Content-ID."""
+    rule = _TRANSPORT_RULES.reference
+    cid = normalize_cid(uri)
+    if _transforms(ref):
+        _find(
+            fs,
+            rule,
+            f"{where}/ds:Transforms",
+            f"Referansen til vedlegget '{cid}' skal ikke ha transformasjoner.",
+        )
+    if cid not in parts:
+        _find(
+            fs,
+            rule,
+            f"{where}/@URI",
+            f"Signaturen refererer til vedlegget '{cid}', som ikke finnes i meldingen.",
+        )
+    return cid
 
 
 def _verify_with_xmlsec(

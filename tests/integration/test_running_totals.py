@@ -131,7 +131,7 @@ async def test_coverage_reads_the_rows_while_the_calendar_differs(
 ) -> None:
     await _history(sessions)
     headers = auth(await token(sessions, "ops", "operator"))
-    params = {"year": 2018, "environment": "pilot"}
+    params: dict[str, str | int] = {"year": 2018, "environment": "pilot"}
     fresh = (await client.get("/api/v1/coverage", headers=headers, params=params)).json()
     async with sessions() as s:
         await s.execute(delete(CoverageTotal))  # a wrong total shows if it were still read

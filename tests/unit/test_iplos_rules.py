@@ -14,7 +14,15 @@ from lxml import etree
 from app.content import lookup, lookup_namespace
 from app.content.iplos import FORMAT, NS, RULES, validate_melding
 from app.content.iplos.sample import COMPANIONS, SCENARIOS, build_sample, fault_context
-from app.content.model import EMPTY_GUID, ContentContext, IplosHistory, StoredNotification
+from app.content.model import (
+    EMPTY_GUID,
+    ContentContext,
+    FidChange,
+    IplosHistory,
+    StoredNotification,
+    fid_change,
+    pair_moves,
+)
 from app.core.findings import Consequence, Rule, Severity
 from app.identifiers import (
     IdKind,
@@ -528,6 +536,35 @@ def test_another_number_of_the_same_kind_is_a_warning_and_only_a_correction_move
     )  # fmt: skip
     assert {f.rule.id for f in corrected.findings} == {"IPL-BRUKERNR-STABLE", "IPL-REF-UNKNOWN"}
     assert ctx.history.updated_with(corrected.notifications).bruker_fid[key] == row.fid
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "change"),
+    [
+        ("fnr", "fnr", FidChange.SAME),
+        ("010190", "fnr", FidChange.NO_IDENTITY),
+        ("dnr", "fnr", FidChange.KIND),
+        ("hnr", "fnr", FidChange.KIND),
+        ("fnr", "dnr", FidChange.KIND),
+        ("fnr", "other fnr", FidChange.OTHER),
+        ("12345678901", "fnr", FidChange.UNREADABLE),
+    ],
+)
+def test_one_classification_says_what_is_warned_and_whether_the_pair_moves(
+    before: str, after: str, change: FidChange
+) -> None:
+    numbers = {
+        "fnr": _synthetic(IdKind.FNR, 11),
+        "other fnr": _synthetic(IdKind.FNR, 12),
+        "dnr": _synthetic(IdKind.DNR, 11),
+        "hnr": _h_nummer(),
+    }
+    old, new = numbers.get(before, before), numbers[after]
+    assert fid_change(old, new) is change
+    # an N row moves the pair exactly when the change says so; a correction always does
+    assert pair_moves(old, new, "N") is change.moves
+    assert pair_moves(old, new, "M")
+    assert pair_moves(None, new, "N")
 
 
 def test_kind_change_within_one_message_is_a_warning() -> None:

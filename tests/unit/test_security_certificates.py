@@ -306,7 +306,7 @@ def test_unreadable_extensions_are_a_finding_not_a_crash(pki: DevPki) -> None:
         .add_extension(x509.UnrecognizedExtension(ExtensionOID.KEY_USAGE, b"\x05\x00"), False)
         .sign(pki.ca.private_key, hashes.SHA256())
     )
-    with pytest.raises(ValueError, match="."):
+    with pytest.raises(ValueError, match="asn1"):
         _ = cert.extensions  # what cryptography does with it
     assert key_usage_names(cert) == frozenset()
     assert not may_sign(cert)

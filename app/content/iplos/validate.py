@@ -42,11 +42,13 @@ from app.content.model import (
     Contact,
     ContentContext,
     ContentResult,
+    FidChange,
     HistoryKeys,
     IplosHistory,
     Notification,
     ServiceEvent,
     add_to_ranges,
+    fid_change,
     gaps,
     normalize_guid,
     pair_moves,
@@ -869,7 +871,7 @@ def _check_brukere(rows: list[_Row], unit: str, history: IplosHistory) -> None:
             continue
         loc = f"{row.base}/Bruker/@brukerNr"
         before = by_bruker.get(row.bruker_nr) or history.bruker_fid.get((unit, row.bruker_nr))
-        change = _identity_change(before, row.fid) if before is not None else None
+        change = _FID_CHANGE_RULE.get(fid_change(before, row.fid)) if before is not None else None
         if change is R.BRUKERNR_STABLE:
             row.add(
                 R.BRUKERNR_STABLE,
@@ -940,26 +942,12 @@ def _gap_findings(rows: list[_Row], unit: str, history: IplosHistory) -> list[Fi
     ]
 
 
-def _identity_change(before: str, fid: str) -> Rule | None:
-    """What it means that a brukerNr known with `before` now comes with `fid` (a valid
-    fødselsnummer, D- or H-nummer): None when nothing can be said, BRUKERNR_ID_KIND (a
-    warning) when the kind of number changed, BRUKERNR_STABLE when it is another person.
-
-    - A birth date (typeID 9, ddmmyy, six digits: stored by earlier versions) identifies no
-      one: nothing to compare.
-    - A person with a D- or H-nummer gets a fødselsnummer (or a D-nummer) later; an EPJ may
-      also correct the kind. A change between kinds is a warning, never a drop (decision:
-      also fødselsnummer -> D/H, which is rare but loses no data).
-    - Two different numbers of the same kind: another person (the number of a person does not
-      change within its kind; the rare exception is handled by KPR manually).
-    """
-    if before == fid or parse_ddmmyy(before) is not None:
-        return None
-    old = check_person_id(before)
-    new = check_person_id(fid)
-    if isinstance(old, PersonId) and isinstance(new, PersonId) and old.kind is not new.kind:
-        return R.BRUKERNR_ID_KIND
-    return R.BRUKERNR_STABLE
+# What a brukerNr's changed number is warned as (`FidChange`); no warning when absent.
+_FID_CHANGE_RULE = {
+    FidChange.KIND: R.BRUKERNR_ID_KIND,
+    FidChange.OTHER: R.BRUKERNR_STABLE,
+    FidChange.UNREADABLE: R.BRUKERNR_STABLE,
+}
 
 
 def _calendar_findings(rows: list[_Row], unit: str, ctx: ContentContext) -> list[Finding]:
