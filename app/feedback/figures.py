@@ -112,7 +112,7 @@ class Overview(BaseModel):
     kostra: datetime.date
     correction_deadline: datetime.date
     refreshed_at: datetime.datetime | None
-    generation: int
+    generation: str
     headline: Headline
     pilot_delivered: int | None = Field(description="production only: delivered in the pilot")
     fylker: list[tuple[str, str]]
@@ -170,7 +170,7 @@ class KommuneFeedback(BaseModel):
     kostra: datetime.date
     correction_deadline: datetime.date
     refreshed_at: datetime.datetime | None
-    generation: int
+    generation: str
     readable: bool
     first_readable: datetime.date | None
     last_readable: datetime.date | None
@@ -282,7 +282,7 @@ async def overview(
     year: int,
     environment: Environment,
     now: datetime.datetime,
-    gen: int | None = None,
+    gen: str | None = None,
 ) -> Overview:
     """Every municipality of the year's list, with its published figures."""
     gen = await generation(session) if gen is None else gen
@@ -433,7 +433,7 @@ async def kommune_feedback(
     year: int,
     environment: Environment,
     now: datetime.datetime,
-    gen: int | None = None,
+    gen: str | None = None,
 ) -> KommuneFeedback:
     gen = await generation(session) if gen is None else gen
     key = ("kommune", environment.value, year, kommune_nr, gen, local_date(now))

@@ -8,7 +8,7 @@ import hashlib
 import re
 
 from fastapi import HTTPException, Request, Response
-from sqlalchemy import distinct, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.feedback.figures import Environment
@@ -42,7 +42,7 @@ async def years(session: AsyncSession, current: int, default: int) -> list[int]:
     return sorted(found, reverse=True)
 
 
-def etag_for(request: Request, gen: int, now: datetime.datetime) -> str:
+def etag_for(request: Request, gen: str, now: datetime.datetime) -> str:
     """Weak ETag: the aggregates' generation, the address asked for and the day (timeliness
     of "not delivered yet" moves with the date)."""
     key = f"{gen}|{request.url.path}|{request.url.query}|{now.date().isoformat()}"

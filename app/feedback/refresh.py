@@ -51,6 +51,7 @@ _LOCK_KEY = 7_141_414  # pg advisory lock id of the feedback refresher
 @dataclass
 class RefreshReport:
     touched: int = 0  # (environment, municipality, year) triples recomputed
+    touched_keys: set[tuple[str, str, int]] = field(default_factory=set)
     years: set[tuple[str, int]] = field(default_factory=set)
     watermark: int = 0
     generation: int = 0
@@ -482,6 +483,7 @@ async def refresh(
         state.generation += 1
     await session.flush()
     report.touched = len(touched)
+    report.touched_keys = touched
     report.watermark = state.watermark
     report.generation = state.generation
     return report
@@ -507,12 +509,21 @@ async def refresh_once(
     return report
 
 
-async def generation(session: AsyncSession) -> int:
-    """The aggregates' generation (0 before the first refresh): part of every ETag."""
-    found = await session.scalar(
-        select(FeedbackState.generation).where(FeedbackState.name == STATE)
-    )
-    return int(found or 0)
+async def generation(session: AsyncSession) -> str:
+    """The aggregates' version ("0" before the first refresh): the generation and the time of
+    the refresh that made it, part of every ETag and cache key (a restored or recreated
+    database starts its generations again)."""
+    found = (
+        await session.execute(
+            select(FeedbackState.generation, FeedbackState.refreshed_at).where(
+                FeedbackState.name == STATE
+            )
+        )
+    ).one_or_none()
+    if found is None:
+        return "0"
+    at = _aware(found[1])
+    return f"{found[0]}.{int(at.timestamp() * 1000) if at else 0}"
 
 
 async def run_loop(

@@ -23,7 +23,7 @@ async def load_overview(
     year: int,
     environment: Environment,
     now: datetime.datetime,
-    gen: int,
+    gen: str,
 ) -> Overview:
     return await figures.overview(
         session, settings, year=year, environment=environment, now=now, gen=gen
@@ -38,7 +38,7 @@ async def load_kommune(
     year: int,
     environment: Environment,
     now: datetime.datetime,
-    gen: int,
+    gen: str,
 ) -> KommuneFeedback:
     """404 for a number that is neither in the year's list nor has figures that year."""
     check_kommune(kommune_nr)
