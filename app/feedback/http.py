@@ -35,10 +35,8 @@ def check_kommune(kommune_nr: str) -> str:
 
 
 async def years(session: AsyncSession, current: int, default: int) -> list[int]:
-    found = set((await session.scalars(select(distinct(FeedbackKommune.year)))).all()) | {
-        current,
-        default,
-    }
+    found = set((await session.scalars(select(FeedbackKommune.year).distinct())).all())
+    found |= {current, default}
     return sorted(found, reverse=True)
 
 
