@@ -3,6 +3,7 @@ GET forms only, so they work with JavaScript off; inline CSS and SVG, nothing fr
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlencode
@@ -52,8 +53,24 @@ COLUMNS = [
 ENVIRONMENTS = [(e.value, ENVIRONMENT_TEXT[e.value]) for e in Environment]
 
 
+# Rendered pages by ETag (generation, address, day): a page is rendered once per refresh.
+_RENDERED: OrderedDict[str, str] = OrderedDict()
+_RENDERED_SIZE = 256
+
+
 def _html(body: str, etag: str, status: int = 200) -> HTMLResponse:
+    _RENDERED[etag] = body
+    while len(_RENDERED) > _RENDERED_SIZE:
+        _RENDERED.popitem(last=False)
     return HTMLResponse(body, status_code=status, headers=cache_headers(etag))
+
+
+def _rendered(etag: str) -> HTMLResponse | None:
+    body = _RENDERED.get(etag)
+    if body is None:
+        return None
+    _RENDERED.move_to_end(etag)
+    return HTMLResponse(body, headers=cache_headers(etag))
 
 
 def _error(status: int, title: str, text: str) -> HTMLResponse:
@@ -81,7 +98,7 @@ async def feedback_page(
         return _error(422, "Ugyldig valg", "Velg et år mellom 2000 og 2100 og et gyldig miljø.")
     gen = await generation(session)
     etag = etag_for(request, gen, now)
-    if (cached := not_modified(request, etag)) is not None:
+    if (cached := not_modified(request, etag) or _rendered(etag)) is not None:
         return cached
     o = await load_overview(session, settings, year=chosen, environment=env, now=now, gen=gen)
     desc = order == "desc"
@@ -172,7 +189,7 @@ async def feedback_kommune_page(
         return _error(422, "Ugyldig valg", "Velg et år mellom 2000 og 2100 og et gyldig miljø.")
     gen = await generation(session)
     etag = etag_for(request, gen, now)
-    if (cached := not_modified(request, etag)) is not None:
+    if (cached := not_modified(request, etag) or _rendered(etag)) is not None:
         return cached
     try:
         k = await load_kommune(
