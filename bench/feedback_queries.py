@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import migrate
 from app.db import create_engine, session_factory
-from app.feedback import figures, pages
+from app.feedback import figures, http
 from app.feedback.refresh import refresh_once
 from app.main import create_app
 from app.settings import Env, Settings
@@ -96,7 +96,7 @@ async def measure(url: str, repeat: int) -> list[Timing]:
                     for _ in range(repeat):
                         if cold:
                             figures._CACHE.clear()
-                            pages._RENDERED.clear()
+                            http.forget_all()
                         t = time.perf_counter()
                         r = await client.get(path, params=params)
                         samples.append((time.perf_counter() - t) * 1000)

@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
+from pydantic import BaseModel
 
 from app.api.deps import DbSession, app_state
 from app.api.problems import PROBLEM_RESPONSES
 from app.feedback.csv_out import kommune_csv, overview_csv
 from app.feedback.figures import Environment, KommuneFeedback, Overview, select_rows
-from app.feedback.http import cache_headers, check_year, etag_for, not_modified
+from app.feedback.http import check_year, etag_for, recall, remember
 from app.feedback.refresh import generation
 from app.feedback.service import load_kommune, load_overview
 from app.models import utcnow
@@ -24,8 +25,12 @@ CSV = "text/csv; charset=utf-8"
 
 
 def _csv(body: str, etag: str, name: str) -> Response:
-    headers = {**cache_headers(etag), "Content-Disposition": f'attachment; filename="{name}"'}
-    return Response(body, media_type=CSV, headers=headers)
+    disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+    return remember(etag, body.encode(), CSV, disposition)
+
+
+def _json(model: BaseModel, etag: str) -> Response:
+    return remember(etag, model.model_dump_json().encode(), "application/json")
 
 
 @router.get(
@@ -51,7 +56,7 @@ async def get_feedback(
     chosen = check_year(year, settings, now)
     gen = await generation(session)
     etag = etag_for(request, gen, now)
-    if (cached := not_modified(request, etag)) is not None:
+    if (cached := recall(request, etag)) is not None:
         return cached
     o = await load_overview(
         session, settings, year=chosen, environment=environment, now=now, gen=gen
@@ -60,7 +65,7 @@ async def get_feedback(
     if format == "csv":
         return _csv(overview_csv(o, rows), etag, f"kpr-tilbakemelding-{chosen}.csv")
     body = o.model_copy(update={"kommuner": rows})
-    return JSONResponse(body.model_dump(mode="json"), headers=cache_headers(etag))
+    return _json(body, etag)
 
 
 @router.get(
@@ -84,7 +89,7 @@ async def get_feedback_kommune(
     chosen = check_year(year, settings, now)
     gen = await generation(session)
     etag = etag_for(request, gen, now)
-    if (cached := not_modified(request, etag)) is not None:
+    if (cached := recall(request, etag)) is not None:
         return cached
     k = await load_kommune(
         session,
@@ -97,4 +102,4 @@ async def get_feedback_kommune(
     )
     if format == "csv":
         return _csv(kommune_csv(k), etag, f"kpr-tilbakemelding-{kommune_nr}-{chosen}.csv")
-    return JSONResponse(k.model_dump(mode="json"), headers=cache_headers(etag))
+    return _json(k, etag)

@@ -3,7 +3,6 @@ GET forms only, so they work with JavaScript off; inline CSS and SVG, nothing fr
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlencode
@@ -17,14 +16,7 @@ from markupsafe import Markup
 from app.api.deps import DbSession, app_state
 from app.feedback import svg
 from app.feedback.figures import ENVIRONMENT_TEXT, Environment, KommuneFeedback, select_rows
-from app.feedback.http import (
-    cache_headers,
-    check_year,
-    environment_of,
-    etag_for,
-    not_modified,
-    years,
-)
+from app.feedback.http import check_year, environment_of, etag_for, recall, remember, years
 from app.feedback.refresh import generation
 from app.feedback.service import load_kommune, load_overview
 from app.models import utcnow
@@ -53,24 +45,11 @@ COLUMNS = [
 ENVIRONMENTS = [(e.value, ENVIRONMENT_TEXT[e.value]) for e in Environment]
 
 
-# Rendered pages by ETag (generation, address, day): a page is rendered once per refresh.
-_RENDERED: OrderedDict[str, str] = OrderedDict()
-_RENDERED_SIZE = 256
+HTML = "text/html; charset=utf-8"
 
 
-def _html(body: str, etag: str, status: int = 200) -> HTMLResponse:
-    _RENDERED[etag] = body
-    while len(_RENDERED) > _RENDERED_SIZE:
-        _RENDERED.popitem(last=False)
-    return HTMLResponse(body, status_code=status, headers=cache_headers(etag))
-
-
-def _rendered(etag: str) -> HTMLResponse | None:
-    body = _RENDERED.get(etag)
-    if body is None:
-        return None
-    _RENDERED.move_to_end(etag)
-    return HTMLResponse(body, headers=cache_headers(etag))
+def _html(body: str, etag: str) -> Response:
+    return remember(etag, body.encode(), HTML)
 
 
 def _error(status: int, title: str, text: str) -> HTMLResponse:
@@ -98,7 +77,7 @@ async def feedback_page(
         return _error(422, "Ugyldig valg", "Velg et år mellom 2000 og 2100 og et gyldig miljø.")
     gen = await generation(session)
     etag = etag_for(request, gen, now)
-    if (cached := not_modified(request, etag) or _rendered(etag)) is not None:
+    if (cached := recall(request, etag)) is not None:
         return cached
     o = await load_overview(session, settings, year=chosen, environment=env, now=now, gen=gen)
     desc = order == "desc"
@@ -189,7 +168,7 @@ async def feedback_kommune_page(
         return _error(422, "Ugyldig valg", "Velg et år mellom 2000 og 2100 og et gyldig miljø.")
     gen = await generation(session)
     etag = etag_for(request, gen, now)
-    if (cached := not_modified(request, etag) or _rendered(etag)) is not None:
+    if (cached := recall(request, etag)) is not None:
         return cached
     try:
         k = await load_kommune(

@@ -20,10 +20,10 @@ import asyncio
 import contextlib
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import and_, case, delete, distinct, exists, func, insert, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -40,6 +40,7 @@ from app.settings import Settings
 log = get_logger(__name__)
 
 STATE = "main"
+_T = TypeVar("_T")
 LOOKBACK = timedelta(minutes=15)
 READABLE = ("1", "3")
 FAILING = ("drop_notification", "reject_message", "message_error")
@@ -91,67 +92,73 @@ def _years_of(settings: Settings, first: datetime, last: datetime) -> list[int]:
 
 
 async def _compute(
-    session: AsyncSession, settings: Settings, environment: str, kommune: str, year: int
-) -> _Figures:
+    session: AsyncSession,
+    settings: Settings,
+    environment: str,
+    year: int,
+    kommuner: Sequence[str] | None,
+) -> dict[str, _Figures]:
+    """The figures of `kommuner` (None: every municipality) in one environment and reporting
+    year: a handful of set-based queries grouped by municipality, whatever their number."""
     start, end = received_window(year_entry(settings, year))
     m, r, n, e, f = Message, Receipt, IplosNotification, IplosEvent, Finding
-    in_window = and_(
-        m.environment == environment,
-        m.kommune_nr == kommune,
-        m.received_at >= start,
-        m.received_at < end,
-    )
-    out = _Figures()
+    out: dict[str, _Figures] = defaultdict(_Figures)
+
+    def window(kommune: Any) -> Any:
+        parts = [
+            m.environment == environment,
+            m.received_at >= start,
+            m.received_at < end,
+            kommune.is_not(None),
+        ]
+        if kommuner is not None:
+            parts.append(kommune.in_(list(kommuner)))
+        return and_(*parts)
+
     # messages: counts, readable, per month (Oslo time), notifications in rejected messages
-    rows = await session.execute(
-        select(m.received_at, r.apprec_status, m.notification_count)
+    rows = await _all(
+        session,
+        select(m.kommune_nr, m.received_at, r.apprec_status, m.notification_count)
         .outerjoin(r, r.message_id == m.id)
-        .where(in_window)
+        .where(window(m.kommune_nr)),
     )
-    months: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    rejected_rows = 0
-    for received, apprec, notification_count in rows.all():
+    months: dict[tuple[str, str], int] = defaultdict(int)
+    rejected_rows: dict[str, int] = defaultdict(int)
+    for kommune, received, apprec, notification_count in rows:
         at = _aware(received)
         assert at is not None
-        month = local_date(at).strftime("%Y-%m")
-        months[month][0] += 1
-        out.messages += 1
+        fig = out[kommune]
+        months[(kommune, local_date(at).strftime("%Y-%m"))] += 1
+        fig.messages += 1
         if apprec in READABLE:
-            out.readable += 1
-            months[month][1] += 1
-            out.first = at if out.first is None or at < out.first else out.first
-            out.last = at if out.last is None or at > out.last else out.last
+            fig.readable += 1
+            fig.first = at if fig.first is None or at < fig.first else fig.first
+            fig.last = at if fig.last is None or at > fig.last else fig.last
         elif apprec == "2":
-            rejected_rows += notification_count or 0
-    for month, (total, readable) in months.items():
-        out.put("month", month, total, readable)
-    if out.messages == 0:
-        return out
+            rejected_rows[kommune] += notification_count or 0
+    for (kommune, month), total in months.items():
+        out[kommune].put("month", month, total)
+    if not out:
+        return {}
 
-    stored = and_(
-        n.environment == environment,
-        n.kommune_nr == kommune,
-        m.id == n.message_id,
-        m.received_at >= start,
-        m.received_at < end,
-    )
+    stored = and_(n.environment == environment, window(n.kommune_nr))
     corrections = n.status.in_(("M", "C"))
-    accepted, lopenr, mc, mc_ref = (
-        await session.execute(
-            select(
-                func.count(n.id),
-                func.count(n.lopenr),
-                func.count(case((corrections, 1))),
-                func.count(case((and_(corrections, n.ref.is_not(None)), 1))),
-            )
-            .select_from(n)
-            .join(m, m.id == n.message_id)
-            .where(stored)
+    for kommune, accepted, lopenr, mc, mc_ref in await _all(
+        session,
+        select(
+            n.kommune_nr,
+            func.count(n.id),
+            func.count(n.lopenr),
+            func.count(case((corrections, 1))),
+            func.count(case((and_(corrections, n.ref.is_not(None)), 1))),
         )
-    ).one()
-    out.accepted = int(accepted)
-    out.put("item", "lopenr", lopenr, accepted)
-    out.put("item", "ref", mc_ref, mc)
+        .join(m, m.id == n.message_id)
+        .where(stored)
+        .group_by(n.kommune_nr),
+    ):
+        out[kommune].accepted = int(accepted)
+        out[kommune].put("item", "lopenr", lopenr, accepted)
+        out[kommune].put("item", "ref", mc_ref, mc)
 
     # events of notifications in force: not annulments, not annulled by a later C row
     annul = aliased(IplosNotification)
@@ -162,115 +169,112 @@ async def _compute(
         annul.status == "C",
     )
     in_force = and_(stored, n.status != "C", ~annulled)
-    per_type = await session.execute(
-        select(e.tjeneste_type, func.count(distinct(n.bruker_nr)))
-        .select_from(n)
+    per_type = await _all(
+        session,
+        select(n.kommune_nr, e.tjeneste_type, func.count(distinct(n.bruker_nr)))
         .join(m, m.id == n.message_id)
         .join(e, e.notification_id == n.id)
         .where(in_force)
-        .group_by(e.tjeneste_type)
+        .group_by(n.kommune_nr, e.tjeneste_type),
     )
-    for code, users in per_type.all():
-        out.put("tjeneste", str(code), users)
+    for kommune, code, users in per_type:
+        out[kommune].put("tjeneste", str(code), users)
     long_term = func.max(case((e.tjeneste_type.in_(LONG_TERM), 1), else_=0)).label("lt")
     home = func.max(case((e.tjeneste_type.in_(AT_HOME), 1), else_=0)).label("home")
     per_user = (
-        select(n.bruker_nr, long_term, home)
-        .select_from(n)
+        select(n.kommune_nr.label("k"), long_term, home)
         .join(m, m.id == n.message_id)
         .join(e, e.notification_id == n.id)
         .where(in_force)
-        .group_by(n.bruker_nr)
+        .group_by(n.kommune_nr, n.bruker_nr)
         .subquery()
     )
-    user_row: tuple[Any, ...] = tuple(
-        (
-            await session.execute(
-                select(
-                    func.count(),
-                    func.coalesce(func.sum(per_user.c.lt), 0),
-                    func.coalesce(
-                        func.sum(
-                            case((and_(per_user.c.lt == 0, per_user.c.home == 1), 1), else_=0)
-                        ),
-                        0,
-                    ),
-                ).select_from(per_user)
-            )
-        ).one()
-    )
-    users, lt_users, home_users = (int(x or 0) for x in user_row)
-    out.put("users", "total", users)
-    out.put("users", "long_term", lt_users)
-    out.put("users", "home", home_users)
-    out.put("users", "other", users - lt_users - home_users)
+    at_home = case((and_(per_user.c.lt == 0, per_user.c.home == 1), 1), else_=0)
+    for kommune, *counts in await _all(
+        session,
+        select(
+            per_user.c.k,
+            func.count(),
+            func.coalesce(func.sum(per_user.c.lt), 0),
+            func.coalesce(func.sum(at_home), 0),
+        ).group_by(per_user.c.k),
+    ):
+        users, lt_users, home_users = (int(x or 0) for x in counts)
+        fig = out[kommune]
+        fig.put("users", "total", users)
+        fig.put("users", "long_term", lt_users)
+        fig.put("users", "home", home_users)
+        fig.put("users", "other", users - lt_users - home_users)
 
     changed = e.kind == "TjenesteutforerEndret"
-    ev_total, dato, tid, org, ch, ch_org = (
-        await session.execute(
-            select(
-                func.count(e.id),
-                func.count(e.hendelse_dato),
-                func.count(case((e.tjeneste_id != "", 1))),
-                func.count(e.tjeneste_org_nr),
-                func.count(case((changed, 1))),
-                func.count(case((and_(changed, e.tjeneste_org_nr.is_not(None)), 1))),
-            )
-            .select_from(n)
-            .join(m, m.id == n.message_id)
-            .join(e, e.notification_id == n.id)
-            .where(stored)
+    for kommune, ev_total, dato, tid, org, ch, ch_org in await _all(
+        session,
+        select(
+            n.kommune_nr,
+            func.count(e.id),
+            func.count(e.hendelse_dato),
+            func.count(case((e.tjeneste_id != "", 1))),
+            func.count(e.tjeneste_org_nr),
+            func.count(case((changed, 1))),
+            func.count(case((and_(changed, e.tjeneste_org_nr.is_not(None)), 1))),
         )
-    ).one()
-    out.put("item", "hendelse_dato", dato, ev_total)
-    out.put("item", "tjeneste_id", tid, ev_total)
-    out.put("item", "org_nr", org, ev_total)
-    out.put("item", "org_nr_changed", ch_org, ch)
+        .join(m, m.id == n.message_id)
+        .join(e, e.notification_id == n.id)
+        .where(stored)
+        .group_by(n.kommune_nr),
+    ):
+        fig = out[kommune]
+        fig.put("item", "hendelse_dato", dato, ev_total)
+        fig.put("item", "tjeneste_id", tid, ev_total)
+        fig.put("item", "org_nr", org, ev_total)
+        fig.put("item", "org_nr_changed", ch_org, ch)
 
     # findings: per rule, the notifications (or, without one, the messages) it concerns
     per_finding = (
-        select(f.rule_id, f.consequence, f.message_id, f.notification_guid)
+        select(m.kommune_nr.label("k"), f.rule_id, f.consequence, f.message_id, f.notification_guid)
         .distinct()
         .join(m, m.id == f.message_id)
-        .where(in_window)
+        .where(window(m.kommune_nr))
         .subquery()
     )
-    by_rule: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    rule_rows = await session.execute(
+    message_level = per_finding.c.notification_guid.is_(None)
+    by_rule: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    rule_rows = await _all(
+        session,
         select(
+            per_finding.c.k,
             per_finding.c.rule_id,
             per_finding.c.consequence,
-            per_finding.c.notification_guid.is_(None),
+            message_level,
             func.count(),
         ).group_by(
-            per_finding.c.rule_id,
-            per_finding.c.consequence,
-            per_finding.c.notification_guid.is_(None),
-        )
+            per_finding.c.k, per_finding.c.rule_id, per_finding.c.consequence, message_level
+        ),
     )
-    for rule_id, consequence, message_level, hits in rule_rows.all():
+    failed: dict[str, int] = defaultdict(int)
+    for kommune, rule_id, consequence, whole, hits in rule_rows:
         kind = "rule_error" if consequence in FAILING else "rule_warn"
-        by_rule[(kind, str(rule_id))][1 if message_level else 0] += cast(int, hits)
-    for (kind, rule_id), (notifications, messages) in by_rule.items():
-        out.put(kind, rule_id, notifications, messages)
-    failed_rows = (
-        await session.scalar(
-            select(func.count()).select_from(
-                select(f.message_id, f.notification_guid)
-                .distinct()
-                .join(m, m.id == f.message_id)
-                .where(
-                    in_window,
-                    f.consequence == "drop_notification",
-                    f.notification_guid.is_not(None),
-                )
-                .subquery()
-            )
+        by_rule[(str(kommune), kind, str(rule_id))][1 if whole else 0] += cast(int, hits)
+    for (kommune, kind, rule_id), (notifications, messages) in by_rule.items():
+        out[kommune].put(kind, rule_id, notifications, messages)
+    dropped = (
+        select(m.kommune_nr.label("k"), f.message_id, f.notification_guid)
+        .distinct()
+        .join(m, m.id == f.message_id)
+        .where(
+            window(m.kommune_nr),
+            f.consequence == "drop_notification",
+            f.notification_guid.is_not(None),
         )
-        or 0
+        .subquery()
     )
-    out.failed = int(failed_rows) + rejected_rows
-    return out
+    for kommune, count in await _all(
+        session, select(dropped.c.k, func.count()).group_by(dropped.c.k)
+    ):
+        failed[kommune] = int(count)
+    for kommune, fig in out.items():
+        fig.failed = failed.get(kommune, 0) + rejected_rows.get(kommune, 0)
+    return dict(out)
 
 
 def _top_rule(figures: _Figures) -> str | None:
@@ -283,42 +287,39 @@ def _top_rule(figures: _Figures) -> str | None:
 async def _store(
     session: AsyncSession,
     environment: str,
-    kommune: str,
     year: int,
-    figures: _Figures,
+    kommuner: Sequence[str] | None,
+    computed: dict[str, _Figures],
     now: datetime,
 ) -> None:
-    await session.execute(
-        delete(FeedbackCount).where(
-            FeedbackCount.environment == environment,
-            FeedbackCount.year == year,
-            FeedbackCount.kommune_nr == kommune,
-        )
-    )
-    await session.execute(
-        delete(FeedbackKommune).where(
-            FeedbackKommune.environment == environment,
-            FeedbackKommune.year == year,
-            FeedbackKommune.kommune_nr == kommune,
-        )
-    )
-    if figures.messages == 0:
-        return
-    session.add(
-        FeedbackKommune(
-            environment=environment,
-            year=year,
-            kommune_nr=kommune,
-            messages=figures.messages,
-            readable=figures.readable,
-            first_readable_at=figures.first,
-            last_readable_at=figures.last,
-            accepted=figures.accepted,
-            failed=figures.failed,
-            top_rule=_top_rule(figures),
-            refreshed_at=now,
-        )
-    )
+    """Replace the rows of `kommuner` (None: all were deleted before) with `computed`."""
+    if kommuner is not None:
+        for chunk in _chunks(list(kommuner)):
+            for table in (FeedbackCount, FeedbackKommune):
+                await session.execute(
+                    delete(table).where(
+                        table.environment == environment,
+                        table.year == year,
+                        table.kommune_nr.in_(chunk),
+                    )
+                )
+    heads = [
+        {
+            "environment": environment,
+            "year": year,
+            "kommune_nr": kommune,
+            "messages": fig.messages,
+            "readable": fig.readable,
+            "first_readable_at": fig.first,
+            "last_readable_at": fig.last,
+            "accepted": fig.accepted,
+            "failed": fig.failed,
+            "top_rule": _top_rule(fig),
+            "refreshed_at": now,
+        }
+        for kommune, fig in computed.items()
+        if fig.messages > 0
+    ]
     rows = [
         {
             "environment": environment,
@@ -329,11 +330,24 @@ async def _store(
             "value": value,
             "total": total,
         }
-        for (kind, key), (value, total) in figures.counts.items()
+        for kommune, fig in computed.items()
+        if fig.messages > 0
+        for (kind, key), (value, total) in fig.counts.items()
     ]
-    if rows:
-        await session.execute(insert(FeedbackCount), rows)
+    for batch in _chunks(heads):
+        await session.execute(insert(FeedbackKommune), list(batch))
+    for part in _chunks(rows):
+        await session.execute(insert(FeedbackCount), list(part))
     await session.flush()
+
+
+async def _all(session: AsyncSession, statement: Any) -> list[Any]:
+    """The rows of a statement, untyped (grouped rows of mixed column types)."""
+    return list((await session.execute(statement)).all())
+
+
+def _chunks(values: Sequence[_T]) -> list[Sequence[_T]]:
+    return [values[i : i + 500] for i in range(0, len(values), 500)]
 
 
 def rule_share_parts(value: int, total: int, received: int, messages: int) -> tuple[int, int]:
@@ -471,9 +485,15 @@ async def refresh(
         await session.execute(delete(FeedbackKommune))
         await session.execute(delete(FeedbackMedian))
     touched = await _touched(session, settings, state, top, full)
-    for environment, kommune, year in sorted(touched):
-        figures = await _compute(session, settings, environment, kommune, year)
-        await _store(session, environment, kommune, year, figures, now)
+    by_year: dict[tuple[str, int], set[str]] = defaultdict(set)
+    for environment, kommune, year in touched:
+        by_year[(environment, year)].add(kommune)
+    for (environment, year), kommuner in sorted(by_year.items()):
+        chosen = None if full else sorted(kommuner)
+        computed: dict[str, _Figures] = {}
+        for chunk in _chunks(chosen) if chosen is not None else [None]:
+            computed.update(await _compute(session, settings, environment, year, chunk))
+        await _store(session, environment, year, chosen, computed, now)
         report.years.add((environment, year))
     for environment, year in sorted(report.years):
         await _refresh_medians(session, environment, year)
