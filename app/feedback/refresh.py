@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import and_, case, delete, distinct, exists, func, insert, literal, select, text
+from sqlalchemy import and_, case, delete, distinct, exists, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -45,7 +45,7 @@ LOOKBACK = timedelta(minutes=15)
 READABLE = ("1", "3")
 FAILING = ("drop_notification", "reject_message", "message_error")
 DEFAULT_INTERVAL_SECONDS = 300.0
-FIRST_DELAY_SECONDS = 5.0
+FIRST_DELAY_SECONDS = 60.0  # not during a restart loop; tests set a short interval
 _LOCK_KEY = 7_141_414  # pg advisory lock id of the feedback refresher
 
 
@@ -443,25 +443,38 @@ async def _lock(session: AsyncSession) -> bool:
 async def _touched(
     session: AsyncSession, settings: Settings, state: FeedbackState, top: int, full: bool
 ) -> set[tuple[str, str, int]]:
+    """(environment, municipality, year) of the messages since the last refresh: above the
+    watermark (primary key) or received within LOOKBACK before it (received_at index); two
+    queries, so each uses its index. `full`: every message."""
     m = Message
-    where = [m.kommune_nr.is_not(None), m.environment.is_not(None), m.id <= top]
-    if not full:
-        since = (state.refreshed_at or datetime.min.replace(tzinfo=UTC)) - LOOKBACK
-        lookback = m.received_at >= since if state.refreshed_at is not None else literal(False)
-        where.append((m.id > state.watermark) | lookback)
-    rows = await session.execute(
-        select(m.environment, m.kommune_nr, func.min(m.received_at), func.max(m.received_at))
-        .where(*where)
-        .group_by(m.environment, m.kommune_nr)
-    )
-    out: set[tuple[str, str, int]] = set()
-    for environment, kommune, first, last in rows.all():
-        first_at, last_at = _aware(first), _aware(last)
-        assert first_at is not None
-        assert last_at is not None
-        for year in _years_of(settings, first_at, last_at):
-            out.add((str(environment), str(kommune), year))
-    return out
+    base = [m.kommune_nr.is_not(None), m.environment.is_not(None), m.id <= top]
+    if full:
+        conditions = [and_(*base)]
+    else:
+        conditions = [and_(*base, m.id > state.watermark)]
+        if state.refreshed_at is not None:
+            conditions.append(and_(*base, m.received_at >= state.refreshed_at - LOOKBACK))
+    spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+    for condition in conditions:
+        for environment, kommune, first, last in await _all(
+            session,
+            select(m.environment, m.kommune_nr, func.min(m.received_at), func.max(m.received_at))
+            .where(condition)
+            .group_by(m.environment, m.kommune_nr),
+        ):
+            first_at, last_at = _aware(first), _aware(last)
+            assert first_at is not None
+            assert last_at is not None
+            key = (str(environment), str(kommune))
+            if key in spans:
+                first_at = min(first_at, spans[key][0])
+                last_at = max(last_at, spans[key][1])
+            spans[key] = (first_at, last_at)
+    return {
+        (environment, kommune, year)
+        for (environment, kommune), (first_at, last_at) in spans.items()
+        for year in _years_of(settings, first_at, last_at)
+    }
 
 
 async def refresh(
