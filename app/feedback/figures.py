@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalogue import all_rules
-from app.content.calendar import local_date
+from app.content.calendar import ReportingYear, local_date
 from app.core.findings import Consequence, Rule
 from app.feedback import suppress
 from app.feedback.codes import ITEMS, USER_GROUPS, fylke_name, fylke_of, tjenestetype_name
@@ -229,16 +229,15 @@ def rule_text(rule_id: str) -> tuple[str, str]:
 
 
 def _timeliness(
-    settings: Settings, year: int, first: datetime.datetime | None, now: datetime.datetime
+    entry: ReportingYear, first: datetime.datetime | None, now: datetime.datetime
 ) -> Timeliness:
-    entry = year_entry(settings, year)
     if first is None:
         return Timeliness.MISSING if local_date(now) > entry.deadline else Timeliness.PENDING
     return Timeliness.ON_TIME if local_date(first) <= entry.deadline else Timeliness.LATE
 
 
-def _after_kostra(settings: Settings, year: int, last: datetime.datetime | None) -> bool:
-    return last is not None and year_entry(settings, year).after_kostra(local_date(last))
+def _after_kostra(entry: ReportingYear, last: datetime.datetime | None) -> bool:
+    return last is not None and entry.after_kostra(local_date(last))
 
 
 # --- a small cache per generation: the aggregates change only when a refresh runs ----------
@@ -311,7 +310,7 @@ async def overview(
         h = heads.get(k.kommune_nr)
         first = h.first_readable_at if h else None
         last = h.last_readable_at if h else None
-        timeliness = _timeliness(settings, year, first, now)
+        timeliness = _timeliness(entry, first, now)
         top = h.top_rule if h else None
         share = (
             suppress.share(h.failed, h.accepted + h.failed)
@@ -333,7 +332,7 @@ async def overview(
                 top_rule_text=rule_text(top)[0] if top else None,
                 timeliness=timeliness,
                 timeliness_text=TIMELINESS_TEXT[timeliness],
-                after_kostra=_after_kostra(settings, year, last),
+                after_kostra=_after_kostra(entry, last),
             )
         )
     published = {r.kommune_nr for r in rows if r.error_share.value is not None}
@@ -461,7 +460,7 @@ async def kommune_feedback(
     received = accepted + failed
     first = head.first_readable_at if head else None
     last = head.last_readable_at if head else None
-    timeliness = _timeliness(settings, year, first, now)
+    timeliness = _timeliness(entry, first, now)
 
     users_total = counts.get(("users", "total"), (0, 0))[0]
     parts = {g: counts.get(("users", g), (0, 0))[0] for g in USER_GROUPS}
@@ -558,7 +557,7 @@ async def kommune_feedback(
         last_readable=local_date(last) if last else None,
         timeliness=timeliness,
         timeliness_text=TIMELINESS_TEXT[timeliness],
-        after_kostra=_after_kostra(settings, year, last),
+        after_kostra=_after_kostra(entry, last),
         messages=_fig(messages_cell or suppress.count(messages)),
         messages_median=_median(medians.get(("headline", "messages")), percent=False),
         accepted=_fig(suppress.count(accepted)),

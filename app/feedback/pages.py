@@ -94,10 +94,6 @@ async def feedback_page(
         for key, _t, _c in COLUMNS
     }
     query = urlencode({"year": chosen, "environment": env.value})
-
-    def kommune_link(nr: str) -> str:
-        return f"/feedback/{nr}?{query}"
-
     body = _jinja.get_template("overview.html").render(
         o=o,
         rows=rows,
@@ -110,7 +106,7 @@ async def feedback_page(
         order="desc" if desc else "asc",
         columns=COLUMNS,
         sort_links=sort_links,
-        kommune_link=kommune_link,
+        query=query,
         pilot_link="/feedback?" + urlencode({"year": chosen, "environment": "pilot"}),
         csv_link=f"/api/v1/feedback?{urlencode({**base, 'format': 'csv'})}",
         json_link=f"/api/v1/feedback?{query}",
