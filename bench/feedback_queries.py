@@ -46,7 +46,6 @@ SELECT n.id, 0, 'TjenesteStart',
     'T' || n.id, CASE WHEN n.id % 10 = 0 THEN NULL ELSE '974760673' END,
     date '{queries.FIRST_YEAR}-01-01' + (n.id % 2000)::int
 FROM iplos_notification n
-WHERE NOT EXISTS (SELECT 1 FROM iplos_event e WHERE e.notification_id = n.id)
 """
 
 
@@ -59,7 +58,10 @@ async def prepare(url: str) -> tuple[float, int]:
     engine = create_async_engine(url)
     try:
         async with engine.begin() as conn:
-            await conn.execute(text(EVENTS_SQL))
+            # once per database (a NOT EXISTS per row would be planned against the empty
+            # table: quadratic)
+            if not await conn.scalar(text("SELECT EXISTS (SELECT 1 FROM iplos_event)")):
+                await conn.execute(text(EVENTS_SQL))
         async with engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             await conn.execute(text("ANALYZE iplos_event"))
