@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -564,12 +564,16 @@ async def run_loop(
     settings: Settings,
     interval: float,
     writer: asyncio.Lock | None = None,
+    after: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Refresh every `interval` seconds until cancelled; an error waits for the next round."""
+    """Refresh every `interval` seconds until cancelled, then `after` (warming the pages'
+    figures); an error waits for the next round."""
     await asyncio.sleep(min(interval, FIRST_DELAY_SECONDS))
     while True:
         try:
             await refresh_once(sessions, settings, writer=writer)
+            if after is not None:
+                await after()
         except Exception as exc:  # the database may be down: try again next round
             log.error("feedback.refresh_failed", error_type=type(exc).__name__)
         await asyncio.sleep(interval)
