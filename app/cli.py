@@ -310,6 +310,7 @@ def dev_pki(
 
 
 from app.cli_api import register as register_api  # noqa: E402
+from app.cli_feedback import register as register_feedback  # noqa: E402
 from app.cli_notify import register as register_notify  # noqa: E402
 from app.cli_ops import register as register_ops  # noqa: E402
 from app.cli_tools import register as register_tools  # noqa: E402
@@ -318,6 +319,7 @@ register_tools(app)
 register_notify(app)
 register_api(app)
 register_ops(app)  # keys check|reload, retention run (issue 12)
+register_feedback(app)  # feedback refresh (issue 14)
 
 
 def main() -> None:

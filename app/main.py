@@ -17,6 +17,8 @@ from app.api.errors import PROBLEM_JSON, install_error_handlers, problem
 from app.api.parties import router as parties_router
 from app.api.router import router as read_router
 from app.db import create_engine, ping, session_factory
+from app.feedback.background import start_refresher
+from app.feedback.pages import router as feedback_pages
 from app.inflight import InFlightMiddleware
 from app.intake.router import router as intake_router
 from app.keyring import load_keyring
@@ -57,9 +59,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         notifier = start_background(app.state.kpr)  # only when KPR_SMTP_HOST is set
         ops = await start_operations(app.state.kpr)  # CRL refresher, SIGHUP reload, pid file
+        feedback = start_refresher(app.state.kpr)  # the open feedback's aggregates (issue 14)
         try:
             yield
         finally:
+            await feedback.stop()
             await ops.stop()
             await notifier.stop()
             await engine.dispose()
@@ -80,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _platform_routes(app, metrics)
     app.include_router(parties_router)
     app.include_router(read_router)
+    app.include_router(feedback_pages)
     app.include_router(intake_router)
     return app
 

@@ -346,6 +346,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         migrate.upgrade(url)
         seconds = asyncio.run(seed(url, args.messages, args.findings_per_message))
         timings = asyncio.run(measure(url, args.messages, args.repeat, args.only))
+        from bench.feedback_queries import include as include_feedback  # issue 14
+
+        timings += include_feedback(url, args.repeat) if "feedback".startswith(args.only) else []
         print(report(seconds, args.messages, args.messages * args.findings_per_message, timings))
         print(asyncio.run(explain_misses(url)))
         if args.keep:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api import access_log, coverage, devmail, feilliste, messages, stats
+from app.api import access_log, coverage, devmail, feedback, feilliste, messages, stats
 
 router = APIRouter()
 router.include_router(messages.router)
@@ -13,3 +13,4 @@ router.include_router(access_log.router)
 router.include_router(coverage.router)
 router.include_router(stats.router)
 router.include_router(devmail.router)
+router.include_router(feedback.router)

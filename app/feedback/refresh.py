@@ -1,0 +1,579 @@
+"""The feedback's aggregates, computed from the stored history and refreshed in the background
+(`start_refresher`, from the app's lifespan) or by `kpr-mottak feedback refresh`.
+
+Incremental: the refresh recomputes only the (environment, municipality, reporting year)
+triples that messages received since the last refresh touch: messages with an id above the
+watermark, and, because a message's id is taken before its transaction commits, those received
+within `LOOKBACK` before the last refresh. Each triple is recomputed whole from the history
+(one municipality's messages of one year: indexed), never patched by difference, so a refresh
+that runs twice gives the same figures. `full=True` recomputes everything (after retention has
+deleted messages, or a restore).
+
+Only counts leave this module; brukerNr is counted (DISTINCT) inside the database and never
+read into Python. One refresher at a time: a transaction-scoped advisory lock on PostgreSQL,
+the app's writer lock on SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import statistics
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import and_, case, delete, distinct, exists, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
+
+from app.content.calendar import local_date
+from app.feedback.codes import AT_HOME, LONG_TERM
+from app.feedback.tables import FeedbackCount, FeedbackKommune, FeedbackMedian, FeedbackState
+from app.logging import get_logger
+from app.models import Finding, IplosEvent, IplosNotification, Message, Receipt
+from app.query.reporting import received_window, year_entry
+from app.settings import Settings
+
+log = get_logger(__name__)
+
+STATE = "main"
+_T = TypeVar("_T")
+LOOKBACK = timedelta(minutes=15)
+READABLE = ("1", "3")
+FAILING = ("drop_notification", "reject_message", "message_error")
+DEFAULT_INTERVAL_SECONDS = 300.0
+FIRST_DELAY_SECONDS = 60.0  # not during a restart loop; tests set a short interval
+_LOCK_KEY = 7_141_414  # pg advisory lock id of the feedback refresher
+
+
+@dataclass
+class RefreshReport:
+    touched: int = 0  # (environment, municipality, year) triples recomputed
+    touched_keys: set[tuple[str, str, int]] = field(default_factory=set)
+    years: set[tuple[str, int]] = field(default_factory=set)
+    watermark: int = 0
+    generation: int = 0
+    skipped: bool = False  # another refresher held the lock
+
+
+@dataclass
+class _Figures:
+    messages: int = 0
+    readable: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+    accepted: int = 0
+    failed: int = 0
+    counts: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+
+    def put(self, kind: str, key: str, value: int, total: int = 0) -> None:
+        self.counts[(kind, key)] = (int(value), int(total))
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite gives MIN/MAX of a CASE back as text
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _years_of(settings: Settings, first: datetime, last: datetime) -> list[int]:
+    """Reporting years whose window of received dates overlaps [first, last]."""
+    out = []
+    for year in range(local_date(first).year - 1, local_date(last).year + 1):
+        start, end = received_window(year_entry(settings, year))
+        if start <= last and first < end:
+            out.append(year)
+    return out
+
+
+async def _compute(
+    session: AsyncSession,
+    settings: Settings,
+    environment: str,
+    year: int,
+    kommuner: Sequence[str] | None,
+) -> dict[str, _Figures]:
+    """The figures of `kommuner` (None: every municipality) in one environment and reporting
+    year: a handful of set-based queries grouped by municipality, whatever their number."""
+    start, end = received_window(year_entry(settings, year))
+    m, r, n, e, f = Message, Receipt, IplosNotification, IplosEvent, Finding
+    out: dict[str, _Figures] = defaultdict(_Figures)
+
+    def window(kommune: Any) -> Any:
+        parts = [
+            m.environment == environment,
+            m.received_at >= start,
+            m.received_at < end,
+            kommune.is_not(None),
+        ]
+        if kommuner is not None:
+            parts.append(kommune.in_(list(kommuner)))
+        return and_(*parts)
+
+    # messages: counts, readable, per month (Oslo time), notifications in rejected messages
+    rows = await _all(
+        session,
+        select(m.kommune_nr, m.received_at, r.apprec_status, m.notification_count)
+        .outerjoin(r, r.message_id == m.id)
+        .where(window(m.kommune_nr)),
+    )
+    months: dict[tuple[str, str], int] = defaultdict(int)
+    rejected_rows: dict[str, int] = defaultdict(int)
+    for kommune, received, apprec, notification_count in rows:
+        at = _aware(received)
+        assert at is not None
+        fig = out[kommune]
+        months[(kommune, local_date(at).strftime("%Y-%m"))] += 1
+        fig.messages += 1
+        if apprec in READABLE:
+            fig.readable += 1
+            fig.first = at if fig.first is None or at < fig.first else fig.first
+            fig.last = at if fig.last is None or at > fig.last else fig.last
+        elif apprec == "2":
+            rejected_rows[kommune] += notification_count or 0
+    for (kommune, month), total in months.items():
+        out[kommune].put("month", month, total)
+    if not out:
+        return {}
+
+    stored = and_(n.environment == environment, window(n.kommune_nr))
+    corrections = n.status.in_(("M", "C"))
+    for kommune, accepted, lopenr, mc, mc_ref in await _all(
+        session,
+        select(
+            n.kommune_nr,
+            func.count(n.id),
+            func.count(n.lopenr),
+            func.count(case((corrections, 1))),
+            func.count(case((and_(corrections, n.ref.is_not(None)), 1))),
+        )
+        .join(m, m.id == n.message_id)
+        .where(stored)
+        .group_by(n.kommune_nr),
+    ):
+        out[kommune].accepted = int(accepted)
+        out[kommune].put("item", "lopenr", lopenr, accepted)
+        out[kommune].put("item", "ref", mc_ref, mc)
+
+    # events of notifications in force: not annulments, not annulled by a later C row
+    annul = aliased(IplosNotification)
+    annulled = exists().where(
+        annul.environment == n.environment,
+        annul.kommune_nr == n.kommune_nr,
+        annul.ref == n.guid,
+        annul.status == "C",
+    )
+    in_force = and_(stored, n.status != "C", ~annulled)
+    per_type = await _all(
+        session,
+        select(n.kommune_nr, e.tjeneste_type, func.count(distinct(n.bruker_nr)))
+        .join(m, m.id == n.message_id)
+        .join(e, e.notification_id == n.id)
+        .where(in_force)
+        .group_by(n.kommune_nr, e.tjeneste_type),
+    )
+    for kommune, code, users in per_type:
+        out[kommune].put("tjeneste", str(code), users)
+    long_term = func.max(case((e.tjeneste_type.in_(LONG_TERM), 1), else_=0)).label("lt")
+    home = func.max(case((e.tjeneste_type.in_(AT_HOME), 1), else_=0)).label("home")
+    per_user = (
+        select(n.kommune_nr.label("k"), long_term, home)
+        .join(m, m.id == n.message_id)
+        .join(e, e.notification_id == n.id)
+        .where(in_force)
+        .group_by(n.kommune_nr, n.bruker_nr)
+        .subquery()
+    )
+    at_home = case((and_(per_user.c.lt == 0, per_user.c.home == 1), 1), else_=0)
+    for kommune, *counts in await _all(
+        session,
+        select(
+            per_user.c.k,
+            func.count(),
+            func.coalesce(func.sum(per_user.c.lt), 0),
+            func.coalesce(func.sum(at_home), 0),
+        ).group_by(per_user.c.k),
+    ):
+        users, lt_users, home_users = (int(x or 0) for x in counts)
+        fig = out[kommune]
+        fig.put("users", "total", users)
+        fig.put("users", "long_term", lt_users)
+        fig.put("users", "home", home_users)
+        fig.put("users", "other", users - lt_users - home_users)
+
+    changed = e.kind == "TjenesteutforerEndret"
+    for kommune, ev_total, dato, tid, org, ch, ch_org in await _all(
+        session,
+        select(
+            n.kommune_nr,
+            func.count(e.id),
+            func.count(e.hendelse_dato),
+            func.count(case((e.tjeneste_id != "", 1))),
+            func.count(e.tjeneste_org_nr),
+            func.count(case((changed, 1))),
+            func.count(case((and_(changed, e.tjeneste_org_nr.is_not(None)), 1))),
+        )
+        .join(m, m.id == n.message_id)
+        .join(e, e.notification_id == n.id)
+        .where(stored)
+        .group_by(n.kommune_nr),
+    ):
+        fig = out[kommune]
+        fig.put("item", "hendelse_dato", dato, ev_total)
+        fig.put("item", "tjeneste_id", tid, ev_total)
+        fig.put("item", "org_nr", org, ev_total)
+        fig.put("item", "org_nr_changed", ch_org, ch)
+
+    # findings: per rule, the notifications (or, without one, the messages) it concerns
+    per_finding = (
+        select(m.kommune_nr.label("k"), f.rule_id, f.consequence, f.message_id, f.notification_guid)
+        .distinct()
+        .join(m, m.id == f.message_id)
+        .where(window(m.kommune_nr))
+        .subquery()
+    )
+    message_level = per_finding.c.notification_guid.is_(None)
+    by_rule: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    rule_rows = await _all(
+        session,
+        select(
+            per_finding.c.k,
+            per_finding.c.rule_id,
+            per_finding.c.consequence,
+            message_level,
+            func.count(),
+        ).group_by(
+            per_finding.c.k, per_finding.c.rule_id, per_finding.c.consequence, message_level
+        ),
+    )
+    failed: dict[str, int] = defaultdict(int)
+    for kommune, rule_id, consequence, whole, hits in rule_rows:
+        kind = "rule_error" if consequence in FAILING else "rule_warn"
+        by_rule[(str(kommune), kind, str(rule_id))][1 if whole else 0] += cast(int, hits)
+    for (kommune, kind, rule_id), (notifications, messages) in by_rule.items():
+        out[kommune].put(kind, rule_id, notifications, messages)
+    dropped = (
+        select(m.kommune_nr.label("k"), f.message_id, f.notification_guid)
+        .distinct()
+        .join(m, m.id == f.message_id)
+        .where(
+            window(m.kommune_nr),
+            f.consequence == "drop_notification",
+            f.notification_guid.is_not(None),
+        )
+        .subquery()
+    )
+    for kommune, count in await _all(
+        session, select(dropped.c.k, func.count()).group_by(dropped.c.k)
+    ):
+        failed[kommune] = int(count)
+    for kommune, fig in out.items():
+        fig.failed = failed.get(kommune, 0) + rejected_rows.get(kommune, 0)
+    return dict(out)
+
+
+def _top_rule(figures: _Figures) -> str | None:
+    ranked = sorted(
+        ((-v, -t, key) for (kind, key), (v, t) in figures.counts.items() if kind == "rule_error"),
+    )
+    return ranked[0][2] if ranked else None
+
+
+async def _store(
+    session: AsyncSession,
+    environment: str,
+    year: int,
+    kommuner: Sequence[str] | None,
+    computed: dict[str, _Figures],
+    now: datetime,
+) -> None:
+    """Replace the rows of `kommuner` (None: all were deleted before) with `computed`."""
+    if kommuner is not None:
+        for chunk in _chunks(list(kommuner)):
+            for table in (FeedbackCount, FeedbackKommune):
+                await session.execute(
+                    delete(table).where(
+                        table.environment == environment,
+                        table.year == year,
+                        table.kommune_nr.in_(chunk),
+                    )
+                )
+    heads = [
+        {
+            "environment": environment,
+            "year": year,
+            "kommune_nr": kommune,
+            "messages": fig.messages,
+            "readable": fig.readable,
+            "first_readable_at": fig.first,
+            "last_readable_at": fig.last,
+            "accepted": fig.accepted,
+            "failed": fig.failed,
+            "top_rule": _top_rule(fig),
+            "refreshed_at": now,
+        }
+        for kommune, fig in computed.items()
+        if fig.messages > 0
+    ]
+    rows = [
+        {
+            "environment": environment,
+            "year": year,
+            "kommune_nr": kommune,
+            "kind": kind,
+            "key": key[:60],
+            "value": value,
+            "total": total,
+        }
+        for kommune, fig in computed.items()
+        if fig.messages > 0
+        for (kind, key), (value, total) in fig.counts.items()
+    ]
+    for batch in _chunks(heads):
+        await session.execute(insert(FeedbackKommune), list(batch))
+    for part in _chunks(rows):
+        await session.execute(insert(FeedbackCount), list(part))
+    await session.flush()
+
+
+async def _all(session: AsyncSession, statement: Any) -> list[Any]:
+    """The rows of a statement, untyped (grouped rows of mixed column types)."""
+    return list((await session.execute(statement)).all())
+
+
+def _chunks(values: Sequence[_T]) -> list[Sequence[_T]]:
+    return [values[i : i + 500] for i in range(0, len(values), 500)]
+
+
+def rule_share_parts(value: int, total: int, received: int, messages: int) -> tuple[int, int]:
+    """A rule's numerator and denominator: the notifications it concerns of those received,
+    or, for a rule about whole messages, the messages."""
+    if value > 0 or total == 0:
+        return value, received
+    return total, messages
+
+
+def _medians(
+    heads: Iterable[FeedbackKommune], counts: Iterable[FeedbackCount]
+) -> dict[tuple[str, str], tuple[float, int]]:
+    """National medians across the municipalities that delivered (a readable message)."""
+    delivered = {h.kommune_nr: h for h in heads if h.readable > 0}
+    by_kommune: dict[str, dict[tuple[str, str], tuple[int, int]]] = defaultdict(dict)
+    keys: set[tuple[str, str]] = set()
+    for c in counts:
+        if c.kommune_nr in delivered:
+            by_kommune[c.kommune_nr][(c.kind, c.key)] = (c.value, c.total)
+            keys.add((c.kind, c.key))
+    values: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for k, head in delivered.items():
+        mine = by_kommune.get(k, {})
+        received = head.accepted + head.failed
+        users = mine.get(("users", "total"), (0, 0))[0]
+        if received > 0:
+            values[("headline", "error_share")].append(100.0 * head.failed / received)
+        values[("headline", "messages")].append(float(head.messages))
+        values[("headline", "accepted")].append(float(head.accepted))
+        for key in keys:
+            kind, name = key
+            value, total = mine.get(key, (0, 0))
+            if kind in ("users", "tjeneste"):
+                if users > 0 and name != "total":
+                    values[key].append(100.0 * value / users)
+                elif name == "total":
+                    values[key].append(float(value))
+            elif kind == "item":
+                if total > 0:
+                    values[key].append(100.0 * value / total)
+            elif kind in ("rule_error", "rule_warn"):
+                num, den = rule_share_parts(value, total, received, head.messages)
+                if den > 0:
+                    values[key].append(100.0 * num / den)
+            elif kind == "month":
+                values[key].append(float(value))
+    return {k: (float(statistics.median(v)), len(v)) for k, v in values.items() if v}
+
+
+async def _refresh_medians(session: AsyncSession, environment: str, year: int) -> None:
+    heads = (
+        await session.scalars(
+            select(FeedbackKommune).where(
+                FeedbackKommune.environment == environment, FeedbackKommune.year == year
+            )
+        )
+    ).all()
+    counts = (
+        await session.scalars(
+            select(FeedbackCount).where(
+                FeedbackCount.environment == environment, FeedbackCount.year == year
+            )
+        )
+    ).all()
+    await session.execute(
+        delete(FeedbackMedian).where(
+            FeedbackMedian.environment == environment, FeedbackMedian.year == year
+        )
+    )
+    rows = [
+        {
+            "environment": environment,
+            "year": year,
+            "kind": kind,
+            "key": key,
+            "median": median,
+            "kommuner": n,
+        }
+        for (kind, key), (median, n) in _medians(heads, counts).items()
+    ]
+    if rows:
+        await session.execute(insert(FeedbackMedian), rows)
+
+
+async def _lock(session: AsyncSession) -> bool:
+    if (await session.connection()).dialect.name != "postgresql":
+        return True
+    got = await session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+    return bool(got)
+
+
+async def _touched(
+    session: AsyncSession, settings: Settings, state: FeedbackState, top: int, full: bool
+) -> set[tuple[str, str, int]]:
+    """(environment, municipality, year) of the messages since the last refresh: above the
+    watermark (primary key) or received within LOOKBACK before it (received_at index); two
+    queries, so each uses its index. `full`: every message."""
+    m = Message
+    base = [m.kommune_nr.is_not(None), m.environment.is_not(None), m.id <= top]
+    if full:
+        conditions = [and_(*base)]
+    else:
+        conditions = [and_(*base, m.id > state.watermark)]
+        if state.refreshed_at is not None:
+            conditions.append(and_(*base, m.received_at >= state.refreshed_at - LOOKBACK))
+    spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+    for condition in conditions:
+        for environment, kommune, first, last in await _all(
+            session,
+            select(m.environment, m.kommune_nr, func.min(m.received_at), func.max(m.received_at))
+            .where(condition)
+            .group_by(m.environment, m.kommune_nr),
+        ):
+            first_at, last_at = _aware(first), _aware(last)
+            assert first_at is not None
+            assert last_at is not None
+            key = (str(environment), str(kommune))
+            if key in spans:
+                first_at = min(first_at, spans[key][0])
+                last_at = max(last_at, spans[key][1])
+            spans[key] = (first_at, last_at)
+    return {
+        (environment, kommune, year)
+        for (environment, kommune), (first_at, last_at) in spans.items()
+        for year in _years_of(settings, first_at, last_at)
+    }
+
+
+async def refresh(
+    session: AsyncSession, settings: Settings, *, full: bool = False, now: datetime | None = None
+) -> RefreshReport:
+    """Bring the aggregates up to date in `session` (the caller commits)."""
+    now = now or datetime.now(UTC)
+    report = RefreshReport()
+    if not await _lock(session):
+        report.skipped = True
+        return report
+    state = await session.get(FeedbackState, STATE)
+    if state is None:
+        state = FeedbackState(name=STATE, watermark=0, generation=0)
+        session.add(state)
+        await session.flush()
+    top = int(await session.scalar(select(func.coalesce(func.max(Message.id), 0))) or 0)
+    full = full or state.watermark == 0
+    if full:
+        await session.execute(delete(FeedbackCount))
+        await session.execute(delete(FeedbackKommune))
+        await session.execute(delete(FeedbackMedian))
+    touched = await _touched(session, settings, state, top, full)
+    by_year: dict[tuple[str, int], set[str]] = defaultdict(set)
+    for environment, kommune, year in touched:
+        by_year[(environment, year)].add(kommune)
+    for (environment, year), kommuner in sorted(by_year.items()):
+        chosen = None if full else sorted(kommuner)
+        computed: dict[str, _Figures] = {}
+        for chunk in _chunks(chosen) if chosen is not None else [None]:
+            computed.update(await _compute(session, settings, environment, year, chunk))
+        await _store(session, environment, year, chosen, computed, now)
+        report.years.add((environment, year))
+    for environment, year in sorted(report.years):
+        await _refresh_medians(session, environment, year)
+    state.watermark = top
+    state.refreshed_at = now
+    if touched or full:
+        state.generation += 1
+    await session.flush()
+    report.touched = len(touched)
+    report.touched_keys = touched
+    report.watermark = state.watermark
+    report.generation = state.generation
+    return report
+
+
+async def refresh_once(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    *,
+    full: bool = False,
+    writer: asyncio.Lock | None = None,
+) -> RefreshReport:
+    async with writer or contextlib.nullcontext(), sessions() as session:
+        report = await refresh(session, settings, full=full)
+        await session.commit()
+    log.info(
+        "feedback.refreshed",
+        touched=report.touched,
+        generation=report.generation,
+        skipped=report.skipped,
+        full=full,
+    )
+    return report
+
+
+async def generation(session: AsyncSession) -> str:
+    """The aggregates' version ("0" before the first refresh): the generation and the time of
+    the refresh that made it, part of every ETag and cache key (a restored or recreated
+    database starts its generations again)."""
+    found = (
+        await session.execute(
+            select(FeedbackState.generation, FeedbackState.refreshed_at).where(
+                FeedbackState.name == STATE
+            )
+        )
+    ).one_or_none()
+    if found is None:
+        return "0"
+    at = _aware(found[1])
+    return f"{found[0]}.{int(at.timestamp() * 1000) if at else 0}"
+
+
+async def run_loop(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    interval: float,
+    writer: asyncio.Lock | None = None,
+    after: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Refresh every `interval` seconds until cancelled, then `after` (warming the pages'
+    figures); an error waits for the next round."""
+    await asyncio.sleep(min(interval, FIRST_DELAY_SECONDS))
+    while True:
+        try:
+            await refresh_once(sessions, settings, writer=writer)
+            if after is not None:
+                await after()
+        except Exception as exc:  # the database may be down: try again next round
+            log.error("feedback.refresh_failed", error_type=type(exc).__name__)
+        await asyncio.sleep(interval)
