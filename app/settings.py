@@ -262,3 +262,6 @@ class Settings(BaseSettings):
     retention_history_days: int = Field(default=1095, ge=0)
     # The server applies retention this often (hours; 0: only `kpr-mottak retention run`).
     retention_interval_hours: float = Field(default=24.0, ge=0)
+    # The open feedback's aggregates are refreshed this often (seconds; 0: only
+    # `kpr-mottak feedback refresh`, e.g. from cron).
+    feedback_refresh_seconds: float = Field(default=300.0, ge=0)

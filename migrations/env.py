@@ -9,6 +9,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import app.feedback.tables  # noqa: F401  (the open feedback's tables, on the same Base)
 from app.db import create_engine
 from app.models import Base, UtcDateTime
 

@@ -5,26 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from dataclasses import dataclass
 
 from app.feedback.figures import Environment, overview
-from app.feedback.refresh import DEFAULT_INTERVAL_SECONDS, run_loop
+from app.feedback.refresh import run_loop
 from app.models import utcnow
 from app.query.reporting import default_year
 from app.state import AppState
-
-ENV_INTERVAL = "KPR_FEEDBACK_REFRESH_SECONDS"
-
-
-def interval_seconds() -> float:
-    raw = os.environ.get(ENV_INTERVAL, "").strip()
-    if not raw:
-        return DEFAULT_INTERVAL_SECONDS
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        return DEFAULT_INTERVAL_SECONDS
 
 
 @dataclass
@@ -50,7 +37,7 @@ async def warm(state: AppState) -> None:
 
 
 def start_refresher(state: AppState) -> Refresher:
-    interval = interval_seconds()
+    interval = state.settings.feedback_refresh_seconds
     if interval <= 0:
         return Refresher(None)
     task = asyncio.create_task(

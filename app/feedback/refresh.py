@@ -44,7 +44,6 @@ _T = TypeVar("_T")
 LOOKBACK = timedelta(minutes=15)
 READABLE = ("1", "3")
 FAILING = ("drop_notification", "reject_message", "message_error")
-DEFAULT_INTERVAL_SECONDS = 300.0
 FIRST_DELAY_SECONDS = 60.0  # not during a restart loop; tests set a short interval
 _LOCK_KEY = 7_141_414  # pg advisory lock id of the feedback refresher
 
