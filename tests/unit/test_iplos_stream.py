@@ -15,7 +15,12 @@ from lxml import etree
 from app.content import lookup
 from app.content.iplos import FORMAT, RULES, validate_melding
 from app.content.iplos.sample import SCENARIOS, build_sample, fault_context
-from app.content.iplos.stream import stream_history_keys, stream_only, validate_stream
+from app.content.iplos.stream import (
+    stream_history_keys,
+    stream_only,
+    validate_msghead_content,
+    validate_stream,
+)
 from app.content.iplos.validate import history_keys
 from app.content.model import ContentResult
 
@@ -219,3 +224,50 @@ def test_stream_finds_what_the_tree_finds_on_100000_notifications() -> None:
     assert len(streamed.notifications) == 100_000
     assert streamed.findings
     assert streamed == tree
+
+
+def _msghead(melding: bytes) -> bytes:
+    from datetime import UTC, datetime
+
+    from app.content.iplos.sample import wrap_in_msghead
+
+    return wrap_in_msghead(melding, 8000001, 131725, "m-1", datetime(2018, 2, 1, tzinfo=UTC))
+
+
+def _tree_in_msghead(head: bytes, ctx: object) -> ContentResult:
+    from app.msghead.parse import read_msghead
+
+    content = read_msghead(head, huge=True).msghead.content  # type: ignore[union-attr]
+    assert content is not None
+    return validate_melding(content, ctx)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("fault", [f for f in FAULTS if f != "IPL-NOT-XML"])  # MsgHead parses it
+def test_stream_inside_msghead_finds_what_the_tree_finds(fault: str) -> None:
+    head = _msghead(build_sample(4, KOMMUNE, [fault], seed=5))
+    ctx = fault_context(KOMMUNE, [fault])
+    tree = _tree_in_msghead(head, ctx)
+    streamed = stream_only(head, ctx, in_msghead=True)
+    if fault in HANDED_OVER:
+        assert streamed is None
+    else:
+        assert streamed == tree
+    assert validate_msghead_content(head, ctx) == tree
+    assert validate_msghead_content(io.BytesIO(head), ctx) == tree
+
+
+def test_msghead_without_content_has_no_content_result() -> None:
+    head = _msghead(build_sample(2, KOMMUNE, seed=5))
+    start = head.index(b"<Melding")
+    end = head.index(b"</Melding>") + len(b"</Melding>")
+    empty = head[:start] + head[end:]
+    assert validate_msghead_content(empty, fault_context(KOMMUNE)) is None
+
+
+def test_stream_inside_msghead_reads_100000_notifications_without_the_tree() -> None:
+    head = _msghead(build_sample(100_000, KOMMUNE, seed=17))
+    ctx = fault_context(KOMMUNE)
+    streamed = stream_only(io.BytesIO(head), ctx, in_msghead=True)
+    assert streamed is not None
+    assert len(streamed.notifications) == 100_000
+    assert streamed == _tree_in_msghead(head, ctx)

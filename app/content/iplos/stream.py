@@ -189,9 +189,13 @@ class _Walk:
     def __init__(self) -> None:
         self.root: etree._Element | None = None
 
-    def parsed(self, source: bytes | IO[bytes]) -> Iterator[etree._Element]:
+    def parsed(
+        self, source: bytes | IO[bytes], *, in_msghead: bool = False
+    ) -> Iterator[etree._Element]:
         """From bytes or a binary file: each top-level child once it has ended; cleared (and
-        its earlier siblings removed) when the consumer asks for the next."""
+        its earlier siblings removed) when the consumer asks for the next. `in_msghead`: the
+        document is a MsgHead, and the Melding is its content where the MsgHead reader finds
+        it (`_ContentPlace`); what follows the Melding is not read."""
         stream: IO[bytes] = io.BytesIO(source) if isinstance(source, bytes) else source
         events = etree.iterparse(
             stream,
@@ -205,16 +209,25 @@ class _Walk:
             huge_tree=True,
             collect_ids=False,
         )
+        place = _ContentPlace() if in_msghead else None
         depth = 0
+        base: int | None = None  # the Melding's depth once it started
         try:
             for event, el in events:
                 if event == "start":
                     depth += 1
-                    if depth == 1:
+                    if base is None and (
+                        place.starts(el, depth) if place is not None else depth == 1
+                    ):
                         self._begin(el)
+                        base = depth
                     continue
                 depth -= 1
-                if depth != 1:
+                if place is not None and base is None:
+                    place.ends(depth)
+                if base is None or depth != base:
+                    if base is not None and depth == base - 1:
+                        return  # the Melding ended
                     continue
                 yield el
                 el.clear()
@@ -223,6 +236,8 @@ class _Walk:
                     del parent[0]
         except etree.XMLSyntaxError as exc:
             raise _Fallback from exc
+        if base is None:
+            raise _Fallback  # no content where it should be: the tree path says so
 
     def tree(self, root: etree._Element) -> Iterator[etree._Element]:
         """From an element already parsed (MsgHead's Content): its children, left as they are."""
@@ -237,6 +252,52 @@ class _Walk:
         if getattr(root.getroottree().docinfo, "doctype", ""):
             raise _Fallback  # parse_xml refuses it: the tree path words it
         self.root = root
+
+
+_MH = "{http://www.kith.no/xmlstds/msghead/2006-05-24}"
+
+
+class _ContentPlace:
+    """Where `app.msghead.parse._content` finds the content, followed through start and end
+    events: the first element inside the first Document's (MsgHead/Document or
+    MsgHead/PatientReport/Document) first RefDoc's first Content."""
+
+    def __init__(self) -> None:
+        self._path: list[str] = []
+        self._document_seen = False
+        self._in_document: int | None = None  # depth of the first Document
+        self._refdoc_seen = False
+        self._in_refdoc: int | None = None
+        self._content_seen = False
+        self._in_content: int | None = None
+
+    def starts(self, el: etree._Element, depth: int) -> bool:
+        """True for the content element (its start event at `depth`)."""
+        tag = el.tag if isinstance(el.tag, str) else ""
+        self._path.append(tag)
+        if self._in_content is not None and depth == self._in_content + 1:
+            return True
+        if tag == _MH + "Document" and not self._document_seen:
+            if self._path[:-1] in ([_MH + "MsgHead"], [_MH + "MsgHead", _MH + "PatientReport"]):
+                self._document_seen = True
+                self._in_document = depth
+        elif tag == _MH + "RefDoc" and self._in_document == depth - 1 and not self._refdoc_seen:
+            self._refdoc_seen = True
+            self._in_refdoc = depth
+        elif tag == _MH + "Content" and self._in_refdoc == depth - 1 and not self._content_seen:
+            self._content_seen = True
+            self._in_content = depth
+        return False
+
+    def ends(self, depth: int) -> None:
+        """An element at `depth` + 1 ended."""
+        self._path.pop()
+        if self._in_content == depth + 1:
+            self._in_content = None  # Content held no element: nothing to read
+        if self._in_refdoc == depth + 1:
+            self._in_refdoc = None
+        if self._in_document == depth + 1:
+            self._in_document = None
 
 
 def _skeleton_root(root: etree._Element) -> etree._Element:
@@ -309,16 +370,45 @@ def _stream(children: Iterator[etree._Element], walk: _Walk, ctx: ContentContext
     return ContentResult(tuple(findings), notifications, message.contacts, tuple(kommuner))
 
 
-def stream_only(source: ContentSource, ctx: ContentContext) -> ContentResult | None:
+def stream_only(
+    source: ContentSource, ctx: ContentContext, *, in_msghead: bool = False
+) -> ContentResult | None:
     """The streaming path alone: None where it hands over to the tree path (a message the
     schema rejects, XML that does not parse; see the module's docstring). Reads a binary file
-    from its current position."""
+    from its current position; `in_msghead`: the Melding inside a MsgHead document."""
     walk = _Walk()
-    children = walk.tree(source) if isinstance(source, etree._Element) else walk.parsed(source)
+    children = (
+        walk.tree(source)
+        if isinstance(source, etree._Element)
+        else walk.parsed(source, in_msghead=in_msghead)
+    )
     try:
         return _stream(children, walk, ctx)
     except _Fallback:
         return None
+
+
+def validate_msghead_content(
+    source: bytes | IO[bytes], ctx: ContentContext
+) -> ContentResult | None:
+    """The check of the `Melding` inside a MsgHead document (bytes or a binary file, e.g.
+    the decrypted payload spooled), read as a stream: what `validate_melding` finds on
+    `read_msghead(...).msghead.content`. None when the MsgHead has no content there (the
+    MsgHead reader reports that)."""
+    start = None if isinstance(source, bytes) else source.tell()
+    result = stream_only(source, ctx, in_msghead=True)
+    if result is not None:
+        return result
+    from app.msghead.parse import read_msghead
+
+    if not isinstance(source, bytes):
+        assert start is not None
+        source.seek(start)
+    data = source if isinstance(source, bytes) else source.read()
+    head = read_msghead(data, huge=True).msghead
+    if head is None or head.content is None:
+        return None
+    return V.validate_melding(head.content, ctx)
 
 
 def validate_stream(source: ContentSource, ctx: ContentContext) -> ContentResult:
