@@ -226,9 +226,9 @@ class _Walk:
                 if place is not None and base is None:
                     place.ends(depth)
                 if base is None or depth != base:
-                    if base is not None and depth == base - 1:
-                        return  # the Melding ended
-                    continue
+                    if place is not None and base is not None and depth == base - 1:
+                        return  # the Melding inside MsgHead ended; MsgHead was read before
+                    continue  # (a document of its own is read to its end: junk after it)
                 yield el
                 el.clear()
                 parent = el.getparent()
