@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test install lint typecheck format lock migrate dev-pki bench soak clean
+.PHONY: run test install lint typecheck format lock migrate dev-pki bench bench-quick soak clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (set PYTHON=...)")'
@@ -47,6 +47,19 @@ lock:
 bench: install
 	$(BIN)/python -m bench.intake
 	$(BIN)/python -m bench.validate
+	$(BIN)/python -m bench.large
+	$(BIN)/python -m bench.load small
+	$(BIN)/python -m bench.load responsive
+	$(BIN)/python -m bench.load history
+	$(BIN)/python -m bench.load deadline
+
+# Issue 11's benchmarks in their short form (a few minutes on a small machine).
+bench-quick: install
+	$(BIN)/python -m bench.large --notifications 20000
+	$(BIN)/python -m bench.load small --quick
+	$(BIN)/python -m bench.load responsive --quick
+	$(BIN)/python -m bench.load history --quick
+	$(BIN)/python -m bench.load deadline --quick
 
 # Crash soak (docs/operations.md): two instances on a throw-away PostgreSQL, 100 SIGKILLs of
 # instances and of PostgreSQL under load, then every check. Loopback only; needs the

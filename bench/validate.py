@@ -11,6 +11,8 @@ set, from wait4) for:
   memory the validation itself needs is the difference;
 - `ours via MsgHead`: the intake's `check_business` on the same Melding wrapped in a MsgHead
   (MsgHead parse and checks, then the content), as the server runs it after decryption;
+- `ours streaming (file)` and `ours streaming MsgHead` (issue 11): `validate_stream` and
+  `validate_msghead_content` reading the file as a stream (the same findings as the tree path);
 - `xmllint --noout --stream --schema schemas/iplos-56.0.0/XPR-ipl-56.0.0.xsd FILE` (Debian's
   libxml2-utils), a streaming XSD check only, and the same against the official XSD from
   ../shared/reference when it is there.
@@ -103,9 +105,26 @@ def child(mode: str, path: Path) -> int:
     if mode == "baseline":
         print(json.dumps({"seconds": 0.0, "summary": "imports only"}))
         return 0
-    data = path.read_bytes()
     ctx = content_context()
     assert isinstance(ctx, ContentContext)
+    if mode in ("stream", "stream-msghead"):
+        from app.content.iplos.stream import validate_msghead_content, validate_stream
+
+        t0 = time.perf_counter()
+        with path.open("rb") as file:  # read as a stream from the file, as from a spool
+            streamed = (
+                validate_stream(file, ctx)
+                if mode == "stream"
+                else validate_msghead_content(file, ctx)
+            )
+        assert streamed is not None
+        findings = streamed.findings
+        count = len(streamed.notifications)
+        seconds = time.perf_counter() - t0
+        print(json.dumps({"seconds": seconds, "summary": f"{count} notifications, "
+                                                         f"{len(findings)} findings"}))  # fmt: skip
+        return 0
+    data = path.read_bytes()
     t0 = time.perf_counter()
     if mode == "melding":
         result = validate_melding(data, ctx)
@@ -175,7 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-msghead", action="store_true", help="skip the MsgHead variant")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (files, outputs)")
     parser.add_argument(
-        "--child", choices=("baseline", "melding", "msghead"), help=argparse.SUPPRESS
+        "--child",
+        choices=("baseline", "melding", "msghead", "stream", "stream-msghead"),
+        help=argparse.SUPPRESS,
     )
     parser.add_argument("file", nargs="?", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -197,9 +218,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = [
             measure("python baseline", [*me, "baseline", str(melding)], tmp),
             measure("ours", [*me, "melding", str(melding)], tmp),
+            measure("ours streaming (file)", [*me, "stream", str(melding)], tmp),
         ]
         if not args.no_msghead:
             rows.append(measure("ours via MsgHead", [*me, "msghead", str(msghead)], tmp))
+            rows.append(
+                measure("ours streaming MsgHead", [*me, "stream-msghead", str(msghead)], tmp)
+            )
         reference: Measured | None = None
         xmllint = shutil.which("xmllint")
         if xmllint is None:

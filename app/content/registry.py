@@ -8,13 +8,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from lxml import etree
 
 from app.content.model import ContentContext, ContentResult, HistoryKeys
 
-CheckContent = Callable[[bytes | etree._Element, ContentContext], ContentResult]
-ReadHistoryKeys = Callable[[etree._Element], HistoryKeys]
+# What a content check reads: the content's bytes, a binary file holding them (e.g. a spooled
+# temporary file, read from its current position: the check may stream it), or the element
+# already parsed inside MsgHead's Content.
+ContentSource = bytes | IO[bytes] | etree._Element
+CheckContent = Callable[[ContentSource, ContentContext], ContentResult]
+ReadHistoryKeys = Callable[[ContentSource], HistoryKeys]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +29,7 @@ class ContentFormat:
     root: str  # local name of the content root element
     title: str
     schema_path: Path  # the project's own XSD for this format
-    check: CheckContent  # XSD + every rule; pure
+    check: CheckContent  # XSD + every rule; pure (IPLOS: streaming, app/content/iplos/stream.py)
     history_keys: ReadHistoryKeys | None = None  # what history rows a message needs
 
 

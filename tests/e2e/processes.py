@@ -58,13 +58,19 @@ def prepare(tmp: Path, **overrides: str) -> dict[str, str]:
 
 
 def start(env: dict[str, str], cwd: Path) -> Running:
-    """`kpr-mottak serve` on a free port (grace period: KPR_SHUTDOWN_GRACE_SECONDS)."""
+    """`kpr-mottak serve --workers 1` on a free port (grace period:
+    KPR_SHUTDOWN_GRACE_SECONDS)."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = cwd / f"uvicorn-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "kpr-mottak"), "serve", "--port", str(port)],
+            # One worker: these tests watch the process's own /metrics (with --workers N each
+            # worker has its own registry, and the socket picks the worker).
+            [
+                str(Path(sys.executable).parent / "kpr-mottak"),
+                *("serve", "--port", str(port), "--workers", "1"),
+            ],
             env=env,
             cwd=cwd,
             stdout=out,

@@ -1,7 +1,8 @@
 """IPLOS in KPR, XPR(ipl) 56.0.0 (`http://www.npr.no/xmlstds/56_0_0_ipl`), MsgInfo/Type KPR_IPL."""
 
 from app.content.iplos.rules import RULES
-from app.content.iplos.validate import NS, SCHEMA_PATH, history_keys, validate_melding
+from app.content.iplos.stream import stream_history_keys, validate_stream
+from app.content.iplos.validate import NS, SCHEMA_PATH, validate_melding
 from app.content.registry import ContentFormat
 
 FORMAT = ContentFormat(
@@ -10,8 +11,8 @@ FORMAT = ContentFormat(
     root="Melding",
     title="IPLOS-melding til KPR, XPR(ipl) 56.0.0",
     schema_path=SCHEMA_PATH,
-    check=validate_melding,
-    history_keys=history_keys,
+    check=validate_stream,
+    history_keys=stream_history_keys,
 )
 
-__all__ = ["FORMAT", "NS", "RULES", "SCHEMA_PATH", "validate_melding"]
+__all__ = ["FORMAT", "NS", "RULES", "SCHEMA_PATH", "validate_melding", "validate_stream"]
