@@ -218,7 +218,8 @@ async def _add_totals(session: AsyncSession, rows: dict[_Key, Total]) -> None:
     )
     values = [
         {"environment": env, "year": year, "kommune_nr": kommune, **dataclasses.asdict(total)}
-        for (env, year, kommune), total in rows.items()
+        # in key order: concurrent messages lock the rows they share in the same order
+        for (env, year, kommune), total in sorted(rows.items())
     ]
     for start in range(0, len(values), _CHUNK):
         await session.execute(statement, values[start : start + _CHUNK])
@@ -255,7 +256,11 @@ async def _add_rule_days(session: AsyncSession, message_id: int) -> None:
     )
     await session.execute(
         statement,
-        [{"environment": e, "day": d, "rule_id": r, "findings": int(n)} for e, d, r, n in rows],
+        # in key order: concurrent messages lock the rows they share in the same order
+        [
+            {"environment": e, "day": d, "rule_id": r, "findings": int(n)}
+            for e, d, r, n in sorted(rows)
+        ],
     )
 
 
@@ -291,7 +296,7 @@ async def _mark_corrections(
         for finding_id, env, kommune, at in (await session.execute(query)).all():
             counted = None if env is None or kommune is None else (env, kommune, _aware(at))
             found[finding_id] = counted
-    ids = list(found)
+    ids = sorted(found)  # one lock order for concurrent writers
     for start in range(0, len(ids), _CHUNK):
         await session.execute(
             update(f).where(f.id.in_(ids[start : start + _CHUNK])).values(corrected_by=message_id)
