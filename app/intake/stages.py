@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import IO
 
 from cryptography import x509
 from lxml import etree
@@ -95,9 +96,10 @@ LogEvent = tuple[str, dict[str, str | bool | None]]
 
 @dataclass(frozen=True, slots=True)
 class Opened:
-    """The payload opened: `content` is the MsgHead bytes when it could be read."""
+    """The payload opened: `content` is the MsgHead in a spool (`cms.new_spool`, at position 0,
+    `size` bytes) when it could be read; whoever holds the `Opened` closes it (`close`)."""
 
-    content: bytes | None
+    content: IO[bytes] | None
     transport_findings: tuple[Finding, ...]  # -> MessageError
     business_findings: tuple[Finding, ...]  # -> AppRec
     transient: bool  # a temporary failure (revocation status unavailable): sender retries
@@ -108,6 +110,11 @@ class Opened:
     # The envelope signature verified and its signer accepted for the party: from here on the
     # sender is known, and only from here may answers be specific or signed by KPR.
     authenticated: bool = False
+    size: int = 0  # the MsgHead's length in bytes
+
+    def close(self) -> None:
+        if self.content is not None:
+            self.content.close()
 
 
 def _payload(
@@ -139,9 +146,11 @@ class _EnvelopeSignature:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Unpacked:
-    """The payload part decrypted or inflated: `content` is None when it could not be."""
+    """The payload part decrypted or inflated into a spool: `content` is None when it could
+    not be."""
 
-    content: bytes | None = None
+    content: IO[bytes] | None = None
+    size: int = 0
     transport_findings: tuple[Finding, ...] = ()
     business_findings: tuple[Finding, ...] = ()
     encrypted: bool = False
@@ -273,6 +282,40 @@ def count_elements(data: bytes) -> int:
     return data.count(b"<") - data.count(b"</")
 
 
+_CHUNK = 1024 * 1024
+
+
+def count_elements_in(source: IO[bytes]) -> int:
+    """`count_elements` over a binary file, read in chunks from its current position (left
+    at the end)."""
+    count = 0
+    last = b""
+    while chunk := source.read(_CHUNK):
+        count += chunk.count(b"<") - chunk.count(b"</")
+        if last == b"<" and chunk[:1] == b"/":  # a `</` split between two chunks
+            count -= 1
+        last = chunk[-1:]
+    return count
+
+
+def read_all(source: IO[bytes]) -> bytes:
+    """The whole of a spool, from the start; left at position 0."""
+    source.seek(0)
+    data = source.read()
+    source.seek(0)
+    return data
+
+
+def sha256_of(source: IO[bytes]) -> str:
+    """SHA-256 of a spool from the start, read in chunks; left at position 0."""
+    source.seek(0)
+    digest = hashlib.sha256()
+    while chunk := source.read(_CHUNK):
+        digest.update(chunk)
+    source.seek(0)
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _PayloadPolicy:
     """What opening a payload is judged by: the party, the trust, our keys and the caps."""
@@ -299,6 +342,17 @@ def _open_payload(
         # A business message always has a payload (signals never get here): never an OK.
         return Opened(None, (_payload_missing(),), (), False)
     unpacked = _unpack(part, policy)
+    opened: Opened | None = None
+    try:
+        opened = _judge_payload(unpacked, policy)
+        return opened
+    finally:
+        if unpacked.content is not None and (opened is None or opened.content is None):
+            unpacked.content.close()  # not handed on: no spool outlives the step
+
+
+def _judge_payload(unpacked: _Unpacked, policy: _PayloadPolicy) -> Opened:
+    """The payload unpacked: its size in elements, the business signature and signer."""
     content, encrypted, events = unpacked.content, unpacked.encrypted, unpacked.events
     if content is None:
         return Opened(
@@ -309,7 +363,10 @@ def _open_payload(
             encrypted=encrypted,
             events=events,
         )
-    if count_elements(content) > policy.max_elements:
+    content.seek(0)
+    elements = count_elements_in(content)
+    content.seek(0)
+    if elements > policy.max_elements:
         # Counted on the bytes before any tree is built: a small gzip can inflate to a
         # document whose tree takes gigabytes.
         too_many = (*unpacked.business_findings, _too_many_elements(policy.max_elements))
@@ -331,7 +388,15 @@ def _open_payload(
         tf, bf = (*tf, *checked.transport_findings), checked.business_findings
         transient, events = checked.transient, (*events, checked.event)
     return Opened(
-        None if tf else content, tf, bf, transient, None, document.signer, encrypted, events
+        None if tf else content,
+        tf,
+        bf,
+        transient,
+        None,
+        document.signer,
+        encrypted,
+        events,
+        size=unpacked.size,
     )
 
 
@@ -381,12 +446,33 @@ def _unpack(part: Attachment, policy: _PayloadPolicy) -> _Unpacked:
         return _decrypt(part.data, keys=policy.keys, max_inflated=policy.max_inflated)
     if policy.requires_encryption:
         return _Unpacked(transport_findings=(_plaintext_refused(),))
-    inflated = cms.inflate(part.data, policy.max_inflated)
-    return _Unpacked(content=inflated.content, business_findings=tuple(inflated.findings))
+    return _inflate(part.data, policy.max_inflated)
+
+
+def _inflate(data: bytes, max_inflated: int) -> _Unpacked:
+    """Plaintext: gunzipped into a spool when it starts as gzip (`cms.inflate`'s findings),
+    else copied into one as it is."""
+    spool = cms.new_spool()
+    try:
+        if not data.startswith(cms.GZIP_MAGIC):
+            spool.write(data)
+            spool.seek(0)
+            return _Unpacked(content=spool, size=len(data))
+        gunzip = cms.Gunzip(spool.write, max_inflated)
+        gunzip.feed(data)
+        findings = gunzip.finish()
+    except BaseException:
+        spool.close()
+        raise
+    if findings:
+        spool.close()
+        return _Unpacked(business_findings=findings)
+    spool.seek(0)
+    return _Unpacked(content=spool, size=gunzip.size)
 
 
 def _decrypt(data: bytes, *, keys: Sequence[KeyPair], max_inflated: int) -> _Unpacked:
-    opened = cms.open_payload(data, keys, max_inflated=max_inflated)
+    opened = cms.open_payload_spooled(data, keys, max_inflated=max_inflated)
     event: LogEvent = (
         "decrypted",
         {
@@ -409,6 +495,7 @@ def _decrypt(data: bytes, *, keys: Sequence[KeyPair], max_inflated: int) -> _Unp
     )
     return _Unpacked(
         content=opened.content,
+        size=opened.size,
         transport_findings=transport,
         business_findings=business,
         encrypted=True,
@@ -418,7 +505,7 @@ def _decrypt(data: bytes, *, keys: Sequence[KeyPair], max_inflated: int) -> _Unp
 
 
 def _document_signature(
-    content: bytes,
+    content: IO[bytes],
     *,
     cms_signer: x509.Certificate | None,
     encrypted: bool,
@@ -429,7 +516,8 @@ def _document_signature(
     if cms_signer is not None:
         return _DocumentSignature(signer=cms_signer)
     try:
-        doc = xmldsig.verify_document(content)
+        # xmlsec verifies an enveloped ds:Signature over the whole document: the tree path
+        doc = xmldsig.verify_document(read_all(content))
     except Exception:
         if encrypted:  # decrypted, but not XML: answered as a decryption failure
             return _DocumentSignature(undecryptable=True)
@@ -487,7 +575,7 @@ class BusinessHead:
 
 
 def read_business(
-    content: bytes,
+    content: bytes | IO[bytes],
     *,
     now: datetime,
     ebxml_from_her: str | None,
@@ -496,8 +584,10 @@ def read_business(
     our_her_ids: Collection[str],
     skew: timedelta,
 ) -> BusinessHead:
-    """MsgHead: structure, then the context checks; picks the content format it names."""
-    reading = read_msghead(content, huge=True)
+    """MsgHead: structure, then the context checks; picks the content format it names.
+    `content`: the MsgHead's bytes, or a spool holding them."""
+    data = content if isinstance(content, bytes) else read_all(content)
+    reading = read_msghead(data, huge=True)
     head = reading.msghead
     findings = list(reading.findings)
     if head is None:
