@@ -35,7 +35,7 @@ def spools(monkeypatch: pytest.MonkeyPatch, spool_dir: Path) -> list[IO[bytes]]:
     made: list[IO[bytes]] = []
 
     def tiny_spool(max_size: int = cms.SPOOL_MAX_SIZE) -> IO[bytes]:
-        spool = tempfile.SpooledTemporaryFile(max_size=1, mode="w+b", dir=spool_dir)  # noqa: SIM115
+        spool = tempfile.SpooledTemporaryFile(max_size=1, mode="w+b", dir=str(spool_dir))  # noqa: SIM115
         made.append(spool)
         return spool
 
