@@ -27,8 +27,8 @@ from app.ebxml.envelope import EbmsHeader, ReplyContext, parse_envelope
 from app.ebxml.mime import Attachment, MimeMessage, parse_body
 from app.intake import rules as intake_rules
 from app.msghead.checks import check_msghead
-from app.msghead.model import MsgHead
-from app.msghead.parse import read_msghead
+from app.msghead.model import MsgHead, MsgHeadReading
+from app.msghead.parse import read_msghead, read_msghead_stream
 from app.security import cms, xmldsig
 from app.security import rules as sec_rules
 from app.security.certificates import PartyTrust, SignatureLevel, TrustStore, check_signer
@@ -566,12 +566,37 @@ class Business:
 @dataclass(frozen=True, slots=True)
 class BusinessHead:
     """The MsgHead read and checked; `fmt` is the content format to run next (None when the
-    message stops here), `keys` what history that content needs."""
+    message stops here), `keys` what history that content needs. `source`: the spool the
+    content is streamed from (`fmt.check_in_msghead`); None when it is read from the tree
+    (`msghead.content`)."""
 
     msghead: MsgHead | None
     findings: tuple[Finding, ...]
     fmt: ContentFormat | None
     keys: HistoryKeys
+    source: IO[bytes] | None = None
+
+
+# A spooled MsgHead of at least this many bytes is read as a stream: its header fields from
+# an iterparse that drops the content's elements as they end, the content by the format's
+# streaming check. 0: every spool (the same findings either way; one path to test).
+STREAM_MIN_BYTES = 0
+
+
+def _read_head(content: bytes | IO[bytes]) -> tuple[MsgHeadReading, IO[bytes] | None]:
+    """MsgHead read: from a spool as a stream when it is large enough and the streamed
+    reading can promise the tree's answer (then the spool is returned), else as a tree."""
+    if isinstance(content, bytes):
+        return read_msghead(content, huge=True), None
+    content.seek(0, 2)
+    size = content.tell()
+    content.seek(0)
+    if size >= STREAM_MIN_BYTES:
+        streamed = read_msghead_stream(content)
+        content.seek(0)
+        if streamed is not None:
+            return streamed, content
+    return read_msghead(read_all(content), huge=True), None
 
 
 def read_business(
@@ -585,9 +610,8 @@ def read_business(
     skew: timedelta,
 ) -> BusinessHead:
     """MsgHead: structure, then the context checks; picks the content format it names.
-    `content`: the MsgHead's bytes, or a spool holding them."""
-    data = content if isinstance(content, bytes) else read_all(content)
-    reading = read_msghead(data, huge=True)
+    `content`: the MsgHead's bytes, or a spool holding them (at position 0)."""
+    reading, source = _read_head(content)
     head = reading.msghead
     findings = list(reading.findings)
     if head is None:
@@ -612,24 +636,66 @@ def read_business(
         or any(f.rule.consequence is Consequence.REJECT_MESSAGE for f in findings)
     ):
         return BusinessHead(head, tuple(findings), None, HistoryKeys())
-    keys = fmt.history_keys(head.content) if fmt.history_keys else HistoryKeys()
+    if source is not None and fmt.check_in_msghead is not None:
+        keys = _streamed_keys(fmt, source)
+        if keys is not None:
+            return BusinessHead(head, tuple(findings), fmt, keys, source)
+    element: etree._Element = head.content
+    if source is not None:  # the format reads the tree: the MsgHead's, whole
+        tree = _tree_head(source)
+        assert tree is not None  # read as the stream was
+        assert tree.content is not None
+        element = tree.content
+        head = replace(head, content=element, signature=tree.signature, root=tree.root)
+    keys = fmt.history_keys(element) if fmt.history_keys else HistoryKeys()
     return BusinessHead(head, tuple(findings), fmt, keys)
 
 
+def _streamed_keys(fmt: ContentFormat, source: IO[bytes]) -> HistoryKeys | None:
+    if fmt.history_keys is None:
+        return HistoryKeys()
+    if fmt.history_keys_in_msghead is None:
+        return None
+    source.seek(0)
+    try:
+        return fmt.history_keys_in_msghead(source)
+    finally:
+        source.seek(0)
+
+
+def _tree_head(source: IO[bytes]) -> MsgHead | None:
+    """The MsgHead of a spool read as a whole tree (where the streaming path hands over)."""
+    return read_msghead(read_all(source), huge=True).msghead
+
+
 def check_content(read: BusinessHead, context: ContentContext) -> Business:
-    """The content format's schema and rules, after `read_business`."""
+    """The content format's schema and rules, after `read_business`: streamed from the spool
+    when `read_business` read it so, else on MsgHead's Content element."""
     if read.fmt is None or read.msghead is None or read.msghead.content is None:
         return Business(read.msghead, read.findings, None)
     gen_date = read.msghead.gen_date
     if context.extracted_at is None and gen_date is not None:
         # The extraction is as late as GenDate, but never after we received it (a clock ahead)
         context = replace(context, extracted_at=min(gen_date, context.now))
-    result = read.fmt.check(read.msghead.content, context)
+    result: ContentResult | None = None
+    if read.source is not None and read.fmt.check_in_msghead is not None:
+        read.source.seek(0)
+        try:
+            result = read.fmt.check_in_msghead(read.source, context)
+        finally:
+            read.source.seek(0)
+    if result is None:
+        element: etree._Element | None = read.msghead.content
+        if read.source is not None:
+            tree = _tree_head(read.source)
+            element = tree.content if tree is not None else None
+        assert element is not None  # read as `read_business` read it
+        result = read.fmt.check(element, context)
     return Business(read.msghead, (*read.findings, *result.findings), result)
 
 
 def check_business(
-    content: bytes,
+    content: bytes | IO[bytes],
     *,
     now: datetime,
     ebxml_from_her: str | None,
@@ -639,7 +705,8 @@ def check_business(
     skew: timedelta,
     context: ContentContext,
 ) -> Business:
-    """MsgHead, then the content format it names, with a history given up front (offline)."""
+    """MsgHead, then the content format it names, with a history given up front (offline).
+    From a spool (at position 0) both are read as streams, as the intake reads them."""
     read = read_business(
         content,
         now=now,
