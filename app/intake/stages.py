@@ -3,11 +3,13 @@ dataclasses. The service runs each in a worker thread and does all I/O around th
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import IO
+from typing import IO, Literal
 
 from cryptography import x509
 from lxml import etree
@@ -20,6 +22,7 @@ from app.content import registry
 from app.content.model import ContentContext, ContentResult, HistoryKeys
 from app.content.registry import ContentFormat
 from app.core.findings import Consequence, Finding
+from app.core.xmlparse import parse_xml_file
 from app.ebxml import build as ebuild
 from app.ebxml import rules as ebxml_rules
 from app.ebxml.checks import Receiver, check_header, resolve_cid
@@ -283,6 +286,34 @@ def count_elements(data: bytes) -> int:
 
 
 _CHUNK = 1024 * 1024
+# A document at least this large had its whole tree built (the enveloped ds:Signature check):
+# the freed heap is then handed back to the system.
+TRIM_AFTER_BYTES = cms.SPOOL_MAX_SIZE
+
+
+def release_freed_memory() -> None:
+    """glibc keeps freed heap memory (libxml2's tree of a large document: hundreds of MB) for
+    the process, where Python's own allocations do not reuse it; `malloc_trim` returns it.
+    Nothing elsewhere (another C library, no libc found)."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        _malloc_trim = _find_malloc_trim()
+    if _malloc_trim is not False:
+        _malloc_trim(0)
+
+
+def _find_malloc_trim() -> Callable[[int], int] | Literal[False]:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    return trim
+
+
+_malloc_trim: Callable[[int], int] | Literal[False] | None = None
 
 
 def count_elements_in(source: IO[bytes]) -> int:
@@ -373,6 +404,7 @@ def _judge_payload(unpacked: _Unpacked, policy: _PayloadPolicy) -> Opened:
         return Opened(None, (), too_many, False, encrypted=encrypted, events=events)
     document = _document_signature(
         content,
+        size=unpacked.size,
         cms_signer=unpacked.cms_signer,
         encrypted=encrypted,
         requires_signing=policy.requires_signing,
@@ -507,6 +539,7 @@ def _decrypt(data: bytes, *, keys: Sequence[KeyPair], max_inflated: int) -> _Unp
 def _document_signature(
     content: IO[bytes],
     *,
+    size: int,
     cms_signer: x509.Certificate | None,
     encrypted: bool,
     requires_signing: bool,
@@ -516,8 +549,23 @@ def _document_signature(
     if cms_signer is not None:
         return _DocumentSignature(signer=cms_signer)
     try:
-        # xmlsec verifies an enveloped ds:Signature over the whole document: the tree path
-        doc = xmldsig.verify_document(read_all(content))
+        return _document_signature_of_tree(
+            content, encrypted=encrypted, requires_signing=requires_signing
+        )
+    finally:
+        content.seek(0)
+        if size >= TRIM_AFTER_BYTES:
+            release_freed_memory()  # the tree's: else the heap keeps it for good
+
+
+def _document_signature_of_tree(
+    content: IO[bytes], *, encrypted: bool, requires_signing: bool
+) -> _DocumentSignature:
+    try:
+        # xmlsec verifies an enveloped ds:Signature over the whole document: the tree path,
+        # parsed from the spool (not from a copy of its bytes)
+        content.seek(0)
+        doc = xmldsig.verify_document(parse_xml_file(content, huge=True))
     except Exception:
         if encrypted:  # decrypted, but not XML: answered as a decryption failure
             return _DocumentSignature(undecryptable=True)

@@ -174,3 +174,8 @@ def test_a_spooled_msghead_is_read_as_a_stream(monkeypatch: pytest.MonkeyPatch) 
         business = stages.check_content(read, fault_context(KOMMUNE))
     assert business.content is not None
     assert len(business.content.notifications) == 20
+
+
+def test_the_freed_heap_can_be_released() -> None:
+    stages.release_freed_memory()  # glibc's malloc_trim; a no-op where there is none
+    stages.release_freed_memory()
