@@ -20,6 +20,11 @@ from app.content.model import ContentContext, ContentResult, HistoryKeys
 ContentSource = bytes | IO[bytes] | etree._Element
 CheckContent = Callable[[ContentSource, ContentContext], ContentResult]
 ReadHistoryKeys = Callable[[ContentSource], HistoryKeys]
+# The same, for the content inside a whole MsgHead document in a binary file (read from its
+# current position), streamed: None where the format cannot promise the tree path's answer
+# (the caller then reads the MsgHead's tree and uses `check` / `history_keys` on its content).
+CheckInMsgHead = Callable[[IO[bytes], ContentContext], ContentResult | None]
+ReadHistoryKeysInMsgHead = Callable[[IO[bytes]], HistoryKeys | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +36,9 @@ class ContentFormat:
     schema_path: Path  # the project's own XSD for this format
     check: CheckContent  # XSD + every rule; pure (IPLOS: streaming, app/content/iplos/stream.py)
     history_keys: ReadHistoryKeys | None = None  # what history rows a message needs
+    # Streaming over the MsgHead document (issue 11); a format without them is read as a tree.
+    check_in_msghead: CheckInMsgHead | None = None
+    history_keys_in_msghead: ReadHistoryKeysInMsgHead | None = None
 
 
 def _builtin_formats() -> tuple[ContentFormat, ...]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import IO
 
 from lxml import etree
 
@@ -63,6 +64,24 @@ def _parser(*, huge: bool) -> etree.XMLParser:
         huge_tree=huge,
         collect_ids=False,
     )
+
+
+def parse_xml_file(source: IO[bytes], *, huge: bool = False) -> etree._Element:
+    """`parse_xml` from a binary file (read from its current position), e.g. a spool: the
+    document's bytes are never held whole besides its tree."""
+    try:
+        tree = etree.parse(source, parser=_parser(huge=huge))
+    except etree.XMLSyntaxError as exc:
+        raise XmlRejected(
+            f"ikke velformet XML: {_without_values(exc.msg)} (linje {exc.lineno})"
+        ) from exc
+    root = tree.getroot()
+    if root is None:
+        raise XmlRejected("tomt XML-dokument")
+    doctype: str = getattr(tree.docinfo, "doctype", "")
+    if doctype:
+        raise XmlRejected("XML med DOCTYPE/DTD er ikke tillatt")
+    return root
 
 
 def parse_xml(data: bytes, *, huge: bool = False) -> etree._Element:

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import IO
 
 import anyio
 from cryptography import x509
@@ -291,8 +292,11 @@ class IntakeService:
         raises `_Stop` with the reply it recorded."""
         req = await self._registered_party(arrival)
         opened = await self._authenticate(req)
-        await self._admit(req, opened)
-        checked = await self._check_business(req, opened)
+        try:
+            await self._admit(req, opened)
+            checked = await self._check_business(req, opened)
+        finally:
+            opened.close()  # the spooled payload: memory or a temporary file, gone here
         receipt = await self._reply_with_apprec(req, checked)
         _keep_history(req.outcome, checked, receipt.status)
         self._queue_notification(req, checked, receipt.status)
@@ -321,10 +325,12 @@ class IntakeService:
         answers are specific and signed by KPR."""
         opened = await self._open(req)
         if opened.transient and await revocation.fetch_for(self.state, opened):
+            opened.close()
             opened = await self._open(req)  # a CRL just fetched may answer it now
         for kind, detail in opened.events:
             req.outcome.event(kind, **detail)
         if not opened.authenticated:
+            opened.close()
             raise _Stop(
                 await self._refuse(req, opened.transport_findings, transient=opened.transient)
             )
@@ -379,7 +385,7 @@ class IntakeService:
         duplicate = await self._claim(req)
         if duplicate is not None:
             raise _Stop(duplicate)
-        out.payload_bytes = len(opened.content) if opened.content is not None else None
+        out.payload_bytes = opened.size if opened.content is not None else None
 
     async def _check_business(self, req: _Request, opened: stages.Opened) -> _Checked:
         """MsgHead, an identical resend or a reused MsgId, then the content against the
@@ -391,9 +397,7 @@ class IntakeService:
             return _Checked(business=None, findings=findings, environment=environment, history=None)
         content = opened.content
         read = await self._read_head(req, content)
-        out.msghead_sha256 = await anyio.to_thread.run_sync(
-            lambda: hashlib.sha256(content).hexdigest()
-        )
+        out.msghead_sha256 = await anyio.to_thread.run_sync(lambda: stages.sha256_of(content))
         msgid_reused = await self._msgid_reused(req, read)
         history = (
             await history_repo.load_history(
@@ -413,7 +417,7 @@ class IntakeService:
             business=business, findings=findings, environment=environment, history=history
         )
 
-    async def _read_head(self, req: _Request, content: bytes) -> stages.BusinessHead:
+    async def _read_head(self, req: _Request, content: IO[bytes]) -> stages.BusinessHead:
         """MsgHead read and checked; without a CPA the Action must name it (DOMAIN 2.1)."""
         message, party = req.message, req.party
         read = await anyio.to_thread.run_sync(

@@ -3,10 +3,13 @@ dataclasses. The service runs each in a worker thread and does all I/O around th
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import IO, Literal
 
 from cryptography import x509
 from lxml import etree
@@ -19,6 +22,7 @@ from app.content import registry
 from app.content.model import ContentContext, ContentResult, HistoryKeys
 from app.content.registry import ContentFormat
 from app.core.findings import Consequence, Finding
+from app.core.xmlparse import parse_xml_file
 from app.ebxml import build as ebuild
 from app.ebxml import rules as ebxml_rules
 from app.ebxml.checks import Receiver, check_header, resolve_cid
@@ -26,8 +30,8 @@ from app.ebxml.envelope import EbmsHeader, ReplyContext, parse_envelope
 from app.ebxml.mime import Attachment, MimeMessage, parse_body
 from app.intake import rules as intake_rules
 from app.msghead.checks import check_msghead
-from app.msghead.model import MsgHead
-from app.msghead.parse import read_msghead
+from app.msghead.model import MsgHead, MsgHeadReading
+from app.msghead.parse import read_msghead, read_msghead_stream
 from app.security import cms, xmldsig
 from app.security import rules as sec_rules
 from app.security.certificates import PartyTrust, SignatureLevel, TrustStore, check_signer
@@ -95,9 +99,10 @@ LogEvent = tuple[str, dict[str, str | bool | None]]
 
 @dataclass(frozen=True, slots=True)
 class Opened:
-    """The payload opened: `content` is the MsgHead bytes when it could be read."""
+    """The payload opened: `content` is the MsgHead in a spool (`cms.new_spool`, at position 0,
+    `size` bytes) when it could be read; whoever holds the `Opened` closes it (`close`)."""
 
-    content: bytes | None
+    content: IO[bytes] | None
     transport_findings: tuple[Finding, ...]  # -> MessageError
     business_findings: tuple[Finding, ...]  # -> AppRec
     transient: bool  # a temporary failure (revocation status unavailable): sender retries
@@ -108,6 +113,11 @@ class Opened:
     # The envelope signature verified and its signer accepted for the party: from here on the
     # sender is known, and only from here may answers be specific or signed by KPR.
     authenticated: bool = False
+    size: int = 0  # the MsgHead's length in bytes
+
+    def close(self) -> None:
+        if self.content is not None:
+            self.content.close()
 
 
 def _payload(
@@ -139,9 +149,11 @@ class _EnvelopeSignature:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Unpacked:
-    """The payload part decrypted or inflated: `content` is None when it could not be."""
+    """The payload part decrypted or inflated into a spool: `content` is None when it could
+    not be."""
 
-    content: bytes | None = None
+    content: IO[bytes] | None = None
+    size: int = 0
     transport_findings: tuple[Finding, ...] = ()
     business_findings: tuple[Finding, ...] = ()
     encrypted: bool = False
@@ -273,6 +285,68 @@ def count_elements(data: bytes) -> int:
     return data.count(b"<") - data.count(b"</")
 
 
+_CHUNK = 1024 * 1024
+# A document at least this large had its whole tree built (the enveloped ds:Signature check):
+# the freed heap is then handed back to the system.
+TRIM_AFTER_BYTES = cms.SPOOL_MAX_SIZE
+
+
+def release_freed_memory() -> None:
+    """glibc keeps freed heap memory (libxml2's tree of a large document: hundreds of MB) for
+    the process, where Python's own allocations do not reuse it; `malloc_trim` returns it.
+    Nothing elsewhere (another C library, no libc found)."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        _malloc_trim = _find_malloc_trim()
+    if _malloc_trim is not False:
+        _malloc_trim(0)
+
+
+def _find_malloc_trim() -> Callable[[int], int] | Literal[False]:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    return trim
+
+
+_malloc_trim: Callable[[int], int] | Literal[False] | None = None
+
+
+def count_elements_in(source: IO[bytes]) -> int:
+    """`count_elements` over a binary file, read in chunks from its current position (left
+    at the end)."""
+    count = 0
+    last = b""
+    while chunk := source.read(_CHUNK):
+        count += chunk.count(b"<") - chunk.count(b"</")
+        if last == b"<" and chunk[:1] == b"/":  # a `</` split between two chunks
+            count -= 1
+        last = chunk[-1:]
+    return count
+
+
+def read_all(source: IO[bytes]) -> bytes:
+    """The whole of a spool, from the start; left at position 0."""
+    source.seek(0)
+    data = source.read()
+    source.seek(0)
+    return data
+
+
+def sha256_of(source: IO[bytes]) -> str:
+    """SHA-256 of a spool from the start, read in chunks; left at position 0."""
+    source.seek(0)
+    digest = hashlib.sha256()
+    while chunk := source.read(_CHUNK):
+        digest.update(chunk)
+    source.seek(0)
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _PayloadPolicy:
     """What opening a payload is judged by: the party, the trust, our keys and the caps."""
@@ -299,6 +373,17 @@ def _open_payload(
         # A business message always has a payload (signals never get here): never an OK.
         return Opened(None, (_payload_missing(),), (), False)
     unpacked = _unpack(part, policy)
+    opened: Opened | None = None
+    try:
+        opened = _judge_payload(unpacked, policy)
+        return opened
+    finally:
+        if unpacked.content is not None and (opened is None or opened.content is None):
+            unpacked.content.close()  # not handed on: no spool outlives the step
+
+
+def _judge_payload(unpacked: _Unpacked, policy: _PayloadPolicy) -> Opened:
+    """The payload unpacked: its size in elements, the business signature and signer."""
     content, encrypted, events = unpacked.content, unpacked.encrypted, unpacked.events
     if content is None:
         return Opened(
@@ -309,13 +394,17 @@ def _open_payload(
             encrypted=encrypted,
             events=events,
         )
-    if count_elements(content) > policy.max_elements:
+    content.seek(0)
+    elements = count_elements_in(content)
+    content.seek(0)
+    if elements > policy.max_elements:
         # Counted on the bytes before any tree is built: a small gzip can inflate to a
         # document whose tree takes gigabytes.
         too_many = (*unpacked.business_findings, _too_many_elements(policy.max_elements))
         return Opened(None, (), too_many, False, encrypted=encrypted, events=events)
     document = _document_signature(
         content,
+        size=unpacked.size,
         cms_signer=unpacked.cms_signer,
         encrypted=encrypted,
         requires_signing=policy.requires_signing,
@@ -331,7 +420,15 @@ def _open_payload(
         tf, bf = (*tf, *checked.transport_findings), checked.business_findings
         transient, events = checked.transient, (*events, checked.event)
     return Opened(
-        None if tf else content, tf, bf, transient, None, document.signer, encrypted, events
+        None if tf else content,
+        tf,
+        bf,
+        transient,
+        None,
+        document.signer,
+        encrypted,
+        events,
+        size=unpacked.size,
     )
 
 
@@ -381,12 +478,33 @@ def _unpack(part: Attachment, policy: _PayloadPolicy) -> _Unpacked:
         return _decrypt(part.data, keys=policy.keys, max_inflated=policy.max_inflated)
     if policy.requires_encryption:
         return _Unpacked(transport_findings=(_plaintext_refused(),))
-    inflated = cms.inflate(part.data, policy.max_inflated)
-    return _Unpacked(content=inflated.content, business_findings=tuple(inflated.findings))
+    return _inflate(part.data, policy.max_inflated)
+
+
+def _inflate(data: bytes, max_inflated: int) -> _Unpacked:
+    """Plaintext: gunzipped into a spool when it starts as gzip (`cms.inflate`'s findings),
+    else copied into one as it is."""
+    spool = cms.new_spool()
+    try:
+        if not data.startswith(cms.GZIP_MAGIC):
+            spool.write(data)
+            spool.seek(0)
+            return _Unpacked(content=spool, size=len(data))
+        gunzip = cms.Gunzip(spool.write, max_inflated)
+        gunzip.feed(data)
+        findings = gunzip.finish()
+    except BaseException:
+        spool.close()
+        raise
+    if findings:
+        spool.close()
+        return _Unpacked(business_findings=findings)
+    spool.seek(0)
+    return _Unpacked(content=spool, size=gunzip.size)
 
 
 def _decrypt(data: bytes, *, keys: Sequence[KeyPair], max_inflated: int) -> _Unpacked:
-    opened = cms.open_payload(data, keys, max_inflated=max_inflated)
+    opened = cms.open_payload_spooled(data, keys, max_inflated=max_inflated)
     event: LogEvent = (
         "decrypted",
         {
@@ -409,6 +527,7 @@ def _decrypt(data: bytes, *, keys: Sequence[KeyPair], max_inflated: int) -> _Unp
     )
     return _Unpacked(
         content=opened.content,
+        size=opened.size,
         transport_findings=transport,
         business_findings=business,
         encrypted=True,
@@ -418,8 +537,9 @@ def _decrypt(data: bytes, *, keys: Sequence[KeyPair], max_inflated: int) -> _Unp
 
 
 def _document_signature(
-    content: bytes,
+    content: IO[bytes],
     *,
+    size: int,
     cms_signer: x509.Certificate | None,
     encrypted: bool,
     requires_signing: bool,
@@ -429,7 +549,23 @@ def _document_signature(
     if cms_signer is not None:
         return _DocumentSignature(signer=cms_signer)
     try:
-        doc = xmldsig.verify_document(content)
+        return _document_signature_of_tree(
+            content, encrypted=encrypted, requires_signing=requires_signing
+        )
+    finally:
+        content.seek(0)
+        if size >= TRIM_AFTER_BYTES:
+            release_freed_memory()  # the tree's: else the heap keeps it for good
+
+
+def _document_signature_of_tree(
+    content: IO[bytes], *, encrypted: bool, requires_signing: bool
+) -> _DocumentSignature:
+    try:
+        # xmlsec verifies an enveloped ds:Signature over the whole document: the tree path,
+        # parsed from the spool (not from a copy of its bytes)
+        content.seek(0)
+        doc = xmldsig.verify_document(parse_xml_file(content, huge=True))
     except Exception:
         if encrypted:  # decrypted, but not XML: answered as a decryption failure
             return _DocumentSignature(undecryptable=True)
@@ -478,16 +614,41 @@ class Business:
 @dataclass(frozen=True, slots=True)
 class BusinessHead:
     """The MsgHead read and checked; `fmt` is the content format to run next (None when the
-    message stops here), `keys` what history that content needs."""
+    message stops here), `keys` what history that content needs. `source`: the spool the
+    content is streamed from (`fmt.check_in_msghead`); None when it is read from the tree
+    (`msghead.content`)."""
 
     msghead: MsgHead | None
     findings: tuple[Finding, ...]
     fmt: ContentFormat | None
     keys: HistoryKeys
+    source: IO[bytes] | None = None
+
+
+# A spooled MsgHead of at least this many bytes is read as a stream: its header fields from
+# an iterparse that drops the content's elements as they end, the content by the format's
+# streaming check. 0: every spool (the same findings either way; one path to test).
+STREAM_MIN_BYTES = 0
+
+
+def _read_head(content: bytes | IO[bytes]) -> tuple[MsgHeadReading, IO[bytes] | None]:
+    """MsgHead read: from a spool as a stream when it is large enough and the streamed
+    reading can promise the tree's answer (then the spool is returned), else as a tree."""
+    if isinstance(content, bytes):
+        return read_msghead(content, huge=True), None
+    content.seek(0, 2)
+    size = content.tell()
+    content.seek(0)
+    if size >= STREAM_MIN_BYTES:
+        streamed = read_msghead_stream(content)
+        content.seek(0)
+        if streamed is not None:
+            return streamed, content
+    return read_msghead(read_all(content), huge=True), None
 
 
 def read_business(
-    content: bytes,
+    content: bytes | IO[bytes],
     *,
     now: datetime,
     ebxml_from_her: str | None,
@@ -496,8 +657,9 @@ def read_business(
     our_her_ids: Collection[str],
     skew: timedelta,
 ) -> BusinessHead:
-    """MsgHead: structure, then the context checks; picks the content format it names."""
-    reading = read_msghead(content, huge=True)
+    """MsgHead: structure, then the context checks; picks the content format it names.
+    `content`: the MsgHead's bytes, or a spool holding them (at position 0)."""
+    reading, source = _read_head(content)
     head = reading.msghead
     findings = list(reading.findings)
     if head is None:
@@ -522,24 +684,66 @@ def read_business(
         or any(f.rule.consequence is Consequence.REJECT_MESSAGE for f in findings)
     ):
         return BusinessHead(head, tuple(findings), None, HistoryKeys())
-    keys = fmt.history_keys(head.content) if fmt.history_keys else HistoryKeys()
+    if source is not None and fmt.check_in_msghead is not None:
+        keys = _streamed_keys(fmt, source)
+        if keys is not None:
+            return BusinessHead(head, tuple(findings), fmt, keys, source)
+    element: etree._Element = head.content
+    if source is not None:  # the format reads the tree: the MsgHead's, whole
+        tree = _tree_head(source)
+        assert tree is not None  # read as the stream was
+        assert tree.content is not None
+        element = tree.content
+        head = replace(head, content=element, signature=tree.signature, root=tree.root)
+    keys = fmt.history_keys(element) if fmt.history_keys else HistoryKeys()
     return BusinessHead(head, tuple(findings), fmt, keys)
 
 
+def _streamed_keys(fmt: ContentFormat, source: IO[bytes]) -> HistoryKeys | None:
+    if fmt.history_keys is None:
+        return HistoryKeys()
+    if fmt.history_keys_in_msghead is None:
+        return None
+    source.seek(0)
+    try:
+        return fmt.history_keys_in_msghead(source)
+    finally:
+        source.seek(0)
+
+
+def _tree_head(source: IO[bytes]) -> MsgHead | None:
+    """The MsgHead of a spool read as a whole tree (where the streaming path hands over)."""
+    return read_msghead(read_all(source), huge=True).msghead
+
+
 def check_content(read: BusinessHead, context: ContentContext) -> Business:
-    """The content format's schema and rules, after `read_business`."""
+    """The content format's schema and rules, after `read_business`: streamed from the spool
+    when `read_business` read it so, else on MsgHead's Content element."""
     if read.fmt is None or read.msghead is None or read.msghead.content is None:
         return Business(read.msghead, read.findings, None)
     gen_date = read.msghead.gen_date
     if context.extracted_at is None and gen_date is not None:
         # The extraction is as late as GenDate, but never after we received it (a clock ahead)
         context = replace(context, extracted_at=min(gen_date, context.now))
-    result = read.fmt.check(read.msghead.content, context)
+    result: ContentResult | None = None
+    if read.source is not None and read.fmt.check_in_msghead is not None:
+        read.source.seek(0)
+        try:
+            result = read.fmt.check_in_msghead(read.source, context)
+        finally:
+            read.source.seek(0)
+    if result is None:
+        element: etree._Element | None = read.msghead.content
+        if read.source is not None:
+            tree = _tree_head(read.source)
+            element = tree.content if tree is not None else None
+        assert element is not None  # read as `read_business` read it
+        result = read.fmt.check(element, context)
     return Business(read.msghead, (*read.findings, *result.findings), result)
 
 
 def check_business(
-    content: bytes,
+    content: bytes | IO[bytes],
     *,
     now: datetime,
     ebxml_from_her: str | None,
@@ -549,7 +753,8 @@ def check_business(
     skew: timedelta,
     context: ContentContext,
 ) -> Business:
-    """MsgHead, then the content format it names, with a history given up front (offline)."""
+    """MsgHead, then the content format it names, with a history given up front (offline).
+    From a spool (at position 0) both are read as streams, as the intake reads them."""
     read = read_business(
         content,
         now=now,

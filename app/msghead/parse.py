@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import IO
 
 from lxml import etree
 
@@ -270,3 +271,84 @@ def _schema_findings(root: etree._Element, covered: set[str]) -> tuple[Finding, 
         f"... og {len(errors) - MAX_SCHEMA_FINDINGS} valideringsfeil til i meldingshodet.",
     )
     return (*shown, rest)
+
+
+_XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
+# Namespaces the MsgHead schema declares elements of: inside Content, the lax wildcard would
+# validate such an element (or one with xsi:type), so pruning it could change the findings.
+_DECLARED = (f"{{{MSGHEAD_NS}}}", f"{{{DSIG_NS}}}")
+_CONTENT = f"{{{MSGHEAD_NS}}}Content"
+
+
+class _Unsure(Exception):
+    """The streamed reading could differ from `read_msghead` on the whole document."""
+
+
+def read_msghead_stream(source: IO[bytes]) -> MsgHeadReading | None:
+    """`read_msghead(data, huge=True)` from a binary file (read from its current position to
+    the end) without keeping the business content's tree: every element below an element
+    inside `Content` is dropped as soon as it has ended, so what stays is MsgHead with its
+    content's root elements, empty but with their attributes (the content format reads the
+    content itself, streamed). The schema's `Content` takes anything laxly: elements it has
+    no declaration for are not looked into, so the findings are the same.
+
+    None where they might not be: XML that is not well-formed or has a DOCTYPE (the tree
+    path words the finding), a root that is no MsgHead, or content that holds elements the
+    schema declares or xsi attributes. The caller then reads the whole document."""
+    events = etree.iterparse(
+        source,
+        events=("end",),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        remove_blank_text=False,
+        remove_comments=True,
+        remove_pis=True,
+        huge_tree=True,
+        collect_ids=False,
+    )
+    try:
+        for _, el in events:
+            _prune(el)
+        root = events.root
+    except (etree.XMLSyntaxError, _Unsure):
+        return None
+    if root is None or root.tag != _q("MsgHead"):
+        return None
+    if getattr(root.getroottree().docinfo, "doctype", ""):
+        return None
+    for content in root.iter(_CONTENT):
+        for top in content:
+            for child in list(top):
+                top.remove(child)
+    head, specific = _extract(root)
+    covered = {f.location for f in specific}
+    return MsgHeadReading(msghead=head, findings=(*_schema_findings(root, covered), *specific))
+
+
+def _prune(el: etree._Element) -> None:
+    """An element ended: inside a Content, checked; a child of a content root is then
+    emptied and its earlier siblings dropped (what it held was checked as it ended)."""
+    depth = 0
+    node = el.getparent()
+    while node is not None:
+        depth += 1
+        if node.tag == _CONTENT:
+            break
+        node = node.getparent()
+    else:
+        return
+    _check_pruned(el)
+    if depth == 2:
+        parent = el.getparent()
+        el.clear()
+        while parent is not None and el.getprevious() is not None:
+            del parent[0]
+
+
+def _check_pruned(el: etree._Element) -> None:
+    tag = el.tag
+    if not isinstance(tag, str):
+        return
+    if tag.startswith(_DECLARED) or any(str(name).startswith(_XSI) for name in el.attrib):
+        raise _Unsure

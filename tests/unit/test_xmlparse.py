@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import io
 
-from app.core.xmlparse import XmlRejected, parse_xml, xml_safe
+import pytest
+from lxml import etree
+
+from app.core.xmlparse import XmlRejected, parse_xml, parse_xml_file, xml_safe
 
 
 def test_doctype_is_refused() -> None:
@@ -38,3 +41,27 @@ def test_whitespace_is_kept() -> None:
 
 def test_xml_safe_replaces_what_xml_cannot_carry() -> None:
     assert xml_safe("a\x00b\x01c\td\ne") == "a\ufffdb\ufffdc\td\ne"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "xx">]><a>&x;</a>',
+        b'<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>',
+        b"<a>&e01854403784;</a>",
+        b"<a b='01854403784'><c></a>",
+        b"",
+    ],
+)
+def test_a_file_is_refused_as_its_bytes_are(data: bytes) -> None:
+    with pytest.raises(XmlRejected) as from_bytes:
+        parse_xml(data)
+    with pytest.raises(XmlRejected) as from_file:
+        parse_xml_file(io.BytesIO(data))
+    assert "018544" not in str(from_file.value)
+    assert str(from_file.value).split(":")[0] == str(from_bytes.value).split(":")[0]
+
+
+def test_a_file_parses_as_its_bytes_do() -> None:
+    data = b'<?xml version="1.0"?><a x="1"><!-- c --><?pi x?><b> t </b></a>'
+    assert etree.tostring(parse_xml_file(io.BytesIO(data))) == etree.tostring(parse_xml(data))

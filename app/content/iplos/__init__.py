@@ -1,7 +1,12 @@
 """IPLOS in KPR, XPR(ipl) 56.0.0 (`http://www.npr.no/xmlstds/56_0_0_ipl`), MsgInfo/Type KPR_IPL."""
 
 from app.content.iplos.rules import RULES
-from app.content.iplos.stream import stream_history_keys, validate_stream
+from app.content.iplos.stream import (
+    msghead_history_keys,
+    stream_history_keys,
+    validate_msghead_content,
+    validate_stream,
+)
 from app.content.iplos.validate import NS, SCHEMA_PATH, validate_melding
 from app.content.registry import ContentFormat
 
@@ -13,6 +18,8 @@ FORMAT = ContentFormat(
     schema_path=SCHEMA_PATH,
     check=validate_stream,
     history_keys=stream_history_keys,
+    check_in_msghead=validate_msghead_content,
+    history_keys_in_msghead=msghead_history_keys,
 )
 
 __all__ = ["FORMAT", "NS", "RULES", "SCHEMA_PATH", "validate_melding", "validate_stream"]

@@ -473,3 +473,26 @@ def stream_history_keys(source: ContentSource) -> HistoryKeys:
     except etree.XMLSyntaxError:
         pass
     return HistoryKeys(frozenset(guids), frozenset(brukere), frozenset(fids), frozenset(lopenrs))
+
+
+def msghead_history_keys(source: IO[bytes]) -> HistoryKeys | None:
+    """`validate.history_keys` of the `Melding` inside a MsgHead document (a binary file, read
+    from its current position) as a stream: what it gives on `read_msghead(...).msghead.content`,
+    one top-level element of the Melding at a time. None where the stream cannot say (no
+    Melding where the MsgHead reader finds the content, XML that does not parse): the caller
+    reads the tree."""
+    walk = _Walk()
+    guids: set[str] = set()
+    brukere: set[str] = set()
+    fids: set[str] = set()
+    lopenrs: set[int] = set()
+    try:
+        for child in walk.parsed(source, in_msghead=True):
+            keys = V.history_keys(child)
+            guids.update(keys.guids)
+            brukere.update(keys.bruker_nrs)
+            fids.update(keys.fids)
+            lopenrs.update(keys.lopenrs)
+    except _Fallback:
+        return None
+    return HistoryKeys(frozenset(guids), frozenset(brukere), frozenset(fids), frozenset(lopenrs))

@@ -1,0 +1,97 @@
+"""The decrypted payload lives in a spool (`cms.new_spool`: memory up to a threshold, then a
+temporary file) that is closed when the request ends, however it ends (issue 11)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import IO
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.models import Message
+from app.security import cms
+from app.security.devpki import DevPki
+from tests.integration.messages import assert_signed_ok_reply, epj_message, post, reply_of
+
+
+def _files(path: Path) -> list[Path]:
+    return list(path.iterdir())
+
+
+@pytest.fixture
+def spool_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "spools"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def spools(monkeypatch: pytest.MonkeyPatch, spool_dir: Path) -> list[IO[bytes]]:
+    """Every spool the intake makes, rolled over to a temporary file in `spool_dir` at once."""
+    made: list[IO[bytes]] = []
+
+    def tiny_spool(max_size: int = cms.SPOOL_MAX_SIZE) -> IO[bytes]:
+        spool = tempfile.SpooledTemporaryFile(max_size=1, mode="w+b", dir=str(spool_dir))  # noqa: SIM115
+        made.append(spool)
+        return spool
+
+    monkeypatch.setattr(cms, "new_spool", tiny_spool)
+    return made
+
+
+async def test_the_spooled_payload_is_closed_when_the_request_ends(
+    intake: httpx.AsyncClient,
+    pki: DevPki,
+    sessions: async_sessionmaker[AsyncSession],
+    spools: list[IO[bytes]],
+    spool_dir: Path,
+) -> None:
+    built = epj_message(pki)
+    reply = reply_of(pki, await post(intake, built))
+    assert_signed_ok_reply(reply, built.message_id)
+    assert spools
+    assert all(s.closed for s in spools)
+    assert _files(spool_dir) == []
+    async with sessions() as s:
+        message = (await s.scalars(select(Message))).one()
+    assert message.status == "OK"
+
+
+async def test_the_spool_is_closed_when_a_step_fails(
+    intake: httpx.AsyncClient,
+    pki: DevPki,
+    spools: list[IO[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    spool_dir: Path,
+) -> None:
+    from app.intake import stages
+
+    def bug(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug in a step")
+
+    monkeypatch.setattr(stages, "read_business", bug)
+    reply = reply_of(pki, await post(intake, epj_message(pki)))
+    assert reply.header is not None
+    assert [e.error_code for e in reply.header.errors] == ["DeliveryFailure"]
+    assert spools
+    assert all(s.closed for s in spools)
+    assert _files(spool_dir) == []
+
+
+async def test_the_spool_is_closed_when_the_payload_is_rejected(
+    intake: httpx.AsyncClient,
+    pki: DevPki,
+    spools: list[IO[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app.intake import stages
+
+    monkeypatch.setattr(stages, "count_elements_in", lambda source: 10**9)
+    reply = reply_of(pki, await post(intake, epj_message(pki)))
+    assert reply.apprec is not None  # too many elements: an AppRec rejection
+    assert spools
+    assert all(s.closed for s in spools)
