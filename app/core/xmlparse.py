@@ -66,6 +66,29 @@ def _parser(*, huge: bool) -> etree.XMLParser:
     )
 
 
+def iterparse(
+    source: IO[bytes],
+    events: tuple[str, ...],
+    tag: str | tuple[str, ...] | None = None,
+) -> etree.iterparse:
+    """The same hardened settings as `parse_xml`, as a stream of parser events (large
+    documents: huge_tree on). DOCTYPEs are the caller's to refuse (`docinfo` once read)."""
+    options: dict[str, object] = {} if tag is None else {"tag": tag}
+    return etree.iterparse(
+        source,
+        events=events,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        remove_blank_text=False,
+        remove_comments=True,
+        remove_pis=True,
+        huge_tree=True,
+        collect_ids=False,
+        **options,
+    )
+
+
 def parse_xml_file(source: IO[bytes], *, huge: bool = False) -> etree._Element:
     """`parse_xml` from a binary file (read from its current position), e.g. a spool: the
     document's bytes are never held whole besides its tree."""

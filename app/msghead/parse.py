@@ -9,6 +9,7 @@ from typing import IO
 
 from lxml import etree
 
+from app.core import xmlparse
 from app.core.findings import Finding, Rule
 from app.core.schemas import load_schema
 from app.core.xmlparse import XmlRejected, parse_xml
@@ -295,18 +296,7 @@ def read_msghead_stream(source: IO[bytes]) -> MsgHeadReading | None:
     None where they might not be: XML that is not well-formed or has a DOCTYPE (the tree
     path words the finding), a root that is no MsgHead, or content that holds elements the
     schema declares or xsi attributes. The caller then reads the whole document."""
-    events = etree.iterparse(
-        source,
-        events=("end",),
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        remove_blank_text=False,
-        remove_comments=True,
-        remove_pis=True,
-        huge_tree=True,
-        collect_ids=False,
-    )
+    events = xmlparse.iterparse(source, ("end",))
     try:
         for _, el in events:
             _prune(el)

@@ -4,6 +4,7 @@ free port, with its own SQLite database and development PKI in a temporary direc
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -25,6 +26,17 @@ class Server:
     database_url: str
     pki_dir: Path
     log: Path
+
+
+def chromium() -> str:
+    """Debian's headless Chromium: a failure where CI requires the tools, else a skip."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    if os.environ.get("KPR_REQUIRE_TOOLS") == "1":
+        pytest.fail("chromium is required (KPR_REQUIRE_TOOLS=1) but not installed")
+    pytest.skip("chromium not installed (Debian package `chromium`)")
 
 
 def _free_port() -> int:

@@ -3,27 +3,15 @@ every host but 127.0.0.1 unresolvable, and Swagger UI shows the operations."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import tempfile
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, chromium
 
 pytestmark = [pytest.mark.e2e, pytest.mark.tools]
-
-
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    if os.environ.get("KPR_REQUIRE_TOOLS") == "1":
-        pytest.fail("chromium is required (KPR_REQUIRE_TOOLS=1) but not installed")
-    pytest.skip("chromium not installed (Debian package `chromium`)")
 
 
 def test_docs_pages_reference_only_the_service_itself(server: Server) -> None:
@@ -40,11 +28,11 @@ def test_docs_pages_reference_only_the_service_itself(server: Server) -> None:
 def test_swagger_ui_renders_the_operations_with_no_request_leaving_the_machine(
     server: Server,
 ) -> None:
-    chromium = _chromium()
+    browser = chromium()
     with tempfile.TemporaryDirectory() as profile:
         done = subprocess.run(
             [
-                chromium,
+                browser,
                 "--headless",
                 "--no-sandbox",
                 "--disable-gpu",

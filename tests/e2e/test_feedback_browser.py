@@ -7,8 +7,6 @@ var/test-artifacts/ (a desktop and a phone width)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -20,6 +18,7 @@ import httpx
 import pytest
 
 from app.db import create_engine, session_factory
+from tests.e2e.conftest import chromium
 from tests.e2e.processes import Municipality, Running, prepare, start
 from tests.integration.test_feedback import T0, User, seed_message
 
@@ -28,21 +27,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.tools]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    if os.environ.get("KPR_REQUIRE_TOOLS") == "1":
-        pytest.fail("chromium is required (KPR_REQUIRE_TOOLS=1) but not installed")
-    pytest.skip("chromium not installed (Debian package `chromium`)")
-
-
 def _browser(url: str, *extra: str) -> subprocess.CompletedProcess[str]:
     with tempfile.TemporaryDirectory() as profile:
         return subprocess.run(
             [
-                _chromium(),
+                chromium(),
                 "--headless",
                 "--no-sandbox",
                 "--disable-gpu",
@@ -91,7 +80,7 @@ async def _seed_production(database_url: str) -> None:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    _chromium()
+    chromium()
     tmp = tmp_path_factory.mktemp("feedback")
     env = prepare(tmp, KPR_FEEDBACK_REFRESH_SECONDS="1")
     asyncio.run(_seed_production(env["KPR_DATABASE_URL"]))

@@ -44,6 +44,7 @@ from app.content.iplos import rules as R
 from app.content.iplos import validate as V
 from app.content.model import ContentContext, ContentResult, HistoryKeys, normalize_guid
 from app.content.registry import ContentSource
+from app.core import xmlparse
 from app.core.findings import Consequence, Finding
 from app.core.schemas import SCHEMAS_DIR, load_schema
 
@@ -197,18 +198,7 @@ class _Walk:
         document is a MsgHead, and the Melding is its content where the MsgHead reader finds
         it (`_ContentPlace`); what follows the Melding is not read."""
         stream: IO[bytes] = io.BytesIO(source) if isinstance(source, bytes) else source
-        events = etree.iterparse(
-            stream,
-            events=("start", "end"),
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            remove_blank_text=False,
-            remove_comments=True,
-            remove_pis=True,
-            huge_tree=True,
-            collect_ids=False,
-        )
+        events = xmlparse.iterparse(stream, ("start", "end"))
         place = _ContentPlace() if in_msghead else None
         depth = 0
         base: int | None = None  # the Melding's depth once it started
@@ -438,18 +428,7 @@ def stream_history_keys(source: ContentSource) -> HistoryKeys:
     fids: set[str] = set()
     lopenrs: set[int] = set()
     stream: IO[bytes] = io.BytesIO(source) if isinstance(source, bytes) else source
-    events = etree.iterparse(
-        stream,
-        events=("end",),
-        tag=(V.NOTIFIKASJON, V.BRUKER),
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        remove_comments=True,
-        remove_pis=True,
-        huge_tree=True,
-        collect_ids=False,
-    )
+    events = xmlparse.iterparse(stream, ("end",), tag=(V.NOTIFIKASJON, V.BRUKER))
     try:
         for _, el in events:
             if el.tag == V.BRUKER:
