@@ -417,6 +417,8 @@ class IplosBruker(Base):
     Personal data: read only by the intake and the municipality's own error list."""
 
     __tablename__ = "iplos_bruker"
+    # the intake finds the brukerNr paired with each fid of a message
+    __table_args__ = (Index("ix_iplos_bruker_fid", "environment", "kommune_nr", "fid"),)
 
     environment: Mapped[str] = mapped_column(String(20), primary_key=True)
     kommune_nr: Mapped[str] = mapped_column(String(4), primary_key=True)
