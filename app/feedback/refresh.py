@@ -35,6 +35,7 @@ from app.feedback.tables import FeedbackCount, FeedbackKommune, FeedbackMedian, 
 from app.logging import get_logger
 from app.models import Finding, IplosEvent, IplosNotification, Message, Receipt
 from app.query.reporting import received_window, year_entry
+from app.query.totals import READABLE
 from app.settings import Settings
 
 log = get_logger(__name__)
@@ -42,7 +43,6 @@ log = get_logger(__name__)
 STATE = "main"
 _T = TypeVar("_T")
 LOOKBACK = timedelta(minutes=15)
-READABLE = ("1", "3")
 FAILING = ("drop_notification", "reject_message", "message_error")
 FIRST_DELAY_SECONDS = 60.0  # not during a restart loop; tests set a short interval
 _LOCK_KEY = 7_141_414  # pg advisory lock id of the feedback refresher
