@@ -352,14 +352,17 @@ class AccessLog(Base):
 
 class IplosKommuneState(Base):
     """Per environment and municipality: which løpenummer have been received, as sorted,
-    disjoint ranges `[[lo, hi], ...]` (completeness and gaps). The row is locked (SELECT ...
-    FOR UPDATE) while a message of that municipality is processed in that environment."""
+    disjoint ranges `[[lo, hi], ...]` (completeness and gaps), and a `version` bumped by every
+    message checked against this history. The intake reads the version before the history and
+    compares it in its write transaction, with the row locked (SELECT ... FOR UPDATE): a
+    message of the municipality stored meanwhile makes it check again."""
 
     __tablename__ = "iplos_kommune_state"
 
     environment: Mapped[str] = mapped_column(String(20), primary_key=True)
     kommune_nr: Mapped[str] = mapped_column(String(4), primary_key=True)
     received: Mapped[list[list[int]]] = mapped_column(JSON, default=list)
+    version: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
 

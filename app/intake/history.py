@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.content.model import (
@@ -37,18 +36,84 @@ async def load_history(
     session: AsyncSession, environment: str, kommuner: Sequence[str], keys: HistoryKeys
 ) -> IplosHistory:
     """The history rows a message's checks need (`keys`), in `environment`, for the
-    municipalities the sender may report for, with their state rows locked (FOR UPDATE) so
-    the checks of two messages of one municipality cannot interleave."""
+    municipalities the sender may report for. Read without a lock: call `read_versions`
+    first and `confirm_versions` in the write transaction, so the checks of two messages of
+    one municipality cannot both pass on the same history."""
     if not kommuner:
         return IplosHistory()
     scope = _Scope(environment=environment, kommuner=kommuner)
-    states = await _lock_states(session, environment, kommuner)
+    states = await session.scalars(
+        select(IplosKommuneState).where(
+            IplosKommuneState.environment == environment,
+            IplosKommuneState.kommune_nr.in_(list(kommuner)),
+        )
+    )
     return IplosHistory(
         received={s.kommune_nr: _ranges(s.received) for s in states if s.received},
         notifications=await _stored_notifications(session, scope, keys.guids),
         guid_by_lopenr=await _guids_by_lopenr(session, scope, keys.lopenrs),
         bruker_fid=await _bruker_pairs(session, scope, keys),
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryRead:
+    """Which history a message was checked against: the municipalities' versions, read
+    before the history itself (a change after that is seen, never missed)."""
+
+    environment: str
+    versions: tuple[tuple[str, int], ...]  # (kommune_nr, version), sorted; 0: no row yet
+
+
+async def read_versions(
+    session: AsyncSession, environment: str, kommuner: Sequence[str]
+) -> HistoryRead:
+    found = await session.execute(
+        select(IplosKommuneState.kommune_nr, IplosKommuneState.version).where(
+            IplosKommuneState.environment == environment,
+            IplosKommuneState.kommune_nr.in_(list(kommuner)),
+        )
+    )
+    stored = dict(found.all())
+    return HistoryRead(
+        environment=environment,
+        versions=tuple((k, stored.get(k, 0)) for k in sorted(set(kommuner))),
+    )
+
+
+async def confirm_versions(session: AsyncSession, read: HistoryRead) -> bool:
+    """In the write transaction: lock the municipalities' state rows (created when missing)
+    in one order, and bump their versions when they are still those the checks saw. False
+    when another message changed the history meanwhile (nothing bumped: the caller rolls
+    back and checks again)."""
+    if not read.versions:
+        return True
+    kommuner = [k for k, _ in read.versions]
+    table = _table(IplosKommuneState)
+    rows = [{"environment": read.environment, "kommune_nr": k, "received": []} for k in kommuner]
+    stmt: Any
+    if (await session.connection()).dialect.name == "postgresql":
+        stmt = postgresql.insert(table).on_conflict_do_nothing()
+    else:
+        stmt = sqlite.insert(table).on_conflict_do_nothing()
+    await session.execute(stmt, rows)
+    locked = await session.execute(
+        select(IplosKommuneState.kommune_nr, IplosKommuneState.version)
+        .where(
+            IplosKommuneState.environment == read.environment,
+            IplosKommuneState.kommune_nr.in_(kommuner),
+        )
+        .order_by(IplosKommuneState.kommune_nr)
+        .with_for_update()
+    )
+    if tuple((k, int(v)) for k, v in locked.all()) != read.versions:
+        return False
+    await session.execute(
+        update(table)
+        .where(table.c.environment == read.environment, table.c.kommune_nr.in_(kommuner))
+        .values(version=table.c.version + 1)
+    )
+    return True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,28 +185,6 @@ async def _bruker_pairs(
             )
             brukere.update({(k, b): f for k, b, f in found.all()})
     return brukere
-
-
-async def _lock_states(
-    session: AsyncSession, environment: str, kommuner: Sequence[str]
-) -> list[IplosKommuneState]:
-    for k in kommuner:
-        if await session.get(IplosKommuneState, (environment, k)) is None:
-            try:
-                async with session.begin_nested():
-                    session.add(IplosKommuneState(environment=environment, kommune_nr=k))
-            except IntegrityError:  # another process created it first: fine
-                pass
-    return list(
-        await session.scalars(
-            select(IplosKommuneState)
-            .where(
-                IplosKommuneState.environment == environment,
-                IplosKommuneState.kommune_nr.in_(list(kommuner)),
-            )
-            .with_for_update()
-        )
-    )
 
 
 async def store_history(
@@ -231,7 +274,7 @@ async def _update_received(
     session: AsyncSession, environment: str, before: IplosHistory, after: IplosHistory
 ) -> None:
     """The received løpenummer ranges of each municipality that got new numbers (its state
-    row is locked since `load_history`)."""
+    row is locked since `confirm_versions`)."""
     for kommune, ranges in after.received.items():
         if ranges == before.received.get(kommune):
             continue

@@ -2,19 +2,21 @@
 
 The intake's steps fill in an `Outcome` (the message row's fields and status, its events,
 findings, receipt, the emails to queue and the history to store) instead of writing as they
-go; `repository.store_outcome` writes it set-based inside the request's one commit. Only the
-reads a step needs mid-way (party, dedup claim, MsgId reuse, history with its lock) touch the
-database before that.
+go; `repository.store_outcome` writes it set-based inside the request's one write transaction,
+which also inserts the message row, its dedup claim and the history versions it was checked
+against (`IntakeService._write`). Before that the steps only read (party, dedup claim, MsgId
+reuse, history), so a large message holds no lock while it is checked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from app.content.model import ContentResult, IplosHistory
 from app.core.findings import Finding
+from app.intake.history import HistoryRead
 from app.statuses import MessageStatus, ReceiptKind
 
 # What an event's detail may hold: JSON scalars and lists of ids (never message content).
@@ -26,6 +28,13 @@ class Event:
     kind: str
     at: datetime
     detail: Mapping[str, EventValue]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogLine:
+    level: str  # info | warning
+    event: str
+    fields: Mapping[str, EventValue]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,13 +80,22 @@ class ClaimKey:
     ebms_message_id: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Claim:
+    """The dedup claim (sender, MessageId) to make in the write transaction: its primary key
+    decides a race between two copies of one message."""
+
+    key: ClaimKey
+    content_sha256: str
+
+
 @dataclass(slots=True, kw_only=True)
 class Outcome:
     """One request's outcome, filled in by the steps of `IntakeService` (mutable: the steps
     run in order and each adds its part). `None` fields leave the message row's column as
     stored with the request."""
 
-    message_id: int
+    message_id: int | None = None  # the row's id: known in the write transaction
     # the message's, copied onto its findings (the error list reads one index range)
     environment: str | None = None
     received_at: datetime | None = None
@@ -101,6 +119,17 @@ class Outcome:
     mails: list[Mail] = field(default_factory=list)
     history: HistoryRecord | None = None
     release_claim: ClaimKey | None = None
+    claim: Claim | None = None
+    history_read: HistoryRead | None = None  # the history the content was checked against
+    # the emails name the message's id, known only in the write transaction
+    mails_for: Callable[[int], list[Mail]] | None = None
+    # log lines that name the message: written once it is stored, with its id
+    log_lines: list[LogLine] = field(default_factory=list)
+
+    def log(self, level: str, event: str, /, **fields: EventValue) -> None:
+        """A log line about the message, written with its id once it is stored (a check that
+        lost a race and ran again logs only once)."""
+        self.log_lines.append(LogLine(level=level, event=event, fields=fields))
 
     def event(self, kind: str, /, **detail: EventValue) -> None:
         """Log a processing step that happens now."""

@@ -63,16 +63,16 @@ async def claim_message_id(
     session: AsyncSession,
     from_party_id: str,
     ebms_message_id: str,
-    message: Message,
+    message_id: int,
     content_sha256: str,
 ) -> None:
-    """Claim (sender, MessageId) for `message`; raises IntegrityError when already taken
+    """Claim (sender, MessageId) for the message; raises IntegrityError when already taken
     (on PostgreSQL it first waits for a concurrent claimer to commit or roll back)."""
     session.add(
         MessageDedup(
             from_party_id=fit(from_party_id, FROM_PARTY_WIDTH),
             ebms_message_id=fit(ebms_message_id, EBMS_MESSAGE_ID_WIDTH),
-            message_id=message.id,
+            message_id=message_id,
             content_sha256=content_sha256,
         )
     )
@@ -154,7 +154,7 @@ class EarlierUse:
 
 
 async def msghead_id_uses(
-    session: AsyncSession, sender_party_id: int, msg_id: str, except_message: int
+    session: AsyncSession, sender_party_id: int, msg_id: str, except_message: int | None = None
 ) -> list[EarlierUse]:
     """Earlier answered messages of this sender with this MsgId, oldest first."""
     rows = await session.execute(
@@ -162,7 +162,7 @@ async def msghead_id_uses(
         .where(
             Message.sender_party_id == sender_party_id,
             Message.msghead_msg_id == fit(msg_id, MSGHEAD_MSG_ID_WIDTH),
-            Message.id != except_message,
+            *([Message.id != except_message] if except_message is not None else []),
             Message.status.in_(sorted(ANSWERED)),
         )
         .order_by(Message.id)
@@ -185,18 +185,21 @@ async def store_outcome(session: AsyncSession, outcome: Outcome, windows: Window
     transaction (the intake's one commit): the message row's fields, its events, findings,
     receipt, queued emails and history, a dedup claim given up, and what the message adds
     to the running totals (coverage, stats) and corrects in earlier error lists."""
+    message_id = outcome.message_id
+    if message_id is None:
+        raise ValueError("store_outcome needs the message row (IntakeService._write adds it)")
     await _update_message(session, outcome)
     await _insert(session, MessageEvent, _event_rows(outcome))
     await _insert(session, FindingRow, _finding_rows(outcome))
     if outcome.receipt is not None:
-        await _insert(session, Receipt, [_receipt_row(outcome.message_id, outcome.receipt)])
+        await _insert(session, Receipt, [_receipt_row(message_id, outcome.receipt)])
     await _insert(session, NotificationOutbox, _mail_rows(outcome))
     if outcome.history is not None:
         h = outcome.history
-        await history.store_history(session, outcome.message_id, h.environment, h.content, h.before)
+        await history.store_history(session, message_id, h.environment, h.content, h.before)
     if outcome.release_claim is not None:
-        await _release_claim(session, outcome.message_id, outcome.release_claim)
-    await totals.record_message(session, outcome.message_id, windows)
+        await _release_claim(session, message_id, outcome.release_claim)
+    await totals.record_message(session, message_id, windows)
 
 
 async def _update_message(session: AsyncSession, outcome: Outcome) -> None:

@@ -1,16 +1,17 @@
 """The intake service: the one place that orders the steps of receiving a message, talks to
 the repositories and commits, once, before the reply leaves.
 
-`_receive` reads the transport (MIME, SOAP, ebMS) and stores the request's row; `_process`
-then reads as its steps: registered party -> authenticate (signatures, certificates,
-decryption) -> admit (registry checks, signals, the dedup claim) -> MsgHead and content ->
-AppRec and reply -> history and email. The steps share one per-request context (`_Request`)
-and record what they decide in its `Outcome` instead of writing as they go; a step that ends
-the processing early raises `_Stop` with its reply. `repository.store_outcome` writes the
-outcome and the session commits, before the reply leaves: an Acknowledgment promises the
-message is stored. A duplicate gets the stored reply byte for byte. Nothing here raises to the
-client: an unexpected error is logged, the request is stored as FAILED and answered with a
-MessageError.
+`_receive` reads the transport (MIME, SOAP, ebMS); `_process` then runs its steps: registered
+party -> authenticate (signatures, certificates, decryption) -> admit (registry checks,
+signals, the dedup claim) -> MsgHead and content -> AppRec and reply -> history and email. The
+steps share one per-request context (`_Request`), only read the database, and record what they
+decide in its `Outcome` instead of writing as they go; a step that ends the processing early
+raises `_Stop` with its reply. `_write` then stores the request's row and the outcome in one
+transaction and commits, before the reply leaves: an Acknowledgment promises the message is
+stored. What the steps read and the write needs still true (the dedup claim, the history's
+versions) is decided in that transaction; a race lost there checks the message again. A
+duplicate gets the stored reply byte for byte. Nothing here raises to the client: an
+unexpected error is logged, the request is stored as FAILED and answered with a MessageError.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -52,7 +54,7 @@ from app.intake import history as history_repo
 from app.intake import repository as repo
 from app.intake import rules as intake_rules
 from app.intake import stages
-from app.intake.outcome import ClaimKey, HistoryRecord, Mail, Outcome, ReceiptRecord
+from app.intake.outcome import Claim, ClaimKey, HistoryRecord, Mail, Outcome, ReceiptRecord
 from app.keyring import Keyring
 from app.logging import error_location, get_logger
 from app.models import (
@@ -79,6 +81,10 @@ SPOOFING_RULES = frozenset(
 # Of a request that is refused or not (yet) authenticated only this much of the body is kept:
 # enough to see what it was, not a free store for anyone (issue 9).
 RAW_PREFIX_BYTES = 4096
+# A race lost in the write transaction is checked again; so many in a row is a temporary
+# failure (the sender sends it again later).
+_ATTEMPTS = 3
+_LEVELS = {"info": logging.INFO, "warning": logging.WARNING}
 # Signals are answered with nothing: never a MessageError to a MessageError (ebMS 2.0 §4.2).
 SIGNAL_ACTIONS = frozenset({ACTION_ACKNOWLEDGMENT, ACTION_MESSAGE_ERROR})
 
@@ -151,6 +157,13 @@ class _Checked:
     history: IplosHistory | None  # loaded for the content check; None when none ran
 
 
+class _Conflict(Exception):
+    """The write transaction lost a race to another message: check this one again."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
 class _Stop(Exception):
     """Processing ends early with this reply (already recorded in the outcome)."""
 
@@ -207,10 +220,7 @@ class IntakeService:
     async def receive(self, req: IntakeRequest) -> Reply:
         started = datetime.now(UTC)
         try:
-            async with (
-                self.state.intake_slots,
-                self.state.sqlite_writer or contextlib.nullcontext(),
-            ):
+            async with self.state.intake_slots:
                 reply, status, env = await self._receive(req)
         except Exception as exc:
             # A bug or an outage: keep the request, answer with a MessageError, never a 500.
@@ -227,27 +237,81 @@ class IntakeService:
     # --- the pipeline -------------------------------------------------------------------
 
     async def _receive(self, req: IntakeRequest) -> tuple[Reply, str, str]:
-        """Read the transport, store the request, process it, store the outcome, commit."""
+        """Read the transport, then check the message and write what it decided; a race lost
+        in the write transaction (`_Conflict`) is checked again from the start."""
         transport, body_sha256 = await anyio.to_thread.run_sync(lambda: self._read(req))
         env = transport.receiver.environment if transport.receiver else "unknown"
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                out, reply = await self._attempt(req, transport, body_sha256)
+            except _Conflict as lost:
+                log.info("intake.checked_again", reason=lost.reason, attempt=attempt)
+                continue
+            for line in out.log_lines:
+                log.log(_LEVELS[line.level], line.event, message_id=out.message_id, **line.fields)
+            log.info(
+                "intake.completed", message_id=out.message_id, status=out.status, environment=env
+            )
+            return reply, out.status, env
+        # answered as an internal error: stored whole, and the sender sends it again later
+        raise RuntimeError(f"the write lost its race {_ATTEMPTS} times in a row")
+
+    async def _attempt(
+        self, req: IntakeRequest, transport: stages.Transport, body_sha256: str
+    ) -> tuple[Outcome, Reply]:
+        """The steps, which only read the database, then the one write transaction."""
         async with self.state.sessions() as session:
             message = self._new_message(req, size=len(req.body), sha256=body_sha256)
             _fill_transport(message, transport)
-            out = Outcome(
-                message_id=await repo.add_message(session, message),
-                environment=message.environment,
-                received_at=message.received_at,
-            )
+            out = Outcome(environment=message.environment, received_at=message.received_at)
             _record_arrival(out, req, transport)
             try:
                 reply = await self._after_transport(session, message, transport, req.body, out)
             except _Stop as stop:
                 reply = stop.reply
+            await session.commit()  # ends the reads' transaction: the writes start afresh
             out.completed_at = _now()
+            await self._write(session, message, out)
+        return out, reply
+
+    async def _write(self, session: AsyncSession, message: Message, out: Outcome) -> None:
+        """The one write transaction and its commit (the reply promises the message is
+        stored): the message row, the races (`_decide_races`), then all the outcome holds.
+        On SQLite, which has one writer for the whole database, this process's writers queue
+        on a lock held only here, so a large message's checks hold up no other message."""
+        async with self.state.sqlite_writer or contextlib.nullcontext():
+            message_id = await repo.add_message(session, message)
+            out.message_id = message_id
+            await self._decide_races(session, out)
+            if out.mails_for is not None:
+                out.mails.extend(out.mails_for(message_id))
             await repo.store_outcome(session, out, self.windows)
-            await session.commit()  # the Ack promises the message is stored
-        log.info("intake.completed", message_id=out.message_id, status=out.status, environment=env)
-        return reply, out.status, env
+            await session.commit()
+
+    async def _decide_races(self, session: AsyncSession, out: Outcome) -> None:
+        """What the checks read and the write must still find true, decided by the database:
+        the dedup claim's primary key (a copy of this message claimed first: it is then a
+        duplicate) and the versions of the history the content was checked against (a message
+        of the same municipality stored meanwhile). Either lost: roll back, `_Conflict`."""
+        claim = out.claim if out.release_claim is None else None
+        if claim is not None:
+            assert out.message_id is not None
+            try:
+                async with session.begin_nested():
+                    await repo.claim_message_id(
+                        session,
+                        claim.key.from_party_id,
+                        claim.key.ebms_message_id,
+                        out.message_id,
+                        claim.content_sha256,
+                    )
+            except IntegrityError:
+                await session.rollback()
+                raise _Conflict("claimed") from None
+        read = out.history_read
+        if read is not None and not await history_repo.confirm_versions(session, read):
+            await session.rollback()
+            raise _Conflict("history_changed")
 
     def _read(self, req: IntakeRequest) -> tuple[stages.Transport, str]:
         """MIME, SOAP and the ebMS header, and the body's hash (in a worker thread: 50 MB of
@@ -399,13 +463,12 @@ class IntakeService:
         read = await self._read_head(req, content)
         out.msghead_sha256 = await anyio.to_thread.run_sync(lambda: stages.sha256_of(content))
         msgid_reused = await self._msgid_reused(req, read)
-        history = (
-            await history_repo.load_history(
-                req.session, environment, [k.kommune_nr for k in party.kommuner], read.keys
-            )
-            if read.fmt
-            else IplosHistory()
-        )
+        history = IplosHistory()
+        if read.fmt:
+            kommuner = [k.kommune_nr for k in party.kommuner]
+            # the versions before the history: a change in between is seen at the write
+            out.history_read = await history_repo.read_versions(req.session, environment, kommuner)
+            history = await history_repo.load_history(req.session, environment, kommuner, read.keys)
         context = self._content_context(req, environment, history)
         business = await anyio.to_thread.run_sync(lambda: stages.check_content(read, context))
         findings.extend(business.findings)
@@ -471,7 +534,7 @@ class IntakeService:
         that was not rejected makes the MsgId reused (E10); a rejected one frees the MsgId
         for the corrected message."""
         out = req.outcome
-        earlier = await repo.msghead_id_uses(req.session, req.party.id, msg_id, out.message_id)
+        earlier = await repo.msghead_id_uses(req.session, req.party.id, msg_id)
         answered = [e for e in earlier if e.status != MessageStatus.AVVIST]
         resend = next((e for e in answered if e.msghead_sha256 == out.msghead_sha256), None)
         return resend, resend is None and bool(answered)
@@ -502,7 +565,7 @@ class IntakeService:
         out.msghead_msg_id = repo.fit(msg_id, repo.MSGHEAD_MSG_ID_WIDTH)
         out.receipt = _apprec_receipt(built)
         out.event("msghead_resend", original=original.message_id)
-        log.info("intake.msghead_resend", message_id=out.message_id, original=original.message_id)
+        out.log("info", "intake.msghead_resend", original=original.message_id)
         return Reply(200, built.reply.body, built.reply.content_type)
 
     async def _registry_checks(self, req: _Request) -> list[Finding]:
@@ -577,7 +640,7 @@ class IntakeService:
             ref_to=(header.ref_to_message_id or "")[:200] or None,
             errors=",".join(e.error_code[:40] for e in header.errors[:10]) or None,
         )
-        log.info("intake.signal", message_id=out.message_id, action=header.action)
+        out.log("info", "intake.signal", action=header.action)
         return Reply(204, b"", "text/plain; charset=utf-8")
 
     # --- replies --------------------------------------------------------------------------
@@ -610,7 +673,7 @@ class IntakeService:
         )
         out.event("receipt_built", reply=ReceiptKind.MESSAGE_ERROR.value, rules=rules)
         out.release_claim = release
-        log.info("intake.message_error", message_id=out.message_id, rules=rules)
+        out.log("info", "intake.message_error", rules=rules)
         return Reply(200, built.body, built.content_type)
 
     async def _build_message_error(
@@ -669,26 +732,17 @@ class IntakeService:
         return built
 
     async def _claim(self, req: _Request) -> Reply | None:
-        """Claim (sender, MessageId) for this message; None when claimed. Otherwise this is a
-        resend: the stored reply byte for byte, or `Inconsistent` when the content differs.
-        On PostgreSQL a concurrent claimer's insert waits here until the first commits."""
+        """The dedup claim (sender, MessageId); None when this message makes it, in the write
+        transaction (`Outcome.claim`; its primary key decides a race). Otherwise this is a
+        resend: the stored reply byte for byte, or `Inconsistent` when the content differs."""
         session, header, transport = req.session, req.header, req.transport
         from_id = req.message.from_party_id
         assert from_id is not None
-        for _attempt in range(2):
-            try:
-                async with session.begin_nested():
-                    await repo.claim_message_id(
-                        session, from_id, header.message_id, req.message, transport.content_sha256
-                    )
-                return None
-            except IntegrityError:
-                claim = await repo.find_claim(session, from_id, header.message_id)
-            if claim is not None:
-                break
-        else:  # claimed and released again twice in a row: let the sender retry
-            raise _Stop(await self._temporary_failure(req))
-        assert claim is not None
+        claim = await repo.find_claim(session, from_id, header.message_id)
+        if claim is None:
+            key = ClaimKey(from_party_id=from_id, ebms_message_id=header.message_id)
+            req.outcome.claim = Claim(key=key, content_sha256=transport.content_sha256)
+            return None
         if claim.content_sha256 != transport.content_sha256:
             finding = Finding(
                 ebxml_rules.DUPLICATE_INCONSISTENT,
@@ -702,7 +756,7 @@ class IntakeService:
             return await self._temporary_failure(req)
         req.outcome.status = MessageStatus.DUPLICATE
         req.outcome.event("duplicate", original=claim.message_id)
-        log.info("intake.duplicate", message_id=req.outcome.message_id, original=claim.message_id)
+        req.outcome.log("info", "intake.duplicate", original=claim.message_id)
         return Reply(200, stored.body, stored.content_type)
 
     async def _temporary_failure(self, at: _Arrival) -> Reply:
@@ -756,8 +810,15 @@ class IntakeService:
     # --- notification ---------------------------------------------------------------------
 
     def _queue_notification(self, req: _Request, checked: _Checked, status: AppRecStatus) -> None:
-        """Queue the email to innsendingsansvarlig: the type 17 contacts of the message and
-        the party's registered ones. No personal data: counts per error code only."""
+        """Queue the email to innsendingsansvarlig (composed in the write transaction, which
+        gives the message its id)."""
+        req.outcome.mails_for = functools.partial(self._mails, req, checked, status)
+
+    def _mails(
+        self, req: _Request, checked: _Checked, status: AppRecStatus, message_id: int
+    ) -> list[Mail]:
+        """The email to innsendingsansvarlig: the type 17 contacts of the message and the
+        party's registered ones. No personal data: counts per error code only."""
         party, message, out, business = req.party, req.message, req.outcome, checked.business
         recipients: list[str] = []
         if business is not None and business.content is not None:
@@ -767,12 +828,12 @@ class IntakeService:
         link = (
             f"{base}/api/v1/kommuner/{out.kommune_nr}/feilliste"
             if out.kommune_nr
-            else f"{base}/api/v1/messages/{out.message_id}"
+            else f"{base}/api/v1/messages/{message_id}"
         )
         subject, body = compose_notification(
             party_name=party.name,
             her_id=party.her_id,
-            message_ref=out.message_id,
+            message_ref=message_id,
             received_at=message.received_at,
             status_text=status.dn,
             error_counts=error_counts(checked.findings),
@@ -782,10 +843,10 @@ class IntakeService:
             environment=message.environment,
         )
         at = _now()
-        out.mails.extend(
+        return [
             Mail(recipient=to, subject=subject, body=body, at=at)
             for to in dict.fromkeys(recipients)
-        )
+        ]
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -853,12 +914,7 @@ def _record_business(req: _Request, business: stages.Business, findings: Sequenc
         out.notification_count = len(business.content.notifications)
     spoofing = sorted({f.rule.id for f in findings} & SPOOFING_RULES)
     if spoofing:
-        log.warning(
-            "security.spoofing_suspected",
-            message_id=out.message_id,
-            party_her_id=party.her_id,
-            rules=spoofing,
-        )
+        out.log("warning", "security.spoofing_suspected", party_her_id=party.her_id, rules=spoofing)
 
 
 def _keep_history(out: Outcome, checked: _Checked, status: AppRecStatus) -> None:

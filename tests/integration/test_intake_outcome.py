@@ -93,6 +93,7 @@ async def test_store_outcome_writes_every_part_of_the_outcome(
         ]
         kommuner = await session.scalars(select(FindingRow.kommune_nr).order_by(FindingRow.id))
         assert list(kommuner) == ["0301", None, "0301"]
+        assert out.message_id is not None
         receipt = await repo.receipt_for(session, out.message_id)
         assert receipt is not None
         assert (receipt.kind, receipt.body, receipt.apprec_status) == ("apprec", b"reply", "2")
@@ -125,7 +126,7 @@ async def test_store_outcome_releases_only_its_own_dedup_claim(
     async with sessions() as session:
         first = _message("r3")
         first_id = await repo.add_message(session, first)
-        await repo.claim_message_id(session, "8000001", "shared@sender", first, "sha")
+        await repo.claim_message_id(session, "8000001", "shared@sender", first_id, "sha")
         second_id = await repo.add_message(session, _message("r4"))
         key = ClaimKey(from_party_id="8000001", ebms_message_id="shared@sender")
         # another message's claim on the key stays
