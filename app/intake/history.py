@@ -66,48 +66,48 @@ class HistoryRead:
 
 
 async def read_versions(
-    session: AsyncSession, environment: str, kommuner: Sequence[str]
+    session: AsyncSession, environment: str, kommuner: Sequence[str], *, lock: bool = False
 ) -> HistoryRead:
-    found = await session.execute(
-        select(IplosKommuneState.kommune_nr, IplosKommuneState.version).where(
-            IplosKommuneState.environment == environment,
-            IplosKommuneState.kommune_nr.in_(list(kommuner)),
+    """The municipalities' history versions. `lock`: in a write transaction, with their
+    state rows created when missing and locked (FOR UPDATE; on SQLite the insert takes the
+    database's write lock) in one order, so concurrent writers cannot deadlock on them."""
+    ordered = sorted(set(kommuner))
+    if lock and ordered:
+        table = _table(IplosKommuneState)
+        stmt: Any
+        if (await session.connection()).dialect.name == "postgresql":
+            stmt = postgresql.insert(table).on_conflict_do_nothing()
+        else:
+            stmt = sqlite.insert(table).on_conflict_do_nothing()
+        await session.execute(
+            stmt, [{"environment": environment, "kommune_nr": k, "received": []} for k in ordered]
         )
+    query = (
+        select(IplosKommuneState.kommune_nr, IplosKommuneState.version)
+        .where(
+            IplosKommuneState.environment == environment,
+            IplosKommuneState.kommune_nr.in_(ordered),
+        )
+        .order_by(IplosKommuneState.kommune_nr)
     )
-    stored = dict(found.all())
+    found = await session.execute(query.with_for_update() if lock else query)
+    stored = {k: int(v) for k, v in found.all()}
     return HistoryRead(
-        environment=environment,
-        versions=tuple((k, stored.get(k, 0)) for k in sorted(set(kommuner))),
+        environment=environment, versions=tuple((k, stored.get(k, 0)) for k in ordered)
     )
 
 
 async def confirm_versions(session: AsyncSession, read: HistoryRead) -> bool:
-    """In the write transaction: lock the municipalities' state rows (created when missing)
-    in one order, and bump their versions when they are still those the checks saw. False
-    when another message changed the history meanwhile (nothing bumped: the caller rolls
-    back and checks again)."""
+    """In the write transaction: lock the municipalities' state rows and bump their versions
+    when they are still those the checks saw. False when another message changed the history
+    meanwhile (nothing bumped: the caller rolls back and checks again)."""
     if not read.versions:
         return True
     kommuner = [k for k, _ in read.versions]
-    table = _table(IplosKommuneState)
-    rows = [{"environment": read.environment, "kommune_nr": k, "received": []} for k in kommuner]
-    stmt: Any
-    if (await session.connection()).dialect.name == "postgresql":
-        stmt = postgresql.insert(table).on_conflict_do_nothing()
-    else:
-        stmt = sqlite.insert(table).on_conflict_do_nothing()
-    await session.execute(stmt, rows)
-    locked = await session.execute(
-        select(IplosKommuneState.kommune_nr, IplosKommuneState.version)
-        .where(
-            IplosKommuneState.environment == read.environment,
-            IplosKommuneState.kommune_nr.in_(kommuner),
-        )
-        .order_by(IplosKommuneState.kommune_nr)
-        .with_for_update()
-    )
-    if tuple((k, int(v)) for k, v in locked.all()) != read.versions:
+    now = await read_versions(session, read.environment, kommuner, lock=True)
+    if now.versions != read.versions:
         return False
+    table = _table(IplosKommuneState)
     await session.execute(
         update(table)
         .where(table.c.environment == read.environment, table.c.kommune_nr.in_(kommuner))

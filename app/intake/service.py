@@ -120,6 +120,7 @@ class _Arrival:
     header: EbmsHeader
     body: bytes
     outcome: Outcome
+    exclusive: bool  # after a race lost: claim and lock as the steps read (`_attempt`)
 
     def from_party(self, party: Party) -> _Request:
         return _Request(
@@ -129,6 +130,7 @@ class _Arrival:
             header=self.header,
             body=self.body,
             outcome=self.outcome,
+            exclusive=self.exclusive,
             party=party,
         )
 
@@ -243,7 +245,8 @@ class IntakeService:
         env = transport.receiver.environment if transport.receiver else "unknown"
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                out, reply = await self._attempt(req, transport, body_sha256)
+                # after a race lost, the message is checked holding what it reads
+                out, reply = await self._attempt(req, transport, body_sha256, exclusive=attempt > 1)
             except _Conflict as lost:
                 log.info("intake.checked_again", reason=lost.reason, attempt=attempt)
                 continue
@@ -257,57 +260,88 @@ class IntakeService:
         raise RuntimeError(f"the write lost its race {_ATTEMPTS} times in a row")
 
     async def _attempt(
-        self, req: IntakeRequest, transport: stages.Transport, body_sha256: str
+        self, req: IntakeRequest, transport: stages.Transport, body_sha256: str, *, exclusive: bool
     ) -> tuple[Outcome, Reply]:
-        """The steps, which only read the database, then the one write transaction."""
-        async with self.state.sessions() as session:
+        """The steps, then the one write transaction. The steps only read the database, unless
+        `exclusive` (after a race lost): then the transaction starts with the message row
+        (on SQLite: the database's write lock, and this process's writer lock is held
+        throughout), the claim is made at once and the history's state rows are locked as
+        they are read, so a municipality's busy stream of messages is checked one by one."""
+        async with (
+            self._writer() if exclusive else contextlib.nullcontext(),
+            self.state.sessions() as session,
+        ):
             message = self._new_message(req, size=len(req.body), sha256=body_sha256)
             _fill_transport(message, transport)
             out = Outcome(environment=message.environment, received_at=message.received_at)
+            if exclusive:
+                out.message_id = await repo.add_message(session, message)
             _record_arrival(out, req, transport)
             try:
-                reply = await self._after_transport(session, message, transport, req.body, out)
+                reply = await self._after_transport(
+                    session, message, transport, req.body, out, exclusive=exclusive
+                )
             except _Stop as stop:
                 reply = stop.reply
-            await session.commit()  # ends the reads' transaction: the writes start afresh
+            if not exclusive:
+                await session.commit()  # ends the reads' transaction: the writes start anew
             out.completed_at = _now()
-            await self._write(session, message, out)
+            await self._write(session, message, out, locked=exclusive)
         return out, reply
 
-    async def _write(self, session: AsyncSession, message: Message, out: Outcome) -> None:
+    def _writer(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """This process's SQLite writers queue here (SQLite has one writer); nothing on
+        PostgreSQL."""
+        lock = self.state.sqlite_writer
+        return lock if lock is not None else contextlib.nullcontext()
+
+    async def _write(
+        self, session: AsyncSession, message: Message, out: Outcome, *, locked: bool
+    ) -> None:
         """The one write transaction and its commit (the reply promises the message is
         stored): the message row, the races (`_decide_races`), then all the outcome holds.
-        On SQLite, which has one writer for the whole database, this process's writers queue
-        on a lock held only here, so a large message's checks hold up no other message."""
-        async with self.state.sqlite_writer or contextlib.nullcontext():
-            message_id = await repo.add_message(session, message)
-            out.message_id = message_id
+        The writer lock is taken only here (`locked`: held since the attempt began), so a
+        large message's checks hold up no other message."""
+        async with contextlib.nullcontext() if locked else self._writer():
+            if out.message_id is None:
+                out.message_id = await repo.add_message(session, message)
+            message_id = out.message_id
             await self._decide_races(session, out)
             if out.mails_for is not None:
                 out.mails.extend(out.mails_for(message_id))
             await repo.store_outcome(session, out, self.windows)
             await session.commit()
 
+    async def _decide_claim(self, session: AsyncSession, out: Outcome) -> None:
+        """Make the outcome's dedup claim (once: then it is spent) in a savepoint;
+        `_Conflict` when another message holds it."""
+        claim, message_id = out.claim, out.message_id
+        assert claim is not None
+        assert message_id is not None
+        try:
+            async with session.begin_nested():
+                await repo.claim_message_id(
+                    session,
+                    claim.key.from_party_id,
+                    claim.key.ebms_message_id,
+                    message_id,
+                    claim.content_sha256,
+                )
+        except IntegrityError:
+            raise _Conflict("claimed") from None
+        out.claim = None
+
     async def _decide_races(self, session: AsyncSession, out: Outcome) -> None:
         """What the checks read and the write must still find true, decided by the database:
         the dedup claim's primary key (a copy of this message claimed first: it is then a
         duplicate) and the versions of the history the content was checked against (a message
         of the same municipality stored meanwhile). Either lost: roll back, `_Conflict`."""
-        claim = out.claim if out.release_claim is None else None
-        if claim is not None:
-            assert out.message_id is not None
+        if out.claim is not None and out.release_claim is None:
             try:
-                async with session.begin_nested():
-                    await repo.claim_message_id(
-                        session,
-                        claim.key.from_party_id,
-                        claim.key.ebms_message_id,
-                        out.message_id,
-                        claim.content_sha256,
-                    )
-            except IntegrityError:
+                await self._decide_claim(session, out)
+            except _Conflict:
                 await session.rollback()
-                raise _Conflict("claimed") from None
+                raise
         read = out.history_read
         if read is not None and not await history_repo.confirm_versions(session, read):
             await session.rollback()
@@ -334,6 +368,8 @@ class IntakeService:
         transport: stages.Transport,
         body: bytes,
         out: Outcome,
+        *,
+        exclusive: bool,
     ) -> Reply:
         """A transport that could not be read is answered here; the rest is `_process`."""
         header = transport.header
@@ -348,6 +384,7 @@ class IntakeService:
             header=header,
             body=body,
             outcome=out,
+            exclusive=exclusive,
         )
         return await self._process(arrival)
 
@@ -467,7 +504,9 @@ class IntakeService:
         if read.fmt:
             kommuner = [k.kommune_nr for k in party.kommuner]
             # the versions before the history: a change in between is seen at the write
-            out.history_read = await history_repo.read_versions(req.session, environment, kommuner)
+            out.history_read = await history_repo.read_versions(
+                req.session, environment, kommuner, lock=req.exclusive
+            )
             history = await history_repo.load_history(req.session, environment, kommuner, read.keys)
         context = self._content_context(req, environment, history)
         business = await anyio.to_thread.run_sync(lambda: stages.check_content(read, context))
@@ -742,7 +781,15 @@ class IntakeService:
         if claim is None:
             key = ClaimKey(from_party_id=from_id, ebms_message_id=header.message_id)
             req.outcome.claim = Claim(key=key, content_sha256=transport.content_sha256)
-            return None
+            if not req.exclusive:
+                return None
+            try:  # claimed at once, before the history's locks: one order for all writers
+                await self._decide_claim(session, req.outcome)
+                return None
+            except _Conflict:
+                claim = await repo.find_claim(session, from_id, header.message_id)
+            if claim is None:  # claimed and given up meanwhile: the sender tries again
+                return await self._temporary_failure(req)
         if claim.content_sha256 != transport.content_sha256:
             finding = Finding(
                 ebxml_rules.DUPLICATE_INCONSISTENT,
