@@ -1,0 +1,205 @@
+"""What must not change when the content checks are made faster: the stored content digest
+(compared with digests stored by earlier messages), the løpenummer ranges, the history keys
+read from a MsgHead stream, and the person-id check, each against a plain reference."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from lxml import etree
+
+from app.content.iplos import RULES
+from app.content.iplos.sample import SCENARIOS, build_sample, wrap_in_msghead
+from app.content.iplos.stream import msghead_history_keys
+from app.content.iplos.validate import NOTIFIKASJON, content_digest, history_keys
+from app.content.model import Ranges, add_to_ranges, normalize_guid
+from app.identifiers import PersonId, check_person_id
+
+KOMMUNE = "0301"
+FAULTS = [r.id for r in RULES] + list(SCENARIOS)
+_GUID_ATTRS = {
+    "notifikasjonGUID",
+    "notifikasjonForrigeGUID",
+    "notifikasjonRef",
+    "hendelseGUID",
+    "pasientGUID",
+}
+
+# Names, namespaces, GUIDs in braces and upper case, non-ASCII values, a comment, a PI and text.
+ODD_NOTIFICATION = (
+    '<Notifikasjon xmlns="http://www.npr.no/xmlstds/56_0_0_ipl" xmlns:x="urn:x" '
+    'statusNotifikasjon="N" notifikasjonGUID=" {ABCDEF01-2345-6789-ABCD-EF0123456789} " '
+    'notifikasjonLopeNr="7" x:extra="æøå" '
+    'notifikasjonForrigeGUID="00000000-0000-0000-0000-000000000000">\n'
+    '  <!-- a comment --><TjenesteStart tjenesteType="18" hendelseDato="2018-01-01" '
+    'hendelseGUID="{0741C7A8-7CE4-4C82-9807-2E8C35BF992D}"><Bruker brukerNr="B1" '
+    'fid="30875025305" typeID="1" pasientGUID="C9E9C616-612E-4696-A6CE-CC1B78E51061"/>'
+    '</TjenesteStart><?pi x?><TjenesteSlutt tjenesteType="18"/>text</Notifikasjon>'
+).encode()
+
+
+def _reference_digest(notification: etree._Element) -> str:
+    """The digest as first defined: one update per element and per sorted attribute."""
+    h = hashlib.sha256()
+    for el in notification.iter():
+        if not isinstance(el.tag, str):
+            continue
+        h.update(b"<" + el.tag.encode())
+        for name, value in sorted((str(k), str(v)) for k, v in el.attrib.items()):
+            if name in _GUID_ATTRS:
+                value = normalize_guid(value)
+            h.update(b"\x00" + name.encode() + b"=" + value.encode())
+    return h.hexdigest()
+
+
+def test_content_digest_is_the_stored_one() -> None:
+    # stored digests are compared with new ones: these values must never change
+    assert content_digest(etree.fromstring(ODD_NOTIFICATION)) == (
+        "2d6462b7de80b35c8fcf666d6dc9756396f9b051168b1dc8d59727fc3198576b"
+    )
+    root = etree.fromstring(build_sample(3, KOMMUNE, ["two-events"], seed=4))
+    assert [content_digest(n) for n in root.iter(NOTIFIKASJON)] == [
+        "071baf82b51e32659f46c41f16b014e8ace6efeb291af387a8abc0da1a454656",
+        "de5e05fde3b9d521058e02a5162eab3a947690d5ce3898214c56cbbfd2afc97e",
+        "e51763e5155568b177301b992fd3c49cc33688e7f0ee6c4483fd0ae746be6315",
+    ]
+
+
+@pytest.mark.parametrize("fault", [f for f in FAULTS if f != "IPL-NOT-XML"])
+def test_content_digest_agrees_with_the_reference_on_every_fault(fault: str) -> None:
+    root = etree.fromstring(build_sample(4, KOMMUNE, [fault], seed=9))
+    for n in root.iter(NOTIFIKASJON):
+        assert content_digest(n) == _reference_digest(n)
+
+
+_ATTR_NAMES = st.sampled_from(
+    ["notifikasjonGUID", "hendelseGUID", "pasientGUID", "fid", "a", "b", "ø", "{urn:x}a"]
+)
+_VALUES = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff"),
+    max_size=12,
+)
+
+
+@given(st.lists(st.dictionaries(_ATTR_NAMES, _VALUES, max_size=5), min_size=1, max_size=4))
+def test_content_digest_agrees_with_the_reference_on_any_attributes(
+    elements: list[dict[str, str]],
+) -> None:
+    root = etree.Element(NOTIFIKASJON, elements[0])
+    parent = root
+    for attrs in elements[1:]:
+        parent = etree.SubElement(parent, "{urn:y}E", attrs)
+    assert content_digest(root) == _reference_digest(root)
+
+
+def _reference_ranges(ranges: Ranges, numbers: Iterable[int]) -> Ranges:
+    """add_to_ranges as first written: every number a range of its own, all sorted, merged."""
+    merged: list[list[int]] = []
+    points = sorted([*((lo, hi) for lo, hi in ranges), *((n, n) for n in numbers)])
+    for lo, hi in points:
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    return tuple((lo, hi) for lo, hi in merged)
+
+
+_SMALL = st.integers(min_value=-5, max_value=60)
+
+
+@given(
+    st.lists(st.tuples(_SMALL, _SMALL), max_size=6),
+    st.lists(_SMALL, max_size=40),
+)
+def test_add_to_ranges_agrees_with_the_reference(
+    ranges: list[tuple[int, int]], numbers: list[int]
+) -> None:
+    # stored ranges are sorted and disjoint; any ranges (also lo > hi) give the same answer
+    stored = tuple(ranges)
+    assert add_to_ranges(stored, numbers) == _reference_ranges(stored, numbers)
+    assert add_to_ranges(stored, iter(numbers)) == _reference_ranges(stored, numbers)
+    canonical = _reference_ranges((), [n for lo, hi in ranges for n in range(lo, hi + 1)])
+    assert add_to_ranges(canonical, numbers) == _reference_ranges(canonical, numbers)
+
+
+def _msghead(melding: bytes) -> bytes:
+    return wrap_in_msghead(melding, 8000001, 131725, "m-1", datetime(2018, 2, 1, tzinfo=UTC))
+
+
+@pytest.mark.parametrize("fault", [f for f in FAULTS if f != "IPL-NOT-XML"])
+def test_history_keys_of_a_msghead_stream_are_the_trees(fault: str) -> None:
+    from app.msghead.parse import read_msghead
+
+    head = _msghead(build_sample(5, KOMMUNE, [fault], seed=2))
+    content = read_msghead(head, huge=True).msghead.content  # type: ignore[union-attr]
+    assert content is not None
+    assert msghead_history_keys(io.BytesIO(head)) == history_keys(content)
+
+
+def test_history_keys_of_a_msghead_stream_read_nested_notifications() -> None:
+    from app.msghead.parse import read_msghead
+
+    melding = build_sample(3, KOMMUNE, seed=2)
+    first = melding[melding.index(b"<Notifikasjon ") : melding.index(b"</Notifikasjon>") + 15]
+    nested = first.replace(b'notifikasjonLopeNr="1"', b'notifikasjonLopeNr="90"').replace(
+        b'brukerNr="', b'brukerNr="X'
+    )
+    # a Notifikasjon inside another and inside a Kommune: invalid, yet its keys are read
+    damaged = melding.replace(
+        b"</TjenesteStart></Notifikasjon>", b"</TjenesteStart>" + nested + b"</Notifikasjon>", 1
+    ).replace(b"/>\n</Melding>", b">" + nested + b"</Kommune>\n</Melding>", 1)
+    head = _msghead(damaged)
+    content = read_msghead(head, huge=True).msghead.content  # type: ignore[union-attr]
+    assert content is not None
+    keys = history_keys(content)
+    assert 90 in keys.lopenrs
+    assert msghead_history_keys(io.BytesIO(head)) == keys
+
+
+def test_history_keys_of_a_msghead_without_content_are_unknown() -> None:
+    head = _msghead(build_sample(2, KOMMUNE, seed=5))
+    start = head.index(b"<Melding")
+    end = head.index(b"</Melding>") + len(b"</Melding>")
+    assert msghead_history_keys(io.BytesIO(head[:start] + head[end:])) is None
+    assert msghead_history_keys(io.BytesIO(head[: len(head) // 2])) is None
+
+
+_W1 = (3, 7, 6, 1, 8, 9, 4, 5, 2)
+_W2 = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
+
+
+def _reference_checks(number: str) -> tuple[int, int]:
+    d = [int(c) for c in number]
+    k1 = (11 - sum(w * x for w, x in zip(_W1, d, strict=False)) % 11) % 11
+    k2 = (11 - sum(w * x for w, x in zip(_W2, d, strict=False)) % 11) % 11
+    return k1, k2
+
+
+@given(st.from_regex(r"[0-9]{11}", fullmatch=True))
+def test_person_id_check_digits_agree_with_the_reference(number: str) -> None:
+    k1, k2 = _reference_checks(number)
+    offset = (int(number[9]) - k1) % 11
+    checked = check_person_id(number)
+    if isinstance(checked, PersonId):
+        assert offset <= 3
+        assert k2 == int(number[10])
+    for rule_2032, allowed in ((True, 3), (False, 0)):
+        result = check_person_id(number, rule_2032=rule_2032)
+        if offset > allowed or k2 != int(number[10]):
+            assert not isinstance(result, PersonId)
+
+
+def test_ranges_of_a_long_message_are_one_range() -> None:
+    numbers = list(itertools.chain(range(1, 50_001), range(50_003, 100_001)))
+    assert add_to_ranges(((100_002, 100_010),), reversed(numbers)) == (
+        (1, 50_001 - 1),
+        (50_003, 100_000),
+        (100_002, 100_010),
+    )
