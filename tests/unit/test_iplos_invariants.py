@@ -9,6 +9,7 @@ import io
 import itertools
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from random import Random
 
 import pytest
 from hypothesis import given
@@ -20,7 +21,15 @@ from app.content.iplos.sample import SCENARIOS, build_sample, wrap_in_msghead
 from app.content.iplos.stream import msghead_history_keys
 from app.content.iplos.validate import NOTIFIKASJON, content_digest, history_keys
 from app.content.model import Ranges, add_to_ranges, normalize_guid
-from app.identifiers import PersonId, check_person_id
+from app.identifiers import (
+    CheckRule,
+    IdKind,
+    IdProblem,
+    PersonId,
+    _century,
+    check_person_id,
+    synthetic_person_id,
+)
 
 KOMMUNE = "0301"
 FAULTS = [r.id for r in RULES] + list(SCENARIOS)
@@ -194,6 +203,57 @@ def test_person_id_check_digits_agree_with_the_reference(number: str) -> None:
         result = check_person_id(number, rule_2032=rule_2032)
         if offset > allowed or k2 != int(number[10]):
             assert not isinstance(result, PersonId)
+
+
+def _reference_person_id(number: str, rule_2032: bool) -> PersonId | IdProblem:
+    """check_person_id read from the number's text, one field at a time."""
+    if len(number) != 11:
+        return IdProblem.LENGTH
+    if any(c not in "0123456789" for c in number):
+        return IdProblem.NOT_DIGITS
+    day, month, yy, individual = (int(number[a:b]) for a, b in ((0, 2), (2, 4), (4, 6), (6, 9)))
+    kind = IdKind.DNR if day > 40 else IdKind.FNR
+    day -= 40 if day > 40 else 0
+    synthetic = month > 80
+    if synthetic:
+        month -= 80
+    elif month > 40:
+        if kind is IdKind.DNR:
+            return IdProblem.DATE
+        kind, month = IdKind.HNR, month - 40
+    year = _century(yy, individual)
+    if year is None and kind is IdKind.HNR:
+        year = 1900 + yy
+    try:
+        born = datetime(year, month, day).date() if year is not None else None
+    except ValueError:
+        born = None
+    if born is None:
+        return IdProblem.DATE
+    k1, k2 = _reference_checks(number)
+    offset = (int(number[9]) - k1) % 11
+    if offset > (3 if rule_2032 else 0) or k2 != int(number[10]):
+        return IdProblem.CHECKSUM
+    rule = CheckRule.CLASSIC if offset == 0 else CheckRule.RULE_2032
+    return PersonId(number, kind, synthetic, born, rule)
+
+
+_NUMBERS = st.one_of(
+    st.from_regex(r"[0-9]{11}", fullmatch=True),
+    st.from_regex(r"[0-7][0-9][0-5][0-9]{8}", fullmatch=True),  # real dates are likelier
+    st.builds(
+        lambda seed, kind, rule: synthetic_person_id(Random(seed), kind=kind, rule_2032=rule),
+        st.integers(0, 10_000),
+        st.sampled_from([IdKind.FNR, IdKind.DNR]),
+        st.booleans(),
+    ),
+    st.text(alphabet="0123456789 x", max_size=12),
+)
+
+
+@given(_NUMBERS, st.booleans())
+def test_check_person_id_agrees_with_the_reference(number: str, rule_2032: bool) -> None:
+    assert check_person_id(number, rule_2032=rule_2032) == _reference_person_id(number, rule_2032)
 
 
 def test_ranges_of_a_long_message_are_one_range() -> None:
