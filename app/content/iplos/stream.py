@@ -300,13 +300,15 @@ def _skeleton_root(root: etree._Element) -> etree._Element:
 
 
 def _set_unit(rows: list[V._Row], unit: str) -> None:
-    """Rows are read before the Kommune elements: give their subjects (and the findings made
-    so far) the reporting unit."""
+    """Rows are read before the Kommune elements: give them (and the findings made so far)
+    the reporting unit. A row's subject is made from its unit when a finding needs it."""
     for row in rows:
-        if row.subject.kommune_nr == unit:
+        if row.unit == unit:
             continue
-        row.subject = dataclasses.replace(row.subject, kommune_nr=unit)
-        row.findings = [dataclasses.replace(f, subject=row.subject) for f in row.findings]
+        row.unit = unit
+        if row.findings:
+            subject = row.subject
+            row.findings = [dataclasses.replace(f, subject=subject) for f in row.findings]
 
 
 def _stream(children: Iterator[etree._Element], walk: _Walk, ctx: ContentContext) -> ContentResult:

@@ -441,15 +441,16 @@ class _Event:
     hendelse_guid: str
     hendelse_dato: str
     reg_tid: str
+    when: datetime.date | None  # hendelse_dato read as a date (`parse_xs_date`)
 
     def stored(self) -> ServiceEvent:
         return ServiceEvent(
-            kind=self.kind,
-            tjeneste_type=self.tjeneste_type,
-            tjeneste_org_nr=self.org_nr,
-            tjeneste_id=self.tjeneste_id,
-            hendelse_guid=self.hendelse_guid,
-            hendelse_dato=parse_xs_date(self.hendelse_dato),
+            self.kind,
+            self.tjeneste_type,
+            self.org_nr,
+            self.tjeneste_id,
+            self.hendelse_guid,
+            self.when,
         )
 
 
@@ -472,12 +473,18 @@ class _Row:
     fid: str
     type_id: str
     bydel: str | None
-    subject: Subject
+    unit: str  # the reporting unit (the stream learns it only after the rows)
     dropped: bool = False
     digest: str = ""  # content_sha256 of the Notifikasjon element
     already_stored: bool = False  # an identical resend of a stored notification
     fid_ok: bool = True
     findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def subject(self) -> Subject:
+        """Whom the row's findings concern: the values as read (made only for a finding;
+        most rows have none)."""
+        return Subject(self.guid, self.bruker_nr or None, self.fid or None, self.unit, self.lopenr)
 
     def add(self, rule: Rule, location: str, detail: str) -> None:
         self.findings.append(Finding(rule, location, detail, self.subject))
@@ -540,24 +547,23 @@ def tjenestetype_valid(code: str, on: datetime.date | None) -> bool:
     return code in RETIRED_TJENESTETYPER and on is not None and on <= RETIRED_TJENESTETYPER_UNTIL
 
 
-def _read_event(el: etree._Element, loc: str) -> _Event:
-    kind = EVENTS[el.tag]
+def _read_event(el: etree._Element, loc: str, kind: str) -> _Event:
     get = el.get
+    hendelse_dato = get("hendelseDato") or ""
     return _Event(
-        kind=kind,
-        base=f"{loc}/{kind}",
-        tjeneste_type=get("tjenesteType") or "",
-        org_nr=get("tjenesteOrgNr"),
-        tjeneste_id=get("tjenesteID") or "",
-        hendelse_guid=normalize_guid(get("hendelseGUID") or ""),
-        hendelse_dato=get("hendelseDato") or "",
-        reg_tid=get("hendelseRegTid") or "",
+        kind,
+        f"{loc}/{kind}",
+        get("tjenesteType") or "",
+        get("tjenesteOrgNr"),
+        get("tjenesteID") or "",
+        normalize_guid(get("hendelseGUID") or ""),
+        hendelse_dato,
+        get("hendelseRegTid") or "",
+        parse_xs_date(hendelse_dato),
     )
 
 
-def _bruker_of(event_el: etree._Element | None) -> etree._Element | None:
-    if event_el is None:
-        return None
+def _bruker_of(event_el: etree._Element) -> etree._Element | None:
     for c in event_el:  # a plain loop: find() goes through Python ElementPath
         if c.tag == BRUKER:
             return c
@@ -571,20 +577,29 @@ def _person_of(bruker: etree._Element | None) -> tuple[str | None, ...]:
 
 
 def _read_row(index: int, n_el: etree._Element, unit: str) -> _Row:
-    """A notification's values as written; no rule runs here."""
+    """A notification's values as written; no rule runs here. Runs once per notification:
+    one pass over the children, each attribute read once."""
     loc = f"/Melding/Notifikasjon[{index}]"
     get = n_el.get
     guid = normalize_guid(get("notifikasjonGUID") or "")
-    event_els = [c for c in n_el if c.tag in EVENTS]
-    events = [_read_event(el, loc) for el in event_els]
-    brukere = [_bruker_of(el) for el in event_els]
+    events: list[_Event] = []
+    brukere: list[etree._Element | None] = []
+    for c in n_el:
+        kind = EVENTS.get(c.tag)  # a comment's tag is a function: no event
+        if kind is not None:
+            events.append(_read_event(c, loc, kind))
+            brukere.append(_bruker_of(c))
     bruker_el = brukere[0] if brukere else None
-
-    def br(name: str) -> str | None:
-        return bruker_el.get(name) if bruker_el is not None else None
-
-    bruker_nr = br("brukerNr") or ""
-    fid = br("fid") or ""
+    if bruker_el is not None:
+        bget = bruker_el.get
+        bruker_nr, fid, type_id, bydel = (
+            bget("brukerNr") or "",
+            bget("fid") or "",
+            bget("typeID") or "",
+            bget("bydel"),
+        )
+    else:
+        bruker_nr, fid, type_id, bydel = "", "", "", None
     ref = get("notifikasjonRef")
     lopenr_raw = get("notifikasjonLopeNr") or ""
     first = events[0] if events else None
@@ -596,21 +611,16 @@ def _read_row(index: int, n_el: etree._Element, unit: str) -> _Row:
         forrige=normalize_guid(get("notifikasjonForrigeGUID") or ""),
         ref=normalize_guid(ref) if ref else None,
         events=events,
-        same_person=len({_person_of(b) for b in brukere}) <= 1,
+        # one event names one person: no need to read its Bruker twice
+        same_person=len(brukere) <= 1 or len({_person_of(b) for b in brukere}) == 1,
         event=first.kind if first else "",
         base=first.base if first else loc,
         hendelse_dato=first.hendelse_dato if first else "",
         bruker_nr=bruker_nr,
         fid=fid,
-        type_id=br("typeID") or "",
-        bydel=br("bydel"),
-        subject=Subject(
-            guid,
-            bruker_nr or None,
-            fid or None,
-            unit,
-            int(lopenr_raw) if _LOPENR.fullmatch(lopenr_raw) else None,
-        ),
+        type_id=type_id,
+        bydel=bydel,
+        unit=unit,
     )
 
 
@@ -641,7 +651,7 @@ def _check_header(row: _Row) -> None:
 def _check_event(row: _Row, ev: _Event, extracted_on: datetime.date | None) -> None:
     """One event's service type, organisation number and dates."""
     tt = ev.tjeneste_type
-    when = parse_xs_date(ev.hendelse_dato)
+    when = ev.when
     if not tjenestetype_valid(tt, when):
         detail = (
             f"tjenesteType {tt} er utgått og kan ikke brukes for hendelser etter "
@@ -972,7 +982,7 @@ def _calendar_findings(rows: list[_Row], unit: str, ctx: ContentContext) -> list
             )
         ]
     live = [r for r in rows if not r.dropped]
-    year = reporting_year((parse_xs_date(e.hendelse_dato) for r in live for e in r.events), ctx.now)
+    year = reporting_year((e.when for r in live for e in r.events), ctx.now)
     entry = calendar.get(year) if year is not None else None
     if entry is None:
         return []
@@ -1186,22 +1196,23 @@ def _all_dropped(rows: list[_Row], findings: list[Finding]) -> list[Finding]:
 
 
 def _notification(r: _Row, unit: str) -> Notification:
+    # positional: this runs once per notification, and keywords cost more
     return Notification(
-        index=r.index,
-        guid=r.guid,
-        status=r.status,
-        lopenr=r.lopenr,
-        forrige_guid=r.forrige,
-        ref=r.ref,
-        events=tuple(ev.stored() for ev in r.events),
-        kommune_nr=unit,
-        bruker_nr=r.bruker_nr,
-        fid=r.fid,
-        type_id=r.type_id,
-        bydel=r.bydel,
-        dropped=r.dropped,
-        content_sha256=r.digest,
-        already_stored=r.already_stored,
+        r.index,
+        r.guid,
+        r.status,
+        r.lopenr,
+        r.forrige,
+        r.ref,
+        tuple([ev.stored() for ev in r.events]),
+        unit,
+        r.bruker_nr,
+        r.fid,
+        r.type_id,
+        r.bydel,
+        r.dropped,
+        r.digest,
+        r.already_stored,
     )
 
 
@@ -1250,17 +1261,22 @@ def validate_melding(source: bytes | etree._Element, ctx: ContentContext) -> Con
 def content_digest(notification: etree._Element) -> str:
     """SHA-256 over the element names and attribute values of a Notifikasjon, in document
     order with attributes sorted: what "the same notification" means for a resend (GUIDs
-    compared normalised, whitespace between elements ignored)."""
-    h = hashlib.sha256()
-    for el in notification.iter():
-        if not isinstance(el.tag, str):
-            continue
-        h.update(b"<" + el.tag.encode())
-        for name, value in sorted((str(k), str(v)) for k, v in el.attrib.items()):
+    compared normalised, whitespace between elements ignored).
+
+    The bytes hashed are `<` + name per element, then `\\0name=value` per attribute, UTF-8:
+    stored digests are compared with new ones, so they must never change. Built as one
+    string and hashed once (this runs once per notification)."""
+    parts: list[str] = []
+    for el in notification.iter(etree.Element):  # elements only: no comments, PIs, entities
+        parts.append("<" + el.tag)
+        items = cast("list[tuple[str, str]]", el.items())  # lxml gives str (stubs: or bytes)
+        if len(items) > 1:
+            items.sort()  # names are unique within an element: sorted by name
+        for name, value in items:
             if name in _GUID_ATTRS:
                 value = normalize_guid(value)
-            h.update(b"\x00" + name.encode() + b"=" + value.encode())
-    return h.hexdigest()
+            parts.append(f"\x00{name}={value}")
+    return hashlib.sha256("".join(parts).encode()).hexdigest()
 
 
 _GUID_ATTRS = frozenset(
