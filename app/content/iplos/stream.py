@@ -121,10 +121,10 @@ def _location_below(top: etree._Element, node: etree._Element, base: str) -> str
     return base + "".join("/" + p for p in reversed(parts))
 
 
-def _row_schema_findings(el: etree._Element, index: int) -> list[Finding]:
-    """One notification's schema errors, placed and worded as `validate._xsd_report` places
-    and words them for the whole document. Any that rejects the message: `_Fallback`."""
-    schema = load_schema(V._SCHEMA)
+def _row_schema_findings(schema: etree.XMLSchema, el: etree._Element, index: int) -> list[Finding]:
+    """One notification's schema errors against `schema` (the IPLOS schema), placed and
+    worded as `validate._xsd_report` places and words them for the whole document. Any that
+    rejects the message: `_Fallback`."""
     if schema.validate(el):
         return []
     base = f"/Melding/Notifikasjon[{index}]"
@@ -203,20 +203,28 @@ class _Walk:
         depth = 0
         base: int | None = None  # the Melding's depth once it started
         try:
+            # Two loops over the one stream: up to the Melding's start, every event is
+            # checked for it; then (the bulk of a large message) only the depth counts.
             for event, el in events:
                 if event == "start":
                     depth += 1
-                    if base is None and (
-                        place.starts(el, depth) if place is not None else depth == 1
-                    ):
+                    if place.starts(el, depth) if place is not None else depth == 1:
                         self._begin(el)
                         base = depth
+                        break
+                else:
+                    depth -= 1
+                    if place is not None:
+                        place.ends(depth)
+            if base is None:
+                raise _Fallback  # no content where it should be: the tree path says so
+            for event, el in events:
+                if event == "start":
+                    depth += 1
                     continue
                 depth -= 1
-                if place is not None and base is None:
-                    place.ends(depth)
-                if base is None or depth != base:
-                    if place is not None and base is not None and depth == base - 1:
+                if depth != base:
+                    if in_msghead and depth == base - 1:
                         return  # the Melding inside MsgHead ended; MsgHead was read before
                     continue  # (a document of its own is read to its end: junk after it)
                 yield el
@@ -226,8 +234,6 @@ class _Walk:
                     del parent[0]
         except etree.XMLSyntaxError as exc:
             raise _Fallback from exc
-        if base is None:
-            raise _Fallback  # no content where it should be: the tree path says so
 
     def tree(self, root: etree._Element) -> Iterator[etree._Element]:
         """From an element already parsed (MsgHead's Content): its children, left as they are."""
@@ -317,6 +323,7 @@ def _stream(children: Iterator[etree._Element], walk: _Walk, ctx: ContentContext
     kommuner: list[str] = []
     skeleton: etree._Element | None = None
     extracted_on = V._local_date(ctx.extracted_at)
+    schema = load_schema(V._SCHEMA)  # once, not per notification
     for el in children:
         if skeleton is None:
             assert walk.root is not None
@@ -324,7 +331,7 @@ def _stream(children: Iterator[etree._Element], walk: _Walk, ctx: ContentContext
         tag = el.tag
         if tag == V.NOTIFIKASJON:
             index = len(rows) + 1
-            xsd = _row_schema_findings(el, index)
+            xsd = _row_schema_findings(schema, el, index)
             row = V._read_row(index, el, "")
             for finding in xsd:
                 row.add(finding.rule, finding.location, finding.detail)
