@@ -42,7 +42,7 @@ from lxml import etree
 
 from app.content.iplos import rules as R
 from app.content.iplos import validate as V
-from app.content.model import ContentContext, ContentResult, HistoryKeys, normalize_guid
+from app.content.model import ContentContext, ContentResult, HistoryKeys
 from app.content.registry import ContentSource
 from app.core import xmlparse
 from app.core.findings import Consequence, Finding
@@ -432,27 +432,15 @@ def stream_history_keys(source: ContentSource) -> HistoryKeys:
     its validation reports it."""
     if isinstance(source, etree._Element):
         return V.history_keys(source)
-    guids: set[str] = set()
-    brukere: set[str] = set()
-    fids: set[str] = set()
-    lopenrs: set[int] = set()
+    reader = V.KeyReader()
     stream: IO[bytes] = io.BytesIO(source) if isinstance(source, bytes) else source
     events = xmlparse.iterparse(stream, ("end",), tag=(V.NOTIFIKASJON, V.BRUKER))
     try:
         for _, el in events:
             if el.tag == V.BRUKER:
-                if bruker_nr := el.get("brukerNr"):
-                    brukere.add(bruker_nr)
-                if fid := el.get("fid"):
-                    fids.add(fid)
+                reader.bruker(el)
                 continue
-            for attr in ("notifikasjonGUID", "notifikasjonRef"):
-                value = el.get(attr)
-                if value:
-                    guids.add(normalize_guid(value))
-            lopenr = el.get("notifikasjonLopeNr") or ""
-            if V._LOPENR.fullmatch(lopenr):
-                lopenrs.update((int(lopenr), int(lopenr) - 1))
+            reader.notification(el)
             if el.getparent() is not None and el.getparent() is events.root:
                 el.clear()
                 parent = el.getparent()
@@ -460,7 +448,7 @@ def stream_history_keys(source: ContentSource) -> HistoryKeys:
                     del parent[0]
     except etree.XMLSyntaxError:
         pass
-    return HistoryKeys(frozenset(guids), frozenset(brukere), frozenset(fids), frozenset(lopenrs))
+    return reader.keys()
 
 
 def msghead_history_keys(source: IO[bytes]) -> HistoryKeys | None:
@@ -470,17 +458,10 @@ def msghead_history_keys(source: IO[bytes]) -> HistoryKeys | None:
     Melding where the MsgHead reader finds the content, XML that does not parse): the caller
     reads the tree."""
     walk = _Walk()
-    guids: set[str] = set()
-    brukere: set[str] = set()
-    fids: set[str] = set()
-    lopenrs: set[int] = set()
+    reader = V.KeyReader()  # one set per kind for the message, not four per element
     try:
         for child in walk.parsed(source, in_msghead=True):
-            keys = V.history_keys(child)
-            guids.update(keys.guids)
-            brukere.update(keys.bruker_nrs)
-            fids.update(keys.fids)
-            lopenrs.update(keys.lopenrs)
+            reader.read(child)
     except _Fallback:
         return None
-    return HistoryKeys(frozenset(guids), frozenset(brukere), frozenset(fids), frozenset(lopenrs))
+    return reader.keys()

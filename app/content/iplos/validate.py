@@ -1290,23 +1290,53 @@ _GUID_ATTRS = frozenset(
 )
 
 
-def history_keys(root: etree._Element) -> HistoryKeys:
-    """The GUIDs, brukerNr and fids a `Melding` mentions: the history rows its checks need."""
-    guids: set[str] = set()
-    brukere: set[str] = set()
-    fids: set[str] = set()
-    lopenrs: set[int] = set()
-    for notif in root.iter(NOTIFIKASJON):
-        for attr in ("notifikasjonGUID", "notifikasjonRef"):
-            value = notif.get(attr)
-            if value:
-                guids.add(normalize_guid(value))
+class KeyReader:
+    """Collects the GUIDs, brukerNr, fids and løpenummer a `Melding` mentions (the history
+    rows its checks need), from the whole tree or piece by piece as a stream reads it."""
+
+    __slots__ = ("_brukere", "_fids", "_guids", "_lopenrs")
+
+    def __init__(self) -> None:
+        self._guids: set[str] = set()
+        self._brukere: set[str] = set()
+        self._fids: set[str] = set()
+        self._lopenrs: set[int] = set()
+
+    def notification(self, notif: etree._Element) -> None:
+        """A Notifikasjon's own attributes."""
+        if guid := notif.get("notifikasjonGUID"):
+            self._guids.add(normalize_guid(guid))
+        if ref := notif.get("notifikasjonRef"):
+            self._guids.add(normalize_guid(ref))
         lopenr = notif.get("notifikasjonLopeNr") or ""
         if _LOPENR.fullmatch(lopenr):
-            lopenrs.update((int(lopenr), int(lopenr) - 1))
-    for bruker in root.iter(BRUKER):
+            self._lopenrs.update((int(lopenr), int(lopenr) - 1))
+
+    def bruker(self, bruker: etree._Element) -> None:
         if bruker_nr := bruker.get("brukerNr"):
-            brukere.add(bruker_nr)
+            self._brukere.add(bruker_nr)
         if fid := bruker.get("fid"):
-            fids.add(fid)
-    return HistoryKeys(frozenset(guids), frozenset(brukere), frozenset(fids), frozenset(lopenrs))
+            self._fids.add(fid)
+
+    def read(self, el: etree._Element) -> None:
+        """Every Notifikasjon and Bruker in `el`, itself included."""
+        for node in el.iter(NOTIFIKASJON, BRUKER):  # one pass: the sets do not keep order
+            if node.tag == BRUKER:
+                self.bruker(node)
+            else:
+                self.notification(node)
+
+    def keys(self) -> HistoryKeys:
+        return HistoryKeys(
+            frozenset(self._guids),
+            frozenset(self._brukere),
+            frozenset(self._fids),
+            frozenset(self._lopenrs),
+        )
+
+
+def history_keys(root: etree._Element) -> HistoryKeys:
+    """The GUIDs, brukerNr and fids a `Melding` mentions: the history rows its checks need."""
+    reader = KeyReader()
+    reader.read(root)
+    return reader.keys()
