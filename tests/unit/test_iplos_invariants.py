@@ -19,7 +19,13 @@ from lxml import etree
 from app.content.iplos import RULES
 from app.content.iplos.sample import SCENARIOS, build_sample, wrap_in_msghead
 from app.content.iplos.stream import msghead_history_keys
-from app.content.iplos.validate import NOTIFIKASJON, content_digest, history_keys
+from app.content.iplos.validate import (
+    BRUKER,
+    NOTIFIKASJON,
+    _read_row,
+    content_digest,
+    history_keys,
+)
 from app.content.model import Ranges, add_to_ranges, normalize_guid
 from app.identifiers import (
     CheckRule,
@@ -97,15 +103,39 @@ _VALUES = st.text(
 )
 
 
-@given(st.lists(st.dictionaries(_ATTR_NAMES, _VALUES, max_size=5), min_size=1, max_size=4))
-def test_content_digest_agrees_with_the_reference_on_any_attributes(
-    elements: list[dict[str, str]],
+_TAGS = st.sampled_from(
+    ["{http://www.npr.no/xmlstds/56_0_0_ipl}TjenesteStart", BRUKER, "{urn:y}E", "F"]
+)
+
+
+@given(
+    st.dictionaries(_ATTR_NAMES, _VALUES, max_size=5),
+    st.lists(
+        st.tuples(st.integers(0, 10), _TAGS, st.dictionaries(_ATTR_NAMES, _VALUES, max_size=5)),
+        max_size=8,
+    ),
+)
+def test_content_digest_agrees_with_the_reference_on_any_tree(
+    top: dict[str, str], below: list[tuple[int, str, dict[str, str]]]
 ) -> None:
-    root = etree.Element(NOTIFIKASJON, elements[0])
-    parent = root
-    for attrs in elements[1:]:
-        parent = etree.SubElement(parent, "{urn:y}E", attrs)
+    root = etree.Element(NOTIFIKASJON, top)
+    placed = [root]
+    for parent, tag, attrs in below:  # each under any element placed before it
+        placed.append(etree.SubElement(placed[parent % len(placed)], tag, attrs))
     assert content_digest(root) == _reference_digest(root)
+    # the rows compute it while reading the notification
+    assert _read_row(1, root, KOMMUNE).digest == _reference_digest(root)
+
+
+def test_rows_compute_the_content_digest() -> None:
+    odd = etree.fromstring(ODD_NOTIFICATION)
+    assert _read_row(1, odd, KOMMUNE).digest == content_digest(odd)
+    for fault in FAULTS:
+        if fault == "IPL-NOT-XML":
+            continue
+        root = etree.fromstring(build_sample(3, KOMMUNE, [fault], seed=9))
+        for i, n in enumerate(root.iter(NOTIFIKASJON), start=1):
+            assert _read_row(i, n, KOMMUNE).digest == _reference_digest(n)
 
 
 def _reference_ranges(ranges: Ranges, numbers: Iterable[int]) -> Ranges:

@@ -339,7 +339,6 @@ def _stream(children: Iterator[etree._Element], walk: _Walk, ctx: ContentContext
                 V._check_row(row, ctx, extracted_on)
                 if not row.fid and row.event:
                     row.add(R.FID_MISSING, f"{row.base}/Bruker/@fid", "fid er tom.")
-            row.digest = V.content_digest(el)
             rows.append(row)
             etree.SubElement(skeleton, V.NOTIFIKASJON)
             continue

@@ -547,8 +547,8 @@ def tjenestetype_valid(code: str, on: datetime.date | None) -> bool:
     return code in RETIRED_TJENESTETYPER and on is not None and on <= RETIRED_TJENESTETYPER_UNTIL
 
 
-def _read_event(el: etree._Element, loc: str, kind: str) -> _Event:
-    get = el.get
+def _read_event(attrs: dict[str, str], loc: str, kind: str) -> _Event:
+    get = attrs.get
     hendelse_dato = get("hendelseDato") or ""
     return _Event(
         kind,
@@ -563,64 +563,65 @@ def _read_event(el: etree._Element, loc: str, kind: str) -> _Event:
     )
 
 
-def _bruker_of(event_el: etree._Element) -> etree._Element | None:
-    for c in event_el:  # a plain loop: find() goes through Python ElementPath
-        if c.tag == BRUKER:
-            return c
-    return None
+_NO_ATTRIBUTES: dict[str, str] = {}  # read only
 
 
-def _person_of(bruker: etree._Element | None) -> tuple[str | None, ...]:
+def _person_of(bruker: dict[str, str] | None) -> tuple[str | None, ...]:
     if bruker is None:
         return (None, None, None)
     return (bruker.get("brukerNr"), bruker.get("fid"), bruker.get("typeID"))
 
 
 def _read_row(index: int, n_el: etree._Element, unit: str) -> _Row:
-    """A notification's values as written; no rule runs here. Runs once per notification:
-    one pass over the children, each attribute read once."""
+    """A notification's values as written, and its content digest; no rule runs here. Runs
+    once per notification: one pass over its elements, in document order (the digest's),
+    each element's attributes read once for both."""
     loc = f"/Melding/Notifikasjon[{index}]"
-    get = n_el.get
-    guid = normalize_guid(get("notifikasjonGUID") or "")
+    parts: list[str] = []
+    get = _attributes(n_el, n_el.tag, parts).get
     events: list[_Event] = []
-    brukere: list[etree._Element | None] = []
-    for c in n_el:
-        kind = EVENTS.get(c.tag)  # a comment's tag is a function: no event
+    brukere: list[dict[str, str] | None] = []  # per event: its first Bruker's attributes
+    for child in n_el.iterchildren(etree.Element):
+        tag = child.tag
+        attrs = _attributes(child, tag, parts)
+        bruker: dict[str, str] | None = None
+        for grandchild in child.iterchildren(etree.Element):
+            inner = grandchild.tag
+            inner_attrs = _attributes(grandchild, inner, parts)
+            if bruker is None and inner == BRUKER:
+                bruker = inner_attrs
+            for deeper in grandchild.iterdescendants(etree.Element):
+                _attributes(deeper, deeper.tag, parts)
+        kind = EVENTS.get(tag)
         if kind is not None:
-            events.append(_read_event(c, loc, kind))
-            brukere.append(_bruker_of(c))
-    bruker_el = brukere[0] if brukere else None
-    if bruker_el is not None:
-        bget = bruker_el.get
-        bruker_nr, fid, type_id, bydel = (
-            bget("brukerNr") or "",
-            bget("fid") or "",
-            bget("typeID") or "",
-            bget("bydel"),
-        )
-    else:
-        bruker_nr, fid, type_id, bydel = "", "", "", None
+            events.append(_read_event(attrs, loc, kind))
+            brukere.append(bruker)
+    first_bruker = (brukere[0] if brukere else None) or _NO_ATTRIBUTES
+    bget = first_bruker.get
+    bruker_nr = bget("brukerNr") or ""
+    fid = bget("fid") or ""
     ref = get("notifikasjonRef")
     lopenr_raw = get("notifikasjonLopeNr") or ""
     first = events[0] if events else None
     return _Row(
         index=index,
-        guid=guid,
+        guid=normalize_guid(get("notifikasjonGUID") or ""),
         status=get("statusNotifikasjon") or "",
         lopenr=int(lopenr_raw) if _LOPENR.fullmatch(lopenr_raw) else None,
         forrige=normalize_guid(get("notifikasjonForrigeGUID") or ""),
         ref=normalize_guid(ref) if ref else None,
         events=events,
-        # one event names one person: no need to read its Bruker twice
+        # one event names one person: no need to compare
         same_person=len(brukere) <= 1 or len({_person_of(b) for b in brukere}) == 1,
         event=first.kind if first else "",
         base=first.base if first else loc,
         hendelse_dato=first.hendelse_dato if first else "",
         bruker_nr=bruker_nr,
         fid=fid,
-        type_id=type_id,
-        bydel=bydel,
+        type_id=bget("typeID") or "",
+        bydel=bget("bydel"),
         unit=unit,
+        digest=_digest(parts),
     )
 
 
@@ -1246,9 +1247,7 @@ def validate_melding(source: bytes | etree._Element, ctx: ContentContext) -> Con
     findings = list(xsd.message)  # only warnings when the schema did not reject
     message = _message_findings(root, contact_els, kommuner, ctx)
     findings.extend(message.findings)
-    rows = _rows(notif_els, unit, xsd, ctx)
-    for row, el in zip(rows, notif_els, strict=True):
-        row.digest = content_digest(el)
+    rows = _rows(notif_els, unit, xsd, ctx)  # each with its content digest
     findings.extend(_check_sequence(rows, unit, ctx))
     findings.extend(_calendar_findings(rows, unit, ctx))
     for row in rows:
@@ -1261,21 +1260,28 @@ def validate_melding(source: bytes | etree._Element, ctx: ContentContext) -> Con
 def content_digest(notification: etree._Element) -> str:
     """SHA-256 over the element names and attribute values of a Notifikasjon, in document
     order with attributes sorted: what "the same notification" means for a resend (GUIDs
-    compared normalised, whitespace between elements ignored).
-
-    The bytes hashed are `<` + name per element, then `\\0name=value` per attribute, UTF-8:
-    stored digests are compared with new ones, so they must never change. Built as one
-    string and hashed once (this runs once per notification)."""
+    compared normalised, whitespace between elements ignored). The rows compute it while
+    they read the notification (`_read_row`)."""
     parts: list[str] = []
     for el in notification.iter(etree.Element):  # elements only: no comments, PIs, entities
-        parts.append("<" + el.tag)
-        items = cast("list[tuple[str, str]]", el.items())  # lxml gives str (stubs: or bytes)
-        if len(items) > 1:
-            items.sort()  # names are unique within an element: sorted by name
-        for name, value in items:
-            if name in _GUID_ATTRS:
-                value = normalize_guid(value)
-            parts.append(f"\x00{name}={value}")
+        _attributes(el, el.tag, parts)
+    return _digest(parts)
+
+
+def _attributes(el: etree._Element, tag: str, parts: list[str]) -> dict[str, str]:
+    """An element's attributes; its share of the content digest appended to `parts`: `<` +
+    its name, then `\\0name=value` per attribute sorted by name (GUIDs normalised). Stored
+    digests are compared with new ones: these bytes must never change."""
+    items = cast("list[tuple[str, str]]", el.items())  # lxml gives str (stubs: or bytes)
+    if len(items) > 1:
+        items.sort()  # names are unique within an element: sorted by name
+    parts.append("<" + tag)
+    parts.extend([f"\x00{n}={normalize_guid(v) if n in _GUID_ATTRS else v}" for n, v in items])
+    return dict(items)
+
+
+def _digest(parts: list[str]) -> str:
+    # one string, hashed once: the same bytes as one update per part
     return hashlib.sha256("".join(parts).encode()).hexdigest()
 
 
