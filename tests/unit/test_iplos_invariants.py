@@ -293,3 +293,23 @@ def test_ranges_of_a_long_message_are_one_range() -> None:
         (50_003, 100_000),
         (100_002, 100_010),
     )
+
+
+def test_streaming_leaves_the_garbage_collector_as_it_found_it() -> None:
+    import gc
+
+    from app.content.iplos.sample import fault_context
+    from app.content.iplos.stream import stream_only
+
+    good = build_sample(3, KOMMUNE, seed=1)
+    ctx = fault_context(KOMMUNE)
+    assert gc.isenabled()
+    for data in (good, good[: len(good) // 2]):  # the second hands over to the tree path
+        stream_only(data, ctx)
+        assert gc.isenabled()
+    gc.disable()
+    try:
+        assert stream_only(good, ctx) is not None
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
