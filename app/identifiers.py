@@ -141,7 +141,7 @@ def check_person_id(number: str, *, rule_2032: bool = True) -> PersonId | IdProb
     """
     if len(number) != 11:
         return IdProblem.LENGTH
-    if not _DIGITS.issuperset(number):
+    if not (number.isascii() and number.isdigit()):  # 0-9 only: the ASCII digits
         return IdProblem.NOT_DIGITS
     d = number.encode()  # ASCII digits (checked above)
     decoded = _decode_date(d)
@@ -153,9 +153,7 @@ def check_person_id(number: str, *, rule_2032: bool = True) -> PersonId | IdProb
         return IdProblem.CHECKSUM
     kind, synthetic, birth = decoded
     rule = CheckRule.CLASSIC if offset == 0 else CheckRule.RULE_2032
-    return PersonId(
-        number=number, kind=kind, synthetic=synthetic, birth_date=birth, check_rule=rule
-    )
+    return PersonId(number, kind, synthetic, birth, rule)  # positional: once per notification
 
 
 def is_valid_person_id(number: str, *, rule_2032: bool = True) -> bool:

@@ -590,8 +590,9 @@ def _read_row(index: int, n_el: etree._Element, unit: str) -> _Row:
             inner_attrs = _attributes(grandchild, inner, parts)
             if bruker is None and inner == BRUKER:
                 bruker = inner_attrs
-            for deeper in grandchild.iterdescendants(etree.Element):
-                _attributes(deeper, deeper.tag, parts)
+            if len(grandchild):  # rarely: a Bruker has no children
+                for deeper in grandchild.iterdescendants(etree.Element):
+                    _attributes(deeper, deeper.tag, parts)
         kind = EVENTS.get(tag)
         if kind is not None:
             events.append(_read_event(attrs, loc, kind))
