@@ -13,6 +13,8 @@ set, from wait4) for:
   (MsgHead parse and checks, then the content), as the server runs it after decryption;
 - `ours streaming (file)` and `ours streaming MsgHead` (issue 11): `validate_stream` and
   `validate_msghead_content` reading the file as a stream (the same findings as the tree path);
+- `ours history keys MsgHead`: `msghead_history_keys`, the separate pass the intake makes over
+  the same MsgHead before validation, to read the history for exactly the message's keys;
 - `xmllint --noout --stream --schema schemas/iplos-56.0.0/XPR-ipl-56.0.0.xsd FILE` (Debian's
   libxml2-utils), a streaming XSD check only, and the same against the official XSD from
   ../shared/reference when it is there.
@@ -107,6 +109,17 @@ def child(mode: str, path: Path) -> int:
         return 0
     ctx = content_context()
     assert isinstance(ctx, ContentContext)
+    if mode == "keys-msghead":
+        from app.content.iplos.stream import msghead_history_keys
+
+        t0 = time.perf_counter()
+        with path.open("rb") as file:
+            keys = msghead_history_keys(file)
+        seconds = time.perf_counter() - t0
+        assert keys is not None
+        summary = f"{len(keys.guids)} GUIDs, {len(keys.bruker_nrs)} brukerNr"
+        print(json.dumps({"seconds": seconds, "summary": summary}))
+        return 0
     if mode in ("stream", "stream-msghead"):
         from app.content.iplos.stream import validate_msghead_content, validate_stream
 
@@ -172,10 +185,10 @@ def write_files(tmp: Path, notifications: int) -> tuple[Path, Path]:
 
 
 def _table(rows: Sequence[Measured], reference: Measured | None) -> None:
-    print(f"{'':<24} {'wall s':>8} {'inner s':>8} {'peak MB':>9} {'exit':>5}")
+    print(f"{'':<26} {'wall s':>8} {'inner s':>8} {'peak MB':>9} {'exit':>5}")
     for r in rows:
         inner = f"{r.inner_seconds:>8.2f}" if r.inner_seconds is not None else f"{'':>8}"
-        print(f"{r.name:<24} {r.seconds:>8.2f} {inner} {r.peak_mb:>9.1f} {r.returncode:>5}")
+        print(f"{r.name:<26} {r.seconds:>8.2f} {inner} {r.peak_mb:>9.1f} {r.returncode:>5}")
     if reference is None:
         return
     print(f"\nratios against {reference.name} (ours / xmllint):")
@@ -183,7 +196,7 @@ def _table(rows: Sequence[Measured], reference: Measured | None) -> None:
         if r is reference or r.name == "python baseline" or r.name.startswith("xmllint"):
             continue
         print(
-            f"  {r.name:<22} time {ratio(r.seconds, reference.seconds):>6.2f}x"
+            f"  {r.name:<25} time {ratio(r.seconds, reference.seconds):>6.2f}x"
             f"   peak memory {ratio(r.peak_mb, reference.peak_mb):>6.2f}x"
         )
 
@@ -195,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (files, outputs)")
     parser.add_argument(
         "--child",
-        choices=("baseline", "melding", "msghead", "stream", "stream-msghead"),
+        choices=("baseline", "melding", "msghead", "stream", "stream-msghead", "keys-msghead"),
         help=argparse.SUPPRESS,
     )
     parser.add_argument("file", nargs="?", type=Path, help=argparse.SUPPRESS)
@@ -224,6 +237,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows.append(measure("ours via MsgHead", [*me, "msghead", str(msghead)], tmp))
             rows.append(
                 measure("ours streaming MsgHead", [*me, "stream-msghead", str(msghead)], tmp)
+            )
+            rows.append(
+                measure("ours history keys MsgHead", [*me, "keys-msghead", str(msghead)], tmp)
             )
         reference: Measured | None = None
         xmllint = shutil.which("xmllint")

@@ -4,6 +4,7 @@ returns (findings plus the extracted notifications and contacts the caller store
 from __future__ import annotations
 
 import datetime
+import functools
 import itertools
 import re
 from collections.abc import Iterable, Mapping
@@ -23,6 +24,8 @@ PERSON_ID_TYPES = frozenset({"1", "2", "3"})
 _XS_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})(?:Z|[+-][0-9]{2}:[0-9]{2})?")
 
 
+# Cached: a large message repeats the same few hundred dates in every notification.
+@functools.lru_cache(maxsize=4096)
 def parse_xs_date(value: str) -> datetime.date | None:
     """An xs:date as a calendar date. A time zone (`2018-01-03+01:00`, `...Z`), which xs:date
     allows, names the place the date belongs to, not another day: it is dropped. None when
@@ -102,8 +105,21 @@ Ranges = tuple[tuple[int, int], ...]
 
 def add_to_ranges(ranges: Ranges, numbers: Iterable[int]) -> Ranges:
     """Sorted, disjoint, non-adjacent ranges covering `ranges` and `numbers`."""
+    # A message's numbers come as a few long runs: sorting the numbers and merging their
+    # runs first keeps the ranges to sort to a handful (not one per number).
+    points: list[tuple[int, int]] = [(lo, hi) for lo, hi in ranges]
+    run_lo = run_hi = None
+    for n in sorted(numbers):
+        if run_hi is not None and n <= run_hi + 1:
+            run_hi = n
+        else:
+            if run_lo is not None and run_hi is not None:
+                points.append((run_lo, run_hi))
+            run_lo = run_hi = n
+    if run_lo is not None and run_hi is not None:
+        points.append((run_lo, run_hi))
+    points.sort()
     merged: list[list[int]] = []
-    points = sorted([*((lo, hi) for lo, hi in ranges), *((n, n) for n in numbers)])
     for lo, hi in points:
         if merged and lo <= merged[-1][1] + 1:
             merged[-1][1] = max(merged[-1][1], hi)

@@ -31,8 +31,10 @@ once the first Kommune is known (`_set_unit`).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import gc
 import io
 import threading
 from collections.abc import Iterable, Iterator
@@ -42,7 +44,7 @@ from lxml import etree
 
 from app.content.iplos import rules as R
 from app.content.iplos import validate as V
-from app.content.model import ContentContext, ContentResult, HistoryKeys, normalize_guid
+from app.content.model import ContentContext, ContentResult, HistoryKeys
 from app.content.registry import ContentSource
 from app.core import xmlparse
 from app.core.findings import Consequence, Finding
@@ -121,10 +123,10 @@ def _location_below(top: etree._Element, node: etree._Element, base: str) -> str
     return base + "".join("/" + p for p in reversed(parts))
 
 
-def _row_schema_findings(el: etree._Element, index: int) -> list[Finding]:
-    """One notification's schema errors, placed and worded as `validate._xsd_report` places
-    and words them for the whole document. Any that rejects the message: `_Fallback`."""
-    schema = load_schema(V._SCHEMA)
+def _row_schema_findings(schema: etree.XMLSchema, el: etree._Element, index: int) -> list[Finding]:
+    """One notification's schema errors against `schema` (the IPLOS schema), placed and
+    worded as `validate._xsd_report` places and words them for the whole document. Any that
+    rejects the message: `_Fallback`."""
     if schema.validate(el):
         return []
     base = f"/Melding/Notifikasjon[{index}]"
@@ -203,20 +205,28 @@ class _Walk:
         depth = 0
         base: int | None = None  # the Melding's depth once it started
         try:
+            # Two loops over the one stream: up to the Melding's start, every event is
+            # checked for it; then (the bulk of a large message) only the depth counts.
             for event, el in events:
                 if event == "start":
                     depth += 1
-                    if base is None and (
-                        place.starts(el, depth) if place is not None else depth == 1
-                    ):
+                    if place.starts(el, depth) if place is not None else depth == 1:
                         self._begin(el)
                         base = depth
+                        break
+                else:
+                    depth -= 1
+                    if place is not None:
+                        place.ends(depth)
+            if base is None:
+                raise _Fallback  # no content where it should be: the tree path says so
+            for event, el in events:
+                if event == "start":
+                    depth += 1
                     continue
                 depth -= 1
-                if place is not None and base is None:
-                    place.ends(depth)
-                if base is None or depth != base:
-                    if place is not None and base is not None and depth == base - 1:
+                if depth != base:
+                    if in_msghead and depth == base - 1:
                         return  # the Melding inside MsgHead ended; MsgHead was read before
                     continue  # (a document of its own is read to its end: junk after it)
                 yield el
@@ -226,8 +236,6 @@ class _Walk:
                     del parent[0]
         except etree.XMLSyntaxError as exc:
             raise _Fallback from exc
-        if base is None:
-            raise _Fallback  # no content where it should be: the tree path says so
 
     def tree(self, root: etree._Element) -> Iterator[etree._Element]:
         """From an element already parsed (MsgHead's Content): its children, left as they are."""
@@ -300,13 +308,15 @@ def _skeleton_root(root: etree._Element) -> etree._Element:
 
 
 def _set_unit(rows: list[V._Row], unit: str) -> None:
-    """Rows are read before the Kommune elements: give their subjects (and the findings made
-    so far) the reporting unit."""
+    """Rows are read before the Kommune elements: give them (and the findings made so far)
+    the reporting unit. A row's subject is made from its unit when a finding needs it."""
     for row in rows:
-        if row.subject.kommune_nr == unit:
+        if row.unit == unit:
             continue
-        row.subject = dataclasses.replace(row.subject, kommune_nr=unit)
-        row.findings = [dataclasses.replace(f, subject=row.subject) for f in row.findings]
+        row.unit = unit
+        if row.findings:
+            subject = row.subject
+            row.findings = [dataclasses.replace(f, subject=subject) for f in row.findings]
 
 
 def _stream(children: Iterator[etree._Element], walk: _Walk, ctx: ContentContext) -> ContentResult:
@@ -315,6 +325,7 @@ def _stream(children: Iterator[etree._Element], walk: _Walk, ctx: ContentContext
     kommuner: list[str] = []
     skeleton: etree._Element | None = None
     extracted_on = V._local_date(ctx.extracted_at)
+    schema = load_schema(V._SCHEMA)  # once, not per notification
     for el in children:
         if skeleton is None:
             assert walk.root is not None
@@ -322,7 +333,7 @@ def _stream(children: Iterator[etree._Element], walk: _Walk, ctx: ContentContext
         tag = el.tag
         if tag == V.NOTIFIKASJON:
             index = len(rows) + 1
-            xsd = _row_schema_findings(el, index)
+            xsd = _row_schema_findings(schema, el, index)
             row = V._read_row(index, el, "")
             for finding in xsd:
                 row.add(finding.rule, finding.location, finding.detail)
@@ -330,7 +341,6 @@ def _stream(children: Iterator[etree._Element], walk: _Walk, ctx: ContentContext
                 V._check_row(row, ctx, extracted_on)
                 if not row.fid and row.event:
                     row.add(R.FID_MISSING, f"{row.base}/Bruker/@fid", "fid er tom.")
-            row.digest = V.content_digest(el)
             rows.append(row)
             etree.SubElement(skeleton, V.NOTIFIKASJON)
             continue
@@ -373,9 +383,28 @@ def stream_only(
         else walk.parsed(source, in_msghead=in_msghead)
     )
     try:
-        return _stream(children, walk, ctx)
+        with _collector_paused():
+            return _stream(children, walk, ctx)
     except _Fallback:
         return None
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a message is streamed. Its rows pile up (about
+    half a million small objects for 100 000 notifications) and each of the collector's full
+    passes walks all of them again: a fifth of the time. The switch is the process's: cycles
+    made meanwhile (here or in other threads) are collected once it is back on; reference
+    counting frees everything else as usual. Only the caller that turned it off turns it on
+    again (another thread may have paused it first, or the process keeps it off on purpose)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def validate_msghead_content(
@@ -423,27 +452,15 @@ def stream_history_keys(source: ContentSource) -> HistoryKeys:
     its validation reports it."""
     if isinstance(source, etree._Element):
         return V.history_keys(source)
-    guids: set[str] = set()
-    brukere: set[str] = set()
-    fids: set[str] = set()
-    lopenrs: set[int] = set()
+    reader = V.KeyReader()
     stream: IO[bytes] = io.BytesIO(source) if isinstance(source, bytes) else source
     events = xmlparse.iterparse(stream, ("end",), tag=(V.NOTIFIKASJON, V.BRUKER))
     try:
         for _, el in events:
             if el.tag == V.BRUKER:
-                if bruker_nr := el.get("brukerNr"):
-                    brukere.add(bruker_nr)
-                if fid := el.get("fid"):
-                    fids.add(fid)
+                reader.bruker(el)
                 continue
-            for attr in ("notifikasjonGUID", "notifikasjonRef"):
-                value = el.get(attr)
-                if value:
-                    guids.add(normalize_guid(value))
-            lopenr = el.get("notifikasjonLopeNr") or ""
-            if V._LOPENR.fullmatch(lopenr):
-                lopenrs.update((int(lopenr), int(lopenr) - 1))
+            reader.notification(el)
             if el.getparent() is not None and el.getparent() is events.root:
                 el.clear()
                 parent = el.getparent()
@@ -451,7 +468,7 @@ def stream_history_keys(source: ContentSource) -> HistoryKeys:
                     del parent[0]
     except etree.XMLSyntaxError:
         pass
-    return HistoryKeys(frozenset(guids), frozenset(brukere), frozenset(fids), frozenset(lopenrs))
+    return reader.keys()
 
 
 def msghead_history_keys(source: IO[bytes]) -> HistoryKeys | None:
@@ -461,17 +478,10 @@ def msghead_history_keys(source: IO[bytes]) -> HistoryKeys | None:
     Melding where the MsgHead reader finds the content, XML that does not parse): the caller
     reads the tree."""
     walk = _Walk()
-    guids: set[str] = set()
-    brukere: set[str] = set()
-    fids: set[str] = set()
-    lopenrs: set[int] = set()
+    reader = V.KeyReader()  # one set per kind for the message, not four per element
     try:
         for child in walk.parsed(source, in_msghead=True):
-            keys = V.history_keys(child)
-            guids.update(keys.guids)
-            brukere.update(keys.bruker_nrs)
-            fids.update(keys.fids)
-            lopenrs.update(keys.lopenrs)
+            reader.read(child)
     except _Fallback:
         return None
-    return HistoryKeys(frozenset(guids), frozenset(brukere), frozenset(fids), frozenset(lopenrs))
+    return reader.keys()

@@ -441,15 +441,16 @@ class _Event:
     hendelse_guid: str
     hendelse_dato: str
     reg_tid: str
+    when: datetime.date | None  # hendelse_dato read as a date (`parse_xs_date`)
 
     def stored(self) -> ServiceEvent:
         return ServiceEvent(
-            kind=self.kind,
-            tjeneste_type=self.tjeneste_type,
-            tjeneste_org_nr=self.org_nr,
-            tjeneste_id=self.tjeneste_id,
-            hendelse_guid=self.hendelse_guid,
-            hendelse_dato=parse_xs_date(self.hendelse_dato),
+            self.kind,
+            self.tjeneste_type,
+            self.org_nr,
+            self.tjeneste_id,
+            self.hendelse_guid,
+            self.when,
         )
 
 
@@ -472,12 +473,18 @@ class _Row:
     fid: str
     type_id: str
     bydel: str | None
-    subject: Subject
+    unit: str  # the reporting unit (the stream learns it only after the rows)
     dropped: bool = False
     digest: str = ""  # content_sha256 of the Notifikasjon element
     already_stored: bool = False  # an identical resend of a stored notification
     fid_ok: bool = True
     findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def subject(self) -> Subject:
+        """Whom the row's findings concern: the values as read (made only for a finding;
+        most rows have none)."""
+        return Subject(self.guid, self.bruker_nr or None, self.fid or None, self.unit, self.lopenr)
 
     def add(self, rule: Rule, location: str, detail: str) -> None:
         self.findings.append(Finding(rule, location, detail, self.subject))
@@ -540,77 +547,82 @@ def tjenestetype_valid(code: str, on: datetime.date | None) -> bool:
     return code in RETIRED_TJENESTETYPER and on is not None and on <= RETIRED_TJENESTETYPER_UNTIL
 
 
-def _read_event(el: etree._Element, loc: str) -> _Event:
-    kind = EVENTS[el.tag]
-    get = el.get
+def _read_event(attrs: dict[str, str], loc: str, kind: str) -> _Event:
+    get = attrs.get
+    hendelse_dato = get("hendelseDato") or ""
     return _Event(
-        kind=kind,
-        base=f"{loc}/{kind}",
-        tjeneste_type=get("tjenesteType") or "",
-        org_nr=get("tjenesteOrgNr"),
-        tjeneste_id=get("tjenesteID") or "",
-        hendelse_guid=normalize_guid(get("hendelseGUID") or ""),
-        hendelse_dato=get("hendelseDato") or "",
-        reg_tid=get("hendelseRegTid") or "",
+        kind,
+        f"{loc}/{kind}",
+        get("tjenesteType") or "",
+        get("tjenesteOrgNr"),
+        get("tjenesteID") or "",
+        normalize_guid(get("hendelseGUID") or ""),
+        hendelse_dato,
+        get("hendelseRegTid") or "",
+        parse_xs_date(hendelse_dato),
     )
 
 
-def _bruker_of(event_el: etree._Element | None) -> etree._Element | None:
-    if event_el is None:
-        return None
-    for c in event_el:  # a plain loop: find() goes through Python ElementPath
-        if c.tag == BRUKER:
-            return c
-    return None
+_NO_ATTRIBUTES: dict[str, str] = {}  # read only
 
 
-def _person_of(bruker: etree._Element | None) -> tuple[str | None, ...]:
+def _person_of(bruker: dict[str, str] | None) -> tuple[str | None, ...]:
     if bruker is None:
         return (None, None, None)
     return (bruker.get("brukerNr"), bruker.get("fid"), bruker.get("typeID"))
 
 
 def _read_row(index: int, n_el: etree._Element, unit: str) -> _Row:
-    """A notification's values as written; no rule runs here."""
+    """A notification's values as written, and its content digest; no rule runs here. Runs
+    once per notification: one pass over its elements, in document order (the digest's),
+    each element's attributes read once for both."""
     loc = f"/Melding/Notifikasjon[{index}]"
-    get = n_el.get
-    guid = normalize_guid(get("notifikasjonGUID") or "")
-    event_els = [c for c in n_el if c.tag in EVENTS]
-    events = [_read_event(el, loc) for el in event_els]
-    brukere = [_bruker_of(el) for el in event_els]
-    bruker_el = brukere[0] if brukere else None
-
-    def br(name: str) -> str | None:
-        return bruker_el.get(name) if bruker_el is not None else None
-
-    bruker_nr = br("brukerNr") or ""
-    fid = br("fid") or ""
+    parts: list[str] = []
+    get = _attributes(n_el, n_el.tag, parts).get
+    events: list[_Event] = []
+    brukere: list[dict[str, str] | None] = []  # per event: its first Bruker's attributes
+    for child in n_el.iterchildren(etree.Element):
+        tag = child.tag
+        attrs = _attributes(child, tag, parts)
+        bruker: dict[str, str] | None = None
+        for grandchild in child.iterchildren(etree.Element):
+            inner = grandchild.tag
+            inner_attrs = _attributes(grandchild, inner, parts)
+            if bruker is None and inner == BRUKER:
+                bruker = inner_attrs
+            if len(grandchild):  # rarely: a Bruker has no children
+                for deeper in grandchild.iterdescendants(etree.Element):
+                    _attributes(deeper, deeper.tag, parts)
+        kind = EVENTS.get(tag)
+        if kind is not None:
+            events.append(_read_event(attrs, loc, kind))
+            brukere.append(bruker)
+    first_bruker = (brukere[0] if brukere else None) or _NO_ATTRIBUTES
+    bget = first_bruker.get
+    bruker_nr = bget("brukerNr") or ""
+    fid = bget("fid") or ""
     ref = get("notifikasjonRef")
     lopenr_raw = get("notifikasjonLopeNr") or ""
     first = events[0] if events else None
     return _Row(
         index=index,
-        guid=guid,
+        guid=normalize_guid(get("notifikasjonGUID") or ""),
         status=get("statusNotifikasjon") or "",
         lopenr=int(lopenr_raw) if _LOPENR.fullmatch(lopenr_raw) else None,
         forrige=normalize_guid(get("notifikasjonForrigeGUID") or ""),
         ref=normalize_guid(ref) if ref else None,
         events=events,
-        same_person=len({_person_of(b) for b in brukere}) <= 1,
+        # one event names one person: no need to compare
+        same_person=len(brukere) <= 1 or len({_person_of(b) for b in brukere}) == 1,
         event=first.kind if first else "",
         base=first.base if first else loc,
         hendelse_dato=first.hendelse_dato if first else "",
         bruker_nr=bruker_nr,
         fid=fid,
-        type_id=br("typeID") or "",
-        bydel=br("bydel"),
-        subject=Subject(
-            guid,
-            bruker_nr or None,
-            fid or None,
-            unit,
-            int(lopenr_raw) if _LOPENR.fullmatch(lopenr_raw) else None,
-        ),
+        type_id=bget("typeID") or "",
+        bydel=bget("bydel"),
+        unit=unit,
+        digest=_digest(parts),
     )
 
 
@@ -641,7 +653,7 @@ def _check_header(row: _Row) -> None:
 def _check_event(row: _Row, ev: _Event, extracted_on: datetime.date | None) -> None:
     """One event's service type, organisation number and dates."""
     tt = ev.tjeneste_type
-    when = parse_xs_date(ev.hendelse_dato)
+    when = ev.when
     if not tjenestetype_valid(tt, when):
         detail = (
             f"tjenesteType {tt} er utgått og kan ikke brukes for hendelser etter "
@@ -972,7 +984,7 @@ def _calendar_findings(rows: list[_Row], unit: str, ctx: ContentContext) -> list
             )
         ]
     live = [r for r in rows if not r.dropped]
-    year = reporting_year((parse_xs_date(e.hendelse_dato) for r in live for e in r.events), ctx.now)
+    year = reporting_year((e.when for r in live for e in r.events), ctx.now)
     entry = calendar.get(year) if year is not None else None
     if entry is None:
         return []
@@ -1186,22 +1198,23 @@ def _all_dropped(rows: list[_Row], findings: list[Finding]) -> list[Finding]:
 
 
 def _notification(r: _Row, unit: str) -> Notification:
+    # positional: this runs once per notification, and keywords cost more
     return Notification(
-        index=r.index,
-        guid=r.guid,
-        status=r.status,
-        lopenr=r.lopenr,
-        forrige_guid=r.forrige,
-        ref=r.ref,
-        events=tuple(ev.stored() for ev in r.events),
-        kommune_nr=unit,
-        bruker_nr=r.bruker_nr,
-        fid=r.fid,
-        type_id=r.type_id,
-        bydel=r.bydel,
-        dropped=r.dropped,
-        content_sha256=r.digest,
-        already_stored=r.already_stored,
+        r.index,
+        r.guid,
+        r.status,
+        r.lopenr,
+        r.forrige,
+        r.ref,
+        tuple([ev.stored() for ev in r.events]),
+        unit,
+        r.bruker_nr,
+        r.fid,
+        r.type_id,
+        r.bydel,
+        r.dropped,
+        r.digest,
+        r.already_stored,
     )
 
 
@@ -1235,9 +1248,7 @@ def validate_melding(source: bytes | etree._Element, ctx: ContentContext) -> Con
     findings = list(xsd.message)  # only warnings when the schema did not reject
     message = _message_findings(root, contact_els, kommuner, ctx)
     findings.extend(message.findings)
-    rows = _rows(notif_els, unit, xsd, ctx)
-    for row, el in zip(rows, notif_els, strict=True):
-        row.digest = content_digest(el)
+    rows = _rows(notif_els, unit, xsd, ctx)  # each with its content digest
     findings.extend(_check_sequence(rows, unit, ctx))
     findings.extend(_calendar_findings(rows, unit, ctx))
     for row in rows:
@@ -1250,17 +1261,29 @@ def validate_melding(source: bytes | etree._Element, ctx: ContentContext) -> Con
 def content_digest(notification: etree._Element) -> str:
     """SHA-256 over the element names and attribute values of a Notifikasjon, in document
     order with attributes sorted: what "the same notification" means for a resend (GUIDs
-    compared normalised, whitespace between elements ignored)."""
-    h = hashlib.sha256()
-    for el in notification.iter():
-        if not isinstance(el.tag, str):
-            continue
-        h.update(b"<" + el.tag.encode())
-        for name, value in sorted((str(k), str(v)) for k, v in el.attrib.items()):
-            if name in _GUID_ATTRS:
-                value = normalize_guid(value)
-            h.update(b"\x00" + name.encode() + b"=" + value.encode())
-    return h.hexdigest()
+    compared normalised, whitespace between elements ignored). The rows compute it while
+    they read the notification (`_read_row`)."""
+    parts: list[str] = []
+    for el in notification.iter(etree.Element):  # elements only: no comments, PIs, entities
+        _attributes(el, el.tag, parts)
+    return _digest(parts)
+
+
+def _attributes(el: etree._Element, tag: str, parts: list[str]) -> dict[str, str]:
+    """An element's attributes; its share of the content digest appended to `parts`: `<` +
+    its name, then `\\0name=value` per attribute sorted by name (GUIDs normalised). Stored
+    digests are compared with new ones: these bytes must never change."""
+    items = cast("list[tuple[str, str]]", el.items())  # lxml gives str (stubs: or bytes)
+    if len(items) > 1:
+        items.sort()  # names are unique within an element: sorted by name
+    parts.append("<" + tag)
+    parts.extend([f"\x00{n}={normalize_guid(v) if n in _GUID_ATTRS else v}" for n, v in items])
+    return dict(items)
+
+
+def _digest(parts: list[str]) -> str:
+    # one string, hashed once: the same bytes as one update per part
+    return hashlib.sha256("".join(parts).encode()).hexdigest()
 
 
 _GUID_ATTRS = frozenset(
@@ -1274,23 +1297,53 @@ _GUID_ATTRS = frozenset(
 )
 
 
-def history_keys(root: etree._Element) -> HistoryKeys:
-    """The GUIDs, brukerNr and fids a `Melding` mentions: the history rows its checks need."""
-    guids: set[str] = set()
-    brukere: set[str] = set()
-    fids: set[str] = set()
-    lopenrs: set[int] = set()
-    for notif in root.iter(NOTIFIKASJON):
-        for attr in ("notifikasjonGUID", "notifikasjonRef"):
-            value = notif.get(attr)
-            if value:
-                guids.add(normalize_guid(value))
+class KeyReader:
+    """Collects the GUIDs, brukerNr, fids and løpenummer a `Melding` mentions (the history
+    rows its checks need), from the whole tree or piece by piece as a stream reads it."""
+
+    __slots__ = ("_brukere", "_fids", "_guids", "_lopenrs")
+
+    def __init__(self) -> None:
+        self._guids: set[str] = set()
+        self._brukere: set[str] = set()
+        self._fids: set[str] = set()
+        self._lopenrs: set[int] = set()
+
+    def notification(self, notif: etree._Element) -> None:
+        """A Notifikasjon's own attributes."""
+        if guid := notif.get("notifikasjonGUID"):
+            self._guids.add(normalize_guid(guid))
+        if ref := notif.get("notifikasjonRef"):
+            self._guids.add(normalize_guid(ref))
         lopenr = notif.get("notifikasjonLopeNr") or ""
         if _LOPENR.fullmatch(lopenr):
-            lopenrs.update((int(lopenr), int(lopenr) - 1))
-    for bruker in root.iter(BRUKER):
+            self._lopenrs.update((int(lopenr), int(lopenr) - 1))
+
+    def bruker(self, bruker: etree._Element) -> None:
         if bruker_nr := bruker.get("brukerNr"):
-            brukere.add(bruker_nr)
+            self._brukere.add(bruker_nr)
         if fid := bruker.get("fid"):
-            fids.add(fid)
-    return HistoryKeys(frozenset(guids), frozenset(brukere), frozenset(fids), frozenset(lopenrs))
+            self._fids.add(fid)
+
+    def read(self, el: etree._Element) -> None:
+        """Every Notifikasjon and Bruker in `el`, itself included."""
+        for node in el.iter(NOTIFIKASJON, BRUKER):  # one pass: the sets do not keep order
+            if node.tag == BRUKER:
+                self.bruker(node)
+            else:
+                self.notification(node)
+
+    def keys(self) -> HistoryKeys:
+        return HistoryKeys(
+            frozenset(self._guids),
+            frozenset(self._brukere),
+            frozenset(self._fids),
+            frozenset(self._lopenrs),
+        )
+
+
+def history_keys(root: etree._Element) -> HistoryKeys:
+    """The GUIDs, brukerNr and fids a `Melding` mentions: the history rows its checks need."""
+    reader = KeyReader()
+    reader.read(root)
+    return reader.keys()
