@@ -89,6 +89,24 @@ def iterparse(
     )
 
 
+def pull_parser(tag: str | None = None) -> etree.XMLPullParser:
+    """The same hardened settings as `parse_xml`, fed chunk by chunk (large documents:
+    huge_tree on); its only events are the starts of elements named `tag`. DOCTYPEs are the
+    caller's to refuse (`docinfo` once the root is read)."""
+    return etree.XMLPullParser(
+        events=("start",),
+        tag=tag,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        remove_blank_text=False,
+        remove_comments=True,
+        remove_pis=True,
+        huge_tree=True,
+        collect_ids=False,
+    )
+
+
 def parse_xml_file(source: IO[bytes], *, huge: bool = False) -> etree._Element:
     """`parse_xml` from a binary file (read from its current position), e.g. a spool: the
     document's bytes are never held whole besides its tree."""
