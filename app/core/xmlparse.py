@@ -89,12 +89,13 @@ def iterparse(
     )
 
 
-def pull_parser(tag: str | None = None) -> etree.XMLPullParser:
+def pull_parser(tag: str | None = None, *, namespaces: bool = False) -> etree.XMLPullParser:
     """The same hardened settings as `parse_xml`, fed chunk by chunk (large documents:
-    huge_tree on); its only events are the starts of elements named `tag`. DOCTYPEs are the
-    caller's to refuse (`docinfo` once the root is read)."""
+    huge_tree on); its events are the starts of elements named `tag` and, with
+    `namespaces`, every namespace declaration ("start-ns"). DOCTYPEs are the caller's to
+    refuse (`docinfo` once the root is read)."""
     return etree.XMLPullParser(
-        events=("start",),
+        events=("start", "start-ns") if namespaces else ("start",),
         tag=tag,
         resolve_entities=False,
         no_network=True,

@@ -148,7 +148,7 @@ def _c14n(el: etree._Element, *, exclusive: bool) -> bytes:
     """C14N of a subtree as a document subset: all namespaces in scope (inclusive) or those
     used (exclusive) declared at its apex. Of a copy: lxml's C14N of an element in place
     renders `xmlns=""` on grandchildren whose default namespace is declared above it."""
-    return etree.tostring(copy.deepcopy(el), method="c14n", exclusive=exclusive)
+    return etree.tostring(el.__copy__(), method="c14n", exclusive=exclusive)
 
 
 def _in_scope(el: etree._Element) -> dict[bytes, bytes]:
@@ -168,6 +168,7 @@ class _Frame:
     text_done: bool = False
     needles: tuple[bytes, ...] = ()
     cache: dict[tuple[bytes, bool], bytes] = field(default_factory=dict)
+    wrapper: etree._Element | None = None
 
 
 class _Canonicaliser:
@@ -181,6 +182,15 @@ class _Canonicaliser:
         self._frames: list[_Frame] = []
         self.signatures = 0
         self.seen: _Seen | None = None
+        self._prefixes: dict[str, str] = {}  # URI -> the one prefix bound to it so far
+        self._movable = True
+
+    def declared(self, prefix: str, uri: str) -> None:
+        """A namespace declaration the parser has read. lxml rebinds a node moved to another
+        parent by URI (and drops its own declarations of URIs in scope there), so subtrees
+        are moved only while no URI has been bound to two prefixes in the document."""
+        if self._prefixes.setdefault(uri, prefix) != prefix:
+            self._movable = False
 
     def start(self, root: etree._Element) -> None:
         self._push(root, {}, complete=False)
@@ -211,6 +221,8 @@ class _Canonicaliser:
                 if frames:
                     self._done(frames[-1].element, el)
                 continue
+            if not self._exclusive and self._movable and self._batch(top):
+                continue
             if not isinstance(child.tag, str):
                 raise _Unhandled("an entity reference")
             child_complete = top.complete or child.getnext() is not None
@@ -219,15 +231,50 @@ class _Canonicaliser:
                     return
                 self._signature(el, child)
                 self._done(el, child)
-            elif child_complete and self._whole(child, top):
+            elif child_complete and self._exclusive and self._whole(child, top):
                 self._done(el, child)
             else:  # still open (so the last child), or to be written element by element
                 self._push(child, top.context, complete=child_complete)
 
+    def _batch(self, top: _Frame) -> bool:
+        """Inclusive C14N of the frame's complete children and their tails, up to a root's
+        ds:Signature, in one call: they are moved under a wrapper that has the frame's
+        namespaces in scope, so libxml2 renders them as inside the document. False when
+        there are none."""
+        kids = list(top.element)
+        if not top.complete:
+            kids.pop()  # the last one is still open
+        if len(self._frames) == 1:
+            for index, kid in enumerate(kids):
+                if kid.tag == _SIGNATURE:
+                    del kids[index:]
+                    break
+        if not kids:
+            return False
+        if any(not isinstance(kid.tag, str) for kid in kids):
+            raise _Unhandled("an entity reference")
+        wrapper = top.wrapper
+        if wrapper is None:
+            wrapper = top.wrapper = _wrapper(top.context)
+        wrapper.extend(kids)  # moves them, tails too
+        try:
+            out = etree.tostring(wrapper, method="c14n", exclusive=False)
+        except etree.C14NError as exc:
+            raise _Unhandled("C14N failed") from exc
+        finally:
+            del wrapper[:]
+        self._update(_unwrapped(out))
+        return True
+
     def _done(self, parent: etree._Element, child: etree._Element) -> None:
-        """Write the tail of a written child and drop it: memory stays one chunk's tree."""
+        """Write the tail of a written child and drop it."""
         if child.tail:
             self._update(_text(child.tail))
+        self._drop(parent, child)
+
+    @staticmethod
+    def _drop(parent: etree._Element, child: etree._Element) -> None:
+        # a written subtree leaves the tree at once: memory stays one chunk's tree
         child.clear(keep_tail=False)
         parent.remove(child)
 
@@ -278,11 +325,9 @@ class _Canonicaliser:
     # --- complete subtrees, written by libxml2 ----------------------------------------------
 
     def _whole(self, el: etree._Element, parent: _Frame) -> bool:
-        """Write a complete subtree; False when it must be written element by element."""
+        """Write a complete subtree in exclusive C14N; False when it must be written element
+        by element."""
         try:
-            if not self._exclusive:
-                self._update(_inclusive(el, parent))
-                return True
             out = _c14n(el, exclusive=True)
         except etree.C14NError as exc:
             raise _Unhandled("C14N failed") from exc
@@ -317,7 +362,9 @@ class _Canonicaliser:
         kept = copy.deepcopy(sig)
         shape = xmldsig.check_document_shape(kept)
         params = _reference_params(kept)
-        signed_info = _canonical_signed_info(root, sig) if shape.verifiable else None
+        signed_info = None
+        if shape.verifiable:
+            signed_info = _canonical_signed_info(root, sig, movable=self._movable)
         self.seen = _Seen(kept, shape, signed_info, params)
         if shape.verifiable and params is None:
             raise _Unhandled("reference transforms")
@@ -334,24 +381,28 @@ def _exclusive_apex(declared: bytes, prefixed: bool, rendered: dict[bytes, bytes
     return (b' xmlns=""' if empty else b"") + b"".join(_declaration(p, u) for p, u in kept)
 
 
-def _wrapped(el: etree._Element, scope: dict[bytes, bytes]) -> bytes:
-    """Inclusive C14N of a copy of `el` as the child of an element whose namespaces in
-    scope are `scope`: `el` as it renders inside the document, wrapper tags cut off."""
+def _wrapper(scope: dict[bytes, bytes]) -> etree._Element:
+    """An element whose namespaces in scope are `scope`, to render children under."""
     nsmap = {(p.decode() or None): u.decode() for p, u in scope.items()}
-    wrapper = etree.Element("w", nsmap=nsmap)  # type: ignore[arg-type]
-    inner = copy.deepcopy(el)
-    inner.tail = None  # the caller writes the tail, where the document has it
-    wrapper.append(inner)
-    out = etree.tostring(wrapper, method="c14n", exclusive=False)
+    return etree.Element("w", nsmap=nsmap)  # type: ignore[arg-type]
+
+
+def _unwrapped(out: bytes) -> bytes:
+    """The canonical wrapper's content: its start and end tags cut off."""
     start = _APEX.match(out)
     if start is None or not out.startswith(b">", start.end()) or not out.endswith(b"</w>"):
         raise _Unhandled("wrapper")
     return out[start.end() + 1 : -4]
 
 
-def _inclusive(el: etree._Element, parent: _Frame) -> bytes:
-    """A complete subtree in inclusive C14N, written by libxml2 where it stands."""
-    return _wrapped(el, parent.context)
+def _wrapped(el: etree._Element, scope: dict[bytes, bytes]) -> bytes:
+    """Inclusive C14N of a copy of `el` under a wrapper whose namespaces in scope are
+    `scope`: `el` as it renders inside the document (without its tail)."""
+    wrapper = _wrapper(scope)
+    inner = el.__copy__()
+    inner.tail = None
+    wrapper.append(inner)
+    return _unwrapped(etree.tostring(wrapper, method="c14n", exclusive=False))
 
 
 def _plain(sig: etree._Element) -> bool:
@@ -401,7 +452,9 @@ def _reference_params(sig: etree._Element) -> _Params | None:
     return None  # another order or repetition: xmlsec's reading of it is the tree path's
 
 
-def _canonical_signed_info(root: etree._Element, sig: etree._Element) -> bytes | None:
+def _canonical_signed_info(
+    root: etree._Element, sig: etree._Element, *, movable: bool
+) -> bytes | None:
     """SignedInfo in C14N as xmlsec computes it in the document: libxml2 renders it with the
     namespaces in scope from the root, as a document subset. The xml:* attributes inclusive
     C14N 1.0 would inherit are not rendered that way: None then, and for anything else odd."""
@@ -411,8 +464,10 @@ def _canonical_signed_info(root: etree._Element, sig: etree._Element) -> bytes |
     if info is None or alg not in (C14N_2001, EXC_C14N):
         return None
     exclusive = alg == EXC_C14N
-    if not exclusive and any(k.startswith(_XML_NS) for el in (root, sig) for k in el.attrib.keys()):
+    if not exclusive and any(k.startswith(_XML_NS) for el in (root, sig) for k in el.attrib):
         return None
+    if not exclusive and not movable:
+        return None  # see _Canonicaliser.declared
     try:
         if exclusive:
             return _c14n(info, exclusive=True)
@@ -466,7 +521,7 @@ def _verified(seen: _Seen, digest: bytes) -> bool:
     return True
 
 
-def _stream(source: IO[bytes], params: _Params) -> DocumentSignature:
+def _stream(source: IO[bytes], params: _Params, chunk_bytes: int) -> DocumentSignature:
     """One pass over the document; raises _Restart when the signature wants other params."""
     sink = hashlib.new(params.digest)
     writer = _Canonicaliser(params, sink)
@@ -474,7 +529,7 @@ def _stream(source: IO[bytes], params: _Params) -> DocumentSignature:
     scout = pull_parser()
     root_tag: str | None = None
     while root_tag is None:  # the root's name, so the parser reports the root alone
-        chunk = source.read(CHUNK_BYTES)
+        chunk = source.read(chunk_bytes)
         if not chunk:
             raise _Unhandled("no root element")
         head.append(chunk)
@@ -485,15 +540,18 @@ def _stream(source: IO[bytes], params: _Params) -> DocumentSignature:
     del scout
     if not isinstance(root_tag, str):
         raise _Unhandled("root")
-    parser = pull_parser(tag=root_tag)
+    parser = pull_parser(tag=root_tag, namespaces=True)
     started = False
     chunks = iter(head)
     while True:
-        chunk = next(chunks, None) or source.read(CHUNK_BYTES)
+        chunk = next(chunks, None) or source.read(chunk_bytes)
         if not chunk:
             break
         parser.feed(chunk)
-        for _, el in parser.read_events():
+        for event, el in parser.read_events():
+            if event == "start-ns":
+                writer.declared(*el)
+                continue
             if not started:
                 if el.getroottree().docinfo.doctype:
                     raise _Unhandled("DOCTYPE")
@@ -518,15 +576,17 @@ def _stream(source: IO[bytes], params: _Params) -> DocumentSignature:
     return xmldsig.document_verdict(seen.shape, _verified(seen, sink.digest()))
 
 
-def verify_document_stream(source: IO[bytes]) -> DocumentSignature | None:
+def verify_document_stream(
+    source: IO[bytes], *, chunk_bytes: int = CHUNK_BYTES
+) -> DocumentSignature | None:
     """`xmldsig.verify_document` of the document read from `source` (from its current
-    position) as a stream; None when the document is outside what the stream path handles,
-    and then the caller verifies the tree."""
+    position) as a stream, `chunk_bytes` at a time; None when the document is outside what
+    the stream path handles, and then the caller verifies the tree."""
     start = source.tell() if source.seekable() else None
     params = _ASSUMED
     for _ in range(2):
         try:
-            return _stream(source, params)
+            return _stream(source, params, chunk_bytes)
         except _Restart as restart:
             if start is None:
                 return None
