@@ -148,7 +148,7 @@ def _c14n(el: etree._Element, *, exclusive: bool) -> bytes:
     """C14N of a subtree as a document subset: all namespaces in scope (inclusive) or those
     used (exclusive) declared at its apex. Of a copy: lxml's C14N of an element in place
     renders `xmlns=""` on grandchildren whose default namespace is declared above it."""
-    return etree.tostring(el.__copy__(), method="c14n", exclusive=exclusive)
+    return etree.tostring(copy.copy(el), method="c14n", exclusive=exclusive)
 
 
 def _in_scope(el: etree._Element) -> dict[bytes, bytes]:
@@ -275,7 +275,7 @@ class _Canonicaliser:
     @staticmethod
     def _drop(parent: etree._Element, child: etree._Element) -> None:
         # a written subtree leaves the tree at once: memory stays one chunk's tree
-        child.clear(keep_tail=False)
+        child.clear()
         parent.remove(child)
 
     # --- elements written here --------------------------------------------------------------
@@ -284,6 +284,8 @@ class _Canonicaliser:
         attributes: list[tuple[str, str, str, str]] = []
         utilised: list[tuple[bytes, bytes]] = []
         for index, (key, value) in enumerate(el.attrib.items(), start=1):
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise _Unhandled("attribute")
             uri, local = _split(key)
             qname = local
             if uri:
@@ -399,7 +401,7 @@ def _wrapped(el: etree._Element, scope: dict[bytes, bytes]) -> bytes:
     """Inclusive C14N of a copy of `el` under a wrapper whose namespaces in scope are
     `scope`: `el` as it renders inside the document (without its tail)."""
     wrapper = _wrapper(scope)
-    inner = el.__copy__()
+    inner = copy.copy(el)
     inner.tail = None
     wrapper.append(inner)
     return _unwrapped(etree.tostring(wrapper, method="c14n", exclusive=False))
@@ -464,7 +466,7 @@ def _canonical_signed_info(
     if info is None or alg not in (C14N_2001, EXC_C14N):
         return None
     exclusive = alg == EXC_C14N
-    if not exclusive and any(k.startswith(_XML_NS) for el in (root, sig) for k in el.attrib):
+    if not exclusive and any(str(k).startswith(_XML_NS) for el in (root, sig) for k in el.attrib):
         return None
     if not exclusive and not movable:
         return None  # see _Canonicaliser.declared
@@ -535,11 +537,11 @@ def _stream(source: IO[bytes], params: _Params, chunk_bytes: int) -> DocumentSig
         head.append(chunk)
         scout.feed(chunk)
         for _, first in scout.read_events():
+            if not isinstance(first, etree._Element) or not isinstance(first.tag, str):
+                raise _Unhandled("root")
             root_tag = first.tag
             break
     del scout
-    if not isinstance(root_tag, str):
-        raise _Unhandled("root")
     parser = pull_parser(tag=root_tag, namespaces=True)
     started = False
     chunks = iter(head)
@@ -548,12 +550,13 @@ def _stream(source: IO[bytes], params: _Params, chunk_bytes: int) -> DocumentSig
         if not chunk:
             break
         parser.feed(chunk)
-        for event, el in parser.read_events():
-            if event == "start-ns":
-                writer.declared(*el)
+        for _, el in parser.read_events():
+            if isinstance(el, tuple):  # start-ns: (prefix, URI)
+                writer.declared(str(el[0]), str(el[1]))
                 continue
-            if not started:
-                if el.getroottree().docinfo.doctype:
+            if not started and isinstance(el, etree._Element):
+                doctype: str = getattr(el.getroottree().docinfo, "doctype", "")
+                if doctype:
                     raise _Unhandled("DOCTYPE")
                 writer.start(el)
                 started = True
@@ -592,6 +595,6 @@ def verify_document_stream(
                 return None
             source.seek(start)
             params = restart.params
-        except (_Unhandled, etree.XMLSyntaxError, etree.C14NError):
+        except (_Unhandled, etree.LxmlError, ValueError):
             return None
     return None  # pragma: no cover - a second pass has the params the signature asks for
