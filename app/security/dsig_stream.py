@@ -366,7 +366,7 @@ class _Canonicaliser:
         params = _reference_params(kept)
         signed_info = None
         if shape.verifiable:
-            signed_info = _canonical_signed_info(root, sig, movable=self._movable)
+            signed_info = _canonical_signed_info(root, sig)
         self.seen = _Seen(kept, shape, signed_info, params)
         if shape.verifiable and params is None:
             raise _Unhandled("reference transforms")
@@ -454,9 +454,20 @@ def _reference_params(sig: etree._Element) -> _Params | None:
     return None  # another order or repetition: xmlsec's reading of it is the tree path's
 
 
-def _canonical_signed_info(
-    root: etree._Element, sig: etree._Element, *, movable: bool
-) -> bytes | None:
+def _movable_signed_info(
+    info: etree._Element, sig: etree._Element, scope: dict[bytes, bytes]
+) -> bool:
+    """SignedInfo can move under a wrapper unchanged (see `_Canonicaliser.declared`): no
+    declarations of its own, only ds: elements under its one prefix, no prefixed
+    attributes, and no other prefix bound to the ds namespace."""
+    same = all(
+        el.prefix == info.prefix and not any(str(k).startswith("{") for k in el.attrib)
+        for el in info.iter()
+    )
+    return same and info.nsmap == sig.nsmap and list(scope.values()).count(DS_NS.encode()) == 1
+
+
+def _canonical_signed_info(root: etree._Element, sig: etree._Element) -> bytes | None:
     """SignedInfo in C14N as xmlsec computes it in the document: libxml2 renders it with the
     namespaces in scope from the root, as a document subset. The xml:* attributes inclusive
     C14N 1.0 would inherit are not rendered that way: None then, and for anything else odd."""
@@ -468,13 +479,13 @@ def _canonical_signed_info(
     exclusive = alg == EXC_C14N
     if not exclusive and any(str(k).startswith(_XML_NS) for el in (root, sig) for k in el.attrib):
         return None
-    if not exclusive and not movable:
-        return None  # see _Canonicaliser.declared
+    scope = _in_scope(info)
+    if not exclusive and not _movable_signed_info(info, sig, scope):
+        return None
     try:
         if exclusive:
             return _c14n(info, exclusive=True)
         # A document subset's apex renders every namespace in scope, not just new ones.
-        scope = _in_scope(info)
         out = _wrapped(info, scope)
     except (etree.C14NError, _Unhandled):
         return None
