@@ -8,12 +8,16 @@ is done here: the reference digest over the canonical form of the document witho
 signature (enveloped-signature), hashed chunk by chunk, and RSA over the canonical
 SignedInfo, with the key of the certificate the checks return.
 
-The document is fed to the hardened pull parser in chunks. After each chunk, every element
-that is complete (a later sibling has begun, or an ancestor is complete) is canonicalised
-whole by libxml2's C14N and dropped; only the elements still open along the document's
-rightmost path have their tags, texts and tails written here. libxml2 renders the apex of a
-subtree as a document's root (all namespaces in scope, inclusive; those it uses, exclusive),
-so the apex's start tag is rewritten as it appears inside the whole document.
+The document is fed to the hardened pull parser in chunks. After each chunk, the elements
+that are complete (a later sibling has begun, or an ancestor is complete) are canonicalised by
+libxml2's C14N and dropped, so the tree holds about one chunk; only the elements still open
+along the document's rightmost path have their tags, texts and tails written here. Inclusive
+C14N: the complete siblings are moved, tails and all, under a wrapper element that has their
+parent's namespaces in scope and canonicalised in one call, the wrapper's tags cut off.
+Exclusive C14N: each complete subtree is canonicalised as a copy and its apex's declarations
+rewritten against those its output ancestors rendered; where the subtree alone cannot tell,
+it is written element by element. (lxml's C14N of an element in place is not used: it
+renders `xmlns=""` on grandchildren whose default namespace is declared above the element.)
 
 Anything outside this (a DOCTYPE, XML that does not parse, transforms in another order, an
 xml:* attribute the canonical SignedInfo would inherit, base64 xmlsec might read
