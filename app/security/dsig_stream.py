@@ -588,6 +588,27 @@ def _stream(source: IO[bytes], params: _Params, chunk_bytes: int) -> DocumentSig
     return xmldsig.document_verdict(seen.shape, _verified(seen, sink.digest()))
 
 
+_TAIL_BYTES = 1 << 15
+_DIGEST_METHOD = re.compile(rb"DigestMethod\s+Algorithm\s*=\s*[\"']([^\"']+)")
+
+
+def _guess(source: IO[bytes], start: int) -> _Params:
+    """How the reference digest is likely computed, from the document's last bytes (where
+    the enveloped signature usually stands): a right guess saves a second pass, a wrong one
+    costs it (the signature read while streaming decides)."""
+    end = source.seek(0, 2)
+    source.seek(max(start, end - _TAIL_BYTES))
+    tail = source.read()
+    source.seek(start)
+    transforms = tail.split(b"Transforms")
+    method = _DIGEST_METHOD.search(tail)
+    digest = _DIGESTS.get(method.group(1).decode("ascii", "replace")) if method else None
+    return _Params(
+        exclusive=len(transforms) >= 3 and EXC_C14N.encode() in transforms[-2],
+        digest=digest or _ASSUMED.digest,
+    )
+
+
 def verify_document_stream(
     source: IO[bytes], *, chunk_bytes: int = CHUNK_BYTES
 ) -> DocumentSignature | None:
@@ -595,7 +616,7 @@ def verify_document_stream(
     position) as a stream, `chunk_bytes` at a time; None when the document is outside what
     the stream path handles, and then the caller verifies the tree."""
     start = source.tell() if source.seekable() else None
-    params = _ASSUMED
+    params = _ASSUMED if start is None else _guess(source, start)
     for _ in range(2):
         try:
             return _stream(source, params, chunk_bytes)
