@@ -499,3 +499,11 @@ def test_the_intake_falls_back_to_the_tree_and_keeps_its_answers(
 
 
 _DER = serialization.Encoding.DER
+
+
+def test_a_wrong_guess_from_the_last_bytes_costs_a_pass_not_the_verdict(pki: DevPki) -> None:
+    decoy = f"<Note>Transforms {xmldsig.EXC_C14N} Transforms</Note>"
+    doc = RICH.replace("</m:Doc>", decoy + "</m:Doc>")
+    root = parse_xml(signed_rich_of(doc, pki))
+    root.insert(0, root[-1])  # the signature first, the decoy last
+    assert same_verdict(etree.tostring(root)).valid
