@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import IO
+from typing import IO, Literal, TypedDict
 
 from lxml import etree
 
@@ -66,6 +66,30 @@ def _parser(*, huge: bool) -> etree.XMLParser:
     )
 
 
+class _StreamSettings(TypedDict):
+    resolve_entities: bool
+    no_network: bool
+    load_dtd: bool
+    remove_blank_text: bool
+    remove_comments: bool
+    remove_pis: bool
+    huge_tree: bool
+    collect_ids: bool
+
+
+# `_parser`'s settings for the parsers that stream (large documents: huge_tree on).
+_STREAM_SETTINGS: _StreamSettings = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "remove_blank_text": False,
+    "remove_comments": True,
+    "remove_pis": True,
+    "huge_tree": True,
+    "collect_ids": False,
+}
+
+
 def iterparse(
     source: IO[bytes],
     events: tuple[str, ...],
@@ -74,19 +98,18 @@ def iterparse(
     """The same hardened settings as `parse_xml`, as a stream of parser events (large
     documents: huge_tree on). DOCTYPEs are the caller's to refuse (`docinfo` once read)."""
     options: dict[str, object] = {} if tag is None else {"tag": tag}
-    return etree.iterparse(
-        source,
-        events=events,
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        remove_blank_text=False,
-        remove_comments=True,
-        remove_pis=True,
-        huge_tree=True,
-        collect_ids=False,
-        **options,
+    return etree.iterparse(source, events=events, **_STREAM_SETTINGS, **options)
+
+
+def pull_parser(tag: str | None = None, *, namespaces: bool = False) -> etree.XMLPullParser:
+    """The same hardened settings as `parse_xml`, fed chunk by chunk (large documents:
+    huge_tree on); its events are the starts of elements named `tag` and, with
+    `namespaces`, every namespace declaration ("start-ns"). DOCTYPEs are the caller's to
+    refuse (`docinfo` once the root is read)."""
+    events: tuple[Literal["start", "start-ns"], ...] = (
+        ("start", "start-ns") if namespaces else ("start",)
     )
+    return etree.XMLPullParser(events=events, tag=tag, **_STREAM_SETTINGS)
 
 
 def parse_xml_file(source: IO[bytes], *, huge: bool = False) -> etree._Element:

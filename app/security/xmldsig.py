@@ -361,6 +361,15 @@ def _check_cid_reference(
     return cid
 
 
+def xmlsec_key(signer: x509.Certificate) -> xmlsec.Key:
+    """The signer's public key as xmlsec loads it; raises xmlsec.Error when it cannot."""
+    # The key comes from the certificate we return, never from KeyInfo/KeyValue. A
+    # certificate that cryptography reads may still be one libxmlsec cannot load.
+    return xmlsec.Key.from_memory(
+        signer.public_bytes(serialization.Encoding.DER), xmlsec.constants.KeyDataFormatCertDer
+    )
+
+
 def _verify_with_xmlsec(
     sig: etree._Element, signer: x509.Certificate, parts: Mapping[str, bytes]
 ) -> str | None:
@@ -371,11 +380,7 @@ def _verify_with_xmlsec(
     for transform in _SIGNATURE_TRANSFORMS:
         ctx.enable_signature_transform(transform)
     try:
-        # The key comes from the certificate we return, never from KeyInfo/KeyValue. A
-        # certificate that cryptography reads may still be one libxmlsec cannot load.
-        ctx.key = xmlsec.Key.from_memory(
-            signer.public_bytes(serialization.Encoding.DER), xmlsec.constants.KeyDataFormatCertDer
-        )
+        ctx.key = xmlsec_key(signer)
         with _parts_in_scope(parts):
             ctx.verify(sig)
     except xmlsec.Error as exc:
@@ -530,19 +535,35 @@ def sign_document(document: etree._Element, key_pair: KeyPair) -> etree._Element
 sign_msghead = sign_document
 
 
-def verify_document(document: bytes | etree._Element) -> DocumentSignature:
-    """Verify the enveloped ds:Signature that is a child of a business document's root
-    (MsgHead). Findings map to AppRec S01."""
-    root = _as_root(document)
+@dataclass(frozen=True, slots=True)
+class DocumentShape:
+    """What the profile checks of a business document's ds:Signature found, before any
+    cryptography: `findings`, the `signer` certificate and the signature `method`. Only a
+    shape without findings, with a signer and a method, goes on to be verified."""
+
+    findings: tuple[Finding, ...]
+    signer: x509.Certificate | None
+    method: str | None
+
+    @property
+    def verifiable(self) -> bool:
+        return not self.findings and self.signer is not None and self.method is not None
+
+
+def several_document_signatures(count: int) -> DocumentSignature:
+    """The verdict on a business document whose root has `count` (> 1) ds:Signature children."""
+    finding = Finding(
+        rule=_BUSINESS_RULES.malformed,
+        location="ds:Signature",
+        detail=f"Fagmeldingen har {count} signaturer.",
+    )
+    return DocumentSignature(present=True, findings=(finding,), signer=None)
+
+
+def check_document_shape(sig: etree._Element) -> DocumentShape:
+    """The business profile's checks of one enveloped ds:Signature (the subtree alone)."""
     rs = _BUSINESS_RULES
-    sigs = root.findall(f"{_DS}Signature")
-    if not sigs:
-        return DocumentSignature(present=False, findings=(), signer=None)
     fs: list[Finding] = []
-    if len(sigs) > 1:
-        _find(fs, rs.malformed, "ds:Signature", f"Fagmeldingen har {len(sigs)} signaturer.")
-        return DocumentSignature(present=True, findings=tuple(fs), signer=None)
-    sig = sigs[0]
     signer = _read_signer(sig, rs, fs)
     method = _check_signed_info(sig, rs, fs)
     refs = sig.findall(f"{_DS}SignedInfo/{_DS}Reference")
@@ -564,18 +585,38 @@ def verify_document(document: bytes | etree._Element) -> DocumentSignature:
                 f"{where}/ds:Transforms",
                 f"Referansen må bruke enveloped-signature og eventuelt c14n; fant {algs}.",
             )
-    if fs or signer is None or method is None:
-        return DocumentSignature(present=True, findings=tuple(fs), signer=signer)
-    reason = _verify_with_xmlsec(sig, signer, {})
-    if reason is not None:
-        _find(
-            fs,
-            rs.invalid,
-            "MsgHead/ds:Signature",
-            f"Signaturen laget med {describe_certificate(signer)} kan ikke verifiseres. "
-            "Fagmeldingen er endret etter signering eller signert med en annen nøkkel.",
-        )
-    return DocumentSignature(present=True, findings=tuple(fs), signer=signer)
+    return DocumentShape(tuple(fs), signer, method)
+
+
+def document_verdict(shape: DocumentShape, verified: bool) -> DocumentSignature:
+    """The verdict on a present signature: its shape's findings, plus S01 when a verifiable
+    signature did not verify (`verified` is only read for a verifiable shape)."""
+    if not shape.verifiable or verified:
+        return DocumentSignature(present=True, findings=shape.findings, signer=shape.signer)
+    assert shape.signer is not None
+    invalid = Finding(
+        rule=_BUSINESS_RULES.invalid,
+        location="MsgHead/ds:Signature",
+        detail=f"Signaturen laget med {describe_certificate(shape.signer)} kan ikke verifiseres. "
+        "Fagmeldingen er endret etter signering eller signert med en annen nøkkel.",
+    )
+    return DocumentSignature(present=True, findings=(*shape.findings, invalid), signer=shape.signer)
+
+
+def verify_document(document: bytes | etree._Element) -> DocumentSignature:
+    """Verify the enveloped ds:Signature that is a child of a business document's root
+    (MsgHead). Findings map to AppRec S01."""
+    root = _as_root(document)
+    sigs = root.findall(f"{_DS}Signature")
+    if not sigs:
+        return DocumentSignature(present=False, findings=(), signer=None)
+    if len(sigs) > 1:
+        return several_document_signatures(len(sigs))
+    shape = check_document_shape(sigs[0])
+    if not shape.verifiable:
+        return document_verdict(shape, verified=False)
+    assert shape.signer is not None
+    return document_verdict(shape, _verify_with_xmlsec(sigs[0], shape.signer, {}) is None)
 
 
 verify_msghead = verify_document

@@ -152,3 +152,14 @@ def test_large_bench_reads_peak_rss_and_the_reference_pipeline(tmp_path: Path) -
     seconds = reference_seconds(tmp_path, payload.data, tmp_path / "pki")
     assert seconds is not None
     assert seconds >= 0
+
+
+def test_dsig_stream_bench_children_verify_a_small_signed_msghead(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench.dsig_stream import child, write_signed
+
+    path = write_signed(tmp_path, 3)
+    for mode in ("tree", "stream"):
+        assert child(mode, path) == 0
+        assert '"valid": true' in capsys.readouterr().out
