@@ -1,13 +1,15 @@
-"""POST /ebms: read the body with caps, hand the bytes on, write the reply bytes back."""
+"""POST /ebms: spool the body with caps, hand it on, write the reply bytes back."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.intake.service import IntakeRequest, IntakeService
+from app.intake.service import IntakeRequest, IntakeService, SpooledBody
+from app.security import cms
 from app.state import AppState
 
 router = APIRouter(tags=["ebms"])
@@ -18,20 +20,33 @@ the signed `eb:Acknowledgment` and the AppRec (Action `APPREC`), or an `eb:Messa
 A body larger than `KPR_MAX_MESSAGE_BYTES` gets 413."""
 
 
+# A body past this is written to disk as it arrives: uploads waiting for an intake slot (a
+# deadline day's hundreds of 10 MB messages) hold no memory meanwhile.
+BODY_SPOOL_BYTES = 1024 * 1024
+
+
 class _TooLarge(Exception):
     def __init__(self, seen: int) -> None:
         self.seen = seen
 
 
-async def _read_capped(request: Request, cap: int) -> bytes:
-    chunks: list[bytes] = []
+async def _spool_capped(request: Request, cap: int) -> SpooledBody:
+    """The body into a spool, hashed as it arrives; `_TooLarge` past `cap` (what came so far
+    is dropped, never held)."""
+    spool = cms.new_spool(BODY_SPOOL_BYTES)
+    digest = hashlib.sha256()
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            raise _TooLarge(size)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > cap:
+                raise _TooLarge(size)
+            digest.update(chunk)
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    return SpooledBody(spool, size, digest.hexdigest())
 
 
 @router.post(
@@ -66,11 +81,14 @@ async def receive_ebms(request: Request) -> Response:
         reply = await service.refuse_too_large(meta, int(declared))
     else:
         try:
-            body = await _read_capped(request, settings.max_message_bytes)
+            spooled = await _spool_capped(request, settings.max_message_bytes)
         except _TooLarge as exc:
             reply = await service.refuse_too_large(meta, exc.seen)
         else:
-            reply = await service.receive(meta.with_body(body))
+            try:
+                reply = await service.receive(meta.with_spooled(spooled))
+            finally:
+                spooled.file.close()  # read and closed by `receive`; here if it never got there
     return Response(
         content=reply.body,
         status_code=reply.status_code,

@@ -37,7 +37,7 @@ from app.api.errors import PROBLEM_JSON, problem
 from app.apprec.mapping import error_counts
 from app.apprec.model import KPR_NAME, AppRecStatus, AppRecVersion
 from app.content.calendar import ReportingCalendar, parse_reporting_calendar
-from app.content.model import ContentContext, IplosHistory
+from app.content.model import ContentContext, HistoryKeys, IplosHistory
 from app.core.findings import Finding
 from app.core.xmlparse import xml_safe
 from app.ebxml import build as ebuild
@@ -90,6 +90,23 @@ SIGNAL_ACTIONS = frozenset({ACTION_ACKNOWLEDGMENT, ACTION_MESSAGE_ERROR})
 
 
 @dataclass(frozen=True, slots=True)
+class SpooledBody:
+    """A request body as it arrived: in a temporary file (in memory up to a threshold, then
+    on disk), with its size and SHA-256 computed while it was read."""
+
+    file: IO[bytes]
+    size: int
+    sha256: str
+
+    def read_and_close(self) -> bytes:
+        try:
+            self.file.seek(0)
+            return self.file.read()
+        finally:
+            self.file.close()
+
+
+@dataclass(frozen=True, slots=True)
 class IntakeRequest:
     body: bytes
     content_type: str | None
@@ -97,9 +114,12 @@ class IntakeRequest:
     remote_addr: str | None
     request_id: str
     received_at: datetime
+    # the body until `receive` has an intake slot for it (then `body`, and its hash here)
+    spooled: SpooledBody | None = None
+    body_sha256: str | None = None
 
-    def with_body(self, body: bytes) -> IntakeRequest:
-        return replace(self, body=body)
+    def with_spooled(self, spooled: SpooledBody) -> IntakeRequest:
+        return replace(self, spooled=spooled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +243,7 @@ class IntakeService:
         started = datetime.now(UTC)
         try:
             async with self.state.intake_slots:
+                req = await _loaded(req)
                 reply, status, env = await self._receive(req)
         except Exception as exc:
             # A bug or an outage: keep the request, answer with a MessageError, never a 500.
@@ -359,7 +380,7 @@ class IntakeService:
             max_parts=s.max_mime_parts,
             max_header_bytes=s.max_header_bytes,
         )
-        return transport, hashlib.sha256(req.body).hexdigest()
+        return transport, req.body_sha256 or hashlib.sha256(req.body).hexdigest()
 
     async def _after_transport(
         self,
@@ -508,6 +529,7 @@ class IntakeService:
                 req.session, environment, kommuner, lock=req.exclusive
             )
             history = await history_repo.load_history(req.session, environment, kommuner, read.keys)
+            read = replace(read, keys=HistoryKeys())  # 100 000 notifications: some 40 MB
         context = self._content_context(req, environment, history)
         business = await anyio.to_thread.run_sync(lambda: stages.check_content(read, context))
         findings.extend(business.findings)
@@ -826,7 +848,10 @@ class IntakeService:
         try:
             async with self.state.sessions() as session:
                 message = self._new_message(
-                    req, size=len(req.body), sha256=hashlib.sha256(req.body).hexdigest(), full=True
+                    req,
+                    size=len(req.body),
+                    sha256=req.body_sha256 or hashlib.sha256(req.body).hexdigest(),
+                    full=True,
                 )
                 out = Outcome(
                     message_id=await repo.add_message(session, message),
@@ -922,6 +947,16 @@ class IntakeService:
     def _our_party(self, transport: stages.Transport) -> EbxmlParty:
         her = transport.receiver.her_id if transport.receiver else next(iter(self.receivers))
         return ebuild.her_party(her)
+
+
+async def _loaded(req: IntakeRequest) -> IntakeRequest:
+    """The spooled body read into memory once the request has an intake slot: bodies that
+    wait for one (a deadline day's uploads) hold no memory meanwhile."""
+    spooled = req.spooled
+    if spooled is None:
+        return req
+    body = await anyio.to_thread.run_sync(spooled.read_and_close)
+    return replace(req, body=body, spooled=None, body_sha256=spooled.sha256)
 
 
 def _record_arrival(out: Outcome, req: IntakeRequest, transport: stages.Transport) -> None:

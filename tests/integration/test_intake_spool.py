@@ -3,7 +3,9 @@ temporary file) that is closed when the request ends, however it ends (issue 11)
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO
 
@@ -11,10 +13,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import undefer
 
 from app.models import Message
 from app.security import cms
 from app.security.devpki import DevPki
+from app.settings import Settings
 from tests.integration.messages import assert_signed_ok_reply, epj_message, post, reply_of
 
 
@@ -95,3 +99,56 @@ async def test_the_spool_is_closed_when_the_payload_is_rejected(
     assert reply.apprec is not None  # too many elements: an AppRec rejection
     assert spools
     assert all(s.closed for s in spools)
+
+
+async def test_the_body_is_spooled_as_it_arrives_and_stored_whole(
+    intake: httpx.AsyncClient,
+    pki: DevPki,
+    sessions: async_sessionmaker[AsyncSession],
+    spools: list[IO[bytes]],
+    spool_dir: Path,
+) -> None:
+    built = epj_message(pki)
+    reply = reply_of(pki, await post(intake, built))
+    assert_signed_ok_reply(reply, built.message_id)
+    # the body's spool came first (then the payload's), on disk, and is gone
+    assert len(spools) == 2
+    body_spool = spools[0]
+    assert body_spool._rolled  # type: ignore[attr-defined]
+    assert body_spool.closed
+    assert _files(spool_dir) == []
+    async with sessions() as s:
+        message = (await s.scalars(select(Message).options(undefer(Message.raw)))).one()
+    assert message.raw == built.body
+    assert message.size_bytes == len(built.body)
+    assert message.sha256 == hashlib.sha256(built.body).hexdigest()  # hashed as it arrived
+
+
+async def test_a_body_past_the_cap_without_content_length_is_refused_and_dropped(
+    intake: httpx.AsyncClient,
+    pki: DevPki,
+    sessions: async_sessionmaker[AsyncSession],
+    spools: list[IO[bytes]],
+    spool_dir: Path,
+    settings_with_pki: Settings,
+) -> None:
+    built = epj_message(pki)
+    cap = settings_with_pki.max_message_bytes
+    chunk = built.body + b" " * 65536
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: read until the cap
+        sent = 0
+        while sent <= cap:
+            yield chunk
+            sent += len(chunk)
+
+    response = await intake.post("/ebms", content=chunks(), headers=built.http_headers)
+
+    assert response.status_code == 413
+    assert spools
+    assert all(s.closed for s in spools)
+    assert _files(spool_dir) == []
+    async with sessions() as s:
+        message = (await s.scalars(select(Message).options(undefer(Message.raw)))).one()
+    assert message.status == "TOO_LARGE"
+    assert message.raw is None
