@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app import __version__
+from app import __version__, sqlite_writer
 from app.api.docs import install_docs
 from app.api.errors import PROBLEM_JSON, install_error_handlers, problem
 from app.api.parties import router as parties_router
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sessions=session_factory(engine),
             metrics=metrics,
             keyring=load_keyring(settings),
-            sqlite_writer=asyncio.Lock() if settings.is_sqlite else None,
+            sqlite_writer=sqlite_writer.for_database(settings.database_url),
             intake_slots=asyncio.Semaphore(settings.max_concurrent_messages),
         )
         log.info(

@@ -11,6 +11,7 @@ from app.keyring import Keyring
 from app.metrics import Metrics
 from app.revocation.crls import CrlSources
 from app.settings import Settings
+from app.sqlite_writer import SqliteWriter
 
 
 @dataclass
@@ -22,7 +23,7 @@ class AppState:
     keyring: Keyring
     # SQLite has one writer at a time; queueing writers here, in the event loop, replaces its
     # busy-handler sleeps (up to 100 ms each) with an orderly wait. None on PostgreSQL.
-    sqlite_writer: asyncio.Lock | None = field(default=None)
+    sqlite_writer: SqliteWriter | None = field(default=None)
     # Messages processed at once: each large one holds its tree in memory (see
     # docs/performance.md), so the count, not the request rate, bounds the memory.
     intake_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))

@@ -37,6 +37,7 @@ from app.models import Finding, IplosEvent, IplosNotification, Message, Receipt
 from app.query.reporting import received_window, year_entry
 from app.query.totals import READABLE
 from app.settings import Settings
+from app.sqlite_writer import SqliteWriter
 
 log = get_logger(__name__)
 
@@ -526,7 +527,7 @@ async def refresh_once(
     settings: Settings,
     *,
     full: bool = False,
-    writer: asyncio.Lock | None = None,
+    writer: SqliteWriter | None = None,
 ) -> RefreshReport:
     async with writer or contextlib.nullcontext(), sessions() as session:
         report = await refresh(session, settings, full=full)
@@ -562,7 +563,7 @@ async def run_loop(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     interval: float,
-    writer: asyncio.Lock | None = None,
+    writer: SqliteWriter | None = None,
     after: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Refresh every `interval` seconds until cancelled, then `after` (warming the pages'

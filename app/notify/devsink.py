@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.logging import get_logger
 from app.notify import repository as outbox
 from app.notify.email import build_email, message_id_for
+from app.sqlite_writer import SqliteWriter
 
 log = get_logger(__name__)
 
@@ -39,7 +40,7 @@ async def deliver_due(
     *,
     batch: int = 20,
     clock: Callable[[], datetime] = _utcnow,
-    writer_lock: asyncio.Lock | None = None,
+    writer_lock: SqliteWriter | None = None,
 ) -> int:
     """Write the due outbox rows as files and mark them sent; the number written."""
     guard = writer_lock or contextlib.nullcontext()
@@ -77,7 +78,7 @@ async def run_sink(
     *,
     stop: asyncio.Event,
     interval: float = 2.0,
-    writer_lock: asyncio.Lock | None = None,
+    writer_lock: SqliteWriter | None = None,
 ) -> None:
     while not stop.is_set():
         try:

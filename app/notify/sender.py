@@ -33,6 +33,7 @@ from app.logging import get_logger
 from app.notify import repository as outbox
 from app.notify.email import build_email, message_id_for
 from app.settings import Settings
+from app.sqlite_writer import SqliteWriter
 from app.state import AppState
 
 log = get_logger(__name__)
@@ -105,7 +106,7 @@ async def send_due(
     batch: int = DEFAULT_BATCH,
     max_attempts: int = MAX_ATTEMPTS,
     clock: Callable[[], datetime] = _utcnow,
-    writer_lock: asyncio.Lock | None = None,
+    writer_lock: SqliteWriter | None = None,
 ) -> SendReport:
     """Claim and send the due rows, at most `batch`. `writer_lock` is the app's SQLite writer
     lock when running inside the server (held only around the short writes, never while
@@ -252,7 +253,7 @@ async def run_loop(
     batch: int = DEFAULT_BATCH,
     stop: asyncio.Event | None = None,
     once: bool = False,
-    writer_lock: asyncio.Lock | None = None,
+    writer_lock: SqliteWriter | None = None,
 ) -> SendReport:
     """Send rounds until `stop` is set (or one pass over what is due when `once`); returns the
     totals. A full batch goes straight on to the next round, otherwise it waits `interval`
