@@ -507,3 +507,43 @@ def test_a_wrong_guess_from_the_last_bytes_costs_a_pass_not_the_verdict(pki: Dev
     root = parse_xml(signed_rich_of(doc, pki))
     root.insert(0, root[-1])  # the signature first, the decoy last
     assert same_verdict(etree.tostring(root)).valid
+
+
+# --- review findings ----------------------------------------------------------------------------
+
+_RSA_OID = bytes.fromhex("06092a864886f70d0101010500")  # rsaEncryption, NULL parameters
+
+
+def _unknown_key_oid(data: bytes) -> bytes:
+    """`data` with its KeyInfo certificate's public key algorithm an OID cryptography lacks."""
+    root = parse_xml(data, huge=True)
+    cert = root.find(f"{DS}Signature/{DS}KeyInfo/{DS}X509Data/{DS}X509Certificate")
+    assert cert is not None
+    der = base64.b64decode("".join((cert.text or "").split()))
+    assert der.count(_RSA_OID) == 1
+    cert.text = base64.b64encode(der.replace(_RSA_OID, _RSA_OID[:-3] + b"\x63\x05\x00")).decode()
+    return etree.tostring(root)
+
+
+def test_an_unknown_public_key_algorithm_is_a_verdict_not_an_exception(pki: DevPki) -> None:
+    data = _unknown_key_oid(signed_rich(pki))
+    expected = tree_verdict(data)
+    assert rule_ids(expected) == [rules.MSG_SIG_INVALID.id]
+    for chunk in CHUNKS:
+        assert stream_verdict(data, chunk) in (expected, None)
+
+
+def test_the_intake_answers_a_large_payload_with_an_unknown_key_algorithm(
+    large_msghead: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _unknown_key_oid(large_msghead)
+    assert len(data) >= stages.DSIG_STREAM_MIN_BYTES
+    expected = tree_verdict(data)
+    result = _intake_signature(data)
+    assert result == stages._DocumentSignature(signer=expected.signer, findings=expected.findings)
+
+    def broken(source: IO[bytes], **kwargs: object) -> None:
+        raise RuntimeError("a stream path bug")
+
+    monkeypatch.setattr(stages, "verify_document_stream", broken)
+    assert _intake_signature(data) == result
