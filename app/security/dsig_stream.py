@@ -475,6 +475,12 @@ def _canonical_signed_info(root: etree._Element, sig: etree._Element) -> bytes |
     if info is None or alg not in (C14N_2001, EXC_C14N):
         return None
     exclusive = alg == EXC_C14N
+    for el in info.iterdescendants(etree.Element) if not exclusive else ():
+        parent = el.getparent()
+        if parent is not None and el.nsmap != parent.nsmap:
+            # lxml drops a moved node's declarations of URIs in scope under the wrapper,
+            # which xmlsec renders (a declaration that leaves nsmap as is renders nowhere)
+            return None
     if not exclusive and any(str(k).startswith(_XML_NS) for el in (root, sig) for k in el.attrib):
         return None
     scope = _in_scope(info)

@@ -82,8 +82,10 @@ def sign(
     signed_info: Any = T.TransformInclC14N,  # xmlsec's transform type has no public name
     reference: tuple[Any, ...] = (T.TransformEnveloped, T.TransformInclC14N),
     digest: Any = T.TransformSha256,
+    template: Callable[[bytes], bytes] | None = None,
 ) -> bytes:
-    """`root` with an enveloped signature as its last child, by an xmlsec template."""
+    """`root` with an enveloped signature as its last child, by an xmlsec template
+    (serialised, edited by `template` and parsed again before signing, when given)."""
     root = copy.deepcopy(root)
     sig = xmlsec.template.create(root, signed_info, T.TransformRsaSha256, ns="ds")
     ref = xmlsec.template.add_reference(sig, digest, uri="")
@@ -92,6 +94,9 @@ def sign(
     key_info = xmlsec.template.ensure_key_info(sig)
     xmlsec.template.x509_data_add_certificate(xmlsec.template.add_x509_data(key_info))
     root.append(sig)
+    if template is not None:
+        root = parse_xml(template(etree.tostring(root)))
+        sig = root[-1]
     ctx = xmlsec.SignatureContext()
     ctx.key = xmldsig._signing_key(key_pair)
     ctx.sign(sig)
@@ -547,3 +552,71 @@ def test_the_intake_answers_a_large_payload_with_an_unknown_key_algorithm(
 
     monkeypatch.setattr(stages, "verify_document_stream", broken)
     assert _intake_signature(data) == result
+
+
+_DS_URI = DS_NS.encode()
+# Declarations below SignedInfo of a URI already in scope under another prefix (or none):
+# lxml drops them from a copy moved under a wrapper; xmlsec's C14N in the document renders them.
+SIGNED_INFO_DECLARATIONS: dict[str, tuple[bytes, bytes]] = {
+    "ds2 on Reference": (b"<ds:Reference ", b"<ds:Reference xmlns:ds2='" + _DS_URI + b"' "),
+    "ds2 on DigestValue": (b"<ds:DigestValue>", b"<ds:DigestValue xmlns:ds2='" + _DS_URI + b"'>"),
+    "default ds on DigestValue": (
+        b"<ds:DigestValue>",
+        b"<ds:DigestValue xmlns='" + _DS_URI + b"'>",
+    ),
+    "m2 on DigestValue": (b"<ds:DigestValue>", b"<ds:DigestValue xmlns:m2='urn:example:m'>"),
+    "a2 on Transforms": (b"<ds:Transforms>", b"<ds:Transforms xmlns:a2='urn:example:a'>"),
+    "ds2:DigestValue": (b"<ds:DigestValue>", b"<ds2:DigestValue xmlns:ds2='" + _DS_URI + b"'>"),
+}
+
+
+@pytest.mark.parametrize("exclusive", [False, True], ids=["inclusive", "exclusive"])
+@pytest.mark.parametrize("case", list(SIGNED_INFO_DECLARATIONS), ids=list(SIGNED_INFO_DECLARATIONS))
+def test_declarations_below_signed_info_get_the_tree_verdict_or_none(
+    pki: DevPki, case: str, exclusive: bool
+) -> None:
+    old, new = SIGNED_INFO_DECLARATIONS[case]
+
+    def declare(data: bytes) -> bytes:
+        data = _open_digest_value(data)
+        assert old in data
+        data = data.replace(old, new, 1)
+        if new.startswith(b"<ds2:DigestValue"):
+            data = data.replace(b"</ds:DigestValue>", b"</ds2:DigestValue>", 1)
+        return data
+
+    c14n = T.TransformExclC14N if exclusive else T.TransformInclC14N
+    signed = sign(parse_xml(RICH.encode()), pki.municipality.signing, signed_info=c14n)
+    resigned = sign(
+        parse_xml(RICH.encode()), pki.municipality.signing, signed_info=c14n, template=declare
+    )
+    assert tree_verdict(resigned).valid
+    for data in (declare(signed), resigned):
+        if exclusive:  # a copy of SignedInfo keeps them: the stream renders it
+            same_verdict(data, chunks=(CHUNK_BYTES, 1, 61))
+        else:  # a copy moved under a wrapper loses them: the stream steps aside
+            assert all(stream_verdict(data, chunk) is None for chunk in (CHUNK_BYTES, 1, 61))
+
+
+@pytest.mark.parametrize("exclusive", [False, True], ids=["inclusive", "exclusive"])
+def test_a_redundant_declaration_below_signed_info_still_verifies(
+    pki: DevPki, exclusive: bool
+) -> None:
+    # RICH's default namespace, declared again: C14N renders it nowhere
+    def declare(data: bytes) -> bytes:
+        return _open_digest_value(data).replace(
+            b"<ds:DigestValue>", b"<ds:DigestValue xmlns='urn:example:d'>", 1
+        )
+
+    c14n = T.TransformExclC14N if exclusive else T.TransformInclC14N
+    signed = sign(parse_xml(RICH.encode()), pki.municipality.signing, signed_info=c14n)
+    assert same_verdict(declare(signed)).valid
+    resigned = sign(
+        parse_xml(RICH.encode()), pki.municipality.signing, signed_info=c14n, template=declare
+    )
+    assert same_verdict(resigned).valid
+
+
+def _open_digest_value(data: bytes) -> bytes:
+    # an xmlsec template's DigestValue is empty
+    return data.replace(b"<ds:DigestValue/>", b"<ds:DigestValue></ds:DigestValue>", 1)
