@@ -74,6 +74,8 @@ _SIGNATURE_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 _APEX = re.compile(rb'<([^\s>]+)((?: xmlns(?::[^\s=]+)?="[^"]*")*)')
 _DECLARATION = re.compile(rb' xmlns(?::([^\s=]+))?="([^"]*)"')
 _BASE64_SPACE = re.compile(r"[ \t\r\n]+")
+# libxml2's C14N (so xmlsec's verdict) fails on a namespace URI without a scheme
+_ABSOLUTE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 
 
 class _Unhandled(Exception):
@@ -187,6 +189,8 @@ class _Canonicaliser:
         """A namespace declaration the parser has read. lxml rebinds a node moved to another
         parent by URI (and drops its own declarations of URIs in scope there), so subtrees
         are moved only while no URI has been bound to two prefixes in the document."""
+        if uri and not _ABSOLUTE_URI.match(uri):
+            raise _Unhandled("a relative namespace URI")
         if self._prefixes.setdefault(uri, prefix) != prefix:
             self._movable = False
 

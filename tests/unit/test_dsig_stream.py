@@ -620,3 +620,38 @@ def test_a_redundant_declaration_below_signed_info_still_verifies(
 def _open_digest_value(data: bytes) -> bytes:
     # an xmlsec template's DigestValue is empty
     return data.replace(b"<ds:DigestValue/>", b"<ds:DigestValue></ds:DigestValue>", 1)
+
+
+RELATIVE_NAMESPACES: dict[str, tuple[bytes, bytes]] = {
+    "on Signature": (b"<ds:Signature ", b"<ds:Signature xmlns:q='rel' "),
+    "on SignedInfo": (b"<ds:SignedInfo>", b"<ds:SignedInfo xmlns:q='rel'>"),
+    "on Reference": (b"<ds:Reference ", b"<ds:Reference xmlns:q='rel' "),
+    "on SignatureValue": (b"<ds:SignatureValue>", b"<ds:SignatureValue xmlns:q='rel'>"),
+    "on KeyInfo": (b"<ds:KeyInfo>", b"<ds:KeyInfo xmlns:q='rel'>"),
+    "default on X509Data": (b"<ds:X509Data>", b"<ds:X509Data xmlns='rel'>"),
+    "on the root": (b"<m:Doc ", b"<m:Doc xmlns:q='rel' "),
+    "in the content": (b"<Deeper>", b"<Deeper xmlns:q='../rel'>"),
+    "used in the content": (b"<Deeper>data</Deeper>", b"<q:Deeper xmlns:q='rel'>data</q:Deeper>"),
+    "default in the content": (b"<Text>", b"<Text xmlns='rel'>"),
+}
+
+
+@pytest.mark.parametrize("exclusive", [False, True], ids=["inclusive", "exclusive"])
+@pytest.mark.parametrize("case", list(RELATIVE_NAMESPACES), ids=list(RELATIVE_NAMESPACES))
+def test_a_relative_namespace_uri_is_left_to_the_tree(
+    pki: DevPki, case: str, exclusive: bool
+) -> None:
+    # libxml2's C14N refuses one anywhere in the document: xmlsec cannot verify
+    old, new = RELATIVE_NAMESPACES[case]
+    c14n = T.TransformExclC14N if exclusive else T.TransformInclC14N
+    signed = sign(
+        parse_xml(RICH.encode()),
+        pki.municipality.signing,
+        signed_info=c14n,
+        reference=(T.TransformEnveloped, c14n),
+    )
+    assert old in signed
+    data = signed.replace(old, new, 1)
+    assert rule_ids(tree_verdict(data)) == [rules.MSG_SIG_INVALID.id]
+    for chunk in (*CHUNKS, 7):
+        assert stream_verdict(data, chunk) is None, f"chunk {chunk}"
