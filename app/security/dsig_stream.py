@@ -55,6 +55,12 @@ from app.security.xmldsig import (
 )
 
 CHUNK_BYTES = 1 << 16
+# Bounds on what a hostile document can make the stream path hold: the bytes before the
+# root's start tag (read twice, so kept), the namespace URIs tracked for moving subtrees,
+# and the exclusive apex declarations remembered per open element.
+PROLOG_BYTES = 1 << 20
+MAX_URIS = 4096
+MAX_APEXES = 256
 
 _DS = f"{{{DS_NS}}}"
 _SIGNATURE = f"{_DS}Signature"
@@ -191,8 +197,11 @@ class _Canonicaliser:
         are moved only while no URI has been bound to two prefixes in the document."""
         if uri and not _ABSOLUTE_URI.match(uri):
             raise _Unhandled("a relative namespace URI")
-        if self._prefixes.setdefault(uri, prefix) != prefix:
-            self._movable = False
+        if not self._movable:
+            return
+        if self._prefixes.setdefault(uri, prefix) != prefix or len(self._prefixes) > MAX_URIS:
+            self._movable = False  # too many URIs to track: written element by element
+            self._prefixes.clear()
 
     def start(self, root: etree._Element) -> None:
         self._push(root, {}, complete=False)
@@ -352,6 +361,8 @@ class _Canonicaliser:
         fixed = parent.cache.get(key)
         if fixed is None:
             fixed = _exclusive_apex(declared, prefixed, parent.context)
+            if len(parent.cache) >= MAX_APEXES:
+                parent.cache.clear()  # children each declaring something else: no reuse
             parent.cache[key] = fixed
         self._update(b"<" + name + fixed)
         self._update(memoryview(out)[end:])
@@ -547,12 +558,16 @@ def _stream(source: IO[bytes], params: _Params, chunk_bytes: int) -> DocumentSig
     sink = hashlib.new(params.digest)
     writer = _Canonicaliser(params, sink)
     head: list[bytes] = []
+    read = 0
     scout = pull_parser()
     root_tag: str | None = None
     while root_tag is None:  # the root's name, so the parser reports the root alone
+        if read >= PROLOG_BYTES:
+            raise _Unhandled("a long prolog")
         chunk = source.read(chunk_bytes)
         if not chunk:
             raise _Unhandled("no root element")
+        read += len(chunk)
         head.append(chunk)
         scout.feed(chunk)
         for _, first in scout.read_events():

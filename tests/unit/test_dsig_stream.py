@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as dt
+import hashlib
 import io
 import tempfile
 import uuid
@@ -655,3 +656,53 @@ def test_a_relative_namespace_uri_is_left_to_the_tree(
     assert rule_ids(tree_verdict(data)) == [rules.MSG_SIG_INVALID.id]
     for chunk in (*CHUNKS, 7):
         assert stream_verdict(data, chunk) is None, f"chunk {chunk}"
+
+
+class _Unseekable(io.BytesIO):
+    def seekable(self) -> bool:
+        return False
+
+
+def test_a_long_prolog_is_left_to_the_tree_and_a_short_one_is_not(pki: DevPki) -> None:
+    data = signed_rich(pki)
+    comments = b"<!--x-->" * (dsig_stream.PROLOG_BYTES // 4)  # twice the bound
+    assert tree_verdict(comments + data).valid
+    assert verify_document_stream(_Unseekable(comments + data)) is None
+    assert stream_verdict(comments + data) is None
+    assert stream_verdict(comments + data, 4096) is None
+    short = b"<!--x-->" * 1000 + data
+    same_verdict(short, chunks=(CHUNK_BYTES, 4096))
+    assert verify_document_stream(_Unseekable(short)) == tree_verdict(short)
+
+
+def test_the_namespace_uris_tracked_stay_capped(pki: DevPki) -> None:
+    writer = dsig_stream._Canonicaliser(dsig_stream._ASSUMED, hashlib.sha256())
+    for index in range(dsig_stream.MAX_URIS * 2):
+        writer.declared("p", f"urn:n{index}")
+        assert len(writer._prefixes) <= dsig_stream.MAX_URIS
+    assert not writer._movable
+    many = "".join(f'<x xmlns:p="urn:n{i}" p:a="{i}"/>' for i in range(dsig_stream.MAX_URIS + 1))
+    data = signed_rich_of(RICH.replace("<Head", many + "<Head", 1), pki)
+    assert same_verdict(data, chunks=(CHUNK_BYTES, 4096)).valid
+
+
+def test_the_exclusive_apexes_remembered_stay_capped(
+    pki: DevPki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    many = "".join(f'<x xmlns:p="urn:n{i}" p:a="{i}"/>' for i in range(dsig_stream.MAX_APEXES * 3))
+    data = sign(
+        parse_xml(RICH.replace("<Head", many + "<Head", 1).encode()),
+        pki.municipality.signing,
+        reference=(T.TransformEnveloped, T.TransformExclC14N),
+    )
+    whole = dsig_stream._Canonicaliser._whole
+    sizes: list[int] = []
+
+    def spy(self: Any, el: etree._Element, parent: Any) -> bool:
+        sizes.append(len(parent.cache))
+        return whole(self, el, parent)
+
+    monkeypatch.setattr(dsig_stream._Canonicaliser, "_whole", spy)
+    assert same_verdict(data, chunks=(CHUNK_BYTES, 4096)).valid
+    assert len(sizes) > dsig_stream.MAX_APEXES * 3
+    assert max(sizes) <= dsig_stream.MAX_APEXES
