@@ -21,8 +21,9 @@ renders `xmlns=""` on grandchildren whose default namespace is declared above th
 
 Anything outside this (a DOCTYPE, XML that does not parse, transforms in another order, an
 xml:* attribute the canonical SignedInfo would inherit, base64 xmlsec might read
-differently...) makes `verify_document_stream` answer None: the caller then takes the tree
-path. It never guesses a verdict.
+differently, a relative namespace URI, more than PROLOG_BYTES before the root, any
+unexpected exception...) makes `verify_document_stream` answer None: the caller then takes
+the tree path. It never guesses a verdict.
 """
 
 from __future__ import annotations
