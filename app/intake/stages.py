@@ -570,8 +570,11 @@ def _document_signature_of_tree(
 ) -> _DocumentSignature:
     doc: xmldsig.DocumentSignature | None = None
     if size >= DSIG_STREAM_MIN_BYTES:
-        content.seek(0)
-        doc = verify_document_stream(content)
+        try:
+            content.seek(0)
+            doc = verify_document_stream(content)
+        except Exception:  # the stream only saves memory: the tree decides
+            doc = None
     try:
         if doc is None:
             # xmlsec verifies an enveloped ds:Signature over the whole document: the tree

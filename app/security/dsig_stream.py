@@ -21,8 +21,9 @@ renders `xmlns=""` on grandchildren whose default namespace is declared above th
 
 Anything outside this (a DOCTYPE, XML that does not parse, transforms in another order, an
 xml:* attribute the canonical SignedInfo would inherit, base64 xmlsec might read
-differently...) makes `verify_document_stream` answer None: the caller then takes the tree
-path. It never guesses a verdict.
+differently, a relative namespace URI, more than PROLOG_BYTES before the root, any
+unexpected exception...) makes `verify_document_stream` answer None: the caller then takes
+the tree path. It never guesses a verdict.
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ from app.security.xmldsig import (
 )
 
 CHUNK_BYTES = 1 << 16
+# Bounds on what a hostile document can make the stream path hold: the bytes before the
+# root's start tag (read twice, so kept), the namespace URIs tracked for moving subtrees,
+# and the exclusive apex declarations remembered per open element.
+PROLOG_BYTES = 1 << 20
+MAX_URIS = 4096
+MAX_APEXES = 256
 
 _DS = f"{{{DS_NS}}}"
 _SIGNATURE = f"{_DS}Signature"
@@ -74,6 +81,8 @@ _SIGNATURE_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 _APEX = re.compile(rb'<([^\s>]+)((?: xmlns(?::[^\s=]+)?="[^"]*")*)')
 _DECLARATION = re.compile(rb' xmlns(?::([^\s=]+))?="([^"]*)"')
 _BASE64_SPACE = re.compile(r"[ \t\r\n]+")
+# libxml2's C14N (so xmlsec's verdict) fails on a namespace URI without a scheme
+_ABSOLUTE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 
 
 class _Unhandled(Exception):
@@ -187,8 +196,13 @@ class _Canonicaliser:
         """A namespace declaration the parser has read. lxml rebinds a node moved to another
         parent by URI (and drops its own declarations of URIs in scope there), so subtrees
         are moved only while no URI has been bound to two prefixes in the document."""
-        if self._prefixes.setdefault(uri, prefix) != prefix:
-            self._movable = False
+        if uri and not _ABSOLUTE_URI.match(uri):
+            raise _Unhandled("a relative namespace URI")
+        if not self._movable:
+            return
+        if self._prefixes.setdefault(uri, prefix) != prefix or len(self._prefixes) > MAX_URIS:
+            self._movable = False  # too many URIs to track: written element by element
+            self._prefixes.clear()
 
     def start(self, root: etree._Element) -> None:
         self._push(root, {}, complete=False)
@@ -348,6 +362,8 @@ class _Canonicaliser:
         fixed = parent.cache.get(key)
         if fixed is None:
             fixed = _exclusive_apex(declared, prefixed, parent.context)
+            if len(parent.cache) >= MAX_APEXES:
+                parent.cache.clear()  # children each declaring something else: no reuse
             parent.cache[key] = fixed
         self._update(b"<" + name + fixed)
         self._update(memoryview(out)[end:])
@@ -475,6 +491,12 @@ def _canonical_signed_info(root: etree._Element, sig: etree._Element) -> bytes |
     if info is None or alg not in (C14N_2001, EXC_C14N):
         return None
     exclusive = alg == EXC_C14N
+    for el in info.iterdescendants(etree.Element) if not exclusive else ():
+        parent = el.getparent()
+        if parent is not None and el.nsmap != parent.nsmap:
+            # lxml drops a moved node's declarations of URIs in scope under the wrapper,
+            # which xmlsec renders (a declaration that leaves nsmap as is renders nowhere)
+            return None
     if not exclusive and any(str(k).startswith(_XML_NS) for el in (root, sig) for k in el.attrib):
         return None
     scope = _in_scope(info)
@@ -537,12 +559,16 @@ def _stream(source: IO[bytes], params: _Params, chunk_bytes: int) -> DocumentSig
     sink = hashlib.new(params.digest)
     writer = _Canonicaliser(params, sink)
     head: list[bytes] = []
+    read = 0
     scout = pull_parser()
     root_tag: str | None = None
     while root_tag is None:  # the root's name, so the parser reports the root alone
+        if read >= PROLOG_BYTES:
+            raise _Unhandled("a long prolog")
         chunk = source.read(chunk_bytes)
         if not chunk:
             raise _Unhandled("no root element")
+        read += len(chunk)
         head.append(chunk)
         scout.feed(chunk)
         for _, first in scout.read_events():
@@ -625,6 +651,6 @@ def verify_document_stream(
                 return None
             source.seek(start)
             params = restart.params
-        except (_Unhandled, etree.LxmlError, ValueError):
+        except Exception:  # anything unforeseen (a key type cryptography lacks...): the tree judges
             return None
     return None  # pragma: no cover - a second pass has the params the signature asks for

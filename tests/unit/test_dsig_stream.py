@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as dt
+import hashlib
 import io
 import tempfile
 import uuid
@@ -82,8 +83,10 @@ def sign(
     signed_info: Any = T.TransformInclC14N,  # xmlsec's transform type has no public name
     reference: tuple[Any, ...] = (T.TransformEnveloped, T.TransformInclC14N),
     digest: Any = T.TransformSha256,
+    template: Callable[[bytes], bytes] | None = None,
 ) -> bytes:
-    """`root` with an enveloped signature as its last child, by an xmlsec template."""
+    """`root` with an enveloped signature as its last child, by an xmlsec template
+    (serialised, edited by `template` and parsed again before signing, when given)."""
     root = copy.deepcopy(root)
     sig = xmlsec.template.create(root, signed_info, T.TransformRsaSha256, ns="ds")
     ref = xmlsec.template.add_reference(sig, digest, uri="")
@@ -92,6 +95,9 @@ def sign(
     key_info = xmlsec.template.ensure_key_info(sig)
     xmlsec.template.x509_data_add_certificate(xmlsec.template.add_x509_data(key_info))
     root.append(sig)
+    if template is not None:
+        root = parse_xml(template(etree.tostring(root)))
+        sig = root[-1]
     ctx = xmlsec.SignatureContext()
     ctx.key = xmldsig._signing_key(key_pair)
     ctx.sign(sig)
@@ -507,3 +513,202 @@ def test_a_wrong_guess_from_the_last_bytes_costs_a_pass_not_the_verdict(pki: Dev
     root = parse_xml(signed_rich_of(doc, pki))
     root.insert(0, root[-1])  # the signature first, the decoy last
     assert same_verdict(etree.tostring(root)).valid
+
+
+# --- review findings ----------------------------------------------------------------------------
+
+_RSA_OID = bytes.fromhex("06092a864886f70d0101010500")  # rsaEncryption, NULL parameters
+
+
+def _unknown_key_oid(data: bytes) -> bytes:
+    """`data` with its KeyInfo certificate's public key algorithm an OID cryptography lacks."""
+    root = parse_xml(data, huge=True)
+    cert = root.find(f"{DS}Signature/{DS}KeyInfo/{DS}X509Data/{DS}X509Certificate")
+    assert cert is not None
+    der = base64.b64decode("".join((cert.text or "").split()))
+    assert der.count(_RSA_OID) == 1
+    cert.text = base64.b64encode(der.replace(_RSA_OID, _RSA_OID[:-3] + b"\x63\x05\x00")).decode()
+    return etree.tostring(root)
+
+
+def test_an_unknown_public_key_algorithm_is_a_verdict_not_an_exception(pki: DevPki) -> None:
+    data = _unknown_key_oid(signed_rich(pki))
+    expected = tree_verdict(data)
+    assert rule_ids(expected) == [rules.MSG_SIG_INVALID.id]
+    for chunk in CHUNKS:
+        assert stream_verdict(data, chunk) in (expected, None)
+
+
+def test_the_intake_answers_a_large_payload_with_an_unknown_key_algorithm(
+    large_msghead: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _unknown_key_oid(large_msghead)
+    assert len(data) >= stages.DSIG_STREAM_MIN_BYTES
+    expected = tree_verdict(data)
+    result = _intake_signature(data)
+    assert result == stages._DocumentSignature(signer=expected.signer, findings=expected.findings)
+
+    def broken(source: IO[bytes], **kwargs: object) -> None:
+        raise RuntimeError("a stream path bug")
+
+    monkeypatch.setattr(stages, "verify_document_stream", broken)
+    assert _intake_signature(data) == result
+
+
+either_c14n = pytest.mark.parametrize("exclusive", [False, True], ids=["inclusive", "exclusive"])
+_DS_URI = DS_NS.encode()
+# Declarations below SignedInfo of a URI already in scope under another prefix (or none):
+# lxml drops them from a copy moved under a wrapper; xmlsec's C14N in the document renders them.
+SIGNED_INFO_DECLARATIONS: dict[str, tuple[bytes, bytes]] = {
+    "ds2 on Reference": (b"<ds:Reference ", b"<ds:Reference xmlns:ds2='" + _DS_URI + b"' "),
+    "ds2 on DigestValue": (b"<ds:DigestValue>", b"<ds:DigestValue xmlns:ds2='" + _DS_URI + b"'>"),
+    "default ds on DigestValue": (
+        b"<ds:DigestValue>",
+        b"<ds:DigestValue xmlns='" + _DS_URI + b"'>",
+    ),
+    "m2 on DigestValue": (b"<ds:DigestValue>", b"<ds:DigestValue xmlns:m2='urn:example:m'>"),
+    "a2 on Transforms": (b"<ds:Transforms>", b"<ds:Transforms xmlns:a2='urn:example:a'>"),
+    "ds2:DigestValue": (b"<ds:DigestValue>", b"<ds2:DigestValue xmlns:ds2='" + _DS_URI + b"'>"),
+}
+
+
+@either_c14n
+@pytest.mark.parametrize("case", list(SIGNED_INFO_DECLARATIONS), ids=list(SIGNED_INFO_DECLARATIONS))
+def test_declarations_below_signed_info_get_the_tree_verdict_or_none(
+    pki: DevPki, case: str, exclusive: bool
+) -> None:
+    old, new = SIGNED_INFO_DECLARATIONS[case]
+
+    def declare(data: bytes) -> bytes:
+        data = _open_digest_value(data)
+        assert old in data
+        data = data.replace(old, new, 1)
+        if new.startswith(b"<ds2:DigestValue"):
+            data = data.replace(b"</ds:DigestValue>", b"</ds2:DigestValue>", 1)
+        return data
+
+    signed, resigned = _declared_after_and_before_signing(pki, exclusive, declare)
+    assert tree_verdict(resigned).valid
+    for data in (signed, resigned):
+        if exclusive:  # a copy of SignedInfo keeps them: the stream renders it
+            same_verdict(data, chunks=(CHUNK_BYTES, 1, 61))
+        else:  # a copy moved under a wrapper loses them: the stream steps aside
+            assert all(stream_verdict(data, chunk) is None for chunk in (CHUNK_BYTES, 1, 61))
+
+
+@either_c14n
+def test_a_redundant_declaration_below_signed_info_still_verifies(
+    pki: DevPki, exclusive: bool
+) -> None:
+    # RICH's default namespace, declared again: C14N renders it nowhere
+    def declare(data: bytes) -> bytes:
+        return _open_digest_value(data).replace(
+            b"<ds:DigestValue>", b"<ds:DigestValue xmlns='urn:example:d'>", 1
+        )
+
+    signed, resigned = _declared_after_and_before_signing(pki, exclusive, declare)
+    assert same_verdict(signed).valid
+    assert same_verdict(resigned).valid
+
+
+def _declared_after_and_before_signing(
+    pki: DevPki, exclusive: bool, declare: Callable[[bytes], bytes]
+) -> tuple[bytes, bytes]:
+    """RICH signed with SignedInfo in that C14N, `declare` applied to the signed document
+    (the signature no longer matches) and to the template (it does)."""
+    c14n = T.TransformExclC14N if exclusive else T.TransformInclC14N
+    signed = sign(parse_xml(RICH.encode()), pki.municipality.signing, signed_info=c14n)
+    resigned = sign(
+        parse_xml(RICH.encode()), pki.municipality.signing, signed_info=c14n, template=declare
+    )
+    return declare(signed), resigned
+
+
+def _open_digest_value(data: bytes) -> bytes:
+    # an xmlsec template's DigestValue is empty
+    return data.replace(b"<ds:DigestValue/>", b"<ds:DigestValue></ds:DigestValue>", 1)
+
+
+RELATIVE_NAMESPACES: dict[str, tuple[bytes, bytes]] = {
+    "on Signature": (b"<ds:Signature ", b"<ds:Signature xmlns:q='rel' "),
+    "on SignedInfo": (b"<ds:SignedInfo>", b"<ds:SignedInfo xmlns:q='rel'>"),
+    "on Reference": (b"<ds:Reference ", b"<ds:Reference xmlns:q='rel' "),
+    "on SignatureValue": (b"<ds:SignatureValue>", b"<ds:SignatureValue xmlns:q='rel'>"),
+    "on KeyInfo": (b"<ds:KeyInfo>", b"<ds:KeyInfo xmlns:q='rel'>"),
+    "default on X509Data": (b"<ds:X509Data>", b"<ds:X509Data xmlns='rel'>"),
+    "on the root": (b"<m:Doc ", b"<m:Doc xmlns:q='rel' "),
+    "in the content": (b"<Deeper>", b"<Deeper xmlns:q='../rel'>"),
+    "used in the content": (b"<Deeper>data</Deeper>", b"<q:Deeper xmlns:q='rel'>data</q:Deeper>"),
+    "default in the content": (b"<Text>", b"<Text xmlns='rel'>"),
+}
+
+
+@either_c14n
+@pytest.mark.parametrize("case", list(RELATIVE_NAMESPACES), ids=list(RELATIVE_NAMESPACES))
+def test_a_relative_namespace_uri_is_left_to_the_tree(
+    pki: DevPki, case: str, exclusive: bool
+) -> None:
+    # libxml2's C14N refuses one anywhere in the document: xmlsec cannot verify
+    old, new = RELATIVE_NAMESPACES[case]
+    c14n = T.TransformExclC14N if exclusive else T.TransformInclC14N
+    signed = sign(
+        parse_xml(RICH.encode()),
+        pki.municipality.signing,
+        signed_info=c14n,
+        reference=(T.TransformEnveloped, c14n),
+    )
+    assert old in signed
+    data = signed.replace(old, new, 1)
+    assert rule_ids(tree_verdict(data)) == [rules.MSG_SIG_INVALID.id]
+    for chunk in (*CHUNKS, 7):
+        assert stream_verdict(data, chunk) is None, f"chunk {chunk}"
+
+
+class _Unseekable(io.BytesIO):
+    def seekable(self) -> bool:
+        return False
+
+
+def test_a_long_prolog_is_left_to_the_tree_and_a_short_one_is_not(pki: DevPki) -> None:
+    data = signed_rich(pki)
+    comments = b"<!--x-->" * (dsig_stream.PROLOG_BYTES // 4)  # twice the bound
+    assert tree_verdict(comments + data).valid
+    assert verify_document_stream(_Unseekable(comments + data)) is None
+    assert stream_verdict(comments + data) is None
+    assert stream_verdict(comments + data, 4096) is None
+    short = b"<!--x-->" * 1000 + data
+    same_verdict(short, chunks=(CHUNK_BYTES, 4096))
+    assert verify_document_stream(_Unseekable(short)) == tree_verdict(short)
+
+
+def test_the_namespace_uris_tracked_stay_capped(pki: DevPki) -> None:
+    writer = dsig_stream._Canonicaliser(dsig_stream._ASSUMED, hashlib.sha256())
+    for index in range(dsig_stream.MAX_URIS * 2):
+        writer.declared("p", f"urn:n{index}")
+        assert len(writer._prefixes) <= dsig_stream.MAX_URIS
+    assert not writer._movable
+    many = "".join(f'<x xmlns:p="urn:n{i}" p:a="{i}"/>' for i in range(dsig_stream.MAX_URIS + 1))
+    data = signed_rich_of(RICH.replace("<Head", many + "<Head", 1), pki)
+    assert same_verdict(data, chunks=(CHUNK_BYTES, 4096)).valid
+
+
+def test_the_exclusive_apexes_remembered_stay_capped(
+    pki: DevPki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    many = "".join(f'<x xmlns:p="urn:n{i}" p:a="{i}"/>' for i in range(dsig_stream.MAX_APEXES * 3))
+    data = sign(
+        parse_xml(RICH.replace("<Head", many + "<Head", 1).encode()),
+        pki.municipality.signing,
+        reference=(T.TransformEnveloped, T.TransformExclC14N),
+    )
+    whole = dsig_stream._Canonicaliser._whole
+    sizes: list[int] = []
+
+    def spy(self: Any, el: etree._Element, parent: Any) -> bool:
+        sizes.append(len(parent.cache))
+        return whole(self, el, parent)
+
+    monkeypatch.setattr(dsig_stream._Canonicaliser, "_whole", spy)
+    assert same_verdict(data, chunks=(CHUNK_BYTES, 4096)).valid
+    assert len(sizes) > dsig_stream.MAX_APEXES * 3
+    assert max(sizes) <= dsig_stream.MAX_APEXES
