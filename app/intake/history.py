@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 import anyio
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, any_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.content.model import (
@@ -135,6 +136,7 @@ async def _stored_notifications(
     session: AsyncSession, scope: _Scope, guids: frozenset[str]
 ) -> dict[str, StoredNotification]:
     found: dict[str, StoredNotification] = {}
+    pg = await _is_postgres(session)
     for chunk in _chunks(guids):
         rows = await session.execute(
             select(
@@ -145,7 +147,7 @@ async def _stored_notifications(
             ).where(
                 IplosNotification.environment == scope.environment,
                 IplosNotification.kommune_nr.in_(scope.kommuner),
-                IplosNotification.guid.in_(chunk),
+                _one_of(IplosNotification.guid, chunk, pg),
             )
         )
         found.update({g: StoredNotification(st, n, h) for g, st, n, h in rows.all()})
@@ -157,13 +159,14 @@ async def _guids_by_lopenr(
 ) -> dict[tuple[str, int], str]:
     """(kommune, løpenummer) -> the GUID first stored with it."""
     by_lopenr: dict[tuple[str, int], str] = {}
+    pg = await _is_postgres(session)
     for chunk in _chunks(lopenrs):
         numbered = await session.execute(
             select(IplosNotification.kommune_nr, IplosNotification.lopenr, IplosNotification.guid)
             .where(
                 IplosNotification.environment == scope.environment,
                 IplosNotification.kommune_nr.in_(scope.kommuner),
-                IplosNotification.lopenr.in_(chunk),
+                _one_of(IplosNotification.lopenr, chunk, pg),
             )
             .order_by(IplosNotification.id)
         )
@@ -178,6 +181,7 @@ async def _bruker_pairs(
 ) -> dict[tuple[str, str], str]:
     """(kommune, brukerNr) -> fid, for the message's brukerNr and for its fids."""
     brukere: dict[tuple[str, str], str] = {}
+    pg = await _is_postgres(session)
     for column, values in (
         (IplosBruker.bruker_nr, keys.bruker_nrs),
         (IplosBruker.fid, keys.fids),
@@ -187,7 +191,7 @@ async def _bruker_pairs(
                 select(IplosBruker.kommune_nr, IplosBruker.bruker_nr, IplosBruker.fid).where(
                     IplosBruker.environment == scope.environment,
                     IplosBruker.kommune_nr.in_(scope.kommuner),
-                    column.in_(chunk),
+                    _one_of(column, chunk, pg),
                 )
             )
             brukere.update({(k, b): f for k, b, f in found.all()})
@@ -230,26 +234,25 @@ async def _insert_notifications(
     session: AsyncSession, message_id: int, environment: str, rows: Sequence[Notification]
 ) -> dict[str, int]:
     """The rows, then their ids read back in one query by message (GUID -> id)."""
-    notification = _table(IplosNotification)
-    for chunk in _batches(rows):
-        await session.execute(
-            insert(notification),
-            [
-                {
-                    "message_id": message_id,
-                    "environment": environment,
-                    "kommune_nr": n.kommune_nr,
-                    "guid": n.guid,
-                    "status": n.status,
-                    "lopenr": n.lopenr,
-                    "forrige_guid": n.forrige_guid[:36],
-                    "ref": n.ref[:36] if n.ref else None,
-                    "bruker_nr": n.bruker_nr,
-                    "content_sha256": n.content_sha256,
-                }
-                for n in chunk
-            ],
-        )
+    await _write_rows(
+        session,
+        _table(IplosNotification),
+        (
+            {
+                "message_id": message_id,
+                "environment": environment,
+                "kommune_nr": n.kommune_nr,
+                "guid": n.guid,
+                "status": n.status,
+                "lopenr": n.lopenr,
+                "forrige_guid": n.forrige_guid[:36],
+                "ref": n.ref[:36] if n.ref else None,
+                "bruker_nr": n.bruker_nr,
+                "content_sha256": n.content_sha256,
+            }
+            for n in rows
+        ),
+    )
     found = await session.execute(
         select(IplosNotification.guid, IplosNotification.id).where(
             IplosNotification.message_id == message_id
@@ -274,8 +277,24 @@ async def _insert_events(
         for n in rows
         for i, e in enumerate(n.events)
     )
-    for batch in _batches(events):
-        await session.execute(insert(_table(IplosEvent)), batch)
+    await _write_rows(session, _table(IplosEvent), events)
+
+
+async def _write_rows(session: AsyncSession, table: Table, rows: Iterable[dict[str, Any]]) -> None:
+    """Plain inserts, set-based and batch by batch: COPY on PostgreSQL (asyncpg's binary copy,
+    in the session's transaction: 100 000 notifications with their events took 5.9 s as
+    executemany), executemany elsewhere."""
+    connection = await session.connection()
+    if connection.dialect.name != "postgresql":
+        for batch in _batches(rows):
+            await session.execute(insert(table), batch)
+        return
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    for batch in _batches(rows):
+        columns = list(batch[0])
+        await driver.copy_records_to_table(
+            table.name, records=[tuple(r[c] for c in columns) for r in batch], columns=columns
+        )
 
 
 async def _update_received(
@@ -305,24 +324,32 @@ def _changed_pairs(
 
 
 async def _upsert_brukere(session: AsyncSession, pairs: Iterable[dict[str, Any]]) -> None:
-    """INSERT ... ON CONFLICT DO UPDATE, executemany (one statement, many parameter sets)."""
+    """INSERT ... ON CONFLICT DO UPDATE, set-based: on PostgreSQL one statement per batch over
+    `unnest` of arrays (executemany of 100 000 pairs took 1.9 s), elsewhere executemany."""
     table = _table(IplosBruker)
     keys = ["environment", "kommune_nr", "bruker_nr"]
-    stmt: Any
-    if (await session.connection()).dialect.name == "postgresql":
-        pg = postgresql.insert(table)
-        stmt = pg.on_conflict_do_update(
-            index_elements=keys,
-            set_={"fid": pg.excluded.fid, "updated_at": pg.excluded.updated_at},
-        )
-    else:
-        lite = sqlite.insert(table)
-        stmt = lite.on_conflict_do_update(
-            index_elements=keys,
-            set_={"fid": lite.excluded.fid, "updated_at": lite.excluded.updated_at},
-        )
-    for chunk in _batches(pairs):
-        await session.execute(stmt, chunk)
+    if await _is_postgres(session):
+        for batch in _batches(pairs):
+            await session.execute(_unnest_upsert(table, keys, batch))
+        return
+    lite = sqlite.insert(table)
+    stmt = lite.on_conflict_do_update(
+        index_elements=keys,
+        set_={"fid": lite.excluded.fid, "updated_at": lite.excluded.updated_at},
+    )
+    for batch in _batches(pairs):
+        await session.execute(stmt, batch)
+
+
+def _unnest_upsert(table: Table, keys: list[str], batch: list[dict[str, Any]]) -> Any:
+    columns = list(batch[0])
+    rows = func.unnest(
+        *(bindparam(None, [r[c] for r in batch], type_=ARRAY(table.c[c].type)) for c in columns)
+    ).table_valued(*columns).render_derived()
+    pg = postgresql.insert(table).from_select(columns, select(*(rows.c[c] for c in columns)))
+    return pg.on_conflict_do_update(
+        index_elements=keys, set_={"fid": pg.excluded.fid, "updated_at": pg.excluded.updated_at}
+    )
 
 
 def _table(model: type[Base]) -> Table:
@@ -332,6 +359,19 @@ def _table(model: type[Base]) -> Table:
 
 def _ranges(value: Iterable[Sequence[int]]) -> Ranges:
     return add_to_ranges(tuple((int(r[0]), int(r[1])) for r in value), ())
+
+
+async def _is_postgres(session: AsyncSession) -> bool:
+    return (await session.connection()).dialect.name == "postgresql"
+
+
+def _one_of(column: Any, values: list[Any], postgres: bool) -> Any:
+    """`column IN (...)`; on PostgreSQL `= ANY(array)`, one parameter instead of thousands
+    (planning 5 000 bound values per query took most of the 1.9 s that reading an empty
+    history for 100 000 notifications cost)."""
+    if postgres:
+        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 def _chunks(values: frozenset[str] | frozenset[int]) -> list[list[Any]]:
