@@ -19,13 +19,13 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import undefer
 
 from app.apprec.parse import parse_apprec
 from app.intake import history as history_repo
-from app.models import Finding, IplosKommuneState, IplosNotification, Message, MessageDedup
+from app.models import Finding, IplosKommuneState, IplosNotification, MessageDedup
 from app.security.devpki import DevPki
 from tests.integration.messages import epj_message, post, reply_of
+from tests.integration.test_intake_duplicates import _count, _messages
 from tests.integration.test_intake_transport import assert_accepted, chained_heads
 
 # a deadlock fails the test instead of hanging it (not a speed limit)
@@ -57,18 +57,6 @@ async def first_check_paused(
         yield read, release, calls
     finally:
         release.set()
-
-
-async def _messages(sessions: async_sessionmaker[AsyncSession]) -> list[Message]:
-    async with sessions() as s:
-        return list(
-            await s.scalars(select(Message).order_by(Message.id).options(undefer(Message.raw)))
-        )
-
-
-async def _count(sessions: async_sessionmaker[AsyncSession], model: type[object]) -> int:
-    async with sessions() as s:
-        return int(await s.scalar(select(func.count()).select_from(model)) or 0)
 
 
 async def test_a_message_checked_against_history_that_changed_meanwhile_is_checked_again(

@@ -47,7 +47,7 @@ def spools(monkeypatch: pytest.MonkeyPatch, spool_dir: Path) -> list[IO[bytes]]:
     return made
 
 
-async def test_the_spooled_payload_is_closed_when_the_request_ends(
+async def test_the_spooled_body_and_payload_are_closed_when_the_request_ends(
     intake: httpx.AsyncClient,
     pki: DevPki,
     sessions: async_sessionmaker[AsyncSession],
@@ -57,12 +57,17 @@ async def test_the_spooled_payload_is_closed_when_the_request_ends(
     built = epj_message(pki)
     reply = reply_of(pki, await post(intake, built))
     assert_signed_ok_reply(reply, built.message_id)
-    assert spools
+    # the body's spool (as it arrived) and the payload's, both on disk, both gone
+    assert len(spools) == 2
+    assert all(s._rolled for s in spools)  # type: ignore[attr-defined]
     assert all(s.closed for s in spools)
     assert _files(spool_dir) == []
     async with sessions() as s:
-        message = (await s.scalars(select(Message))).one()
+        message = (await s.scalars(select(Message).options(undefer(Message.raw)))).one()
     assert message.status == "OK"
+    assert message.raw == built.body
+    assert message.size_bytes == len(built.body)
+    assert message.sha256 == hashlib.sha256(built.body).hexdigest()  # hashed as it arrived
 
 
 async def test_the_spool_is_closed_when_a_step_fails(
@@ -99,29 +104,6 @@ async def test_the_spool_is_closed_when_the_payload_is_rejected(
     assert reply.apprec is not None  # too many elements: an AppRec rejection
     assert spools
     assert all(s.closed for s in spools)
-
-
-async def test_the_body_is_spooled_as_it_arrives_and_stored_whole(
-    intake: httpx.AsyncClient,
-    pki: DevPki,
-    sessions: async_sessionmaker[AsyncSession],
-    spools: list[IO[bytes]],
-    spool_dir: Path,
-) -> None:
-    built = epj_message(pki)
-    reply = reply_of(pki, await post(intake, built))
-    assert_signed_ok_reply(reply, built.message_id)
-    # the body's spool came first (then the payload's), on disk, and is gone
-    assert len(spools) == 2
-    body_spool = spools[0]
-    assert body_spool._rolled  # type: ignore[attr-defined]
-    assert body_spool.closed
-    assert _files(spool_dir) == []
-    async with sessions() as s:
-        message = (await s.scalars(select(Message).options(undefer(Message.raw)))).one()
-    assert message.raw == built.body
-    assert message.size_bytes == len(built.body)
-    assert message.sha256 == hashlib.sha256(built.body).hexdigest()  # hashed as it arrived
 
 
 async def test_a_body_past_the_cap_without_content_length_is_refused_and_dropped(
