@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from lxml import etree
 
@@ -27,6 +27,15 @@ CheckInMsgHead = Callable[[IO[bytes], ContentContext], ContentResult | None]
 ReadHistoryKeysInMsgHead = Callable[[IO[bytes]], HistoryKeys | None]
 
 
+class KeyCollector(Protocol):
+    """The history keys of a content, collected from its root's children one at a time as
+    the MsgHead stream ends them (`app.msghead.parse.read_msghead_stream`)."""
+
+    def read(self, element: etree._Element) -> None: ...
+
+    def keys(self) -> HistoryKeys: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ContentFormat:
     msg_type: str  # MsgInfo/Type V, e.g. KPR_IPL
@@ -39,6 +48,12 @@ class ContentFormat:
     # Streaming over the MsgHead document (issue 11); a format without them is read as a tree.
     check_in_msghead: CheckInMsgHead | None = None
     history_keys_in_msghead: ReadHistoryKeysInMsgHead | None = None
+    # the same keys collected during the MsgHead's own streamed reading (one pass fewer)
+    key_collector: Callable[[], KeyCollector] | None = None
+
+    @property
+    def root_tag(self) -> str:
+        return f"{{{self.namespace}}}{self.root}"
 
 
 def _builtin_formats() -> tuple[ContentFormat, ...]:

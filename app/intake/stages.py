@@ -20,7 +20,7 @@ from app.apprec.model import AppRecStatus, AppRecVersion
 from app.apprec.model import Party as AppRecParty
 from app.content import registry
 from app.content.model import ContentContext, ContentResult, HistoryKeys
-from app.content.registry import ContentFormat
+from app.content.registry import ContentFormat, KeyCollector
 from app.core.findings import Consequence, Finding
 from app.core.xmlparse import parse_xml_file
 from app.ebxml import build as ebuild
@@ -646,20 +646,56 @@ class BusinessHead:
 STREAM_MIN_BYTES = 0
 
 
-def _read_head(content: bytes | IO[bytes]) -> tuple[MsgHeadReading, IO[bytes] | None]:
+class _Collected:
+    """The history keys of each content root a streamed MsgHead holds, collected by the
+    format that reads that root (`ContentFormat.key_collector`) as the stream ends its
+    children: the keys' own pass over the document is then not needed."""
+
+    def __init__(self) -> None:
+        self._by_root: dict[etree._Element, tuple[ContentFormat, KeyCollector] | None] = {}
+
+    def child(self, el: etree._Element) -> None:
+        root = el.getparent()
+        if root is None:
+            return
+        if root not in self._by_root:
+            self._by_root[root] = _collector_for(root)
+        found = self._by_root[root]
+        if found is not None:
+            found[1].read(el)
+
+    def keys(self, fmt: ContentFormat, content: etree._Element) -> HistoryKeys | None:
+        found = self._by_root.get(content)
+        if found is None or found[0] is not fmt:
+            return None
+        return found[1].keys()
+
+
+def _collector_for(root: etree._Element) -> tuple[ContentFormat, KeyCollector] | None:
+    for fmt in registry.formats():
+        if fmt.key_collector is not None and root.tag == fmt.root_tag:
+            return fmt, fmt.key_collector()
+    return None
+
+
+def _read_head(
+    content: bytes | IO[bytes],
+) -> tuple[MsgHeadReading, IO[bytes] | None, _Collected | None]:
     """MsgHead read: from a spool as a stream when it is large enough and the streamed
-    reading can promise the tree's answer (then the spool is returned), else as a tree."""
+    reading can promise the tree's answer (then the spool and the keys collected on the way
+    are returned), else as a tree."""
     if isinstance(content, bytes):
-        return read_msghead(content, huge=True), None
+        return read_msghead(content, huge=True), None, None
     content.seek(0, 2)
     size = content.tell()
     content.seek(0)
     if size >= STREAM_MIN_BYTES:
-        streamed = read_msghead_stream(content)
+        collected = _Collected()
+        streamed = read_msghead_stream(content, collected.child)
         content.seek(0)
         if streamed is not None:
-            return streamed, content
-    return read_msghead(read_all(content), huge=True), None
+            return streamed, content, collected
+    return read_msghead(read_all(content), huge=True), None, None
 
 
 def read_business(
@@ -674,7 +710,7 @@ def read_business(
 ) -> BusinessHead:
     """MsgHead: structure, then the context checks; picks the content format it names.
     `content`: the MsgHead's bytes, or a spool holding them (at position 0)."""
-    reading, source = _read_head(content)
+    reading, source, collected = _read_head(content)
     head = reading.msghead
     findings = list(reading.findings)
     if head is None:
@@ -700,7 +736,9 @@ def read_business(
     ):
         return BusinessHead(head, tuple(findings), None, HistoryKeys())
     if source is not None and fmt.check_in_msghead is not None:
-        keys = _streamed_keys(fmt, source)
+        keys = collected.keys(fmt, head.content) if collected is not None else None
+        if keys is None:
+            keys = _streamed_keys(fmt, source)
         if keys is not None:
             return BusinessHead(head, tuple(findings), fmt, keys, source)
     element: etree._Element = head.content

@@ -3,6 +3,7 @@ lenient extraction of the fields the service needs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO
@@ -285,7 +286,9 @@ class _Unsure(Exception):
     """The streamed reading could differ from `read_msghead` on the whole document."""
 
 
-def read_msghead_stream(source: IO[bytes]) -> MsgHeadReading | None:
+def read_msghead_stream(
+    source: IO[bytes], content_child: Callable[[etree._Element], None] | None = None
+) -> MsgHeadReading | None:
     """`read_msghead(data, huge=True)` from a binary file (read from its current position to
     the end) without keeping the business content's tree: every element below an element
     inside `Content` is dropped as soon as it has ended, so what stays is MsgHead with its
@@ -295,11 +298,14 @@ def read_msghead_stream(source: IO[bytes]) -> MsgHeadReading | None:
 
     None where they might not be: XML that is not well-formed or has a DOCTYPE (the tree
     path words the finding), a root that is no MsgHead, or content that holds elements the
-    schema declares or xsi attributes. The caller then reads the whole document."""
+    schema declares or xsi attributes. The caller then reads the whole document.
+
+    `content_child`: called with each child of a content root once it has ended, whole, just
+    before it is emptied (the content format reads what it needs in the same pass)."""
     events = xmlparse.iterparse(source, ("end",))
     try:
         for _, el in events:
-            _prune(el)
+            _prune(el, content_child)
         root = events.root
     except (etree.XMLSyntaxError, _Unsure):
         return None
@@ -316,9 +322,10 @@ def read_msghead_stream(source: IO[bytes]) -> MsgHeadReading | None:
     return MsgHeadReading(msghead=head, findings=(*_schema_findings(root, covered), *specific))
 
 
-def _prune(el: etree._Element) -> None:
-    """An element ended: inside a Content, checked; a child of a content root is then
-    emptied and its earlier siblings dropped (what it held was checked as it ended)."""
+def _prune(el: etree._Element, content_child: Callable[[etree._Element], None] | None) -> None:
+    """An element ended: inside a Content, checked; a child of a content root is then handed
+    to `content_child`, emptied and its earlier siblings dropped (what it held was checked as
+    it ended)."""
     depth = 0
     node = el.getparent()
     while node is not None:
@@ -330,6 +337,8 @@ def _prune(el: etree._Element) -> None:
         return
     _check_pruned(el)
     if depth == 2:
+        if content_child is not None:
+            content_child(el)
         parent = el.getparent()
         el.clear()
         while parent is not None and el.getprevious() is not None:

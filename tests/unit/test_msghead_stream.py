@@ -179,3 +179,46 @@ def test_a_spooled_msghead_is_read_as_a_stream(monkeypatch: pytest.MonkeyPatch) 
 def test_the_freed_heap_can_be_released() -> None:
     stages.release_freed_memory()  # glibc's malloc_trim; a no-op where there is none
     stages.release_freed_memory()
+
+
+def _read(content: bytes | io.BufferedRandom) -> stages.BusinessHead:
+    return stages.read_business(
+        content,
+        now=GEN,
+        ebxml_from_her=None,
+        ebxml_to_her=None,
+        party_her=None,
+        our_her_ids=frozenset({KPR_HER}),
+        skew=timedelta(minutes=5),
+    )
+
+
+def _keyed_messages() -> dict[str, bytes]:
+    faulty = {f"fault {f}": _head(build_sample(4, KOMMUNE, [f], seed=9)) for f in FAULTS}
+    return {**faulty, **SAME, **HANDED_OVER, "many": _head(build_sample(300, KOMMUNE, seed=5))}
+
+
+KEYED = _keyed_messages()
+
+
+@pytest.mark.parametrize("name", sorted(KEYED))
+def test_the_history_keys_collected_while_reading_msghead_are_the_trees(name: str) -> None:
+    data = KEYED[name]
+    tree = _read(data)
+    with _spool(data) as spool:
+        streamed = _read(spool)
+    assert streamed.keys == tree.keys
+    assert streamed.fmt is tree.fmt
+
+
+def test_the_history_keys_take_no_pass_of_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _head(build_sample(50, KOMMUNE, seed=6))
+    expected = _read(data).keys
+    assert expected.guids
+
+    def no_pass(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a second pass over the document for the history keys")
+
+    monkeypatch.setattr(stages, "_streamed_keys", no_pass)
+    with _spool(data) as spool:
+        assert _read(spool).keys == expected

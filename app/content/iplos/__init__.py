@@ -7,7 +7,7 @@ from app.content.iplos.stream import (
     validate_msghead_content,
     validate_stream,
 )
-from app.content.iplos.validate import NS, SCHEMA_PATH, validate_melding
+from app.content.iplos.validate import NS, SCHEMA_PATH, KeyReader, validate_melding
 from app.content.registry import ContentFormat
 
 FORMAT = ContentFormat(
@@ -20,6 +20,7 @@ FORMAT = ContentFormat(
     history_keys=stream_history_keys,
     check_in_msghead=validate_msghead_content,
     history_keys_in_msghead=msghead_history_keys,
+    key_collector=KeyReader,
 )
 
 __all__ = ["FORMAT", "NS", "RULES", "SCHEMA_PATH", "validate_melding", "validate_stream"]
