@@ -808,7 +808,8 @@ class IntakeService:
             try:  # claimed at once, before the history's locks: one order for all writers
                 await self._decide_claim(session, req.outcome)
                 return None
-            except _Conflict:
+            except _Conflict:  # another copy claimed it first: this one is its duplicate
+                req.outcome.claim = None
                 claim = await repo.find_claim(session, from_id, header.message_id)
             if claim is None:  # claimed and given up meanwhile: the sender tries again
                 return await self._temporary_failure(req)

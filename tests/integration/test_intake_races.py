@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.apprec.parse import parse_apprec
 from app.intake import history as history_repo
+from app.intake import repository as repo
 from app.models import Finding, IplosKommuneState, IplosNotification, MessageDedup
 from app.security.devpki import DevPki
 from tests.integration.messages import epj_message, post, reply_of
@@ -149,3 +150,33 @@ async def test_a_message_that_lost_a_race_is_checked_again_holding_the_history(
         assert list(await s.scalars(select(IplosKommuneState.version))) == [8]
         assert await s.scalar(select(func.count()).select_from(MessageDedup)) == 1
     assert await _count(sessions, IplosNotification) == 3
+
+
+async def test_a_copy_that_loses_the_claim_while_checked_exclusively_is_its_duplicate(
+    intake: httpx.AsyncClient,
+    pki: DevPki,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built = epj_message(pki)
+    first = await post(intake, built)
+    assert_accepted(pki, first)
+    real: Reads = repo.find_claim
+    calls: list[object] = []
+
+    async def claimed_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        # the first two look-ups miss the claim, as if its copy committed just after them:
+        # the check, then the exclusive check, each lose the claim's race
+        async with sessions() as s:  # not the request's session: it must not know the row
+            found = await real(s, *args[1:], **kwargs)
+        calls.append(found)
+        return None if len(calls) <= 2 else found
+
+    monkeypatch.setattr(repo, "find_claim", claimed_meanwhile)
+    again = await asyncio.wait_for(post(intake, built), LIVENESS_SECONDS)
+
+    assert again.content == first.content  # the stored reply, byte for byte
+    assert len(calls) == 3  # checked twice; the second check found the claim at once
+    messages = await _messages(sessions)
+    assert [m.status for m in messages] == ["OK", "DUPLICATE"]
+    assert await _count(sessions, MessageDedup) == 1
