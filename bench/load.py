@@ -458,7 +458,7 @@ def setup(postgres: str | None, keep: bool, *, pg_cluster: bool = False) -> Iter
         with database(tmp, postgres) as db_url:
             pki_dir = tmp / "pki"
             env = dev_setup(db_url, pki_dir)
-            env["KPR_LOG_LEVEL"] = "warning"
+            env["KPR_LOG_LEVEL"] = os.environ.get("KPR_BENCH_LOG_LEVEL", "warning")
             kpr = load_certificate((pki_dir / "kpr-encryption.crt").read_bytes())
             yield Setup(tmp, db_url, pki_dir, env, kpr)
     finally:

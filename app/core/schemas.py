@@ -10,6 +10,16 @@ from lxml import etree
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 _local = threading.local()
+# libxml2 builds its XSD built-in types on the first schema compile and keeps other global
+# state while compiling: two threads compiling at once crashed the process (a double free) or
+# left every later compile failing (XMLSchemaParseError). Compiles are rare (one per schema
+# and thread); they take turns.
+_compile_lock = threading.Lock()
+
+
+def compile_schema(doc: etree._ElementTree) -> etree.XMLSchema:
+    with _compile_lock:
+        return etree.XMLSchema(doc)
 
 
 def _parser() -> etree.XMLParser:
@@ -27,6 +37,6 @@ def load_schema(relative: str) -> etree.XMLSchema:
         _local.schemas = cache
     schema = cache.get(relative)
     if schema is None:
-        schema = etree.XMLSchema(etree.parse(str(SCHEMAS_DIR / relative), _parser()))
+        schema = compile_schema(etree.parse(str(SCHEMAS_DIR / relative), _parser()))
         cache[relative] = schema
     return schema

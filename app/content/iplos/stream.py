@@ -48,7 +48,7 @@ from app.content.model import ContentContext, ContentResult, HistoryKeys
 from app.content.registry import ContentSource
 from app.core import xmlparse
 from app.core.findings import Consequence, Finding
-from app.core.schemas import SCHEMAS_DIR, load_schema
+from app.core.schemas import SCHEMAS_DIR, compile_schema, load_schema
 
 _XS = "{http://www.w3.org/2001/XMLSchema}"
 _local = threading.local()
@@ -85,7 +85,7 @@ def _skeleton_schema() -> etree.XMLSchema:
                 if unique.get("name") == "NotifikasjonP_ID":
                     el.remove(unique)
                     break
-    schema = etree.XMLSchema(doc)
+    schema = compile_schema(doc)
     _local.skeleton = schema
     return schema
 
