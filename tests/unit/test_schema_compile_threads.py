@@ -1,7 +1,7 @@
 """Schemas compiled by several threads at once, in fresh processes (libxml2 builds its XSD
-built-in types on the first compile): without `schemas.compile_schema`'s lock this crashed
-about one process in fifteen to twenty (a double free) or left every later compile failing. A race: the
-test can miss it by luck, never pass wrongly."""
+built-in types on the first compile): without `schemas.compile_schema`'s lock about one
+process in fifteen to twenty crashed (a double free) or left every later compile failing. A
+race: the test can miss it by luck, never pass wrongly."""
 
 from __future__ import annotations
 
