@@ -343,9 +343,13 @@ async def _upsert_brukere(session: AsyncSession, pairs: Iterable[dict[str, Any]]
 
 def _unnest_upsert(table: Table, keys: list[str], batch: list[dict[str, Any]]) -> Any:
     columns = list(batch[0])
-    rows = func.unnest(
-        *(bindparam(None, [r[c] for r in batch], type_=ARRAY(table.c[c].type)) for c in columns)
-    ).table_valued(*columns).render_derived()
+    rows = (
+        func.unnest(
+            *(bindparam(None, [r[c] for r in batch], type_=ARRAY(table.c[c].type)) for c in columns)
+        )
+        .table_valued(*columns)
+        .render_derived()
+    )
     pg = postgresql.insert(table).from_select(columns, select(*(rows.c[c] for c in columns)))
     return pg.on_conflict_do_update(
         index_elements=keys, set_={"fid": pg.excluded.fid, "updated_at": pg.excluded.updated_at}
