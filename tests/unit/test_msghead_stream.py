@@ -153,15 +153,7 @@ def test_the_intake_streams_what_the_tree_finds_for_each_msghead(name: str) -> N
 def test_a_spooled_msghead_is_read_as_a_stream(monkeypatch: pytest.MonkeyPatch) -> None:
     data = _head(build_sample(20, KOMMUNE, seed=4))
     with _spool(data) as spool:
-        read = stages.read_business(
-            spool,
-            now=GEN,
-            ebxml_from_her=None,
-            ebxml_to_her=None,
-            party_her=None,
-            our_her_ids=frozenset({KPR_HER}),
-            skew=timedelta(minutes=5),
-        )
+        read = _read(spool)
         assert read.source is spool
         assert read.msghead is not None
         assert read.msghead.content is not None
