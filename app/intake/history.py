@@ -83,7 +83,7 @@ async def read_versions(
     if lock and ordered:
         table = _table(IplosKommuneState)
         stmt: Any
-        if (await session.connection()).dialect.name == "postgresql":
+        if await _is_postgres(session):
             stmt = postgresql.insert(table).on_conflict_do_nothing()
         else:
             stmt = sqlite.insert(table).on_conflict_do_nothing()

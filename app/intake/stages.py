@@ -287,8 +287,8 @@ def count_elements(data: bytes) -> int:
 
 
 _CHUNK = 1024 * 1024
-# A document at least this large had its whole tree built (the enveloped ds:Signature check):
-# the freed heap is then handed back to the system.
+# After a tree of a document at least this large (the enveloped ds:Signature's tree path) the
+# freed heap is handed back to the system.
 TRIM_AFTER_BYTES = cms.SPOOL_MAX_SIZE
 
 
@@ -550,13 +550,11 @@ def _document_signature(
     if cms_signer is not None:
         return _DocumentSignature(signer=cms_signer)
     try:
-        return _document_signature_of_tree(
+        return _enveloped_signature(
             content, size=size, encrypted=encrypted, requires_signing=requires_signing
         )
     finally:
         content.seek(0)
-        if size >= TRIM_AFTER_BYTES:
-            release_freed_memory()  # the tree's: else the heap keeps it for good
 
 
 # A business document of at least this many bytes has its enveloped ds:Signature verified
@@ -565,9 +563,11 @@ def _document_signature(
 DSIG_STREAM_MIN_BYTES = 1024 * 1024
 
 
-def _document_signature_of_tree(
+def _enveloped_signature(
     content: IO[bytes], *, size: int, encrypted: bool, requires_signing: bool
 ) -> _DocumentSignature:
+    """MsgHead's enveloped ds:Signature: streamed from 1 MiB on, else (or where the stream
+    steps aside) by xmlsec on the whole tree."""
     doc: xmldsig.DocumentSignature | None = None
     if size >= DSIG_STREAM_MIN_BYTES:
         try:
@@ -580,7 +580,11 @@ def _document_signature_of_tree(
             # xmlsec verifies an enveloped ds:Signature over the whole document: the tree
             # path, parsed from the spool (not from a copy of its bytes)
             content.seek(0)
-            doc = xmldsig.verify_document(parse_xml_file(content, huge=True))
+            try:
+                doc = xmldsig.verify_document(parse_xml_file(content, huge=True))
+            finally:
+                if size >= TRIM_AFTER_BYTES:
+                    release_freed_memory()  # the tree's: else the heap keeps it for good
     except Exception:
         if encrypted:  # decrypted, but not XML: answered as a decryption failure
             return _DocumentSignature(undecryptable=True)
