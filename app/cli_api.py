@@ -27,6 +27,7 @@ from app.notify.remind import RemindReport, queue_reminders
 from app.query import messages as message_repo
 from app.query.access_log import Access, record_access
 from app.query.reporting import default_year
+from app.register.keys import load_protector
 from app.settings import Settings
 
 console = Console()
@@ -163,7 +164,13 @@ async def _read_feilliste_logged(
 ) -> Feilliste:
     """The error list, with the access-log row in the same transaction (personal data)."""
     result = await read_feilliste(
-        settings, session, q.kommune_nr, year=q.year, environment=q.environment, which=q.which
+        settings,
+        session,
+        q.kommune_nr,
+        year=q.year,
+        environment=q.environment,
+        which=q.which,
+        protector=load_protector(settings),
     )
     kommune_nr = q.kommune_nr
     record_access(

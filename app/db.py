@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import Table, any_, bindparam, event, insert, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -47,3 +51,56 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 async def ping(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
+
+
+# --- set-based writes and reads shared by the repositories that store per notification ----
+
+# IN-list size: below both databases' bind-parameter limits (SQLite 32 766, asyncpg 32 767);
+# 500 took 1 s of round trips to read an empty history for 100 000 notifications
+IN_CHUNK = 5000
+# parameter sets per executemany: the rows of one batch are built only when it is written,
+# and building them holds the event loop (5 000 took /healthz's p99 past 50 ms)
+BATCH = 1000
+_T = TypeVar("_T")
+
+
+async def write_rows(session: AsyncSession, table: Table, rows: Iterable[dict[str, Any]]) -> None:
+    """Plain inserts, set-based and batch by batch: COPY on PostgreSQL (asyncpg's binary copy,
+    in the session's transaction: 100 000 notifications with their events took 5.9 s as
+    executemany), executemany elsewhere."""
+    connection = await session.connection()
+    if connection.dialect.name != "postgresql":
+        for batch in batches(rows):
+            await session.execute(insert(table), batch)
+        return
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    for batch in batches(rows):
+        columns = list(batch[0])
+        await driver.copy_records_to_table(
+            table.name, records=[tuple(r[c] for c in columns) for r in batch], columns=columns
+        )
+
+
+async def is_postgres(session: AsyncSession) -> bool:
+    return (await session.connection()).dialect.name == "postgresql"
+
+
+def one_of(column: Any, values: list[Any], postgres: bool) -> Any:
+    """`column IN (...)`; on PostgreSQL `= ANY(array)`, one parameter instead of thousands
+    (planning 5 000 bound values per query took most of the 1.9 s that reading an empty
+    history for 100 000 notifications cost)."""
+    if postgres:
+        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+    return column.in_(values)
+
+
+def chunks(values: frozenset[str] | frozenset[int]) -> list[list[Any]]:
+    ordered: list[Any] = sorted(values)
+    return [ordered[i : i + IN_CHUNK] for i in range(0, len(ordered), IN_CHUNK)]
+
+
+def batches(values: Iterable[_T]) -> Iterator[list[_T]]:
+    """Lists of up to `BATCH` items, taken from `values` as they are asked for."""
+    it = iter(values)
+    while batch := list(itertools.islice(it, BATCH)):
+        yield batch

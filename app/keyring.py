@@ -12,6 +12,8 @@ from pathlib import Path
 
 from cryptography import x509
 
+from app.register.keys import RegisterKeyError, load_protector
+from app.register.protect import Protector
 from app.security.keys import KeyPair, load_certificate, load_key_pair
 from app.settings import Env, Settings
 
@@ -26,6 +28,8 @@ class Keyring:
     decryption: tuple[KeyPair, ...]
     trust_anchors: tuple[x509.Certificate, ...]
     crls: tuple[x509.CertificateRevocationList, ...]
+    # the register's application keys for identifiers at rest (app/register/protect.py)
+    register: Protector
 
 
 def _pair(key: Path, cert: Path) -> KeyPair:
@@ -75,7 +79,12 @@ def load_keyring(settings: Settings) -> Keyring:
         )
     elif dev and (pki / "ca.crl").is_file():
         crl_files = [pki / "ca.crl"]
+    try:
+        register = load_protector(settings)
+    except RegisterKeyError as exc:
+        raise KeyringError(str(exc)) from None
     return Keyring(
+        register=register,
         signing=signing,
         decryption=decryption,
         trust_anchors=anchors,

@@ -258,7 +258,7 @@ class Finding(Base):
     # whom it concerns; fid and bruker_nr are personal data (municipality error list only)
     notification_guid: Mapped[str | None] = mapped_column(String(36))
     bruker_nr: Mapped[str | None] = mapped_column(String(100))
-    fid: Mapped[str | None] = mapped_column(String(11))
+    fid: Mapped[str | None] = mapped_column(Text)  # sealed (app/register/protect.py)
     kommune_nr: Mapped[str | None] = mapped_column(String(4))
     lopenr: Mapped[int | None] = mapped_column(BigInteger)  # the notification's, if any
     # the later message whose accepted notification corrected this failing one (error list)
@@ -421,12 +421,13 @@ class IplosBruker(Base):
 
     __tablename__ = "iplos_bruker"
     # the intake finds the brukerNr paired with each fid of a message
-    __table_args__ = (Index("ix_iplos_bruker_fid", "environment", "kommune_nr", "fid"),)
+    __table_args__ = (Index("ix_iplos_bruker_fid_hmac", "environment", "kommune_nr", "fid_hmac"),)
 
     environment: Mapped[str] = mapped_column(String(20), primary_key=True)
     kommune_nr: Mapped[str] = mapped_column(String(4), primary_key=True)
     bruker_nr: Mapped[str] = mapped_column(String(100), primary_key=True)
-    fid: Mapped[str] = mapped_column(String(11))
+    fid: Mapped[str] = mapped_column(Text)  # sealed (app/register/protect.py)
+    fid_hmac: Mapped[str | None] = mapped_column(String(64))  # its keyed hash, for look-ups
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
 
@@ -562,3 +563,8 @@ def _access_log_no_bulk_writes(state: ORMExecuteState) -> None:
             raise AppendOnlyError("access_log is append-only")
     elif isinstance(statement, TextClause) and _ACCESS_LOG_WRITE.search(statement.text):
         raise AppendOnlyError("access_log is append-only")
+
+
+# The register store's tables live beside their code; imported here so `Base.metadata` (and
+# Alembic) knows every table.
+from app.register import models as _register_models  # noqa: E402, F401

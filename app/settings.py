@@ -208,6 +208,10 @@ class Settings(BaseSettings):
             problems.append("KPR_DECRYPTION_KEYS must be set in production")
         elif any(self._inside_dev_pki(p.key) for p in self.decryption_keys):
             problems.append("KPR_DECRYPTION_KEYS must not be development PKI keys in production")
+        if not self.register_keys or self.register_hmac_key is None:
+            problems.append("KPR_REGISTER_KEYS and KPR_REGISTER_HMAC_KEY must be set in production")
+        elif any(self._inside_dev_pki(p) for _, p in self.register_keys):
+            problems.append("KPR_REGISTER_KEYS must not be development keys in production")
         if not self.smtp_host:
             problems.append("KPR_SMTP_HOST must be set in production")
         if "127.0.0.1" in self.public_base_url or "localhost" in self.public_base_url:
@@ -254,6 +258,52 @@ class Settings(BaseSettings):
     @field_validator("decryption_keys_dir", "pid_file", mode="before")
     @classmethod
     def _empty_path(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    # --- the register store (issue 19, docs/register.md) ---
+    # Application keys for identifiers at rest: `ID=FILE,ID=FILE`, the first one encrypts
+    # (the others only decrypt, until `kpr-mottak register rotate-key` has re-encrypted).
+    register_keys: Annotated[tuple[tuple[str, Path], ...], NoDecode] = ()
+    # The keyed hash (HMAC-SHA-256) for joins and look-ups of identifiers.
+    register_hmac_key: Path | None = None
+    # Environments whose data KPR's loader takes: nothing there is removed by retention
+    # before the loader has confirmed it.
+    register_environments: Annotated[tuple[str, ...], NoDecode] = ("production",)
+
+    @field_validator("register_keys", mode="before")
+    @classmethod
+    def _register_keys(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs: list[tuple[str, Path]] = []
+        for item in (p.strip() for p in value.split(",")):
+            if not item:
+                continue
+            kid, sep, path = item.partition("=")
+            if not sep or not kid.strip() or not path.strip():
+                raise ValueError(f"KPR_REGISTER_KEYS: '{item}' is not ID=KEYFILE (comma-separated)")
+            pairs.append((kid.strip(), Path(path.strip())))
+        if len({kid for kid, _ in pairs}) != len(pairs):
+            raise ValueError("KPR_REGISTER_KEYS: a key id is named twice")
+        return tuple(pairs)
+
+    @field_validator("register_environments", mode="before")
+    @classmethod
+    def _register_environments(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        names = tuple(e.strip() for e in value.split(",") if e.strip())
+        known = {e.value for e in ReceiverEnvironment}
+        for name in names:
+            if name not in known:
+                raise ValueError(
+                    f"KPR_REGISTER_ENVIRONMENTS: '{name}' is not one of {sorted(known)}"
+                )
+        return names
+
+    @field_validator("register_hmac_key", mode="before")
+    @classmethod
+    def _register_hmac_key(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
     # Retention (docs/operations.md, "Retention"): days after receipt; 0 keeps for ever.

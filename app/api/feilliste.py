@@ -26,6 +26,7 @@ from app.content.calendar import OSLO
 from app.models import utcnow
 from app.query import feilliste as repo
 from app.query.reporting import default_year, received_window, year_entry
+from app.register.protect import Protector
 from app.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["feilliste"], responses=PROBLEM_RESPONSES)
@@ -152,11 +153,13 @@ async def read_feilliste(
     year: int | None,
     environment: str | None,
     which: Which,
+    protector: Protector,
     limit: int | None = None,
     cursor: str | None = None,
 ) -> Feilliste:
     """The list itself (also for the CLI): no access check, no access log. With `limit`, one
-    page of it, and the cursor of the next."""
+    page of it, and the cursor of the next. Person-IDs are opened with `protector` only when
+    published."""
     year = year or default_year(settings, utcnow())
     env = environment or await repo.latest_environment(session, kommune_nr) or "production"
     start, end = received_window(year_entry(settings, year))
@@ -190,7 +193,7 @@ async def read_feilliste(
                 notification_guid=r.notification_guid,
                 lopenr=r.lopenr,
                 bruker_nr=r.bruker_nr,
-                fid=r.fid if publish else None,
+                fid=protector.open_optional(r.fid) if publish else None,
                 rule_id=r.rule_id,
                 apprec_code=r.apprec_code,
                 text=rules[r.rule_id].text_no if r.rule_id in rules else r.rule_id,
@@ -239,6 +242,7 @@ async def get_feilliste(
         year=year,
         environment=environment.value if environment else None,
         which=filter,
+        protector=_app_state(request).keyring.register,
         limit=None if wants_csv else limit,  # a spreadsheet gets the whole list
         cursor=None if wants_csv else cursor,
     )

@@ -291,7 +291,13 @@ async def list_findings(
         limit=limit + 1,
     )
     items, next_cursor = page(rows, limit, rows[limit - 1].id if len(rows) > limit else None)
-    out = [FindingOut.model_validate(f, from_attributes=True) for f in items]
+    protector = app_state(request).keyring.register
+    out = [
+        FindingOut.model_validate(f, from_attributes=True).model_copy(
+            update={"fid": protector.open_optional(f.fid)}
+        )
+        for f in items
+    ]
     if not who.is_operator:
         # message-level findings have no municipality: never name a person in them
         out = [

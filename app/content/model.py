@@ -219,6 +219,24 @@ class ServiceEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class RawEvent:
+    """One event element's attributes and its Bruker's, exactly as sent (the register store
+    keeps them; no rule reads these)."""
+
+    kind: str
+    attrs: Mapping[str, str]
+    bruker: Mapping[str, str]  # empty when the event has no Bruker
+
+
+@dataclass(frozen=True, slots=True)
+class RawNotification:
+    """A Notifikasjon's attributes and its events, exactly as sent."""
+
+    attrs: Mapping[str, str]
+    events: tuple[RawEvent, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Notification:
     """One extracted notification (row). Values blanked by a WARN rule are None."""
 
@@ -239,6 +257,8 @@ class Notification:
     # of a stored notification is no error
     content_sha256: str = ""
     already_stored: bool = False  # identical to a stored notification: nothing to store
+    raw: RawNotification | None = None  # the values as sent, for the register store
+    rules: tuple[str, ...] = ()  # the ids of the rules the row's findings name
 
     @property
     def event(self) -> str:
@@ -272,6 +292,9 @@ class ContentResult:
     notifications: tuple[Notification, ...]
     contacts: tuple[Contact, ...]
     kommuner: tuple[str, ...]
+    # the Melding's attributes and each Kontaktperson's, as sent (the register store)
+    melding: Mapping[str, str] = field(default_factory=dict)
+    raw_contacts: tuple[Mapping[str, str], ...] = ()
 
     @property
     def rejected(self) -> bool:

@@ -8,14 +8,13 @@ what an accepted message establishes is stored here with set-based statements.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import anyio
-from sqlalchemy import Table, any_, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,19 +28,17 @@ from app.content.model import (
     StoredNotification,
     add_to_ranges,
 )
+from app.db import batches, chunks, is_postgres, one_of, write_rows
 from app.models import Base, IplosBruker, IplosEvent, IplosKommuneState, IplosNotification
-
-# IN-list size: below both databases' bind-parameter limits (SQLite 32 766, asyncpg 32 767);
-# 500 took 1 s of round trips to read an empty history for 100 000 notifications
-_IN_CHUNK = 5000
-# parameter sets per executemany: the rows of one batch are built only when it is written,
-# and building them holds the event loop (5 000 took /healthz's p99 past 50 ms)
-_BATCH = 1000
-_T = TypeVar("_T")
+from app.register.protect import Protector
 
 
 async def load_history(
-    session: AsyncSession, environment: str, kommuner: Sequence[str], keys: HistoryKeys
+    session: AsyncSession,
+    environment: str,
+    kommuner: Sequence[str],
+    keys: HistoryKeys,
+    protector: Protector,
 ) -> IplosHistory:
     """The history rows a message's checks need (`keys`), in `environment`, for the
     municipalities the sender may report for. Read without a lock: call `read_versions`
@@ -49,7 +46,7 @@ async def load_history(
     one municipality cannot both pass on the same history."""
     if not kommuner:
         return IplosHistory()
-    scope = _Scope(environment=environment, kommuner=kommuner)
+    scope = _Scope(environment=environment, kommuner=kommuner, protector=protector)
     states = await session.scalars(
         select(IplosKommuneState).where(
             IplosKommuneState.environment == environment,
@@ -83,7 +80,7 @@ async def read_versions(
     if lock and ordered:
         table = _table(IplosKommuneState)
         stmt: Any
-        if await _is_postgres(session):
+        if await is_postgres(session):
             stmt = postgresql.insert(table).on_conflict_do_nothing()
         else:
             stmt = sqlite.insert(table).on_conflict_do_nothing()
@@ -130,14 +127,15 @@ class _Scope:
 
     environment: str
     kommuner: Sequence[str]
+    protector: Protector
 
 
 async def _stored_notifications(
     session: AsyncSession, scope: _Scope, guids: frozenset[str]
 ) -> dict[str, StoredNotification]:
     found: dict[str, StoredNotification] = {}
-    pg = await _is_postgres(session)
-    for chunk in _chunks(guids):
+    pg = await is_postgres(session)
+    for chunk in chunks(guids):
         rows = await session.execute(
             select(
                 IplosNotification.guid,
@@ -147,7 +145,7 @@ async def _stored_notifications(
             ).where(
                 IplosNotification.environment == scope.environment,
                 IplosNotification.kommune_nr.in_(scope.kommuner),
-                _one_of(IplosNotification.guid, chunk, pg),
+                one_of(IplosNotification.guid, chunk, pg),
             )
         )
         found.update({g: StoredNotification(st, n, h) for g, st, n, h in rows.all()})
@@ -159,14 +157,14 @@ async def _guids_by_lopenr(
 ) -> dict[tuple[str, int], str]:
     """(kommune, løpenummer) -> the GUID first stored with it."""
     by_lopenr: dict[tuple[str, int], str] = {}
-    pg = await _is_postgres(session)
-    for chunk in _chunks(lopenrs):
+    pg = await is_postgres(session)
+    for chunk in chunks(lopenrs):
         numbered = await session.execute(
             select(IplosNotification.kommune_nr, IplosNotification.lopenr, IplosNotification.guid)
             .where(
                 IplosNotification.environment == scope.environment,
                 IplosNotification.kommune_nr.in_(scope.kommuner),
-                _one_of(IplosNotification.lopenr, chunk, pg),
+                one_of(IplosNotification.lopenr, chunk, pg),
             )
             .order_by(IplosNotification.id)
         )
@@ -179,23 +177,29 @@ async def _guids_by_lopenr(
 async def _bruker_pairs(
     session: AsyncSession, scope: _Scope, keys: HistoryKeys
 ) -> dict[tuple[str, str], str]:
-    """(kommune, brukerNr) -> fid, for the message's brukerNr and for its fids."""
-    brukere: dict[tuple[str, str], str] = {}
-    pg = await _is_postgres(session)
+    """(kommune, brukerNr) -> fid, for the message's brukerNr and for its fids (found by
+    the fids' keyed hashes; the stored fids are sealed and opened here)."""
+    sealed: dict[tuple[str, str], str] = {}
+    pg = await is_postgres(session)
+    protector = scope.protector
+    digests = frozenset(protector.digest(f) for f in keys.fids)
     for column, values in (
         (IplosBruker.bruker_nr, keys.bruker_nrs),
-        (IplosBruker.fid, keys.fids),
+        (IplosBruker.fid_hmac, digests),
     ):
-        for chunk in _chunks(values):
+        for chunk in chunks(values):
             found = await session.execute(
                 select(IplosBruker.kommune_nr, IplosBruker.bruker_nr, IplosBruker.fid).where(
                     IplosBruker.environment == scope.environment,
                     IplosBruker.kommune_nr.in_(scope.kommuner),
-                    _one_of(column, chunk, pg),
+                    one_of(column, chunk, pg),
                 )
             )
-            brukere.update({(k, b): f for k, b, f in found.all()})
-    return brukere
+            sealed.update({(k, b): f for k, b, f in found.all()})
+    # 100 000 pairs: a few hundred ms of AES-GCM, not on the event loop
+    return await anyio.to_thread.run_sync(
+        lambda: {key: protector.open(token) for key, token in sealed.items()}
+    )
 
 
 async def store_history(
@@ -204,6 +208,7 @@ async def store_history(
     environment: str,
     result: ContentResult,
     before: IplosHistory,
+    protector: Protector,
 ) -> int:
     """Store what an accepted message establishes in `environment`: its accepted
     notifications with their events, the received løpenummer, and the brukerNr ↔ fid pairs
@@ -219,7 +224,10 @@ async def store_history(
     # 100 000 rows: a few hundred ms of Python, not on the event loop
     after = await anyio.to_thread.run_sync(before.updated_with, rows)
     await _update_received(session, environment, before, after)
-    await _upsert_brukere(session, _changed_pairs(environment, before, after))
+    changed = await anyio.to_thread.run_sync(
+        lambda: list(_changed_pairs(environment, before, after, protector))
+    )
+    await _upsert_brukere(session, changed)
     await session.flush()
     return len(rows)
 
@@ -234,7 +242,7 @@ async def _insert_notifications(
     session: AsyncSession, message_id: int, environment: str, rows: Sequence[Notification]
 ) -> dict[str, int]:
     """The rows, then their ids read back in one query by message (GUID -> id)."""
-    await _write_rows(
+    await write_rows(
         session,
         _table(IplosNotification),
         (
@@ -277,24 +285,7 @@ async def _insert_events(
         for n in rows
         for i, e in enumerate(n.events)
     )
-    await _write_rows(session, _table(IplosEvent), events)
-
-
-async def _write_rows(session: AsyncSession, table: Table, rows: Iterable[dict[str, Any]]) -> None:
-    """Plain inserts, set-based and batch by batch: COPY on PostgreSQL (asyncpg's binary copy,
-    in the session's transaction: 100 000 notifications with their events took 5.9 s as
-    executemany), executemany elsewhere."""
-    connection = await session.connection()
-    if connection.dialect.name != "postgresql":
-        for batch in _batches(rows):
-            await session.execute(insert(table), batch)
-        return
-    driver: Any = (await connection.get_raw_connection()).driver_connection
-    for batch in _batches(rows):
-        columns = list(batch[0])
-        await driver.copy_records_to_table(
-            table.name, records=[tuple(r[c] for c in columns) for r in batch], columns=columns
-        )
+    await write_rows(session, _table(IplosEvent), events)
 
 
 async def _update_received(
@@ -313,11 +304,19 @@ async def _update_received(
 
 
 def _changed_pairs(
-    environment: str, before: IplosHistory, after: IplosHistory
+    environment: str, before: IplosHistory, after: IplosHistory, protector: Protector
 ) -> Iterator[dict[str, Any]]:
+    """The pairs that changed, their fids sealed, with the keyed hash the look-ups use."""
     now = datetime.now(UTC)
     return (
-        {"environment": environment, "kommune_nr": k, "bruker_nr": b, "fid": f, "updated_at": now}
+        {
+            "environment": environment,
+            "kommune_nr": k,
+            "bruker_nr": b,
+            "fid": protector.seal(f),
+            "fid_hmac": protector.digest(f),
+            "updated_at": now,
+        }
         for (k, b), f in after.bruker_fid.items()
         if before.bruker_fid.get((k, b)) != f
     )
@@ -328,16 +327,20 @@ async def _upsert_brukere(session: AsyncSession, pairs: Iterable[dict[str, Any]]
     `unnest` of arrays (executemany of 100 000 pairs took 1.9 s), elsewhere executemany."""
     table = _table(IplosBruker)
     keys = ["environment", "kommune_nr", "bruker_nr"]
-    if await _is_postgres(session):
-        for batch in _batches(pairs):
+    if await is_postgres(session):
+        for batch in batches(pairs):
             await session.execute(_unnest_upsert(table, keys, batch))
         return
     lite = sqlite.insert(table)
     stmt = lite.on_conflict_do_update(
         index_elements=keys,
-        set_={"fid": lite.excluded.fid, "updated_at": lite.excluded.updated_at},
+        set_={
+            "fid": lite.excluded.fid,
+            "fid_hmac": lite.excluded.fid_hmac,
+            "updated_at": lite.excluded.updated_at,
+        },
     )
-    for batch in _batches(pairs):
+    for batch in batches(pairs):
         await session.execute(stmt, batch)
 
 
@@ -352,7 +355,12 @@ def _unnest_upsert(table: Table, keys: list[str], batch: list[dict[str, Any]]) -
     )
     pg = postgresql.insert(table).from_select(columns, select(*(rows.c[c] for c in columns)))
     return pg.on_conflict_do_update(
-        index_elements=keys, set_={"fid": pg.excluded.fid, "updated_at": pg.excluded.updated_at}
+        index_elements=keys,
+        set_={
+            "fid": pg.excluded.fid,
+            "fid_hmac": pg.excluded.fid_hmac,
+            "updated_at": pg.excluded.updated_at,
+        },
     )
 
 
@@ -363,28 +371,3 @@ def _table(model: type[Base]) -> Table:
 
 def _ranges(value: Iterable[Sequence[int]]) -> Ranges:
     return add_to_ranges(tuple((int(r[0]), int(r[1])) for r in value), ())
-
-
-async def _is_postgres(session: AsyncSession) -> bool:
-    return (await session.connection()).dialect.name == "postgresql"
-
-
-def _one_of(column: Any, values: list[Any], postgres: bool) -> Any:
-    """`column IN (...)`; on PostgreSQL `= ANY(array)`, one parameter instead of thousands
-    (planning 5 000 bound values per query took most of the 1.9 s that reading an empty
-    history for 100 000 notifications cost)."""
-    if postgres:
-        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
-    return column.in_(values)
-
-
-def _chunks(values: frozenset[str] | frozenset[int]) -> list[list[Any]]:
-    ordered: list[Any] = sorted(values)
-    return [ordered[i : i + _IN_CHUNK] for i in range(0, len(ordered), _IN_CHUNK)]
-
-
-def _batches(values: Iterable[_T]) -> Iterator[list[_T]]:
-    """Lists of up to `_BATCH` items, taken from `values` as they are asked for."""
-    it = iter(values)
-    while batch := list(itertools.islice(it, _BATCH)):
-        yield batch

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import cast
 
 from sqlalchemy import Table, delete, insert, select, update
@@ -17,7 +17,7 @@ from sqlalchemy.orm import undefer
 from app.core.findings import Finding
 from app.core.xmlparse import xml_safe
 from app.intake import history
-from app.intake.outcome import ClaimKey, Outcome, ReceiptRecord
+from app.intake.outcome import ClaimKey, HistoryRecord, Outcome, ReceiptRecord
 from app.models import (
     Base,
     Message,
@@ -29,6 +29,10 @@ from app.models import (
 from app.models import Finding as FindingRow
 from app.query import totals
 from app.query.totals import Windows
+from app.register import episodes
+from app.register import store as register_store
+from app.register.protect import Protector
+from app.register.store import MeldingRecord
 from app.statuses import ANSWERED, ReceiptKind
 
 # Column widths of the keys the intake looks values up by (see app.models).
@@ -180,26 +184,51 @@ async def stored_apprec(session: AsyncSession, message_id: int) -> Receipt | Non
     return row
 
 
-async def store_outcome(session: AsyncSession, outcome: Outcome, windows: Windows) -> None:
+async def store_outcome(
+    session: AsyncSession, outcome: Outcome, windows: Windows, protector: Protector
+) -> None:
     """Everything one request's processing decided, written set-based in the caller's
     transaction (the intake's one commit): the message row's fields, its events, findings,
-    receipt, queued emails and history, a dedup claim given up, and what the message adds
-    to the running totals (coverage, stats) and corrects in earlier error lists."""
+    receipt, queued emails, history and register store, a dedup claim given up, and what the
+    message adds to the running totals (coverage, stats) and corrects in earlier error
+    lists. Identifiers are sealed with `protector`. The feed's sequence number comes last:
+    its counter stays locked until the commit."""
     message_id = outcome.message_id
     if message_id is None:
         raise ValueError("store_outcome needs the message row (IntakeService._write adds it)")
     await _update_message(session, outcome)
     await _insert(session, MessageEvent, _event_rows(outcome))
-    await _insert(session, FindingRow, _finding_rows(outcome))
+    await _insert(session, FindingRow, _finding_rows(outcome, protector))
     if outcome.receipt is not None:
         await _insert(session, Receipt, [_receipt_row(message_id, outcome.receipt)])
     await _insert(session, NotificationOutbox, _mail_rows(outcome))
+    melding_id: int | None = None
     if outcome.history is not None:
         h = outcome.history
-        await history.store_history(session, message_id, h.environment, h.content, h.before)
+        await history.store_history(
+            session, message_id, h.environment, h.content, h.before, protector
+        )
+        melding_id = await register_store.store_melding(
+            session, _melding_record(outcome, message_id, h), protector
+        )
+        await episodes.update_episodes(session, melding_id)
     if outcome.release_claim is not None:
         await _release_claim(session, message_id, outcome.release_claim)
     await totals.record_message(session, message_id, windows)
+    if melding_id is not None and outcome.history is not None:
+        await register_store.assign_feed_seq(session, outcome.history.environment, melding_id)
+
+
+def _melding_record(outcome: Outcome, message_id: int, h: HistoryRecord) -> MeldingRecord:
+    receipt = outcome.receipt
+    return MeldingRecord(
+        message_id=message_id,
+        environment=h.environment,
+        received_at=outcome.received_at or datetime.now(UTC),
+        apprec_id=receipt.apprec_id if receipt else None,
+        apprec_status=receipt.apprec_status if receipt else None,
+        content=h.content,
+    )
 
 
 async def _update_message(session: AsyncSession, outcome: Outcome) -> None:
@@ -228,10 +257,10 @@ def _event_rows(outcome: Outcome) -> list[dict[str, object]]:
     ]
 
 
-def _finding_rows(outcome: Outcome) -> list[dict[str, object]]:
+def _finding_rows(outcome: Outcome, protector: Protector) -> list[dict[str, object]]:
     """A message may carry one finding per notification (100 000). A finding is filed under
     its municipality only when the sending party may report for it (`findings_kommuner`),
-    so no one else's error list can show it."""
+    so no one else's error list can show it. The fid it names is sealed."""
     allowed = outcome.findings_kommuner
 
     def kommune(f: Finding) -> str | None:
@@ -251,7 +280,7 @@ def _finding_rows(outcome: Outcome) -> list[dict[str, object]]:
             "detail": xml_safe(f.detail),
             "notification_guid": _exact(f.subject.notification_guid, 36) if f.subject else None,
             "bruker_nr": _fit_optional(f.subject.bruker_nr, 100) if f.subject else None,
-            "fid": _exact(f.subject.fid, 11) if f.subject else None,
+            "fid": protector.seal_optional(_exact(f.subject.fid, 11) if f.subject else None),
             "kommune_nr": kommune(f),
             "lopenr": f.subject.lopenr if f.subject else None,
             "environment": outcome.environment,

@@ -229,7 +229,7 @@ class IntakeService:
                 )
                 out.event_at(req.received_at, "received", size=size)
                 out.event_at(req.received_at, "refused", reason="too_large")
-                await repo.store_outcome(session, out, self.windows)
+                await repo.store_outcome(session, out, self.windows, self.keys.register)
                 await session.commit()
         except Exception as exc:  # the database is down: the answer is still 413, not a 500
             log.error("intake.store_too_large_failed", error_type=type(exc).__name__)
@@ -330,7 +330,7 @@ class IntakeService:
             await self._decide_races(session, out)
             if out.mails_for is not None:
                 out.mails.extend(out.mails_for(message_id))
-            await repo.store_outcome(session, out, self.windows)
+            await repo.store_outcome(session, out, self.windows, self.keys.register)
             await session.commit()
 
     async def _decide_claim(self, session: AsyncSession, out: Outcome) -> None:
@@ -528,7 +528,9 @@ class IntakeService:
             out.history_read = await history_repo.read_versions(
                 req.session, environment, kommuner, lock=req.exclusive
             )
-            history = await history_repo.load_history(req.session, environment, kommuner, read.keys)
+            history = await history_repo.load_history(
+                req.session, environment, kommuner, read.keys, self.keys.register
+            )
             read = replace(read, keys=HistoryKeys())  # 100 000 notifications: some 40 MB
         context = self._content_context(req, environment, history)
         business = await anyio.to_thread.run_sync(lambda: stages.check_content(read, context))
@@ -864,7 +866,7 @@ class IntakeService:
                     findings=[finding],
                 )
                 out.event("failed", request_id=req.request_id)
-                await repo.store_outcome(session, out, self.windows)
+                await repo.store_outcome(session, out, self.windows, self.keys.register)
                 await session.commit()
         except Exception as exc:  # the database itself is down: nothing stored, still answer
             log.error("intake.store_failure_failed", error_type=type(exc).__name__)

@@ -27,6 +27,7 @@ from app.query import totals
 from app.security.devpki import DevPki, dev_pki, write_dev_pki
 from app.settings import Env, ReceiverEnvironment, Settings
 from tests.integration.databases import dispose_database, fresh_database
+from tests.protector import REGISTER_SETTINGS
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
@@ -72,6 +73,7 @@ def settings(clean_database_url: str, tmp_path: Path) -> Settings:
         database_url=clean_database_url,
         pki_dir=tmp_path / "pki",
         log_format="json",
+        **REGISTER_SETTINGS,  # type: ignore[arg-type]
     )
 
 

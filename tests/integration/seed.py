@@ -19,6 +19,7 @@ from app.models import (
     Receipt,
 )
 from app.query import totals
+from tests.protector import PROTECTOR
 
 T0 = datetime(2018, 11, 20, 11, 0, tzinfo=UTC)
 FID_OSLO = "01010112345"  # made up: shape only
@@ -98,7 +99,7 @@ async def add_message(
                     detail="fid har feil kontrollsiffer",
                     notification_guid=f.guid,
                     bruker_nr=f.bruker_nr,
-                    fid=f.fid,
+                    fid=PROTECTOR.seal_optional(f.fid),
                     kommune_nr=f.kommune_nr if f.kommune_nr is not None else kommune,
                     environment=environment,
                     received_at=when,

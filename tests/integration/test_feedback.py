@@ -31,6 +31,7 @@ from app.models import (
 from app.security.devpki import DevPki
 from app.settings import Settings
 from tests.integration.messages import epj_message, post
+from tests.protector import PROTECTOR
 
 Sessions = async_sessionmaker[AsyncSession]
 T0 = datetime(2018, 11, 20, 11, 0, tzinfo=UTC)
@@ -128,7 +129,8 @@ async def seed_message(
                     environment=environment,
                     kommune_nr=kommune,
                     bruker_nr=bruker,
-                    fid=fid_of(kommune, m.id * 1000 + i),
+                    fid=PROTECTOR.seal(fid_of(kommune, m.id * 1000 + i)),
+                    fid_hmac=PROTECTOR.digest(fid_of(kommune, m.id * 1000 + i)),
                 )
             )
         for i in range(dropped + warned):
@@ -145,7 +147,7 @@ async def seed_message(
                     detail="feil",
                     notification_guid=str(uuid.uuid4()),
                     bruker_nr=f"BR-X-{kommune}-{m.id}-{i}",
-                    fid=fid_of(kommune, 900 + i),
+                    fid=PROTECTOR.seal(fid_of(kommune, 900 + i)),
                     kommune_nr=kommune,
                 )
             )
@@ -387,11 +389,11 @@ async def _privacy_scan(
     the stored brukerNr, fid, GUIDs or message ids."""
     async with sessions() as s:
         secrets = set(await s.scalars(select(IplosBruker.bruker_nr)))
-        secrets |= set(await s.scalars(select(IplosBruker.fid)))
+        secrets |= {PROTECTOR.open(x) for x in await s.scalars(select(IplosBruker.fid))}
         secrets |= set(await s.scalars(select(IplosNotification.guid)))
         secrets |= set(await s.scalars(select(IplosNotification.bruker_nr)))
         secrets |= {x for x in await s.scalars(select(Finding.bruker_nr)) if x}
-        secrets |= {x for x in await s.scalars(select(Finding.fid)) if x}
+        secrets |= {PROTECTOR.open(x) for x in await s.scalars(select(Finding.fid)) if x}
         secrets |= {x for x in await s.scalars(select(Finding.notification_guid)) if x}
         secrets |= {x for x in await s.scalars(select(Message.msghead_msg_id)) if x}
         secrets |= {x for x in await s.scalars(select(Message.ebms_message_id)) if x}

@@ -16,8 +16,10 @@ from app.models import Finding as FindingRow
 from app.models import Message, MessageDedup, MessageEvent, NotificationOutbox, Receipt
 from app.query.totals import windows_for
 from app.statuses import MessageStatus, ReceiptKind
+from tests.protector import throwaway_protector
 
 WINDOWS = windows_for("")
+PROTECTOR = throwaway_protector()
 
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -72,7 +74,7 @@ async def test_store_outcome_writes_every_part_of_the_outcome(
         out.mails.extend(
             Mail(recipient=r, subject="s", body="b", at=AT) for r in ("a@x.no", "b@x.no")
         )
-        await repo.store_outcome(session, out, WINDOWS)
+        await repo.store_outcome(session, out, WINDOWS, PROTECTOR)
         await session.commit()
 
     async with sessions() as session:
@@ -111,7 +113,7 @@ async def test_store_outcome_is_stored_only_with_the_callers_commit(
         out = Outcome(message_id=await repo.add_message(session, _message("r2")))
         out.event("failed")
         out.findings.append(_finding(None))
-        await repo.store_outcome(session, out, WINDOWS)
+        await repo.store_outcome(session, out, WINDOWS, PROTECTOR)
         await session.rollback()
     async with sessions() as session:
         assert await session.scalar(select(Message.id)) is None
@@ -130,9 +132,13 @@ async def test_store_outcome_releases_only_its_own_dedup_claim(
         second_id = await repo.add_message(session, _message("r4"))
         key = ClaimKey(from_party_id="8000001", ebms_message_id="shared@sender")
         # another message's claim on the key stays
-        await repo.store_outcome(session, Outcome(message_id=second_id, release_claim=key), WINDOWS)
+        await repo.store_outcome(
+            session, Outcome(message_id=second_id, release_claim=key), WINDOWS, PROTECTOR
+        )
         assert await session.scalar(select(MessageDedup.message_id)) == first_id
-        await repo.store_outcome(session, Outcome(message_id=first_id, release_claim=key), WINDOWS)
+        await repo.store_outcome(
+            session, Outcome(message_id=first_id, release_claim=key), WINDOWS, PROTECTOR
+        )
         await session.commit()
     async with sessions() as session:
         assert await session.scalar(select(MessageDedup.message_id)) is None

@@ -34,6 +34,7 @@ from app.notify.sender import MAX_BACKOFF, SmtpConfig, send_due
 from app.security.devpki import DevPki
 from app.settings import Settings
 from tests.integration.messages import epj_message, post
+from tests.protector import PROTECTOR
 
 FID_LIKE = re.compile(r"\d{11}")
 
@@ -125,7 +126,7 @@ async def _outbox(sessions: async_sessionmaker[AsyncSession]) -> list[Notificati
 async def _person_ids(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
     async with sessions() as s:
         rows = (await s.execute(select(IplosBruker.fid, IplosBruker.bruker_nr))).all()
-    return [v for row in rows for v in row if v]
+    return [v for fid, bruker_nr in rows for v in (PROTECTOR.open(fid), bruker_nr) if v]
 
 
 # --- sending ----------------------------------------------------------------------------------

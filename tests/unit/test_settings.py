@@ -93,6 +93,7 @@ def test_production_refuses_development_defaults() -> None:
         "KPR_SMTP_HOST",
         "KPR_PUBLIC_BASE_URL",
         "KPR_MAIL_FROM",
+        "KPR_REGISTER_KEYS",
     ):
         assert expected in text
 
@@ -117,7 +118,7 @@ def test_production_refuses_dev_pki_keys(tmp_path: Path) -> None:
 def test_production_accepts_a_complete_configuration(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     keys.mkdir()
-    for name in ("s.key", "s.crt", "d.key", "d.crt"):
+    for name in ("s.key", "s.crt", "d.key", "d.crt", "r1.key", "hmac.key"):
         (keys / name).write_text("x")
     s = make(
         env=Env.PRODUCTION,
@@ -129,6 +130,27 @@ def test_production_accepts_a_complete_configuration(tmp_path: Path) -> None:
         smtp_host="smtp.example",
         mail_from="kpr@fhi.example",
         public_base_url="https://kpr-mottak.example",
+        register_keys=f"r1={keys / 'r1.key'}",
+        register_hmac_key=keys / "hmac.key",
     )
     assert s.env is Env.PRODUCTION
+    assert s.register_keys == (("r1", keys / "r1.key"),)
     assert s.decryption_keys[0].cert == keys / "d.crt"
+
+
+def test_register_keys_are_id_equals_file_and_ids_unique(tmp_path: Path) -> None:
+    s = make(register_keys=f"k2={tmp_path / 'a'}, k1={tmp_path / 'b'}")
+    assert s.register_keys == (("k2", tmp_path / "a"), ("k1", tmp_path / "b"))
+    with pytest.raises(ValidationError, match="not ID=KEYFILE"):
+        make(register_keys=str(tmp_path / "a"))
+    with pytest.raises(ValidationError, match="named twice"):
+        make(register_keys=f"k1={tmp_path / 'a'},k1={tmp_path / 'b'}")
+
+
+def test_register_environments_are_known_environments() -> None:
+    assert make(register_environments="production, test").register_environments == (
+        "production",
+        "test",
+    )
+    with pytest.raises(ValidationError, match="KPR_REGISTER_ENVIRONMENTS"):
+        make(register_environments="prod")

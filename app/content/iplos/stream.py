@@ -367,7 +367,14 @@ def _stream(children: Iterator[etree._Element], walk: _Walk, ctx: ContentContext
         findings.extend(row.findings)
     findings.extend(V._all_dropped(rows, findings))
     notifications = tuple(V._notification(r, unit) for r in rows)
-    return ContentResult(tuple(findings), notifications, message.contacts, tuple(kommuner))
+    return ContentResult(
+        tuple(findings),
+        notifications,
+        message.contacts,
+        tuple(kommuner),
+        melding=V.attributes_of(skeleton),
+        raw_contacts=tuple(V.attributes_of(el) for el in contact_els),
+    )
 
 
 def stream_only(

@@ -46,6 +46,8 @@ from app.content.model import (
     HistoryKeys,
     IplosHistory,
     Notification,
+    RawEvent,
+    RawNotification,
     ServiceEvent,
     add_to_ranges,
     fid_change,
@@ -479,6 +481,7 @@ class _Row:
     already_stored: bool = False  # an identical resend of a stored notification
     fid_ok: bool = True
     findings: list[Finding] = field(default_factory=list)
+    raw: RawNotification | None = None  # the attributes as sent
 
     @property
     def subject(self) -> Subject:
@@ -578,12 +581,14 @@ def _read_row(index: int, n_el: etree._Element, unit: str) -> _Row:
     each element's attributes read once for both."""
     loc = f"/Melding/Notifikasjon[{index}]"
     parts: list[str] = []
-    get = _attributes(n_el, n_el.tag, parts).get
+    attrs = _attributes(n_el, n_el.tag, parts)
+    get = attrs.get
     events: list[_Event] = []
     brukere: list[dict[str, str] | None] = []  # per event: its first Bruker's attributes
+    raw_events: list[RawEvent] = []
     for child in n_el.iterchildren(etree.Element):
         tag = child.tag
-        attrs = _attributes(child, tag, parts)
+        event_attrs = _attributes(child, tag, parts)
         bruker: dict[str, str] | None = None
         for grandchild in child.iterchildren(etree.Element):
             inner = grandchild.tag
@@ -595,8 +600,9 @@ def _read_row(index: int, n_el: etree._Element, unit: str) -> _Row:
                     _attributes(deeper, deeper.tag, parts)
         kind = EVENTS.get(tag)
         if kind is not None:
-            events.append(_read_event(attrs, loc, kind))
+            events.append(_read_event(event_attrs, loc, kind))
             brukere.append(bruker)
+            raw_events.append(RawEvent(kind, event_attrs, bruker or _NO_ATTRIBUTES))
     first_bruker = (brukere[0] if brukere else None) or _NO_ATTRIBUTES
     bget = first_bruker.get
     bruker_nr = bget("brukerNr") or ""
@@ -623,6 +629,7 @@ def _read_row(index: int, n_el: etree._Element, unit: str) -> _Row:
         bydel=bget("bydel"),
         unit=unit,
         digest=_digest(parts),
+        raw=RawNotification(attrs, tuple(raw_events)),
     )
 
 
@@ -1215,6 +1222,8 @@ def _notification(r: _Row, unit: str) -> Notification:
         r.dropped,
         r.digest,
         r.already_stored,
+        r.raw,
+        tuple(dict.fromkeys(f.rule.id for f in r.findings)),
     )
 
 
@@ -1255,7 +1264,14 @@ def validate_melding(source: bytes | etree._Element, ctx: ContentContext) -> Con
         findings.extend(row.findings)
     findings.extend(_all_dropped(rows, findings))
     notifications = tuple(_notification(r, unit) for r in rows)
-    return ContentResult(tuple(findings), notifications, message.contacts, tuple(kommuner))
+    return ContentResult(
+        tuple(findings),
+        notifications,
+        message.contacts,
+        tuple(kommuner),
+        melding=attributes_of(root),
+        raw_contacts=tuple(attributes_of(el) for el in contact_els),
+    )
 
 
 def content_digest(notification: etree._Element) -> str:
@@ -1267,6 +1283,11 @@ def content_digest(notification: etree._Element) -> str:
     for el in notification.iter(etree.Element):  # elements only: no comments, PIs, entities
         _attributes(el, el.tag, parts)
     return _digest(parts)
+
+
+def attributes_of(el: etree._Element) -> dict[str, str]:
+    """An element's attributes as sent (lxml gives str; its stubs say str or bytes)."""
+    return dict(cast("list[tuple[str, str]]", el.items()))
 
 
 def _attributes(el: etree._Element, tag: str, parts: list[str]) -> dict[str, str]:

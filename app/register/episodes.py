@@ -1,0 +1,383 @@
+"""Service episodes, the register's own view: per environment, municipality, brukerNr and
+tjenesteID, the start, the end, the temporary stops (MidlertidigStoppFra/Til paired by
+`midlertidigStoppID`) and the provider changes, each with the notification that set it.
+
+An episode is a function of the *set* of stored notifications, never of the order they
+came in: which notifications are in force is decided by `in_force` (an M correction replaces
+its original, a C annulment removes it and its corrections, of several corrections the one
+with the highest løpenummer wins), the same `hendelseGUID` counts once, and a stored melding
+recomputes every episode whose notifications it could change (`update_episodes`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, cast
+
+import anyio
+from sqlalchemy import Table, delete, insert, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import batches, chunks
+from app.register.models import Episode, Hendelse, Melding, Notifikasjon
+
+START, STOP_FRA, STOP_TIL = "TjenesteStart", "MidlertidigStoppFra", "MidlertidigStoppTil"
+PROVIDER, END = "TjenesteutforerEndret", "TjenesteSlutt"
+# the schema's order of the events within a notification: the order of a day's events
+_KIND_ORDER = {START: 0, STOP_TIL: 1, STOP_FRA: 2, PROVIDER: 3, END: 4}
+
+Key = tuple[str, str]  # (brukerNr, tjenesteID) within one environment and municipality
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationFacts:
+    """What decides whether a notification is in force."""
+
+    guid: str
+    status: str
+    ref: str | None
+    lopenr: int | None
+    tid: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventFacts:
+    notification: NotificationFacts
+    kind: str
+    position: int
+    tjeneste_type: str | None
+    tjeneste_org_nr: str | None
+    hendelse_dato: date | None
+    hendelse_guid: str | None
+    midlertidig_stopp_id: str | None
+    fid_hmac: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EpisodeFacts:
+    bruker_nr: str
+    tjeneste_id: str
+    fid_hmac: str | None
+    tjeneste_type: str | None
+    start_dato: date | None
+    start_notifikasjon_guid: str | None
+    slutt_dato: date | None
+    slutt_notifikasjon_guid: str | None
+    tjeneste_org_nr: str | None
+    midlertidige_stopp: list[dict[str, Any]]
+    utforer_endringer: list[dict[str, Any]]
+
+
+def _precedence(n: NotificationFacts) -> tuple[int, str, str]:
+    # which of several corrections of one original wins: the EPJ's numbering, then the
+    # time it was made, then the GUID (only for a total order, whatever the arrival)
+    return (n.lopenr if n.lopenr is not None else -1, n.tid, n.guid)
+
+
+def in_force(
+    notifications: Iterable[NotificationFacts], corrections: Iterable[NotificationFacts]
+) -> set[str]:
+    """The GUIDs of `notifications` in force, given every stored correction (M/C) of the
+    originals they are or refer to (`corrections`: its status and `ref` matter)."""
+    by_original: dict[str, list[NotificationFacts]] = defaultdict(list)
+    for c in corrections:
+        if c.status in ("M", "C") and c.ref:
+            by_original[c.ref].append(c)
+    out: set[str] = set()
+    for n in notifications:
+        if n.status == "N":
+            if not by_original.get(n.guid):
+                out.add(n.guid)
+        elif n.status == "M":
+            group = by_original.get(n.ref or "", []) if n.ref else []
+            if not group:
+                out.add(n.guid)  # a correction of an original KPR does not have
+            elif not any(c.status == "C" for c in group) and max(group, key=_precedence) == n:
+                out.add(n.guid)
+    return out
+
+
+def episode_of(key: Key, events: Sequence[EventFacts], force: set[str]) -> EpisodeFacts | None:
+    """The episode of one key from its stored events; None when nothing is in force."""
+    seen: dict[str, EventFacts] = {}
+    kept: list[EventFacts] = []
+    ordered = sorted(
+        (e for e in events if e.notification.guid in force),
+        key=lambda e: (*_precedence(e.notification), e.position),
+    )
+    for e in ordered:
+        if e.hendelse_guid:
+            if e.hendelse_guid in seen:
+                continue  # the same event sent again under another notification counts once
+            seen[e.hendelse_guid] = e
+        kept.append(e)
+    if not kept:
+        return None
+    kept.sort(key=_in_time)
+    starts = [e for e in kept if e.kind == START]
+    ends = [e for e in kept if e.kind == END]
+    changes = [e for e in kept if e.kind == PROVIDER]
+    first_start = starts[0] if starts else None
+    last_end = ends[-1] if ends else None
+    provider = changes[-1] if changes else first_start
+    typed = first_start or kept[-1]
+    return EpisodeFacts(
+        bruker_nr=key[0],
+        tjeneste_id=key[1],
+        fid_hmac=kept[-1].fid_hmac,
+        tjeneste_type=typed.tjeneste_type,
+        start_dato=first_start.hendelse_dato if first_start else None,
+        start_notifikasjon_guid=first_start.notification.guid if first_start else None,
+        slutt_dato=last_end.hendelse_dato if last_end else None,
+        slutt_notifikasjon_guid=last_end.notification.guid if last_end else None,
+        tjeneste_org_nr=provider.tjeneste_org_nr if provider else None,
+        midlertidige_stopp=_stops(kept),
+        utforer_endringer=[
+            {
+                "hendelse_dato": _iso(e.hendelse_dato),
+                "tjeneste_org_nr": e.tjeneste_org_nr,
+                "notifikasjon_guid": e.notification.guid,
+            }
+            for e in changes
+        ],
+    )
+
+
+def _in_time(e: EventFacts) -> tuple[date, int, tuple[int, str, str], int]:
+    return (
+        e.hendelse_dato or date.min,
+        _KIND_ORDER.get(e.kind, 9),
+        _precedence(e.notification),
+        e.position,
+    )
+
+
+def _stops(kept: Sequence[EventFacts]) -> list[dict[str, Any]]:
+    """Temporary stops paired by midlertidigStoppID (a Fra without its Til is a stop still
+    going on; a Til without its Fra is kept too: the register sees what was sent)."""
+    stops: dict[str, dict[str, Any]] = {}
+    for e in kept:
+        if e.kind not in (STOP_FRA, STOP_TIL):
+            continue
+        stop_id = e.midlertidig_stopp_id or ""
+        stop = stops.setdefault(
+            stop_id,
+            {
+                "midlertidig_stopp_id": e.midlertidig_stopp_id,
+                "fra_dato": None,
+                "fra_notifikasjon_guid": None,
+                "til_dato": None,
+                "til_notifikasjon_guid": None,
+            },
+        )
+        side = "fra" if e.kind == STOP_FRA else "til"
+        if stop[f"{side}_notifikasjon_guid"] is None or side == "til":
+            stop[f"{side}_dato"] = _iso(e.hendelse_dato)
+            stop[f"{side}_notifikasjon_guid"] = e.notification.guid
+    return sorted(
+        stops.values(),
+        key=lambda s: (s["fra_dato"] or s["til_dato"] or "", s["midlertidig_stopp_id"] or ""),
+    )
+
+
+def _iso(d: date | None) -> str | None:
+    return d.isoformat() if d else None
+
+
+# --- the database side -------------------------------------------------------------------
+
+
+_EVENT_COLUMNS = (
+    Hendelse.bruker_nr,
+    Hendelse.tjeneste_id,
+    Hendelse.hendelse_type,
+    Hendelse.position,
+    Hendelse.tjeneste_type,
+    Hendelse.tjeneste_org_nr,
+    Hendelse.hendelse_dato_tolket,
+    Hendelse.hendelse_guid_tolket,
+    Hendelse.midlertidig_stopp_id,
+    Hendelse.fid_hmac,
+    Notifikasjon.notifikasjon_guid_tolket,
+    Notifikasjon.status_notifikasjon,
+    Notifikasjon.notifikasjon_ref_tolket,
+    Notifikasjon.notifikasjon_lope_nr_tolket,
+    Notifikasjon.notifikasjon_tid,
+)
+
+
+async def update_episodes(session: AsyncSession, melding_id: int) -> int:
+    """Recompute every episode the stored melding can change, in its transaction: the keys
+    of its own events, and those of the events of every notification its corrections refer
+    to or that refers to its notifications. Returns the number of keys recomputed."""
+    melding = await session.get(Melding, melding_id)
+    if melding is None:
+        return 0
+    where = (melding.environment, melding.kommune_nr)
+    keys = await _affected_keys(session, melding_id, where)
+    for batch in batches(sorted(keys)):
+        await _recompute(session, where, batch)
+    return len(keys)
+
+
+def _scope(where: tuple[str, str]) -> list[Any]:
+    return [Notifikasjon.environment == where[0], Notifikasjon.kommune_nr == where[1]]
+
+
+async def _affected_keys(
+    session: AsyncSession, melding_id: int, where: tuple[str, str]
+) -> set[Key]:
+    own = (
+        await session.execute(
+            select(
+                Notifikasjon.id,
+                Notifikasjon.notifikasjon_guid_tolket,
+                Notifikasjon.notifikasjon_ref_tolket,
+            ).where(Notifikasjon.melding_id == melding_id)
+        )
+    ).all()
+    ids = {i for i, _, _ in own}
+    guids = frozenset(g for _, g, _ in own)
+    refs = frozenset(r for _, _, r in own if r)
+    for chunk in chunks(refs):
+        related = await session.scalars(
+            select(Notifikasjon.id).where(
+                *_scope(where),
+                or_(
+                    Notifikasjon.notifikasjon_guid_tolket.in_(chunk),
+                    Notifikasjon.notifikasjon_ref_tolket.in_(chunk),
+                ),
+            )
+        )
+        ids.update(related)
+    for chunk in chunks(guids):
+        related = await session.scalars(
+            select(Notifikasjon.id).where(
+                *_scope(where), Notifikasjon.notifikasjon_ref_tolket.in_(chunk)
+            )
+        )
+        ids.update(related)
+    keys: set[Key] = set()
+    for chunk in chunks(frozenset(ids)):
+        found = await session.execute(
+            select(Hendelse.bruker_nr, Hendelse.tjeneste_id).where(
+                Hendelse.notifikasjon_id.in_(chunk)
+            )
+        )
+        keys.update((b or "", t or "") for b, t in found.all())
+    return keys
+
+
+async def _recompute(session: AsyncSession, where: tuple[str, str], keys: list[Key]) -> None:
+    environment, kommune_nr = where
+    rows = (
+        await session.execute(
+            select(*_EVENT_COLUMNS)
+            .join(Notifikasjon, Notifikasjon.id == Hendelse.notifikasjon_id)
+            .where(
+                Hendelse.environment == environment,
+                Hendelse.kommune_nr == kommune_nr,
+                tuple_(Hendelse.bruker_nr, Hendelse.tjeneste_id).in_(keys),
+            )
+        )
+    ).all()
+    events: dict[Key, list[EventFacts]] = defaultdict(list)
+    notifications: dict[str, NotificationFacts] = {}
+    for r in rows:
+        m = r._mapping  # past the ten columns Row's typing spells out
+        n = NotificationFacts(
+            guid=m[Notifikasjon.notifikasjon_guid_tolket],
+            status=m[Notifikasjon.status_notifikasjon] or "",
+            ref=m[Notifikasjon.notifikasjon_ref_tolket],
+            lopenr=m[Notifikasjon.notifikasjon_lope_nr_tolket],
+            tid=m[Notifikasjon.notifikasjon_tid] or "",
+        )
+        notifications[n.guid] = n
+        events[(r[0] or "", r[1] or "")].append(
+            EventFacts(
+                notification=n,
+                kind=r[2],
+                position=r[3],
+                tjeneste_type=r[4],
+                tjeneste_org_nr=r[5],
+                hendelse_dato=r[6],
+                hendelse_guid=r[7],
+                midlertidig_stopp_id=r[8],
+                fid_hmac=r[9],
+            )
+        )
+    corrections = await _corrections(session, where, notifications.values())
+    episodes = await anyio.to_thread.run_sync(_episodes, keys, events, notifications, corrections)
+    table = cast(Table, Episode.__table__)
+    await session.execute(
+        delete(table).where(
+            table.c.environment == environment,
+            table.c.kommune_nr == kommune_nr,
+            tuple_(table.c.bruker_nr, table.c.tjeneste_id).in_(keys),
+        )
+    )
+    if episodes:
+        await session.execute(
+            insert(table),
+            [
+                {"environment": environment, "kommune_nr": kommune_nr, **_values(e)}
+                for e in episodes
+            ],
+        )
+
+
+async def _corrections(
+    session: AsyncSession, where: tuple[str, str], notifications: Iterable[NotificationFacts]
+) -> list[NotificationFacts]:
+    """Every stored correction (M/C) of the originals the notifications are or refer to."""
+    originals = frozenset(n.guid if n.status == "N" else n.ref or "" for n in notifications)
+    out: list[NotificationFacts] = []
+    for chunk in chunks(originals - {""}):
+        found = await session.execute(
+            select(
+                Notifikasjon.notifikasjon_guid_tolket,
+                Notifikasjon.status_notifikasjon,
+                Notifikasjon.notifikasjon_ref_tolket,
+                Notifikasjon.notifikasjon_lope_nr_tolket,
+                Notifikasjon.notifikasjon_tid,
+            ).where(*_scope(where), Notifikasjon.notifikasjon_ref_tolket.in_(chunk))
+        )
+        out.extend(
+            NotificationFacts(guid=g, status=s or "", ref=r, lopenr=n, tid=t or "")
+            for g, s, r, n, t in found.all()
+        )
+    return out
+
+
+def _episodes(
+    keys: list[Key],
+    events: dict[Key, list[EventFacts]],
+    notifications: dict[str, NotificationFacts],
+    corrections: list[NotificationFacts],
+) -> list[EpisodeFacts]:
+    force = in_force(notifications.values(), corrections)
+    out = []
+    for key in keys:
+        episode = episode_of(key, events.get(key, []), force)
+        if episode is not None:
+            out.append(episode)
+    return out
+
+
+def _values(e: EpisodeFacts) -> dict[str, Any]:
+    return {
+        "bruker_nr": e.bruker_nr,
+        "tjeneste_id": e.tjeneste_id,
+        "fid_hmac": e.fid_hmac,
+        "tjeneste_type": e.tjeneste_type,
+        "start_dato": e.start_dato,
+        "start_notifikasjon_guid": e.start_notifikasjon_guid,
+        "slutt_dato": e.slutt_dato,
+        "slutt_notifikasjon_guid": e.slutt_notifikasjon_guid,
+        "tjeneste_org_nr": e.tjeneste_org_nr,
+        "midlertidige_stopp": e.midlertidige_stopp,
+        "utforer_endringer": e.utforer_endringer,
+    }
