@@ -17,6 +17,7 @@ from app.cli import app
 from app.db import create_engine, session_factory
 from app.models import AccessLog, Kommune, NotificationOutbox, Party, PartyContact, PartyKommune
 from tests.integration.seed import FID_OSLO, Fault, add_message
+from tests.protector import REGISTER_SETTINGS
 
 runner = CliRunner()
 
@@ -26,6 +27,9 @@ def cli_env(clean_database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setenv("KPR_DATABASE_URL", clean_database_url)
     monkeypatch.setenv("KPR_ENV", "test")
     monkeypatch.setenv("COLUMNS", "250")  # rich tables unwrapped
+    # the seeded rows' fids are sealed with the tests' register keys
+    monkeypatch.setenv("KPR_REGISTER_KEYS", str(REGISTER_SETTINGS["register_keys"]))
+    monkeypatch.setenv("KPR_REGISTER_HMAC_KEY", str(REGISTER_SETTINGS["register_hmac_key"]))
     monkeypatch.chdir(tmp_path)
     return clean_database_url
 

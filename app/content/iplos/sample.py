@@ -123,7 +123,7 @@ def _bad_orgnr(good: str) -> str:
     return good[:8] + str((int(good[8]) + 1) % 10)
 
 
-def _h_nummer(rng: random.Random) -> str:
+def h_nummer(rng: random.Random) -> str:
     """An H-nummer (month + 40) born 1950-1999 with an individual number from 750 to 899, as
     hospitals assign them (made up here; H-numbers have no synthetic variant)."""
     while True:
@@ -408,7 +408,7 @@ def _person(
     if brk("dnr-as-typeid-1"):
         fid = synthetic_person_id(rng, kind=IdKind.DNR)
     if brk("hnr-individual-750"):
-        type_id, fid = "3", _h_nummer(rng)
+        type_id, fid = "3", h_nummer(rng)
     if brk("IPL-FID-DATE"):
         type_id, fid = "9", "320199"
     if brk("IPL-BRUKERNR-FORMAT"):
