@@ -22,6 +22,8 @@ from app.db import create_engine, session_factory
 from app.parties import repository as party_repo
 from app.parties.spec import PartySpecError, certificate_spec, make_party, read_parties
 from app.query import totals
+from app.register import keyrotation
+from app.register.keys import ensure_dev_keys, load_protector
 from app.settings import Settings
 from app.statuses import CertificateUsage
 
@@ -117,6 +119,9 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
         windows = totals.windows_for(settings.reporting_calendar)
         if run_db(lambda session: totals.rebuild_if_stale(session, windows)):
             console.print("running totals rebuilt from the stored messages")
+        protector = load_protector(settings)
+        if sealed := run_db(lambda session: keyrotation.seal_legacy(session, protector)):
+            console.print(f"{sealed} identifiers stored in clear are now encrypted")
 
 
 @db_app.command("rebuild-totals")
@@ -311,6 +316,7 @@ def dev_pki(
     else:
         devsetup.write_pki(target)
         console.print(f"wrote a development PKI to {target}")
+    ensure_dev_keys(target / "register")  # the register's keys for identifiers at rest
     spec = devsetup.demo_party(target, her_id=her_id, kommune=kommune)
 
     async def work(session: AsyncSession) -> bool:
@@ -326,6 +332,7 @@ from app.cli_api import register as register_api  # noqa: E402
 from app.cli_feedback import register as register_feedback  # noqa: E402
 from app.cli_notify import register as register_notify  # noqa: E402
 from app.cli_ops import register as register_ops  # noqa: E402
+from app.cli_register_admin import register as register_register_admin  # noqa: E402
 from app.cli_tools import register as register_tools  # noqa: E402
 
 register_tools(app)
@@ -333,6 +340,7 @@ register_notify(app)
 register_api(app)
 register_ops(app)  # keys check|reload, retention run (issue 12)
 register_feedback(app)  # feedback refresh (issue 14)
+register_register_admin(app)  # register rotate-key|backfill (issue 19)
 
 
 def main() -> None:
