@@ -52,7 +52,8 @@ async def apply_retention(
         if settings.retention_raw_days:
             before = now - timedelta(days=settings.retention_raw_days)
             note = f"removed by retention {now:%Y-%m-%d} (KPR_RETENTION_RAW_DAYS)"
-            ids = await repo.remove_raw(session, before, note)
+            loaders = settings.register_environments
+            ids = await repo.remove_raw(session, before, note, loaders)
             report.removed.append(Removed("raw", before, tuple(sorted(ids))))
         if settings.retention_findings_days:
             before = now - timedelta(days=settings.retention_findings_days)
@@ -62,6 +63,8 @@ async def apply_retention(
             before = now - timedelta(days=settings.retention_history_days)
             ids, pairs = await repo.remove_history(session, before)
             report.removed.append(Removed("history", before, tuple(ids), pairs))
+            ids = await repo.remove_register_rows(session, before, settings.register_environments)
+            report.removed.append(Removed("register", before, tuple(ids)))
         for removed in report.removed:
             if not removed.message_ids and not removed.extra:
                 continue
@@ -70,6 +73,7 @@ async def apply_retention(
                 "raw": "raw request bodies",
                 "finding_subjects": "brukerNr/fid in findings",
                 "history": f"IPLOS history (and {removed.extra} brukerNr-fid pairs)",
+                "register": "register rows (confirmed by the loader, or no loader's)",
             }[removed.category]
             repo.log_removal(
                 session,

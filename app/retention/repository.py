@@ -6,6 +6,7 @@ resend still gets its reply byte for byte), the dedup claims and the outbox."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
@@ -19,16 +20,27 @@ from app.models import (
     IplosNotification,
     Message,
 )
+from app.register.confirmed import unconfirmed_messages
+from app.register.models import Melding
 
 
 def _received_before(before: datetime) -> object:
     return select(Message.id).where(Message.received_at < before).scalar_subquery()
 
 
-async def remove_raw(session: AsyncSession, before: datetime, note: str) -> list[int]:
+async def remove_raw(
+    session: AsyncSession, before: datetime, note: str, loader_environments: Sequence[str]
+) -> list[int]:
+    """Request bodies received before `before`, but those whose register rows KPR's loader
+    (of `loader_environments`) has not confirmed: until then they are the register's only
+    second copy."""
     result = await session.execute(
         update(Message)
-        .where(Message.received_at < before, Message.raw.is_not(None))
+        .where(
+            Message.received_at < before,
+            Message.raw.is_not(None),
+            Message.id.not_in(unconfirmed_messages(loader_environments)),
+        )
         .values(raw=None, raw_ref=note)
         .returning(Message.id)
     )
@@ -45,6 +57,24 @@ async def remove_finding_subjects(session: AsyncSession, before: datetime) -> li
         )
         .values(bruker_nr=None, fid=None)
         .returning(Finding.message_id)
+    )
+    return sorted(set(result.scalars()))
+
+
+async def remove_register_rows(
+    session: AsyncSession, before: datetime, loader_environments: Sequence[str]
+) -> list[int]:
+    """The register store's rows (melding and, by cascade, its contacts, municipalities,
+    notifications and events) of messages received before `before` that the loader has
+    confirmed, or in an environment no loader takes. Episodes stay: they are the register's
+    running state and name no one in clear."""
+    result = await session.execute(
+        delete(Melding)
+        .where(
+            Melding.message_id.in_(_received_before(before)),  # type: ignore[arg-type]
+            Melding.message_id.not_in(unconfirmed_messages(loader_environments)),
+        )
+        .returning(Melding.message_id)
     )
     return sorted(set(result.scalars()))
 

@@ -1,0 +1,106 @@
+"""Retention by hand-off (issue 19): in an environment KPR's loader takes, nothing the loader
+has not confirmed is removed (the request body, the register rows); once confirmed, and in
+every other environment, the configured periods apply."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.models import Message
+from app.register.confirmed import oldest_unconfirmed
+from app.register.models import Melding, Notifikasjon, RegisterFeed
+from app.retention.policy import apply_retention
+from app.security.devpki import DevPki
+from app.settings import Settings
+from tests.integration.test_intake_history import send
+from tests.register_messages import Event, Notif, melding_xml, person
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+@pytest.fixture
+def kpr(environments: httpx.AsyncClient) -> httpx.AsyncClient:
+    return environments
+
+
+async def _two_old_messages(kpr: httpx.AsyncClient, pki: DevPki, sessions: Sessions) -> list[int]:
+    rng = random.Random(4)
+    for lopenr in (1, 2):
+        notif = Notif(
+            lopenr, person(rng, f"B{lopenr}"), (Event("TjenesteStart", "T", "2018-01-02"),)
+        )
+        assert (await send(kpr, pki, sessions, melding_xml([notif]))).status == "1"
+    async with sessions() as s:
+        ids = list(await s.scalars(select(Melding.message_id).order_by(Melding.feed_seq)))
+        await s.execute(
+            update(Message).values(received_at=datetime.now(UTC) - timedelta(days=2000))
+        )
+        await s.commit()
+    return ids
+
+
+async def _kept(sessions: Sessions) -> tuple[list[int], list[int]]:
+    """The messages whose body is kept, and those with register rows."""
+    async with sessions() as s:
+        raw = list(await s.scalars(select(Message.id).where(Message.raw.is_not(None))))
+        rows = list(await s.scalars(select(Melding.message_id)))
+    return sorted(raw), sorted(rows)
+
+
+async def test_nothing_the_loader_has_not_confirmed_is_removed(
+    kpr: httpx.AsyncClient, pki: DevPki, sessions: Sessions, settings_with_pki: Settings
+) -> None:
+    first, second = await _two_old_messages(kpr, pki, sessions)
+    loader_takes_pilot = settings_with_pki.model_copy(update={"register_environments": ("pilot",)})
+    async with sessions() as s:
+        oldest = await oldest_unconfirmed(s, ["pilot"])
+        assert oldest["pilot"] is not None  # the loader is behind
+    await apply_retention(sessions, loader_takes_pilot, datetime.now(UTC))
+    assert await _kept(sessions) == ([first, second], [first, second])
+
+    # the loader confirms the first message's rows: they, and its body, may go now
+    async with sessions() as s:
+        last = await s.scalar(
+            select(func.max(Notifikasjon.id))
+            .join(Melding, Melding.id == Notifikasjon.melding_id)
+            .where(Melding.message_id == first)
+        )
+        await s.execute(
+            update(RegisterFeed)
+            .where(RegisterFeed.environment == "pilot")
+            .values(confirmed_seq=1, confirmed_notifikasjon_id=last)
+        )
+        await s.commit()
+    await apply_retention(sessions, loader_takes_pilot, datetime.now(UTC))
+    assert await _kept(sessions) == ([second], [second])
+
+
+async def test_a_page_ending_inside_a_melding_confirms_only_what_it_covered(
+    kpr: httpx.AsyncClient, pki: DevPki, sessions: Sessions, settings_with_pki: Settings
+) -> None:
+    first, second = await _two_old_messages(kpr, pki, sessions)
+    async with sessions() as s:
+        await s.execute(
+            update(RegisterFeed)
+            .where(RegisterFeed.environment == "pilot")
+            .values(confirmed_seq=1, confirmed_notifikasjon_id=0)
+        )
+        await s.commit()
+    loader_takes_pilot = settings_with_pki.model_copy(update={"register_environments": ("pilot",)})
+    await apply_retention(sessions, loader_takes_pilot, datetime.now(UTC))
+    assert await _kept(sessions) == ([first, second], [first, second])
+
+
+async def test_environments_no_loader_takes_follow_the_configured_periods(
+    kpr: httpx.AsyncClient, pki: DevPki, sessions: Sessions, settings_with_pki: Settings
+) -> None:
+    await _two_old_messages(kpr, pki, sessions)
+    assert settings_with_pki.register_environments == ("production",)
+    await apply_retention(sessions, settings_with_pki, datetime.now(UTC))
+    assert await _kept(sessions) == ([], [])
