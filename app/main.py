@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import __version__, sqlite_writer
 from app.api.docs import install_docs
@@ -29,6 +30,7 @@ from app.middleware import RequestContextMiddleware
 from app.notify.repository import pending_notifications
 from app.notify.sender import start_background
 from app.readiness import READY_TIMEOUT_SECONDS, readiness_detail
+from app.register.confirmed import oldest_unconfirmed
 from app.settings import Settings
 from app.state import AppState
 
@@ -89,6 +91,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+async def _unconfirmed_ages(session: AsyncSession, environments: Sequence[str]) -> dict[str, float]:
+    """Per loader environment, seconds since the oldest message the loader has not
+    confirmed was received (0 when it is up to date)."""
+    now = datetime.now(UTC)
+    oldest = await oldest_unconfirmed(session, environments)
+    return {e: (now - at).total_seconds() if at else 0.0 for e, at in oldest.items()}
+
+
+async def _register_detail(state: AppState) -> dict[str, object]:
+    """The register's loader falling behind, for alerting: never makes the instance unready
+    (every instance shares the database and the loader)."""
+    try:
+        async with state.sessions() as session:
+            ages = await _unconfirmed_ages(session, state.settings.register_environments)
+    except Exception as exc:  # the detail is optional; readiness is the ping's
+        log.warning("service.register_detail_unavailable", error_type=type(exc).__name__)
+        return {}
+    return {"register_unconfirmed_oldest_seconds": {e: round(a) for e, a in ages.items()}}
+
+
 def _platform_routes(app: FastAPI, metrics: Metrics) -> None:
     @app.get("/healthz", tags=["platform"], summary="Liveness (no I/O)")
     async def healthz() -> dict[str, str]:
@@ -111,7 +133,9 @@ def _platform_routes(app: FastAPI, metrics: Metrics) -> None:
                 status_code=503,
                 media_type=PROBLEM_JSON,
             )
-        return JSONResponse({"status": "ready", "database": "ok", **detail})
+        return JSONResponse(
+            {"status": "ready", "database": "ok", **detail, **await _register_detail(state)}
+        )
 
     @app.get("/metrics", tags=["platform"], summary="Prometheus metrics", response_class=Response)
     async def prometheus() -> Response:
@@ -121,6 +145,9 @@ def _platform_routes(app: FastAPI, metrics: Metrics) -> None:
         try:
             async with state.sessions() as session:
                 metrics.outbox_depth.set(await pending_notifications(session))
+                lag = await _unconfirmed_ages(session, state.settings.register_environments)
+            for environment, age in lag.items():
+                metrics.register_unconfirmed_oldest.labels(environment).set(age)
         except Exception as exc:  # metrics must answer even when the database does not
             log.warning("metrics.outbox_depth_unavailable", error_type=type(exc).__name__)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -36,6 +36,12 @@ class Metrics:
             ["route"],
             registry=self.registry,
         )
+        self.register_unconfirmed_oldest = Gauge(
+            "kpr_register_unconfirmed_oldest_seconds",
+            "Age of the oldest message the register's loader has not confirmed (0: up to date)",
+            ["environment"],
+            registry=self.registry,
+        )
         self.outbox_depth = Gauge(
             "kpr_notification_outbox_depth",
             "Notification emails waiting to be sent",

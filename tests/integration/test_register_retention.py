@@ -18,6 +18,7 @@ from app.register.models import Melding, Notifikasjon, RegisterFeed
 from app.retention.policy import apply_retention
 from app.security.devpki import DevPki
 from app.settings import Settings
+from tests.integration.conftest import THREE_ADDRESSES, served
 from tests.integration.test_intake_history import send
 from tests.register_messages import Event, Notif, melding_xml, person
 
@@ -38,9 +39,9 @@ async def _two_old_messages(kpr: httpx.AsyncClient, pki: DevPki, sessions: Sessi
         assert (await send(kpr, pki, sessions, melding_xml([notif]))).status == "1"
     async with sessions() as s:
         ids = list(await s.scalars(select(Melding.message_id).order_by(Melding.feed_seq)))
-        await s.execute(
-            update(Message).values(received_at=datetime.now(UTC) - timedelta(days=2000))
-        )
+        long_ago = datetime.now(UTC) - timedelta(days=2000)
+        await s.execute(update(Message).values(received_at=long_ago))
+        await s.execute(update(Melding).values(received_at=long_ago))
         await s.commit()
     return ids
 
@@ -104,3 +105,24 @@ async def test_environments_no_loader_takes_follow_the_configured_periods(
     assert settings_with_pki.register_environments == ("production",)
     await apply_retention(sessions, settings_with_pki, datetime.now(UTC))
     assert await _kept(sessions) == ([], [])
+
+
+async def test_metrics_and_readyz_show_a_loader_falling_behind(
+    pki: DevPki, sessions: Sessions, settings_with_pki: Settings, demo_party: int
+) -> None:
+    loader_takes_pilot = settings_with_pki.model_copy(
+        update={"register_environments": ("pilot",), "receivers": THREE_ADDRESSES}
+    )
+    async with served(loader_takes_pilot) as client:
+        ready = (await client.get("/readyz")).json()
+        assert ready["register_unconfirmed_oldest_seconds"] == {"pilot": 0}
+        await _two_old_messages(client, pki, sessions)
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200  # behind is no reason to leave the load balancer
+        assert ready.json()["register_unconfirmed_oldest_seconds"]["pilot"] > 1000 * 86400
+        metrics = (await client.get("/metrics")).text
+    (line,) = [
+        x for x in metrics.splitlines() if x.startswith("kpr_register_unconfirmed_oldest_seconds{")
+    ]
+    assert 'environment="pilot"' in line
+    assert float(line.split()[-1]) > 1000 * 86400
