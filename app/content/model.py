@@ -150,6 +150,8 @@ class IplosHistory:
     notifications: Mapping[str, StoredNotification] = field(default_factory=dict)  # by GUID
     guid_by_lopenr: Mapping[tuple[str, int], str] = field(default_factory=dict)
     bruker_fid: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    # hendelseGUID -> the notifikasjonGUID it was stored under (the register store's events)
+    hendelser: Mapping[str, str] = field(default_factory=dict)
 
     def updated_with(self, notifications: Iterable[Notification]) -> IplosHistory:
         """The history after storing the accepted (not dropped) `notifications`: their GUIDs,
@@ -174,7 +176,7 @@ class IplosHistory:
                     bruker[key] = n.fid
         for kommune, nums in numbers.items():
             received[kommune] = add_to_ranges(received.get(kommune, ()), nums)
-        return IplosHistory(received, known, by_lopenr, bruker)
+        return IplosHistory(received, known, by_lopenr, bruker, self.hendelser)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +188,7 @@ class HistoryKeys:
     bruker_nrs: frozenset[str] = frozenset()
     fids: frozenset[str] = frozenset()  # personal data: used in a query, never logged
     lopenrs: frozenset[int] = frozenset()  # its løpenummer and each one's predecessor
+    hendelse_guids: frozenset[str] = frozenset()  # its events' hendelseGUID
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from app.content.model import (
 )
 from app.db import batches, chunks, is_postgres, one_of, write_rows
 from app.models import Base, IplosBruker, IplosEvent, IplosKommuneState, IplosNotification
+from app.register.models import Hendelse, Notifikasjon
 from app.register.protect import Protector
 
 
@@ -58,6 +59,7 @@ async def load_history(
         notifications=await _stored_notifications(session, scope, keys.guids),
         guid_by_lopenr=await _guids_by_lopenr(session, scope, keys.lopenrs),
         bruker_fid=await _bruker_pairs(session, scope, keys),
+        hendelser=await _stored_events(session, scope, keys.hendelse_guids),
     )
 
 
@@ -172,6 +174,28 @@ async def _guids_by_lopenr(
             if n is not None:
                 by_lopenr.setdefault((k, n), g)
     return by_lopenr
+
+
+async def _stored_events(
+    session: AsyncSession, scope: _Scope, guids: frozenset[str]
+) -> dict[str, str]:
+    """hendelseGUID -> the notifikasjonGUID the register store holds it under."""
+    found: dict[str, str] = {}
+    pg = await is_postgres(session)
+    for chunk in chunks(guids):
+        rows = await session.execute(
+            select(Hendelse.hendelse_guid_tolket, Notifikasjon.notifikasjon_guid_tolket)
+            .join(Notifikasjon, Notifikasjon.id == Hendelse.notifikasjon_id)
+            .where(
+                Hendelse.environment == scope.environment,
+                Hendelse.kommune_nr.in_(scope.kommuner),
+                one_of(Hendelse.hendelse_guid_tolket, chunk, pg),
+            )
+        )
+        for hendelse, notifikasjon in rows.all():
+            if hendelse is not None:
+                found.setdefault(hendelse, notifikasjon)
+    return found
 
 
 async def _bruker_pairs(

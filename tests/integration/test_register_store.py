@@ -309,3 +309,23 @@ async def test_episodes_do_not_depend_on_the_order_messages_arrive_in(
         answer = await send(kpr, pki, sessions, case.messages[i])
         assert answer.status == "1", answer.ots
     assert await episodes_of(sessions, case.names) == EXPECTED
+
+
+async def test_an_event_resent_under_a_new_notification_is_a_warning_and_counts_once(
+    kpr: httpx.AsyncClient, pki: DevPki, sessions: Sessions
+) -> None:
+    rng = random.Random(21)
+    p = person(rng, "B-r")
+    start = Notif(1, p, (Event("TjenesteStart", "T-r", "2018-01-10"),))
+    first = melding_xml([start])
+    assert (await send(kpr, pki, sessions, first)).rules == set()
+    # the same notification again: an identical resend, nothing to warn about
+    assert (await send(kpr, pki, sessions, first)).rules == set()
+    resent = Notif(2, p, start.events, forrige=start.guid)
+    again = await send(kpr, pki, sessions, melding_xml([resent]))
+    assert (again.status, again.rules) == ("1", {"IPL-HENDELSE-GUID-KNOWN"})
+    async with sessions() as s:
+        (episode,) = (await s.scalars(select(Episode).where(Episode.bruker_nr == "B-r"))).all()
+        stored = (await s.scalars(select(Hendelse.id).where(Hendelse.bruker_nr == "B-r"))).all()
+    assert len(stored) == 2  # both kept, as sent
+    assert episode.start_dato == datetime.date(2018, 1, 10)

@@ -133,6 +133,13 @@ HANDLING: dict[str, Handling] = {
         why="An identical resend is no error and is not stored twice. Other content under a "
         "stored GUID is dropped: accepting it would replace data without a correction (M).",
     ),
+    "IPL-HENDELSE-GUID-KNOWN": Handling(
+        attribute="TjenesteStart (and the other events)/@hendelseGUID",
+        code="9",
+        follows=True,
+        why="Kept with a warning (issue 19): an event resent under a new notification is "
+        "stored, and the register's episodes count it once.",
+    ),
     "IPL-FORRIGE-CHAIN": Handling(
         attribute="Notifikasjon/@notifikasjonForrigeGUID",
         code="9",

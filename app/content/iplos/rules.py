@@ -176,6 +176,15 @@ GUID_KNOWN = _rule(
     "Endringer sendes som ny notifikasjon med status M (korriger/erstatt), ny GUID og "
     "notifikasjonRef til originalen.",
 )
+HENDELSE_GUID_KNOWN = _rule(
+    "IPL-HENDELSE-GUID-KNOWN",
+    None,
+    _WARN,
+    "The hendelseGUID was received before in another notification (the event counts once)",
+    "hendelseGUID er sendt tidligere i en annen notifikasjon. Notifikasjonen er lagret, men "
+    "hendelsen telles bare én gang. En endret hendelse sendes som korreksjon (status M) med "
+    "notifikasjonRef til originalen; en ny hendelse skal ha ny hendelseGUID.",
+)
 FORRIGE_CHAIN = _rule(
     "IPL-FORRIGE-CHAIN",
     None,
@@ -410,6 +419,7 @@ RULES: tuple[Rule, ...] = (
     REF_MISSING,
     REF_UNKNOWN,
     GUID_KNOWN,
+    HENDELSE_GUID_KNOWN,
     FORRIGE_CHAIN,
     LOPENR_FORMAT,
     LOPENR_ORDER,

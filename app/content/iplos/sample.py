@@ -7,7 +7,8 @@ memory footprint, so 100 000 notifications cost a few seconds and little memory.
 Faults are rule ids (`RULES`); each breaks only that rule, in the last notification (or in
 the message parts the rule is about), so validating the sample with `fault_context` yields
 exactly one finding of that rule. A few need something outside the message: IPL-GUID-KNOWN
-uses `KNOWN_GUID` (put it in the history), IPL-KOMMUNE-NOT-ALLOWED adds municipality
+uses `KNOWN_GUID` and IPL-HENDELSE-GUID-KNOWN `KNOWN_HENDELSE_GUID` (put them in the
+history), IPL-KOMMUNE-NOT-ALLOWED adds municipality
 `FOREIGN_KOMMUNE`, IPL-FID-SYNTHETIC needs a production context (then the other
 notifications carry birth dates, typeID 9), and the calendar faults date the whole message
 one (late) or two (after the correction deadline) years before `year`.
@@ -42,6 +43,8 @@ from app.identifiers import (
 )
 
 KNOWN_GUID = "0a0a0a0a-0a0a-4a0a-8a0a-0a0a0a0a0a0a"
+# an event KPR holds under another notification (IPL-HENDELSE-GUID-KNOWN)
+KNOWN_HENDELSE_GUID = "0b0b0b0b-0b0b-4b0b-8b0b-0b0b0b0b0b0b"
 # Findings a fault brings besides its own rule.
 COMPANIONS: dict[str, tuple[str, ...]] = {"IPL-ALL-DROPPED": ("IPL-XSD-ROW",)}
 # Scenario -> the rule ids its sample yields under `fault_context` (in order).
@@ -83,6 +86,7 @@ _IN_NOTIFICATION = frozenset(
         "IPL-REF-MISSING",
         "IPL-REF-UNKNOWN",
         "IPL-GUID-KNOWN",
+        "IPL-HENDELSE-GUID-KNOWN",
         "IPL-FORRIGE-CHAIN",
         "IPL-LOPENR-FORMAT",
         "IPL-LOPENR-ORDER",
@@ -453,10 +457,13 @@ def _events_xml(
     """The notification's event (none, one, or a second one when a fault asks)."""
     tjeneste_id = f"T{plan.seed}-{row.i}"
     event, ttype = service.event, service.tjeneste_type
+    hendelse_guid = _guid(rng)  # drawn always: a seed gives the same sample
+    if row.breaks("IPL-HENDELSE-GUID-KNOWN"):
+        hendelse_guid = KNOWN_HENDELSE_GUID
     body = (
         f'<{event} tjenesteType="{ttype}" hendelseRegTid="{dates.reg}"{service.org_attr} '
         f'hendelseDato="{dates.hendelse_dato}" tjenesteID="{tjeneste_id}" '
-        f'hendelseGUID="{_guid(rng)}">{bruker}</{event}>'
+        f'hendelseGUID="{hendelse_guid}">{bruker}</{event}>'
     )
     if row.breaks("IPL-EVENT-COUNT"):
         body = ""
@@ -573,7 +580,10 @@ def fault_context(
         extracted_at=now,
         allowed_kommuner=frozenset({kommune_nr}),
         allow_synthetic="IPL-FID-SYNTHETIC" not in faults,
-        history=IplosHistory(notifications={KNOWN_GUID: StoredNotification("N", None, "")}),
+        history=IplosHistory(
+            notifications={KNOWN_GUID: StoredNotification("N", None, "")},
+            hendelser={KNOWN_HENDELSE_GUID: KNOWN_GUID},
+        ),
         calendar=calendar,
         environment="production" if production else "pilot" if pilot else None,
     )

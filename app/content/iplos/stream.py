@@ -461,11 +461,14 @@ def stream_history_keys(source: ContentSource) -> HistoryKeys:
         return V.history_keys(source)
     reader = V.KeyReader()
     stream: IO[bytes] = io.BytesIO(source) if isinstance(source, bytes) else source
-    events = xmlparse.iterparse(stream, ("end",), tag=(V.NOTIFIKASJON, V.BRUKER))
+    events = xmlparse.iterparse(stream, ("end",), tag=(V.NOTIFIKASJON, V.BRUKER, *V.EVENTS))
     try:
         for _, el in events:
             if el.tag == V.BRUKER:
                 reader.bruker(el)
+                continue
+            if el.tag != V.NOTIFIKASJON:
+                reader.event(el)
                 continue
             reader.notification(el)
             if el.getparent() is not None and el.getparent() is events.root:

@@ -762,6 +762,7 @@ def _check_sequence(rows: list[_Row], unit: str, ctx: ContentContext) -> list[Fi
     _check_lopenr(live, unit, ctx.history)
     _check_chain(live, unit, ctx.history)
     _check_refs(live, ctx.history)
+    _check_hendelser(live, ctx.history)
     _check_brukere(live, unit, ctx.history)
     return _gap_findings(rows, unit, ctx.history)
 
@@ -794,6 +795,29 @@ def _check_guids(rows: list[_Row], history: IplosHistory) -> None:
                 "En notifikasjon med denne notifikasjonGUID er tatt imot tidligere med annet "
                 "innhold.",
             )
+
+
+def _check_hendelser(rows: list[_Row], history: IplosHistory) -> None:
+    """An event names itself by hendelseGUID: the same GUID in another notification (before,
+    or earlier in this message) is the same event sent again. A warning: the row is kept and
+    the register's episodes count the event once. An identical resend of a stored
+    notification repeats its events under the same notification: no warning."""
+    seen: dict[str, str] = {}
+    for row in rows:
+        if row.already_stored:
+            continue
+        for ev in row.events:
+            g = ev.hendelse_guid
+            if not g:
+                continue
+            before = seen.get(g) or history.hendelser.get(g)
+            if before is not None and before != row.guid:
+                row.add(
+                    R.HENDELSE_GUID_KNOWN,
+                    f"{ev.base}/@hendelseGUID",
+                    f"hendelseGUID {g} er sendt før i notifikasjon {before}.",
+                )
+            seen.setdefault(g, row.guid)
 
 
 def _check_lopenr(rows: list[_Row], unit: str, history: IplosHistory) -> None:
@@ -1322,9 +1346,10 @@ class KeyReader:
     """Collects the GUIDs, brukerNr, fids and løpenummer a `Melding` mentions (the history
     rows its checks need), from the whole tree or piece by piece as a stream reads it."""
 
-    __slots__ = ("_brukere", "_fids", "_guids", "_lopenrs")
+    __slots__ = ("_brukere", "_fids", "_guids", "_hendelser", "_lopenrs")
 
     def __init__(self) -> None:
+        self._hendelser: set[str] = set()
         self._guids: set[str] = set()
         self._brukere: set[str] = set()
         self._fids: set[str] = set()
@@ -1346,13 +1371,20 @@ class KeyReader:
         if fid := bruker.get("fid"):
             self._fids.add(fid)
 
+    def event(self, event: etree._Element) -> None:
+        if guid := event.get("hendelseGUID"):
+            self._hendelser.add(normalize_guid(guid))
+
     def read(self, el: etree._Element) -> None:
-        """Every Notifikasjon and Bruker in `el`, itself included."""
-        for node in el.iter(NOTIFIKASJON, BRUKER):  # one pass: the sets do not keep order
+        """Every Notifikasjon, event and Bruker in `el`, itself included."""
+        # one pass: the sets do not keep order
+        for node in el.iter(NOTIFIKASJON, BRUKER, *EVENTS):
             if node.tag == BRUKER:
                 self.bruker(node)
-            else:
+            elif node.tag == NOTIFIKASJON:
                 self.notification(node)
+            else:
+                self.event(node)
 
     def keys(self) -> HistoryKeys:
         return HistoryKeys(
@@ -1360,6 +1392,7 @@ class KeyReader:
             frozenset(self._brukere),
             frozenset(self._fids),
             frozenset(self._lopenrs),
+            frozenset(self._hendelser),
         )
 
 
