@@ -18,10 +18,10 @@ from datetime import date
 from typing import Any, cast
 
 import anyio
-from sqlalchemy import Table, delete, insert, or_, select, tuple_
+from sqlalchemy import Table, delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import batches, chunks
+from app.db import batches, chunks, is_postgres, one_of
 from app.register.models import Episode, Hendelse, Melding, Notifikasjon
 
 START, STOP_FRA, STOP_TIL = "TjenesteStart", "MidlertidigStoppFra", "MidlertidigStoppTil"
@@ -210,69 +210,81 @@ _EVENT_COLUMNS = (
 
 
 async def update_episodes(session: AsyncSession, melding_id: int) -> int:
-    """Recompute every episode the stored melding can change, in its transaction: the keys
-    of its own events, and those of the events of every notification its corrections refer
-    to or that refers to its notifications. Returns the number of keys recomputed."""
+    """Recompute, in the melding's transaction, every episode it can change: all episodes of
+    the persons (brukerNr) its events name, and of those named by the events of every
+    notification its corrections refer to, of the other corrections of those originals, and
+    of the corrections stored earlier that refer to its notifications. Per person, not per
+    (brukerNr, tjenesteID): the index (environment, kommune_nr, bruker_nr, ...) then finds
+    the rows, where a row-value IN over both columns made SQLite scan the municipality.
+    Returns the number of persons recomputed."""
     melding = await session.get(Melding, melding_id)
     if melding is None:
         return 0
     where = (melding.environment, melding.kommune_nr)
-    keys = await _affected_keys(session, melding_id, where)
-    for batch in batches(sorted(keys)):
+    brukere = await _affected_brukere(session, melding_id, where)
+    for batch in batches(sorted(brukere)):
         await _recompute(session, where, batch)
-    return len(keys)
+    return len(brukere)
 
 
 def _scope(where: tuple[str, str]) -> list[Any]:
     return [Notifikasjon.environment == where[0], Notifikasjon.kommune_nr == where[1]]
 
 
-async def _affected_keys(
+async def _affected_brukere(
     session: AsyncSession, melding_id: int, where: tuple[str, str]
-) -> set[Key]:
+) -> set[str]:
     own = (
         await session.execute(
             select(
-                Notifikasjon.id,
-                Notifikasjon.notifikasjon_guid_tolket,
-                Notifikasjon.notifikasjon_ref_tolket,
+                Notifikasjon.notifikasjon_guid_tolket, Notifikasjon.notifikasjon_ref_tolket
             ).where(Notifikasjon.melding_id == melding_id)
         )
     ).all()
-    ids = {i for i, _, _ in own}
-    guids = frozenset(g for _, g, _ in own)
-    refs = frozenset(r for _, _, r in own if r)
+    brukere = set(
+        await session.scalars(
+            select(Hendelse.bruker_nr)
+            .join(Notifikasjon, Notifikasjon.id == Hendelse.notifikasjon_id)
+            .where(Notifikasjon.melding_id == melding_id)
+            .distinct()
+        )
+    )
+    guids = frozenset(g for g, _ in own)
+    refs = frozenset(r for _, r in own if r)
+    related: set[int] = set()
+    pg = await is_postgres(session)
     for chunk in chunks(refs):
-        related = await session.scalars(
-            select(Notifikasjon.id).where(
-                *_scope(where),
-                or_(
-                    Notifikasjon.notifikasjon_guid_tolket.in_(chunk),
-                    Notifikasjon.notifikasjon_ref_tolket.in_(chunk),
-                ),
+        related.update(
+            await session.scalars(
+                select(Notifikasjon.id).where(
+                    *_scope(where),
+                    or_(
+                        one_of(Notifikasjon.notifikasjon_guid_tolket, chunk, pg),
+                        one_of(Notifikasjon.notifikasjon_ref_tolket, chunk, pg),
+                    ),
+                )
             )
         )
-        ids.update(related)
     for chunk in chunks(guids):
-        related = await session.scalars(
-            select(Notifikasjon.id).where(
-                *_scope(where), Notifikasjon.notifikasjon_ref_tolket.in_(chunk)
+        related.update(
+            await session.scalars(
+                select(Notifikasjon.id).where(
+                    *_scope(where), one_of(Notifikasjon.notifikasjon_ref_tolket, chunk, pg)
+                )
             )
         )
-        ids.update(related)
-    keys: set[Key] = set()
-    for chunk in chunks(frozenset(ids)):
-        found = await session.execute(
-            select(Hendelse.bruker_nr, Hendelse.tjeneste_id).where(
-                Hendelse.notifikasjon_id.in_(chunk)
+    for chunk in chunks(frozenset(related)):
+        brukere.update(
+            await session.scalars(
+                select(Hendelse.bruker_nr).where(one_of(Hendelse.notifikasjon_id, chunk, pg))
             )
         )
-        keys.update((b or "", t or "") for b, t in found.all())
-    return keys
+    return {b or "" for b in brukere}
 
 
-async def _recompute(session: AsyncSession, where: tuple[str, str], keys: list[Key]) -> None:
+async def _recompute(session: AsyncSession, where: tuple[str, str], brukere: list[str]) -> None:
     environment, kommune_nr = where
+    pg = await is_postgres(session)
     rows = (
         await session.execute(
             select(*_EVENT_COLUMNS)
@@ -280,7 +292,7 @@ async def _recompute(session: AsyncSession, where: tuple[str, str], keys: list[K
             .where(
                 Hendelse.environment == environment,
                 Hendelse.kommune_nr == kommune_nr,
-                tuple_(Hendelse.bruker_nr, Hendelse.tjeneste_id).in_(keys),
+                one_of(Hendelse.bruker_nr, brukere, pg),
             )
         )
     ).all()
@@ -310,13 +322,13 @@ async def _recompute(session: AsyncSession, where: tuple[str, str], keys: list[K
             )
         )
     corrections = await _corrections(session, where, notifications.values())
-    episodes = await anyio.to_thread.run_sync(_episodes, keys, events, notifications, corrections)
+    episodes = await anyio.to_thread.run_sync(_episodes, events, notifications, corrections)
     table = cast(Table, Episode.__table__)
     await session.execute(
         delete(table).where(
             table.c.environment == environment,
             table.c.kommune_nr == kommune_nr,
-            tuple_(table.c.bruker_nr, table.c.tjeneste_id).in_(keys),
+            one_of(table.c.bruker_nr, brukere, pg),
         )
     )
     if episodes:
@@ -335,6 +347,7 @@ async def _corrections(
     """Every stored correction (M/C) of the originals the notifications are or refer to."""
     originals = frozenset(n.guid if n.status == "N" else n.ref or "" for n in notifications)
     out: list[NotificationFacts] = []
+    pg = await is_postgres(session)
     for chunk in chunks(originals - {""}):
         found = await session.execute(
             select(
@@ -343,7 +356,7 @@ async def _corrections(
                 Notifikasjon.notifikasjon_ref_tolket,
                 Notifikasjon.notifikasjon_lope_nr_tolket,
                 Notifikasjon.notifikasjon_tid,
-            ).where(*_scope(where), Notifikasjon.notifikasjon_ref_tolket.in_(chunk))
+            ).where(*_scope(where), one_of(Notifikasjon.notifikasjon_ref_tolket, chunk, pg))
         )
         out.extend(
             NotificationFacts(guid=g, status=s or "", ref=r, lopenr=n, tid=t or "")
@@ -353,15 +366,14 @@ async def _corrections(
 
 
 def _episodes(
-    keys: list[Key],
     events: dict[Key, list[EventFacts]],
     notifications: dict[str, NotificationFacts],
     corrections: list[NotificationFacts],
 ) -> list[EpisodeFacts]:
     force = in_force(notifications.values(), corrections)
     out = []
-    for key in keys:
-        episode = episode_of(key, events.get(key, []), force)
+    for key in sorted(events):
+        episode = episode_of(key, events[key], force)
         if episode is not None:
             out.append(episode)
     return out
