@@ -51,6 +51,30 @@ async def operator(who: Annotated[Principal, Depends(principal)]) -> Principal:
     return who
 
 
+async def reader(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    """An operator or a municipality. The register's loader is refused here rather than in
+    each route: an endpoint added later stays closed to it unless it asks for it."""
+    if who.is_register:
+        raise HTTPException(403, "the register token reads only /api/v1/register")
+    return who
+
+
+async def register_loader(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    if not who.is_register:
+        raise HTTPException(403, "this endpoint is for the register's loader")
+    return who
+
+
+async def register_or_operator(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    if not (who.is_register or who.is_operator):
+        raise HTTPException(403, "this endpoint is for the register's loader and KPR operators")
+    return who
+
+
 DbSession = Annotated[AsyncSession, Depends(db_session)]
-AnyPrincipal = Annotated[Principal, Depends(principal)]
+# any valid token, whatever its role (whoami)
+Authenticated = Annotated[Principal, Depends(principal)]
+AnyPrincipal = Annotated[Principal, Depends(reader)]
 Operator = Annotated[Principal, Depends(operator)]
+RegisterLoader = Annotated[Principal, Depends(register_loader)]
+RegisterOrOperator = Annotated[Principal, Depends(register_or_operator)]

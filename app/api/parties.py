@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 
-from app.api.deps import AnyPrincipal, DbSession, Operator
+from app.api.deps import Authenticated, DbSession, Operator
 from app.models import Party
 from app.parties import repository as repo
 from app.parties.spec import (
@@ -135,7 +135,7 @@ def _certs(signing: str | None, encryption: str | None) -> tuple[CertificateSpec
 
 
 @router.get("/whoami", response_model=WhoAmI, tags=["auth"])
-async def whoami(who: AnyPrincipal) -> WhoAmI:
+async def whoami(who: Authenticated) -> WhoAmI:
     """The caller's token name and role."""
     return WhoAmI(name=who.name, role=who.role, kommune_nr=who.kommune_nr)
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 from enum import StrEnum
 
 TOKEN_PREFIX = "kpr_"  # noqa: S105 - a prefix, not a secret
-_ROLE = re.compile(r"^(operator|municipality:(\d{4}))$")
+_ROLE = re.compile(r"^(operator|register|municipality:(\d{4}))$")
 # A read must not become a write per request: the last use is recorded this coarsely.
 LAST_USED_RESOLUTION = timedelta(minutes=5)
 
@@ -20,6 +20,8 @@ LAST_USED_RESOLUTION = timedelta(minutes=5)
 class TokenRole(StrEnum):
     OPERATOR = "operator"
     MUNICIPALITY = "municipality"  # with its kommunenr
+    # KPR's loader: reads the register feed and nothing else (docs/register-feed.md)
+    REGISTER = "register"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,6 +35,10 @@ class Principal:
     def is_operator(self) -> bool:
         return self.role is TokenRole.OPERATOR
 
+    @property
+    def is_register(self) -> bool:
+        return self.role is TokenRole.REGISTER
+
     def may_read_kommune(self, kommune_nr: str | None) -> bool:
         return self.is_operator or (kommune_nr is not None and kommune_nr == self.kommune_nr)
 
@@ -42,15 +48,16 @@ class Principal:
 
 
 def parse_role(role: str) -> tuple[TokenRole, str | None]:
-    """'operator' or 'municipality:<kommunenr>' -> (role, kommune_nr)."""
+    """'operator', 'register' or 'municipality:<kommunenr>' -> (role, kommune_nr)."""
     match = _ROLE.match(role)
     if not match:
         raise ValueError(
-            f"unknown role '{role}': use 'operator' or 'municipality:<4-digit kommunenr>'"
+            f"unknown role '{role}': use 'operator', 'register' or "
+            "'municipality:<4-digit kommunenr>'"
         )
     if match.group(2):
         return TokenRole.MUNICIPALITY, match.group(2)
-    return TokenRole.OPERATOR, None
+    return TokenRole(match.group(1)), None
 
 
 def new_token() -> str:
