@@ -19,8 +19,10 @@ def log_access(
     *,
     kommune_nr: str | None = None,
     message_ids: Sequence[int] = (),
+    resource: str | None = None,
 ) -> None:
-    """Add the access-log rows for this request; the caller commits with the read."""
+    """Add the access-log rows for this request; the caller commits with the read.
+    `resource` defaults to the path (the feed names its page: path and query)."""
     record_access(
         session,
         Access(
@@ -28,7 +30,7 @@ def log_access(
             actor=who.name,
             role=who.label,
             action=action,
-            resource=request.url.path,
+            resource=resource or request.url.path,
             kommune_nr=kommune_nr,
             message_ids=message_ids,
             request_id=getattr(request.state, "request_id", None),

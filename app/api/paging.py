@@ -84,3 +84,26 @@ def page(rows: Sequence[T], limit: int, last_id: int | None) -> tuple[list[T], s
     """The first `limit` rows and the cursor of the next page (rows were fetched limit + 1)."""
     more = len(rows) > limit
     return list(rows[:limit]), (encode_cursor(last_id) if more and last_id is not None else None)
+
+
+def encode_position(seq: int, row_id: int) -> str:
+    """The register feed's cursor: base64url of the JSON pair [feed_seq, notifikasjon id]."""
+    raw = json.dumps([seq, row_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_position(cursor: str) -> tuple[int, int]:
+    """(feed_seq, notifikasjon id) of a feed cursor; 400 for anything that is not one."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        raw = base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True)
+        value = json.loads(raw)
+    except (ValueError, TypeError, UnicodeError, RecursionError):
+        raise HTTPException(400, "cursor: not a register feed cursor") from None
+    if not isinstance(value, list) or len(value) != 2 or not all(_is_id(v) for v in value):
+        raise HTTPException(400, "cursor: not a register feed cursor")
+    return value[0], value[1]
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63

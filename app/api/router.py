@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api import access_log, coverage, devmail, feedback, feilliste, messages, stats
+from app.api import (
+    access_log,
+    coverage,
+    devmail,
+    feedback,
+    feilliste,
+    messages,
+    register,
+    stats,
+)
 
 router = APIRouter()
 router.include_router(messages.router)
@@ -14,3 +23,4 @@ router.include_router(coverage.router)
 router.include_router(stats.router)
 router.include_router(devmail.router)
 router.include_router(feedback.router)
+router.include_router(register.router)

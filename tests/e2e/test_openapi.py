@@ -36,9 +36,10 @@ def _token(server: Server, role: str) -> str:
     return done.stdout.decode().strip()
 
 
-@pytest.mark.parametrize("role", ["operator", "municipality:0301"])
+@pytest.mark.parametrize("role", ["operator", "municipality:0301", "register"])
 def test_no_operation_answers_with_a_server_error(server: Server, role: str) -> None:
-    """With an operator token and with a municipality token (its 403/404 paths too)."""
+    """With an operator token, a municipality token (its 403/404 paths too) and the register
+    loader's (the feed's cursors and confirmations)."""
     schema = schemathesis.openapi.from_url(f"{server.base_url}/openapi.json")
     headers = {"Authorization": f"Bearer {_token(server, role)}"}
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
@@ -71,6 +72,9 @@ def test_no_operation_answers_with_a_server_error(server: Server, role: str) -> 
     if role == "operator":
         assert 200 in statuses["GET /api/v1/parties"]
         assert 200 in statuses["GET /api/v1/coverage"]
+    elif role == "register":
+        assert statuses["GET /api/v1/messages"] == {403}
+        assert 200 in statuses["GET /api/v1/register/notifications"]
     else:
         assert statuses["GET /api/v1/parties"] == {403}
         assert 200 in statuses["GET /api/v1/messages"]

@@ -25,12 +25,15 @@ class Endpoint:
     path: str  # {oslo} is Oslo's message id
     scope: str  # own: 404 for others | list: filtered | operator: 403 for municipalities
     # | public: 200 for anyone, with or without a token (the open feedback: aggregates only)
+    # | token: 200 for any valid token | register: the register's loader only (403 for
+    # operators too) | register+operator: the loader and operators
+    # (the loader gets 403 everywhere but public, token and its own endpoints)
     ok: int = 200
     body: dict[str, object] | None = None
 
 
 ENDPOINTS = [
-    Endpoint("GET", "/api/v1/whoami", "list"),
+    Endpoint("GET", "/api/v1/whoami", "token"),
     Endpoint("GET", "/api/v1/messages", "list"),
     Endpoint("GET", "/api/v1/messages/{oslo}", "own"),
     Endpoint("GET", "/api/v1/messages/{oslo}/findings", "own"),
@@ -53,9 +56,17 @@ ENDPOINTS = [
     Endpoint("PATCH", "/api/v1/parties/8000001", "operator", body={"name": "Oslo kommune"}),
     Endpoint("GET", "/api/v1/feedback?year=2018", "public"),
     Endpoint("GET", "/api/v1/feedback/0301?year=2018", "public"),
+    Endpoint("GET", "/api/v1/register/notifications?environment=pilot", "register"),
+    Endpoint(
+        "POST",
+        "/api/v1/register/confirm",
+        "register",
+        body={"environment": "pilot", "cursor": "WzAsMF0"},  # [0, 0]: the start
+    ),
+    Endpoint("GET", "/api/v1/register/position?environment=pilot", "register+operator"),
 ]
 
-CALLERS = ["none", "unknown", "revoked", "operator", "concerned", "other"]
+CALLERS = ["none", "unknown", "revoked", "operator", "concerned", "other", "register"]
 
 
 @pytest.fixture
@@ -87,6 +98,7 @@ async def world(sessions: Sessions) -> dict[str, object]:
         "operator": auth(await token(sessions, "ops", "operator")),
         "concerned": auth(await token(sessions, "oslo", "municipality:0301")),
         "other": auth(await token(sessions, "bergen", "municipality:4601")),
+        "register": auth(await token(sessions, "loader", "register")),
     }
 
 
@@ -95,9 +107,13 @@ def _expected(endpoint: Endpoint, caller: str) -> int:
         return endpoint.ok
     if caller in ("none", "unknown", "revoked"):
         return 401
-    if caller == "operator":
+    if endpoint.scope == "token":
         return endpoint.ok
-    if endpoint.scope == "operator":
+    if caller == "register":
+        return endpoint.ok if endpoint.scope.startswith("register") else 403
+    if caller == "operator":
+        return 403 if endpoint.scope == "register" else endpoint.ok
+    if endpoint.scope in ("operator", "register", "register+operator"):
         return 403
     if endpoint.scope == "own" and caller == "other":
         return 404

@@ -1,0 +1,312 @@
+"""All SQL of the register's feed (docs/register-feed.md): pages of accepted notifications in
+commit order, and the loader's confirmed position per environment.
+
+A position is (feed_seq, notifikasjon id): `feed_seq` is given to a melding at the very end of
+its transaction under the environment's locked counter row (`store.assign_feed_seq`), so a
+melding with a higher number is never visible before one with a lower number; all of a
+melding's notifications become visible at once. Paging strictly after the last position read
+therefore never skips a row, however long a large message held its transaction.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import chunks, is_postgres, one_of
+from app.models import Base
+from app.register.models import Episode, Hendelse, Melding, Notifikasjon, RegisterFeed
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+MELDING, NOTIFIKASJON = _table(Melding), _table(Notifikasjon)
+HENDELSE, EPISODE, FEED = _table(Hendelse), _table(Episode), _table(RegisterFeed)
+_M = "m__"  # the melding's columns in the page query, beside the notification's
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class FeedPosition:
+    """A place in an environment's feed: after every notification of the meldinger before
+    `seq`, and after those of melding `seq` up to `notifikasjon_id`."""
+
+    seq: int
+    notifikasjon_id: int
+
+
+START = FeedPosition(0, 0)
+LAST_ID = 2**63 - 1  # past every notification of a melding
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedItem:
+    """One notification with its melding, its events (`fid` still sealed) and the current
+    episodes of the (brukerNr, tjenesteID) keys its events name; rows by column name."""
+
+    position: FeedPosition
+    notifikasjon: dict[str, Any]
+    melding: dict[str, Any]
+    hendelser: list[dict[str, Any]]
+    episoder: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedState:
+    environment: str
+    last_seq: int  # the last sequence number given (committed)
+    confirmed: FeedPosition
+    confirmed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Backlog:
+    """What the loader has not confirmed yet."""
+
+    notifications: int
+    oldest_received_at: datetime | None
+
+
+class FeedPositionError(ValueError):
+    """A confirmation the feed refuses; `state` is the position kept."""
+
+    def __init__(self, message: str, state: FeedState) -> None:
+        super().__init__(message)
+        self.state = state
+
+
+class MovesBackwards(FeedPositionError):
+    pass
+
+
+class BeyondFeed(FeedPositionError):
+    pass
+
+
+# --- the page -------------------------------------------------------------------------------
+
+
+async def read_page(
+    session: AsyncSession, environment: str, after: FeedPosition, limit: int
+) -> list[FeedItem]:
+    """Up to `limit` notifications of `environment` after `after`, in feed order: one keyset
+    query over melding (uq_melding_environment_feed_seq) and its notifications
+    (ix_notifikasjon_melding_id), then the page's events and episodes in IN-chunks."""
+    m, n = MELDING, NOTIFIKASJON
+    query = (
+        select(*n.c, *(c.label(_M + c.name) for c in m.c))
+        .select_from(m.join(n, n.c.melding_id == m.c.id))
+        .where(
+            m.c.environment == environment,
+            m.c.feed_seq >= after.seq,  # the index's range starts here; NULL never matches
+            or_(m.c.feed_seq > after.seq, n.c.id > after.notifikasjon_id),
+        )
+        .order_by(m.c.feed_seq, n.c.id)
+        .limit(limit)
+    )
+    rows = (await session.execute(query)).mappings().all()
+    if not rows:
+        return []
+    postgres = await is_postgres(session)
+    notifications: list[dict[str, Any]] = []
+    meldinger: list[dict[str, Any]] = []
+    for row in rows:
+        notifications.append({c.name: row[c.name] for c in n.c})
+        meldinger.append({c.name: row[_M + c.name] for c in m.c})
+    events = await _events(session, [r["id"] for r in notifications], postgres)
+    episodes = await _episodes(session, notifications, events, postgres)
+    items = []
+    for notification, melding in zip(notifications, meldinger, strict=True):
+        own = events.get(notification["id"], [])
+        keys = dict.fromkeys(_key(e) for e in own)  # in the events' order, once each
+        where = (notification["environment"], notification["kommune_nr"])
+        items.append(
+            FeedItem(
+                position=FeedPosition(melding["feed_seq"], notification["id"]),
+                notifikasjon=notification,
+                melding=melding,
+                hendelser=own,
+                episoder=[episodes[(*where, *k)] for k in keys if (*where, *k) in episodes],
+            )
+        )
+    return items
+
+
+def _key(event: dict[str, Any]) -> tuple[str, str]:
+    # as episodes.py keys them: a missing brukerNr or tjenesteID is ""
+    return (event["bruker_nr"] or "", event["tjeneste_id"] or "")
+
+
+async def _events(
+    session: AsyncSession, ids: list[int], postgres: bool
+) -> dict[int, list[dict[str, Any]]]:
+    h = HENDELSE
+    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for chunk in chunks(frozenset(ids)):
+        found = await session.execute(
+            select(h)
+            .where(one_of(h.c.notifikasjon_id, chunk, postgres))
+            .order_by(h.c.notifikasjon_id, h.c.position)
+        )
+        for row in found.mappings():
+            out[row["notifikasjon_id"]].append(dict(row))
+    return out
+
+
+async def _episodes(
+    session: AsyncSession,
+    notifications: Sequence[dict[str, Any]],
+    events: dict[int, list[dict[str, Any]]],
+    postgres: bool,
+) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+    """The current episodes of the keys the page's events name, by (environment, kommune,
+    brukerNr, tjenesteID): per municipality, its episodes of the page's brukerNr (a prefix of
+    the episode table's unique index), keeping the keys asked for."""
+    wanted: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
+    for n in notifications:
+        for event in events.get(n["id"], []):
+            wanted[(n["environment"], n["kommune_nr"])].add(_key(event))
+    e = EPISODE
+    out: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    for (environment, kommune_nr), keys in wanted.items():
+        for chunk in chunks(frozenset(b for b, _ in keys)):
+            found = await session.execute(
+                select(e).where(
+                    e.c.environment == environment,
+                    e.c.kommune_nr == kommune_nr,
+                    one_of(e.c.bruker_nr, chunk, postgres),
+                )
+            )
+            for row in found.mappings():
+                if (row["bruker_nr"], row["tjeneste_id"]) in keys:
+                    out[(environment, kommune_nr, row["bruker_nr"], row["tjeneste_id"])] = dict(row)
+    return out
+
+
+def page_end(
+    state: FeedState, after: FeedPosition, items: Sequence[FeedItem], *, full: bool
+) -> FeedPosition:
+    """Where the next page starts: after the last item, and when the page is not full, past
+    every melding numbered when `state` was read (before the page), so a melding without
+    notifications at the end of the feed (an identical resend) is passed too and the loader
+    can confirm it. Safe because numbers are given in commit order: every melding up to
+    `state.last_seq` was visible to the page's query, and it returned all it found."""
+    end = max(after, items[-1].position) if items else after
+    if not full and state.last_seq > 0:
+        end = max(end, FeedPosition(state.last_seq, LAST_ID))
+    return end
+
+
+# --- the loader's position --------------------------------------------------------------------
+
+
+async def feed_state(session: AsyncSession, environment: str) -> FeedState:
+    """The environment's counter and confirmed position (all zero before its first melding)."""
+    row = (await session.execute(select(FEED).where(FEED.c.environment == environment))).first()
+    if row is None:
+        return FeedState(environment=environment, last_seq=0, confirmed=START, confirmed_at=None)
+    return _state(environment, row._mapping)
+
+
+def _state(environment: str, row: Any) -> FeedState:
+    return FeedState(
+        environment=environment,
+        last_seq=row["last_seq"],
+        confirmed=FeedPosition(row["confirmed_seq"], row["confirmed_notifikasjon_id"]),
+        confirmed_at=row["confirmed_at"],
+    )
+
+
+def is_beyond(state: FeedState, position: FeedPosition) -> bool:
+    """Whether a position lies past every melding numbered so far: paging or confirming
+    from there would skip the meldinger still to come."""
+    return position.seq > state.last_seq
+
+
+async def confirm(
+    session: AsyncSession, environment: str, position: FeedPosition, now: datetime
+) -> FeedState:
+    """Keep `position` as what the loader has taken; the caller commits. One conditional
+    UPDATE decides against concurrent confirmations and the intake's counter (which
+    locks the same row): it moves only forwards (or stays) and never past the last
+    sequence number given. Raises `MovesBackwards` or `BeyondFeed` with the kept state."""
+    state = await _move(session, environment, position, now)
+    if state is None:
+        state = await feed_state(session, environment)
+        if is_beyond(state, position):
+            raise BeyondFeed(
+                f"the cursor is beyond the feed: its melding {position.seq} is after the last "
+                f"one numbered in {environment} ({state.last_seq})",
+                state,
+            )
+        if position < state.confirmed:
+            raise MovesBackwards(
+                f"the cursor is before the confirmed position of {environment}: a "
+                "confirmation never moves backwards",
+                state,
+            )
+        # no row yet (nothing stored in the environment): the start is confirmed as it is
+        await _ensure_row(session, environment)
+        state = await _move(session, environment, position, now)
+        assert state is not None  # the row is there now, and the checks above passed
+    return state
+
+
+async def _move(
+    session: AsyncSession, environment: str, position: FeedPosition, now: datetime
+) -> FeedState | None:
+    f = FEED
+    stmt = (
+        update(f)
+        .where(
+            f.c.environment == environment,
+            f.c.last_seq >= position.seq,
+            or_(
+                f.c.confirmed_seq < position.seq,
+                (f.c.confirmed_seq == position.seq)
+                & (f.c.confirmed_notifikasjon_id <= position.notifikasjon_id),
+            ),
+        )
+        .values(
+            confirmed_seq=position.seq,
+            confirmed_notifikasjon_id=position.notifikasjon_id,
+            confirmed_at=now,
+        )
+        .returning(*f.c)
+    )
+    row = (await session.execute(stmt)).first()
+    return None if row is None else _state(environment, row._mapping)
+
+
+async def _ensure_row(session: AsyncSession, environment: str) -> None:
+    dialect: Any = postgresql if await is_postgres(session) else sqlite
+    await session.execute(
+        dialect.insert(FEED)
+        .values(environment=environment, last_seq=0, confirmed_seq=0, confirmed_notifikasjon_id=0)
+        .on_conflict_do_nothing(index_elements=["environment"])
+    )
+
+
+async def backlog(session: AsyncSession, environment: str, after: FeedPosition) -> Backlog:
+    """The notifications after `after` (the confirmed position), and the oldest received."""
+    m, n = MELDING, NOTIFIKASJON
+    row = (
+        await session.execute(
+            select(func.count(n.c.id), func.min(m.c.received_at))
+            .select_from(m.join(n, n.c.melding_id == m.c.id))
+            .where(
+                m.c.environment == environment,
+                m.c.feed_seq >= after.seq,
+                or_(m.c.feed_seq > after.seq, n.c.id > after.notifikasjon_id),
+            )
+        )
+    ).one()
+    return Backlog(notifications=int(row[0]), oldest_received_at=row[1])
