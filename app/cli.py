@@ -240,7 +240,7 @@ def parties_list() -> None:
 @tokens_app.command("create")
 def tokens_create(
     name: Annotated[str, typer.Argument(help="A unique name (who holds it)")],
-    role: Annotated[str, typer.Option(help="operator | municipality:<kommunenr>")],
+    role: Annotated[str, typer.Option(help="operator | register | municipality:<kommunenr>")],
 ) -> None:
     """Create a token; it is printed once and stored hashed."""
     try:
@@ -332,6 +332,7 @@ from app.cli_api import register as register_api  # noqa: E402
 from app.cli_feedback import register as register_feedback  # noqa: E402
 from app.cli_notify import register as register_notify  # noqa: E402
 from app.cli_ops import register as register_ops  # noqa: E402
+from app.cli_register import register as register_export  # noqa: E402
 from app.cli_register_admin import register as register_register_admin  # noqa: E402
 from app.cli_tools import register as register_tools  # noqa: E402
 
@@ -341,6 +342,7 @@ register_api(app)
 register_ops(app)  # keys check|reload, retention run (issue 12)
 register_feedback(app)  # feedback refresh (issue 14)
 register_register_admin(app)  # register rotate-key|backfill (issue 19)
+register_export(app)  # export (issue 19)
 
 
 def main() -> None:
