@@ -1,6 +1,7 @@
 """Names the feedback shows: kodeverk 9151 (IPLOS tjenestetype, from XPR(ipl)_CodingSchemes.xsd),
-the counties (fylker) by the first two digits of a kommunenummer, the user groups and the
-IPLOS items whose completeness is measured."""
+the counties (fylker) by the first two digits of a kommunenummer, the user groups, the
+IPLOS items whose completeness is measured, and the codes and municipalities those items are
+judged against (typeID's kodeverk 9032, the municipalities divided into districts)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ USER_GROUPS: dict[str, str] = {
 }
 
 # The items stored per event and notification whose completeness the refresh counts:
-# key -> (name shown, what the share is of)
+# key -> (name shown, what the share is of). `type_id` and `bydel` are the Bruker's, read from
+# the register store's `hendelse` rows (app/feedback/register_counts.py).
 ITEMS: dict[str, tuple[str, str]] = {
     "lopenr": ("notifikasjonLopeNr", "alle notifikasjoner"),
     "ref": ("notifikasjonRef", "notifikasjoner med status M eller C"),
@@ -53,6 +55,30 @@ ITEMS: dict[str, tuple[str, str]] = {
     "tjeneste_id": ("tjenesteID", "alle hendelser"),
     "org_nr_changed": ("tjenesteOrgNr", "hendelser TjenesteutforerEndret (obligatorisk)"),
     "org_nr": ("tjenesteOrgNr", "alle hendelser (valgfritt)"),
+    "type_id": ("typeID", "alle hendelser (gyldig kode 1, 2, 3 eller 9)"),
+    "bydel": ("bydel", "alle hendelser (kommuner med bydeler; 2 til 6 siffer)"),
+}
+# shown only for the municipalities in BYDEL_KOMMUNER (elsewhere bydel is not used)
+DISTRICT_ITEMS = frozenset({"bydel"})
+
+# kodeverk 9032 (type personidentifikasjon): the codes IPL-TYPEID-CODE accepts
+# (app/content/iplos/validate.py): 1 fødselsnummer, 2 D-nummer, 3 H-nummer, 9 annet (fid is
+# then a birth date ddmmåå). typeID is counted as sent, so "01" is not a valid code here.
+TYPE_ID_CODES = frozenset({"1", "2", "3", "9"})
+
+# The municipalities divided into districts (bydeler), whose events are expected to carry
+# Bruker/@bydel. Source: Statistics Norway's classification of districts, "Standard for
+# bydelsinndeling" (KLASS 103, https://www.ssb.no/klass/klassifikasjoner/103): "in official
+# Norwegian statistics the term bydel is tied to the four largest municipalities, Oslo,
+# Bergen, Trondheim and Stavanger". Each under every number it has had since KPR began
+# (2017): Bergen 1201 until 2019, 4601 from 2020; Trondheim 1601 until 2017, 5001 from 2018.
+BYDEL_KOMMUNER: dict[str, str] = {
+    "0301": "Oslo",
+    "1201": "Bergen (til 2019)",
+    "4601": "Bergen (fra 2020)",
+    "1601": "Trondheim (til 2017)",
+    "5001": "Trondheim (fra 2018)",
+    "1103": "Stavanger",
 }
 
 # Counties by the first two digits; the numbers of 2018, 2020 and 2024 do not collide.
@@ -97,6 +123,10 @@ def fylke_of(kommune_nr: str) -> str:
 
 def fylke_name(code: str) -> str:
     return FYLKER.get(code, f"Fylke {code}")
+
+
+def has_districts(kommune_nr: str) -> bool:
+    return kommune_nr in BYDEL_KOMMUNER
 
 
 def tjenestetype_name(code: str) -> str:

@@ -1,13 +1,15 @@
-"""The feedback's aggregates, computed from the stored history and refreshed in the background
-(`start_refresher`, from the app's lifespan) or by `kpr-mottak feedback refresh`.
+"""The feedback's aggregates, computed from the stored history and the register store (users at
+the year's end and the Bruker's items: `app.feedback.register_counts`), refreshed in the
+background (`start_refresher`, from the app's lifespan) or by `kpr-mottak feedback refresh`.
 
 Incremental: the refresh recomputes only the (environment, municipality, reporting year)
 triples that messages received since the last refresh touch: messages with an id above the
 watermark, and, because a message's id is taken before its transaction commits, those received
-within `LOOKBACK` before the last refresh. Each triple is recomputed whole from the history
-(one municipality's messages of one year: indexed), never patched by difference, so a refresh
-that runs twice gives the same figures. `full=True` recomputes everything (after retention has
-deleted messages, or a restore).
+within `LOOKBACK` before the last refresh. Each triple is recomputed whole (one municipality's
+messages of one year: indexed), never patched by difference, so a refresh that runs twice
+gives the same figures; the touched municipalities' other years get their users at the year's
+end recounted, since those read the episodes as they are now. `full=True` recomputes
+everything (after retention has deleted messages, or a restore).
 
 Only counts leave this module; brukerNr is counted (DISTINCT) inside the database and never
 read into Python. One refresher at a time: a transaction-scoped advisory lock on PostgreSQL,
@@ -25,12 +27,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import and_, case, delete, distinct, exists, func, insert, select, text
+from sqlalchemy import and_, case, delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased
 
 from app.content.calendar import local_date
-from app.feedback.codes import AT_HOME, LONG_TERM
+from app.feedback.register_counts import person_item_counts, year_end_counts
 from app.feedback.tables import FeedbackCount, FeedbackKommune, FeedbackMedian, FeedbackState
 from app.logging import get_logger
 from app.models import Finding, IplosEvent, IplosNotification, Message, Receipt
@@ -53,6 +54,8 @@ _LOCK_KEY = 7_141_414  # pg advisory lock id of the feedback refresher
 class RefreshReport:
     touched: int = 0  # (environment, municipality, year) triples recomputed
     touched_keys: set[tuple[str, str, int]] = field(default_factory=set)
+    # other years of the touched municipalities whose users at the year's end were recounted
+    year_end_keys: set[tuple[str, str, int]] = field(default_factory=set)
     years: set[tuple[str, int]] = field(default_factory=set)
     watermark: int = 0
     generation: int = 0
@@ -160,51 +163,14 @@ async def _compute(
         out[kommune].put("item", "lopenr", lopenr, accepted)
         out[kommune].put("item", "ref", mc_ref, mc)
 
-    # events of notifications in force: not annulments, not annulled by a later C row
-    annul = aliased(IplosNotification)
-    annulled = exists().where(
-        annul.environment == n.environment,
-        annul.kommune_nr == n.kommune_nr,
-        annul.ref == n.guid,
-        annul.status == "C",
-    )
-    in_force = and_(stored, n.status != "C", ~annulled)
-    per_type = await _all(
-        session,
-        select(n.kommune_nr, e.tjeneste_type, func.count(distinct(n.bruker_nr)))
-        .join(m, m.id == n.message_id)
-        .join(e, e.notification_id == n.id)
-        .where(in_force)
-        .group_by(n.kommune_nr, e.tjeneste_type),
-    )
-    for kommune, code, users in per_type:
-        out[kommune].put("tjeneste", str(code), users)
-    long_term = func.max(case((e.tjeneste_type.in_(LONG_TERM), 1), else_=0)).label("lt")
-    home = func.max(case((e.tjeneste_type.in_(AT_HOME), 1), else_=0)).label("home")
-    per_user = (
-        select(n.kommune_nr.label("k"), long_term, home)
-        .join(m, m.id == n.message_id)
-        .join(e, e.notification_id == n.id)
-        .where(in_force)
-        .group_by(n.kommune_nr, n.bruker_nr)
-        .subquery()
-    )
-    at_home = case((and_(per_user.c.lt == 0, per_user.c.home == 1), 1), else_=0)
-    for kommune, *counts in await _all(
-        session,
-        select(
-            per_user.c.k,
-            func.count(),
-            func.coalesce(func.sum(per_user.c.lt), 0),
-            func.coalesce(func.sum(at_home), 0),
-        ).group_by(per_user.c.k),
-    ):
-        users, lt_users, home_users = (int(x or 0) for x in counts)
-        fig = out[kommune]
-        fig.put("users", "total", users)
-        fig.put("users", "long_term", lt_users)
-        fig.put("users", "home", home_users)
-        fig.put("users", "other", users - lt_users - home_users)
+    # users at the year's end, from the register's episodes; the Bruker's items from its
+    # `hendelse` rows (app/feedback/register_counts.py)
+    for c in [
+        *await year_end_counts(session, environment, year, kommuner),
+        *await person_item_counts(session, environment, (start, end), kommuner),
+    ]:
+        if c.kommune_nr in out:  # a municipality with messages in the year's window
+            out[c.kommune_nr].put(c.kind, c.key, c.value, c.total)
 
     changed = e.kind == "TjenesteutforerEndret"
     for kommune, ev_total, dato, tid, org, ch, ch_org in await _all(
@@ -477,6 +443,64 @@ async def _touched(
     }
 
 
+async def _their_other_years(
+    session: AsyncSession, touched: set[tuple[str, str, int]]
+) -> set[tuple[str, str, int]]:
+    """The other reporting years with figures of the touched municipalities: their users at
+    the year's end come from the register's episodes as they are now, which a message
+    received later (a late correction or annulment, an end dated back) may change. The
+    rest of a year's figures is read from the messages of its window, which a later message
+    does not change."""
+    by_environment: dict[str, set[str]] = defaultdict(set)
+    for environment, kommune, _year in touched:
+        by_environment[environment].add(kommune)
+    out: set[tuple[str, str, int]] = set()
+    for environment, kommuner in sorted(by_environment.items()):
+        for chunk in _chunks(sorted(kommuner)):
+            for kommune, year in await _all(
+                session,
+                select(FeedbackKommune.kommune_nr, FeedbackKommune.year).where(
+                    FeedbackKommune.environment == environment,
+                    FeedbackKommune.kommune_nr.in_(chunk),
+                ),
+            ):
+                out.add((environment, str(kommune), int(year)))
+    return out - touched
+
+
+YEAR_END_KINDS = ("users", "tjeneste", "tjeneste_stopp")
+
+
+async def _recount_year_end(
+    session: AsyncSession, environment: str, year: int, kommuner: Sequence[str]
+) -> None:
+    """Replace only the users at the year's end of `kommuner` (which have figures for the
+    year) with the episodes' count now."""
+    for chunk in _chunks(list(kommuner)):
+        await session.execute(
+            delete(FeedbackCount).where(
+                FeedbackCount.environment == environment,
+                FeedbackCount.year == year,
+                FeedbackCount.kommune_nr.in_(chunk),
+                FeedbackCount.kind.in_(YEAR_END_KINDS),
+            )
+        )
+        rows = [
+            {
+                "environment": environment,
+                "year": year,
+                "kommune_nr": c.kommune_nr,
+                "kind": c.kind,
+                "key": c.key[:60],
+                "value": c.value,
+                "total": c.total,
+            }
+            for c in await year_end_counts(session, environment, year, chunk)
+        ]
+        if rows:
+            await session.execute(insert(FeedbackCount), rows)
+
+
 async def refresh(
     session: AsyncSession, settings: Settings, *, full: bool = False, now: datetime | None = None
 ) -> RefreshReport:
@@ -498,6 +522,9 @@ async def refresh(
         await session.execute(delete(FeedbackKommune))
         await session.execute(delete(FeedbackMedian))
     touched = await _touched(session, settings, state, top, full)
+    others: set[tuple[str, str, int]] = set()
+    if not full:
+        others = await _their_other_years(session, touched)
     by_year: dict[tuple[str, int], set[str]] = defaultdict(set)
     for environment, kommune, year in touched:
         by_year[(environment, year)].add(kommune)
@@ -508,6 +535,12 @@ async def refresh(
             computed.update(await _compute(session, settings, environment, year, chunk))
         await _store(session, environment, year, chosen, computed, now)
         report.years.add((environment, year))
+    year_ends: dict[tuple[str, int], set[str]] = defaultdict(set)
+    for environment, kommune, year in others:
+        year_ends[(environment, year)].add(kommune)
+    for (environment, year), kommuner in sorted(year_ends.items()):
+        await _recount_year_end(session, environment, year, sorted(kommuner))
+        report.years.add((environment, year))
     for environment, year in sorted(report.years):
         await _refresh_medians(session, environment, year)
     state.watermark = top
@@ -517,6 +550,7 @@ async def refresh(
     await session.flush()
     report.touched = len(touched)
     report.touched_keys = touched
+    report.year_end_keys = others
     report.watermark = state.watermark
     report.generation = state.generation
     return report

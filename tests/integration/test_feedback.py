@@ -1,7 +1,7 @@
-"""The open feedback (issue 14) on SQLite and PostgreSQL: the refresh from the stored history,
-the figures with their suppression, the pages (ETag, filters, sorting), JSON and CSV, the
-incremental refresh, the CLI, a message through the real intake, and a privacy scan over
-everything published."""
+"""The open feedback (issue 14) on SQLite and PostgreSQL: the refresh from the stored history
+and the register store, the figures with their suppression, the pages (ETag, filters,
+sorting), JSON and CSV, the incremental refresh, the CLI, a message through the real intake,
+and a privacy scan over everything published."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ from app.models import (
     Message,
     Receipt,
 )
+from app.register.episodes import update_episodes
+from app.register.models import Episode, Hendelse, Melding, Notifikasjon
 from app.security.devpki import DevPki
 from app.settings import Settings
 from tests.integration.messages import epj_message, post
@@ -46,8 +48,29 @@ def _no_background_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @dataclass
 class User:
+    """One notification of one person: per service type (each its own tjenesteID) a
+    TjenesteStart on `start` (None: not sent), a MidlertidigStoppFra on `stop` and a
+    TjenesteSlutt on `end` when given."""
+
     types: tuple[str, ...]  # tjenesteType of its events
     org_nr: bool = True
+    start: date | None = date(2018, 10, 1)
+    stop: date | None = None
+    end: date | None = None
+    type_id: str = "1"
+    bydel: str | None = None
+    bruker_nr: str | None = None  # None: a brukerNr of its own
+
+    def events(self) -> list[tuple[str, date]]:
+        return [
+            (kind, day)
+            for kind, day in (
+                ("TjenesteStart", self.start),
+                ("MidlertidigStoppFra", self.stop),
+                ("TjenesteSlutt", self.end),
+            )
+            if day is not None
+        ]
 
 
 def fid_of(kommune: str, i: int) -> str:
@@ -97,8 +120,22 @@ async def seed_message(
                 created_at=received_at,
             )
         )
+        melding = None
+        if apprec != "2":  # the register keeps accepted messages only
+            melding = Melding(
+                message_id=m.id,
+                environment=environment,
+                kommune_nr=kommune,
+                received_at=received_at,
+                apprec_id=f"APPREC-{m.id}",
+                apprec_status=apprec,
+                versjon="56.0.0",
+            )
+            s.add(melding)
+            await s.flush()
         for i, u in enumerate(users):
-            bruker = f"BR-{kommune}-{m.id}-{i}"
+            bruker = u.bruker_nr or f"BR-{kommune}-{m.id}-{i}"
+            fid = fid_of(kommune, m.id * 1000 + i)
             n = IplosNotification(
                 message_id=m.id,
                 environment=environment,
@@ -112,27 +149,79 @@ async def seed_message(
             )
             s.add(n)
             await s.flush()
-            for pos, code in enumerate(u.types):
+            stored = None
+            if melding is not None:
+                stored = Notifikasjon(
+                    melding_id=melding.id,
+                    environment=environment,
+                    kommune_nr=kommune,
+                    position=i + 1,
+                    status_notifikasjon="N",
+                    notifikasjon_tid="2018-10-01T12:00:00",
+                    notifikasjon_guid=n.guid,
+                    notifikasjon_forrige_guid=n.forrige_guid,
+                    notifikasjon_lope_nr=str(n.lopenr),
+                    notifikasjon_guid_tolket=n.guid,
+                    notifikasjon_lope_nr_tolket=n.lopenr,
+                )
+                s.add(stored)
+                await s.flush()
+            events = [(code, kind, day) for code in u.types for kind, day in u.events()]
+            for pos, (code, kind, day) in enumerate(events):
+                org_nr = "974760673" if u.org_nr else None
+                tjeneste_id = f"T{i}-{code}"
                 s.add(
                     IplosEvent(
                         notification_id=n.id,
                         position=pos,
-                        kind="TjenesteStart",
+                        kind=kind,
                         tjeneste_type=code,
-                        tjeneste_id=f"T{i}",
-                        tjeneste_org_nr="974760673" if u.org_nr else None,
-                        hendelse_dato=date(2018, 10, 1),
+                        tjeneste_id=tjeneste_id,
+                        tjeneste_org_nr=org_nr,
+                        hendelse_dato=day,
                     )
                 )
-            s.add(
-                IplosBruker(
-                    environment=environment,
-                    kommune_nr=kommune,
-                    bruker_nr=bruker,
-                    fid=PROTECTOR.seal(fid_of(kommune, m.id * 1000 + i)),
-                    fid_hmac=PROTECTOR.digest(fid_of(kommune, m.id * 1000 + i)),
+                if stored is None:
+                    continue
+                hendelse_guid = str(uuid.uuid4())
+                s.add(
+                    Hendelse(
+                        notifikasjon_id=stored.id,
+                        environment=environment,
+                        kommune_nr=kommune,
+                        position=pos + 1,
+                        hendelse_type=kind,
+                        tjeneste_type=code,
+                        hendelse_reg_tid="2018-10-01T12:00:00",
+                        tjeneste_org_nr=org_nr,
+                        hendelse_dato=day.isoformat(),
+                        tjeneste_id=tjeneste_id,
+                        hendelse_guid=hendelse_guid,
+                        midlertidig_stopp_id="S1" if kind == "MidlertidigStoppFra" else None,
+                        pasient_guid=str(uuid.uuid4()),
+                        bruker_nr=bruker,
+                        fid=PROTECTOR.seal(fid),
+                        fid_hmac=PROTECTOR.digest(fid),
+                        type_id=u.type_id,
+                        bydel=u.bydel,
+                        hendelse_dato_tolket=day,
+                        hendelse_guid_tolket=hendelse_guid,
+                        type_id_tolket=u.type_id if u.type_id in ("1", "2", "3", "9") else None,
+                    )
                 )
-            )
+            if await s.get(IplosBruker, (environment, kommune, bruker)) is None:
+                s.add(
+                    IplosBruker(
+                        environment=environment,
+                        kommune_nr=kommune,
+                        bruker_nr=bruker,
+                        fid=PROTECTOR.seal(fid),
+                        fid_hmac=PROTECTOR.digest(fid),
+                    )
+                )
+        if melding is not None:
+            await s.flush()
+            await update_episodes(s, melding.id)
         for i in range(dropped + warned):
             failing = i < dropped
             s.add(
@@ -386,7 +475,7 @@ async def _privacy_scan(
     kommuner: list[str],
 ) -> int:
     """Every page, JSON and CSV for `selections`: no 11-digit number, no GUID, and none of
-    the stored brukerNr, fid, GUIDs or message ids."""
+    the stored brukerNr, fid, GUIDs or message ids (history and register store alike)."""
     async with sessions() as s:
         secrets = set(await s.scalars(select(IplosBruker.bruker_nr)))
         secrets |= {PROTECTOR.open(x) for x in await s.scalars(select(IplosBruker.fid))}
@@ -397,6 +486,16 @@ async def _privacy_scan(
         secrets |= {x for x in await s.scalars(select(Finding.notification_guid)) if x}
         secrets |= {x for x in await s.scalars(select(Message.msghead_msg_id)) if x}
         secrets |= {x for x in await s.scalars(select(Message.ebms_message_id)) if x}
+        # the register store: brukerNr, fid, every GUID of the events and notifications
+        for column in (
+            Hendelse.bruker_nr,
+            Hendelse.pasient_guid,
+            Hendelse.hendelse_guid,
+            Notifikasjon.notifikasjon_guid,
+            Episode.bruker_nr,
+        ):
+            secrets |= {x for x in await s.scalars(select(column)) if x}
+        secrets |= {PROTECTOR.open(x) for x in await s.scalars(select(Hendelse.fid)) if x}
     assert secrets
     bodies: list[str] = []
     for params in selections:
