@@ -71,7 +71,8 @@ def kommune_csv(k: KommuneFeedback) -> str:
         [*base, "oversikt", "andel_feil", "Andel med feil (%)", _v(k.error_share),
          _v(k.error_share_median)]
     )  # fmt: skip
-    w.writerow([*base, "oversikt", "brukere", "Brukere", _v(k.users), ""])
+    users_on = k.users_on.strftime("%d.%m.%Y")
+    w.writerow([*base, "oversikt", "brukere", f"Brukere {users_on}", _v(k.users), ""])
     for g in k.user_groups:
         w.writerow([*base, "brukergruppe", g.key, g.label, _v(g.users), ""])
         w.writerow([*base, "brukergruppe_andel", g.key, g.label, _v(g.share), _v(g.median)])
@@ -80,6 +81,8 @@ def kommune_csv(k: KommuneFeedback) -> str:
         w.writerow(
             [*base, "tjenestetype_andel", s.tjeneste_type, s.name, _v(s.share), _v(s.median)]
         )
+        stopped = [*base, "tjenestetype_midlertidig_stopp", s.tjeneste_type, s.name]
+        w.writerow([*stopped, _v(s.stopped), ""])
     for i in k.items:
         w.writerow([*base, "utfylling", i.key, f"{i.item} ({i.of})", _v(i.filled), _v(i.median)])
     for m in k.months:

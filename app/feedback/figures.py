@@ -17,8 +17,17 @@ from app.catalogue import all_rules
 from app.content.calendar import ReportingYear, local_date
 from app.core.findings import Consequence, Rule
 from app.feedback import suppress
-from app.feedback.codes import ITEMS, USER_GROUPS, fylke_name, fylke_of, tjenestetype_name
+from app.feedback.codes import (
+    DISTRICT_ITEMS,
+    ITEMS,
+    USER_GROUPS,
+    fylke_name,
+    fylke_of,
+    has_districts,
+    tjenestetype_name,
+)
 from app.feedback.refresh import generation, rule_share_parts
+from app.feedback.register_counts import year_end
 from app.feedback.tables import FeedbackCount, FeedbackKommune, FeedbackMedian, FeedbackState
 from app.kommuner.repository import kommuner_of
 from app.query.reporting import year_entry
@@ -130,8 +139,11 @@ class GroupRow(BaseModel):
 class ServiceRow(BaseModel):
     tjeneste_type: str
     name: str
-    users: Figure
+    users: Figure = Field(description="users with an episode of this type active on 31 December")
     share: Figure = Field(description="share of the municipality's users")
+    stopped: Figure = Field(
+        description="of these users, those on a temporary stop of the service that day"
+    )
     median: Median
 
 
@@ -183,6 +195,9 @@ class KommuneFeedback(BaseModel):
     accepted_median: Median
     error_share: Figure
     error_share_median: Median
+    users_on: datetime.date = Field(
+        description="the day users are counted on: 31 December of the year (docs/feedback.md)"
+    )
     users: Figure
     user_groups: list[GroupRow]
     services: list[ServiceRow]
@@ -226,6 +241,19 @@ def rule_text(rule_id: str) -> tuple[str, str]:
     if "EPJ" not in text:
         text = f"{text} {EPJ_ADVICE.get(rule.consequence.value, '')}".strip()
     return text, rule.consequence.value
+
+
+def _stopped(users: int, on_stop: int, users_cell: suppress.Cell) -> suppress.Cell:
+    """A service's users on a temporary stop, beside its users: the two parts, on a stop and
+    receiving the service, add up to the users shown, so a small part suppresses the other
+    (`suppress.group`: the receiving part is never shown, but the stopped count and the users
+    would give it back); and where the users themselves are suppressed, a stopped count
+    above zero is hidden too (it would bound them)."""
+    cells, _ = suppress.group({"stopped": on_stop, "receiving": users - on_stop}, users)
+    cell = cells["stopped"]
+    if users_cell.suppressed and not cell.suppressed and on_stop > 0:
+        return suppress.hidden()
+    return cell
 
 
 def _timeliness(
@@ -493,6 +521,13 @@ async def kommune_feedback(
                     by_type[code], users_total, hide=type_cells[code].text == suppress.HIDDEN
                 )
             ),
+            stopped=_fig(
+                _stopped(
+                    by_type[code],
+                    counts.get(("tjeneste_stopp", code), (0, 0))[0],
+                    type_cells[code],
+                )
+            ),
             median=_median(medians.get(("tjeneste", code))),
         )
         for code in sorted(by_type, key=lambda c: (len(c), c))
@@ -500,6 +535,8 @@ async def kommune_feedback(
 
     items = []
     for item_key, (item, of) in ITEMS.items():
+        if item_key in DISTRICT_ITEMS and not has_districts(kommune_nr):
+            continue
         filled, base = counts.get(("item", item_key), (0, 0))
         items.append(
             ItemRow(
@@ -564,6 +601,7 @@ async def kommune_feedback(
         accepted_median=_median(medians.get(("headline", "accepted")), percent=False),
         error_share=_fig(suppress.share(failed, received)),
         error_share_median=_median(medians.get(("headline", "error_share"))),
+        users_on=year_end(year),
         users=_fig(users_cell or suppress.count(users_total)),
         user_groups=user_groups,
         services=services,
