@@ -208,10 +208,11 @@ async def store_outcome(
         await history.store_history(
             session, message_id, h.environment, h.content, h.before, protector
         )
-        melding_id = await register_store.store_melding(
+        stored = await register_store.store_melding(
             session, _melding_record(outcome, message_id, h), protector
         )
-        await episodes.update_episodes(session, melding_id)
+        melding_id = stored.id
+        await episodes.update_episodes(session, stored.id, stored.own)
     if outcome.release_claim is not None:
         await _release_claim(session, message_id, outcome.release_claim)
     await totals.record_message(session, message_id, windows)

@@ -477,8 +477,8 @@ async def _store(
         if await _has_melding(session, record.message_id):
             await session.rollback()
             return False
-        melding_id = await store_melding(session, record, job.protector)
-        await update_episodes(session, melding_id)
-        await assign_feed_seq(session, record.environment, melding_id)  # last: see its doc
+        stored = await store_melding(session, record, job.protector)
+        await update_episodes(session, stored.id, stored.own)
+        await assign_feed_seq(session, record.environment, stored.id)  # last: see its doc
         await session.commit()
     return True

@@ -209,7 +209,20 @@ _EVENT_COLUMNS = (
 )
 
 
-async def update_episodes(session: AsyncSession, melding_id: int) -> int:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OwnEvents:
+    """A melding's notifications and events as just stored (app/register/store.py), so its
+    episodes need not read them back: a 100 000-notification message would read 100 000
+    rows it has in memory."""
+
+    guids: frozenset[str]
+    refs: frozenset[str]
+    by_bruker: dict[str, list[tuple[Key, EventFacts]]]
+
+
+async def update_episodes(
+    session: AsyncSession, melding_id: int, own: OwnEvents | None = None
+) -> int:
     """Recompute, in the melding's transaction, every episode it can change: all episodes of
     the persons (brukerNr) its events name, and of those named by the events of every
     notification its corrections refer to, of the other corrections of those originals, and
@@ -221,10 +234,16 @@ async def update_episodes(session: AsyncSession, melding_id: int) -> int:
     if melding is None:
         return 0
     where = (melding.environment, melding.kommune_nr)
-    brukere = await _affected_brukere(session, melding_id, where)
+    brukere = await _affected_brukere(session, melding_id, where, own)
     for batch in batches(sorted(brukere)):
-        await _recompute(session, where, batch)
+        await _recompute(session, where, batch, _Own(melding_id, own))
     return len(brukere)
+
+
+@dataclass(frozen=True, slots=True)
+class _Own:
+    melding_id: int
+    events: OwnEvents | None
 
 
 def _scope(where: tuple[str, str]) -> list[Any]:
@@ -232,25 +251,12 @@ def _scope(where: tuple[str, str]) -> list[Any]:
 
 
 async def _affected_brukere(
-    session: AsyncSession, melding_id: int, where: tuple[str, str]
+    session: AsyncSession, melding_id: int, where: tuple[str, str], own: OwnEvents | None
 ) -> set[str]:
-    own = (
-        await session.execute(
-            select(
-                Notifikasjon.notifikasjon_guid_tolket, Notifikasjon.notifikasjon_ref_tolket
-            ).where(Notifikasjon.melding_id == melding_id)
-        )
-    ).all()
-    brukere = set(
-        await session.scalars(
-            select(Hendelse.bruker_nr)
-            .join(Notifikasjon, Notifikasjon.id == Hendelse.notifikasjon_id)
-            .where(Notifikasjon.melding_id == melding_id)
-            .distinct()
-        )
-    )
-    guids = frozenset(g for g, _ in own)
-    refs = frozenset(r for _, r in own if r)
+    if own is None:
+        own = await _read_own(session, melding_id)
+    brukere: set[str | None] = set(own.by_bruker)
+    guids, refs = own.guids, own.refs
     related: set[int] = set()
     pg = await is_postgres(session)
     for chunk in chunks(refs):
@@ -282,22 +288,52 @@ async def _affected_brukere(
     return {b or "" for b in brukere}
 
 
-async def _recompute(session: AsyncSession, where: tuple[str, str], brukere: list[str]) -> None:
-    environment, kommune_nr = where
-    pg = await is_postgres(session)
-    rows = (
+async def _read_own(session: AsyncSession, melding_id: int) -> OwnEvents:
+    """What `OwnEvents` holds, read back (a melding stored earlier: `register backfill`)."""
+    own = (
         await session.execute(
-            select(*_EVENT_COLUMNS)
-            .join(Notifikasjon, Notifikasjon.id == Hendelse.notifikasjon_id)
-            .where(
-                Hendelse.environment == environment,
-                Hendelse.kommune_nr == kommune_nr,
-                one_of(Hendelse.bruker_nr, brukere, pg),
-            )
+            select(
+                Notifikasjon.notifikasjon_guid_tolket, Notifikasjon.notifikasjon_ref_tolket
+            ).where(Notifikasjon.melding_id == melding_id)
         )
     ).all()
+    brukere = await session.scalars(
+        select(Hendelse.bruker_nr)
+        .join(Notifikasjon, Notifikasjon.id == Hendelse.notifikasjon_id)
+        .where(Notifikasjon.melding_id == melding_id)
+        .distinct()
+    )
+    return OwnEvents(
+        guids=frozenset(g for g, _ in own),
+        refs=frozenset(r for _, r in own if r),
+        by_bruker={b or "": [] for b in brukere},
+    )
+
+
+async def _recompute(
+    session: AsyncSession, where: tuple[str, str], brukere: list[str], own: _Own
+) -> None:
+    environment, kommune_nr = where
+    pg = await is_postgres(session)
+    query = (
+        select(*_EVENT_COLUMNS)
+        .join(Notifikasjon, Notifikasjon.id == Hendelse.notifikasjon_id)
+        .where(
+            Hendelse.environment == environment,
+            Hendelse.kommune_nr == kommune_nr,
+            one_of(Hendelse.bruker_nr, brukere, pg),
+        )
+    )
     events: dict[Key, list[EventFacts]] = defaultdict(list)
     notifications: dict[str, NotificationFacts] = {}
+    if own.events is not None:
+        # the melding's own rows are in memory: read only the others
+        query = query.where(Notifikasjon.melding_id != own.melding_id)
+        for bruker_nr in brukere:
+            for key, fact in own.events.by_bruker.get(bruker_nr, ()):
+                events[key].append(fact)
+                notifications[fact.notification.guid] = fact.notification
+    rows = (await session.execute(query)).all()
     for r in rows:
         m = r._mapping  # past the ten columns Row's typing spells out
         n = NotificationFacts(

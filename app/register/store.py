@@ -9,6 +9,7 @@ commit, so the counter's row lock is held only for the commit itself.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.content.model import ContentResult, Notification, normalize_guid, parse_xs_date
 from app.db import is_postgres, write_rows
 from app.models import Base
+from app.register.episodes import EventFacts, Key, NotificationFacts, OwnEvents
 from app.register.models import (
     Hendelse,
     Kontaktperson,
@@ -98,8 +100,16 @@ def stored_rows(content: ContentResult) -> list[Notification]:
     ]
 
 
-async def store_melding(session: AsyncSession, record: MeldingRecord, protector: Protector) -> int:
-    """Store an accepted message in the register; returns the `melding` row's id."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredMelding:
+    id: int  # the melding row's
+    own: OwnEvents  # its notifications and events, for its episodes
+
+
+async def store_melding(
+    session: AsyncSession, record: MeldingRecord, protector: Protector
+) -> StoredMelding:
+    """Store an accepted message in the register."""
     content = record.content
     unit = content.kommuner[0] if content.kommuner else ""
     values: dict[str, Any] = {
@@ -126,8 +136,10 @@ async def store_melding(session: AsyncSession, record: MeldingRecord, protector:
     )
     rows = stored_rows(content)
     if not rows:
-        return melding_id
-    sealed = await anyio.to_thread.run_sync(_seal_all, rows, protector)
+        return StoredMelding(
+            id=melding_id, own=OwnEvents(guids=frozenset(), refs=frozenset(), by_bruker={})
+        )
+    sealed, own = await anyio.to_thread.run_sync(_seal_all, rows, protector)
     where = (record.environment, unit[:4])
     await write_rows(session, _table(Notifikasjon), _notification_rows(melding_id, where, rows))
     found = await session.execute(
@@ -135,7 +147,7 @@ async def store_melding(session: AsyncSession, record: MeldingRecord, protector:
     )
     ids = dict(found.all())
     await write_rows(session, _table(Hendelse), _event_rows(ids, where, rows, sealed))
-    return melding_id
+    return StoredMelding(id=melding_id, own=own)
 
 
 def _contact_rows(melding_id: int, content: ContentResult) -> Iterator[dict[str, Any]]:
@@ -172,22 +184,52 @@ def _notification_rows(
 Sealed = list[list[tuple[str | None, str | None]]]  # per notification, per event: token, hmac
 
 
-def _seal_all(rows: Sequence[Notification], protector: Protector) -> Sealed:
+def _seal_all(rows: Sequence[Notification], protector: Protector) -> tuple[Sealed, OwnEvents]:
+    """Each event's fid sealed and hashed, and the events as the episodes read them."""
     out: Sealed = []
+    by_bruker: dict[str, list[tuple[Key, EventFacts]]] = defaultdict(list)
     for n in rows:
         assert n.raw is not None
+        facts = NotificationFacts(
+            guid=n.guid[:100],
+            status=n.raw.attrs.get("statusNotifikasjon") or "",
+            ref=n.ref[:100] if n.ref else None,
+            lopenr=n.lopenr,
+            tid=n.raw.attrs.get("notifikasjonTid") or "",
+        )
         per_event: list[tuple[str | None, str | None]] = []
         cache: dict[str, tuple[str | None, str | None]] = {}
-        for ev in n.raw.events:
+        for position, ev in enumerate(n.raw.events, start=1):
             fid = ev.bruker.get("fid")
-            if fid is None:
-                per_event.append((None, None))
-                continue
-            if fid not in cache:
+            if fid is not None and fid not in cache:
                 cache[fid] = (protector.seal(fid), protector.digest(fid))
-            per_event.append(cache[fid])
+            sealed = cache[fid] if fid is not None else (None, None)
+            per_event.append(sealed)
+            bruker_nr, attrs = ev.bruker.get("brukerNr") or "", ev.attrs
+            guid = attrs.get("hendelseGUID")
+            by_bruker[bruker_nr].append(
+                (
+                    (bruker_nr, attrs.get("tjenesteID") or ""),
+                    EventFacts(
+                        notification=facts,
+                        kind=ev.kind,
+                        position=position,
+                        tjeneste_type=attrs.get("tjenesteType"),
+                        tjeneste_org_nr=attrs.get("tjenesteOrgNr"),
+                        hendelse_dato=parse_xs_date(attrs.get("hendelseDato") or ""),
+                        hendelse_guid=normalize_guid(guid)[:100] if guid else None,
+                        midlertidig_stopp_id=attrs.get("midlertidigStoppID"),
+                        fid_hmac=sealed[1],
+                    ),
+                )
+            )
         out.append(per_event)
-    return out
+    own = OwnEvents(
+        guids=frozenset(n.guid[:100] for n in rows),
+        refs=frozenset(n.ref[:100] for n in rows if n.ref),
+        by_bruker=dict(by_bruker),
+    )
+    return out, own
 
 
 def _event_rows(

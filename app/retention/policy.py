@@ -59,6 +59,9 @@ async def apply_retention(
             before = now - timedelta(days=settings.retention_findings_days)
             ids = await repo.remove_finding_subjects(session, before)
             report.removed.append(Removed("finding_subjects", before, tuple(ids)))
+            loaders = settings.register_environments
+            ids = await repo.remove_register_identifiers(session, before, loaders)
+            report.removed.append(Removed("register_identifiers", before, tuple(ids)))
         if settings.retention_history_days:
             before = now - timedelta(days=settings.retention_history_days)
             ids, pairs = await repo.remove_history(session, before)
@@ -73,7 +76,8 @@ async def apply_retention(
                 "raw": "raw request bodies",
                 "finding_subjects": "brukerNr/fid in findings",
                 "history": f"IPLOS history (and {removed.extra} brukerNr-fid pairs)",
-                "register": "register rows (confirmed by the loader, or no loader's)",
+                "register": "register rows of environments no loader takes",
+                "register_identifiers": "fids in register rows the loader has confirmed",
             }[removed.category]
             repo.log_removal(
                 session,

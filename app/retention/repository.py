@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, exists, not_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import chunks
 from app.models import (
     AccessLog,
     Finding,
@@ -21,7 +22,7 @@ from app.models import (
     Message,
 )
 from app.register.confirmed import unconfirmed_messages
-from app.register.models import Melding
+from app.register.models import Episode, Hendelse, Melding, Notifikasjon
 
 
 def _received_before(before: datetime) -> object:
@@ -65,18 +66,61 @@ async def remove_register_rows(
     session: AsyncSession, before: datetime, loader_environments: Sequence[str]
 ) -> list[int]:
     """The register store's rows (melding and, by cascade, its contacts, municipalities,
-    notifications and events) of messages received before `before` that the loader has
-    confirmed, or in an environment no loader takes. Episodes stay: they are the register's
-    running state and name no one in clear."""
+    notifications and events) of messages received before `before` in the environments no
+    loader takes (pilot, test), and the episodes no stored event backs any more. In the
+    loader's environments the rows stay (`remove_register_identifiers` takes their fids):
+    episodes are derived from them, and a long-term stay begun years ago must keep its start."""
     result = await session.execute(
         delete(Melding)
         .where(
             Melding.message_id.in_(_received_before(before)),  # type: ignore[arg-type]
-            Melding.message_id.not_in(unconfirmed_messages(loader_environments)),
+            Melding.environment.not_in(list(loader_environments)),
         )
         .returning(Melding.message_id)
     )
-    return sorted(set(result.scalars()))
+    removed = sorted(set(result.scalars()))
+    if removed:
+        backed = exists().where(
+            Hendelse.environment == Episode.environment,
+            Hendelse.kommune_nr == Episode.kommune_nr,
+            Hendelse.bruker_nr == Episode.bruker_nr,
+            Hendelse.tjeneste_id == Episode.tjeneste_id,
+        )
+        await session.execute(
+            delete(Episode).where(
+                Episode.environment.not_in(list(loader_environments)), not_(backed)
+            )
+        )
+    return removed
+
+
+async def remove_register_identifiers(
+    session: AsyncSession, before: datetime, loader_environments: Sequence[str]
+) -> list[int]:
+    """The fids (sealed) of the register rows of messages received before `before` in the
+    loader's environments, once the loader has confirmed them; `fid_hmac` stays (a keyed
+    hash: the register's joins across municipalities keep working, nobody can read it)."""
+    with_fid = exists().where(
+        Notifikasjon.melding_id == Melding.id,
+        Hendelse.notifikasjon_id == Notifikasjon.id,
+        Hendelse.fid.is_not(None),
+    )
+    due = (
+        await session.execute(
+            select(Melding.id, Melding.message_id).where(
+                Melding.environment.in_(list(loader_environments)),
+                Melding.message_id.in_(_received_before(before)),  # type: ignore[arg-type]
+                Melding.message_id.not_in(unconfirmed_messages(loader_environments)),
+                with_fid,
+            )
+        )
+    ).all()
+    for chunk in chunks(frozenset(melding_id for melding_id, _ in due)):
+        notifications = select(Notifikasjon.id).where(Notifikasjon.melding_id.in_(chunk))
+        await session.execute(
+            update(Hendelse).where(Hendelse.notifikasjon_id.in_(notifications)).values(fid=None)
+        )
+    return sorted(message_id for _, message_id in due)
 
 
 async def remove_history(session: AsyncSession, before: datetime) -> tuple[list[int], int]:

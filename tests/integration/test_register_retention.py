@@ -1,6 +1,7 @@
 """Retention by hand-off (issue 19): in an environment KPR's loader takes, nothing the loader
-has not confirmed is removed (the request body, the register rows); once confirmed, and in
-every other environment, the configured periods apply."""
+has not confirmed is removed (the request body, the identifiers in the register rows); once
+confirmed the configured periods apply (the rows stay: episodes are derived from them); in
+every other environment the rows and their episodes go with the history's period."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import Message
 from app.register.confirmed import oldest_unconfirmed
-from app.register.models import Melding, Notifikasjon, RegisterFeed
+from app.register.models import Episode, Hendelse, Melding, Notifikasjon, RegisterFeed
 from app.retention.policy import apply_retention
 from app.security.devpki import DevPki
 from app.settings import Settings
@@ -47,11 +48,17 @@ async def _two_old_messages(kpr: httpx.AsyncClient, pki: DevPki, sessions: Sessi
 
 
 async def _kept(sessions: Sessions) -> tuple[list[int], list[int]]:
-    """The messages whose body is kept, and those with register rows."""
+    """The messages whose body is kept, and those whose register rows keep their fids."""
     async with sessions() as s:
         raw = list(await s.scalars(select(Message.id).where(Message.raw.is_not(None))))
-        rows = list(await s.scalars(select(Melding.message_id)))
-    return sorted(raw), sorted(rows)
+        with_fid = await s.scalars(
+            select(Melding.message_id)
+            .join(Notifikasjon, Notifikasjon.melding_id == Melding.id)
+            .join(Hendelse, Hendelse.notifikasjon_id == Notifikasjon.id)
+            .where(Hendelse.fid.is_not(None))
+            .distinct()
+        )
+    return sorted(raw), sorted(with_fid)
 
 
 async def test_nothing_the_loader_has_not_confirmed_is_removed(
@@ -80,6 +87,9 @@ async def test_nothing_the_loader_has_not_confirmed_is_removed(
         await s.commit()
     await apply_retention(sessions, loader_takes_pilot, datetime.now(UTC))
     assert await _kept(sessions) == ([second], [second])
+    async with sessions() as s:  # the rows and the episodes stay, without the fid
+        assert len((await s.scalars(select(Melding))).all()) == 2
+        assert len((await s.scalars(select(Episode))).all()) == 2
 
 
 async def test_a_page_ending_inside_a_melding_confirms_only_what_it_covered(
@@ -105,6 +115,9 @@ async def test_environments_no_loader_takes_follow_the_configured_periods(
     assert settings_with_pki.register_environments == ("production",)
     await apply_retention(sessions, settings_with_pki, datetime.now(UTC))
     assert await _kept(sessions) == ([], [])
+    async with sessions() as s:  # pilot rows go, and the episodes they backed
+        assert (await s.scalars(select(Melding))).all() == []
+        assert (await s.scalars(select(Episode))).all() == []
 
 
 async def test_metrics_and_readyz_show_a_loader_falling_behind(

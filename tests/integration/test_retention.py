@@ -80,7 +80,13 @@ async def test_retention_removes_what_is_due_and_keeps_the_audit_skeleton(
         findings_before = await _count(s, Finding, old_msg.id)
 
     report = await apply_retention(sessions, settings_with_pki, now)
-    assert report.summary() == {"raw": 1, "finding_subjects": 1, "history": 1, "register": 1}
+    assert report.summary() == {
+        "raw": 1,
+        "finding_subjects": 1,
+        "register_identifiers": 0,
+        "history": 1,
+        "register": 1,
+    }
 
     async with sessions() as s:
         assert await _raw(s, old_msg.id) is None
@@ -111,7 +117,13 @@ async def test_retention_removes_what_is_due_and_keeps_the_audit_skeleton(
 
     # A second run finds nothing and logs nothing.
     second = await apply_retention(sessions, settings_with_pki, now)
-    assert second.summary() == {"raw": 0, "finding_subjects": 0, "history": 0, "register": 0}
+    assert second.summary() == {
+        "raw": 0,
+        "finding_subjects": 0,
+        "register_identifiers": 0,
+        "history": 0,
+        "register": 0,
+    }
     async with sessions() as s:
         count = await s.scalar(
             select(func.count()).select_from(AccessLog).where(AccessLog.actor == "retention")
