@@ -88,7 +88,7 @@ def page(rows: Sequence[T], limit: int, last_id: int | None) -> tuple[list[T], s
 
 def encode_position(seq: int, row_id: int) -> str:
     """The register feed's cursor: base64url of the JSON pair [feed_seq, notifikasjon id]."""
-    raw = json.dumps([seq, row_id], separators=(",", ":")).encode()
+    raw = f"[{int(seq)},{int(row_id)}]".encode()  # JSON; json.dumps cost 5 000 items 20 ms
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

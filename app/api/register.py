@@ -186,7 +186,7 @@ async def get_notifications(
     _refuse_beyond(state, position)
     items = await feed.read_page(session, env, position, limit)
     protector = app_state(request).keyring.register
-    body = [_item(i, protector) for i in items]
+    body = _bodies(items, protector)
     end = feed.page_end(state, position, items, full=len(items) == limit)
     next_cursor = None if end == feed.START and after is None else encode_position(*astuple(end))
     if items:  # an empty page discloses nothing; a polling loader would log every second
@@ -272,11 +272,22 @@ def _position_out(state: FeedState) -> PositionOut:
     )
 
 
-def _item(item: FeedItem, protector: Protector) -> dict[str, Any]:
-    return {
-        "cursor": encode_position(item.position.seq, item.position.notifikasjon_id),
-        **item.notifikasjon,
-        "melding": item.melding,
-        "hendelser": [{**h, "fid": protector.open_optional(h["fid"])} for h in item.hendelser],
-        "episoder": item.episoder,
-    }
+def _bodies(items: list[FeedItem], protector: Protector) -> list[dict[str, Any]]:
+    """The items as the response holds them, built in place (the rows are this request's):
+    the notification's columns, its cursor, melding, events with fid opened, episodes."""
+    opened: dict[str, str] = {}  # a notification's events share their sealed token
+    out = []
+    for item in items:
+        for event in item.hendelser:
+            token = event["fid"]
+            if token is not None:
+                if token not in opened:
+                    opened[token] = protector.open(token)
+                event["fid"] = opened[token]
+        body = item.notifikasjon
+        body["cursor"] = encode_position(item.position.seq, item.position.notifikasjon_id)
+        body["melding"] = item.melding
+        body["hendelser"] = item.hendelser
+        body["episoder"] = item.episoder
+        out.append(body)
+    return out
