@@ -136,7 +136,9 @@ class Hendelse(Base):
     pasient_guid: Mapped[str | None] = mapped_column(Text)
     bruker_nr: Mapped[str | None] = mapped_column(Text)
     fid: Mapped[str | None] = mapped_column(Text)  # sealed
-    fid_hmac: Mapped[str | None] = mapped_column(String(64), index=True)
+    # no index: the service never looks an event up by it (the episode's is indexed), and a
+    # random key costs every insert of a 100 000-row message a cache miss
+    fid_hmac: Mapped[str | None] = mapped_column(String(64))
     type_id: Mapped[str | None] = mapped_column(Text)
     bydel: Mapped[str | None] = mapped_column(Text)
     hendelse_dato_tolket: Mapped[date | None] = mapped_column(Date)

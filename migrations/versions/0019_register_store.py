@@ -131,7 +131,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_hendelse"),
     )
     op.create_index("ix_hendelse_notifikasjon_id", "hendelse", ["notifikasjon_id"])
-    op.create_index("ix_hendelse_fid_hmac", "hendelse", ["fid_hmac"])
     op.create_index(
         "ix_hendelse_episode", "hendelse", ["environment", "kommune_nr", "bruker_nr", "tjeneste_id"]
     )
