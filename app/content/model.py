@@ -221,6 +221,31 @@ class ServiceEvent:
     hendelse_dato: datetime.date | None  # xs:date read as a date (a time zone is ignored)
 
 
+# The attributes XPR(ipl) 56.0.0 gives the ipl module, in the order `RawNotification` packs
+# them (those marked `moduleConstraint I` are not kept).
+NOTIFIKASJON_FIELDS = (
+    "statusNotifikasjon",
+    "notifikasjonTid",
+    "notifikasjonGUID",
+    "notifikasjonForrigeGUID",
+    "notifikasjonLopeNr",
+    "notifikasjonRef",
+)
+EVENT_FIELDS = (
+    "tjenesteType",
+    "hendelseRegTid",
+    "tjenesteOrgNr",
+    "hendelseDato",
+    "tjenesteID",
+    "hendelseGUID",
+    "midlertidigStoppID",
+)
+BRUKER_FIELDS = ("pasientGUID", "brukerNr", "fid", "typeID", "bydel")
+# XML 1.0 allows neither character in an attribute value: safe as separator and as "absent"
+_SEP, _ABSENT = "\x1f", "\x1e"
+_PER_EVENT = 1 + len(EVENT_FIELDS) + len(BRUKER_FIELDS)
+
+
 @dataclass(frozen=True, slots=True)
 class RawEvent:
     """One event element's attributes and its Bruker's, exactly as sent (the register store
@@ -231,12 +256,53 @@ class RawEvent:
     bruker: Mapping[str, str]  # empty when the event has no Bruker
 
 
+def _packed(values: Iterable[str | None]) -> list[str]:
+    return [_ABSENT if v is None else v for v in values]
+
+
+def _fields(names: tuple[str, ...], values: list[str]) -> dict[str, str]:
+    return {n: v for n, v in zip(names, values, strict=True) if v != _ABSENT}
+
+
 @dataclass(frozen=True, slots=True)
 class RawNotification:
-    """A Notifikasjon's attributes and its events, exactly as sent."""
+    """A Notifikasjon's attributes and its events, exactly as sent, packed into one string:
+    a 100 000-notification message kept 18 strings and 3 dicts per notification (+300 MB of
+    peak memory) for the register store, which reads them once."""
 
-    attrs: Mapping[str, str]
-    events: tuple[RawEvent, ...]
+    packed: str
+
+    @classmethod
+    def of(
+        cls,
+        attrs: Mapping[str, str],
+        events: Iterable[tuple[str, Mapping[str, str], Mapping[str, str]]],
+    ) -> RawNotification:
+        """From the Notifikasjon's attributes and (kind, attributes, Bruker's) per event."""
+        parts = _packed(attrs.get(n) for n in NOTIFIKASJON_FIELDS)
+        for kind, event, bruker in events:
+            parts.append(kind)
+            parts.extend(_packed(event.get(n) for n in EVENT_FIELDS))
+            parts.extend(_packed(bruker.get(n) for n in BRUKER_FIELDS))
+        return cls(_SEP.join(parts))
+
+    @property
+    def attrs(self) -> dict[str, str]:
+        return _fields(NOTIFIKASJON_FIELDS, self.packed.split(_SEP)[: len(NOTIFIKASJON_FIELDS)])
+
+    @property
+    def events(self) -> tuple[RawEvent, ...]:
+        parts = self.packed.split(_SEP)[len(NOTIFIKASJON_FIELDS) :]
+        out = []
+        for i in range(0, len(parts), _PER_EVENT):
+            ev = parts[i : i + _PER_EVENT]
+            split = 1 + len(EVENT_FIELDS)
+            out.append(
+                RawEvent(
+                    ev[0], _fields(EVENT_FIELDS, ev[1:split]), _fields(BRUKER_FIELDS, ev[split:])
+                )
+            )
+        return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)

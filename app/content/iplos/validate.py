@@ -46,7 +46,6 @@ from app.content.model import (
     HistoryKeys,
     IplosHistory,
     Notification,
-    RawEvent,
     RawNotification,
     ServiceEvent,
     add_to_ranges,
@@ -585,7 +584,7 @@ def _read_row(index: int, n_el: etree._Element, unit: str) -> _Row:
     get = attrs.get
     events: list[_Event] = []
     brukere: list[dict[str, str] | None] = []  # per event: its first Bruker's attributes
-    raw_events: list[RawEvent] = []
+    raw_events: list[tuple[str, dict[str, str], dict[str, str]]] = []
     for child in n_el.iterchildren(etree.Element):
         tag = child.tag
         event_attrs = _attributes(child, tag, parts)
@@ -602,7 +601,7 @@ def _read_row(index: int, n_el: etree._Element, unit: str) -> _Row:
         if kind is not None:
             events.append(_read_event(event_attrs, loc, kind))
             brukere.append(bruker)
-            raw_events.append(RawEvent(kind, event_attrs, bruker or _NO_ATTRIBUTES))
+            raw_events.append((kind, event_attrs, bruker or _NO_ATTRIBUTES))
     first_bruker = (brukere[0] if brukere else None) or _NO_ATTRIBUTES
     bget = first_bruker.get
     bruker_nr = bget("brukerNr") or ""
@@ -629,7 +628,7 @@ def _read_row(index: int, n_el: etree._Element, unit: str) -> _Row:
         bydel=bget("bydel"),
         unit=unit,
         digest=_digest(parts),
-        raw=RawNotification(attrs, tuple(raw_events)),
+        raw=RawNotification.of(attrs, raw_events),
     )
 
 
