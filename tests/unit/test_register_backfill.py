@@ -35,7 +35,7 @@ def _row(index: int, guid: str, *, dropped: bool = False, stored: bool = False) 
         bydel=None,
         dropped=dropped,
         already_stored=stored,
-        raw=RawNotification({"notifikasjonGUID": guid}, ()),
+        raw=RawNotification.of({"notifikasjonGUID": guid}, ()),
         rules=("TODAY",),
     )
 
