@@ -15,10 +15,10 @@ whatever the size of the year. Without `with_fid` the fid column is not even rea
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import json
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -26,11 +26,26 @@ from pathlib import Path
 from typing import IO, Any, Protocol, cast
 
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
-from sqlalchemy import JSON, Column, Date, DateTime, Integer, Select, Table, exists, func, or_
+from sqlalchemy import (
+    JSON,
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    Select,
+    Table,
+    Text,
+    exists,
+    func,
+    or_,
+)
+from sqlalchemy import cast as sa_cast
 from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import is_postgres
 from app.models import Base, UtcDateTime
 from app.query.access_log import Access, record_access
 from app.register.models import (
@@ -45,6 +60,8 @@ from app.register.models import (
 from app.register.protect import Protector
 
 BATCH_ROWS = 10_000
+# PostgreSQL's CSV read back a block at a time: about 50 000 rows, a Parquet row group each
+CSV_BLOCK_BYTES = 16 * 2**20
 
 
 class ExportFormat(StrEnum):
@@ -107,9 +124,12 @@ def _meldinger(scope: ExportScope) -> list[Any]:
 
 
 def _query(name: str, scope: ExportScope, cols: Sequence[Column[Any]]) -> Select[Any]:
-    """The rows of table `name` in `scope`, in a stable order."""
+    """The rows of table `name` in `scope`, in a stable order. JSON columns come as the text
+    stored (decoding and encoding again cost half of the episodes' export)."""
     m, n, h, t = MELDING, NOTIFIKASJON, HENDELSE, TABLES[name]
-    query = sa_select(*cols)
+    query = sa_select(
+        *(sa_cast(c, Text).label(c.name) if isinstance(c.type, JSON) else c for c in cols)
+    )
     if name == "melding":
         return query.where(*_meldinger(scope)).order_by(m.c.id)
     if name in ("kontaktperson", "melding_kommune"):
@@ -121,11 +141,13 @@ def _query(name: str, scope: ExportScope, cols: Sequence[Column[Any]]) -> Select
     if name == "notifikasjon":
         return query.join(m, m.c.id == n.c.melding_id).where(*_meldinger(scope)).order_by(n.c.id)
     if name == "hendelse":
+        # by notification (the order of ix_hendelse_notifikasjon_id, which the join to the
+        # notifications walks anyway): ordering by the event's id sorted 1 250 000 rows on disk
         return (
             query.join(n, n.c.id == h.c.notifikasjon_id)
             .join(m, m.c.id == n.c.melding_id)
             .where(*_meldinger(scope))
-            .order_by(h.c.id)
+            .order_by(h.c.notifikasjon_id, h.c.position)
         )
     e = t
     named = (
@@ -195,15 +217,9 @@ def converters(cols: Sequence[Column[Any]], protector: Protector | None) -> list
     for c in cols:
         if c.name == "fid" and protector is not None:
             out.append(protector.open_optional)
-        elif isinstance(c.type, JSON):
-            out.append(_json)
         else:
             out.append(None)
     return out
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 class TableWriter(Protocol):
@@ -224,17 +240,47 @@ class ParquetTable:
     """One table as Parquet, a row group per batch."""
 
     def __init__(self, path: Path, cols: Sequence[Column[Any]], convert: list[Convert | None]):
+        self.columns = list(cols)
         self.schema = pa.schema([pa.field(c.name, arrow_type(c)) for c in cols])
         self.convert = convert
         self.file = _private(path, "wb")
         self.writer = pq.ParquetWriter(self.file, self.schema)
 
-    def write(self, rows: Sequence[Sequence[Any]]) -> None:
-        arrays = []
-        for i, (field, convert) in enumerate(zip(self.schema, self.convert, strict=True)):
-            values = [r[i] for r in rows]
+    def read_csv(self, path: Path) -> Iterator[pa.RecordBatch]:
+        """PostgreSQL's CSV of these columns, typed by the schema: an unquoted empty field is
+        NULL, a quoted one the empty string (so a value sent empty stays one)."""
+        reader = pa_csv.open_csv(
+            path,
+            read_options=pa_csv.ReadOptions(
+                column_names=self.schema.names, block_size=CSV_BLOCK_BYTES
+            ),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict(zip(self.schema.names, self.schema.types, strict=True)),
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        yield from reader
+
+    def write_arrow(self, batch: pa.RecordBatch) -> None:
+        """A batch read by `read_csv`, its converted columns (the fid) converted."""
+        arrays = list(batch.columns)
+        for i, convert in enumerate(self.convert):
             if convert is not None:
-                values = [convert(v) for v in values]
+                arrays[i] = pa.array(
+                    [convert(v) for v in arrays[i].to_pylist()], type=self.schema.field(i).type
+                )
+        self.writer.write_batch(pa.record_batch(arrays, schema=self.schema))
+
+    def write(self, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        arrays = []
+        columns = zip(*rows, strict=True)  # the batch turned into columns in one pass
+        for field, convert, values in zip(self.schema, self.convert, columns, strict=True):
+            if convert is not None:
+                values = tuple(convert(v) for v in values)
             arrays.append(pa.array(values, type=field.type))
         self.writer.write_batch(pa.record_batch(arrays, schema=self.schema))
 
@@ -271,8 +317,6 @@ def _text(value: Any) -> str:
         return value
     if isinstance(value, datetime | date):
         return value.isoformat()
-    if isinstance(value, list | dict):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
     return str(value)
 
 
@@ -303,18 +347,61 @@ async def export_tables(
     renamed when complete, so a file with the final name is whole. `out` exists. (A command
     line's work: the files are written in the event loop's thread.)"""
     written: dict[str, Path] = {}
+    copy = fmt is ExportFormat.PARQUET and await is_postgres(session)
     for name in names:
         cols = columns(name, with_fid=protector is not None)
         target = out / f"{name}.{fmt.value}"
         partial = target.with_name(target.name + ".partial")
         writer = open_writer(fmt, partial, cols, protector)
         try:
-            async for batch in stream_rows(session, name, scope, cols):
-                writer.write(batch)
-                if progress is not None:
-                    progress(name, len(batch))
+            if copy:
+                assert isinstance(writer, ParquetTable)
+                spool = target.with_name(f".{name}.copy.csv")
+                await copy_table(session, name, scope, writer, spool, progress)
+            else:
+                async for batch in stream_rows(session, name, scope, cols):
+                    writer.write(batch)
+                    if progress is not None:
+                        progress(name, len(batch))
         finally:
             writer.close()
         os.replace(partial, target)
         written[name] = target
     return written
+
+
+async def copy_table(
+    session: AsyncSession,
+    name: str,
+    scope: ExportScope,
+    writer: ParquetTable,
+    spool: Path,
+    progress: Progress | None,
+) -> None:
+    """PostgreSQL's way to Parquet: the table's rows as CSV from `COPY (query) TO STDOUT` into
+    a spool file beside the output, read back by pyarrow's streaming CSV reader (C++) typed by
+    the Parquet schema, a record batch at a time. Decoding 26 million values in Python cost
+    two thirds of the export's 25 s for 1 000 000 notifications. The spool holds what the
+    file will (the fid still sealed) and is removed at once."""
+    connection = await session.connection()
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    query = _query(name, scope, writer.columns).compile(dialect=connection.dialect)
+    # times in UTC and dates as ISO, whatever the server's defaults (until the transaction ends)
+    await driver.execute("SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'")
+    try:
+        with _private(spool, "wb") as out:
+            await driver.copy_from_query(
+                query.string,
+                *(query.params[key] for key in query.positiontup or ()),
+                output=out,
+                format="csv",
+            )
+        if os.stat(spool).st_size == 0:
+            return  # no rows (pyarrow refuses an empty CSV)
+        for batch in writer.read_csv(spool):
+            writer.write_arrow(batch)
+            if progress is not None:
+                progress(name, batch.num_rows)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(spool)
