@@ -188,8 +188,9 @@ async def get_notifications(
     state = await feed.feed_state(session, env)  # read before the page: see feed.page_end
     _refuse_beyond(state, position)
     with paused_gc():
-        items = await feed.read_page(session, env, position, limit)
-        end = feed.page_end(state, position, items, full=len(items) == limit)
+        page = await feed.read_page(session, env, position, limit)
+        items = page.items
+        end = feed.page_end(state, position, page, limit)
         next_cursor = (
             None if end == feed.START and after is None else encode_position(*astuple(end))
         )

@@ -11,7 +11,6 @@ therefore never skips a row, however long a large message held its transaction.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -94,9 +93,16 @@ class BeyondFeed(FeedPositionError):
 # --- the page -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedPage:
+    items: list[FeedItem]
+    rows_read: int  # notifications the keyset query returned (`limit`: there may be more)
+    last_read: FeedPosition | None  # the last of them (an item unless retention took it)
+
+
 async def read_page(
     session: AsyncSession, environment: str, after: FeedPosition, limit: int
-) -> list[FeedItem]:
+) -> FeedPage:
     """Up to `limit` notifications of `environment` after `after`, in feed order: one keyset
     query over melding (uq_melding_environment_feed_seq) and its notifications
     (ix_notifikasjon_melding_id), then the page's meldinger and events by IN-chunks of ids,
@@ -115,7 +121,7 @@ async def read_page(
     )
     rows = (await session.execute(query)).all()
     if not rows:
-        return []
+        return FeedPage(items=[], rows_read=0, last_read=None)
     # plain tuples into dicts by position: 5 000 rows through RowMapping cost tens of ms
     names = n.c.keys()
     pairs = [(dict(zip(names, r[:-1], strict=True)), r[-1]) for r in rows]
@@ -128,18 +134,23 @@ async def read_page(
     episodes = await _episodes(session, environment, named, postgres)
     items = []
     for notification, seq in pairs:
+        melding = meldinger.get(notification["melding_id"])
+        if melding is None:
+            continue  # removed by retention (pilot, test) since the page's first query
         own = events.get(notification["id"], [])
         keys = dict.fromkeys(map(_key, own))  # in the events' order, once each
         items.append(
             FeedItem(
                 position=FeedPosition(seq, notification["id"]),
                 notifikasjon=notification,
-                melding=meldinger[notification["melding_id"]],
+                melding=melding,
                 hendelser=own,
                 episoder=[episodes[k] for k in keys if k in episodes],
             )
         )
-    return items
+    last_notification, last_seq = pairs[-1]
+    last = FeedPosition(last_seq, last_notification["id"])
+    return FeedPage(items=items, rows_read=len(rows), last_read=last)
 
 
 EpisodeKey = tuple[str, str, str, str]  # environment, kommune_nr, bruker_nr, tjeneste_id
@@ -247,16 +258,15 @@ def _text_array(values: list[str]) -> Any:
     return bindparam(None, values, type_=ARRAY(Text))
 
 
-def page_end(
-    state: FeedState, after: FeedPosition, items: Sequence[FeedItem], *, full: bool
-) -> FeedPosition:
-    """Where the next page starts: after the last item, and when the page is not full, past
-    every melding numbered when `state` was read (before the page), so a melding without
-    notifications at the end of the feed (an identical resend) is passed too and the loader
-    can confirm it. Safe because numbers are given in commit order: every melding up to
-    `state.last_seq` was visible to the page's query, and it returned all it found."""
-    end = max(after, items[-1].position) if items else after
-    if not full and state.last_seq > 0:
+def page_end(state: FeedState, after: FeedPosition, page: FeedPage, limit: int) -> FeedPosition:
+    """Where the next page starts: after the last notification read, and when the page is
+    not full, past every melding numbered when `state` was read (before the page), so a
+    melding without notifications at the end of the feed (an identical resend) is passed too
+    and the loader can confirm it. Safe because numbers are given in commit order: every
+    melding up to `state.last_seq` was visible to the page's query, and it returned all it
+    found."""
+    end = max(after, page.last_read) if page.last_read is not None else after
+    if page.rows_read < limit and state.last_seq > 0:
         end = max(end, FeedPosition(state.last_seq, LAST_ID))
     return end
 
