@@ -50,7 +50,13 @@ FROM iplos_notification n
 
 
 def _settings(url: str) -> Settings:
-    return Settings(_env_file=None, env=Env.TEST, database_url=url, log_format="json")
+    return Settings(
+        _env_file=None,
+        env=Env.TEST,
+        database_url=url,
+        log_format="json",
+        **queries.register_keys(),
+    )
 
 
 async def prepare(url: str) -> tuple[float, int]:
