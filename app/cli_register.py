@@ -12,9 +12,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from app.api.messages import Environment
+from app.cli_progress import progress_bar
 from app.content.calendar import OSLO
 from app.db import create_engine, session_factory
 from app.query.reporting import received_window, year_entry
@@ -105,14 +105,7 @@ async def _export(
                 record_export_access(session, actor=f"cli:{getpass.getuser()}", resource=resource)
             await session.commit()
         written = dict.fromkeys(TABLES, 0)
-        with Progress(
-            TextColumn("{task.description:<16}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
+        with progress_bar(err, description="{task.description:<16}") as progress:
             tasks = {name: progress.add_task(name, total=totals[name]) for name in TABLES}
 
             def advance(name: str, rows: int) -> None:

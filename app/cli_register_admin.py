@@ -11,10 +11,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from app import sqlite_writer
+from app.cli_progress import progress_bar
 from app.db import create_engine, session_factory
 from app.keyring import KeyringError, load_keyring
 from app.register import backfill as rebuild
@@ -111,14 +111,7 @@ async def _backfill(
         async with sessions() as session:
             todo = await rebuild.pending(session, environment)
         results: list[rebuild.Result] = []
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
+        with progress_bar(err) as progress:
             task = progress.add_task("meldinger", total=len(todo))
             for message in todo:
                 results.append(await rebuild.recover(sessions, message, job))

@@ -29,13 +29,13 @@ from cryptography import x509
 from lxml import etree
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from app.apprec.build import build_receipt, original_from_msghead, receiver_from_msghead
 from app.apprec.mapping import receipt_outcome
 from app.apprec.model import KPR_NAME, AppRecStatus, AppRecVersion, OriginalMsgRef, Party
 from app.apprec.parse import AppRecInvalid, parse_apprec
+from app.cli_progress import progress_bar
 from app.content import registry
 from app.content.calendar import ReportingCalendar, parse_reporting_calendar
 from app.content.iplos.rules import RULES as IPLOS_RULES
@@ -618,15 +618,7 @@ def _run_with_progress(
     """`run` into the file `out`, with a progress bar on stderr for large samples."""
     with (
         out.open("wb") as target,
-        Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-            disable=notifications < 10_000,
-        ) as progress,
+        progress_bar(err, disable=notifications < 10_000) as progress,
     ):
         task = progress.add_task("notifikasjoner", total=notifications)
         run(target, lambda n: progress.advance(task, n))
