@@ -334,6 +334,11 @@ async def _recompute(
                 events[key].append(fact)
                 notifications[fact.notification.guid] = fact.notification
     rows = (await session.execute(query)).all()
+    # who may have an episode stored already: everyone when the melding's rows were read
+    # back, else those with earlier rows (an episode exists only where rows back it). A new
+    # 100 000-person message deletes nothing: each DELETE ... = ANY(1 000 names) scanned the
+    # episodes written so far on PostgreSQL (planned while the table was empty): minutes.
+    stored_before = set(brukere) if own.events is None else {r[0] or "" for r in rows}
     for r in rows:
         m = r._mapping  # past the ten columns Row's typing spells out
         n = NotificationFacts(
@@ -360,13 +365,14 @@ async def _recompute(
     corrections = await _corrections(session, where, notifications.values())
     episodes = await anyio.to_thread.run_sync(_episodes, events, notifications, corrections)
     table = cast(Table, Episode.__table__)
-    await session.execute(
-        delete(table).where(
-            table.c.environment == environment,
-            table.c.kommune_nr == kommune_nr,
-            one_of(table.c.bruker_nr, brukere, pg),
+    if stored_before:
+        await session.execute(
+            delete(table).where(
+                table.c.environment == environment,
+                table.c.kommune_nr == kommune_nr,
+                one_of(table.c.bruker_nr, sorted(stored_before), pg),
+            )
         )
-    )
     if episodes:
         await session.execute(
             insert(table),
