@@ -10,6 +10,7 @@ from app.apprec import AppRecStatus, error_code, receipt_outcome
 from app.core.findings import Consequence, Finding, Layer, Rule, Subject
 from app.identifiers import first_check_digits, second_check_digit
 from app.msghead import rules as mh
+from tests.budgets import examples
 
 FID = "01018012345"  # made up (not a valid fødselsnummer)
 
@@ -195,7 +196,7 @@ _CONSEQUENCE = st.sampled_from(list(Consequence))
     ),
     st.integers(min_value=1, max_value=5),
 )
-@settings(max_examples=100)
+@settings(max_examples=examples(100))
 def test_status_follows_the_worst_consequence(
     items: list[tuple[Consequence, str, str]], cap: int
 ) -> None:
