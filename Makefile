@@ -85,7 +85,7 @@ bench-quick: install
 
 # Crash soak (docs/operations.md): two instances on a throw-away PostgreSQL, 100 SIGKILLs of
 # instances and of PostgreSQL under load, then every check. Loopback only; needs the
-# PostgreSQL server binaries. `make test` runs a short form.
+# PostgreSQL server binaries. `make test-all` runs a short form.
 soak: install
 	mkdir -p var
 	$(BIN)/python -m bench.soak --kills $${KILLS:-100} --report var/soak-report.json
