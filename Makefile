@@ -1,10 +1,11 @@
 # Two commands on a fresh clone: `make run` and `make test`. Nothing global is installed.
+# `make test-all` runs the second tier of tests (README: "Test tiers"); CI runs both.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test install lint typecheck format lock migrate dev-pki bench bench-quick soak clean
+.PHONY: run test test-all pytest install lint typecheck format lock migrate dev-pki bench bench-quick soak clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (set PYTHON=...)")'
@@ -30,8 +31,29 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: lint typecheck
-	$(BIN)/pytest -q -p no:cacheprovider --cov=app --cov-report=term:skip-covered --cov-fail-under=80
+# The first tier, at most 5 minutes on 2 cores: ruff and mypy beside pytest on two workers,
+# everything but the second tier (`slow`, `e2e`), Hypothesis' `dev` budgets, the coverage
+# gate. Prints its wall time at the end.
+test: install
+	@start=$$(date +%s); status=0; \
+	$(MAKE) --no-print-directory -j3 -Oline lint typecheck pytest || status=$$?; \
+	echo "make test: $$(( $$(date +%s) - start )) s"; exit $$status
+
+PYTEST := $(BIN)/pytest -q -p no:cacheprovider
+
+pytest: install
+	$(PYTEST) -n 2 --dist worksteal -m "not slow and not e2e" \
+	  --cov=app --cov-report=term:skip-covered --cov-fail-under=80
+
+# The second tier, after `make test` (.ci/run): the real uvicorn processes (`e2e`: workers,
+# graceful shutdown, key rollover, outage, the soak, schemathesis, Chromium), the bench smoke
+# tests and full-size inputs (`slow`), and every Hypothesis property again with the `ci`
+# profile's full budgets. Nothing else of the first tier. One process: the servers it starts
+# are timed by the clock and want the cores to themselves.
+test-all: install
+	@start=$$(date +%s); status=0; \
+	$(PYTEST) -m "slow or e2e or hypothesis" --hypothesis-profile=ci || status=$$?; \
+	echo "make test-all: $$(( $$(date +%s) - start )) s"; exit $$status
 
 format: install
 	$(BIN)/ruff format .
@@ -63,7 +85,7 @@ bench-quick: install
 
 # Crash soak (docs/operations.md): two instances on a throw-away PostgreSQL, 100 SIGKILLs of
 # instances and of PostgreSQL under load, then every check. Loopback only; needs the
-# PostgreSQL server binaries. `make test` runs a short form.
+# PostgreSQL server binaries. `make test-all` runs a short form.
 soak: install
 	mkdir -p var
 	$(BIN)/python -m bench.soak --kills $${KILLS:-100} --report var/soak-report.json

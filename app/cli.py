@@ -61,7 +61,9 @@ def run_db(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     settings = load_settings()
 
     async def main() -> T:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(
+            settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
+        )
         try:
             async with session_factory(engine)() as session:
                 result = await work(session)

@@ -31,7 +31,9 @@ def refresh_command(
     settings = load_settings()
 
     async def main() -> RefreshReport:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(
+            settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
+        )
         try:
             return await refresh_once(session_factory(engine), settings, full=full)
         finally:

@@ -43,7 +43,9 @@ def run(
     config = SmtpConfig.from_settings(settings)
 
     async def main() -> SendReport:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(
+            settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

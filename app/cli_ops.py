@@ -86,7 +86,9 @@ def retention_run() -> None:
     settings = load_settings()
 
     async def main() -> RetentionReport:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(
+            settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
+        )
         try:
             return await apply_retention(session_factory(engine), settings, datetime.now(UTC))
         finally:

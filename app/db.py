@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Table, any_, bindparam, event, insert, text
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -18,28 +19,42 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+SqliteSynchronous = Literal["FULL", "NORMAL", "OFF"]
 
-def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+
+def _sqlite_pragmas(
+    dbapi_connection: DBAPIConnection,
+    _record: ConnectionPoolEntry,
+    *,
+    synchronous: SqliteSynchronous,
+) -> None:
     # WAL lets readers run beside the single writer; foreign keys are off by default in SQLite;
     # busy_timeout makes concurrent writers wait instead of failing at once.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=15000")
-    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
     # 32 MB of page cache (SQLite's default is 2 MB): a large message inserts 100 000 rows
     # into indexes keyed by random GUIDs, and with 2 MB every insert missed the cache
     cursor.execute("PRAGMA cache_size=-32768")
     cursor.close()
 
 
-def create_engine(database_url: str) -> AsyncEngine:
+def create_engine(
+    database_url: str, *, sqlite_synchronous: SqliteSynchronous = "FULL"
+) -> AsyncEngine:
+    """`sqlite_synchronous` is FULL (an acknowledged message survives a crash) unless the
+    settings say otherwise (`KPR_SQLITE_SYNCHRONOUS`: the test suite's throw-away databases)."""
     if database_url.startswith("sqlite"):
+        if sqlite_synchronous not in ("FULL", "NORMAL", "OFF"):
+            raise ValueError(f"sqlite synchronous mode {sqlite_synchronous!r} is not allowed")
         path = database_url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(database_url, hide_parameters=True)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        pragmas = partial(_sqlite_pragmas, synchronous=sqlite_synchronous)
+        event.listen(engine.sync_engine, "connect", pragmas)
         return engine
     # hide_parameters: bound values (fid, brukerNr) must never reach an error message or log.
     return create_async_engine(

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -76,6 +76,9 @@ class Settings(BaseSettings):
 
     env: Env = Env.DEV
     database_url: str = DEV_DATABASE_URL
+    # SQLite's `PRAGMA synchronous`: FULL, so an acknowledged message survives a power loss.
+    # The test suite sets OFF for its throw-away databases (production runs on PostgreSQL).
+    sqlite_synchronous: Literal["FULL", "NORMAL", "OFF"] = "FULL"
     receivers: Annotated[dict[int, ReceiverEnvironment], NoDecode] = Field(
         default_factory=lambda: {131725: ReceiverEnvironment.PILOT}
     )

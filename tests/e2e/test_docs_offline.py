@@ -11,7 +11,8 @@ import pytest
 
 from tests.e2e.conftest import Server, chromium
 
-pytestmark = [pytest.mark.e2e, pytest.mark.tools]
+# the second tier (`make test-all`): Chromium
+pytestmark = [pytest.mark.e2e, pytest.mark.tools, pytest.mark.slow]
 
 
 def test_docs_pages_reference_only_the_service_itself(server: Server) -> None:

@@ -22,7 +22,8 @@ from tests.e2e.conftest import chromium
 from tests.e2e.processes import Municipality, Running, prepare, start
 from tests.integration.test_feedback import T0, User, seed_message
 
-pytestmark = [pytest.mark.e2e, pytest.mark.tools]
+# the second tier (`make test-all`): Chromium
+pytestmark = [pytest.mark.e2e, pytest.mark.tools, pytest.mark.slow]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
 

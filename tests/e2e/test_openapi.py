@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.e2e.conftest import Server
 
-pytestmark = pytest.mark.e2e
+# the second tier (`make test-all`): about 1 000 calls at today's depth
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @schemathesis.serializer("multipart/related")

@@ -12,7 +12,8 @@ import pytest
 from bench.pgcluster import pg_binaries
 from bench.soak import soak
 
-pytestmark = pytest.mark.e2e
+# the second tier (`make test-all`): a soak of 40 s and more
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 async def test_a_short_soak_keeps_every_promise(tmp_path: Path) -> None:

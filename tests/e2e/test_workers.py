@@ -17,7 +17,6 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app.cli import default_workers
 from app.client import SendOptions, build_epj_message
 from app.content.iplos.sample import build_sample, wrap_in_msghead
 from app.db import create_engine, session_factory
@@ -149,8 +148,3 @@ def test_two_workers_on_postgresql_answer_concurrent_messages(
 ) -> None:
     env = prepare(tmp_path, KPR_DATABASE_URL=pg_cluster.url)
     _run(env, tmp_path)
-
-
-def test_serve_defaults_to_the_cores_it_may_use() -> None:
-    assert default_workers() >= 1
-    assert default_workers() <= (len(list(Path("/sys/devices/system/cpu").glob("cpu[0-9]*"))) or 1)

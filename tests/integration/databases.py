@@ -28,6 +28,11 @@ async def _pg_admin(sql: str) -> None:
         await engine.dispose()
 
 
+def run_admin_sql(sql: str) -> None:
+    """One statement on the test server's admin database (autocommit)."""
+    asyncio.run(_pg_admin(sql))
+
+
 def create_postgres_database() -> str:
     """A fresh database on the test server; skips (or fails in CI) when unreachable."""
     name = f"kpr_test_{uuid.uuid4().hex[:12]}"

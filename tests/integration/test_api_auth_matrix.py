@@ -13,6 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.models import Party, PartyKommune
 from tests.integration.seed import Fault, add_message, auth, revoked_token, token
 
+# the auth matrix: each endpoint's SQL runs on both in its own tests
+pytestmark = pytest.mark.databases("sqlite")
+
 Sessions = async_sessionmaker[AsyncSession]
 
 OSLO_MARKERS = ("01010112345", "B-OSLO-1", "g-oslo-1", "MSG-OSLO")

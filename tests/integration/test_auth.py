@@ -11,6 +11,9 @@ from app.auth import repository as tokens
 from app.auth import tokens as token_rules
 from app.models import ApiToken
 
+# tokens and roles: no SQL that differs between the databases
+pytestmark = pytest.mark.databases("sqlite")
+
 
 async def _token(sessions: async_sessionmaker[AsyncSession], name: str, role: str) -> str:
     async with sessions() as s:

@@ -12,6 +12,9 @@ from tests.integration.databases import (
     postgres_admin_url,
 )
 
+# the second tier (`make test-all`): the benchmarks' smoke tests
+pytestmark = pytest.mark.slow
+
 
 def test_the_queries_bench_runs_at_tiny_scale(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch

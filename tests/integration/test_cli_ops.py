@@ -17,6 +17,7 @@ def cli_env(clean_database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setenv("KPR_DATABASE_URL", clean_database_url)
     monkeypatch.setenv("KPR_ENV", "test")
     monkeypatch.setenv("KPR_PKI_DIR", str(tmp_path / "pki"))
+    monkeypatch.setenv("COLUMNS", "250")  # rich output unwrapped, however long tmp_path is
     monkeypatch.chdir(tmp_path)  # no stray .env is read
     return clean_database_url
 

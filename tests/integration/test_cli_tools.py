@@ -29,6 +29,9 @@ from app.content.iplos.sample import build_sample, wrap_in_msghead
 from app.security.devpki import DevPki, write_dev_pki
 from app.settings import Settings
 
+# validate, sample, send: the intake's SQL runs on both in its own tests
+pytestmark = pytest.mark.databases("sqlite")
+
 runner = CliRunner()
 KOMMUNE = "0301"
 

@@ -27,6 +27,9 @@ from app.settings import Settings
 from tests.crlserver import CrlServer, crl_server
 from tests.integration.messages import assert_signed_ok_reply, epj_message, post, reply_of
 
+# revocation: no SQL that differs between the databases
+pytestmark = pytest.mark.databases("sqlite")
+
 CRL = "kpr-dev-ca.crl"
 DEADLINE_SECONDS = 60.0
 

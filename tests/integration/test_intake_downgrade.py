@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import httpx
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -16,6 +17,9 @@ from app.parties import repository as party_repo
 from app.parties.spec import CpaSpec, make_party
 from app.security.devpki import DevPki
 from tests.integration.messages import DEMO_HER, epj_message, msghead, post, reply_of
+
+# downgrade protection: no SQL that differs between the databases
+pytestmark = pytest.mark.databases("sqlite")
 
 
 async def _set_party(

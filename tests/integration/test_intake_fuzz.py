@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import Message
 from app.security.devpki import DevPki, dev_pki
+from tests.budgets import examples
 from tests.integration.messages import epj_message
 
 _PKI: DevPki | None = None
@@ -55,7 +56,7 @@ async def _count(sessions: async_sessionmaker[AsyncSession]) -> int:
         return int(await s.scalar(select(func.count()).select_from(Message)) or 0)
 
 
-@settings(max_examples=200, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(200), suppress_health_check=list(HealthCheck))
 @given(ops=st.lists(mutation, max_size=4), content_type=st.none() | header_value)
 async def test_any_mutation_gets_an_answer_and_one_audit_row(
     intake: httpx.AsyncClient,

@@ -57,6 +57,9 @@ from app.settings import KeyPair as KeyFiles
 from app.settings import Settings
 from tests.integration.messages import DEMO_HER, PILOT_HER, msghead, post, reply_of
 
+# signatures, certificates and CMS: no SQL that differs between the databases
+pytestmark = pytest.mark.databases("sqlite")
+
 PKCS7 = "application/pkcs7-mime; smime-type=enveloped-data"
 IPL_NS = "http://www.npr.no/xmlstds/56_0_0_ipl"
 OTHER_ORGNR = "930000000"  # made up, valid check digit, not the demo municipality's

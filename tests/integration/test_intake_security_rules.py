@@ -2,7 +2,7 @@
 the payload's encryption algorithm (SEC-CMS-ALGORITHM: MessageError SecurityFailure), the
 MsgHead signature's structure and algorithm (SEC-MSG-SIG-*: AppRec 2 S01), the MsgHead
 signer's certificate (SEC-MSG-CERT-*: AppRec 2 S02) and a corrupt gzip payload
-(SEC-GZIP-CORRUPT: AppRec 2 T01). Runs on SQLite and PostgreSQL."""
+(SEC-GZIP-CORRUPT: AppRec 2 T01). Runs on SQLite (no SQL here differs between the databases)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,9 @@ from tests.integration.test_intake_security import (
     signed_msghead,
 )
 from tests.unit.test_security_rules_coverage import enveloped
+
+# signature and CMS rules: no SQL that differs between the databases
+pytestmark = pytest.mark.databases("sqlite")
 
 DS = f"{{{xmldsig.DS_NS}}}"
 

@@ -50,6 +50,9 @@ from tests.integration.messages import (
 from tests.integration.test_intake_security import running
 from tests.integration.test_interop_tools import PKCS7, Tools, run, tool
 
+# signatures and MIME: no SQL that differs between the databases
+pytestmark = pytest.mark.databases("sqlite")
+
 NEXT_MSH = "urn:oasis:names:tc:ebxml-msg:actor:nextMSH"
 NEXT = "http://schemas.xmlsoap.org/soap/actor/next"
 SIGNAL_SERVICE = "urn:oasis:names:tc:ebxml-msg:service"

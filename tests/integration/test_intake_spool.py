@@ -21,6 +21,9 @@ from app.security.devpki import DevPki
 from app.settings import Settings
 from tests.integration.messages import assert_signed_ok_reply, epj_message, post, reply_of
 
+# the payload spool: no SQL that differs between the databases
+pytestmark = pytest.mark.databases("sqlite")
+
 
 def _files(path: Path) -> list[Path]:
     return list(path.iterdir())

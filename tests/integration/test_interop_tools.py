@@ -35,7 +35,8 @@ from app.security.xmldsig import EBMS_XPATH, SOAP_NS, cid_uri
 from app.settings import Settings
 from tests.integration.messages import DEMO_HER, epj_message, msghead, post
 
-pytestmark = pytest.mark.tools
+# interop with the reference tools: no SQL that differs between the databases
+pytestmark = [pytest.mark.tools, pytest.mark.databases("sqlite")]
 
 PKCS7 = "application/pkcs7-mime; smime-type=enveloped-data"
 _DS_HEAD = """<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#">

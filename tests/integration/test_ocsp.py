@@ -23,6 +23,9 @@ from app.settings import Settings
 from tests.integration.messages import assert_signed_ok_reply, epj_message, post, reply_of
 from tests.ocspserver import Responder, ocsp_responder
 
+# revocation: no SQL that differs between the databases
+pytestmark = pytest.mark.databases("sqlite")
+
 
 @pytest.fixture
 def responder(pki: DevPki) -> Iterator[Responder]:

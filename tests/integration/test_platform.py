@@ -8,6 +8,9 @@ import pytest
 from app.main import create_app
 from app.settings import Env, Settings
 
+# health, metrics, docs: no SQL that differs between the databases
+pytestmark = pytest.mark.databases("sqlite")
+
 
 async def test_healthz_answers_ok(client: httpx.AsyncClient) -> None:
     r = await client.get("/healthz")

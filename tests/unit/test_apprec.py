@@ -29,6 +29,7 @@ from app.apprec import (
 from app.core.findings import Consequence, Finding, Layer, Rule, Subject
 from app.core.schemas import SCHEMAS_DIR
 from app.msghead import read_msghead
+from tests.budgets import examples
 
 NOW = datetime(2018, 11, 20, 11, 0, 5, tzinfo=UTC)
 KPR = Party(name="Helsedirektoratet KPR", her_id="131725")
@@ -254,7 +255,7 @@ _TEXT = st.text(max_size=200)
     name=_TEXT,
     version=st.sampled_from(VERSIONS),
 )
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 def test_any_finding_text_gives_a_valid_receipt(
     texts: list[tuple[str, str]], name: str, version: AppRecVersion
 ) -> None:

@@ -10,6 +10,9 @@ from app.apprec import AppRecStatus, error_code, receipt_outcome
 from app.core.findings import Consequence, Finding, Layer, Rule, Subject
 from app.identifiers import first_check_digits, second_check_digit
 from app.msghead import rules as mh
+from tests.budgets import examples
+
+SLOW = pytest.mark.slow  # the second tier: `make test-all`
 
 FID = "01018012345"  # made up (not a valid fødselsnummer)
 
@@ -153,17 +156,26 @@ def test_a_short_junk_fid_does_not_mask_the_text() -> None:
     assert "typeID 1 er feil" in ot
 
 
-def test_100000_bad_rows_are_capped_with_one_summary_error() -> None:
-    findings = [row(ROW if i % 3 else ROW2, f"g{i}") for i in range(100_000)]
+# 100 000 rows (a whole real file) in the second tier (`make test-all`); `make test` caps 2 000.
+@pytest.mark.parametrize(
+    "rows", [pytest.param(2_000, id="2000"), pytest.param(100_000, id="100000", marks=SLOW)]
+)
+def test_many_bad_rows_are_capped_with_one_summary_error(rows: int) -> None:
+    findings = [row(ROW if i % 3 else ROW2, f"g{i}") for i in range(rows)]
     outcome = receipt_outcome(findings, max_errors=50)
     assert outcome.status is AppRecStatus.OK_ERROR_IN_PART
     assert len(outcome.errors) == 50
     summary = outcome.errors[-1]
     assert summary.code == "E31"  # most frequent among those left out
     assert summary.ot is not None
-    assert "99951 feil til" in summary.ot
-    assert "E31: 66634" in summary.ot
-    assert "E30: 33317" in summary.ot
+    left_out = range(49, rows)
+    assert f"{len(left_out)} feil til" in summary.ot
+    assert f"E31: {sum(1 for i in left_out if i % 3)}" in summary.ot
+    assert f"E30: {sum(1 for i in left_out if i % 3 == 0)}" in summary.ot
+    if rows == 100_000:  # the numbers as written down for the whole file
+        assert "99951 feil til" in summary.ot
+        assert "E31: 66634" in summary.ot
+        assert "E30: 33317" in summary.ot
     assert outcome.errors[0].ot is not None
     assert "g0" in outcome.errors[0].ot
 
@@ -195,7 +207,7 @@ _CONSEQUENCE = st.sampled_from(list(Consequence))
     ),
     st.integers(min_value=1, max_value=5),
 )
-@settings(max_examples=100)
+@settings(max_examples=examples(100))
 def test_status_follows_the_worst_consequence(
     items: list[tuple[Consequence, str, str]], cap: int
 ) -> None:

@@ -19,6 +19,9 @@ from bench.bare_app import make_app
 from bench.intake import KOMMUNER, Keys, build_messages, last_guid
 from bench.validate import content_context, write_files
 
+# the second tier (`make test-all`): the benchmarks' smoke tests
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def pki() -> DevPki:

@@ -31,6 +31,7 @@ from app.security.devpki import DevPki, dev_pki
 from app.security.dsig_stream import CHUNK_BYTES, verify_document_stream
 from app.security.keys import KeyPair
 from app.security.xmldsig import DS_NS, DocumentSignature, sign_document
+from tests.budgets import examples
 
 NOW = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
 DS = f"{{{DS_NS}}}"
@@ -357,7 +358,7 @@ def trees(draw: st.DrawFn, depth: int = 0) -> etree._Element:
     return el
 
 
-@settings(max_examples=40)
+@settings(max_examples=examples(40))
 @given(
     tree=trees(),
     exclusive=st.booleans(),

@@ -19,6 +19,7 @@ from app.ebxml.envelope import (
     parse_envelope,
 )
 from app.ebxml.mime import parse_eml
+from tests.budgets import examples
 from tests.unit.ebxml_support import business_message, sample
 
 
@@ -188,14 +189,14 @@ def test_parse_datetime_forms() -> None:
     assert parse_datetime("not a date") is None
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(st.binary(max_size=1500))
 def test_random_bytes_never_raise(data: bytes) -> None:
     result = parse_envelope(data)
     assert result.header is not None or result.findings
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(st.integers(min_value=0, max_value=2000), st.integers(0, 30), st.binary(max_size=8))
 def test_mutated_envelope_never_raises(pos: int, cut: int, insert: bytes) -> None:
     soap = business_message().soap

@@ -12,6 +12,7 @@ from app.core.findings import Consequence
 from app.ebxml import rules
 from app.ebxml.build import Cte
 from app.ebxml.mime import MimeResult, parse_body, parse_eml
+from tests.budgets import examples
 from tests.unit.ebxml_support import CMS_LIKE, PKCS7, business_message, sample
 
 CTES: list[Cte] = ["binary", "8bit", "7bit", "base64", "quoted-printable"]
@@ -208,7 +209,7 @@ CONTENT_TYPES = st.sampled_from(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=2000), CONTENT_TYPES)
 def test_random_bytes_never_raise(body: bytes, content_type: str | None) -> None:
     _check_result(parse_body(body, content_type))
@@ -218,7 +219,7 @@ def test_random_bytes_never_raise(body: bytes, content_type: str | None) -> None
 _BUILT = business_message(soap_cte="base64", payload_cte="base64", payload=b"\x30\x03abc")
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
         st.tuples(

@@ -36,6 +36,7 @@ from app.content.iplos.validate import describe_schema_error, safe_name, validat
 from app.content.model import ContentContext
 from app.identifiers import IdKind, synthetic_person_id
 from app.intake.stages import check_business
+from tests.budgets import examples
 
 KOMMUNE = "0301"
 KPR = Party(name="KPR", her_id="131725")
@@ -210,7 +211,7 @@ def test_a_fid_in_xml_that_is_not_well_formed_is_not_quoted(broken: str) -> None
     assert not any(w in findings[0].detail for w in windows(FID))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     target=st.sampled_from(TARGETS),
     index=st.integers(0, 3),

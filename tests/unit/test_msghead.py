@@ -16,6 +16,7 @@ from app.core.schemas import SCHEMAS_DIR
 from app.msghead import MSGHEAD_NS, RULES, read_msghead
 from app.msghead import rules as r
 from app.msghead.xmlutil import OSLO, parse_xs_datetime
+from tests.budgets import examples
 
 CONTENT_NS = "urn:test:kpr-content"
 
@@ -331,7 +332,7 @@ def test_xs_datetime_parsing(text: str, expected: datetime | None) -> None:
 
 
 @given(st.binary(max_size=300))
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 def test_reading_arbitrary_bytes_never_raises(data: bytes) -> None:
     reading = read_msghead(data)
     assert reading.msghead is not None or len(reading.findings) == 1
@@ -343,7 +344,7 @@ _ID_TEXT = st.text(
 
 
 @given(msg_id=_ID_TEXT, her=st.integers(min_value=1, max_value=10**9))
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 def test_msgid_and_her_ids_round_trip(msg_id: str, her: int) -> None:
     from xml.sax.saxutils import escape
 

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 RACE = """
@@ -43,6 +45,7 @@ print(len(errors), errors[:1])
 PROCESSES = 40
 
 
+@pytest.mark.slow  # the second tier (`make test-all`): 40 fresh interpreters
 def test_schemas_compiled_by_threads_at_once_in_fresh_processes() -> None:
     outcomes = [
         subprocess.run(

@@ -34,6 +34,7 @@ from app.security.cms import (
 )
 from app.security.devpki import DevPki, dev_pki
 from app.security.keys import serial_text
+from tests.budgets import examples
 
 NOW = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
 CONTENT = "<MsgHead>ærlig talt</MsgHead>".encode() * 50
@@ -154,7 +155,7 @@ def test_pem_and_base64_input_are_tolerated(pki: DevPki) -> None:
         assert decrypt_enveloped(variant, [pki.kpr.encryption]).content == CONTENT
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(st.binary(max_size=300))
 def test_garbage_is_malformed_not_an_exception(data: bytes) -> None:
     result = decrypt_enveloped(data, [dev_pki(NOW).kpr.encryption])
@@ -211,6 +212,7 @@ def test_inflate_exactly_at_the_cap_is_fine() -> None:
 @pytest.mark.parametrize(
     "data",
     [gzip.compress(CONTENT)[:-20], b"\x1f\x8bnot really gzip", gzip.compress(b"x") + b"junk"],
+    ids=["cut", "not-gzip", "trailing-junk"],  # stable: gzip's header holds the time
 )
 def test_corrupt_gzip_is_a_finding(data: bytes) -> None:
     result = inflate(data)
@@ -218,7 +220,7 @@ def test_corrupt_gzip_is_a_finding(data: bytes) -> None:
     assert result.findings[0].rule.apprec_code == "T01"
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(st.binary(max_size=2000), st.integers(min_value=0, max_value=3000))
 def test_inflate_never_exceeds_the_cap(data: bytes, cap: int) -> None:
     result = inflate(gzip.compress(data), max_size=cap)

@@ -24,6 +24,7 @@ from app.security.cms import (
     sign_data,
 )
 from app.security.devpki import DevPki, dev_pki
+from tests.budgets import examples
 from tests.unit.test_security_cms import CONTENT, NOW, legacy_enveloped
 
 BIG = os.urandom(CHUNK_SIZE // 2) * 5 + b"tail"  # several chunks, not a multiple of a block
@@ -150,7 +151,7 @@ _GZ = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(data=_GZ, cap=st.integers(0, 4000), cuts=st.lists(st.integers(0, 4000), max_size=6))
 def test_gunzip_in_any_chunks_answers_as_inflate(data: bytes, cap: int, cuts: list[int]) -> None:
     whole = inflate(data, max_size=cap)
@@ -168,7 +169,7 @@ def test_gunzip_in_any_chunks_answers_as_inflate(data: bytes, cap: int, cuts: li
     assert len(out) <= cap
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(st.binary(max_size=300))
 def test_garbage_is_answered_alike(data: bytes) -> None:
     _same(data, dev_pki(NOW))

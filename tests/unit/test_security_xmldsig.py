@@ -30,6 +30,7 @@ from app.security.xmldsig import (
     verify_envelope,
     verify_msghead,
 )
+from tests.budgets import examples
 
 NOW = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
 EB_NS = "http://www.oasis-open.org/committees/ebxml-msg/schema/msg-header-2_0.xsd"
@@ -309,7 +310,7 @@ def test_percent_encoded_cid_reference_resolves(pki: DevPki) -> None:
     assert not verify_envelope(data, {odd: PAYLOAD[:-1]}).valid
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1))
 def test_cid_uri_round_trips_through_normalize(content_id: str) -> None:
     content_id = content_id.strip().strip("<>")

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from sqlalchemy import text
 
+from app.db import create_engine
 from app.settings import Env, ReceiverEnvironment, Settings
 
 
@@ -22,6 +24,30 @@ def test_defaults_are_the_pilot_receiver_on_sqlite() -> None:
     assert s.database_url == "sqlite+aiosqlite:///./var/kpr.db"
     assert s.max_message_bytes == 50 * 1024 * 1024
     assert s.apprec_version == "1.1"
+
+
+def test_sqlite_is_synchronous_full_unless_the_settings_say_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert make().sqlite_synchronous == "FULL"
+    monkeypatch.setenv("KPR_SQLITE_SYNCHRONOUS", "OFF")
+    assert Settings(_env_file=None).sqlite_synchronous == "OFF"
+    with pytest.raises(ValidationError, match="sqlite_synchronous"):
+        make(sqlite_synchronous="EXTRA")
+
+
+async def test_the_engine_sets_the_synchronous_mode_on_each_connection(tmp_path: Path) -> None:
+    for mode, pragma in (("FULL", 2), ("NORMAL", 1), ("OFF", 0)):
+        url = f"sqlite+aiosqlite:///{tmp_path / mode}.db"
+        engine = create_engine(url, sqlite_synchronous=mode)  # type: ignore[arg-type]
+        try:
+            async with engine.connect() as conn:
+                assert await conn.scalar(text("PRAGMA synchronous")) == pragma
+        finally:
+            await engine.dispose()
+    assert create_engine(f"sqlite+aiosqlite:///{tmp_path}/d.db").url.database  # FULL: default
+    with pytest.raises(ValueError, match="not allowed"):
+        create_engine(f"sqlite+aiosqlite:///{tmp_path}/x.db", sqlite_synchronous="OFF; --")  # type: ignore[arg-type]
 
 
 def test_receivers_parse_several_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
