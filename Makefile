@@ -43,7 +43,7 @@ PYTEST := $(BIN)/pytest -q -p no:cacheprovider
 
 pytest: install
 	$(PYTEST) -n 2 --dist worksteal -m "not slow and not e2e" \
-	  --cov=app --cov-report=term:skip-covered --cov-fail-under=80
+	  --cov=app --cov-report=term:skip-covered --cov-fail-under=95
 
 # The second tier, after `make test` (.ci/run): the real uvicorn processes (`e2e`: workers,
 # graceful shutdown, key rollover, outage, the soak, schemathesis, Chromium), the bench smoke

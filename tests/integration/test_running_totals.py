@@ -100,6 +100,9 @@ async def test_what_each_message_adds_equals_the_rows_and_a_rebuild(sessions: Se
     assert len(corrected) == 2  # g1 by its GUID, g2 by the M row
 
 
+MIDNIGHT = T0.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 @pytest.mark.parametrize(
     ("start", "end"),
     [
@@ -107,6 +110,7 @@ async def test_what_each_message_adds_equals_the_rows_and_a_rebuild(sessions: Se
         (T0 - timedelta(hours=1), T0 + timedelta(days=3, hours=1)),  # T0 on a partial day
         (T0 - timedelta(days=3), T0 + timedelta(hours=1)),  # ... at the end
         (T0 - timedelta(hours=1), T0 + timedelta(hours=1)),  # within one day
+        (MIDNIGHT - timedelta(days=2), MIDNIGHT + timedelta(days=4)),  # no partial day at all
     ],
 )
 async def test_stats_rule_counts_from_totals_and_partial_days(

@@ -142,6 +142,25 @@ def test_truncated_body_without_closing_delimiter() -> None:
     _one(parse_body(body[: body.rindex(b"--b1--")], ctype), "EBMS-MIME-BOUNDARY")
 
 
+def test_a_first_delimiter_with_more_on_its_line_is_refused() -> None:
+    body, ctype = _multipart([SOAP_PART])
+    _one(parse_body(b"--b1x" + body[len(b"--b1") :], ctype), "EBMS-MIME-BOUNDARY")
+
+
+def test_a_line_that_only_starts_like_the_delimiter_is_content() -> None:
+    soap = SOAP_PART + b"\r\n--b1-and-more"
+    body, ctype = _multipart([soap, PAYLOAD_PART])
+    result = parse_body(body, ctype)
+    assert result.findings == ()
+    assert result.message is not None
+    assert result.message.soap == b"<e/>\r\n--b1-and-more"
+
+
+def test_a_part_without_headers_is_an_attachment_without_content_id() -> None:
+    body, ctype = _multipart([SOAP_PART, b"\r\nno headers"], start=None)
+    _one(parse_body(body, ctype), "EBMS-MIME-CID-MISSING")
+
+
 def test_too_many_parts() -> None:
     body, ctype = _multipart(
         [SOAP_PART] + [PAYLOAD_PART.replace(b"p@x", b"p%d@x" % i) for i in range(4)]
