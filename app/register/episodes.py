@@ -234,10 +234,10 @@ async def update_episodes(
     if melding is None:
         return 0
     where = (melding.environment, melding.kommune_nr)
-    brukere = await _affected_brukere(session, melding_id, where, own)
-    for batch in batches(sorted(brukere)):
-        await _recompute(session, where, batch, _Own(melding_id, own))
-    return len(brukere)
+    affected = await _affected(session, melding_id, where, own)
+    for batch in batches(sorted(affected.brukere)):
+        await _recompute(session, where, batch, _Own(melding_id, own), affected)
+    return len(affected.brukere)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,46 +246,93 @@ class _Own:
     events: OwnEvents | None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Affected:
+    brukere: set[str]  # the persons whose episodes are recomputed
+    # whose stored rows must be read: those with rows before this melding and those the
+    # corrections touch (None: everyone's). A person new to the municipality is computed
+    # from the melding's rows in memory: a 100 000-person first load reads nothing back.
+    to_read: set[str] | None
+    # every stored correction (M/C) of the melding's notifications, or of the originals and
+    # siblings of its own corrections
+    corrections: list[NotificationFacts]
+
+
 def _scope(where: tuple[str, str]) -> list[Any]:
     return [Notifikasjon.environment == where[0], Notifikasjon.kommune_nr == where[1]]
 
 
-async def _affected_brukere(
+_FACTS = (
+    Notifikasjon.notifikasjon_guid_tolket,
+    Notifikasjon.status_notifikasjon,
+    Notifikasjon.notifikasjon_ref_tolket,
+    Notifikasjon.notifikasjon_lope_nr_tolket,
+    Notifikasjon.notifikasjon_tid,
+    Notifikasjon.id,
+)
+
+
+async def _affected(
     session: AsyncSession, melding_id: int, where: tuple[str, str], own: OwnEvents | None
-) -> set[str]:
+) -> _Affected:
+    in_memory = own is not None
     if own is None:
         own = await _read_own(session, melding_id)
-    brukere: set[str | None] = set(own.by_bruker)
-    guids, refs = own.guids, own.refs
-    related: set[int] = set()
     pg = await is_postgres(session)
-    for chunk in chunks(refs):
-        related.update(
-            await session.scalars(
-                select(Notifikasjon.id).where(
-                    *_scope(where),
-                    or_(
-                        one_of(Notifikasjon.notifikasjon_guid_tolket, chunk, pg),
-                        one_of(Notifikasjon.notifikasjon_ref_tolket, chunk, pg),
-                    ),
-                )
+    related: dict[int, NotificationFacts] = {}
+    conditions = [
+        # its corrections' originals and their other corrections
+        *(
+            or_(
+                one_of(Notifikasjon.notifikasjon_guid_tolket, chunk, pg),
+                one_of(Notifikasjon.notifikasjon_ref_tolket, chunk, pg),
             )
-        )
-    for chunk in chunks(guids):
-        related.update(
-            await session.scalars(
-                select(Notifikasjon.id).where(
-                    *_scope(where), one_of(Notifikasjon.notifikasjon_ref_tolket, chunk, pg)
-                )
+            for chunk in chunks(own.refs)
+        ),
+        # corrections stored before of its notifications
+        *(one_of(Notifikasjon.notifikasjon_ref_tolket, chunk, pg) for chunk in chunks(own.guids)),
+    ]
+    for condition in conditions:
+        found = await session.execute(select(*_FACTS).where(*_scope(where), condition))
+        for g, st, ref, nr, tid, i in found.all():
+            related[i] = NotificationFacts(
+                guid=g, status=st or "", ref=ref, lopenr=nr, tid=tid or ""
             )
-        )
+    touched: set[str] = set()
     for chunk in chunks(frozenset(related)):
-        brukere.update(
-            await session.scalars(
-                select(Hendelse.bruker_nr).where(one_of(Hendelse.notifikasjon_id, chunk, pg))
-            )
+        found_names = await session.scalars(
+            select(Hendelse.bruker_nr).where(one_of(Hendelse.notifikasjon_id, chunk, pg))
         )
-    return {b or "" for b in brukere}
+        touched.update(b or "" for b in found_names)
+    brukere = {b or "" for b in own.by_bruker} | touched
+    to_read = (
+        (touched | await _with_earlier_rows(session, melding_id, where)) if in_memory else None
+    )
+    corrections = [n for n in related.values() if n.status in ("M", "C")]
+    return _Affected(brukere=brukere, to_read=to_read, corrections=corrections)
+
+
+async def _with_earlier_rows(
+    session: AsyncSession, melding_id: int, where: tuple[str, str]
+) -> set[str]:
+    """The melding's persons who have rows from earlier meldinger (one semi-join)."""
+    named = (
+        select(Hendelse.bruker_nr)
+        .join(Notifikasjon, Notifikasjon.id == Hendelse.notifikasjon_id)
+        .where(Notifikasjon.melding_id == melding_id)
+    )
+    found = await session.scalars(
+        select(Hendelse.bruker_nr)
+        .join(Notifikasjon, Notifikasjon.id == Hendelse.notifikasjon_id)
+        .where(
+            Hendelse.environment == where[0],
+            Hendelse.kommune_nr == where[1],
+            Notifikasjon.melding_id != melding_id,
+            Hendelse.bruker_nr.in_(named),
+        )
+        .distinct()
+    )
+    return {b or "" for b in found}
 
 
 async def _read_own(session: AsyncSession, melding_id: int) -> OwnEvents:
@@ -311,17 +358,22 @@ async def _read_own(session: AsyncSession, melding_id: int) -> OwnEvents:
 
 
 async def _recompute(
-    session: AsyncSession, where: tuple[str, str], brukere: list[str], own: _Own
+    session: AsyncSession,
+    where: tuple[str, str],
+    brukere: list[str],
+    own: _Own,
+    affected: _Affected,
 ) -> None:
     environment, kommune_nr = where
     pg = await is_postgres(session)
+    read = brukere if affected.to_read is None else [b for b in brukere if b in affected.to_read]
     query = (
         select(*_EVENT_COLUMNS)
         .join(Notifikasjon, Notifikasjon.id == Hendelse.notifikasjon_id)
         .where(
             Hendelse.environment == environment,
             Hendelse.kommune_nr == kommune_nr,
-            one_of(Hendelse.bruker_nr, brukere, pg),
+            one_of(Hendelse.bruker_nr, read, pg),
         )
     )
     events: dict[Key, list[EventFacts]] = defaultdict(list)
@@ -333,7 +385,7 @@ async def _recompute(
             for key, fact in own.events.by_bruker.get(bruker_nr, ()):
                 events[key].append(fact)
                 notifications[fact.notification.guid] = fact.notification
-    rows = (await session.execute(query)).all()
+    rows = (await session.execute(query)).all() if read else []
     # who may have an episode stored already: everyone when the melding's rows were read
     # back, else those with earlier rows (an episode exists only where rows back it). A new
     # 100 000-person message deletes nothing: each DELETE ... = ANY(1 000 names) scanned the
@@ -362,7 +414,8 @@ async def _recompute(
                 fid_hmac=r[9],
             )
         )
-    corrections = await _corrections(session, where, notifications.values())
+    stored = [notifications[r._mapping[Notifikasjon.notifikasjon_guid_tolket]] for r in rows]
+    corrections = affected.corrections + await _corrections(session, where, stored)
     episodes = await anyio.to_thread.run_sync(_episodes, events, notifications, corrections)
     table = cast(Table, Episode.__table__)
     if stored_before:
