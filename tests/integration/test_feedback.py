@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
@@ -405,6 +405,22 @@ async def test_csv_has_the_same_published_cells(client: httpx.AsyncClient, world
     detail = await client.get("/api/v1/feedback/0301", params={**YEAR, "format": "csv"})
     assert "brukergruppe;other;" in detail.text
     assert ";skjult;" in detail.text
+
+
+async def test_a_rejected_message_counts_its_notifications_as_failed(
+    sessions: Sessions, settings: Settings
+) -> None:
+    await seed_message(sessions, kommune="4601", users=[User(("15",)) for _ in range(10)])
+    rejected = await seed_message(sessions, kommune="4601", apprec="2")
+    async with sessions() as s:
+        await s.execute(update(Message).where(Message.id == rejected).values(notification_count=6))
+        await s.commit()
+    await refresh_once(sessions, settings)
+    async with sessions() as s:
+        bergen = await s.get(FeedbackKommune, ("production", 2018, "4601"))
+    assert bergen is not None
+    assert (bergen.messages, bergen.readable) == (2, 1)
+    assert (bergen.accepted, bergen.failed) == (10, 6)
 
 
 async def test_the_refresh_is_incremental(
