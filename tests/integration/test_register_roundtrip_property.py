@@ -71,7 +71,7 @@ def notifications(draw: st.DrawFn) -> list[Notif]:
 
 
 @settings(
-    max_examples=examples(20),
+    max_examples=examples(12, floor=2),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

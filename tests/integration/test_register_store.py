@@ -37,6 +37,7 @@ from app.register.store import (
 )
 from app.security.devpki import DevPki
 from app.settings import Settings
+from tests.budgets import examples
 from tests.integration.test_intake_history import send
 from tests.protector import PROTECTOR
 from tests.register_messages import NS, ORG, Event, Notif, Person, melding_xml, person
@@ -295,7 +296,7 @@ _namespaces = itertools.count(1)
 
 
 @settings(
-    max_examples=6,
+    max_examples=examples(6, floor=2),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
     derandomize=True,
