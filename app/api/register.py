@@ -29,6 +29,7 @@ from app.api.paging import decode_position, encode_position
 from app.api.problems import PROBLEM_RESPONSES, Problem
 from app.models import utcnow
 from app.register import feed
+from app.register.confirmed import oldest_unconfirmed
 from app.register.feed import FeedItem, FeedPosition, FeedState
 from app.register.protect import Protector
 
@@ -265,7 +266,9 @@ async def get_position(
     backlog = await feed.backlog(session, environment.value, state.confirmed)
     out = _position_out(state)
     out.unconfirmed_notifications = backlog.notifications
-    out.oldest_unconfirmed_received_at = backlog.oldest_received_at
+    # the same reading of "confirmed" as retention and the metric (app/register/confirmed.py)
+    oldest = await oldest_unconfirmed(session, [environment.value])
+    out.oldest_unconfirmed_received_at = oldest[environment.value]
     return out
 
 

@@ -71,7 +71,6 @@ class Backlog:
     """What the loader has not confirmed yet."""
 
     notifications: int
-    oldest_received_at: datetime | None
 
 
 class FeedPositionError(ValueError):
@@ -362,11 +361,11 @@ async def _ensure_row(session: AsyncSession, environment: str) -> None:
 
 
 async def backlog(session: AsyncSession, environment: str, after: FeedPosition) -> Backlog:
-    """The notifications after `after` (the confirmed position), and the oldest received."""
+    """The notifications after `after` (the confirmed position)."""
     m, n = MELDING, NOTIFIKASJON
     row = (
         await session.execute(
-            select(func.count(n.c.id), func.min(m.c.received_at))
+            select(func.count(n.c.id))
             .select_from(m.join(n, n.c.melding_id == m.c.id))
             .where(
                 m.c.environment == environment,
@@ -375,4 +374,4 @@ async def backlog(session: AsyncSession, environment: str, after: FeedPosition) 
             )
         )
     ).one()
-    return Backlog(notifications=int(row[0]), oldest_received_at=row[1])
+    return Backlog(notifications=int(row[0]))

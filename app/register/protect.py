@@ -84,15 +84,3 @@ class Protector:
     def digest(self, value: str) -> str:
         """The keyed hash of `value` (64 hex characters)."""
         return hmac.new(self.hmac_key, value.encode("utf-8"), hashlib.sha256).hexdigest()
-
-    def digest_optional(self, value: str | None) -> str | None:
-        return None if value is None else self.digest(value)
-
-    def is_current(self, token: str) -> bool:
-        """Whether a token is sealed with the current key (nothing to rotate)."""
-        return token.startswith(self.current + ":")
-
-
-def key_id(token: str) -> str:
-    """The id of the key a token was sealed with."""
-    return token.partition(":")[0]

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.register.protect import ProtectionError, Protector, key_id
+from app.register.protect import ProtectionError, Protector
 
 
 def protector(current: str = "k1", **keys: bytes) -> Protector:
@@ -20,7 +20,7 @@ def protector(current: str = "k1", **keys: bytes) -> Protector:
 def test_a_sealed_value_opens_to_itself_and_names_its_key(value: str) -> None:
     p = protector()
     token = p.seal(value)
-    assert key_id(token) == "k1"
+    assert token.partition(":")[0] == "k1"
     assert p.open(token) == value
 
 
@@ -44,8 +44,7 @@ def test_an_old_key_still_opens_after_rotation() -> None:
     token = before.seal("01010112345")
     after = protector("k2", k2=new, k1=old)
     assert after.open(token) == "01010112345"
-    assert not after.is_current(token)
-    assert after.is_current(after.seal("01010112345"))
+    assert after.seal("01010112345").startswith("k2:")  # new values under the new key
 
 
 @pytest.mark.parametrize(
