@@ -4,8 +4,6 @@ transaction. JSON, or CSV for Excel (UTF-8 with BOM, `;`)."""
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
@@ -23,6 +21,7 @@ from app.api.paging import decode_row_cursor, encode_row_cursor
 from app.api.problems import PROBLEM_RESPONSES
 from app.catalogue import rules_by_id
 from app.content.calendar import OSLO
+from app.core.spreadsheet import sheet
 from app.models import utcnow
 from app.query import feilliste as repo
 from app.query.reporting import default_year, received_window, year_entry
@@ -50,7 +49,6 @@ CSV_HEADER = (
 # A JSON page; the largest municipality's year is some thousand rows (CSV: all of them).
 PAGE_ROWS = 500
 MAX_ROWS = 5000
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class Which(StrEnum):
@@ -118,31 +116,27 @@ class Feilliste(BaseModel):
     )
 
 
-def _cell(value: str) -> str:
-    """Text as Excel should show it: a leading = + - @ would start a formula."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
-
-
 def to_csv(rows: list[ErrorRowOut], *, with_fid: bool) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=";", lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    """Every text cell escaped (app/core/spreadsheet.py): fid, GUID and rule id included."""
+    out, writer = sheet()
     writer.writerow([h for h in CSV_HEADER if with_fid or h != "Person-ID"])
     for r in rows:
-        cells = [
-            str(r.message_id),
-            r.received_at.astimezone(OSLO).strftime("%d.%m.%Y %H:%M:%S"),
-            r.notification_guid or "",
-            "" if r.lopenr is None else str(r.lopenr),
-            _cell(r.bruker_nr or ""),
-            *([r.fid or ""] if with_fid else []),
-            r.rule_id,
-            r.apprec_code or "",
-            _cell(r.text),
-            _cell(" ".join(r.detail.split())),
-            "Ja" if r.corrected else "Nei",
-        ]
-        writer.writerow(cells)
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
+        writer.writerow(
+            [
+                r.message_id,
+                r.received_at.astimezone(OSLO).strftime("%d.%m.%Y %H:%M:%S"),
+                r.notification_guid,
+                r.lopenr,
+                r.bruker_nr,
+                *([r.fid] if with_fid else []),
+                r.rule_id,
+                r.apprec_code,
+                r.text,
+                " ".join(r.detail.split()),
+                "Ja" if r.corrected else "Nei",
+            ]
+        )
+    return out.getvalue().encode("utf-8")
 
 
 async def read_feilliste(

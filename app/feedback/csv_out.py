@@ -1,11 +1,10 @@
 """The figures as CSV for analysts (`;`-separated, UTF-8 with BOM so spreadsheets read the
-Norwegian letters): the same published cells as the pages, suppressed ones as "<5"/"skjult"."""
+Norwegian letters): the same published cells as the pages, suppressed ones as "<5"/"skjult".
+Every text cell is escaped against formula injection (app/core/spreadsheet.py)."""
 
 from __future__ import annotations
 
-import csv
-import io
-
+from app.core.spreadsheet import sheet
 from app.feedback.figures import Figure, KommuneFeedback, Median, Overview, OverviewRow
 
 
@@ -16,8 +15,7 @@ def _v(f: Figure | Median) -> str:
 
 
 def overview_csv(o: Overview, rows: list[OverviewRow]) -> str:
-    out = io.StringIO()
-    w = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    out, w = sheet()
     w.writerow(
         [
             "aar",
@@ -53,13 +51,12 @@ def overview_csv(o: Overview, rows: list[OverviewRow]) -> str:
                 "ja" if r.after_kostra else "nei",
             ]
         )
-    return "\ufeff" + out.getvalue()
+    return out.getvalue()
 
 
 def kommune_csv(k: KommuneFeedback) -> str:
     """One row per figure: section, key, name, value, national median."""
-    out = io.StringIO()
-    w = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    out, w = sheet()
     w.writerow(["aar", "miljo", "kommunenr", "del", "nokkel", "navn", "verdi", "median"])
     base = [k.year, k.environment.value, k.kommune_nr]
     w.writerow([*base, "oversikt", "meldinger", "Meldinger", _v(k.messages), _v(k.messages_median)])
@@ -89,4 +86,4 @@ def kommune_csv(k: KommuneFeedback) -> str:
         w.writerow([*base, "meldinger_per_maaned", m.month, m.month, _v(m.messages), _v(m.median)])
     for r in k.rules:
         w.writerow([*base, "regel", r.rule_id, r.consequence, _v(r.share), _v(r.median)])
-    return "\ufeff" + out.getvalue()
+    return out.getvalue()
