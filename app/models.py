@@ -5,8 +5,7 @@ Tables are singular snake_case; timestamps are `*_at`, timezone-aware UTC.
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -26,6 +25,7 @@ from sqlalchemy import (
     event,
     text,
 )
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -34,8 +34,9 @@ from sqlalchemy.orm import (
     mapped_column,
     relationship,
 )
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.dml import Insert, UpdateBase
 from sqlalchemy.sql.expression import false
+from sqlalchemy.sql.selectable import Alias
 from sqlalchemy.types import TypeDecorator
 
 NAMING = {
@@ -71,6 +72,14 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+TOKEN_LIFETIME = timedelta(days=365)
+
+
+def token_expiry() -> datetime:
+    """A new API token's default expiry: one year."""
+    return utcnow() + TOKEN_LIFETIME
 
 
 class Base(DeclarativeBase):
@@ -285,6 +294,8 @@ class Receipt(Base):
     apprec_id: Mapped[str | None] = mapped_column(String(100))
     apprec_status: Mapped[str | None] = mapped_column(String(2))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # when retention masked brukerNr and fid in `apprec_xml` (`body` stays as it was sent)
+    apprec_redacted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class NotificationOutbox(Base):
@@ -327,6 +338,8 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # every token expires (`tokens create --expires`); None (rows written by hand) is expired
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=token_expiry)
 
 
 class AccessLog(Base):
@@ -538,7 +551,16 @@ class AppendOnlyError(RuntimeError):
     """Something tried to change or remove a row of the access log."""
 
 
-_ACCESS_LOG_WRITE = re.compile(r"\b(update|delete\s+from|truncate)\s+(table\s+)?access_log\b", re.I)
+def _writes_access_log(statement: object) -> bool:
+    """An UPDATE or DELETE (ORM or Core) whose target table is the access log, also through
+    an alias. Decided by the statement's table, never by its SQL text: textual SQL is the
+    database triggers' to refuse (migrations 0013 and 0020)."""
+    if not isinstance(statement, UpdateBase) or isinstance(statement, Insert):
+        return False
+    table: object = getattr(statement, "table", None)
+    while isinstance(table, Alias):
+        table = table.element
+    return getattr(table, "name", None) == AccessLog.__tablename__
 
 
 @event.listens_for(Session, "before_flush")
@@ -554,14 +576,17 @@ def _access_log_unchanged(session: Session, _context: object, _instances: object
 
 @event.listens_for(Session, "do_orm_execute")
 def _access_log_no_bulk_writes(state: ORMExecuteState) -> None:
-    """Refuse UPDATE/DELETE statements on the access log, ORM or textual, on every database
-    (PostgreSQL also has a trigger: migration 0013)."""
-    statement = state.statement
-    if state.is_update or state.is_delete:
-        table = getattr(statement, "table", None)
-        if getattr(table, "name", None) == AccessLog.__tablename__:
-            raise AppendOnlyError("access_log is append-only")
-    elif isinstance(statement, TextClause) and _ACCESS_LOG_WRITE.search(statement.text):
+    """Refuse ORM UPDATE/DELETE statements on the access log."""
+    if (state.is_update or state.is_delete) and _writes_access_log(state.statement):
+        raise AppendOnlyError("access_log is append-only")
+
+
+@event.listens_for(Engine, "before_execute")
+def _access_log_no_core_writes(
+    _conn: object, clauseelement: object, _multiparams: object, _params: object, _opts: object
+) -> None:
+    """The same for Core statements run on a connection, bypassing the session."""
+    if _writes_access_log(clauseelement):
         raise AppendOnlyError("access_log is append-only")
 
 

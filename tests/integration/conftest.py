@@ -65,6 +65,9 @@ class _Migrated:
     url: str
     tables: tuple[str, ...]  # every table the migrations made, children before parents
     superuser: bool  # PostgreSQL: may switch its triggers off to empty the tables
+    # SQLite: the CREATE TRIGGER statements of the append-only access log, dropped and made
+    # again inside the emptying transaction (the one way to empty it; tests only)
+    access_log_triggers: tuple[str, ...] = ()
 
 
 class _Databases:
@@ -106,10 +109,14 @@ async def _inspect(url: str) -> _Migrated:
                 superuser = None
                 found = "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_sequence'"
                 extra = ["sqlite_sequence"] if await conn.scalar(text(found)) else []
+                triggers = "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'access_log'"
+                made = tuple((await conn.scalars(text(triggers))).all())
     finally:
         await engine.dispose()
     tables = [t.name for t in reversed(metadata.sorted_tables) if t.name != "alembic_version"]
-    return _Migrated(url, (*tables, *extra), superuser == "on")
+    if url.startswith("postgresql"):
+        return _Migrated(url, (*tables, *extra), superuser == "on")
+    return _Migrated(url, (*tables, *extra), False, made)
 
 
 @pytest.fixture(scope="session")
@@ -139,8 +146,13 @@ async def _empty(db: _Migrated) -> None:
                 await raw.driver_connection.execute(_postgres_emptied(db))  # type: ignore[union-attr]
             return
         async with engine.begin() as conn:
+            # the access log's triggers refuse DELETE: dropped, and made again before commit
+            for name in _trigger_names(db.access_log_triggers):
+                await conn.execute(text(f'DROP TRIGGER "{name}"'))
             for table in db.tables:
                 await conn.execute(text(f'DELETE FROM "{table}"'))
+            for sql in db.access_log_triggers:
+                await conn.execute(text(sql))
             await conn.execute(
                 insert(TotalsState).values(
                     id=1, calendar_sha256=totals.windows_for("").sha256, built_at=utcnow()
@@ -148,6 +160,15 @@ async def _empty(db: _Migrated) -> None:
             )
     finally:
         await engine.dispose()
+
+
+def _trigger_names(statements: tuple[str, ...]) -> list[str]:
+    """The names in `CREATE TRIGGER [IF NOT EXISTS] name ...` statements."""
+    names = []
+    for sql in statements:
+        words = sql.replace("IF NOT EXISTS", "").split()
+        names.append(words[2].strip('"'))
+    return names
 
 
 def _postgres_emptied(db: _Migrated) -> str:
@@ -158,7 +179,10 @@ def _postgres_emptied(db: _Migrated) -> str:
         empty += [f"DELETE FROM {name}" for name in names]
         empty += ["SELECT setval(seqrelid::regclass, seqstart, false) FROM pg_sequence"]
     else:
-        empty = [f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"]
+        # the table's owner may disable its triggers; enabled again in the same transaction
+        empty = ["ALTER TABLE access_log DISABLE TRIGGER USER"]
+        empty += [f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"]
+        empty += ["ALTER TABLE access_log ENABLE TRIGGER USER"]
     sha = totals.windows_for("").sha256  # hex digits
     state = f"INSERT INTO totals_state (id, calendar_sha256, built_at) VALUES (1, '{sha}', now())"
     return ";\n".join([*empty, state])
