@@ -323,15 +323,28 @@ async def list_findings(
 
 @router.get(
     "/messages/{message_id}/apprec",
-    summary="The AppRec XML as sent (before encryption)",
+    summary="The AppRec XML as sent (before encryption; access-logged)",
     response_class=Response,
     responses={200: {"content": {"application/xml": {}}, "description": "AppRec XML"}},
 )
-async def get_apprec(message_id: MessageId, session: DbSession, who: AnyPrincipal) -> Response:
+async def get_apprec(
+    message_id: MessageId, request: Request, session: DbSession, who: AnyPrincipal
+) -> Response:
+    """Personal data (it names failing notifications by brukerNr): every read is
+    access-logged in the same transaction."""
     await _visible(session, message_id, who)
     receipt = await repo.receipt_of(session, message_id, with_xml=True)
     if receipt is None or receipt.apprec_xml is None:
         raise HTTPException(404, f"message {message_id} has no AppRec")
+    log_access(
+        session,
+        request,
+        who,
+        "messages.apprec",
+        message_ids=[message_id],
+        kommune_nr=who.kommune_nr,
+    )
+    await session.commit()
     return Response(receipt.apprec_xml, media_type="application/xml")
 
 

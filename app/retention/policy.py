@@ -57,6 +57,8 @@ async def apply_retention(
             report.removed.append(Removed("raw", before, tuple(sorted(ids))))
         if settings.retention_findings_days:
             before = now - timedelta(days=settings.retention_findings_days)
+            ids = await repo.redact_apprecs(session, before, now)  # while findings name them
+            report.removed.append(Removed("apprec_subjects", before, tuple(ids)))
             ids = await repo.remove_finding_subjects(session, before)
             report.removed.append(Removed("finding_subjects", before, tuple(ids)))
             loaders = settings.register_environments
@@ -75,6 +77,7 @@ async def apply_retention(
             what = {
                 "raw": "raw request bodies",
                 "finding_subjects": "brukerNr/fid in findings",
+                "apprec_subjects": "brukerNr/fid in stored AppRec texts",
                 "history": f"IPLOS history (and {removed.extra} brukerNr-fid pairs)",
                 "register": "register rows of environments no loader takes",
                 "register_identifiers": "fids in register rows the loader has confirmed",

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import delete, exists, not_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.apprec.redact import redact_apprec
 from app.db import chunks
 from app.models import (
     AccessLog,
@@ -20,9 +21,13 @@ from app.models import (
     IplosEvent,
     IplosNotification,
     Message,
+    Receipt,
 )
 from app.register.confirmed import unconfirmed_messages
 from app.register.models import Episode, Hendelse, Melding, Notifikasjon
+
+# AppRecs read and written per round: each may be a few hundred kB (100 Error elements)
+REDACT_BATCH = 200
 
 
 def _received_before(before: datetime) -> object:
@@ -60,6 +65,54 @@ async def remove_finding_subjects(session: AsyncSession, before: datetime) -> li
         .returning(Finding.message_id)
     )
     return sorted(set(result.scalars()))
+
+
+async def redact_apprecs(session: AsyncSession, before: datetime, now: datetime) -> list[int]:
+    """brukerNr and fødselsnummer out of the stored AppRec text of messages received before
+    `before` (app/apprec/redact.py), once each; run before `remove_finding_subjects`, whose
+    brukerNr it masks wherever the text quotes them. The reply bytes sent stay."""
+    due = list(
+        (
+            await session.execute(
+                select(Receipt.id, Receipt.message_id).where(
+                    Receipt.message_id.in_(_received_before(before)),  # type: ignore[arg-type]
+                    Receipt.apprec_xml.is_not(None),
+                    Receipt.apprec_redacted_at.is_(None),
+                )
+            )
+        ).all()
+    )
+    receipt_ids = sorted(receipt_id for receipt_id, _ in due)
+    for start in range(0, len(receipt_ids), REDACT_BATCH):
+        chunk = receipt_ids[start : start + REDACT_BATCH]
+        rows = (
+            await session.execute(
+                select(Receipt.id, Receipt.message_id, Receipt.apprec_xml).where(
+                    Receipt.id.in_(chunk)
+                )
+            )
+        ).all()
+        messages = [message_id for _, message_id, _ in rows]
+        named: dict[int, set[str]] = {}
+        for message_id, bruker_nr in await session.execute(
+            select(Finding.message_id, Finding.bruker_nr).where(
+                Finding.message_id.in_(messages), Finding.bruker_nr.is_not(None)
+            )
+        ):
+            if bruker_nr:
+                named.setdefault(message_id, set()).add(bruker_nr)
+        for receipt_id, message_id, xml in rows:
+            if xml is None:
+                continue
+            await session.execute(
+                update(Receipt)
+                .where(Receipt.id == receipt_id)
+                .values(
+                    apprec_xml=redact_apprec(xml, named.get(message_id, ())),
+                    apprec_redacted_at=now,
+                )
+            )
+    return sorted(message_id for _, message_id in due)
 
 
 async def remove_register_rows(

@@ -82,6 +82,7 @@ async def test_retention_removes_what_is_due_and_keeps_the_audit_skeleton(
     report = await apply_retention(sessions, settings_with_pki, now)
     assert report.summary() == {
         "raw": 1,
+        "apprec_subjects": 1,
         "finding_subjects": 1,
         "register_identifiers": 0,
         "history": 1,
@@ -104,6 +105,7 @@ async def test_retention_removes_what_is_due_and_keeps_the_audit_skeleton(
         assert await _count(s, IplosNotification, new_msg.id) > 0
         logged = list(await s.scalars(select(AccessLog).where(AccessLog.actor == "retention")))
     assert sorted(a.action for a in logged) == [
+        "retention.apprec_subjects",
         "retention.finding_subjects",
         "retention.history",
         "retention.raw",
@@ -119,6 +121,7 @@ async def test_retention_removes_what_is_due_and_keeps_the_audit_skeleton(
     second = await apply_retention(sessions, settings_with_pki, now)
     assert second.summary() == {
         "raw": 0,
+        "apprec_subjects": 0,
         "finding_subjects": 0,
         "register_identifiers": 0,
         "history": 0,
@@ -128,7 +131,7 @@ async def test_retention_removes_what_is_due_and_keeps_the_audit_skeleton(
         count = await s.scalar(
             select(func.count()).select_from(AccessLog).where(AccessLog.actor == "retention")
         )
-    assert count == 4
+    assert count == 5
 
 
 async def test_the_server_applies_retention_by_itself(
