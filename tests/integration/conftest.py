@@ -109,7 +109,10 @@ async def _inspect(url: str) -> _Migrated:
                 superuser = None
                 found = "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_sequence'"
                 extra = ["sqlite_sequence"] if await conn.scalar(text(found)) else []
-                triggers = "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'access_log'"
+                triggers = (
+                    "SELECT sql FROM sqlite_master"
+                    " WHERE type = 'trigger' AND tbl_name = 'access_log'"
+                )
                 made = tuple((await conn.scalars(text(triggers))).all())
     finally:
         await engine.dispose()
