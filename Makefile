@@ -19,7 +19,7 @@ install: $(STAMP)
 # Serve on http://127.0.0.1:8080 with the embedded default: SQLite in ./var and, in dev, a
 # development PKI with a demo municipality created on first start.
 run: install
-	mkdir -p var
+	mkdir -p -m 700 var
 	KPR_ENV=$${KPR_ENV:-dev} $(BIN)/kpr-mottak db upgrade
 	KPR_ENV=$${KPR_ENV:-dev} $(BIN)/kpr-mottak dev-pki --if-missing
 	KPR_ENV=$${KPR_ENV:-dev} $(BIN)/kpr-mottak serve --host 127.0.0.1 --port 8080
@@ -87,7 +87,7 @@ bench-quick: install
 # instances and of PostgreSQL under load, then every check. Loopback only; needs the
 # PostgreSQL server binaries. `make test-all` runs a short form.
 soak: install
-	mkdir -p var
+	mkdir -p -m 700 var
 	$(BIN)/python -m bench.soak --kills $${KILLS:-100} --report var/soak-report.json
 
 clean:

@@ -96,7 +96,13 @@ def serve(
     PostgreSQL (each worker runs its own lifespan; see docs/operations.md and issue 11)."""
     import uvicorn
 
+    from app.exposure import serve_refusal
+
     settings = load_settings()  # fail fast with a readable message before uvicorn starts
+    refusal = serve_refusal(host, settings)
+    if refusal is not None:
+        err.print(f"[red]{refusal}[/]")
+        raise typer.Exit(2)
     uvicorn.run(
         "app.main:create_app",
         factory=True,

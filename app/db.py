@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from app.private_files import private_file
+
 SqliteSynchronous = Literal["FULL", "NORMAL", "OFF"]
 
 
@@ -49,9 +51,10 @@ def create_engine(
     if database_url.startswith("sqlite"):
         if sqlite_synchronous not in ("FULL", "NORMAL", "OFF"):
             raise ValueError(f"sqlite synchronous mode {sqlite_synchronous!r} is not allowed")
-        path = database_url.split("///", 1)[-1]
+        path = database_url.split("///", 1)[-1].split("?", 1)[0]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # personal data: the file 0600 and its directory 0700 when this makes them
+            private_file(Path(path))
         engine = create_async_engine(database_url, hide_parameters=True)
         pragmas = partial(_sqlite_pragmas, synchronous=sqlite_synchronous)
         event.listen(engine.sync_engine, "connect", pragmas)

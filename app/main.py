@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +18,7 @@ from app.api.errors import PROBLEM_JSON, install_error_handlers, problem
 from app.api.parties import router as parties_router
 from app.api.router import router as read_router
 from app.db import create_engine, ping, session_factory
+from app.exposure import metrics_allowed
 from app.feedback.background import start_refresher
 from app.feedback.pages import router as feedback_pages
 from app.inflight import InFlightMiddleware
@@ -80,8 +81,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # served offline by app.api.docs
         redoc_url=None,
+        # KPR_PUBLIC_DOCS=false: no /openapi.json, /docs or /redoc at all
+        openapi_url="/openapi.json" if settings.public_docs else None,
     )
-    install_docs(app)
+    if settings.public_docs:
+        install_docs(app)
     install_error_handlers(app)
     app.add_middleware(InFlightMiddleware, gauge=ops_metrics(metrics.registry).in_progress)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
@@ -140,8 +144,15 @@ def _platform_routes(app: FastAPI, metrics: Metrics) -> None:
         )
 
     @app.get("/metrics", tags=["platform"], summary="Prometheus metrics", response_class=Response)
-    async def prometheus() -> Response:
+    async def prometheus(request: Request) -> Response:
         state: AppState = app.state.kpr
+        if not metrics_allowed(state.settings, request.headers.get("authorization")):
+            return JSONResponse(
+                problem(401, "Unauthorized", "/metrics needs its bearer token (KPR_METRICS_TOKEN)"),
+                status_code=401,
+                media_type=PROBLEM_JSON,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         if state.revocation is not None:
             state.revocation.export_metrics(datetime.now(UTC))
         try:

@@ -318,3 +318,20 @@ class Settings(BaseSettings):
     # The open feedback's aggregates are refreshed this often (seconds; 0: only
     # `kpr-mottak feedback refresh`, e.g. from cron).
     feedback_refresh_seconds: float = Field(default=300.0, ge=0)
+
+    # --- safe defaults (issue 20, docs/operations.md "Safe defaults") ---
+    # /docs, /redoc and /openapi.json; false closes them (404), e.g. on an Internet-facing
+    # instance. The API itself is unchanged.
+    public_docs: bool = True
+    # When set, /metrics answers only `Authorization: Bearer <this token>` (401 otherwise).
+    metrics_token: SecretStr | None = None
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _metrics_token(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def env_explicit(self) -> bool:
+        """KPR_ENV given (environment, .env or a constructor), not the dev default."""
+        return "env" in self.model_fields_set

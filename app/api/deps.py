@@ -39,7 +39,7 @@ async def principal(
         raise HTTPException(401, "missing bearer token", headers=_UNAUTHORIZED)
     found = await authenticate(session, credentials.credentials)
     if found is None:
-        raise HTTPException(401, "unknown or revoked token", headers=_UNAUTHORIZED)
+        raise HTTPException(401, "unknown, revoked or expired token", headers=_UNAUTHORIZED)
     if session.dirty:  # last_used_at moved on: its own small commit, before the route runs
         await session.commit()
     return found

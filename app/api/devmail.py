@@ -1,4 +1,5 @@
-"""GET /dev/mail: the emails the dev mail sink caught (KPR_ENV=dev only; 404 elsewhere)."""
+"""GET /dev/mail: the emails the dev mail sink caught (KPR_ENV=dev only, and only to a
+client on loopback; 404 elsewhere: it has no authentication)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 
 from app.api.deps import app_state
+from app.exposure import is_loopback
 from app.notify.devsink import SavedMail, saved_mail, saved_mails
 from app.settings import Env, Settings
 
@@ -22,7 +24,8 @@ class MailOut(BaseModel):
 
 def _dev_settings(request: Request) -> Settings:
     settings = app_state(request).settings
-    if settings.env is not Env.DEV:
+    client = request.client.host if request.client else None
+    if settings.env is not Env.DEV or not is_loopback(client):
         raise HTTPException(404, "not found")
     return settings
 

@@ -32,7 +32,7 @@ _CODES = {
 }
 _TITLES = {
     "BadRequest": "Bad request",
-    "Unauthorized": "Missing, unknown or revoked token",
+    "Unauthorized": "Missing, unknown, revoked or expired token",
     "Forbidden": "Not allowed for this role",
     "NotFound": "Not found",
     "MethodNotAllowed": "Method not allowed",

@@ -41,7 +41,7 @@ def _problem(description: str) -> dict[str, Any]:
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _problem("A bad cursor or parameter"),
-    401: _problem("Missing, unknown or revoked token"),
+    401: _problem("Missing, unknown, revoked or expired token"),
     403: _problem("The token's role may not use this endpoint"),
     404: _problem("Missing, or not the caller's municipality (the same answer)"),
     422: _problem("A parameter is not valid"),

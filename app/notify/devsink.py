@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.logging import get_logger
 from app.notify import repository as outbox
 from app.notify.email import build_email, message_id_for
+from app.private_files import private_dir, write_private
 from app.sqlite_writer import SqliteWriter
 
 log = get_logger(__name__)
@@ -67,8 +68,7 @@ async def deliver_due(
 
 
 def _save(directory: Path, name: str, data: bytes) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / name).write_bytes(data)
+    write_private(private_dir(directory) / name, data)
 
 
 async def run_sink(

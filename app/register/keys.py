@@ -15,6 +15,7 @@ import secrets
 import tempfile
 from pathlib import Path
 
+from app.private_files import private_dir
 from app.register.protect import KEY_BYTES, Protector
 from app.settings import Env, Settings
 
@@ -40,7 +41,7 @@ def write_key_file(path: Path) -> bool:
     """A new random key at `path`, readable by its owner only; False when one is there. The
     file appears whole (written aside, then linked in place): two processes starting at once
     never read a half-written key, and the first one's key wins."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".key-")
     try:
         with os.fdopen(fd, "w") as out:

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
+from app.private_files import private_dir
 from app.security.keys import KeyPair
 
 # Made-up organisation numbers with valid check digits (not real organisations).
@@ -258,7 +259,7 @@ def write_dev_pki(directory: Path, pki: DevPki) -> tuple[Path, ...]:
     Files: ca.crt, ca.key, ca.crl, and per party
     `<kpr|municipality>-<signing|encryption>.{crt,key}`.
     """
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     files: dict[str, bytes] = {
         "ca.crt": _cert_pem(pki.ca.certificate),
         "ca.key": _key_pem(pki.ca.private_key),
