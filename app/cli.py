@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import migrate
 from app.auth import repository as token_repo
-from app.auth.tokens import parse_role
+from app.auth.tokens import parse_expiry, parse_role
 from app.db import create_engine, session_factory
 from app.parties import repository as party_repo
 from app.parties.spec import PartySpecError, certificate_spec, make_party, read_parties
@@ -249,16 +250,22 @@ def parties_list() -> None:
 def tokens_create(
     name: Annotated[str, typer.Argument(help="A unique name (who holds it)")],
     role: Annotated[str, typer.Option(help="operator | register | municipality:<kommunenr>")],
+    expires: Annotated[
+        str,
+        typer.Option(help="a date (2027-12-31: valid through that day) or days (365d)"),
+    ] = "365d",
 ) -> None:
-    """Create a token; it is printed once and stored hashed."""
+    """Create a token; it is printed once and stored hashed. Every token expires (default:
+    in a year); an expired token is refused like a revoked one."""
     try:
         parse_role(role)
+        expires_at = parse_expiry(expires, datetime.now(UTC))
     except ValueError as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
 
     async def work(session: AsyncSession) -> str:
-        return (await token_repo.create_token(session, name, role))[1]
+        return (await token_repo.create_token(session, name, role, expires_at=expires_at))[1]
 
     try:
         plaintext = run_db(work)
@@ -292,14 +299,23 @@ def tokens_list() -> None:
                 t.role + (f":{t.kommune_nr}" if t.kommune_nr else ""),
                 t.created_at.isoformat(timespec="seconds"),
                 t.revoked_at.isoformat(timespec="seconds") if t.revoked_at else "",
+                _expiry(t.expires_at, now),
             )
             for t in await token_repo.list_tokens(session)
         ]
 
-    table = Table("name", "role", "created", "revoked")
+    now = datetime.now(UTC)
+    table = Table("name", "role", "created", "revoked", "expires")
     for row in run_db(work):
         table.add_row(*row)
     console.print(table)
+
+
+def _expiry(at: datetime | None, now: datetime) -> str:
+    if at is None:
+        return "expired (none set)"
+    shown = at.isoformat(timespec="seconds")
+    return f"{shown} (expired)" if at <= now else shown
 
 
 @app.command("dev-pki")

@@ -8,13 +8,17 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 TOKEN_PREFIX = "kpr_"  # noqa: S105 - a prefix, not a secret
 _ROLE = re.compile(r"^(operator|register|municipality:(\d{4}))$")
 # A read must not become a write per request: the last use is recorded this coarsely.
 LAST_USED_RESOLUTION = timedelta(minutes=5)
+# `tokens create --expires`: a date (valid through that day, Norwegian time) or days
+_DAYS = re.compile(r"^([0-9]{1,5})d$")
+_OSLO = ZoneInfo("Europe/Oslo")
 
 
 class TokenRole(StrEnum):
@@ -66,3 +70,24 @@ def new_token() -> str:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def parse_expiry(value: str, now: datetime) -> datetime:
+    """`--expires`: `2027-12-31` (valid through that day, Norwegian time) or `365d` (days
+    from `now`). The expiry must lie in the future."""
+    text = value.strip()
+    days = _DAYS.match(text)
+    if days:
+        if int(days.group(1)) < 1:
+            raise ValueError(f"--expires {value}: give at least 1d")
+        return now + timedelta(days=int(days.group(1)))
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"--expires {value}: use a date (2027-12-31) or a number of days (365d)"
+        ) from None
+    expires = datetime.combine(day + timedelta(days=1), time(), tzinfo=_OSLO)
+    if expires <= now:
+        raise ValueError(f"--expires {value}: the date has passed")
+    return expires

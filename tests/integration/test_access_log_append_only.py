@@ -4,9 +4,11 @@ application refuses ORM and Core statements by their target table, before any SQ
 
 from __future__ import annotations
 
+from typing import cast
+
 import httpx
 import pytest
-from sqlalchemy import delete, text, update
+from sqlalchemy import Alias, Table, delete, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -79,11 +81,12 @@ async def test_the_application_refuses_by_table_before_sending_sql(
     client: httpx.AsyncClient, sessions: Sessions, settings: Settings
 ) -> None:
     await _one_read(client, sessions)
-    aliased = AccessLog.__table__.alias("a")
+    table = cast(Table, AccessLog.__table__)
+    aliased = cast(Alias, table.alias("a"))
     statements = (
         delete(AccessLog),
         update(AccessLog).values(actor="x"),
-        delete(AccessLog.__table__),
+        delete(table),
         delete(aliased).where(aliased.c.id > 0),
         update(aliased).values(actor="x"),
     )
