@@ -318,3 +318,22 @@ class Settings(BaseSettings):
     # The open feedback's aggregates are refreshed this often (seconds; 0: only
     # `kpr-mottak feedback refresh`, e.g. from cron).
     feedback_refresh_seconds: float = Field(default=300.0, ge=0)
+
+    # --- outbound HTTP and revocation fetches (issue 20, app/outbound.py) ---
+    # Loopback, private and link-local targets for outbound HTTP (CRLs, OCSP): unset means
+    # allowed only with KPR_ENV=dev (the dev PKI's distribution points are on loopback).
+    outbound_allow_private: bool | None = None
+    # The largest CRL and OCSP answer read (Content-Length first, then the body is cut).
+    crl_max_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    ocsp_max_bytes: int = Field(default=64 * 1024, gt=0)
+
+    @field_validator("outbound_allow_private", mode="before")
+    @classmethod
+    def _outbound_allow_private(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def outbound_private_allowed(self) -> bool:
+        if self.outbound_allow_private is None:
+            return self.env is Env.DEV
+        return self.outbound_allow_private
