@@ -409,7 +409,9 @@ class CrlSources:
         now = datetime.now(UTC)
         lock = self._try_lock(url)
         if lock is None:  # another worker fetches it now: its CRL arrives through the cache
-            src.last_attempt_at = now
+            # look again once that fetch is over (its deadline), and then take its result
+            wait = min(self.retry, timedelta(seconds=self.timeout + 1))
+            src.last_attempt_at = now - self.retry + wait
             self.metrics.fetches.labels(Outcome.BUSY.value).inc()
             return False
         try:
