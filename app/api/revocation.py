@@ -43,9 +43,7 @@ class RevocationOut(BaseModel):
     ocsp_answers: list[OcspAnswerOut]
 
 
-@router.get(
-    "/revocation", response_model=RevocationOut, summary="CRL sources and OCSP (operators)"
-)
+@router.get("/revocation", response_model=RevocationOut, summary="CRL sources and OCSP (operators)")
 async def get_revocation(request: Request, _who: Operator) -> RevocationOut:
     """Every distribution point known (configured, or from a certificate that chains to a
     trust anchor) with its state, and the OCSP answers held."""

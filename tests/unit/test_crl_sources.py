@@ -18,7 +18,7 @@ from app.outbound import OutboundClient
 from app.revocation.crls import CrlMetrics, CrlSources, CrlState, Outcome
 from app.security.devpki import DevPki, make_ca, make_crl, rsa_key
 from tests.crlserver import CrlServer, crl_server
-from tests.hostileserver import HostileServer, Route, hostile_server
+from tests.hostileserver import Route, hostile_server
 
 CRL = "ca.crl"
 HOUR = dt.timedelta(hours=1)
@@ -92,7 +92,7 @@ async def test_an_older_crl_or_garbage_never_displaces_the_last_good_one(
     (server.root / CRL).write_bytes(b"<html>maintenance</html>")
     assert not await sources.fetch(server.url(CRL))
     assert sources.crls() == (good,)
-    assert src.last_outcome is Outcome.FAILED
+    assert sources.sources[server.url(CRL)].last_outcome is Outcome.FAILED
     assert src.failures == 1
     assert src.last_error is not None
 
@@ -189,7 +189,9 @@ async def test_one_fetch_per_url_at_a_time_across_workers(
         first.add_urls([url])
         second.add_urls([url])
         running = asyncio.ensure_future(first.fetch(url))
-        while server.hits["/ca.crl"] == 0:  # the first is at the CA now
+        for _ in range(1000):  # until the first is at the CA
+            if server.hits["/ca.crl"]:
+                break
             await asyncio.sleep(0.01)
         assert not await second.fetch(url)
         assert second.sources[url].last_outcome is None  # busy: not even an attempt
