@@ -11,7 +11,7 @@ Every request has:
   inflated;
 - a check of the address: the host is resolved once, loopback, private, link-local and other
   non-global addresses are refused unless allowed (`KPR_OUTBOUND_ALLOW_PRIVATE`), and the
-  connection goes to the very address checked (no second lookup to rebind);
+  connection goes to an address checked (no second look-up that a DNS rebinding could answer);
 - no proxy or certificate settings from the environment.
 
 Errors are `OutboundError`s whose text names neither the URL nor anything the server sent
@@ -74,7 +74,8 @@ class OutboundClient:
             follow_redirects=False,
             trust_env=False,  # no proxies, CA bundles or netrc from the environment
             headers={"User-Agent": user_agent, "Accept-Encoding": "identity"},
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
+            # no connection kept: one to an address is not reused for another host name
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=0),
         )
 
     async def aclose(self) -> None:
@@ -130,25 +131,34 @@ class OutboundClient:
         content: bytes | None,
         progress: list[int],
     ) -> OutboundResponse:
-        target, pinned = await self._pinned(url)
+        given, addresses = await self._resolved(url)
         extensions: dict[str, object] = {}
-        if target.scheme == "https":
-            extensions["sni_hostname"] = pinned.host  # the certificate is checked for the name
-        request = self._client.build_request(
-            method,
-            target,
-            headers={**(headers or {}), "Host": pinned.netloc.decode("ascii")},
-            content=content,
-            extensions=extensions,
-        )
-        try:
-            response = await self._client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise OutboundError(Failure.NETWORK, type(exc).__name__) from None
-        try:
-            return await self._read(response, max_bytes, progress)
-        finally:
-            await response.aclose()
+        if given.scheme == "https":
+            extensions["sni_hostname"] = given.host  # the certificate is checked for the name
+        failure: OutboundError | None = None
+        # Each address checked, in the resolver's order, until one connects (what a client
+        # that resolves by itself does); never one that was not checked.
+        for address in addresses:
+            request = self._client.build_request(
+                method,
+                given.copy_with(host=address),
+                headers={**(headers or {}), "Host": given.netloc.decode("ascii")},
+                content=content,
+                extensions=extensions,
+            )
+            try:
+                response = await self._client.send(request, stream=True)
+            except httpx.ConnectError as exc:
+                failure = OutboundError(Failure.NETWORK, type(exc).__name__)
+                continue
+            except httpx.HTTPError as exc:
+                raise OutboundError(Failure.NETWORK, type(exc).__name__) from None
+            try:
+                return await self._read(response, max_bytes, progress)
+            finally:
+                await response.aclose()
+        assert failure is not None  # `addresses` is never empty
+        raise failure
 
     async def _read(
         self, response: httpx.Response, max_bytes: int, progress: list[int]
@@ -179,8 +189,8 @@ class OutboundClient:
             raise OutboundError(Failure.NETWORK, type(exc).__name__, read=len(body)) from None
         return OutboundResponse(status, dict(response.headers), bytes(body))
 
-    async def _pinned(self, url: str) -> tuple[httpx.URL, httpx.URL]:
-        """The URL with its host replaced by the address checked, and the URL as given."""
+    async def _resolved(self, url: str) -> tuple[httpx.URL, list[str]]:
+        """The URL and the addresses its host resolves to, every one of them checked."""
         try:
             given = httpx.URL(url)
         except httpx.InvalidURL:
@@ -194,15 +204,15 @@ class OutboundClient:
             )
         except (OSError, UnicodeError):
             raise OutboundError(Failure.ADDRESS, "the host name does not resolve") from None
-        addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
-        if not addresses:
+        found = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+        if not found:
             raise OutboundError(Failure.ADDRESS, "the host name does not resolve")
-        # Every address the name has must be allowed: which one a connection would use is not
-        # ours to choose, and the one used is the first (no second look-up).
-        if not self.allow_private and not all(_allowed(a) for a in addresses):
+        # Every address the name has must be allowed: a name with one public and one private
+        # address is refused, whichever a connection would have used.
+        if not self.allow_private and not all(_allowed(a) for a in found):
             raise OutboundError(
                 Failure.ADDRESS,
                 "the host is a loopback, private or link-local address"
                 " (KPR_OUTBOUND_ALLOW_PRIVATE allows it)",
             )
-        return given.copy_with(host=str(addresses[0])), given
+        return given, list(dict.fromkeys(str(a) for a in found))[:4]

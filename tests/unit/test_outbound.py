@@ -169,3 +169,16 @@ async def test_a_url_that_is_not_http_is_refused(client: OutboundClient) -> None
         with pytest.raises(OutboundError) as caught:
             await client.get(url, max_bytes=MIB, deadline=10)
         assert caught.value.failure is Failure.ADDRESS
+
+
+async def test_a_name_is_fetched_at_its_checked_address_with_its_own_host_header(
+    server: HostileServer, client: OutboundClient
+) -> None:
+    """The connection goes to the address resolved and checked; the server still sees the
+    name (and `localhost` resolving to ::1 first, where the server listens on 127.0.0.1
+    only, still connects: each checked address is tried)."""
+    server.routes["/plain"] = Route(body=b"found")
+    port = server.base_url.rsplit(":", 1)[1]
+    response = await client.get(f"http://localhost:{port}/plain", max_bytes=MIB, deadline=10)
+    assert response.content == b"found"
+    assert server.request_headers[-1]["host"] == f"localhost:{port}"
