@@ -491,4 +491,11 @@ class CrlSources:
                 await asyncio.wait_for(self.wake.wait(), timeout=delay)
 
     async def close(self) -> None:
+        """Cancel the fetches under way (shielded from the refresher's own cancellation)."""
+        running = list(self._fetching.values())
+        for task in running:
+            task.cancel()
+        for task in running:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.ocsp.close()

@@ -125,7 +125,11 @@ async def test_a_trickling_distribution_point_cannot_hold_messages(
         max_concurrent_messages=2,
         crl_fetch_timeout_seconds=3600,
     )
-    async for _app, client in _started(configured):
+    async for app, client in _started(configured):
+        state = app.state.kpr
+        assert state.outbound is not None
+        assert state.revocation is not None
+        assert state.revocation.outbound is state.outbound  # the one outbound client
         await _until_source(client, sessions, "fetching", True)
         for _ in range(600):  # the refresher is at the distribution point
             if hostile.active["/ca.crl"] == 1:
@@ -150,6 +154,13 @@ async def test_a_trickling_distribution_point_cannot_hold_messages(
             text = (await client.get(public)).text
             assert port not in text
             assert "ca.crl" not in text
+    # the service stopped: the fetch under way was cancelled, not left running
+    assert hostile.finished["/ca.crl"] == 0
+    for _ in range(300):  # the server notices at its next byte or two
+        if hostile.active["/ca.crl"] == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert hostile.active["/ca.crl"] == 0
 
 
 async def test_a_trickling_distribution_point_is_cut_at_the_fetch_deadline(
