@@ -423,7 +423,8 @@ class CrlSources:
                 self.metrics.fetches.labels(Outcome.SHARED.value).inc()
                 return self._adopt_cached(src)
             src.last_attempt_at = now
-            self._write_state(url, _Shared(now, Outcome.FAILED, "in progress"))
+            # read by another worker only if this one stops before the end of the attempt
+            self._write_state(url, _Shared(now, Outcome.FAILED, "an attempt did not finish"))
             outcome = await self._download(src)
             self._write_state(url, _Shared(now, outcome, src.last_error))
             return outcome is Outcome.NEW
