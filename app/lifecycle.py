@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import anyio
-import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from app.keyring import KeyringError, load_keyring
 from app.logging import get_logger
+from app.outbound import OutboundClient
 from app.retention.policy import apply_retention
-from app.revocation.crls import CrlMetrics, CrlSources, distribution_points
+from app.revocation.crls import CrlMetrics, CrlSources, chained, distribution_points
 from app.revocation.repository import registered_certificate_pems
 from app.security.keys import load_certificate
 from app.state import AppState
@@ -69,7 +69,7 @@ def ops_metrics(registry: CollectorRegistry) -> OpsMetrics:
 @dataclass
 class Operations:
     state: AppState
-    client: httpx.AsyncClient
+    client: OutboundClient
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     signals: list[int] = field(default_factory=list)
 
@@ -82,6 +82,8 @@ class Operations:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.state.revocation is not None:
+            await self.state.revocation.close()
         await self.client.aclose()
         pid_file = self.state.settings.pid_file
         if pid_file is not None:
@@ -91,18 +93,21 @@ class Operations:
 
 
 async def learn_registered_distribution_points(state: AppState) -> int:
-    """Register the CRL distribution points of every certificate in the party registry."""
+    """Register the CRL distribution points of the party registry's certificates that chain
+    to a trust anchor: a URL in a certificate nobody vouches for (an AR/CPA import can hold
+    anything) is never fetched."""
     if state.revocation is None:
         return 0
     async with state.sessions() as session:
         pems = await registered_certificate_pems(session)
-    urls: list[str] = []
+    certs = []
     for pem in pems:
         try:
-            urls.extend(distribution_points(load_certificate(pem.encode())))
+            certs.append(load_certificate(pem.encode()))
         except ValueError:
             continue
-    return len(state.revocation.add_urls(urls))
+    trusted = chained(certs, state.keyring.trust_anchors, datetime.now(UTC))
+    return len(state.revocation.add_urls(u for c in trusted for u in distribution_points(c)))
 
 
 async def reload_keys(state: AppState) -> bool:
@@ -135,6 +140,8 @@ async def reload_keys(state: AppState) -> bool:
 async def start_operations(state: AppState) -> Operations:
     settings = state.settings
     metrics = ops_metrics(state.metrics.registry)
+    client = OutboundClient(allow_private=settings.outbound_private_allowed)
+    state.outbound = client
     sources = CrlSources(
         cache_dir=settings.crl_cache_dir,
         issuers=lambda: state.keyring.trust_anchors,
@@ -142,18 +149,19 @@ async def start_operations(state: AppState) -> Operations:
         retry=timedelta(seconds=settings.crl_retry_seconds),
         timeout=settings.crl_fetch_timeout_seconds,
         metrics=metrics.crl,
+        outbound=client,
+        max_bytes=settings.crl_max_bytes,
+        ocsp_max_bytes=settings.ocsp_max_bytes,
     )
     sources.load_cache()
     sources.add_urls(settings.crl_urls)
-    client = httpx.AsyncClient(follow_redirects=True, max_redirects=3)
-    sources.client = client
     state.revocation = sources
     try:
         await asyncio.wait_for(learn_registered_distribution_points(state), STARTUP_QUERY_SECONDS)
     except Exception as exc:  # start even when the database is down; a reload learns them
         log.warning("crl.registry_unavailable", error_type=type(exc).__name__)
     ops = Operations(state, client)
-    ops.tasks.append(asyncio.create_task(sources.run(client), name="kpr-crl-refresher"))
+    ops.tasks.append(asyncio.create_task(sources.run(), name="kpr-crl-refresher"))
     if settings.retention_interval_hours > 0:
         ops.tasks.append(asyncio.create_task(_retention_loop(state), name="kpr-retention"))
     loop = asyncio.get_running_loop()

@@ -1,8 +1,10 @@
-"""What /readyz reports beside the database: the state of each CRL source.
+"""What /readyz reports beside the database: how many CRL sources are in each state.
 
 A stale or expired CRL does not make the instance unready: every instance shares the CA, so
 taking them all out of the load balancer would turn a temporary DeliveryFailure for one issuer
-into an outage for all senders. It is in the detail (and `kpr_crl_stale`) for alerting.
+into an outage for all senders. It is in the detail (and `kpr_crl_sources{state}`) for
+alerting. Only counts: /readyz is not authenticated, and the URLs and fetch errors come from
+certificates and other people's servers (operators read them at GET /api/v1/revocation).
 """
 
 from __future__ import annotations
@@ -19,11 +21,8 @@ READY_TIMEOUT_SECONDS = 3.0
 def readiness_detail(state: AppState) -> dict[str, object]:
     if state.revocation is None:
         return {}
-    report = state.revocation.report(datetime.now(UTC))
-    if not report:  # no distribution point known: nothing to say
+    counts = state.revocation.counts(datetime.now(UTC))
+    if not any(counts.values()):  # no distribution point known: nothing to say
         return {}
-    worst = "ok"
-    for entry in report.values():
-        if entry["state"] != "ok":
-            worst = "degraded"
-    return {"crl": worst, "crls": report}
+    worst = "ok" if counts["ok"] == sum(counts.values()) else "degraded"
+    return {"crl": worst, "crls": counts}

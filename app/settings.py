@@ -335,3 +335,22 @@ class Settings(BaseSettings):
     def env_explicit(self) -> bool:
         """KPR_ENV given (environment, .env or a constructor), not the dev default."""
         return "env" in self.model_fields_set
+
+    # --- outbound HTTP and revocation fetches (issue 20, app/outbound.py) ---
+    # Loopback, private and link-local targets for outbound HTTP (CRLs, OCSP): unset means
+    # allowed only with KPR_ENV=dev (the dev PKI's distribution points are on loopback).
+    outbound_allow_private: bool | None = None
+    # The largest CRL and OCSP answer read (Content-Length first, then the body is cut).
+    crl_max_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    ocsp_max_bytes: int = Field(default=64 * 1024, gt=0)
+
+    @field_validator("outbound_allow_private", mode="before")
+    @classmethod
+    def _outbound_allow_private(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def outbound_private_allowed(self) -> bool:
+        if self.outbound_allow_private is None:
+            return self.env is Env.DEV
+        return self.outbound_allow_private

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.keyring import Keyring
 from app.metrics import Metrics
+from app.outbound import OutboundClient
 from app.revocation.crls import CrlSources
 from app.settings import Settings
 from app.sqlite_writer import SqliteWriter
@@ -29,3 +30,6 @@ class AppState:
     intake_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
     # CRLs fetched from distribution points (app/revocation); None until the lifespan starts.
     revocation: CrlSources | None = field(default=None)
+    # The one client for outbound HTTP (app/outbound.py): revocation now, the registries and
+    # reply delivery later. None until the lifespan starts.
+    outbound: OutboundClient | None = field(default=None)

@@ -12,6 +12,7 @@ from app.api import (
     feilliste,
     messages,
     register,
+    revocation,
     stats,
 )
 
@@ -24,3 +25,4 @@ router.include_router(stats.router)
 router.include_router(devmail.router)
 router.include_router(feedback.router)
 router.include_router(register.router)
+router.include_router(revocation.router)

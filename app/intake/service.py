@@ -446,9 +446,10 @@ class IntakeService:
         """Signatures, certificates and decryption; from here the whole request is kept, and
         answers are specific and signed by KPR."""
         opened = await self._open(req)
-        if opened.transient and await revocation.fetch_for(self.state, opened):
-            opened.close()
-            opened = await self._open(req)  # a CRL just fetched may answer it now
+        if opened.transient:
+            # No waiting here (the request holds an intake slot): the refresher fetches in
+            # the background and the sender's MSH resends after the DeliveryFailure.
+            revocation.request_refresh(self.state, opened)
         for kind, detail in opened.events:
             req.outcome.event(kind, **detail)
         if not opened.authenticated:

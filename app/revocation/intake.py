@@ -1,15 +1,15 @@
 """What the intake asks of the revocation sources: the CRLs (and OCSP answers) to check
-against, and for a signer whose issuer has no current CRL yet a fetch of its distribution
-point, else its OCSP responder."""
+against, and, for a signer whose issuer has no usable CRL, a word to the background refresher.
+Nothing here waits for the network: a message that cannot be checked gets the temporary
+DeliveryFailure at once and its MSH resends after the refresher has fetched."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 from app.intake.stages import Opened
 from app.keyring import Keyring
-from app.revocation.crls import distribution_points
+from app.revocation.crls import chained, distribution_points
 from app.security.certificates import TrustStore
 from app.state import AppState
 
@@ -25,24 +25,22 @@ def trust_store(state: AppState, keys: Keyring) -> TrustStore:
     )
 
 
-async def fetch_for(state: AppState, opened: Opened) -> bool:
-    """Fetch the CRLs of the signers' distribution points that are missing or expired; True
-    when one was accepted (the caller checks again). Bounded by the fetch timeout."""
+def request_refresh(state: AppState, opened: Opened) -> bool:
+    """The signers' revocation status was unavailable: learn their distribution points (only
+    from signers that chain to a trust anchor) and wake the refresher; ask their OCSP
+    responders in the background. Never waits; True when something was set going."""
     sources = state.revocation
-    if sources is None or sources.client is None:
+    if sources is None:
         return False
-    signers = [c for c in (opened.envelope_signer, opened.document_signer) if c is not None]
-    urls = [u for cert in signers for u in distribution_points(cert)]
-    sources.add_urls(urls)
     now = datetime.now(UTC)
-    # Only signers whose certificate was otherwise accepted (pinned, or issued by an anchor)
-    # get here, so the URLs are the CA's; one attempt per URL per retry period.
-    wanted = [u for u in dict.fromkeys(urls) if sources.wants_fetch(u, now)]
-    client = sources.client
-    results = await asyncio.gather(*(sources.fetch(u, client) for u in wanted))
-    if any(results):
-        return True
-    # No CRL to be had: ask the signers' OCSP responders, where they name one.
     anchors = state.keyring.trust_anchors
-    asked = await asyncio.gather(*(sources.ocsp.ask(c, anchors, client) for c in signers))
-    return any(asked)
+    signers = [c for c in (opened.envelope_signer, opened.document_signer) if c is not None]
+    trusted = chained(signers, anchors, now)
+    urls = [u for cert in trusted for u in distribution_points(cert)]
+    started = bool(sources.add_urls(urls))
+    if sources.needs(urls, now):
+        sources.wake.set()  # the refresher fetches what is due (the back-off still applies)
+        started = True
+    for cert in trusted:
+        started = sources.ocsp.ask_later(cert, anchors) or started
+    return started

@@ -1,15 +1,17 @@
 """OCSP, where a certificate names a responder (Authority Information Access), asked when no
 current CRL decides. An answer counts only when it is signed by the issuer itself or by a
 responder certificate the issuer issued for OCSP signing, names the certificate asked about
-and is current; it is kept until its nextUpdate (or `ANSWER_LIFETIME` without one)."""
+and is current; it is kept until its nextUpdate (or `ANSWER_LIFETIME` without one). Asked in
+the background only, through the one outbound client (overall deadline, byte cap, no
+redirects): a message that finds no answer gets the temporary DeliveryFailure at once."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-import httpx
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -17,8 +19,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
+from prometheus_client import Counter
 
 from app.logging import get_logger
+from app.outbound import OutboundClient, OutboundError
 from app.security.certificates import OcspAnswer
 
 log = get_logger(__name__)
@@ -107,29 +111,62 @@ def verify_response(
 
 
 class OcspAnswers:
-    """Answers held per (issuer, serial), fetched on demand."""
+    """Answers held per (issuer, serial), asked in the background (`ask_later`) when a message
+    could not be checked, through the one outbound client."""
 
-    def __init__(self, *, timeout: float, retry: timedelta) -> None:
-        self.timeout = timeout
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        retry: timedelta,
+        max_bytes: int = MAX_RESPONSE_BYTES,
+        outbound: OutboundClient | None = None,
+        counter: Counter | None = None,
+    ) -> None:
+        self.timeout = timeout  # the overall deadline of one question
         self.retry = retry  # one question per certificate per retry period
+        self.max_bytes = max_bytes
+        self.outbound = outbound
+        self.counter = counter  # kpr_ocsp_requests_total{outcome}
         self.answers: dict[tuple[bytes, int], OcspAnswer] = {}
         self.attempts: dict[tuple[bytes, int], datetime] = {}
+        self._asking: set[asyncio.Task[bool]] = set()
 
     def current(self, now: datetime) -> tuple[OcspAnswer, ...]:
         return tuple(
             a for a in self.answers.values() if a.next_update is None or now <= a.next_update
         )
 
-    async def ask(
-        self,
-        cert: x509.Certificate,
-        issuers: Iterable[x509.Certificate],
-        client: httpx.AsyncClient,
-    ) -> bool:
+    def _count(self, outcome: str) -> None:
+        if self.counter is not None:
+            self.counter.labels(outcome).inc()
+
+    def ask_later(self, cert: x509.Certificate, issuers: Iterable[x509.Certificate]) -> bool:
+        """Ask in the background (never while a message waits); False when there is nothing
+        to ask or it was asked within the retry period."""
+        key = (cert.issuer.public_bytes(), cert.serial_number)
+        last = self.attempts.get(key)
+        if not responder_urls(cert) or self.outbound is None:
+            return False
+        if last is not None and datetime.now(UTC) < last + self.retry:
+            return False
+        task = asyncio.ensure_future(self.ask(cert, tuple(issuers)))
+        self._asking.add(task)  # held until done: a task nobody holds may be collected
+        task.add_done_callback(self._asking.discard)
+        return True
+
+    async def close(self) -> None:
+        for task in list(self._asking):
+            task.cancel()
+        for task in list(self._asking):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def ask(self, cert: x509.Certificate, issuers: Iterable[x509.Certificate]) -> bool:
         """Ask the certificate's responders; True when a new answer was accepted."""
         urls = responder_urls(cert)
         issuer = next((i for i in issuers if _issues(i, cert)), None)
-        if not urls or issuer is None:
+        if not urls or issuer is None or self.outbound is None:
             return False
         key = (cert.issuer.public_bytes(), cert.serial_number)
         now = datetime.now(UTC)
@@ -143,22 +180,22 @@ class OcspAnswers:
         body = request.public_bytes(Encoding.DER)
         for url in urls:
             try:
-                response = await client.post(
+                response = await self.outbound.post(
                     url,
-                    content=body,
-                    headers={"Content-Type": "application/ocsp-request"},
-                    timeout=self.timeout,
+                    body,
+                    content_type="application/ocsp-request",
+                    max_bytes=self.max_bytes,
+                    deadline=self.timeout,
                 )
-                response.raise_for_status()
-                if len(response.content) > MAX_RESPONSE_BYTES:
-                    raise ValueError("response too large")
                 answer = await asyncio.to_thread(
                     verify_response, response.content, cert, issuer, now
                 )
-            except (httpx.HTTPError, ValueError) as exc:
+            except (OutboundError, ValueError) as exc:
+                self._count("failed")
                 log.warning("ocsp.failed", url=url, error=f"{type(exc).__name__}: {exc}"[:200])
                 continue
             self.answers[key] = answer
+            self._count("revoked" if answer.revoked else "good")
             log.info("ocsp.answered", url=url, revoked=answer.revoked)
             return True
         return False

@@ -67,6 +67,7 @@ ENDPOINTS = [
         body={"environment": "pilot", "cursor": "WzAsMF0"},  # [0, 0]: the start
     ),
     Endpoint("GET", "/api/v1/register/position?environment=pilot", "register+operator"),
+    Endpoint("GET", "/api/v1/revocation", "operator"),
 ]
 
 CALLERS = ["none", "unknown", "revoked", "operator", "concerned", "other", "register"]

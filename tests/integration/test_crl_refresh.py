@@ -1,5 +1,6 @@
 """CRLs fetched from the certificates' distribution points by a running service, from a real
-HTTP server on loopback: refreshed while it runs, cached on disk, stale before expired."""
+HTTP server on loopback: refreshed while it runs, cached on disk, stale before expired; the
+details (URL, error) only for operators at /api/v1/revocation, counts on /readyz and /metrics."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from app.security.devpki import DevPki, make_crl, make_party, write_dev_pki
 from app.settings import Settings
 from tests.crlserver import CrlServer, crl_server
 from tests.integration.messages import assert_signed_ok_reply, epj_message, post, reply_of
+from tests.integration.seed import auth, token
 
 # revocation: no SQL that differs between the databases
 pytestmark = pytest.mark.databases("sqlite")
@@ -66,6 +68,7 @@ async def crl_settings(
             "crl_cache_dir": tmp_path / "crl-cache",
             "crl_refresh_seconds": 1,
             "crl_retry_seconds": 1,
+            "outbound_allow_private": True,  # the CA's server is on loopback
         }
     )
 
@@ -93,13 +96,24 @@ class _running:
         await self._lifespan.__aexit__(None, None, None)
 
 
-async def _metric(client: httpx.AsyncClient, name: str, url: str) -> float | None:
+async def _metric(client: httpx.AsyncClient, name: str, **labels: str) -> float | None:
     text = (await client.get("/metrics")).text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == name and sample.labels.get("url") == url:
+            if sample.name == name and sample.labels == labels:
                 return float(sample.value)
     return None
+
+
+async def _source(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], url: str
+) -> dict[str, object]:
+    """The operator's view of one distribution point ({} when it is not known)."""
+    headers = auth(await token(sessions, f"ops-{time.monotonic_ns()}", "operator"))
+    r = await client.get("/api/v1/revocation", headers=headers)
+    assert r.status_code == 200
+    found = [s for s in r.json()["crl_sources"] if s["url"] == url]
+    return dict(found[0]) if found else {}
 
 
 async def _until(what: str, check: object) -> None:
@@ -140,8 +154,8 @@ async def test_a_refreshed_crl_that_revokes_the_sender_refuses_its_next_message(
     wanted = revoking.last_update_utc.timestamp()
 
     async def refreshed() -> bool:
-        seen = await _metric(client, "kpr_crl_last_update_timestamp_seconds", crls.url(CRL))
-        return seen == wanted
+        seen = (await _source(client, sessions, crls.url(CRL))).get("this_update")
+        return seen is not None and datetime.fromisoformat(str(seen)).timestamp() == wanted
 
     await _until("the revoking CRL is fetched", refreshed)
     second = epj_message(dp_pki)
@@ -157,31 +171,40 @@ async def test_a_crl_that_cannot_be_refreshed_is_stale_before_it_expires_and_sti
     crls: CrlServer,
     dp_pki: DevPki,
     crl_settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     crls.publish(CRL, make_crl(dp_pki.ca, datetime.now(UTC)))
     url = crls.url(CRL)
     async with _running(crl_settings) as (_app, client):
 
         async def fetched() -> bool:
-            body = (await client.get("/readyz")).json()
-            return bool(body["crls"].get(url, {}).get("state") == "ok")
+            return (await _source(client, sessions, url)).get("state") == "ok"
 
         await _until("the CRL is fetched", fetched)
         crls.withdraw(CRL)  # the CA's server now answers 404
 
         async def stale() -> bool:
-            body = (await client.get("/readyz")).json()
-            return bool(body["crls"][url]["state"] == "stale")
+            return (await _source(client, sessions, url)).get("state") == "stale"
 
         await _until("the CRL shows as stale", stale)
+        source = await _source(client, sessions, url)
+        assert "404" in str(source["last_error"])
+        assert datetime.fromisoformat(str(source["next_update"])) > datetime.now(UTC)
         ready = await client.get("/readyz")
         assert ready.status_code == 200
         assert ready.json()["crl"] == "degraded"
-        assert datetime.fromisoformat(ready.json()["crls"][url]["next_update"]) > datetime.now(UTC)
-        assert await _metric(client, "kpr_crl_stale", url) == 1.0
-        failures = await _metric(client, "kpr_crl_fetch_failures_total", url)
+        assert ready.json()["crls"] == {"ok": 0, "stale": 1, "expired": 0, "missing": 0}
+        assert await _metric(client, "kpr_crl_sources", state="stale") == 1.0
+        failures = await _metric(client, "kpr_crl_fetches_total", outcome="failed")
         assert failures is not None
         assert failures >= 1
+        # nothing of the URL or the error on the unauthenticated endpoints
+        port = url.split(":")[2].split("/")[0]
+        for public in ("/readyz", "/metrics"):
+            text = (await client.get(public)).text
+            assert port not in text
+            assert CRL not in text
+        assert "404" not in (await client.get("/readyz")).text
 
         built = epj_message(dp_pki)  # the last good CRL still answers
         r = await post(client, built)
@@ -192,13 +215,14 @@ async def test_the_crl_cache_on_disk_answers_after_a_restart_while_the_ca_is_dow
     crls: CrlServer,
     dp_pki: DevPki,
     crl_settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     crls.publish(CRL, make_crl(dp_pki.ca, datetime.now(UTC)))
     url = crls.url(CRL)
     async with _running(crl_settings) as (_app, client):
 
         async def fetched() -> bool:
-            return await _metric(client, "kpr_crl_last_success_timestamp_seconds", url) is not None
+            return (await _source(client, sessions, url)).get("fetched_at") is not None
 
         await _until("the CRL is fetched", fetched)
     crls.withdraw(CRL)
@@ -208,14 +232,16 @@ async def test_the_crl_cache_on_disk_answers_after_a_restart_while_the_ca_is_dow
         assert_signed_ok_reply(reply_of(dp_pki, r), built.message_id)
 
 
-async def test_a_signer_whose_crl_is_not_known_yet_is_checked_against_a_fetched_one(
+async def test_a_signer_whose_crl_is_not_known_yet_gets_a_temporary_failure_at_once(
     crls: CrlServer,
     dp_pki: DevPki,
     crl_settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     """The registry learns nothing at start (the party is registered later): the message's
-    own signer names the distribution point, which is fetched while the message waits."""
+    own signer (chained to the anchor) names the distribution point. The message is not held
+    while it is fetched: it gets the temporary DeliveryFailure, and the resend after the
+    refresher has fetched is checked against the CRL."""
     async with sessions() as s:
         for party in await party_repo.list_parties(s):
             await s.delete(party)
@@ -232,6 +258,18 @@ async def test_a_signer_whose_crl_is_not_known_yet_is_checked_against_a_fetched_
         async with sessions() as s:
             await party_repo.upsert_party(s, devsetup.demo_party(crl_settings.pki_dir))
             await s.commit()
+        first = epj_message(dp_pki)
+        r = await post(client, first)
+        reply = reply_of(dp_pki, r)
+        assert reply.header is not None
+        assert [(e.error_code, e.severity) for e in reply.header.errors] == [
+            ("DeliveryFailure", "Warning")
+        ]
+
+        async def fetched() -> bool:
+            return (await _source(client, sessions, crls.url(CRL))).get("state") == "ok"
+
+        await _until("the refresher fetches the signer's CRL", fetched)
         built = epj_message(dp_pki)
         r = await post(client, built)
         assert r.status_code == 200
