@@ -82,19 +82,23 @@ def _connected(table: Table, label: str, pub: Publication) -> set[str]:
                 reach |= set(c.expr)
                 grown = True
     shown = _shown(pub)
-    out = {v for v in table.counts if v in reach and v in shown}
+    out = {v for v in table.counts if v in reach and pub.counts[v] is not Status.HIDDEN}
     for key, share in table.shares.items():
         if key in shown and reach & (set(share.num) | set(share.den)):
             out.add(key)
     return out
 
 
-def _priority(table: Table, figure: str) -> tuple[bool, bool, float, str]:
+def _priority(table: Table, pub: Publication, figure: str) -> tuple[bool, bool, bool, float, str]:
+    """Which figure to hide first: a shown one before a "<5" one (which then reads "skjult":
+    two "<5" months under a "<5" total say it is at least 2), a part before a total, a
+    non-zero one before a zero, the smallest first."""
     if figure in table.shares:
         value = table.value(table.shares[figure].num)
     else:
         value = table.values[figure]
-    return (figure in table.totals, value == 0, value, figure)
+    was_small = pub.counts.get(figure) is Status.SMALL
+    return (was_small, figure in table.totals, value == 0, value, figure)
 
 
 def protect(table: Table) -> Publication:
@@ -105,19 +109,18 @@ def protect(table: Table) -> Publication:
         if not findings:
             return pub
         chosen: set[str] = set()
-        shown = _shown(pub)
+        open_ = _shown(pub) | {v for v, s in pub.counts.items() if s is Status.SMALL}
         for finding in findings:
-            candidates = (finding.binding & shown) or _connected(table, finding.label, pub)
-            candidates -= chosen
-            if candidates:
-                chosen.add(min(candidates, key=lambda f: _priority(table, f)))
+            candidates = (finding.binding & open_) or _connected(table, finding.label, pub)
+            if candidates and not candidates & chosen:
+                chosen.add(min(candidates, key=lambda f: _priority(table, pub, f)))
         if not chosen:
             break
         for figure in chosen:
             _hide(table, pub, figure)
     # nothing left to hide that would help: hide every shown figure (never reached in the
     # property tests; the guard keeps a page from ever showing a narrowed cell)
-    for figure in _shown(pub):
+    for figure in _shown(pub) | set(pub.counts):
         _hide(table, pub, figure)
     return pub
 

@@ -53,5 +53,3 @@ def share(numerator: int, denominator: int) -> Cell:
         return Cell(None, SMALL, True)
     pct = 100.0 * numerator / denominator
     return Cell(round(pct, 1), fmt_pct(pct))
-
-
