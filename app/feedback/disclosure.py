@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from app.feedback.audit import (
     Constraint,
@@ -28,7 +29,14 @@ from app.feedback.audit import (
     share_parts,
     small,
 )
-from app.feedback.codes import AT_HOME, LONG_TERM
+from app.feedback.codes import (
+    AT_HOME,
+    DISTRICT_ITEMS,
+    ITEMS,
+    LONG_TERM,
+    USER_GROUPS,
+    has_districts,
+)
 
 MAX_ROUNDS = 100
 
@@ -278,6 +286,70 @@ def messages_table(
         t.relate({rv: 1.0, **{v: -c for v, c in den.items()}}, None, 0)
         t.shares[rv] = Share(rv, {rv: 1.0}, den)
     return t
+
+
+# --- a municipality's two parts from its aggregates (feedback_kommune, feedback_count) -----
+
+
+class Head(Protocol):
+    messages: int
+    accepted: int
+    failed: int
+    readable: int
+
+
+MESSAGE_KINDS = ("month", "item", "rule_error", "rule_warn")
+
+
+def messages_part(
+    kommune_nr: str,
+    head: Head | None,
+    counts: dict[tuple[str, str], tuple[int, int]],
+) -> tuple[Table, Publication]:
+    """The messages part of a municipality's figures and what of it is published: the same
+    decision for its page and its row of the overview (`app.feedback.disclosure`)."""
+    messages = head.messages if head else 0
+    accepted = head.accepted if head else 0
+    failed = head.failed if head else 0
+    readable = bool(head and head.readable > 0)
+    months = {key: v for (kind, key), (v, _t) in counts.items() if kind == "month"}
+    items = {
+        key: counts.get(("item", key), (0, 0))
+        for key in ITEMS
+        if key not in DISTRICT_ITEMS or has_districts(kommune_nr)
+    }
+    rules = {
+        (kind, key): vt for (kind, key), vt in counts.items() if kind in ("rule_error", "rule_warn")
+    }
+
+    key = (
+        "messages",
+        messages,
+        accepted,
+        failed,
+        readable,
+        tuple(sorted(months.items())),
+        tuple(sorted(items.items())),
+        tuple(sorted(rules.items())),
+    )
+    table = messages_table(messages, accepted, failed, readable, months, items, rules)
+    return table, decide(key, lambda: table)
+
+
+def users_part(counts: dict[tuple[str, str], tuple[int, int]]) -> tuple[Table, Publication]:
+    users = counts.get(("users", "total"), (0, 0))[0]
+    groups = {g: counts.get(("users", g), (0, 0))[0] for g in USER_GROUPS}
+    by_type = {key: v for (kind, key), (v, _t) in counts.items() if kind == "tjeneste"}
+    stopped = {code: counts.get(("tjeneste_stopp", code), (0, 0))[0] for code in by_type}
+    table = users_table(users, groups, by_type, stopped)
+    key = (
+        "users",
+        users,
+        tuple(sorted(groups.items())),
+        tuple(sorted(by_type.items())),
+        tuple(sorted(stopped.items())),
+    )
+    return table, decide(key, lambda: table)
 
 
 # --- decisions, remembered by their inputs (pure, so the same inputs decide the same) ----

@@ -267,60 +267,6 @@ def _share(table: Table, pub: Publication, key: str) -> Figure:
     return _fig(suppress.Cell(pct, suppress.fmt_pct(pct)))
 
 
-MESSAGE_KINDS = ("month", "item", "rule_error", "rule_warn")
-
-
-def _messages_part(
-    kommune_nr: str,
-    head: FeedbackKommune | None,
-    counts: dict[tuple[str, str], tuple[int, int]],
-) -> tuple[Table, Publication]:
-    """The messages part of a municipality's figures and what of it is published: the same
-    decision for its page and its row of the overview (`app.feedback.disclosure`)."""
-    messages = head.messages if head else 0
-    accepted = head.accepted if head else 0
-    failed = head.failed if head else 0
-    readable = bool(head and head.readable > 0)
-    months = {key: v for (kind, key), (v, _t) in counts.items() if kind == "month"}
-    items = {
-        key: counts.get(("item", key), (0, 0))
-        for key in ITEMS
-        if key not in DISTRICT_ITEMS or has_districts(kommune_nr)
-    }
-    rules = {
-        (kind, key): vt for (kind, key), vt in counts.items() if kind in ("rule_error", "rule_warn")
-    }
-
-    key = (
-        "messages",
-        messages,
-        accepted,
-        failed,
-        readable,
-        tuple(sorted(months.items())),
-        tuple(sorted(items.items())),
-        tuple(sorted(rules.items())),
-    )
-    table = disclosure.messages_table(messages, accepted, failed, readable, months, items, rules)
-    return table, disclosure.decide(key, lambda: table)
-
-
-def _users_part(counts: dict[tuple[str, str], tuple[int, int]]) -> tuple[Table, Publication]:
-    users = counts.get(("users", "total"), (0, 0))[0]
-    groups = {g: counts.get(("users", g), (0, 0))[0] for g in USER_GROUPS}
-    by_type = {key: v for (kind, key), (v, _t) in counts.items() if kind == "tjeneste"}
-    stopped = {code: counts.get(("tjeneste_stopp", code), (0, 0))[0] for code in by_type}
-    table = disclosure.users_table(users, groups, by_type, stopped)
-    key = (
-        "users",
-        users,
-        tuple(sorted(groups.items())),
-        tuple(sorted(by_type.items())),
-        tuple(sorted(stopped.items())),
-    )
-    return table, disclosure.decide(key, lambda: table)
-
-
 def _timeliness(
     entry: ReportingYear, first: datetime.datetime | None, now: datetime.datetime
 ) -> Timeliness:
@@ -408,7 +354,7 @@ async def overview(
             ).where(
                 FeedbackCount.environment == environment.value,
                 FeedbackCount.year == year,
-                FeedbackCount.kind.in_(MESSAGE_KINDS),
+                FeedbackCount.kind.in_(disclosure.MESSAGE_KINDS),
             )
         )
     ).all():
@@ -424,7 +370,7 @@ async def overview(
         timeliness = _timeliness(entry, first, now)
         top = h.top_rule if h else None
         if h is not None:
-            table, pub = _messages_part(k.kommune_nr, h, by_kommune.get(k.kommune_nr, {}))
+            table, pub = disclosure.messages_part(k.kommune_nr, h, by_kommune.get(k.kommune_nr, {}))
             messages, accepted = _count(table, pub, "M"), _count(table, pub, "A")
             share = _share(table, pub, "error_share")
         else:
@@ -581,8 +527,8 @@ async def kommune_feedback(
     last = head.last_readable_at if head else None
     timeliness = _timeliness(entry, first, now)
 
-    mtable, mpub = _messages_part(kommune_nr, head, counts)
-    utable, upub = _users_part(counts)
+    mtable, mpub = disclosure.messages_part(kommune_nr, head, counts)
+    utable, upub = disclosure.users_part(counts)
     user_groups = [
         GroupRow(
             key=g,
