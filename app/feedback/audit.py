@@ -17,8 +17,8 @@ counts and the shares a page shows. A `Publication` says what became of each fig
 
 Then, for every protected expression (each suppressed count's variable; the numerator,
 denominator or complement of a share from 1 to 4; a table's declared complements from 1 to 4)
-it minimises and maximises the expression over that system (`scipy.optimize.linprog`, HiGHS)
-and rounds inwards to integers. A cell passes when its range covers 1 to 4 (a true value from 1
+it minimises and maximises the expression over that system (HiGHS, through `highspy`) and
+rounds inwards to integers. A cell passes when its range covers 1 to 4 (a true value from 1
 to 4: the reader learns no more than "<5") or is at least `WIDTH` wide (any other value). The
 linear relaxation's range contains the integer one, so it is a bound, not the exact range: a
 reader solving the integer problem may narrow a cell further than this audit sees (rarely, and
@@ -150,10 +150,11 @@ def published(table: Table, pub: Publication) -> list[Constraint]:
             out.append(Constraint({var: 1.0}, 1, LIMIT - 1, var))
     for key, share in table.shares.items():
         status = pub.shares[key]
+        # whether the denominator is 0 ("–") stays known whatever becomes of the share
         if status is Status.NONE:
-            out.append(Constraint(share.den, 0, 0, key))
+            out.append(Constraint(share.den, 0, 0))
             continue
-        out.append(Constraint(share.den, 1, None, key))
+        out.append(Constraint(share.den, 1, None))
         if status is Status.SHOWN:
             p = share_value(table, share)
             assert p is not None
@@ -190,72 +191,95 @@ def passes(value: int, lo: float, hi: float) -> bool:
     return hi - lo >= WIDTH
 
 
+def _settled() -> tuple[object, ...]:
+    import highspy
+
+    s = highspy.HighsModelStatus
+    return (s.kOptimal, s.kUnbounded, s.kUnboundedOrInfeasible)
+
+
 class _System:
-    """The constraints as the matrices linprog takes, built once per audit."""
+    """The constraints loaded once into a HiGHS model; each bound is a re-solve with another
+    objective from the previous basis (a fraction of a millisecond for a page's system)."""
 
     def __init__(self, constraints: list[Constraint], variables: list[str]) -> None:
+        import highspy
         import numpy as np
 
         self.index = {v: i for i, v in enumerate(variables)}
-        eq_rows: list[list[float]] = []
-        eq_b: list[float] = []
-        ub_rows: list[list[float]] = []
-        ub_b: list[float] = []
-        self.eq_figures: list[str | None] = []
-        self.ub_figures: list[str | None] = []
-        n = len(variables)
+        self.n = n = len(variables)
+        self.h: Any = highspy.Highs()  # type: ignore[no-untyped-call]
+        h = self.h
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("presolve", "off")  # tiny systems; keeps "unbounded" unambiguous
+        inf = highspy.kHighsInf
+        h.addVars(n, np.zeros(n), np.full(n, inf))
+        self.figures: list[str | None] = []
         for c in constraints:
-            row = [0.0] * n
+            coefs: dict[int, float] = {}
             for v, coef in c.expr.items():
-                row[self.index[v]] += coef
-            if c.lo is not None and c.hi is not None and c.lo == c.hi:
-                eq_rows.append(row)
-                eq_b.append(c.lo)
-                self.eq_figures.append(c.figure)
-                continue
-            if c.hi is not None:
-                ub_rows.append(row)
-                ub_b.append(c.hi)
-                self.ub_figures.append(c.figure)
-            if c.lo is not None:
-                ub_rows.append([-x for x in row])
-                ub_b.append(-c.lo)
-                self.ub_figures.append(c.figure)
-        self.n = n
-        self.a_eq = np.array(eq_rows) if eq_rows else None
-        self.b_eq = np.array(eq_b) if eq_rows else None
-        self.a_ub = np.array(ub_rows) if ub_rows else None
-        self.b_ub = np.array(ub_b) if ub_rows else None
+                coefs[self.index[v]] = coefs.get(self.index[v], 0.0) + coef
+            h.addRow(
+                -inf if c.lo is None else float(c.lo),
+                inf if c.hi is None else float(c.hi),
+                len(coefs),
+                np.array(list(coefs), dtype=np.int32),
+                np.array(list(coefs.values()), dtype=np.float64),
+            )
+            self.figures.append(c.figure)
+        self.columns = np.arange(n, dtype=np.int32)
 
-    def optimise(self, expr: Expr, sign: float) -> tuple[float, set[str]]:
-        """min (sign=1) or -max (sign=-1) of expr, and the figures whose constraints bind."""
-        from scipy.optimize import linprog
+    def relax(self, rows: list[int]) -> None:
+        import highspy
 
+        for i in rows:
+            self.h.changeRowBounds(i, -highspy.kHighsInf, highspy.kHighsInf)
+
+    def vector(self, expr: Expr, sign: float = 1.0) -> list[float]:
         c = [0.0] * self.n
         for v, coef in expr.items():
             c[self.index[v]] += sign * coef
-        res: Any = linprog(
-            c,
-            A_ub=self.a_ub,
-            b_ub=self.b_ub,
-            A_eq=self.a_eq,
-            b_eq=self.b_eq,
-            bounds=(0, None),
-            method="highs",
-        )
-        if res.status == 3:  # unbounded
-            return -math.inf, set()
-        if res.status != 0:
-            raise RuntimeError(f"disclosure audit: the published system is not solvable: {res}")
-        binding: set[str] = set()
-        for figures, marginals in (
-            (self.eq_figures, res.eqlin.marginals if self.a_eq is not None else ()),
-            (self.ub_figures, res.ineqlin.marginals if self.a_ub is not None else ()),
+        return c
+
+    def optimise(self, expr: Expr, sign: float) -> tuple[float, set[str], list[float] | None]:
+        """min (sign=1) or -max (sign=-1) of expr, the figures whose constraints bind (their
+        dual values are not zero), and the optimal point (None when unbounded)."""
+        import highspy
+        import numpy as np
+
+        h = self.h
+        h.changeColsCost(self.n, self.columns, np.array(self.vector(expr, sign)))
+        h.run()
+        status = h.getModelStatus()
+        if status not in _settled():  # a warm start that went nowhere: solve afresh
+            h.clearSolver()
+            h.run()
+            status = h.getModelStatus()
+        if status in (
+            highspy.HighsModelStatus.kUnbounded,
+            highspy.HighsModelStatus.kUnboundedOrInfeasible,  # never infeasible: see below
         ):
-            for figure, m in zip(figures, marginals, strict=True):
-                if figure is not None and abs(m) > 1e-9:
-                    binding.add(figure)
-        return float(res.fun), binding
+            return -math.inf, set(), None
+        if status != highspy.HighsModelStatus.kOptimal:
+            # the true values satisfy every constraint, so this is a bug, never the data
+            raise RuntimeError(f"disclosure audit: HiGHS says {h.modelStatusToString(status)}")
+        solution = h.getSolution()
+        binding = {
+            figure
+            for figure, dual in zip(self.figures, solution.row_dual, strict=True)
+            if figure is not None and abs(dual) > 1e-9
+        }
+        return float(h.getInfo().objective_function_value), binding, list(solution.col_value)
+
+
+def _key(expr: Expr) -> tuple[tuple[str, float], ...]:
+    return tuple(sorted((v, c) for v, c in expr.items() if c != 0))
+
+
+def _int_range(low: float, high: float) -> tuple[float, float]:
+    lo = math.ceil(low - _EPS) if math.isfinite(low) else low
+    hi = math.floor(high + _EPS) if math.isfinite(high) else high
+    return lo, hi
 
 
 def bounds(
@@ -263,28 +287,117 @@ def bounds(
 ) -> dict[str, tuple[float, float, frozenset[str]]]:
     """The integer range of each expression consistent with the publication, and the figures
     binding it."""
-    constraints = [*table.structure, *published(table, pub)]
-    variables = sorted({*table.values, *table.latent})
-    system = _System(constraints, variables)
+    system = _System(
+        [*table.structure, *published(table, pub)], sorted({*table.values, *table.latent})
+    )
     out: dict[str, tuple[float, float, frozenset[str]]] = {}
     for label, expr in exprs.items():
-        low, bind_low = system.optimise(expr, 1.0)
-        neg_high, bind_high = system.optimise(expr, -1.0)
-        lo = math.ceil(low - _EPS) if math.isfinite(low) else -math.inf
-        hi = math.floor(-neg_high + _EPS) if math.isfinite(neg_high) else math.inf
-        out[label] = (lo, hi, frozenset(bind_low | bind_high))
+        low, bind_low, _ = system.optimise(expr, 1.0)
+        neg_high, bind_high, _ = system.optimise(expr, -1.0)
+        out[label] = (*_int_range(low, -neg_high), frozenset(bind_low | bind_high))
     return out
+
+
+class Auditor:
+    """The audit of one table as its publication changes: the system is built once, and
+    hiding a figure frees the rows it published (`protect` hides figure after figure)."""
+
+    def __init__(self, table: Table, pub: Publication) -> None:
+        import numpy as np
+
+        self.table, self.pub = table, pub
+        self.system = _System(
+            [*table.structure, *published(table, pub)], sorted({*table.values, *table.latent})
+        )
+        self.rows: dict[str, list[int]] = {}
+        for i, figure in enumerate(self.system.figures):
+            if figure is not None:
+                self.rows.setdefault(figure, []).append(i)
+        self._np = np
+        self._spans: dict[tuple[tuple[str, float], ...], list[float]] = {}
+        self._passed: set[tuple[tuple[str, float], ...]] = set()
+        self._points: list[list[float]] = []
+
+    def hide(self, figure: str) -> None:
+        """Suppress a shown figure, or turn a "<5" count into "skjult"; the shares that
+        follow a hidden count go with it."""
+        table, pub = self.table, self.pub
+        if figure in pub.counts:
+            pub.counts[figure] = Status.HIDDEN
+            for key, share in table.shares.items():
+                if figure in share.follows and pub.shares[key] is Status.SHOWN:
+                    self.hide(key)
+        else:
+            pub.shares[figure] = Status.HIDDEN
+        self.system.relax(self.rows.pop(figure, []))
+
+    def findings(self) -> list[Finding]:
+        """Every protected expression that a reader can narrow down too far.
+
+        Each optimum is a point consistent with the publication: the values of the other
+        expressions there widen what is known of their ranges, and an expression whose range
+        is already wide enough at the points found needs no program of its own (the ranges
+        only grow with more points, and the test only asks for enough width). Hiding only
+        frees constraints, so the points found stay consistent and an expression that passed
+        keeps passing: a later call solves only for the others."""
+        np, system = self._np, self.system
+        unique: dict[tuple[tuple[str, float], ...], tuple[Expr, int, list[str]]] = {}
+        for label, (expr, value) in protected(self.table, self.pub).items():
+            k = _key(expr)
+            if k not in self._passed:
+                unique.setdefault(k, (expr, value, []))[2].append(label)
+        if not unique:
+            return []
+        keys = list(unique)
+        for k in keys:
+            self._spans.setdefault(k, [math.inf, -math.inf])
+        matrix = np.array([system.vector(unique[k][0]) for k in keys])
+
+        def learn(point: list[float] | None, new: bool = True) -> None:
+            if point is None:
+                return
+            if new:
+                self._points.append(point)
+            at = matrix @ np.array(point)
+            for i, k in enumerate(keys):
+                span = self._spans[k]
+                span[0], span[1] = min(span[0], at[i]), max(span[1], at[i])
+
+        for point in self._points:  # still consistent after hiding: seen by new expressions
+            learn(point, new=False)
+        # two programs that push every open expression down, and up, at once: most of them
+        # are then seen to be wide enough without a program of their own
+        together: dict[str, float] = {}
+        for expr, _v, _l in unique.values():
+            for v, c in expr.items():
+                together[v] = together.get(v, 0.0) + c
+        learn(system.optimise(together, 1.0)[2])
+        learn(system.optimise(together, -1.0)[2])
+        out: list[Finding] = []
+        for k in keys:
+            expr, value, labels = unique[k]
+            span = self._spans[k]
+            if passes(value, *_int_range(*span)):
+                self._passed.add(k)
+                continue
+            minimum, bind_low, at_low = system.optimise(expr, 1.0)
+            learn(at_low)
+            span[0] = minimum
+            if passes(value, *_int_range(*span)):
+                self._passed.add(k)
+                continue
+            neg_max, bind_high, at_high = system.optimise(expr, -1.0)
+            learn(at_high)
+            span[1] = -neg_max
+            lo, hi = _int_range(*span)
+            if passes(value, lo, hi):
+                self._passed.add(k)
+            else:
+                binding = frozenset(bind_low | bind_high)
+                out.extend(Finding(label, value, lo, hi, binding) for label in labels)
+        return out
 
 
 def audit(table: Table, pub: Publication) -> list[Finding]:
-    """Every protected expression that a reader can narrow down too far."""
-    targets = protected(table, pub)
-    if not targets:
-        return []
-    found = bounds(table, pub, {label: expr for label, (expr, _v) in targets.items()})
-    out = []
-    for label, (_expr, value) in targets.items():
-        lo, hi, binding = found[label]
-        if not passes(value, lo, hi):
-            out.append(Finding(label, value, lo, hi, binding))
-    return out
+    """Every protected expression of `table` that `pub` lets a reader narrow down too far."""
+    return Auditor(table, pub).findings()

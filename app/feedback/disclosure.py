@@ -3,10 +3,11 @@ small cells, then secondary suppression until the disclosure audit (`app.feedbac
 finds no suppressed cell that the rest of the page gives back. Pure, no I/O.
 
 The secondary suppression is greedy: while some protected cell can be narrowed down, it hides,
-for each such cell, the smallest shown figure among those whose constraints bind the cell's
-range in the audit's linear programs (their dual values are non-zero), parts before totals
-and non-zero before zero; the shares of a hidden count go with it. It stops when the audit
-passes. It is not minimal: another choice may hide fewer figures (docs/feedback.md).
+for each such cell, one figure among those whose constraints bind the cell's range in the
+audit's linear programs (their dual values are non-zero; without any, those linked to it at
+all): a "<5" count (then "skjult") before a shown figure, parts before totals, non-zero
+before zero, the smallest first; the shares of a hidden count go with it. It stops when the
+audit passes. It is not minimal: another choice may hide fewer figures (docs/feedback.md).
 
 `users_table` and `messages_table` describe a page's two independent parts (no variable is
 shared between them); the overview shows the messages part's headline figures of every
@@ -20,12 +21,12 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from app.feedback.audit import (
+    Auditor,
     Constraint,
     Publication,
     Share,
     Status,
     Table,
-    audit,
     share_parts,
     small,
 )
@@ -58,16 +59,6 @@ def primary(table: Table) -> Publication:
     return Publication(counts, shares)
 
 
-def _hide(table: Table, pub: Publication, figure: str) -> None:
-    if figure in pub.counts:
-        pub.counts[figure] = Status.HIDDEN
-        for key, share in table.shares.items():
-            if figure in share.follows and pub.shares[key] is Status.SHOWN:
-                pub.shares[key] = Status.HIDDEN
-    else:
-        pub.shares[figure] = Status.HIDDEN
-
-
 def _shown(pub: Publication) -> set[str]:
     return {k for k, s in pub.counts.items() if s is Status.SHOWN} | {
         k for k, s in pub.shares.items() if s is Status.SHOWN
@@ -98,22 +89,23 @@ def _connected(table: Table, label: str, pub: Publication) -> set[str]:
 
 
 def _priority(table: Table, pub: Publication, figure: str) -> tuple[bool, bool, bool, float, str]:
-    """Which figure to hide first: a shown one before a "<5" one (which then reads "skjult":
-    two "<5" months under a "<5" total say it is at least 2), a part before a total, a
-    non-zero one before a zero, the smallest first."""
+    """Which figure to hide first: a "<5" count before a shown figure (it then reads "skjult",
+    which costs the reader least: 1 to 4 was all it said), a part before a total, a non-zero
+    figure before a zero, the smallest first."""
     if figure in table.shares:
         value = table.value(table.shares[figure].num)
     else:
         value = table.values[figure]
     was_small = pub.counts.get(figure) is Status.SMALL
-    return (was_small, figure in table.totals, value == 0, value, figure)
+    return (not was_small, figure in table.totals, value == 0, value, figure)
 
 
 def protect(table: Table) -> Publication:
     """The publication: primary suppression, then secondary until the audit passes."""
     pub = primary(table)
+    auditor = Auditor(table, pub)
     for _ in range(MAX_ROUNDS):
-        findings = audit(table, pub)
+        findings = auditor.findings()
         if not findings:
             return pub
         chosen: set[str] = set()
@@ -125,11 +117,11 @@ def protect(table: Table) -> Publication:
         if not chosen:
             break
         for figure in chosen:
-            _hide(table, pub, figure)
+            auditor.hide(figure)
     # nothing left to hide that would help: hide every shown figure (never reached in the
     # property tests; the guard keeps a page from ever showing a narrowed cell)
     for figure in _shown(pub) | set(pub.counts):
-        _hide(table, pub, figure)
+        auditor.hide(figure)
     return pub
 
 
@@ -292,10 +284,14 @@ def messages_table(
 
 
 class Head(Protocol):
-    messages: int
-    accepted: int
-    failed: int
-    readable: int
+    @property
+    def messages(self) -> int: ...
+    @property
+    def accepted(self) -> int: ...
+    @property
+    def failed(self) -> int: ...
+    @property
+    def readable(self) -> int: ...
 
 
 MESSAGE_KINDS = ("month", "item", "rule_error", "rule_warn")
@@ -332,8 +328,9 @@ def messages_part(
         tuple(sorted(items.items())),
         tuple(sorted(rules.items())),
     )
-    table = messages_table(messages, accepted, failed, readable, months, items, rules)
-    return table, decide(key, lambda: table)
+    return decide(
+        key, lambda: messages_table(messages, accepted, failed, readable, months, items, rules)
+    )
 
 
 def users_part(counts: dict[tuple[str, str], tuple[int, int]]) -> tuple[Table, Publication]:
@@ -341,7 +338,6 @@ def users_part(counts: dict[tuple[str, str], tuple[int, int]]) -> tuple[Table, P
     groups = {g: counts.get(("users", g), (0, 0))[0] for g in USER_GROUPS}
     by_type = {key: v for (kind, key), (v, _t) in counts.items() if kind == "tjeneste"}
     stopped = {code: counts.get(("tjeneste_stopp", code), (0, 0))[0] for code in by_type}
-    table = users_table(users, groups, by_type, stopped)
     key = (
         "users",
         users,
@@ -349,23 +345,26 @@ def users_part(counts: dict[tuple[str, str], tuple[int, int]]) -> tuple[Table, P
         tuple(sorted(by_type.items())),
         tuple(sorted(stopped.items())),
     )
-    return table, decide(key, lambda: table)
+    return decide(key, lambda: users_table(users, groups, by_type, stopped))
 
 
 # --- decisions, remembered by their inputs (pure, so the same inputs decide the same) ----
 
-_DECIDED: OrderedDict[tuple[object, ...], Publication] = OrderedDict()
+_DECIDED: OrderedDict[tuple[object, ...], tuple[Table, Publication]] = OrderedDict()
 _DECIDED_SIZE = 4096
 
 
-def decide(key: tuple[object, ...], build: Callable[[], Table]) -> Publication:
-    """`protect(build())`, remembered by `key`: the inputs `build` describes the table from."""
+def decide(key: tuple[object, ...], build: Callable[[], Table]) -> tuple[Table, Publication]:
+    """`build()` and its protected publication, remembered by `key` (the inputs `build`
+    makes the table from): a municipality's page and its overview row, and the refresh's
+    medians, share one decision, made once per process and content."""
     found = _DECIDED.get(key)
     if found is not None:
         _DECIDED.move_to_end(key)
         return found
-    pub = protect(build())
-    _DECIDED[key] = pub
+    table = build()
+    decided = (table, protect(table))
+    _DECIDED[key] = decided
     while len(_DECIDED) > _DECIDED_SIZE:
         _DECIDED.popitem(last=False)
-    return pub
+    return decided
