@@ -16,6 +16,7 @@ municipality, with the same decisions as the municipality's own page.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Protocol
@@ -352,19 +353,23 @@ def users_part(counts: dict[tuple[str, str], tuple[int, int]]) -> tuple[Table, P
 
 _DECIDED: OrderedDict[tuple[object, ...], tuple[Table, Publication]] = OrderedDict()
 _DECIDED_SIZE = 4096
+_DECIDED_LOCK = threading.Lock()  # decisions are made in worker threads (asyncio.to_thread)
 
 
 def decide(key: tuple[object, ...], build: Callable[[], Table]) -> tuple[Table, Publication]:
     """`build()` and its protected publication, remembered by `key` (the inputs `build`
     makes the table from): a municipality's page and its overview row, and the refresh's
-    medians, share one decision, made once per process and content."""
-    found = _DECIDED.get(key)
-    if found is not None:
-        _DECIDED.move_to_end(key)
-        return found
+    medians, share one decision, made once per process and content. CPU-bound (linear
+    programs): the callers run it in a worker thread, never on the event loop."""
+    with _DECIDED_LOCK:
+        found = _DECIDED.get(key)
+        if found is not None:
+            _DECIDED.move_to_end(key)
+            return found
     table = build()
     decided = (table, protect(table))
-    _DECIDED[key] = decided
-    while len(_DECIDED) > _DECIDED_SIZE:
-        _DECIDED.popitem(last=False)
+    with _DECIDED_LOCK:
+        _DECIDED[key] = decided
+        while len(_DECIDED) > _DECIDED_SIZE:
+            _DECIDED.popitem(last=False)
     return decided

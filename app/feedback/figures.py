@@ -4,6 +4,7 @@ the CSV all render these models, so they show the same figures."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -362,6 +363,10 @@ async def overview(
     # national figures are sums of the published cells only, so no subtraction can give a
     # suppressed cell back (docs/feedback.md)
     mine = {k: h for k, h in heads.items() if k in listed}
+    # the decisions are linear programs: made in a worker thread, not on the event loop
+    parts = await asyncio.to_thread(
+        lambda: {k: disclosure.messages_part(k, h, by_kommune.get(k, {})) for k, h in mine.items()}
+    )
     rows: list[OverviewRow] = []
     for k in kommuner:
         h = heads.get(k.kommune_nr)
@@ -370,7 +375,7 @@ async def overview(
         timeliness = _timeliness(entry, first, now)
         top = h.top_rule if h else None
         if h is not None:
-            table, pub = disclosure.messages_part(k.kommune_nr, h, by_kommune.get(k.kommune_nr, {}))
+            table, pub = parts[k.kommune_nr]
             messages, accepted = _count(table, pub, "M"), _count(table, pub, "A")
             share = _share(table, pub, "error_share")
         else:
@@ -527,8 +532,9 @@ async def kommune_feedback(
     last = head.last_readable_at if head else None
     timeliness = _timeliness(entry, first, now)
 
-    mtable, mpub = disclosure.messages_part(kommune_nr, head, counts)
-    utable, upub = disclosure.users_part(counts)
+    (mtable, mpub), (utable, upub) = await asyncio.to_thread(
+        lambda: (disclosure.messages_part(kommune_nr, head, counts), disclosure.users_part(counts))
+    )
     user_groups = [
         GroupRow(
             key=g,

@@ -405,6 +405,9 @@ async def _refresh_medians(session: AsyncSession, environment: str, year: int) -
             )
         )
     ).all()
+    # every delivered municipality's suppression decision (linear programs): in a worker
+    # thread, so the event loop (the intake) goes on meanwhile
+    medians = await asyncio.to_thread(_medians, heads, counts)
     await session.execute(
         delete(FeedbackMedian).where(
             FeedbackMedian.environment == environment, FeedbackMedian.year == year
@@ -419,7 +422,7 @@ async def _refresh_medians(session: AsyncSession, environment: str, year: int) -
             "median": median,
             "kommuner": n,
         }
-        for (kind, key), (median, n) in _medians(heads, counts).items()
+        for (kind, key), (median, n) in medians.items()
     ]
     if rows:
         await session.execute(insert(FeedbackMedian), rows)
