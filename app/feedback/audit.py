@@ -12,8 +12,8 @@ counts and the shares a page shows. A `Publication` says what became of each fig
 - a "<5" count: the variable lies from 1 to 4 (0 is shown as 0);
 - a shown share p (per cent, one decimal) of num/den: p - 0.05 <= 100 num/den <= p + 0.05, a
   linear constraint in (num, den) since p is a constant; and den >= 1;
-- a "–" share: den = 0; a suppressed share: den >= 1 (otherwise it would be "–");
-- a hidden count: nothing.
+- a "–" share: den = 0; a "<5" share: den >= 1 (otherwise it would be "–");
+- a hidden count or share: nothing (a "–" goes with a hidden count it would give as 0).
 
 Then, for every protected expression (each suppressed count's variable; the numerator,
 denominator or complement of a share from 1 to 4; a table's declared complements from 1 to 4)
@@ -28,6 +28,7 @@ never below what the relaxation allows plus the rounding to integers).
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -150,11 +151,12 @@ def published(table: Table, pub: Publication) -> list[Constraint]:
             out.append(Constraint({var: 1.0}, 1, LIMIT - 1, var))
     for key, share in table.shares.items():
         status = pub.shares[key]
-        # whether the denominator is 0 ("–") stays known whatever becomes of the share
-        if status is Status.NONE:
-            out.append(Constraint(share.den, 0, 0))
+        if status is Status.NONE:  # "–": no denominator
+            out.append(Constraint(share.den, 0, 0, key))
             continue
-        out.append(Constraint(share.den, 1, None))
+        if status is Status.HIDDEN:  # "skjult" says nothing (also where "–" was hidden)
+            continue
+        out.append(Constraint(share.den, 1, None, key))  # it would be "–" otherwise
         if status is Status.SHOWN:
             p = share_value(table, share)
             assert p is not None
@@ -185,10 +187,21 @@ def protected(table: Table, pub: Publication) -> dict[str, tuple[Expr, int]]:
     return out
 
 
-def passes(value: int, lo: float, hi: float) -> bool:
+def passes(
+    value: int, lo: float, hi: float, within: tuple[float, float] = (-math.inf, math.inf)
+) -> bool:
+    """Wide enough: covering 1 to 4 for a true value from 1 to 4, else 5 wide; or as wide as
+    `within` (what the table's structure alone allows, e.g. a rule listed "av
+    notifikasjoner" has at least one) where that is narrower."""
+    floor, ceiling = within
     if small(value):
-        return lo <= 1 and hi >= LIMIT - 1
-    return hi - lo >= WIDTH
+        return lo <= max(1, floor) and hi >= min(LIMIT - 1, ceiling)
+    return hi - lo >= min(WIDTH, ceiling - floor)
+
+
+# HiGHS instances in several threads at once gave wrong optima (seen with 8 threads): the
+# decisions run in worker threads, so every use of HiGHS takes this lock
+_HIGHS = threading.RLock()
 
 
 def _settled() -> tuple[object, ...]:
@@ -306,9 +319,10 @@ class Auditor:
         import numpy as np
 
         self.table, self.pub = table, pub
-        self.system = _System(
-            [*table.structure, *published(table, pub)], sorted({*table.values, *table.latent})
-        )
+        with _HIGHS:
+            self.system = _System(
+                [*table.structure, *published(table, pub)], sorted({*table.values, *table.latent})
+            )
         self.rows: dict[str, list[int]] = {}
         for i, figure in enumerate(self.system.figures):
             if figure is not None:
@@ -317,6 +331,18 @@ class Auditor:
         self._spans: dict[tuple[tuple[str, float], ...], list[float]] = {}
         self._passed: set[tuple[tuple[str, float], ...]] = set()
         self._points: list[list[float]] = []
+        self._base: _System | None = None
+
+    def _structural(self, expr: Expr) -> tuple[float, float]:
+        """The integer range of `expr` under the structure alone (nothing published): what
+        no suppression can widen. Only asked for an expression that fails."""
+        if self._base is None:
+            self._base = _System(
+                list(self.table.structure), sorted({*self.table.values, *self.table.latent})
+            )
+        low = self._base.optimise(expr, 1.0)[0]
+        high = -self._base.optimise(expr, -1.0)[0]
+        return _int_range(low, high)
 
     def hide(self, figure: str) -> None:
         """Suppress a shown figure, or turn a "<5" count into "skjult"; the shares that
@@ -327,11 +353,18 @@ class Auditor:
             for key, share in table.shares.items():
                 if figure in share.follows and pub.shares[key] is Status.SHOWN:
                     self.hide(key)
+                elif figure in share.den and pub.shares[key] is Status.NONE:
+                    self.hide(key)  # "–" would say the hidden count is 0
         else:
             pub.shares[figure] = Status.HIDDEN
-        self.system.relax(self.rows.pop(figure, []))
+        with _HIGHS:
+            self.system.relax(self.rows.pop(figure, []))
 
     def findings(self) -> list[Finding]:
+        with _HIGHS:
+            return self._findings()
+
+    def _findings(self) -> list[Finding]:
         """Every protected expression that a reader can narrow down too far.
 
         Each optimum is a point consistent with the publication: the values of the other
@@ -390,7 +423,7 @@ class Auditor:
             learn(at_high)
             span[1] = -neg_max
             lo, hi = _int_range(*span)
-            if passes(value, lo, hi):
+            if passes(value, lo, hi) or passes(value, lo, hi, self._structural(expr)):
                 self._passed.add(k)
             else:
                 binding = frozenset(bind_low | bind_high)

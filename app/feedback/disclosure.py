@@ -66,6 +66,12 @@ def _shown(pub: Publication) -> set[str]:
     }
 
 
+def _small(pub: Publication) -> set[str]:
+    return {k for k, s in pub.counts.items() if s is Status.SMALL} | {
+        k for k, s in pub.shares.items() if s is Status.SMALL
+    }
+
+
 def _connected(table: Table, label: str, pub: Publication) -> set[str]:
     """The shown figures linked to a protected expression through any chain of relations:
     the fallback when no constraint binds in the audit's solution (a degenerate optimum)."""
@@ -81,7 +87,7 @@ def _connected(table: Table, label: str, pub: Publication) -> set[str]:
             if reach & set(c.expr) and not set(c.expr) <= reach:
                 reach |= set(c.expr)
                 grown = True
-    shown = _shown(pub)
+    shown = _shown(pub) | _small(pub)
     out = {v for v in table.counts if v in reach and pub.counts[v] is not Status.HIDDEN}
     for key, share in table.shares.items():
         if key in shown and reach & (set(share.num) | set(share.den)):
@@ -90,14 +96,14 @@ def _connected(table: Table, label: str, pub: Publication) -> set[str]:
 
 
 def _priority(table: Table, pub: Publication, figure: str) -> tuple[bool, bool, bool, float, str]:
-    """Which figure to hide first: a "<5" count before a shown figure (it then reads "skjult",
+    """Which figure to hide first: a "<5" before a shown figure (it then reads "skjult",
     which costs the reader least: 1 to 4 was all it said), a part before a total, a non-zero
     figure before a zero, the smallest first."""
     if figure in table.shares:
         value = table.value(table.shares[figure].num)
     else:
         value = table.values[figure]
-    was_small = pub.counts.get(figure) is Status.SMALL
+    was_small = Status.SMALL in (pub.counts.get(figure), pub.shares.get(figure))
     return (not was_small, figure in table.totals, value == 0, value, figure)
 
 
@@ -110,7 +116,7 @@ def protect(table: Table) -> Publication:
         if not findings:
             return pub
         chosen: set[str] = set()
-        open_ = _shown(pub) | {v for v, s in pub.counts.items() if s is Status.SMALL}
+        open_ = _shown(pub) | _small(pub)
         for finding in findings:
             candidates = (finding.binding & open_) or _connected(table, finding.label, pub)
             if candidates and not candidates & chosen:

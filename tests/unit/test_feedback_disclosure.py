@@ -135,7 +135,7 @@ def test_a_shown_share_and_its_denominator_give_the_numerator_back() -> None:
 def test_a_share_with_no_denominator_says_it_is_zero() -> None:
     t = Table(values={"n": 0, "d": 0})
     t.shares["s"] = Share("s", {"n": 1.0}, {"d": 1.0})
-    assert Constraint({"d": 1.0}, 0, 0) in published(t, disclosure.primary(t))
+    assert Constraint({"d": 1.0}, 0, 0, "s") in published(t, disclosure.primary(t))
 
 
 def test_the_bounds_are_the_integer_bounds_of_a_sum() -> None:
