@@ -199,8 +199,9 @@ def passes(
     return hi - lo >= min(WIDTH, ceiling - floor)
 
 
-# HiGHS instances in several threads at once gave wrong optima (seen with 8 threads): the
-# decisions run in worker threads, so every use of HiGHS takes this lock
+# The decisions run in worker threads (asyncio.to_thread); rather than rely on separate
+# HiGHS instances being safe side by side, every use of HiGHS takes this lock (the GIL
+# serialises the Python around it anyway: the threads are for the event loop, not for speed)
 _HIGHS = threading.RLock()
 
 
