@@ -23,7 +23,7 @@ from app.kommuner.lists import shipped_list
 from app.settings import Settings
 from tests.budgets import examples
 from tests.feedback_draws import Drawn, municipality
-from tests.integration.test_feedback import Sessions, User, seed_message
+from tests.integration.test_feedback import Sessions, User, _privacy_scan, seed_message
 
 TEXTS = {"<5": Status.SMALL, "skjult": Status.HIDDEN, "–": Status.NONE}
 
@@ -156,6 +156,7 @@ async def test_the_reported_case_no_longer_gives_the_home_group_away(
     page = await client.get("/feedback/0301", params={"year": "2018"})
     assert page.status_code == 200
     assert ">skjult<" in page.text
+    await _privacy_scan(client, sessions, [{"year": "2018"}], ["0301"])  # no personal data
 
 
 # --- random municipalities, years and environments ------------------------------------------
