@@ -4,6 +4,7 @@ the CSV all render these models, so they show the same figures."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -16,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalogue import all_rules
 from app.content.calendar import ReportingYear, local_date
 from app.core.findings import Consequence, Rule
-from app.feedback import suppress
+from app.feedback import disclosure, suppress
+from app.feedback.audit import Publication, Status, Table, share_value
 from app.feedback.codes import (
     DISTRICT_ITEMS,
     ITEMS,
@@ -243,17 +245,27 @@ def rule_text(rule_id: str) -> tuple[str, str]:
     return text, rule.consequence.value
 
 
-def _stopped(users: int, on_stop: int, users_cell: suppress.Cell) -> suppress.Cell:
-    """A service's users on a temporary stop, beside its users: the two parts, on a stop and
-    receiving the service, add up to the users shown, so a small part suppresses the other
-    (`suppress.group`: the receiving part is never shown, but the stopped count and the users
-    would give it back); and where the users themselves are suppressed, a stopped count
-    above zero is hidden too (it would bound them)."""
-    cells, _ = suppress.group({"stopped": on_stop, "receiving": users - on_stop}, users)
-    cell = cells["stopped"]
-    if users_cell.suppressed and not cell.suppressed and on_stop > 0:
-        return suppress.hidden()
-    return cell
+def _count(table: Table, pub: Publication, var: str) -> Figure:
+    status = pub.counts[var]
+    if status is Status.SMALL:
+        return _fig(suppress.Cell(None, suppress.SMALL, True))
+    if status is Status.HIDDEN:
+        return _fig(suppress.Cell(None, suppress.HIDDEN, True))
+    n = table.values[var]
+    return _fig(suppress.Cell(n, suppress.fmt_int(n)))
+
+
+def _share(table: Table, pub: Publication, key: str) -> Figure:
+    status = pub.shares[key]
+    if status is Status.NONE:
+        return _fig(suppress.Cell(None, suppress.NONE))
+    if status is Status.SMALL:
+        return _fig(suppress.Cell(None, suppress.SMALL, True))
+    if status is Status.HIDDEN:
+        return _fig(suppress.Cell(None, suppress.HIDDEN, True))
+    pct = share_value(table, table.shares[key])
+    assert pct is not None
+    return _fig(suppress.Cell(pct, suppress.fmt_pct(pct)))
 
 
 def _timeliness(
@@ -330,9 +342,31 @@ async def overview(
     }
     kommuner = await kommuner_of(session, year)
     listed = {k.kommune_nr for k in kommuner}
+    # each row shows its municipality's headline figures as its own page decides them
+    by_kommune: dict[str, dict[tuple[str, str], tuple[int, int]]] = {}
+    for c in (
+        await session.execute(
+            select(
+                FeedbackCount.kommune_nr,
+                FeedbackCount.kind,
+                FeedbackCount.key,
+                FeedbackCount.value,
+                FeedbackCount.total,
+            ).where(
+                FeedbackCount.environment == environment.value,
+                FeedbackCount.year == year,
+                FeedbackCount.kind.in_(disclosure.MESSAGE_KINDS),
+            )
+        )
+    ).all():
+        by_kommune.setdefault(c[0], {})[(c[1], c[2])] = (int(c[3]), int(c[4]))
     # national figures are sums of the published cells only, so no subtraction can give a
     # suppressed cell back (docs/feedback.md)
     mine = {k: h for k, h in heads.items() if k in listed}
+    # the decisions are linear programs: made in a worker thread, not on the event loop
+    parts = await asyncio.to_thread(
+        lambda: {k: disclosure.messages_part(k, h, by_kommune.get(k, {})) for k, h in mine.items()}
+    )
     rows: list[OverviewRow] = []
     for k in kommuner:
         h = heads.get(k.kommune_nr)
@@ -340,11 +374,13 @@ async def overview(
         last = h.last_readable_at if h else None
         timeliness = _timeliness(entry, first, now)
         top = h.top_rule if h else None
-        share = (
-            suppress.share(h.failed, h.accepted + h.failed)
-            if h is not None
-            else suppress.Cell(None, suppress.NONE)
-        )
+        if h is not None:
+            table, pub = parts[k.kommune_nr]
+            messages, accepted = _count(table, pub, "M"), _count(table, pub, "A")
+            share = _share(table, pub, "error_share")
+        else:
+            messages = accepted = _fig(suppress.count(0))
+            share = _fig(suppress.Cell(None, suppress.NONE))
         rows.append(
             OverviewRow(
                 kommune_nr=k.kommune_nr,
@@ -353,9 +389,9 @@ async def overview(
                 fylke_name=fylke_name(fylke_of(k.kommune_nr)),
                 readable=first is not None,
                 first_readable=local_date(first) if first else None,
-                messages=_fig(suppress.count(h.messages if h else 0)),
-                accepted=_fig(suppress.count(h.accepted if h else 0)),
-                error_share=_fig(share),
+                messages=messages,
+                accepted=accepted,
+                error_share=share,
                 top_rule=top,
                 top_rule_text=rule_text(top)[0] if top else None,
                 timeliness=timeliness,
@@ -363,7 +399,13 @@ async def overview(
                 after_kostra=_after_kostra(entry, last),
             )
         )
-    published = {r.kommune_nr for r in rows if r.error_share.value is not None}
+    # the national error share: over the municipalities whose share and accepted are both
+    # published (each one's failed notifications are then given by its own row already)
+    published = {
+        r.kommune_nr
+        for r in rows
+        if r.error_share.value is not None and r.accepted.value is not None
+    }
     failed_sum = sum(h.failed for k, h in mine.items() if k in published)
     received_sum = failed_sum + sum(h.accepted for k, h in mine.items() if k in published)
     headline = Headline(
@@ -490,61 +532,43 @@ async def kommune_feedback(
     last = head.last_readable_at if head else None
     timeliness = _timeliness(entry, first, now)
 
-    users_total = counts.get(("users", "total"), (0, 0))[0]
-    parts = {g: counts.get(("users", g), (0, 0))[0] for g in USER_GROUPS}
-    group_cells, users_cell = suppress.group(parts, users_total)
+    (mtable, mpub), (utable, upub) = await asyncio.to_thread(
+        lambda: (disclosure.messages_part(kommune_nr, head, counts), disclosure.users_part(counts))
+    )
     user_groups = [
         GroupRow(
             key=g,
             label=label,
-            users=_fig(group_cells[g]),
-            share=_fig(
-                suppress.share(parts[g], users_total, hide=group_cells[g].text == suppress.HIDDEN)
-            ),
+            users=_count(utable, upub, f"g:{g}"),
+            share=_share(utable, upub, f"g:{g}:share"),
             median=_median(medians.get(("users", g))),
         )
         for g, label in USER_GROUPS.items()
     ]
-
-    by_type = {key: v for (kind, key), (v, _t) in counts.items() if kind == "tjeneste"}
-    # users may have several services: the types add up to the total only by chance, and then
-    # the same secondary suppression applies
-    adds_up = sum(by_type.values()) == users_total
-    type_cells, _ = suppress.group(by_type, users_total if adds_up else None)
+    codes = [v.removeprefix("t:") for v in utable.counts if v.startswith("t:")]
     services = [
         ServiceRow(
             tjeneste_type=code,
             name=tjenestetype_name(code),
-            users=_fig(type_cells[code]),
-            share=_fig(
-                suppress.share(
-                    by_type[code], users_total, hide=type_cells[code].text == suppress.HIDDEN
-                )
-            ),
-            stopped=_fig(
-                _stopped(
-                    by_type[code],
-                    counts.get(("tjeneste_stopp", code), (0, 0))[0],
-                    type_cells[code],
-                )
-            ),
+            users=_count(utable, upub, f"t:{code}"),
+            share=_share(utable, upub, f"t:{code}:share"),
+            stopped=_count(utable, upub, f"s:{code}"),
             median=_median(medians.get(("tjeneste", code))),
         )
-        for code in sorted(by_type, key=lambda c: (len(c), c))
+        for code in sorted(codes, key=lambda c: (len(c), c))
     ]
 
     items = []
     for item_key, (item, of) in ITEMS.items():
         if item_key in DISTRICT_ITEMS and not has_districts(kommune_nr):
             continue
-        filled, base = counts.get(("item", item_key), (0, 0))
         items.append(
             ItemRow(
                 key=item_key,
                 item=item,
                 of=of,
-                filled=_fig(suppress.share(filled, base)),
-                base=_fig(suppress.count(base)),
+                filled=_share(mtable, mpub, f"f:{item_key}:share"),
+                base=_count(mtable, mpub, disclosure.item_base(mtable, item_key)),
                 median=_median(medians.get(("item", item_key))),
             )
         )
@@ -553,7 +577,7 @@ async def kommune_feedback(
     for (kind, rule_id), (value, total) in counts.items():
         if kind not in ("rule_error", "rule_warn"):
             continue
-        num, den = rule_share_parts(value, total, received, messages)
+        _num, den = rule_share_parts(value, total, received, messages)
         text, consequence = rule_text(rule_id)
         rules.append(
             RuleRow(
@@ -561,22 +585,21 @@ async def kommune_feedback(
                 consequence=CONSEQUENCE_TEXT.get(consequence, consequence),
                 severity="feil" if kind == "rule_error" else "advarsel",
                 text=text,
-                share=_fig(suppress.share(num, den)),
+                share=_share(mtable, mpub, f"r:{kind}:{rule_id}"),
                 basis="notifikasjoner" if den == received and value > 0 else "meldinger",
                 median=_median(medians.get((kind, rule_id))),
             )
         )
     rules.sort(key=lambda r: (r.severity != "feil", -(r.share.value or 0.0), r.rule_id))
 
-    month_counts = {key: v for (kind, key), (v, _t) in counts.items() if kind == "month"}
-    month_cells, messages_cell = suppress.group(month_counts, messages)
+    month_keys = sorted(key for (kind, key) in counts if kind == "month")
     months = [
         MonthRow(
             month=k,
-            messages=_fig(month_cells[k]),
+            messages=_count(mtable, mpub, f"m:{k}"),
             median=_median(medians.get(("month", k)), percent=False),
         )
-        for k in sorted(month_counts)
+        for k in month_keys
     ]
     result = KommuneFeedback(
         kommune_nr=kommune_nr,
@@ -595,14 +618,14 @@ async def kommune_feedback(
         timeliness=timeliness,
         timeliness_text=TIMELINESS_TEXT[timeliness],
         after_kostra=_after_kostra(entry, last),
-        messages=_fig(messages_cell or suppress.count(messages)),
+        messages=_count(mtable, mpub, "M"),
         messages_median=_median(medians.get(("headline", "messages")), percent=False),
-        accepted=_fig(suppress.count(accepted)),
+        accepted=_count(mtable, mpub, "A"),
         accepted_median=_median(medians.get(("headline", "accepted")), percent=False),
-        error_share=_fig(suppress.share(failed, received)),
+        error_share=_share(mtable, mpub, "error_share"),
         error_share_median=_median(medians.get(("headline", "error_share"))),
         users_on=year_end(year),
-        users=_fig(users_cell or suppress.count(users_total)),
+        users=_count(utable, upub, "U"),
         user_groups=user_groups,
         services=services,
         items=items,

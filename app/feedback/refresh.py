@@ -31,6 +31,8 @@ from sqlalchemy import and_, case, delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.content.calendar import local_date
+from app.feedback import disclosure
+from app.feedback.audit import Publication, Status, Table, share_value
 from app.feedback.register_counts import person_item_counts, year_end_counts
 from app.feedback.tables import FeedbackCount, FeedbackKommune, FeedbackMedian, FeedbackState
 from app.logging import get_logger
@@ -327,7 +329,9 @@ def rule_share_parts(value: int, total: int, received: int, messages: int) -> tu
 def _medians(
     heads: Iterable[FeedbackKommune], counts: Iterable[FeedbackCount]
 ) -> dict[tuple[str, str], tuple[float, int]]:
-    """National medians across the municipalities that delivered (a readable message)."""
+    """National medians across the municipalities that delivered (a readable message), of
+    the published figures only: a figure a municipality's page suppresses is left out (a
+    median of five values is one of them), one it does not list counts as 0."""
     delivered = {h.kommune_nr: h for h in heads if h.readable > 0}
     by_kommune: dict[str, dict[tuple[str, str], tuple[int, int]]] = defaultdict(dict)
     keys: set[tuple[str, str]] = set()
@@ -338,29 +342,51 @@ def _medians(
     values: dict[tuple[str, str], list[float]] = defaultdict(list)
     for k, head in delivered.items():
         mine = by_kommune.get(k, {})
-        received = head.accepted + head.failed
-        users = mine.get(("users", "total"), (0, 0))[0]
-        if received > 0:
-            values[("headline", "error_share")].append(100.0 * head.failed / received)
-        values[("headline", "messages")].append(float(head.messages))
-        values[("headline", "accepted")].append(float(head.accepted))
+        mt, mp = disclosure.messages_part(k, head, mine)
+        ut, up = disclosure.users_part(mine)
+
+        def shown(pub: Publication, figure: str) -> bool:
+            status = pub.shares.get(figure, pub.counts.get(figure, Status.SHOWN))
+            return status is Status.SHOWN
+
+        def share(table: Table, pub: Publication, figure: str, of: int) -> float | None:
+            if figure not in table.shares:  # not listed on the page: none of `of`
+                return 0.0 if of > 0 else None
+            if not shown(pub, figure):
+                return None
+            return share_value(table, table.shares[figure])
+
+        def put(key: tuple[str, str], value: float | None) -> None:
+            if value is not None:
+                values[key].append(value)
+
+        put(("headline", "error_share"), share(mt, mp, "error_share", 0))
+        if shown(mp, "M"):
+            put(("headline", "messages"), float(head.messages))
+        if shown(mp, "A"):
+            put(("headline", "accepted"), float(head.accepted))
         for key in keys:
             kind, name = key
-            value, total = mine.get(key, (0, 0))
-            if kind in ("users", "tjeneste"):
-                if users > 0 and name != "total":
-                    values[key].append(100.0 * value / users)
-                elif name == "total":
-                    values[key].append(float(value))
+            if kind == "users" and name == "total":
+                if shown(up, "U"):
+                    put(key, float(ut.values["U"]))
+            elif kind == "users":
+                put(key, share(ut, up, f"g:{name}:share", 0))
+            elif kind == "tjeneste":
+                put(key, share(ut, up, f"t:{name}:share", ut.values["U"]))
             elif kind == "item":
-                if total > 0:
-                    values[key].append(100.0 * value / total)
+                figure = f"f:{name}:share"
+                if figure in mt.shares:  # an item the page shows
+                    put(key, share(mt, mp, figure, 0))
             elif kind in ("rule_error", "rule_warn"):
-                num, den = rule_share_parts(value, total, received, head.messages)
-                if den > 0:
-                    values[key].append(100.0 * num / den)
+                received = head.accepted + head.failed
+                put(key, share(mt, mp, f"r:{kind}:{name}", received))
             elif kind == "month":
-                values[key].append(float(value))
+                figure = f"m:{name}"
+                if figure not in mt.values:  # no message that month
+                    put(key, 0.0)
+                elif shown(mp, figure):
+                    put(key, float(mt.values[figure]))
     return {k: (float(statistics.median(v)), len(v)) for k, v in values.items() if v}
 
 
@@ -379,6 +405,9 @@ async def _refresh_medians(session: AsyncSession, environment: str, year: int) -
             )
         )
     ).all()
+    # every delivered municipality's suppression decision (linear programs): in a worker
+    # thread, so the event loop (the intake) goes on meanwhile
+    medians = await asyncio.to_thread(_medians, heads, counts)
     await session.execute(
         delete(FeedbackMedian).where(
             FeedbackMedian.environment == environment, FeedbackMedian.year == year
@@ -393,7 +422,7 @@ async def _refresh_medians(session: AsyncSession, environment: str, year: int) -
             "median": median,
             "kommuner": n,
         }
-        for (kind, key), (median, n) in _medians(heads, counts).items()
+        for (kind, key), (median, n) in medians.items()
     ]
     if rows:
         await session.execute(insert(FeedbackMedian), rows)

@@ -1,6 +1,6 @@
-"""Suppression of the public feedback with crafted counts: 1–4 is "<5", a share that would
-give such a count back is suppressed, and a total never lets a reader subtract back to a
-suppressed cell."""
+"""The public feedback's cells with crafted counts: 1–4 is "<5", a share that would give such
+a count back is suppressed. What a whole page may show together (no subtraction back to a
+suppressed cell) is tests/unit/test_feedback_disclosure.py's."""
 
 from __future__ import annotations
 
@@ -36,63 +36,6 @@ def test_a_share_of_large_counts_is_shown() -> None:
     assert suppress.share(0, 200).value == 0.0
     assert suppress.share(200, 200).value == 100.0
     assert suppress.share(1, 0).text == "–"
-
-
-def test_one_suppressed_part_takes_the_smallest_other_part_with_it() -> None:
-    # 3 + 30 + 7 = 40 shown: without a second cell, 40 - 30 - 7 = 3
-    cells, total = suppress.group({"a": 3, "b": 30, "c": 7}, 40)
-    assert cells["a"].text == "<5"
-    assert cells["c"].text == suppress.HIDDEN
-    assert cells["c"].value is None
-    assert cells["b"].value == 30
-    assert total is not None
-    assert total.value == 40
-
-
-def test_a_zero_part_is_no_cover_for_a_suppressed_one() -> None:
-    cells, total = suppress.group({"a": 2, "b": 0, "c": 9, "d": 6}, 17)
-    assert cells["b"].value == 0
-    assert cells["d"].text == suppress.HIDDEN
-    assert cells["c"].value == 9
-    assert total is not None
-    assert total.value == 17
-
-
-def test_with_no_other_part_the_total_goes() -> None:
-    # only the small part and zeros: the total equals the small part
-    cells, total = suppress.group({"a": 3, "b": 0}, 3)
-    assert cells["a"].text == "<5"
-    assert total is not None
-    assert total.text == "<5"
-
-
-def test_two_suppressed_parts_need_no_more() -> None:
-    cells, total = suppress.group({"a": 1, "b": 2, "c": 50}, 53)
-    assert [cells[k].text for k in "abc"] == ["<5", "<5", "50"]
-    assert total is not None
-    assert total.value == 53
-
-
-def test_without_a_shown_total_nothing_more_is_suppressed() -> None:
-    cells, total = suppress.group({"a": 3, "b": 30}, None)
-    assert cells["b"].value == 30
-    assert total is None
-
-
-def test_no_published_figure_of_any_group_lets_a_subtraction_reach_a_small_cell() -> None:
-    """Brute force over small groups: whenever exactly the shown parts and the total are known,
-    the suppressed parts' sum is never a single small cell."""
-    import itertools
-
-    for parts in itertools.product(range(0, 9), repeat=3):
-        named = dict(zip("abc", parts, strict=True))
-        cells, total = suppress.group(named, sum(parts))
-        hidden = [k for k, c in cells.items() if c.value is None]
-        small = [k for k, n in named.items() if 0 < n < 5]
-        assert set(small) <= set(hidden)
-        if total is not None and total.value is not None:
-            # the reader can compute the sum of the hidden cells; it must not be one cell
-            assert len(hidden) != 1
 
 
 def test_charts_escape_labels_and_draw_no_bar_for_a_suppressed_value() -> None:
