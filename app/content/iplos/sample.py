@@ -54,6 +54,7 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
     "tz-date": (),  # every hendelseDato with a time zone (2018-01-03+01:00), as xs:date allows
     "dnr-as-typeid-1": ("IPL-TYPEID-KIND",),  # a valid D-nummer sent with typeID 1
     "hnr-individual-750": (),  # an H-nummer with individual number 750-899, year >= 40
+    "fnr-2032": (),  # FNR_2032: a 2032-style number the old century table cannot place
     "orgnr-zeros": ("IPL-ORGNR-INVALID",),  # tjenesteOrgNr 000000000 (mod 11 holds)
     "orgnr-first-digit": ("IPL-ORGNR-INVALID",),  # a valid checksum, first digit not 8/9
     "epost-trailing-space": (),  # meldEpost1 "adresse@kommune.example "
@@ -61,6 +62,10 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
     "brukernr-digits": ("IPL-FID-INVALID",),  # a 12-digit brukerNr on a row that is dropped
 }
 FOREIGN_KOMMUNE = "9998"
+# Synthetic (month + 80) and of the 2032 kind: a first check digit only the 2032 rule allows,
+# individual number 800 with year 75, which the old century table does not place. Born
+# 15 June 1975 (the latest such date before any event of the sample).
+FNR_2032 = "15867580074"
 FIRST_PHASE_TYPES = ("18", "19", "20", "21", "29")
 MSGHEAD_NS = "http://www.kith.no/xmlstds/msghead/2006-05-24"
 
@@ -413,6 +418,8 @@ def _person(
         fid = synthetic_person_id(rng, kind=IdKind.DNR)
     if brk("hnr-individual-750"):
         type_id, fid = "3", h_nummer(rng)
+    if brk("fnr-2032"):
+        fid = FNR_2032
     if brk("IPL-FID-DATE"):
         type_id, fid = "9", "320199"
     if brk("IPL-BRUKERNR-FORMAT"):

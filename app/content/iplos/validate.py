@@ -516,7 +516,8 @@ def _check_fid(row: _Row, allow_synthetic: bool) -> None:
             "typeID er ikke en gyldig kode; gyldige verdier er 1, 2, 3 og 9.",
         )
         return
-    checked = check_person_id(fid)
+    # the 2032 rule reads the century from the earliest event: nobody is born after it
+    checked = check_person_id(fid, on=min((e.when for e in row.events if e.when), default=None))
     if not isinstance(checked, PersonId):
         row.fid_ok = False
         why = {
