@@ -200,7 +200,8 @@ def test_a_2032_number_takes_the_latest_birth_date_not_after_the_event() -> None
     assert isinstance(before, PersonId)
     assert before.birth_date == datetime.date(1975, 6, 15)
     assert before.check_rule is CheckRule.RULE_2032
-    assert before.synthetic and before.kind is IdKind.FNR
+    assert before.synthetic
+    assert before.kind is IdKind.FNR
     after = check_person_id(NEW_2032, on=datetime.date(2075, 6, 15))  # born that very day
     assert isinstance(after, PersonId)
     assert after.birth_date == datetime.date(2075, 6, 15)
@@ -242,7 +243,8 @@ def test_a_29_february_of_a_2032_number_skips_a_century_without_it() -> None:
     early = check_person_id(number, on=datetime.date(2000, 2, 28))  # 2000-02-29 is after it
     assert early is IdProblem.DATE  # 1900 and 1800 have no 29 February
     late = check_person_id(number, on=datetime.date(2040, 1, 1))
-    assert isinstance(late, PersonId) and late.birth_date == datetime.date(2000, 2, 29)
+    assert isinstance(late, PersonId)
+    assert late.birth_date == datetime.date(2000, 2, 29)
 
 
 def test_without_an_event_date_a_2032_number_reads_as_19yy() -> None:

@@ -234,16 +234,17 @@ def test_person_id_check_digits_agree_with_the_reference(number: str) -> None:
 def _reference_latest(yy: int, month: int, day: int, on: date | None) -> int | None:
     """The 2032 rule's century, by trying every year ending in yy from 1800 to 2199."""
     years = sorted((c + yy for c in range(1800, 2200, 100)), reverse=True)
+    if on is None:
+        allowed = {1900 + yy, 2000 + yy}
+    else:  # not after `on`, at most two centuries before on's century
+        allowed = {y for y in years if y - yy >= on.year - on.year % 100 - 200}
     fits = []
     for year in years:
         try:
             born = date(year, month, day)
         except ValueError:
             continue
-        if on is None and year in (1900 + yy, 2000 + yy):
-            fits.append(born)
-        # at most two centuries before on's century
-        elif on is not None and born <= on and year - yy >= on.year - on.year % 100 - 200:
+        if year in allowed and (on is None or born <= on):
             fits.append(born)
     if on is None:
         return min(fits).year if fits else None

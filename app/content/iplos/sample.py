@@ -9,7 +9,7 @@ the message parts the rule is about), so validating the sample with `fault_conte
 exactly one finding of that rule. A few need something outside the message: IPL-GUID-KNOWN
 uses `KNOWN_GUID` and IPL-HENDELSE-GUID-KNOWN `KNOWN_HENDELSE_GUID` (put them in the
 history), IPL-KOMMUNE-NOT-ALLOWED adds municipality
-`FOREIGN_KOMMUNE`, IPL-FID-SYNTHETIC needs a production context (then the other
+`FOREIGN_KOMMUNE` and IPL-KOMMUNE-YEAR `NEW_KOMMUNE_2024` (allowed, not in the list before 2024), IPL-FID-SYNTHETIC needs a production context (then the other
 notifications carry birth dates, typeID 9), and the calendar faults date the whole message
 one (late) or two (after the correction deadline) years before `year`.
 IPL-ALL-DROPPED breaks every notification (each with IPL-XSD-ROW, listed in `COMPANIONS`).
@@ -62,6 +62,9 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
     "brukernr-digits": ("IPL-FID-INVALID",),  # a 12-digit brukerNr on a row that is dropped
 }
 FOREIGN_KOMMUNE = "9998"
+# Halden's number from 2024 (3001 before, 0101 before 2020): IPL-KOMMUNE-YEAR adds it to a
+# message of an earlier year, and `fault_context` allows it
+NEW_KOMMUNE_2024 = "3101"
 # Synthetic (month + 80) and of the 2032 kind: a first check digit only the 2032 rule allows,
 # individual number 800 with year 75, which the old century table does not place. Born
 # 15 June 1975 (the latest such date before any event of the sample).
@@ -527,6 +530,8 @@ def _kommuner_xml(kommune_nr: str, fault: frozenset[str]) -> str:
         kommuner.append("301")
     if "IPL-KOMMUNE-NOT-ALLOWED" in fault:
         kommuner.append(FOREIGN_KOMMUNE)
+    if "IPL-KOMMUNE-YEAR" in fault:
+        kommuner.append(NEW_KOMMUNE_2024)
     return "".join(f"<Kommune kommuneNr={quoteattr(k)}/>\n" for k in kommuner)
 
 
@@ -585,7 +590,8 @@ def fault_context(
     return ContentContext(
         now=now,
         extracted_at=now,
-        allowed_kommuner=frozenset({kommune_nr}),
+        allowed_kommuner=frozenset({kommune_nr})
+        | ({NEW_KOMMUNE_2024} if "IPL-KOMMUNE-YEAR" in faults else set()),
         allow_synthetic="IPL-FID-SYNTHETIC" not in faults,
         history=IplosHistory(
             notifications={KNOWN_GUID: StoredNotification("N", None, "")},

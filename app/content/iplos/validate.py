@@ -38,6 +38,7 @@ from lxml import etree
 
 from app.content.calendar import Timeliness, local_date, reporting_year, timeliness
 from app.content.iplos import rules as R
+from app.content.iplos.kommune_year import kommune_year_findings
 from app.content.model import (
     Contact,
     ContentContext,
@@ -1284,6 +1285,9 @@ def validate_melding(source: bytes | etree._Element, ctx: ContentContext) -> Con
     rows = _rows(notif_els, unit, xsd, ctx)  # each with its content digest
     findings.extend(_check_sequence(rows, unit, ctx))
     findings.extend(_calendar_findings(rows, unit, ctx))
+    findings.extend(
+        kommune_year_findings(kommuner, ([e.when for e in r.events] for r in rows), ctx)
+    )
     for row in rows:
         findings.extend(row.findings)
     findings.extend(_all_dropped(rows, findings))
