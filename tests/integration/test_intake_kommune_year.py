@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import devsetup
@@ -16,6 +17,8 @@ from app.content.iplos.sample import build_sample, wrap_in_msghead
 from app.feedback.refresh import refresh_once
 from app.kommuner.repository import replace_year
 from app.kommuner.ssb import Kommune
+from app.models import NotificationOutbox, Party, PartyContact, PartyKommune
+from app.notify.remind import queue_reminders
 from app.parties import repository as party_repo
 from app.security.devpki import DevPki
 from app.settings import Settings
@@ -146,6 +149,70 @@ async def test_coverage_of_2024_lists_357_municipalities_under_the_new_numbers(
     before = (await client.get("/api/v1/coverage", headers=operator, params={"year": 2023})).json()
     assert before["total"] == 356
     assert "3001" in {k["kommune_nr"] for k in before["kommuner"]}
+
+
+async def test_a_message_under_the_old_number_counts_for_the_new_one_in_coverage(
+    client: httpx.AsyncClient, sessions: Sessions, operator: dict[str, str]
+) -> None:
+    await add_message(
+        sessions,
+        kommune="3101",
+        status="AVVIST",
+        apprec_status="2",
+        received_at=datetime(2024, 11, 19, tzinfo=UTC),
+    )
+    await add_message(
+        sessions,
+        kommune="3001",
+        received_at=datetime(2024, 11, 20, tzinfo=UTC),
+        accepted=[("a1", "N", None), ("a2", "N", None)],
+    )
+    await add_message(sessions, kommune="3001", received_at=datetime(2024, 11, 22, tzinfo=UTC))
+    body = (
+        await client.get(
+            "/api/v1/coverage", headers=operator, params={"year": 2024, "environment": "pilot"}
+        )
+    ).json()
+    assert body["total"] == 357
+    by = {k["kommune_nr"]: k for k in body["kommuner"]}
+    assert "3001" not in by
+    halden = by["3101"]
+    assert (halden["readable"], halden["messages"], halden["best_apprec_status"]) == (
+        True,
+        3,
+        "1",
+    )
+    assert halden["first_readable_at"].startswith("2024-11-20")
+    assert halden["last_readable_at"].startswith("2024-11-22")
+    assert halden["notifications_accepted"] == 2
+    assert body["delivered"] == 1
+
+
+async def test_reminders_of_2024_use_the_2024_numbers(
+    sessions: Sessions, settings: Settings
+) -> None:
+    async with sessions() as s:
+        for her, kommune in ((8000011, "3001"), (8000012, "5401")):
+            party = Party(her_id=her, name=f"Kommune {kommune}")
+            party.kommuner = [PartyKommune(kommune_nr=kommune)]
+            party.contacts = [
+                PartyContact(email=f"k{kommune}@kommune.example", role="innsendingsansvarlig")
+            ]
+            s.add(party)
+        await s.commit()
+    # Halden delivered under its old number; Tromsø (5401, from 2024 5501) did not
+    await add_message(sessions, kommune="3001", received_at=datetime(2024, 11, 20, tzinfo=UTC))
+    async with sessions() as s:
+        report = await queue_reminders(
+            s, settings, year=2024, environment="pilot", now=datetime(2024, 12, 1, 9, tzinfo=UTC)
+        )
+        await s.commit()
+    assert (report.missing, report.queued) == (1, 1)
+    async with sessions() as s:
+        (row,) = list(await s.scalars(select(NotificationOutbox)))
+    assert row.recipient == "k5401@kommune.example"
+    assert row.kommune_nr == "5501"
+    assert "Tromsø kommune (5501)" in row.subject
 
 
 async def test_the_feedback_of_2024_lists_357_municipalities_under_the_new_numbers(

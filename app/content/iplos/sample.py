@@ -9,7 +9,8 @@ the message parts the rule is about), so validating the sample with `fault_conte
 exactly one finding of that rule. A few need something outside the message: IPL-GUID-KNOWN
 uses `KNOWN_GUID` and IPL-HENDELSE-GUID-KNOWN `KNOWN_HENDELSE_GUID` (put them in the
 history), IPL-KOMMUNE-NOT-ALLOWED adds municipality
-`FOREIGN_KOMMUNE` and IPL-KOMMUNE-YEAR `NEW_KOMMUNE_2024` (allowed, not in the list before 2024), IPL-FID-SYNTHETIC needs a production context (then the other
+`FOREIGN_KOMMUNE`, IPL-KOMMUNE-YEAR adds `NEW_KOMMUNE_2024` (allowed; not in the lists
+before 2024), IPL-FID-SYNTHETIC needs a production context (then the other
 notifications carry birth dates, typeID 9), and the calendar faults date the whole message
 one (late) or two (after the correction deadline) years before `year`.
 IPL-ALL-DROPPED breaks every notification (each with IPL-XSD-ROW, listed in `COMPANIONS`).
