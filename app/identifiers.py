@@ -107,6 +107,7 @@ def _latest_year(yy: int, month: int, day: int, on: datetime.date | None) -> int
     """The 2032 rule's century (docs/rules.md, Decisions): the year ending in `yy` that gives
     the latest real date not after `on`, at most two centuries before `on`'s. Without `on`
     19yy, or 20yy when only that year has the date (29 February 00)."""
+    candidates: tuple[int, ...]
     if on is None:
         candidates = (1900 + yy, 2000 + yy)
     else:
