@@ -47,8 +47,10 @@ DECISIONS: tuple[Decision, ...] = (
         "one, e.g. Halden 3001 -> 3101) or, for Ålesund 1507, that it was split in 1508 "
         "Ålesund and 1580 Haram and has no single successor. A party registered for a "
         "municipality may report under its number before or after a one-to-one renumbering "
-        "(not across a split). Coverage and the feedback list a year's municipalities under "
-        "that year's numbers.",
-        where="app/kommuner/years.py, app/content/iplos/kommune_year.py",
+        "(not across a split). Coverage, the feedback and the reminders list a year's "
+        "municipalities under that year's numbers; in coverage and the reminders a message "
+        "sent under the other number of a one-to-one renumbering counts for the year's "
+        "number (the feedback's figures stay under the number the message was sent with).",
+        where="app/kommuner/years.py, app/content/iplos/kommune_year.py, app/query/renumbered.py",
     ),
 )
