@@ -119,7 +119,25 @@ def render(rules: Sequence[Rule] | None = None) -> str:
             )
         lines.append("")
     lines += _handling_section(rules)
+    lines += _decisions_section()
     return "\n".join(lines)
+
+
+def _decisions_section() -> list[str]:
+    """Where the standards leave a choice: what the service decided (app/content/iplos/
+    decisions.py)."""
+    from app.content.iplos.decisions import DECISIONS
+
+    lines = [
+        "## Decisions",
+        "",
+        "Where the standards and KPR's texts leave a choice, what the service decided.",
+        "",
+    ]
+    for d in DECISIONS:
+        rules = ", ".join(f"`{r}`" for r in d.rules)
+        lines += [f"### {d.title}", "", f"Rules: {rules}. In: `{d.where}`.", "", d.text, ""]
+    return lines
 
 
 def _handling_section(rules: Sequence[Rule]) -> list[str]:

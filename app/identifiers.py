@@ -103,9 +103,33 @@ def _century(yy: int, individual: int) -> int | None:
     return None
 
 
-def _decode_date(d: bytes) -> tuple[IdKind, bool, datetime.date] | None:
+def _latest_year(yy: int, month: int, day: int, on: datetime.date | None) -> int | None:
+    """The 2032 rule's century (docs/rules.md, Decisions): the year ending in `yy` that gives
+    the latest real date not after `on`, at most two centuries before `on`'s. Without `on`
+    19yy, or 20yy when only that year has the date (29 February 00)."""
+    candidates: tuple[int, ...]
+    if on is None:
+        candidates = (1900 + yy, 2000 + yy)
+    else:
+        top = on.year - on.year % 100 + yy
+        candidates = (top, top - 100, top - 200)
+    for year in candidates:
+        try:
+            born = datetime.date(year, month, day)
+        except ValueError:
+            continue
+        if on is None or born <= on:
+            return year
+    return None
+
+
+def _decode_date(
+    d: bytes, *, new_kind: bool, may_be_new: bool, on: datetime.date | None
+) -> tuple[IdKind, bool, datetime.date] | None:
     """From the number's ASCII digits (`number.encode()`): its kind, whether synthetic, and
-    the birth date."""
+    the birth date. `new_kind`: the number is of the 2032 kind, whose individual number tells
+    no century. `may_be_new`: it may be (a classic first check digit is also a 2032 one), so
+    it is of that kind when the old century table cannot place it."""
     day = 10 * d[0] + d[1] - 528  # 528 = 11 x 48: the ASCII codes' offset
     month = 10 * d[2] + d[3] - 528
     yy = 10 * d[4] + d[5] - 528
@@ -120,12 +144,16 @@ def _decode_date(d: bytes) -> tuple[IdKind, bool, datetime.date] | None:
         if kind is IdKind.DNR:
             return None  # D and H at once does not exist
         kind, month = IdKind.HNR, month - 40
-    year = _century(yy, individual)
-    if year is None and kind is IdKind.HNR:
+    year = None if new_kind else _century(yy, individual)
+    if year is None and kind is IdKind.HNR and not new_kind:
         # H-numbers are assigned by the health service, not from the population register's
         # individual-number ranges: 750-899 occurs with any year. Read such a year as 19yy
         # (20yy would be in the future).
         year = 1900 + yy
+    elif year is None and (new_kind or may_be_new):
+        # The 2032 rule: the individual number no longer tells the century, and nobody is
+        # born after the event (docs/rules.md, Decisions).
+        year = _latest_year(yy, month, day, on)
     if year is None:
         return None
     try:
@@ -134,21 +162,29 @@ def _decode_date(d: bytes) -> tuple[IdKind, bool, datetime.date] | None:
         return None
 
 
-def check_person_id(number: str, *, rule_2032: bool = True) -> PersonId | IdProblem:
+def check_person_id(
+    number: str, *, rule_2032: bool = True, on: datetime.date | None = None
+) -> PersonId | IdProblem:
     """Validate an 11-digit fødselsnummer, D-nummer or H-nummer (real or synthetic).
 
-    `rule_2032=True` accepts both the classic and the 2032 first check digit.
+    `rule_2032=True` accepts both the classic and the 2032 first check digit, and reads a
+    number of the new kind (a first check digit only the 2032 rule allows, or an individual
+    number the old century table does not place) with the century that gives the latest
+    birth date not after `on`, the event's date (docs/rules.md, Decisions). Without `on` such
+    a number is read as 19yy.
     """
     if len(number) != 11:
         return IdProblem.LENGTH
     if not (number.isascii() and number.isdigit()):  # 0-9 only: the ASCII digits
         return IdProblem.NOT_DIGITS
     d = number.encode()  # ASCII digits (checked above)
-    decoded = _decode_date(d)
-    if decoded is None:
-        return IdProblem.DATE
     classic = _first_check(d)
     offset = (d[9] - 48 - classic) % 11  # 0: classic rule; 1..3: only the 2032 rule
+    decoded = _decode_date(
+        d, new_kind=rule_2032 and 0 < offset < 4, may_be_new=rule_2032 and offset == 0, on=on
+    )
+    if decoded is None:
+        return IdProblem.DATE
     if offset > (3 if rule_2032 else 0) or _second_check(d) != d[10] - 48:
         return IdProblem.CHECKSUM
     kind, synthetic, birth = decoded

@@ -20,6 +20,7 @@ from app.kommuner.repository import kommuner_of
 from app.logging import get_logger
 from app.models import utcnow
 from app.query import coverage as repo
+from app.query.renumbered import fold_renumbered
 from app.query.reporting import default_year, received_window, year_entry
 from app.query.totals import is_current, windows_for
 from app.settings import Settings
@@ -98,10 +99,13 @@ async def build_coverage(
     else:  # another calendar setting than the totals were built for: slow but right
         log.warning("coverage.totals_stale", hint="kpr-mottak db rebuild-totals")
         received = await repo.from_rows(session, environment, *received_window(entry))
+    listed = await kommuner_of(session, year)
+    # a message under a number renumbered one to one counts for the year's number
+    received = fold_renumbered(received, {k.kommune_nr for k in listed})
     delivered, accepted, errors = received.deliveries, received.accepted, received.open_errors
     deadline_passed = local_date(now) > entry.deadline
     rows: list[KommuneCoverage] = []
-    for k in await kommuner_of(session, year):
+    for k in listed:
         d = delivered.get(k.kommune_nr)
         first = d.first_readable_at if d else None
         if first is not None:

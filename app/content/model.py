@@ -14,6 +14,7 @@ from enum import Enum
 from app.content.calendar import ReportingCalendar
 from app.core.findings import Consequence, Finding
 from app.identifiers import PersonId, check_person_id, parse_ddmmyy
+from app.kommuner.years import KommuneYears
 
 EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
 # typeID (kodeverk 9032) whose fid identifies a person: fødselsnummer, D-nummer, H-nummer.
@@ -206,6 +207,8 @@ class ContentContext:
     environment: str | None = None
     # When the sender made the extraction (MsgHead GenDate): no event may be dated after it.
     extracted_at: datetime.datetime | None = None
+    # The municipality numbers per reporting year (IPL-KOMMUNE-YEAR); None: the shipped lists
+    kommune_years: KommuneYears | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,8 @@ from app.intake import rules as intake_rules
 from app.intake import stages
 from app.intake.outcome import Claim, ClaimKey, HistoryRecord, Mail, Outcome, ReceiptRecord
 from app.keyring import Keyring
+from app.kommuner import repository as kommune_repo
+from app.kommuner.years import renumbered_alike
 from app.logging import error_location, get_logger
 from app.models import (
     Message,
@@ -534,6 +536,7 @@ class IntakeService:
             )
             read = replace(read, keys=HistoryKeys())  # 100 000 notifications: some 40 MB
         context = self._content_context(req, environment, history)
+        context = replace(context, kommune_years=await kommune_repo.imported_years(req.session))
         business = await anyio.to_thread.run_sync(lambda: stages.check_content(read, context))
         findings.extend(business.findings)
         if msgid_reused and business.msghead is not None:
@@ -585,7 +588,8 @@ class IntakeService:
     ) -> ContentContext:
         return ContentContext(
             now=req.message.received_at,
-            allowed_kommuner=frozenset(k.kommune_nr for k in req.party.kommuner),
+            # a municipality renumbered one to one (2024) may report under either number
+            allowed_kommuner=renumbered_alike(k.kommune_nr for k in req.party.kommuner),
             allow_synthetic=environment != ReceiverEnvironment.PRODUCTION.value,
             history=history,
             calendar=self.calendar,

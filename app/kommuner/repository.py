@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kommuner.lists import shipped_list
 from app.kommuner.ssb import Kommune
+from app.kommuner.years import KommuneYears
 from app.models import Kommune as KommuneRow
 
 
@@ -32,3 +33,13 @@ async def kommuner_of(session: AsyncSession, year: int) -> list[Kommune]:
     if rows:
         return [Kommune(kommune_nr=k, name=n) for k, n in rows]
     return list(shipped_list(year))
+
+
+async def imported_years(session: AsyncSession) -> KommuneYears:
+    """The lists an operator imported, per year (most installations have none: the shipped
+    lists serve)."""
+    rows = (await session.execute(select(KommuneRow.year, KommuneRow.kommune_nr))).all()
+    years: dict[int, set[str]] = {}
+    for year, kommune_nr in rows:
+        years.setdefault(year, set()).add(kommune_nr)
+    return KommuneYears({y: frozenset(n) for y, n in years.items()})

@@ -56,6 +56,63 @@ def parse_klass_131(data: bytes) -> list[Kommune]:
     return [found[k] for k in sorted(found)]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KommuneChange:
+    """One line of SSB's change list between two versions of Klass 131: `old` became `new`
+    (`renumbered`: the same municipality under a new number; `split`: one of the parts)."""
+
+    old: str
+    old_name: str
+    new: str
+    new_name: str
+    kind: str  # renumbered | split | merged
+
+
+CHANGE_COLUMNS = ("oldCode", "oldName", "newCode", "newName", "kind")
+CHANGE_KINDS = frozenset({"renumbered", "split", "merged"})
+
+
+def parse_changes(data: bytes) -> list[KommuneChange]:
+    """SSB's change list (`;`-separated: oldCode, oldName, newCode, newName, kind), in file
+    order. Raises SsbFormatError."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SsbFormatError("not UTF-8 text") from exc
+    reader = csv.DictReader(io.StringIO(text), delimiter=";")
+    missing = [c for c in CHANGE_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise SsbFormatError(f"missing columns {missing}: expected an SSB change list (;)")
+    out: list[KommuneChange] = []
+    for line, row in enumerate(reader, start=2):
+        old, new = (row.get("oldCode") or "").strip(), (row.get("newCode") or "").strip()
+        kind = (row.get("kind") or "").strip()
+        if not (_CODE.fullmatch(old) and _CODE.fullmatch(new)):
+            raise SsbFormatError(f"line {line}: '{old}' -> '{new}' are not kommunenumre")
+        if kind not in CHANGE_KINDS:
+            raise SsbFormatError(f"line {line}: unknown kind '{kind}'")
+        out.append(
+            KommuneChange(
+                old=old,
+                old_name=" ".join((row.get("oldName") or "").split()),
+                new=new,
+                new_name=" ".join((row.get("newName") or "").split()),
+                kind=kind,
+            )
+        )
+    if not out:
+        raise SsbFormatError("no changes in the file")
+    return out
+
+
+def years_of_changes(name: str) -> tuple[int, int] | None:
+    """The two years of a change list's name, such as `ssb-changes-2020-2024.csv`."""
+    years = _YEAR_IN_NAME.findall(name)
+    if "changes" not in name or len(years) != 2:
+        return None
+    return int(years[0]), int(years[1])
+
+
 def year_from_name(name: str) -> int | None:
     """The year in a file name such as `ssb-klass-131-2020.csv`, if there is exactly one."""
     years = _YEAR_IN_NAME.findall(name)

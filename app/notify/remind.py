@@ -5,13 +5,14 @@ no personal data."""
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.content.calendar import local_date
 from app.identifiers import mask_person_ids
 from app.kommuner.repository import kommuner_of
+from app.kommuner.years import renumbered_alike
 from app.models import NotificationOutbox
 from app.notify import remind_repository as repo
 from app.query.coverage import deliveries
@@ -66,6 +67,16 @@ def compose_reminder(
     return mask_person_ids(subject), mask_person_ids("\n".join(lines))
 
 
+def _in_year(contact: repo.Contact, names: dict[str, str]) -> repo.Contact:
+    """The contact under the number its municipality has in the year's list: a party
+    registered before (or after) a one-to-one renumbering is reminded under the year's
+    number, and a message under either number counts as delivered."""
+    if contact.kommune_nr in names:
+        return contact
+    alike = sorted(k for k in renumbered_alike([contact.kommune_nr]) if k in names)
+    return replace(contact, kommune_nr=alike[0]) if alike else contact
+
+
 async def queue_reminders(
     session: AsyncSession,
     settings: Settings,
@@ -83,7 +94,11 @@ async def queue_reminders(
     readable = {k for k, d in delivered.items() if d.readable > 0}
     names = {k.kommune_nr: k.name for k in await kommuner_of(session, year)}
     day = local_date(now).isoformat()
-    todo = [c for c in await repo.registered_contacts(session) if c.kommune_nr not in readable]
+    contacts = {_in_year(c, names) for c in await repo.registered_contacts(session)}
+    todo = sorted(
+        (c for c in contacts if not renumbered_alike([c.kommune_nr]) & readable),
+        key=lambda c: (c.kommune_nr, c.email),
+    )
     keys = {c: f"{year}:{environment}:{c.kommune_nr}:{day}:{c.email}"[:400] for c in todo}
     done = await repo.queued_keys(session, set(keys.values()))
     link = settings.public_base_url.rstrip("/") + "/"

@@ -106,7 +106,7 @@ def test_warnings_carry_no_apprec_code() -> None:
 def test_rendering_lists_every_rule_under_its_layer() -> None:
     text = catalogue.render()
     sections = text.split("\n## ")[1:]
-    assert len(sections) == len({r.layer for r in RULES}) + 1  # + the Annotations' handling
+    assert len(sections) == len({r.layer for r in RULES}) + 2  # + the handling, the decisions
     for layer in Layer:
         section = next((s for s in sections if s.startswith(catalogue._LAYER_TITLES[layer])), "")
         for rule in (r for r in RULES if r.layer is layer):
@@ -138,3 +138,15 @@ def test_every_content_rule_states_the_annotations_handling_it_follows() -> None
     text = catalogue.render()
     assert "## Content rules and the Annotations' handling" in text
     assert "| `IPL-LOPENR-ORDER` | AppRec 1 (warning) |" in text
+
+
+def test_the_decisions_are_rendered_with_their_rules() -> None:
+    from app.content.iplos.decisions import DECISIONS
+
+    text = catalogue.render()
+    decisions = text.split("\n## Decisions\n", 1)[1]
+    known = {r.id for r in RULES}
+    for d in DECISIONS:
+        assert f"### {d.title}" in decisions
+        assert set(d.rules) <= known, d.title
+    assert "15867580074" in decisions  # the 2032 rule's example

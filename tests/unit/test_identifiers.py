@@ -188,3 +188,66 @@ def test_h_nummer_with_individual_number_750_to_899_and_year_from_40(individual:
             assert check_person_id(number[:2] + "03" + number[4:]) is IdProblem.DATE
             return
     pytest.fail("no H-nummer with valid check digits in the range")
+
+
+# A synthetic 2032-style number (made up: month + 80): its first check digit is one only the
+# 2032 rule allows, and individual number 800 with year 75 fits no row of the old table.
+NEW_2032 = "15867580074"
+
+
+def test_a_2032_number_takes_the_latest_birth_date_not_after_the_event() -> None:
+    before = check_person_id(NEW_2032, on=datetime.date(2033, 3, 1))
+    assert isinstance(before, PersonId)
+    assert before.birth_date == datetime.date(1975, 6, 15)
+    assert before.check_rule is CheckRule.RULE_2032
+    assert before.synthetic
+    assert before.kind is IdKind.FNR
+    after = check_person_id(NEW_2032, on=datetime.date(2075, 6, 15))  # born that very day
+    assert isinstance(after, PersonId)
+    assert after.birth_date == datetime.date(2075, 6, 15)
+
+
+def test_a_2032_number_is_refused_by_the_classic_rules() -> None:
+    assert check_person_id(NEW_2032, rule_2032=False) is IdProblem.DATE
+
+
+def test_a_2032_number_ignores_the_old_century_table() -> None:
+    # individual number 100 says 19yy in the old table; a new number says nothing
+    base = "151210100"
+    classic = first_check_digits(base, rule_2032=False)[0]
+    new = next(c for c in first_check_digits(base) if c != classic)
+    number = _with_checks(base, new)
+    pid = check_person_id(number, on=datetime.date(2040, 1, 1))
+    assert isinstance(pid, PersonId)
+    assert pid.birth_date == datetime.date(2010, 12, 15)
+    old = _with_checks(base, classic)
+    classic_pid = check_person_id(old, on=datetime.date(2040, 1, 1))
+    assert isinstance(classic_pid, PersonId)
+    assert classic_pid.birth_date == datetime.date(1910, 12, 15)
+
+
+def test_a_classic_check_digit_outside_the_old_table_is_read_by_the_2032_rule() -> None:
+    base = "150375800"  # 800 with year 75: no row of the old table
+    number = _with_checks(base, first_check_digits(base, rule_2032=False)[0])
+    pid = check_person_id(number, on=datetime.date(2033, 1, 1))
+    assert isinstance(pid, PersonId)
+    assert pid.birth_date == datetime.date(1975, 3, 15)
+    assert pid.check_rule is CheckRule.CLASSIC
+    assert check_person_id(number, rule_2032=False) is IdProblem.DATE
+
+
+def test_a_29_february_of_a_2032_number_skips_a_century_without_it() -> None:
+    base = "290200800"  # 2000 is a leap year, 1900 is not
+    classic = first_check_digits(base, rule_2032=False)[0]
+    number = _with_checks(base, next(c for c in first_check_digits(base) if c != classic))
+    early = check_person_id(number, on=datetime.date(2000, 2, 28))  # 2000-02-29 is after it
+    assert early is IdProblem.DATE  # 1900 and 1800 have no 29 February
+    late = check_person_id(number, on=datetime.date(2040, 1, 1))
+    assert isinstance(late, PersonId)
+    assert late.birth_date == datetime.date(2000, 2, 29)
+
+
+def test_without_an_event_date_a_2032_number_reads_as_19yy() -> None:
+    pid = check_person_id(NEW_2032)
+    assert isinstance(pid, PersonId)
+    assert pid.birth_date == datetime.date(1975, 6, 15)

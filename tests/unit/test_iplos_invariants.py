@@ -8,7 +8,7 @@ import hashlib
 import io
 import itertools
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from random import Random
 
 import pytest
@@ -231,7 +231,29 @@ def test_person_id_check_digits_agree_with_the_reference(number: str) -> None:
             assert not isinstance(result, PersonId)
 
 
-def _reference_person_id(number: str, rule_2032: bool) -> PersonId | IdProblem:
+def _reference_latest(yy: int, month: int, day: int, on: date | None) -> int | None:
+    """The 2032 rule's century, by trying every year ending in yy from 1800 to 2199."""
+    years = sorted((c + yy for c in range(1800, 2200, 100)), reverse=True)
+    if on is None:
+        allowed = {1900 + yy, 2000 + yy}
+    else:  # not after `on`, at most two centuries before on's century
+        allowed = {y for y in years if y - yy >= on.year - on.year % 100 - 200}
+    fits = []
+    for year in years:
+        try:
+            born = date(year, month, day)
+        except ValueError:
+            continue
+        if year in allowed and (on is None or born <= on):
+            fits.append(born)
+    if on is None:
+        return min(fits).year if fits else None
+    return max(fits).year if fits else None
+
+
+def _reference_person_id(
+    number: str, rule_2032: bool, on: date | None = None
+) -> PersonId | IdProblem:
     """check_person_id read from the number's text, one field at a time."""
     if len(number) != 11:
         return IdProblem.LENGTH
@@ -247,17 +269,21 @@ def _reference_person_id(number: str, rule_2032: bool) -> PersonId | IdProblem:
         if kind is IdKind.DNR:
             return IdProblem.DATE
         kind, month = IdKind.HNR, month - 40
+    k1, k2 = _reference_checks(number)
+    offset = (int(number[9]) - k1) % 11
     year = _century(yy, individual)
-    if year is None and kind is IdKind.HNR:
+    if rule_2032 and offset in (1, 2, 3):  # only the 2032 rule allows it: a new number
+        year = _reference_latest(yy, month, day, on)
+    elif year is None and kind is IdKind.HNR:
         year = 1900 + yy
+    elif year is None and rule_2032 and offset == 0:  # the old table cannot place it
+        year = _reference_latest(yy, month, day, on)
     try:
         born = datetime(year, month, day).date() if year is not None else None
     except ValueError:
         born = None
     if born is None:
         return IdProblem.DATE
-    k1, k2 = _reference_checks(number)
-    offset = (int(number[9]) - k1) % 11
     if offset > (3 if rule_2032 else 0) or k2 != int(number[10]):
         return IdProblem.CHECKSUM
     rule = CheckRule.CLASSIC if offset == 0 else CheckRule.RULE_2032
@@ -277,9 +303,13 @@ _NUMBERS = st.one_of(
 )
 
 
-@given(_NUMBERS, st.booleans())
-def test_check_person_id_agrees_with_the_reference(number: str, rule_2032: bool) -> None:
-    assert check_person_id(number, rule_2032=rule_2032) == _reference_person_id(number, rule_2032)
+@given(_NUMBERS, st.booleans(), st.none() | st.dates(date(1900, 1, 1), date(2199, 12, 31)))
+def test_check_person_id_agrees_with_the_reference(
+    number: str, rule_2032: bool, on: date | None
+) -> None:
+    assert check_person_id(number, rule_2032=rule_2032, on=on) == _reference_person_id(
+        number, rule_2032, on
+    )
 
 
 def test_ranges_of_a_long_message_are_one_range() -> None:

@@ -100,6 +100,14 @@ HANDLING: dict[str, Handling] = {
         follows=False,
         why="Authorisation, not in the Annotations: a municipality reports only for itself.",
     ),
+    "IPL-KOMMUNE-YEAR": Handling(
+        attribute="Kommune/@kommuneNr (SSB's list of the reporting year)",
+        code="–",
+        follows=True,
+        why="KPR-side: the Annotations check only the form (handling 9) and have no code "
+        "list for kommuneNr. A number not in the reporting year's list is a warning naming "
+        "the number in force (docs/rules.md, Decisions).",
+    ),
     "IPL-EVENT-COUNT": Handling(
         attribute="Notifikasjon (structure)",
         code="–",

@@ -125,6 +125,15 @@ KOMMUNE_NOT_ALLOWED = _rule(
     "Avsenderen er ikke registrert som innrapportør for denne kommunen. En kommune kan bare "
     "rapportere for egne kommunenummer.",
 )
+KOMMUNE_YEAR = _rule(
+    "IPL-KOMMUNE-YEAR",
+    None,
+    _WARN,
+    "kommuneNr is not in SSB's list of municipalities for the reporting year (an old number "
+    "after a renumbering, or a new one before it): a warning naming the number in force",
+    "Kommunenummeret finnes ikke i SSBs kommuneliste for rapporteringsåret. Notifikasjonene er "
+    "tatt imot. Bruk kommunenummeret som gjelder for året i fagsystemet (EPJ).",
+)
 # --- one notification (row) ---
 EVENT_COUNT = _rule(
     "IPL-EVENT-COUNT",
@@ -412,6 +421,7 @@ RULES: tuple[Rule, ...] = (
     FID_MISSING,
     KOMMUNE_FORMAT,
     KOMMUNE_NOT_ALLOWED,
+    KOMMUNE_YEAR,
     ALL_DROPPED,
     EVENT_COUNT,
     EVENT_PERSON,

@@ -9,7 +9,8 @@ the message parts the rule is about), so validating the sample with `fault_conte
 exactly one finding of that rule. A few need something outside the message: IPL-GUID-KNOWN
 uses `KNOWN_GUID` and IPL-HENDELSE-GUID-KNOWN `KNOWN_HENDELSE_GUID` (put them in the
 history), IPL-KOMMUNE-NOT-ALLOWED adds municipality
-`FOREIGN_KOMMUNE`, IPL-FID-SYNTHETIC needs a production context (then the other
+`FOREIGN_KOMMUNE`, IPL-KOMMUNE-YEAR adds `NEW_KOMMUNE_2024` (allowed; not in the lists
+before 2024), IPL-FID-SYNTHETIC needs a production context (then the other
 notifications carry birth dates, typeID 9), and the calendar faults date the whole message
 one (late) or two (after the correction deadline) years before `year`.
 IPL-ALL-DROPPED breaks every notification (each with IPL-XSD-ROW, listed in `COMPANIONS`).
@@ -54,6 +55,7 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
     "tz-date": (),  # every hendelseDato with a time zone (2018-01-03+01:00), as xs:date allows
     "dnr-as-typeid-1": ("IPL-TYPEID-KIND",),  # a valid D-nummer sent with typeID 1
     "hnr-individual-750": (),  # an H-nummer with individual number 750-899, year >= 40
+    "fnr-2032": (),  # FNR_2032: a 2032-style number the old century table cannot place
     "orgnr-zeros": ("IPL-ORGNR-INVALID",),  # tjenesteOrgNr 000000000 (mod 11 holds)
     "orgnr-first-digit": ("IPL-ORGNR-INVALID",),  # a valid checksum, first digit not 8/9
     "epost-trailing-space": (),  # meldEpost1 "adresse@kommune.example "
@@ -61,6 +63,13 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
     "brukernr-digits": ("IPL-FID-INVALID",),  # a 12-digit brukerNr on a row that is dropped
 }
 FOREIGN_KOMMUNE = "9998"
+# Halden's number from 2024 (3001 before, 0101 before 2020): IPL-KOMMUNE-YEAR adds it to a
+# message of an earlier year, and `fault_context` allows it
+NEW_KOMMUNE_2024 = "3101"
+# Synthetic (month + 80) and of the 2032 kind: a first check digit only the 2032 rule allows,
+# individual number 800 with year 75, which the old century table does not place. Born
+# 15 June 1975 (the latest such date before any event of the sample).
+FNR_2032 = "15867580074"
 FIRST_PHASE_TYPES = ("18", "19", "20", "21", "29")
 MSGHEAD_NS = "http://www.kith.no/xmlstds/msghead/2006-05-24"
 
@@ -413,6 +422,8 @@ def _person(
         fid = synthetic_person_id(rng, kind=IdKind.DNR)
     if brk("hnr-individual-750"):
         type_id, fid = "3", h_nummer(rng)
+    if brk("fnr-2032"):
+        fid = FNR_2032
     if brk("IPL-FID-DATE"):
         type_id, fid = "9", "320199"
     if brk("IPL-BRUKERNR-FORMAT"):
@@ -520,6 +531,8 @@ def _kommuner_xml(kommune_nr: str, fault: frozenset[str]) -> str:
         kommuner.append("301")
     if "IPL-KOMMUNE-NOT-ALLOWED" in fault:
         kommuner.append(FOREIGN_KOMMUNE)
+    if "IPL-KOMMUNE-YEAR" in fault:
+        kommuner.append(NEW_KOMMUNE_2024)
     return "".join(f"<Kommune kommuneNr={quoteattr(k)}/>\n" for k in kommuner)
 
 
@@ -578,7 +591,8 @@ def fault_context(
     return ContentContext(
         now=now,
         extracted_at=now,
-        allowed_kommuner=frozenset({kommune_nr}),
+        allowed_kommuner=frozenset({kommune_nr})
+        | ({NEW_KOMMUNE_2024} if "IPL-KOMMUNE-YEAR" in faults else set()),
         allow_synthetic="IPL-FID-SYNTHETIC" not in faults,
         history=IplosHistory(
             notifications={KNOWN_GUID: StoredNotification("N", None, "")},

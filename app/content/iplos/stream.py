@@ -44,6 +44,7 @@ from lxml import etree
 
 from app.content.iplos import rules as R
 from app.content.iplos import validate as V
+from app.content.iplos.kommune_year import kommune_year_findings
 from app.content.model import ContentContext, ContentResult, HistoryKeys
 from app.content.registry import ContentSource
 from app.core import xmlparse
@@ -363,6 +364,9 @@ def _stream(children: Iterator[etree._Element], walk: _Walk, ctx: ContentContext
     findings.extend(message.findings)
     findings.extend(V._check_sequence(rows, unit, ctx))
     findings.extend(V._calendar_findings(rows, unit, ctx))
+    findings.extend(
+        kommune_year_findings(kommuner, ([e.when for e in r.events] for r in rows), ctx)
+    )
     for row in rows:
         findings.extend(row.findings)
     findings.extend(V._all_dropped(rows, findings))

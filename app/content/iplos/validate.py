@@ -38,6 +38,7 @@ from lxml import etree
 
 from app.content.calendar import Timeliness, local_date, reporting_year, timeliness
 from app.content.iplos import rules as R
+from app.content.iplos.kommune_year import kommune_year_findings
 from app.content.model import (
     Contact,
     ContentContext,
@@ -516,7 +517,8 @@ def _check_fid(row: _Row, allow_synthetic: bool) -> None:
             "typeID er ikke en gyldig kode; gyldige verdier er 1, 2, 3 og 9.",
         )
         return
-    checked = check_person_id(fid)
+    # the 2032 rule reads the century from the earliest event: nobody is born after it
+    checked = check_person_id(fid, on=min((e.when for e in row.events if e.when), default=None))
     if not isinstance(checked, PersonId):
         row.fid_ok = False
         why = {
@@ -1283,6 +1285,9 @@ def validate_melding(source: bytes | etree._Element, ctx: ContentContext) -> Con
     rows = _rows(notif_els, unit, xsd, ctx)  # each with its content digest
     findings.extend(_check_sequence(rows, unit, ctx))
     findings.extend(_calendar_findings(rows, unit, ctx))
+    findings.extend(
+        kommune_year_findings(kommuner, ([e.when for e in r.events] for r in rows), ctx)
+    )
     for row in rows:
         findings.extend(row.findings)
     findings.extend(_all_dropped(rows, findings))
