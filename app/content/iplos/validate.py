@@ -51,6 +51,7 @@ from app.content.model import (
     add_to_ranges,
     fid_change,
     gaps,
+    guid_key,
     normalize_guid,
     pair_moves,
     parse_xs_date,
@@ -260,9 +261,6 @@ _XSD_REJECT_ATTRS = frozenset(
     {
         "versjon",
         "meldingstype",
-        "fraDatoPeriode",
-        "uttakDato",
-        "tilDatoPeriode",
         "notifikasjonGUID",
         "fid",
         "typeID",
@@ -283,6 +281,12 @@ _XSD_IGNORED_ATTRS = frozenset(
         "meldEpost2",
         "typeKontaktperson",
         "kommuneOrgNr",
+        # moduleConstraint I on Melding: not used by the ipl module, ignored like the others
+        # (their handling 1 is for the modules that use them; older extractions write
+        # uttakDato), issue 21
+        "fraDatoPeriode",
+        "uttakDato",
+        "tilDatoPeriode",
         "notifikasjonTid",
         "hendelseRegTid",
         "midlertidigStoppID",
@@ -293,6 +297,23 @@ _XSD_IGNORED_ATTRS = frozenset(
     }
 )
 _XSD_OWN_RULE_ATTRS = frozenset({"bydel"})
+# A notification's values whose schema error leaves the row kept with the error
+# (IPL-XSD-VALUE): the Annotations give them "Ingen handling" (9) for obligatorisk and type.
+# notifikasjonGUID only when present (missing: handling 1); brukerNr (2) drops the row, and
+# fid and typeID (1) reject the message.
+_XSD_KEPT_ATTRS = frozenset(
+    {
+        "statusNotifikasjon",
+        "notifikasjonForrigeGUID",
+        "notifikasjonLopeNr",
+        "notifikasjonRef",
+        "tjenesteType",
+        "hendelseDato",
+        "tjenesteID",
+        "hendelseGUID",
+        "tjenesteOrgNr",
+    }
+)
 _PATH_STEP = re.compile(r"\*(?:\[([0-9]{1,9})\])?")
 _INDEXED = ("Notifikasjon", "Kontaktperson", "Kommune")
 
@@ -376,6 +397,11 @@ def _xsd_rule(problem: SchemaProblem, in_notification: bool) -> Rule | None:
     attribute = problem.attribute or problem.missing_attribute
     if attribute in _XSD_OWN_RULE_ATTRS:
         return None
+    if in_notification and not problem.not_allowed:
+        if attribute == "notifikasjonGUID" and problem.missing_attribute is None:
+            return R.XSD_VALUE  # malformed, not missing: handling 9 (issue 21)
+        if attribute in _XSD_KEPT_ATTRS:
+            return R.XSD_VALUE
     if attribute in _XSD_REJECT_ATTRS:
         return R.XSD
     if attribute in _XSD_IGNORED_ATTRS or problem.not_allowed:
@@ -494,17 +520,73 @@ class _Row:
             self.dropped = True
 
 
+# A code written with leading zeros ("08", "01"): the Annotations' patterns allow them, and a
+# leading zero does not make another code (issue 21).
+_PADDED_CODE = re.compile(r"0+[0-9]{1,2}")
+
+
+def _unpadded(value: str) -> str | None:
+    """The code `value` reads as when written with leading zeros, else None."""
+    return str(int(value)) if _PADDED_CODE.fullmatch(value) else None
+
+
+def _check_type_id(row: _Row) -> None:
+    """typeID "01" is read as 1, with a warning."""
+    read = _unpadded(row.type_id)
+    if read is not None:
+        row.add(
+            R.CODE_LEADING_ZERO,
+            f"{row.base}/Bruker/@typeID",
+            f"typeID {row.type_id} er skrevet med innledende null og er lest som {read}.",
+        )
+        row.type_id = read
+
+
+def _as_other_kind(row: _Row, allow_synthetic: bool) -> bool:
+    """A fid of another kind than typeID says (a fødselsnummer under typeID 9, a ddmmyy birth
+    date under typeID 1, 2 or 3) is kept as the kind the value shows, with a warning, as a
+    D-nummer under typeID 1 is (issue 21). False when the value is no such thing either."""
+    loc = f"{row.base}/Bruker/@typeID"
+    stated, fid = row.type_id, row.fid
+    if stated == "9":
+        checked = check_person_id(fid)
+        if not isinstance(checked, PersonId):
+            return False
+        row.type_id = _TYPE_OF_KIND[checked.kind]
+        row.add(
+            R.TYPEID_KIND,
+            loc,
+            f"fid er et gyldig {_KIND_NO[checked.kind]}, men typeID 9 sier fødselsdato. "
+            f"Notifikasjonen er tatt imot med typeID {row.type_id}.",
+        )
+        if checked.synthetic and not allow_synthetic:
+            row.fid_ok = False
+            row.add(R.FID_SYNTHETIC, f"{row.base}/Bruker/@fid", "fid er et syntetisk testnummer.")
+        return True
+    if parse_ddmmyy(fid) is None:
+        return False
+    row.type_id = "9"
+    row.add(
+        R.TYPEID_KIND,
+        loc,
+        f"fid er en fødselsdato (ddmmåå), men typeID {stated} sier "
+        f"{_KIND_NO[_ID_KIND_OF_TYPE[stated]]}. Notifikasjonen er tatt imot med typeID 9.",
+    )
+    return True
+
+
 def _check_fid(row: _Row, allow_synthetic: bool) -> None:
     loc = f"{row.base}/Bruker/@fid"
+    _check_type_id(row)
     type_id, fid = row.type_id, row.fid
     if type_id == "9":
-        if parse_ddmmyy(fid) is None:
+        if parse_ddmmyy(fid) is None and not _as_other_kind(row, allow_synthetic):
             row.fid_ok = False
             row.add(
                 R.FID_DATE,
                 loc,
                 "Personidentifikasjonen (fid) er ikke en gyldig fødselsdato på formen ddmmåå "
-                "(typeID 9).",
+                "(typeID 9). Notifikasjonen er lagret.",
             )
         return
     kind = _ID_KIND_OF_TYPE.get(type_id)
@@ -517,6 +599,8 @@ def _check_fid(row: _Row, allow_synthetic: bool) -> None:
         )
         return
     checked = check_person_id(fid)
+    if not isinstance(checked, PersonId) and _as_other_kind(row, allow_synthetic):
+        return
     if not isinstance(checked, PersonId):
         row.fid_ok = False
         why = {
@@ -525,7 +609,11 @@ def _check_fid(row: _Row, allow_synthetic: bool) -> None:
             "date": "har ugyldig dato",
             "checksum": "har feil kontrollsiffer",
         }[checked.value]
-        row.add(R.FID_INVALID, loc, f"Personidentifikasjonen (fid) {why} (typeID {type_id}).")
+        row.add(
+            R.FID_INVALID,
+            loc,
+            f"Personidentifikasjonen (fid) {why} (typeID {type_id}). Notifikasjonen er lagret.",
+        )
         return
     if checked.kind is not kind:
         # The number says what it is: keep the row, stored with the kind the number shows.
@@ -558,7 +646,7 @@ def _read_event(attrs: dict[str, str], loc: str, kind: str) -> _Event:
         get("tjenesteType") or "",
         get("tjenesteOrgNr"),
         get("tjenesteID") or "",
-        normalize_guid(get("hendelseGUID") or ""),
+        guid_key(get("hendelseGUID") or ""),
         hendelse_dato,
         get("hendelseRegTid") or "",
         parse_xs_date(hendelse_dato),
@@ -611,11 +699,11 @@ def _read_row(index: int, n_el: etree._Element, unit: str) -> _Row:
     first = events[0] if events else None
     return _Row(
         index=index,
-        guid=normalize_guid(get("notifikasjonGUID") or ""),
+        guid=guid_key(get("notifikasjonGUID") or ""),
         status=get("statusNotifikasjon") or "",
         lopenr=int(lopenr_raw) if _LOPENR.fullmatch(lopenr_raw) else None,
-        forrige=normalize_guid(get("notifikasjonForrigeGUID") or ""),
-        ref=normalize_guid(ref) if ref else None,
+        forrige=guid_key(get("notifikasjonForrigeGUID") or ""),
+        ref=guid_key(ref) if ref else None,
         events=events,
         # one event names one person: no need to compare
         same_person=len(brukere) <= 1 or len({_person_of(b) for b in brukere}) == 1,
@@ -658,6 +746,15 @@ def _check_header(row: _Row) -> None:
 
 def _check_event(row: _Row, ev: _Event, extracted_on: datetime.date | None) -> None:
     """One event's service type, organisation number and dates."""
+    read = _unpadded(ev.tjeneste_type)
+    if read is not None:
+        row.add(
+            R.CODE_LEADING_ZERO,
+            f"{ev.base}/@tjenesteType",
+            f"tjenesteType {ev.tjeneste_type} er skrevet med innledende null og er lest som "
+            f"{read}.",
+        )
+        ev.tjeneste_type = read
     tt = ev.tjeneste_type
     when = ev.when
     if not tjenestetype_valid(tt, when):
@@ -676,7 +773,8 @@ def _check_event(row: _Row, ev: _Event, extracted_on: datetime.date | None) -> N
                 row.add(
                     R.ORGNR_REQUIRED,
                     f"{ev.base}/@tjenesteOrgNr",
-                    "tjenesteOrgNr er ikke et gyldig organisasjonsnummer.",
+                    "tjenesteOrgNr er ikke et gyldig organisasjonsnummer. Notifikasjonen er "
+                    "lagret med verdien slik den ble sendt.",
                 )
             else:
                 row.add(
@@ -725,11 +823,19 @@ def _check_bruker(row: _Row, allow_synthetic: bool) -> None:
 def _check_row(row: _Row, ctx: ContentContext, extracted_on: datetime.date | None) -> None:
     """The rules of one notification on its own (the sequence comes later)."""
     if not row.events:
+        # the schema allows a notification without events: kept (an annulment names its
+        # original by notifikasjonRef), the header still checked
         row.add(
             R.EVENT_COUNT,
             f"/Melding/Notifikasjon[{row.index}]",
-            "Notifikasjonen har ingen hendelse; den skal ha minst én.",
+            "Notifikasjonen har ingen hendelse; den er lagret"
+            + (
+                " og annullerer originalen den peker på."
+                if row.status == "C"
+                else ", men har ingen tjeneste å registrere."
+            ),
         )
+        _check_header(row)
         return
     if not row.same_person:
         row.add(
@@ -1247,6 +1353,11 @@ def _notification(r: _Row, unit: str) -> Notification:
         r.already_stored,
         r.raw,
         tuple(dict.fromkeys(f.rule.id for f in r.findings)),
+        tuple(
+            dict.fromkeys(
+                f.rule.id for f in r.findings if f.rule.consequence is Consequence.KEEP_WITH_ERROR
+            )
+        ),
     )
 
 
@@ -1357,9 +1468,9 @@ class KeyReader:
     def notification(self, notif: etree._Element) -> None:
         """A Notifikasjon's own attributes."""
         if guid := notif.get("notifikasjonGUID"):
-            self._guids.add(normalize_guid(guid))
+            self._guids.add(guid_key(guid))
         if ref := notif.get("notifikasjonRef"):
-            self._guids.add(normalize_guid(ref))
+            self._guids.add(guid_key(ref))
         lopenr = notif.get("notifikasjonLopeNr") or ""
         if _LOPENR.fullmatch(lopenr):
             self._lopenrs.update((int(lopenr), int(lopenr) - 1))
@@ -1372,7 +1483,7 @@ class KeyReader:
 
     def event(self, event: etree._Element) -> None:
         if guid := event.get("hendelseGUID"):
-            self._hendelser.add(normalize_guid(guid))
+            self._hendelser.add(guid_key(guid))
 
     def read(self, el: etree._Element) -> None:
         """Every Notifikasjon, event and Bruker in `el`, itself included."""
