@@ -131,7 +131,6 @@ class Hendelse(Base):
     position: Mapped[int] = mapped_column(Integer)
     hendelse_type: Mapped[str] = mapped_column(String(40))
     tjeneste_type: Mapped[str | None] = mapped_column(Text)
-    tjeneste_type_tolket: Mapped[str | None] = mapped_column(Text)  # "08" read as "8"
     hendelse_reg_tid: Mapped[str | None] = mapped_column(Text)
     tjeneste_org_nr: Mapped[str | None] = mapped_column(Text)
     hendelse_dato: Mapped[str | None] = mapped_column(Text)
@@ -149,6 +148,7 @@ class Hendelse(Base):
     hendelse_dato_tolket: Mapped[date | None] = mapped_column(Date)
     hendelse_guid_tolket: Mapped[str | None] = mapped_column(String(100))
     type_id_tolket: Mapped[str | None] = mapped_column(String(20))  # the kind the fid shows
+    tjeneste_type_tolket: Mapped[str | None] = mapped_column(Text)  # "08" read as "8"
 
 
 class Episode(Base):

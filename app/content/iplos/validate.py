@@ -783,7 +783,8 @@ def _check_event(row: _Row, ev: _Event, extracted_on: datetime.date | None) -> N
                     "tjenesteOrgNr er ikke et gyldig organisasjonsnummer; verdien er ignorert.",
                 )
                 ev.org_nr = None
-    if ev.hendelse_dato[:10] > ev.reg_tid[:10]:
+    # a date that is no date is IPL-XSD-VALUE already (kept with the error): not compared
+    if when is not None and ev.hendelse_dato[:10] > ev.reg_tid[:10]:
         row.add(
             R.HENDELSEDATO_RANGE,
             f"{ev.base}/@hendelseDato",
