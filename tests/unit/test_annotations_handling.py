@@ -44,7 +44,9 @@ def annotations(reference_dir: Path) -> Entries:
         values: dict[str, str] = {}
         for info in appinfo.iter(f"{_NPR}xprAppInfo"):
             value = info.get("value")
-            values[info.get("name") or ""] = (value if value is not None else info.text or "").strip()
+            values[info.get("name") or ""] = (
+                value if value is not None else info.text or ""
+            ).strip()
         if "classShortName" in values:
             out[(values["classShortName"], values["attributeShortName"])] = values
     return out

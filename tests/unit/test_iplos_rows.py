@@ -169,10 +169,13 @@ def test_a_guid_without_hyphens_is_kept_under_its_key() -> None:
     assert finding.location == "/Melding/Notifikasjon[3]/@notifikasjonGUID"
     last = result.notifications[-1]
     sent = last.raw.attrs["notifikasjonGUID"] if last.raw else ""
-    assert "-" not in sent and len(sent) == 32
+    assert "-" not in sent
+    assert len(sent) == 32
     assert last.guid == guid_key(sent)
-    assert last.guid.startswith("~") and len(last.guid) == 36
-    assert finding.subject is not None and finding.subject.notification_guid == last.guid
+    assert last.guid.startswith("~")
+    assert len(last.guid) == 36
+    assert finding.subject is not None
+    assert finding.subject.notification_guid == last.guid
     assert (last.dropped, last.errors) == (False, ("IPL-XSD-VALUE",))
 
 
@@ -183,7 +186,8 @@ def test_the_key_of_a_malformed_guid_is_stable_and_never_a_guid() -> None:
     key = guid_key("abcdef0123456789abcdef0123456789")
     assert key == guid_key("abcdef0123456789abcdef0123456789")
     assert key != guid_key("ABCDEF0123456789ABCDEF0123456789")  # the value as sent
-    assert key[0] == "~" and len(key) == 36
+    assert key[0] == "~"
+    assert len(key) == 36
     assert all(c in "0123456789abcdef" for c in key[1:])
     assert guid_key("") == ""
 
@@ -239,7 +243,8 @@ def test_a_service_type_with_a_leading_zero_is_read_without_it() -> None:
     last = result.notifications[-1]
     assert not last.dropped
     assert last.events[0].tjeneste_type == "8"
-    assert last.raw is not None and last.raw.events[0].attrs["tjenesteType"] == "08"
+    assert last.raw is not None
+    assert last.raw.events[0].attrs["tjenesteType"] == "08"
 
 
 def test_typeid_with_a_leading_zero_is_read_without_it() -> None:
@@ -250,7 +255,8 @@ def test_typeid_with_a_leading_zero_is_read_without_it() -> None:
     ]
     last = result.notifications[-1]
     assert (last.dropped, last.type_id) == (False, "1")
-    assert last.raw is not None and last.raw.events[0].bruker["typeID"] == "01"
+    assert last.raw is not None
+    assert last.raw.events[0].bruker["typeID"] == "01"
 
 
 def test_a_foedselsnummer_with_typeid_9_is_kept_as_a_foedselsnummer() -> None:
