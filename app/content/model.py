@@ -370,8 +370,9 @@ class Notification:
     @property
     def identifies_person(self) -> bool:
         """The fid is a person's number (typeID 1, 2 or 3), not a typeID 9 birth date: only
-        such a fid is kept as the brukerNr's person."""
-        return self.type_id in PERSON_ID_TYPES
+        such a fid is kept as the brukerNr's person. Nor a number kept with IPL-FID-INVALID
+        (issue 21): it identifies no one, and the correction brings the person's number."""
+        return self.type_id in PERSON_ID_TYPES and "IPL-FID-INVALID" not in self.errors
 
 
 @dataclass(frozen=True, slots=True)
