@@ -15,7 +15,7 @@ from lxml import etree
 from app import catalogue
 from app.content.iplos.handling import CHECKS, HANDLING, allowed, expand, stricter
 from app.content.iplos.rules import RULES
-from app.core.findings import Consequence
+from app.core.findings import Consequence, Rule
 
 _XS = "{http://www.w3.org/2001/XMLSchema}"
 _NPR = "{http://www.npr.no/xmlstds/56_0_0_ipl}"
@@ -25,18 +25,12 @@ _HANDLING_OF = {
     "kodeverk": "handlingKodeverkID",
     "range": "handlingRangeCheckID",
 }
-_MARKED = {
-    "obligat": "merketForObligat",
-    "type": "merketForTypesjekk",
-    "kodeverk": "merketForKodeverk",
-    "range": "merketForRangeCheck",
-}
 
 Entries = dict[tuple[str, str], dict[str, str]]
 
 
 @pytest.fixture(scope="module")
-def annotations(reference_dir: Path) -> Entries:
+def entries(reference_dir: Path) -> Entries:
     """(class, attribute) -> the entry's appinfo values."""
     path = reference_dir / "xsd" / "iplos-56.0.0" / "XPR(ipl)_Annotations.xsd"
     out: Entries = {}
@@ -64,38 +58,30 @@ def _code(entries: Entries, ref: str) -> set[str]:
     return codes
 
 
-def test_the_annotations_are_read(annotations: Entries) -> None:
+def test_the_annotations_are_read(entries: Entries) -> None:
     # 64 entries; the ones issue 21 is about
-    assert len(annotations) == 64
-    assert annotations[("Notifikasjon", "notifikasjonGUID")]["handlingObligatID"] == "1"
-    assert annotations[("Notifikasjon", "notifikasjonGUID")]["handlingTypeID"] == "9"
-    assert annotations[("Bruker", "fid")]["handlingTypeID"] == "9"
-    assert annotations[("Bruker", "typeID")]["handlingKodeverkID"] == "2"
-    assert annotations[("Melding", "uttakDato")]["moduleConstraint"] == "I"
+    assert len(entries) == 64
+    assert entries[("Notifikasjon", "notifikasjonGUID")]["handlingObligatID"] == "1"
+    assert entries[("Notifikasjon", "notifikasjonGUID")]["handlingTypeID"] == "9"
+    assert entries[("Bruker", "fid")]["handlingTypeID"] == "9"
+    assert entries[("Bruker", "typeID")]["handlingKodeverkID"] == "2"
+    assert entries[("Melding", "uttakDato")]["moduleConstraint"] == "I"
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
-def test_each_rule_states_the_handling_the_annotations_give(
-    rule: object, annotations: Entries
-) -> None:
-    from app.core.findings import Rule
-
-    assert isinstance(rule, Rule)
+def test_each_rule_states_the_handling_the_annotations_give(rule: Rule, entries: Entries) -> None:
     handling = HANDLING[rule.id]
     if handling.kpr_side:
         # no Annotations entry: a KPR-side rule, with its reason
         assert handling.code == "–", rule.id
         assert handling.why.strip(), f"{rule.id}: a KPR-side rule says why it exists"
         return
-    codes = set().union(*(_code(annotations, ref) for ref in handling.refs))
+    codes = set().union(*(_code(entries, ref) for ref in handling.refs))
     assert handling.code == ", ".join(sorted(codes, key=int)), rule.id
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
-def test_no_rule_is_stricter_than_its_handling_without_a_reason(rule: object) -> None:
-    from app.core.findings import Rule
-
-    assert isinstance(rule, Rule)
+def test_no_rule_is_stricter_than_its_handling_without_a_reason(rule: Rule) -> None:
     handling = HANDLING[rule.id]
     if stricter(rule.consequence, handling):
         assert handling.why.strip(), (

@@ -7,12 +7,14 @@ notification). XPath is used only to locate the few XSD errors reported.
 
 Decisions:
 - A schema error is handled where it sits, following the Annotations (see `_xsd_rule`):
-  inside one notification it drops that notification (IPL-XSD-ROW) and the rules run on the
-  others; on a value KPR does not use it is a warning (IPL-XSD-IGNORED); on versjon,
-  notifikasjonGUID, fid or typeID (handling 1) or outside the notifications it rejects the
-  message (T02), and then no rule runs, since they assume the structure the schema
-  guarantees. XSD errors that are a rule of their own (a missing fid, a duplicate
-  notifikasjonGUID or kommuneNr) are reported under that rule. Texts name the element path
+  on a notification's value with handling 9 (a malformed GUID, a date that is no date) the row
+  is kept with the error (IPL-XSD-VALUE, issue 21); on its brukerNr (handling 2) or structure
+  it drops that notification (IPL-XSD-ROW) and the rules run on the others; on a value KPR
+  does not use it is a warning (IPL-XSD-IGNORED); on versjon, a missing notifikasjonGUID, fid
+  or typeID (handling 1) or outside the notifications it rejects the message (T02), and then
+  no rule runs, since they assume the structure the schema guarantees. XSD errors that are a
+  rule of their own (a missing fid, a duplicate notifikasjonGUID or kommuneNr) are reported
+  under that rule. Texts name the element path
   (`/Melding/Notifikasjon[3]/...`), never a line: a 50 MB message may be one line.
 - A notification keeps every event it holds (the schema's sequence of optional elements);
   the person is the first event's Bruker.
@@ -248,13 +250,15 @@ def describe_schema_error(message: str) -> SchemaProblem:
 # How a schema error inside the message is handled, by the attribute it concerns, following
 # XPR(ipl)_Annotations.xsd (handlingObligatID/handlingTypeID: 1 reject the message, 2 drop the
 # row, 7 set to NULL, 9 no action):
-# - handling 1: versjon, notifikasjonGUID, fid, typeID, and the prohibited period attributes
-#   of Melding -> reject the message (kommuneNr too: without it no municipality owns the data);
+# - handling 1: versjon, a missing notifikasjonGUID, fid, typeID -> reject the message
+#   (kommuneNr and meldingstype too: without them nothing can be attributed or read);
 # - values KPR never stores or uses, with handling 7 or 9 (texts, contact details, times of
-#   registration, pasientGUID, the prohibited Bruker attributes) -> a warning, value ignored;
+#   registration, pasientGUID, the prohibited Bruker attributes, the Melding's moduleConstraint
+#   I attributes) -> a warning, value ignored;
 # - bydel has a rule of its own (IPL-BYDEL-FORMAT, a warning): no second finding;
-# - anything else inside a notification (brukerNr: handling 2; the event's values: handling 9
-#   but the row is stored with them, so a row without them cannot be stored) -> drop the row;
+# - a notification's values with handling 9 (`_XSD_KEPT_ATTRS`, a malformed notifikasjonGUID)
+#   -> the row is kept and stored with the error (IPL-XSD-VALUE, issue 21);
+# - anything else inside a notification (brukerNr: handling 2; the structure) -> drop the row;
 # - anything else outside the notifications (structure, Kontaktperson/Kommune elements) ->
 #   reject the message, as the rules assume the structure the schema guarantees.
 _XSD_REJECT_ATTRS = frozenset(
