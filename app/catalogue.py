@@ -37,6 +37,7 @@ _CONSEQUENCE_TEXT = {
     Consequence.MESSAGE_ERROR: "ebMS MessageError",
     Consequence.REJECT_MESSAGE: "AppRec 2 (Avvist)",
     Consequence.DROP_NOTIFICATION: "AppRec 3 (row dropped)",
+    Consequence.KEEP_WITH_ERROR: "AppRec 3 (row kept with its error)",
     Consequence.WARN: "AppRec 1 (warning)",
 }
 
@@ -96,8 +97,9 @@ def render(rules: Sequence[Rule] | None = None) -> str:
         "it is stored with each finding, shown in the AppRec `OT` and the error lists, and",
         "published in the feedback. The consequence decides the answer: an ebMS MessageError",
         "(the transport failed), AppRec status 2 (the message is rejected), status 3 (only the",
-        "notification is dropped) or status 1 with the value noted (a warning). The Norwegian",
-        "text is what the sender reads.",
+        "notification is dropped, or it is kept and stored with its error, which the",
+        "municipality must correct) or status 1 with the value noted (a warning). The",
+        "Norwegian text is what the sender reads.",
         "",
         f"{len(rules)} rules.",
         "",
@@ -141,31 +143,75 @@ def _decisions_section() -> list[str]:
 
 
 def _handling_section(rules: Sequence[Rule]) -> list[str]:
-    """The content rules against the handling XPR(ipl)_Annotations.xsd gives the attribute."""
-    from app.content.iplos.handling import HANDLING
+    """Every rule against the handling XPR(ipl)_Annotations.xsd gives what it checks, and
+    what the service does (issue 21)."""
+    from app.content.iplos.handling import HANDLING, stricter
 
-    content = [r for r in rules if r.id in HANDLING]
-    if not content:
-        return []
     lines = [
-        "## Content rules and the Annotations' handling",
+        "## Every rule and the Annotations' handling",
         "",
-        "XPR(ipl)_Annotations.xsd gives each attribute and check a handling: 1 reject the "
-        "message, 2 drop the row, 5 note it, 7 set the value to NULL, 9 no action. Where the "
-        "consequence above differs, or the Annotations do not cover the rule, the last column "
-        "says why.",
+        "XPR(ipl)_Annotations.xsd gives each attribute and check (obligatorisk, type, kodeverk, "
+        "range) a handling: 1 reject the message (Slettemerk melding), 2 drop the row "
+        "(Slettemerk rad med underelementer), 5 note it (Sett verdi til -1), 7 set the value "
+        "to NULL, 9 no action (Ingen handling). A row the Annotations let no rule remove is "
+        "kept: where its value is wrong it is stored with its finding beside it (register "
+        "store `notifikasjon.funn` and `feil`) and reported as an error (AppRec 3, the error "
+        "list) so the municipality corrects it in the EPJ. *Stricter* says whether the "
+        "service removes more than the handling lets it; the last column gives the reason "
+        "then, and for a KPR-side rule (no Annotations entry) why the rule exists. "
+        "tests/unit/test_annotations_handling.py checks the handling codes against the "
+        "Annotations file.",
         "",
-        "| id | consequence | attribute (check) | Annotations | follows | why |",
+        "| id | the service | attribute (check) | Annotations | stricter | why |",
         "|---|---|---|---|---|---|",
     ]
-    for r in content:
-        h = HANDLING[r.id]
+    for r in rules:
+        h = HANDLING.get(r.id)
+        if h is None:
+            lines.append(
+                f"| `{r.id}` | {_CONSEQUENCE_TEXT[r.consequence]} | – | KPR-side "
+                f"| – | {_cell(_OUTSIDE_CONTENT[r.layer])} |"
+            )
+            continue
+        if h.kpr_side:
+            code, strict = "KPR-side", "–"
+        else:
+            code, strict = h.code, "yes" if stricter(r.consequence, h) else "no"
         lines.append(
             f"| `{r.id}` | {_CONSEQUENCE_TEXT[r.consequence]} | {_cell(h.attribute)} "
-            f"| {_cell(h.code)} | {'yes' if h.follows else 'no'} | {_cell(h.why)} |"
+            f"| {_cell(code)} | {strict} | {_cell(h.why)} |"
         )
-    lines.append("")
+    lines += [
+        "",
+        "### A notification whose GUID is malformed",
+        "",
+        "A notifikasjonGUID written in another form than the schema's GUID (8-4-4-4-12 hex "
+        "digits, optionally in braces), for instance without hyphens, has handling 9: the row "
+        "is kept (IPL-XSD-VALUE). Such a value cannot serve as the notification's key, so the "
+        "service keys it by `~` followed by the first 35 hex digits of the SHA-256 of the "
+        "value as sent (UTF-8): 36 characters like a GUID, never equal to one, and the same "
+        "for the same value. The register store keeps the value as sent in "
+        "`notifikasjon_guid` and the key in `notifikasjon_guid_tolket`; the history, the "
+        "feed, the export, the episodes and the error list use the key. A resend with the "
+        "same value is an identical resend, and a correction (M) whose notifikasjonRef is "
+        "the same malformed value finds it; the correction should name it by its correct "
+        "GUID in a new notification. The same key is used for a malformed notifikasjonRef, "
+        "notifikasjonForrigeGUID and hendelseGUID. A missing notifikasjonGUID still rejects "
+        "the message (handling 1).",
+        "",
+    ]
     return lines
+
+
+_OUTSIDE_CONTENT = {
+    Layer.TRANSPORT: "Transport (ebXML/ebMS 2.0): outside the IPLOS content the Annotations "
+    "describe.",
+    Layer.SECURITY: "Security (signature, encryption, certificates): outside the IPLOS content "
+    "the Annotations describe.",
+    Layer.MSGHEAD: "Business envelope (MsgHead): outside the IPLOS content the Annotations "
+    "describe.",
+    Layer.CONTENT: "A content rule without an entry in app/content/iplos/handling.py.",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

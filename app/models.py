@@ -472,7 +472,8 @@ Index("ix_finding_code_message", Finding.apprec_code, Finding.message_id)
 Index("ix_message_kommune_env", Message.kommune_nr, Message.environment, Message.received_at)
 # The error list reads only a municipality's failing findings (about 1 in 20 findings).
 _FAILING_FINDING = (
-    "consequence IN ('drop_notification', 'reject_message') AND notification_guid IS NOT NULL"
+    "consequence IN ('drop_notification', 'keep_with_error', 'reject_message') "
+    "AND notification_guid IS NOT NULL"
 )
 Index(
     "ix_finding_failing",

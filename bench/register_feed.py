@@ -127,13 +127,14 @@ NOTIFIKASJON_COLUMNS = (
     "id", "melding_id", "environment", "kommune_nr", "position", "status_notifikasjon",
     "notifikasjon_tid", "notifikasjon_guid", "notifikasjon_forrige_guid",
     "notifikasjon_lope_nr", "notifikasjon_ref", "notifikasjon_guid_tolket",
-    "notifikasjon_ref_tolket", "notifikasjon_lope_nr_tolket", "funn",
+    "notifikasjon_ref_tolket", "notifikasjon_lope_nr_tolket", "funn", "feil",
 )  # fmt: skip
 HENDELSE_COLUMNS = (
     "id", "notifikasjon_id", "environment", "kommune_nr", "position", "hendelse_type",
     "tjeneste_type", "hendelse_reg_tid", "tjeneste_org_nr", "hendelse_dato", "tjeneste_id",
     "hendelse_guid", "midlertidig_stopp_id", "pasient_guid", "bruker_nr", "fid", "fid_hmac",
     "type_id", "bydel", "hendelse_dato_tolket", "hendelse_guid_tolket", "type_id_tolket",
+    "tjeneste_type_tolket",
 )  # fmt: skip
 FID = HENDELSE_COLUMNS.index("fid")  # holds the person's number until sealed
 
@@ -168,6 +169,7 @@ def notification_rows(p: Plan) -> Iterator[tuple[tuple[Any, ...], list[tuple[Any
                 "notifikasjon_ref_tolket": None,
                 "notifikasjon_lope_nr_tolket": n,
                 "funn": None,
+                "feil": None,
             }
             person = n // 2
             kinds = ("TjenesteStart", "TjenesteSlutt") if n % 4 == 0 else ("TjenesteStart",)
@@ -196,6 +198,7 @@ def notification_rows(p: Plan) -> Iterator[tuple[tuple[Any, ...], list[tuple[Any
                     "hendelse_dato_tolket": day,
                     "hendelse_guid_tolket": _guid("b", h),
                     "type_id_tolket": "1",
+                    "tjeneste_type_tolket": "20",
                 }
                 events.append(tuple(event.values()))
             yield tuple(notification.values()), events

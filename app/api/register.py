@@ -85,6 +85,7 @@ class HendelseOut(BaseModel):
     hendelse_dato_tolket: date | None
     hendelse_guid_tolket: str | None
     type_id_tolket: str | None
+    tjeneste_type_tolket: str | None = Field(description='tjenesteType as read ("08" is 8)')
 
 
 class EpisodeOut(BaseModel):
@@ -128,6 +129,10 @@ class FeedItemOut(BaseModel):
     notifikasjon_ref_tolket: str | None
     notifikasjon_lope_nr_tolket: int | None
     funn: str | None = Field(description="the rule ids of the row's findings")
+    feil: str | None = Field(
+        description="the rule ids of the errors the row was kept with: the municipality "
+        "must correct it (docs/rules.md)"
+    )
     melding: MeldingOut
     hendelser: list[HendelseOut]
     episoder: list[EpisodeOut]

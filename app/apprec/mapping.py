@@ -2,7 +2,8 @@
 
 - Any message-level finding (consequence REJECT_MESSAGE, or MESSAGE_ERROR should one reach
   here) -> status 2 (Avvist).
-- Otherwise any row-level finding (DROP_NOTIFICATION) -> status 3 (OK, feil i delmelding).
+- Otherwise any row-level finding (DROP_NOTIFICATION, or KEEP_WITH_ERROR: the row is stored
+  but must be corrected) -> status 3 (OK, feil i delmelding).
 - Otherwise (warnings only, or nothing) -> status 1 (OK), with no Error: warnings reach the
   municipality through its error list, not through the receipt.
 
@@ -45,9 +46,15 @@ DEFAULT_MAX_ERRORS = 100
 MAX_OT_LENGTH = 1000
 
 _MESSAGE_LEVEL = {Consequence.MESSAGE_ERROR, Consequence.REJECT_MESSAGE}
+_ROW_LEVEL = {Consequence.DROP_NOTIFICATION, Consequence.KEEP_WITH_ERROR}
 # What the reader does about a dropped notification (DOMAIN.md 2.5: the receipt helps its
 # reader); ends every row's OT.
 _NEXT_STEP = " Rett feilen i fagsystemet (EPJ) og send notifikasjonen på nytt."
+# ... and about one KPR kept with its error (issue 21): the stored row is corrected by an M.
+_NEXT_STEP_KEPT = (
+    " Rett feilen i fagsystemet (EPJ) og send en korreksjon (status M) med notifikasjonRef "
+    "til denne notifikasjonen."
+)
 
 
 def error_code(finding: Finding) -> str:
@@ -126,7 +133,7 @@ def _message_level(findings: Sequence[Finding]) -> list[Finding]:
 
 
 def _row_level(findings: Sequence[Finding]) -> list[Finding]:
-    return [f for f in findings if f.rule.consequence is Consequence.DROP_NOTIFICATION]
+    return [f for f in findings if f.rule.consequence in _ROW_LEVEL]
 
 
 def _message_errors(findings: Sequence[Finding]) -> list[AppRecError]:
@@ -138,7 +145,11 @@ def _message_errors(findings: Sequence[Finding]) -> list[AppRecError]:
 def _row_error(group: Sequence[Finding]) -> AppRecError:
     first = group[0]
     reasons = [_clean(f"{f.rule.id}: {f.detail}", f) for f in _distinct(group)]
-    ot = _clean(f"{_row_label(first)} er ikke tatt imot: " + "; ".join(reasons) + _NEXT_STEP, first)
+    if any(f.rule.consequence is Consequence.DROP_NOTIFICATION for f in group):
+        what, step = "er ikke tatt imot", _NEXT_STEP
+    else:
+        what, step = "er lagret, men har feil", _NEXT_STEP_KEPT
+    ot = _clean(f"{_row_label(first)} {what}: " + "; ".join(reasons) + step, first)
     return _error(error_code(first), ot)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import hashlib
 import itertools
 import re
 from collections.abc import Iterable, Mapping
@@ -43,6 +44,31 @@ def parse_xs_date(value: str) -> datetime.date | None:
 def normalize_guid(value: str) -> str:
     """GUIDs are compared without braces and in lower case ({ABC-...} == abc-...)."""
     return value.strip().strip("{}").lower()
+
+
+# ipl:guid: 8-4-4-4-12 hex digits, optionally in braces (XPR-ipl-56.0.0.xsd)
+_GUID = re.compile(
+    r"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+    r"|(\{[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\})"
+)
+# A key made from a malformed GUID starts with this: no GUID does, so the two never meet.
+MALFORMED_GUID_PREFIX = "~"
+
+
+def is_guid(value: str) -> bool:
+    """`value` is a GUID as the schema writes it (ipl:guid)."""
+    return _GUID.fullmatch(value) is not None
+
+
+def guid_key(value: str) -> str:
+    """The key a notification (or event) is known by: its GUID normalised, or, when the
+    value is no GUID (a malformed notifikasjonGUID is kept with an error, issue 21), `~` and
+    the first 35 hex digits of the SHA-256 of the value as sent: 36 characters like a GUID,
+    the same for the same value (a resend, a correction naming it), never a real GUID.
+    Empty stays empty (a missing value). docs/rules.md."""
+    if not value or is_guid(value.strip()):
+        return normalize_guid(value)
+    return MALFORMED_GUID_PREFIX + hashlib.sha256(value.encode()).hexdigest()[:35]
 
 
 class FidChange(Enum):
@@ -314,7 +340,7 @@ class Notification:
 
     index: int  # 1-based position among the message's Notifikasjon elements
     guid: str  # normalized
-    status: str  # N | M | C (others are dropped)
+    status: str  # N | M | C (another is kept with IPL-STATUS-CODE)
     lopenr: int | None
     forrige_guid: str  # normalized
     ref: str | None  # normalized notifikasjonRef
@@ -331,6 +357,8 @@ class Notification:
     already_stored: bool = False  # identical to a stored notification: nothing to store
     raw: RawNotification | None = None  # the values as sent, for the register store
     rules: tuple[str, ...] = ()  # the ids of the rules the row's findings name
+    # the ids of the errors the row is kept with (consequence KEEP_WITH_ERROR, issue 21)
+    errors: tuple[str, ...] = ()
 
     @property
     def event(self) -> str:
@@ -345,8 +373,9 @@ class Notification:
     @property
     def identifies_person(self) -> bool:
         """The fid is a person's number (typeID 1, 2 or 3), not a typeID 9 birth date: only
-        such a fid is kept as the brukerNr's person."""
-        return self.type_id in PERSON_ID_TYPES
+        such a fid is kept as the brukerNr's person. Nor a number kept with IPL-FID-INVALID
+        (issue 21): it identifies no one, and the correction brings the person's number."""
+        return self.type_id in PERSON_ID_TYPES and "IPL-FID-INVALID" not in self.errors
 
 
 @dataclass(frozen=True, slots=True)

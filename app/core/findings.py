@@ -32,6 +32,10 @@ class Consequence(StrEnum):
     REJECT_MESSAGE = "reject_message"
     # Only one notification (row) is dropped: AppRec status 3 (OK, feil i delmelding).
     DROP_NOTIFICATION = "drop_notification"
+    # The notification is kept and stored with its finding beside it, but it is an error the
+    # municipality must correct in the EPJ (the Annotations say "Ingen handling", issue 21):
+    # AppRec status 3, and the row is in the error list until a correction arrives.
+    KEEP_WITH_ERROR = "keep_with_error"
     # Accepted; the value is noted (and may be blanked): AppRec status 1 with no Error.
     WARN = "warn"
 
@@ -92,6 +96,7 @@ def worst_consequence(findings: list[Finding] | tuple[Finding, ...]) -> Conseque
         Consequence.MESSAGE_ERROR,
         Consequence.REJECT_MESSAGE,
         Consequence.DROP_NOTIFICATION,
+        Consequence.KEEP_WITH_ERROR,
         Consequence.WARN,
     ]
     present = {f.rule.consequence for f in findings}

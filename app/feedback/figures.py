@@ -211,6 +211,7 @@ class KommuneFeedback(BaseModel):
 CONSEQUENCE_TEXT = {
     Consequence.REJECT_MESSAGE.value: "Meldingen avvist",
     Consequence.DROP_NOTIFICATION.value: "Notifikasjonen ikke tatt imot",
+    Consequence.KEEP_WITH_ERROR.value: "Feil (notifikasjonen lagret)",
     Consequence.WARN.value: "Advarsel (tatt imot)",
     Consequence.MESSAGE_ERROR.value: "Meldingen ikke mottatt",
 }
@@ -218,6 +219,9 @@ EPJ_ADVICE = {
     Consequence.REJECT_MESSAGE.value: "Rett feilen i fagsystemet (EPJ) og send meldingen på nytt.",
     Consequence.DROP_NOTIFICATION.value: (
         "Rett registreringen i fagsystemet (EPJ) og send notifikasjonen på nytt."
+    ),
+    Consequence.KEEP_WITH_ERROR.value: (
+        "Rett registreringen i fagsystemet (EPJ) og send en korreksjon (status M)."
     ),
     Consequence.WARN.value: "Kontroller og rett verdien i fagsystemet (EPJ).",
     Consequence.MESSAGE_ERROR.value: "Kontroller oppsettet for sending og send meldingen på nytt.",

@@ -47,7 +47,7 @@ log = get_logger(__name__)
 STATE = "main"
 _T = TypeVar("_T")
 LOOKBACK = timedelta(minutes=15)
-FAILING = ("drop_notification", "reject_message", "message_error")
+FAILING = ("drop_notification", "keep_with_error", "reject_message", "message_error")
 FIRST_DELAY_SECONDS = 60.0  # not during a restart loop; tests set a short interval
 _LOCK_KEY = 7_141_414  # pg advisory lock id of the feedback refresher
 

@@ -275,7 +275,9 @@ async def _insert_notifications(
                 "environment": environment,
                 "kommune_nr": n.kommune_nr,
                 "guid": n.guid,
-                "status": n.status,
+                # a row kept with IPL-STATUS-CODE (issue 21) is no N, M or C: "?" (the
+                # register store keeps the value as sent)
+                "status": n.status if n.status in ("N", "M", "C") else "?",
                 "lopenr": n.lopenr,
                 "forrige_guid": n.forrige_guid[:36],
                 "ref": n.ref[:36] if n.ref else None,

@@ -12,8 +12,9 @@ from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from app.models import Finding, Message, PartyKommune, UtcDateTime
 
-# A notification fails when a finding about it drops it or rejects the whole message.
-FAILING = ("drop_notification", "reject_message")
+# A notification fails when a finding about it drops it, rejects the whole message, or is an
+# error on a row kept with it (issue 21): the municipality must correct each.
+FAILING = ("drop_notification", "keep_with_error", "reject_message")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

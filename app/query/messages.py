@@ -14,7 +14,7 @@ from sqlalchemy.orm import undefer
 from app.models import Finding, Message, MessageEvent, NotificationOutbox, Receipt
 
 # The consequences that make a finding an error in the receipt (not a warning).
-ERROR_CONSEQUENCES = ("message_error", "reject_message", "drop_notification")
+ERROR_CONSEQUENCES = ("message_error", "reject_message", "drop_notification", "keep_with_error")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -34,6 +34,7 @@ import anyio
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.content.iplos.rules import RULES as IPLOS_RULES
 from app.content.model import ContentContext, ContentResult, IplosHistory
 from app.core.findings import Consequence, Finding
 from app.ebxml.checks import resolve_cid
@@ -243,6 +244,12 @@ def rules_by_row(findings: Iterable[tuple[str, str]]) -> dict[int, tuple[str, ..
     return {index: tuple(rules) for index, rules in out.items()}
 
 
+# the rules whose findings leave a row stored with an error (issue 21): `notifikasjon.feil`
+_KEPT_WITH_ERROR = frozenset(
+    r.id for r in IPLOS_RULES if r.consequence is Consequence.KEEP_WITH_ERROR
+)
+
+
 def accepted_content(
     content: ContentResult, accepted: Collection[str], rules: Mapping[int, tuple[str, ...]]
 ) -> tuple[ContentResult, frozenset[str]]:
@@ -256,8 +263,15 @@ def accepted_content(
         if n.guid in wanted and n.raw is not None:
             wanted.discard(n.guid)
             # accepted then, whatever today's rules or an empty history say of it
+            found = rules.get(n.index, ())
             kept.append(
-                replace(n, dropped=False, already_stored=False, rules=rules.get(n.index, ()))
+                replace(
+                    n,
+                    dropped=False,
+                    already_stored=False,
+                    rules=found,
+                    errors=tuple(r for r in found if r in _KEPT_WITH_ERROR),
+                )
             )
     return replace(content, notifications=tuple(kept)), frozenset(wanted)
 

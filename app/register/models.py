@@ -82,7 +82,8 @@ class MeldingKommune(Base):
 
 class Notifikasjon(Base):
     """An accepted notification. (environment, kommune_nr, notifikasjon_guid_tolket) is the
-    loader's idempotency key. `funn` lists the rule ids of the row's findings."""
+    loader's idempotency key. `funn` lists the rule ids of the row's findings, `feil` those
+    that are errors (the row is kept with them, docs/rules.md)."""
 
     __tablename__ = "notifikasjon"
     __table_args__ = (
@@ -107,6 +108,9 @@ class Notifikasjon(Base):
     notifikasjon_ref_tolket: Mapped[str | None] = mapped_column(String(100))
     notifikasjon_lope_nr_tolket: Mapped[int | None] = mapped_column(BigInteger)
     funn: Mapped[str | None] = mapped_column(Text)
+    # the rule ids of the errors the row was kept with (issue 21): stored, but the
+    # municipality must correct it; None when it has none
+    feil: Mapped[str | None] = mapped_column(Text)
 
 
 class Hendelse(Base):
@@ -144,6 +148,7 @@ class Hendelse(Base):
     hendelse_dato_tolket: Mapped[date | None] = mapped_column(Date)
     hendelse_guid_tolket: Mapped[str | None] = mapped_column(String(100))
     type_id_tolket: Mapped[str | None] = mapped_column(String(20))  # the kind the fid shows
+    tjeneste_type_tolket: Mapped[str | None] = mapped_column(Text)  # "08" read as "8"
 
 
 class Episode(Base):

@@ -20,7 +20,7 @@ from sqlalchemy import Table, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.content.model import ContentResult, Notification, normalize_guid, parse_xs_date
+from app.content.model import ContentResult, Notification, guid_key, parse_xs_date
 from app.db import is_postgres, write_rows
 from app.models import Base
 from app.register.episodes import EventFacts, Key, NotificationFacts, OwnEvents
@@ -188,6 +188,7 @@ def _notification_rows(
             "notifikasjon_ref_tolket": n.ref[:100] if n.ref else None,
             "notifikasjon_lope_nr_tolket": n.lopenr,
             "funn": " ".join(n.rules) or None,
+            "feil": " ".join(n.errors) or None,
         }
 
 
@@ -224,10 +225,11 @@ def _seal_all(rows: Sequence[Notification], protector: Protector) -> tuple[Seale
                         notification=facts,
                         kind=ev.kind,
                         position=position,
-                        tjeneste_type=attrs.get("tjenesteType"),
+                        # as read: "08" is code 8 (issue 21)
+                        tjeneste_type=_read_type(n, position, attrs.get("tjenesteType")),
                         tjeneste_org_nr=attrs.get("tjenesteOrgNr"),
                         hendelse_dato=parse_xs_date(attrs.get("hendelseDato") or ""),
-                        hendelse_guid=normalize_guid(guid)[:100] if guid else None,
+                        hendelse_guid=guid_key(guid)[:100] if guid else None,
                         midlertidig_stopp_id=attrs.get("midlertidigStoppID"),
                         fid_hmac=sealed[1],
                     ),
@@ -267,9 +269,18 @@ def _event_rows(
                 "fid": token,
                 "fid_hmac": digest,
                 "hendelse_dato_tolket": parse_xs_date(attrs.get("hendelseDato") or ""),
-                "hendelse_guid_tolket": normalize_guid(guid)[:100] if guid else None,
+                "hendelse_guid_tolket": guid_key(guid)[:100] if guid else None,
                 "type_id_tolket": n.type_id[:20] or None,
+                "tjeneste_type_tolket": _read_type(n, position, attrs.get("tjenesteType")),
             }
+
+
+def _read_type(n: Notification, position: int, sent: str | None) -> str | None:
+    """The event's tjenesteType as the checks read it (`n.events` and `n.raw.events` are
+    the same events in the same order), else as sent."""
+    if 0 < position <= len(n.events):
+        return n.events[position - 1].tjeneste_type or sent
+    return sent
 
 
 async def assign_feed_seq(session: AsyncSession, environment: str, melding_id: int) -> int:

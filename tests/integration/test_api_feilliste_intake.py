@@ -16,7 +16,8 @@ Sessions = async_sessionmaker[AsyncSession]
 async def test_a_failing_row_resent_correctly_is_corrected_in_the_list(
     intake: httpx.AsyncClient, pki: DevPki, sessions: Sessions
 ) -> None:
-    broken = build_sample(3, "0301", ("IPL-FID-INVALID",), seed=7)
+    # a dropped row (typeID 4: handling 2) sent again with the same GUID
+    broken = build_sample(3, "0301", ("IPL-TYPEID-CODE",), seed=7)
     fixed = build_sample(3, "0301", (), seed=7)
     first = await send(intake, pki, sessions, broken)
     assert first.status == "3"
@@ -24,7 +25,7 @@ async def test_a_failing_row_resent_correctly_is_corrected_in_the_list(
     url = "/api/v1/kommuner/0301/feilliste"
     params = {"environment": "pilot", "filter": "all"}
     before = (await intake.get(url, headers=oslo, params=params)).json()
-    assert [(r["rule_id"], r["corrected"]) for r in before["rows"]] == [("IPL-FID-INVALID", False)]
+    assert [(r["rule_id"], r["corrected"]) for r in before["rows"]] == [("IPL-TYPEID-CODE", False)]
     failing = before["rows"][0]["notification_guid"]
     assert failing in {guid(broken, i) for i in range(3)}
     assert before["rows"][0]["bruker_nr"]

@@ -110,15 +110,16 @@ async def test_a_retired_service_type_in_a_2018_event_and_two_events_are_stored(
     assert await stored_guids(sessions) == set(guids(head))
 
 
-async def test_a_retired_service_type_in_a_2021_event_is_dropped(
+async def test_a_retired_service_type_in_a_2021_event_is_kept_with_its_error(
     intake: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
+    # the code check has handling 9 (issue 21): stored, and reported as an error
     melding = build_sample(3, KOMMUNE, ("retired-type-in-time",), seed=8, year=2021)
     head = head_of(melding=melding)
     apprec = apprec_of(pki, await post(intake, epj_message(pki, head)))
     assert (apprec.status, [e.code for e in apprec.errors]) == ("3", ["T99"])
     assert "IPL-TJENESTETYPE-CODE" in (apprec.errors[0].ot or "")
-    assert await stored_guids(sessions) == set(guids(head)[:2])
+    assert await stored_guids(sessions) == set(guids(head))
 
 
 # --- item 10: a GenDate in the future is a warning, and the content is checked -------------
@@ -135,7 +136,7 @@ async def test_local_time_written_with_z_is_a_warning_and_the_content_is_checked
     message, findings = await newest(sessions)
     assert {"MSGHEAD-GENDATE-FUTURE", "IPL-FID-INVALID"} <= rule_ids(findings)
     assert message.status == "OK_FEIL_I_DELMELDING"
-    assert await stored_guids(sessions) == set(guids(head)[:2])
+    assert await stored_guids(sessions) == set(guids(head))  # kept with its error (issue 21)
 
 
 # --- item 12: missing checks ---------------------------------------------------------------
@@ -210,6 +211,6 @@ async def test_a_brukernr_of_digits_is_shown_and_the_fid_never(
     apprec = apprec_of(pki, await post(intake, epj_message(pki, head)))
     assert (apprec.status, [e.code for e in apprec.errors]) == ("3", ["E31"])
     ot = apprec.errors[0].ot or ""
-    assert f"brukerNr {number} er ikke tatt imot" in ot
+    assert f"brukerNr {number} er lagret, men har feil" in ot  # kept (issue 21)
     assert "Personidentifikasjonen (fid)" in ot
     assert fids(head)[-1] not in ot

@@ -202,9 +202,10 @@ async def test_a_known_guid_with_other_content_is_dropped(
 async def test_a_dropped_notification_sent_again_corrected_is_accepted(
     kpr: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    bad = melding(1, 1, EMPTY_GUID, n=3, faults=("IPL-FID-INVALID",))
+    # typeID 4 is no code (handling 2): the row is dropped; a wrong fid is kept (issue 21)
+    bad = melding(1, 1, EMPTY_GUID, n=3, faults=("IPL-TYPEID-CODE",))
     answer = await send(kpr, pki, sessions, bad)
-    assert (answer.status, answer.rules) == ("3", {"IPL-FID-INVALID"})
+    assert (answer.status, answer.rules) == ("3", {"IPL-TYPEID-CODE"})
     assert len(await stored(sessions)) == 2
     fixed = melding(1, 1, EMPTY_GUID, n=3)  # same seed: same GUIDs, numbers, valid fid
     assert guid(fixed) == guid(bad)
@@ -216,7 +217,7 @@ async def test_a_dropped_notification_sent_again_corrected_is_accepted(
 async def test_a_correction_of_a_dropped_notification_is_accepted(
     kpr: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    bad = melding(1, 1, EMPTY_GUID, n=3, faults=("IPL-FID-INVALID",))
+    bad = melding(1, 1, EMPTY_GUID, n=3, faults=("IPL-TYPEID-CODE",))
     assert (await send(kpr, pki, sessions, bad)).status == "3"
     dropped = guid(bad)
     # An M row with its own GUID and løpenummer 4, pointing at the dropped original (3),
@@ -408,7 +409,7 @@ async def test_a_rejected_msgid_may_be_used_again_for_the_corrected_message(
 async def test_an_identical_resend_gets_the_stored_apprec_and_stores_nothing_twice(
     kpr: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    document = head(build_sample(3, "0301", ("IPL-FID-INVALID",), seed=4))
+    document = head(build_sample(3, "0301", ("IPL-TYPEID-CODE",), seed=4))
     first = await send_head(kpr, pki, sessions, document)
     assert first.status == "3"
     # the reply was lost: the MSH sends the same MsgHead in a new ebXML message

@@ -72,7 +72,8 @@ async def _send_two(kpr: httpx.AsyncClient, pki: DevPki, sessions: Sessions) -> 
     start2 = Notif(2, p2, (Event("TjenesteStart", "T2", "2018-02-01", tjeneste_type="18"),))
     stop = Notif(3, p1, (Event("MidlertidigStoppFra", "T1", "2018-03-01", stopp_id="S1"),))
     bad_fid = p1.fid[:-1] + str((int(p1.fid[-1]) + 1) % 10)
-    bad = Notif(4, Person("B-bad", bad_fid), (Event("TjenesteStart", "T4", "2018-04-01"),))
+    # typeID 4 is no code (handling 2: dropped); a wrong fid alone is kept (issue 21)
+    bad = Notif(4, Person("B-bad", bad_fid, "4"), (Event("TjenesteStart", "T4", "2018-04-01"),))
     first = await send(kpr, pki, sessions, melding_xml([start1, start2, stop, bad]))
     assert first.status == "3", first.rules
     fix1 = Notif(5, p1, (Event("TjenesteStart", "T1", "2018-01-11"),), status="M", ref=start1.guid)

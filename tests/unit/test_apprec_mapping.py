@@ -216,7 +216,7 @@ def test_status_follows_the_worst_consequence(
     present = {c for c, _, _ in items}
     if present & {Consequence.MESSAGE_ERROR, Consequence.REJECT_MESSAGE}:
         assert outcome.status is AppRecStatus.REJECTED
-    elif Consequence.DROP_NOTIFICATION in present:
+    elif present & {Consequence.DROP_NOTIFICATION, Consequence.KEEP_WITH_ERROR}:
         assert outcome.status is AppRecStatus.OK_ERROR_IN_PART
     else:
         assert outcome.status is AppRecStatus.OK
@@ -246,3 +246,15 @@ def test_a_brukernr_with_a_long_digit_run_after_a_letter_is_shown_whole() -> Non
     text = ot.errors[0].ot or ""
     assert "brukerNr B000700000003 er ikke tatt imot" in text
     assert "123456789012" not in text  # other digit runs are still masked
+
+
+def test_a_row_kept_with_its_error_asks_for_a_correction() -> None:
+    kept = rule("IPL-TEST-KEPT", Consequence.KEEP_WITH_ERROR, "T99")
+    outcome = receipt_outcome([row(kept, "g1")])
+    assert outcome.status is AppRecStatus.OK_ERROR_IN_PART
+    ot = outcome.errors[0].ot or ""
+    assert "er lagret, men har feil" in ot
+    assert "korreksjon (status M)" in ot
+    # a row with a dropping finding as well is not taken in: that is what it is told
+    dropped = receipt_outcome([row(kept, "g1"), row(ROW, "g1")]).errors[0].ot or ""
+    assert "er ikke tatt imot" in dropped

@@ -153,8 +153,9 @@ def test_prohibited_bruker_attribute_is_ignored_with_a_warning() -> None:
         (b' fid="', b' xfid="', "/Melding/Notifikasjon[2]/TjenesteStart/Bruker/@fid"),
         (b' typeID="1"', b"", "/Melding/Notifikasjon[2]/TjenesteStart/Bruker/@typeID"),
         (
+            # missing (handling 1); a malformed one keeps the row (IPL-XSD-VALUE, issue 21)
             b' notifikasjonGUID="',
-            b' notifikasjonGUID="x',
+            b' xnotifikasjonGUID="',
             "/Melding/Notifikasjon[2]/@notifikasjonGUID",
         ),
     ],
@@ -170,15 +171,17 @@ def test_xsd_errors_with_handling_1_reject_the_message(
     assert location in [f.location for f in result.findings]
 
 
-def test_many_rows_with_schema_errors_each_drop_only_themselves() -> None:
+def test_many_rows_with_schema_errors_each_concern_only_themselves() -> None:
+    # hendelseDato has handling 9: each row is kept with its error (issue 21)
     data = build_sample(300, KOMMUNE, seed=5).replace(
         b'hendelseDato="2018-01-0', b'hendelseDato="2018-13-0'
     )
     result = validate_melding(data, fault_context(KOMMUNE))
-    bad = [n.index for n in result.notifications if n.dropped]
+    bad = [n.index for n in result.notifications if "IPL-XSD-VALUE" in n.errors]
     assert len(bad) > 50  # more than the cap on message-level schema findings
+    assert not any(n.dropped for n in result.notifications)
     assert not result.rejected
-    assert {f.rule.id for f in result.findings} == {"IPL-XSD-ROW"}
+    assert {f.rule.id for f in result.findings} == {"IPL-XSD-VALUE"}
     assert all(f.location.endswith("/TjenesteStart/@hendelseDato") for f in result.findings)
 
 
@@ -203,7 +206,7 @@ def test_findings_carry_the_subject_of_the_notification() -> None:
     result = validate_melding(data, fault_context(KOMMUNE, ["IPL-FID-INVALID"]))
     (finding,) = result.findings
     last = result.notifications[-1]
-    assert last.dropped
+    assert not last.dropped  # kept with its error (issue 21)
     assert finding.subject is not None
     assert finding.subject.notification_guid == last.guid
     assert finding.subject.bruker_nr == last.bruker_nr

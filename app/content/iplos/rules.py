@@ -1,20 +1,24 @@
 """The XPR(ipl) 56.0.0 content rules. Ids are stable: they are stored and published.
 
-Consequences follow the official per-attribute handling in XPR(ipl)_Annotations.xsd where it
-gives one ("Slettemerk melding" -> reject the message, "Slettemerk rad med underelementer" ->
-drop the notification, "Sett verdi til NULL/-1" -> warn and blank the value) and DOMAIN.md
-§2.4; where the annotation says "Ingen handling" but the value makes the row unusable (code
-lists) the notification is dropped (decision). Order, chain, references and brukerNr history
-never drop a row: messages arrive out of order and dropped rows are sent again (issue 8).
+Consequences follow the official per-attribute handling in XPR(ipl)_Annotations.xsd
+("Slettemerk melding" -> reject the message, "Slettemerk rad med underelementer" -> drop the
+notification, "Sett verdi til NULL/-1" -> warn and blank the value). Where the Annotations
+say "Ingen handling" (9) but the value is wrong, the row is kept and stored with its finding
+beside it, and reported as an error so the municipality corrects it (KEEP_WITH_ERROR, AppRec
+status 3, issue 21). Order, chain, references and brukerNr history never drop a row:
+messages arrive out of order and dropped rows are sent again (issue 8). Where a rule is
+stricter than the Annotations, app/content/iplos/handling.py says why (docs/rules.md).
 
 Schema errors follow the same handling (app/content/iplos/validate.py, `_xsd_rule`): on
-versjon, notifikasjonGUID, fid or typeID (handlingObligatID 1) and outside the notifications
-the message is rejected (IPL-XSD); inside one notification that notification is dropped
-(IPL-XSD-ROW: brukerNr has handling 2; the event's values have 9, but the row is stored with
-them, decision); on a value KPR neither stores nor uses (handling 7 or 9: texts, contact
-details, registration times, pasientGUID, attributes the schema prohibits) it is a warning
-(IPL-XSD-IGNORED). A message none of whose notifications is taken is rejected
-(IPL-ALL-DROPPED, decision of DOMAIN.md §2.5) so that its AppRec says status 2.
+versjon, a missing notifikasjonGUID, fid or typeID (handlingObligatID 1) and outside the
+notifications the message is rejected (IPL-XSD); on brukerNr (handling 2) or the structure
+of a notification that notification is dropped (IPL-XSD-ROW); on a notification's other
+values (handling 9: a malformed GUID, a date that is no date) the row is kept with the error
+(IPL-XSD-VALUE); on a value KPR neither stores nor uses (handling 7 or 9: texts, contact
+details, registration times, pasientGUID, attributes the schema prohibits, the Melding's
+moduleConstraint I attributes) it is a warning (IPL-XSD-IGNORED). A message none of whose
+notifications is taken is rejected (IPL-ALL-DROPPED, decision of DOMAIN.md §2.5) so that its
+AppRec says status 2.
 
 AppRec codes (kodeverk 8221), decision: T02 for what the XSD refuses; T99 ("annen feil på
 format") for values of the wrong form or outside a code list that the XSD leaves as strings;
@@ -28,6 +32,7 @@ from app.core.findings import Consequence, Layer, Rule
 
 _REJECT = Consequence.REJECT_MESSAGE
 _DROP = Consequence.DROP_NOTIFICATION
+_KEEP = Consequence.KEEP_WITH_ERROR
 _WARN = Consequence.WARN
 
 
@@ -57,7 +62,8 @@ XSD = _rule(
     "T02",
     _REJECT,
     "The IPLOS message does not validate against the XPR(ipl) 56.0.0 schema outside the "
-    "notifications, or in a value with handling 1 (versjon, notifikasjonGUID, fid, typeID)",
+    "notifications, or in a value with handling 1 (versjon; notifikasjonGUID, fid, typeID "
+    "missing)",
     "IPLOS-meldingen validerer ikke mot XML-skjemaet for XPR(ipl) 56.0.0, og feilen gjelder "
     "hele meldingen. Rett feilen i fagsystemet (EPJ) og send meldingen på nytt.",
 )
@@ -65,10 +71,20 @@ XSD_ROW = _rule(
     "IPL-XSD-ROW",
     "T02",
     _DROP,
-    "A notification does not validate against the schema (brukerNr: handling 2; a value the "
-    "row is stored with): the notification is dropped",
+    "A notification does not validate against the schema in brukerNr (handling 2) or its "
+    "structure: the notification is dropped",
     "Notifikasjonen validerer ikke mot XML-skjemaet for XPR(ipl) 56.0.0 og er ikke tatt imot. "
     "Rett verdien i fagsystemet (EPJ) og send notifikasjonen på nytt.",
+)
+XSD_VALUE = _rule(
+    "IPL-XSD-VALUE",
+    "T02",
+    _KEEP,
+    "A value of a notification with handling 9 does not validate against the schema (a "
+    "malformed GUID, a date that is no date): the row is kept with the error",
+    "En verdi i notifikasjonen validerer ikke mot XML-skjemaet for XPR(ipl) 56.0.0. "
+    "Notifikasjonen er lagret med verdien slik den ble sendt. Rett verdien i fagsystemet (EPJ) "
+    "og send en korreksjon (status M).",
 )
 XSD_IGNORED = _rule(
     "IPL-XSD-IGNORED",
@@ -138,10 +154,10 @@ KOMMUNE_YEAR = _rule(
 EVENT_COUNT = _rule(
     "IPL-EVENT-COUNT",
     "T99",
-    _DROP,
-    "A Notifikasjon must hold at least one event",
+    _KEEP,
+    "A Notifikasjon holds no event (the schema allows it): kept with the error",
     "Notifikasjonen skal inneholde minst én hendelse (TjenesteStart, MidlertidigStoppTil, "
-    "MidlertidigStoppFra, TjenesteutforerEndret eller TjenesteSlutt).",
+    "MidlertidigStoppFra, TjenesteutforerEndret eller TjenesteSlutt). Notifikasjonen er lagret.",
 )
 EVENT_PERSON = _rule(
     "IPL-EVENT-PERSON",
@@ -155,18 +171,20 @@ EVENT_PERSON = _rule(
 STATUS_CODE = _rule(
     "IPL-STATUS-CODE",
     "T99",
-    _DROP,
+    _KEEP,
     "statusNotifikasjon is not N, M or C (kodeverk 7316; T is not in use yet)",
     "statusNotifikasjon skal være N (original), M (korriger/erstatt) eller C (annuller) "
-    "(kodeverk 7316). Kode T skal foreløpig ikke brukes.",
+    "(kodeverk 7316). Kode T skal foreløpig ikke brukes. Notifikasjonen er lagret; rett "
+    "statusen i fagsystemet (EPJ).",
 )
 REF_MISSING = _rule(
     "IPL-REF-MISSING",
     "X99",
-    _DROP,
+    _KEEP,
     "A correction or annulment has no notifikasjonRef",
     "notifikasjonRef mangler. Den skal være med for alle statuser som ikke er N, og peke på "
-    "den opprinnelige N-notifikasjonen.",
+    "den opprinnelige N-notifikasjonen. Notifikasjonen er lagret, men kan ikke kobles til "
+    "originalen; rett den i fagsystemet (EPJ).",
 )
 REF_UNKNOWN = _rule(
     "IPL-REF-UNKNOWN",
@@ -230,19 +248,20 @@ LOPENR_GAP = _rule(
 TJENESTETYPE_CODE = _rule(
     "IPL-TJENESTETYPE-CODE",
     "T99",
-    _DROP,
+    _KEEP,
     "tjenesteType is not a code of kodeverk 9151 valid at the event's hendelseDato",
     "tjenesteType er ikke en gyldig kode i kodeverk 9151 på hendelsesdatoen (utgåtte koder 6, "
-    "14, 23, 24, 26, 27 og 28 kan bare brukes for hendelser fra før de gikk ut). Velg riktig "
-    "tjenestetype i fagsystemet (EPJ) og send notifikasjonen på nytt.",
+    "14, 23, 24, 26, 27 og 28 kan bare brukes for hendelser fra før de gikk ut). Notifikasjonen "
+    "er lagret. Velg riktig tjenestetype i fagsystemet (EPJ) og send en korreksjon (status M).",
 )
 ORGNR_REQUIRED = _rule(
     "IPL-ORGNR-REQUIRED",
     "T99",
-    _DROP,
+    _KEEP,
     "TjenesteutforerEndret needs a valid tjenesteOrgNr",
     "TjenesteutforerEndret skal ha gyldig organisasjonsnummer i tjenesteOrgNr (9 siffer som "
-    "begynner med 8 eller 9, eventuelt etterfulgt av 0, med riktig kontrollsiffer).",
+    "begynner med 8 eller 9, eventuelt etterfulgt av 0, med riktig kontrollsiffer). "
+    "Notifikasjonen er lagret; rett organisasjonsnummeret i fagsystemet (EPJ).",
 )
 ORGNR_INVALID = _rule(
     "IPL-ORGNR-INVALID",
@@ -263,27 +282,30 @@ TYPEID_CODE = _rule(
 FID_INVALID = _rule(
     "IPL-FID-INVALID",
     "E31",
-    _DROP,
+    _KEEP,
     "fid is not a valid fødselsnummer, D-nummer or H-nummer",
     "Personidentifikasjonen (fid) er ikke et gyldig fødselsnummer, D-nummer eller H-nummer "
-    "(11 siffer, gyldig dato og kontrollsiffer). Kontroller personidentifikasjonen i "
-    "fagsystemet (EPJ) og send notifikasjonen på nytt.",
+    "(11 siffer, gyldig dato og kontrollsiffer). Notifikasjonen er lagret. Kontroller "
+    "personidentifikasjonen i fagsystemet (EPJ) og send en korreksjon (status M).",
 )
 TYPEID_KIND = _rule(
     "IPL-TYPEID-KIND",
     None,
     _WARN,
-    "fid is a valid number of another kind than typeID says: stored as the kind it is",
-    "typeID stemmer ikke med personidentifikasjonen (fid): nummeret er av en annen type (for "
-    "eksempel et D-nummer med typeID 1). Notifikasjonen er tatt imot med typen nummeret viser. "
-    "Rett typeID i fagsystemet (EPJ).",
+    "fid is a valid number or birth date of another kind than typeID says: stored as the kind "
+    "it is",
+    "typeID stemmer ikke med personidentifikasjonen (fid): verdien er av en annen type (for "
+    "eksempel et D-nummer med typeID 1, et fødselsnummer med typeID 9 eller en fødselsdato med "
+    "typeID 1). Notifikasjonen er tatt imot med typen verdien viser. Rett typeID i "
+    "fagsystemet (EPJ).",
 )
 FID_DATE = _rule(
     "IPL-FID-DATE",
     "E31",
-    _DROP,
+    _KEEP,
     "With typeID 9, fid must be a birth date ddmmyy",
-    "Når typeID er 9 (annet) skal fid være fødselsdato på formen ddmmåå.",
+    "Når typeID er 9 (annet) skal fid være fødselsdato på formen ddmmåå. Notifikasjonen er "
+    "lagret; rett personidentifikasjonen i fagsystemet (EPJ).",
 )
 FID_SYNTHETIC = _rule(
     "IPL-FID-SYNTHETIC",
@@ -347,6 +369,15 @@ HENDELSEDATO_FUTURE = _rule(
     "hendelseDato is later than the extraction (MsgHead GenDate)",
     "hendelseDato er senere enn datoen meldingen ble laget (uttrekket). Kontroller datoen i "
     "fagsystemet (EPJ); notifikasjonen er tatt imot.",
+)
+CODE_LEADING_ZERO = _rule(
+    "IPL-CODE-LEADING-ZERO",
+    None,
+    _WARN,
+    "A code is written with a leading zero (tjenesteType 08, typeID 01): read without it",
+    "Koden er skrevet med innledende null (for eksempel tjenesteType 08 eller typeID 01) og er "
+    "lest uten den (8, 1). Notifikasjonen er tatt imot; skriv koden uten innledende null i "
+    "fagsystemet (EPJ).",
 )
 # --- contacts and texts: warnings ---
 KONTAKT_MISSING = _rule(
@@ -415,6 +446,7 @@ RULES: tuple[Rule, ...] = (
     NOT_XML,
     XSD,
     XSD_ROW,
+    XSD_VALUE,
     XSD_IGNORED,
     GUID_UNIQUE,
     KOMMUNE_UNIQUE,
@@ -441,6 +473,7 @@ RULES: tuple[Rule, ...] = (
     FID_INVALID,
     TYPEID_KIND,
     FID_DATE,
+    CODE_LEADING_ZERO,
     FID_SYNTHETIC,
     BRUKERNR_FORMAT,
     BRUKERNR_STABLE,

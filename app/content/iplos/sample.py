@@ -60,7 +60,12 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
     "orgnr-first-digit": ("IPL-ORGNR-INVALID",),  # a valid checksum, first digit not 8/9
     "epost-trailing-space": (),  # meldEpost1 "adresse@kommune.example "
     "kontakttype-leading-zero": (),  # typeKontaktperson "01"
-    "brukernr-digits": ("IPL-FID-INVALID",),  # a 12-digit brukerNr on a row that is dropped
+    "brukernr-digits": ("IPL-FID-INVALID",),  # a 12-digit brukerNr on a row kept with an error
+    # issue 21: values of another kind than typeID says, kept as the kind they show
+    "fnr-as-typeid-9": ("IPL-TYPEID-KIND",),  # a valid fødselsnummer sent with typeID 9
+    "birthdate-as-typeid-1": ("IPL-TYPEID-KIND",),  # a ddmmyy birth date sent with typeID 1
+    "typeid-leading-zero": ("IPL-CODE-LEADING-ZERO",),  # typeID "01"
+    "uttakdato": ("IPL-XSD-IGNORED",),  # Melding/@uttakDato, as older extractions write it
 }
 FOREIGN_KOMMUNE = "9998"
 # Halden's number from 2024 (3001 before, 0101 before 2020): IPL-KOMMUNE-YEAR adds it to a
@@ -91,6 +96,8 @@ _IN_NOTIFICATION = frozenset(
         "IPL-FID-MISSING",
         "IPL-EVENT-COUNT",
         "IPL-EVENT-PERSON",
+        "IPL-XSD-VALUE",
+        "IPL-CODE-LEADING-ZERO",
         "IPL-STATUS-CODE",
         "IPL-REF-MISSING",
         "IPL-REF-UNKNOWN",
@@ -281,12 +288,14 @@ def _checked_faults(faults: Sequence[str], notifications: int) -> frozenset[str]
 
 def _melding_start(fault: frozenset[str], seed: int) -> str:
     leverandor = "Leverandør AS" + ("x" * 100 if "IPL-TEXT-LENGTH" in fault else "")
-    extra = ' uttakDato="2018-01-01"' if "IPL-XSD" in fault else ""
+    # meldingstype is fixed "K" (handling 1 for the schema's fixed value): the whole message
+    meldingstype = "X" if "IPL-XSD" in fault else "K"
+    uttak = ' uttakDato="2018-01-01"' if "uttakdato" in fault else ""
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f'<Melding xmlns="{NS}" versjon="56.0.0" meldingstype="K" '
+        f'<Melding xmlns="{NS}" versjon="56.0.0" meldingstype="{meldingstype}" '
         f'leverandor={quoteattr(leverandor)} navnEPJ="Syntetisk EPJ" versjonEPJ="1.0" '
-        f'versjonUt="1.0" lokalident="sample-{seed}"{extra}>\n'
+        f'versjonUt="1.0" lokalident="sample-{seed}"{uttak}>\n'
     )
 
 
@@ -342,6 +351,8 @@ def _identity(plan: _Plan, row: _Row, rng: random.Random, chain: _Chain) -> _Ide
         guid = "{" + chain.first_guid.upper() + "}"
     if row.breaks("IPL-GUID-KNOWN"):
         guid = KNOWN_GUID
+    if row.breaks("IPL-XSD-VALUE"):
+        guid = guid.replace("-", "")  # written without hyphens: kept, keyed by its hash
     status, ref = "N", ""
     if row.breaks("IPL-STATUS-CODE"):
         status = "T"
@@ -381,6 +392,8 @@ def _service(plan: _Plan, row: _Row) -> _Service:
         tjeneste_type = "13"  # never a code of 9151
     if row.breaks("retired-type-in-time"):
         tjeneste_type = "6"
+    if row.breaks("IPL-CODE-LEADING-ZERO"):
+        tjeneste_type = "08"  # read as 8
     org_attr = f' tjenesteOrgNr="{plan.org}"' if row.i % 3 == 0 else ""
     if row.breaks("IPL-ORGNR-INVALID"):
         org_attr = f' tjenesteOrgNr="{_bad_orgnr(plan.org)}"'
@@ -424,6 +437,13 @@ def _person(
         type_id, fid = "3", h_nummer(rng)
     if brk("fnr-2032"):
         fid = FNR_2032
+
+    if brk("fnr-as-typeid-9"):
+        type_id = "9"
+    if brk("birthdate-as-typeid-1"):
+        fid = f"{day.day:02d}{day.month:02d}{(1950 + i % 50) % 100:02d}"
+    if brk("typeid-leading-zero"):
+        type_id = "01"
     if brk("IPL-FID-DATE"):
         type_id, fid = "9", "320199"
     if brk("IPL-BRUKERNR-FORMAT"):

@@ -7,12 +7,14 @@ notification). XPath is used only to locate the few XSD errors reported.
 
 Decisions:
 - A schema error is handled where it sits, following the Annotations (see `_xsd_rule`):
-  inside one notification it drops that notification (IPL-XSD-ROW) and the rules run on the
-  others; on a value KPR does not use it is a warning (IPL-XSD-IGNORED); on versjon,
-  notifikasjonGUID, fid or typeID (handling 1) or outside the notifications it rejects the
-  message (T02), and then no rule runs, since they assume the structure the schema
-  guarantees. XSD errors that are a rule of their own (a missing fid, a duplicate
-  notifikasjonGUID or kommuneNr) are reported under that rule. Texts name the element path
+  on a notification's value with handling 9 (a malformed GUID, a date that is no date) the row
+  is kept with the error (IPL-XSD-VALUE, issue 21); on its brukerNr (handling 2) or structure
+  it drops that notification (IPL-XSD-ROW) and the rules run on the others; on a value KPR
+  does not use it is a warning (IPL-XSD-IGNORED); on versjon, a missing notifikasjonGUID, fid
+  or typeID (handling 1) or outside the notifications it rejects the message (T02), and then
+  no rule runs, since they assume the structure the schema guarantees. XSD errors that are a
+  rule of their own (a missing fid, a duplicate notifikasjonGUID or kommuneNr) are reported
+  under that rule. Texts name the element path
   (`/Melding/Notifikasjon[3]/...`), never a line: a 50 MB message may be one line.
 - A notification keeps every event it holds (the schema's sequence of optional elements);
   the person is the first event's Bruker.
@@ -52,6 +54,7 @@ from app.content.model import (
     add_to_ranges,
     fid_change,
     gaps,
+    guid_key,
     normalize_guid,
     pair_moves,
     parse_xs_date,
@@ -248,22 +251,21 @@ def describe_schema_error(message: str) -> SchemaProblem:
 # How a schema error inside the message is handled, by the attribute it concerns, following
 # XPR(ipl)_Annotations.xsd (handlingObligatID/handlingTypeID: 1 reject the message, 2 drop the
 # row, 7 set to NULL, 9 no action):
-# - handling 1: versjon, notifikasjonGUID, fid, typeID, and the prohibited period attributes
-#   of Melding -> reject the message (kommuneNr too: without it no municipality owns the data);
+# - handling 1: versjon, a missing notifikasjonGUID, fid, typeID -> reject the message
+#   (kommuneNr and meldingstype too: without them nothing can be attributed or read);
 # - values KPR never stores or uses, with handling 7 or 9 (texts, contact details, times of
-#   registration, pasientGUID, the prohibited Bruker attributes) -> a warning, value ignored;
+#   registration, pasientGUID, the prohibited Bruker attributes, the Melding's moduleConstraint
+#   I attributes) -> a warning, value ignored;
 # - bydel has a rule of its own (IPL-BYDEL-FORMAT, a warning): no second finding;
-# - anything else inside a notification (brukerNr: handling 2; the event's values: handling 9
-#   but the row is stored with them, so a row without them cannot be stored) -> drop the row;
+# - a notification's values with handling 9 (`_XSD_KEPT_ATTRS`, a malformed notifikasjonGUID)
+#   -> the row is kept and stored with the error (IPL-XSD-VALUE, issue 21);
+# - anything else inside a notification (brukerNr: handling 2; the structure) -> drop the row;
 # - anything else outside the notifications (structure, Kontaktperson/Kommune elements) ->
 #   reject the message, as the rules assume the structure the schema guarantees.
 _XSD_REJECT_ATTRS = frozenset(
     {
         "versjon",
         "meldingstype",
-        "fraDatoPeriode",
-        "uttakDato",
-        "tilDatoPeriode",
         "notifikasjonGUID",
         "fid",
         "typeID",
@@ -284,6 +286,12 @@ _XSD_IGNORED_ATTRS = frozenset(
         "meldEpost2",
         "typeKontaktperson",
         "kommuneOrgNr",
+        # moduleConstraint I on Melding: not used by the ipl module, ignored like the others
+        # (their handling 1 is for the modules that use them; older extractions write
+        # uttakDato), issue 21
+        "fraDatoPeriode",
+        "uttakDato",
+        "tilDatoPeriode",
         "notifikasjonTid",
         "hendelseRegTid",
         "midlertidigStoppID",
@@ -294,6 +302,23 @@ _XSD_IGNORED_ATTRS = frozenset(
     }
 )
 _XSD_OWN_RULE_ATTRS = frozenset({"bydel"})
+# A notification's values whose schema error leaves the row kept with the error
+# (IPL-XSD-VALUE): the Annotations give them "Ingen handling" (9) for obligatorisk and type.
+# notifikasjonGUID only when present (missing: handling 1); brukerNr (2) drops the row, and
+# fid and typeID (1) reject the message.
+_XSD_KEPT_ATTRS = frozenset(
+    {
+        "statusNotifikasjon",
+        "notifikasjonForrigeGUID",
+        "notifikasjonLopeNr",
+        "notifikasjonRef",
+        "tjenesteType",
+        "hendelseDato",
+        "tjenesteID",
+        "hendelseGUID",
+        "tjenesteOrgNr",
+    }
+)
 _PATH_STEP = re.compile(r"\*(?:\[([0-9]{1,9})\])?")
 _INDEXED = ("Notifikasjon", "Kontaktperson", "Kommune")
 
@@ -377,6 +402,11 @@ def _xsd_rule(problem: SchemaProblem, in_notification: bool) -> Rule | None:
     attribute = problem.attribute or problem.missing_attribute
     if attribute in _XSD_OWN_RULE_ATTRS:
         return None
+    if in_notification and not problem.not_allowed:
+        if attribute == "notifikasjonGUID" and problem.missing_attribute is None:
+            return R.XSD_VALUE  # malformed, not missing: handling 9 (issue 21)
+        if attribute in _XSD_KEPT_ATTRS:
+            return R.XSD_VALUE
     if attribute in _XSD_REJECT_ATTRS:
         return R.XSD
     if attribute in _XSD_IGNORED_ATTRS or problem.not_allowed:
@@ -495,17 +525,73 @@ class _Row:
             self.dropped = True
 
 
+# A code written with leading zeros ("08", "01"): the Annotations' patterns allow them, and a
+# leading zero does not make another code (issue 21).
+_PADDED_CODE = re.compile(r"0+[0-9]{1,2}")
+
+
+def _unpadded(value: str) -> str | None:
+    """The code `value` reads as when written with leading zeros, else None."""
+    return str(int(value)) if _PADDED_CODE.fullmatch(value) else None
+
+
+def _check_type_id(row: _Row) -> None:
+    """typeID "01" is read as 1, with a warning."""
+    read = _unpadded(row.type_id)
+    if read is not None:
+        row.add(
+            R.CODE_LEADING_ZERO,
+            f"{row.base}/Bruker/@typeID",
+            f"typeID {row.type_id} er skrevet med innledende null og er lest som {read}.",
+        )
+        row.type_id = read
+
+
+def _as_other_kind(row: _Row, allow_synthetic: bool) -> bool:
+    """A fid of another kind than typeID says (a fødselsnummer under typeID 9, a ddmmyy birth
+    date under typeID 1, 2 or 3) is kept as the kind the value shows, with a warning, as a
+    D-nummer under typeID 1 is (issue 21). False when the value is no such thing either."""
+    loc = f"{row.base}/Bruker/@typeID"
+    stated, fid = row.type_id, row.fid
+    if stated == "9":
+        checked = check_person_id(fid)
+        if not isinstance(checked, PersonId):
+            return False
+        row.type_id = _TYPE_OF_KIND[checked.kind]
+        row.add(
+            R.TYPEID_KIND,
+            loc,
+            f"fid er et gyldig {_KIND_NO[checked.kind]}, men typeID 9 sier fødselsdato. "
+            f"Notifikasjonen er tatt imot med typeID {row.type_id}.",
+        )
+        if checked.synthetic and not allow_synthetic:
+            row.fid_ok = False
+            row.add(R.FID_SYNTHETIC, f"{row.base}/Bruker/@fid", "fid er et syntetisk testnummer.")
+        return True
+    if parse_ddmmyy(fid) is None:
+        return False
+    row.type_id = "9"
+    row.add(
+        R.TYPEID_KIND,
+        loc,
+        f"fid er en fødselsdato (ddmmåå), men typeID {stated} sier "
+        f"{_KIND_NO[_ID_KIND_OF_TYPE[stated]]}. Notifikasjonen er tatt imot med typeID 9.",
+    )
+    return True
+
+
 def _check_fid(row: _Row, allow_synthetic: bool) -> None:
     loc = f"{row.base}/Bruker/@fid"
+    _check_type_id(row)
     type_id, fid = row.type_id, row.fid
     if type_id == "9":
-        if parse_ddmmyy(fid) is None:
+        if parse_ddmmyy(fid) is None and not _as_other_kind(row, allow_synthetic):
             row.fid_ok = False
             row.add(
                 R.FID_DATE,
                 loc,
                 "Personidentifikasjonen (fid) er ikke en gyldig fødselsdato på formen ddmmåå "
-                "(typeID 9).",
+                "(typeID 9). Notifikasjonen er lagret.",
             )
         return
     kind = _ID_KIND_OF_TYPE.get(type_id)
@@ -519,6 +605,8 @@ def _check_fid(row: _Row, allow_synthetic: bool) -> None:
         return
     # the 2032 rule reads the century from the earliest event: nobody is born after it
     checked = check_person_id(fid, on=min((e.when for e in row.events if e.when), default=None))
+    if not isinstance(checked, PersonId) and _as_other_kind(row, allow_synthetic):
+        return
     if not isinstance(checked, PersonId):
         row.fid_ok = False
         why = {
@@ -527,7 +615,11 @@ def _check_fid(row: _Row, allow_synthetic: bool) -> None:
             "date": "har ugyldig dato",
             "checksum": "har feil kontrollsiffer",
         }[checked.value]
-        row.add(R.FID_INVALID, loc, f"Personidentifikasjonen (fid) {why} (typeID {type_id}).")
+        row.add(
+            R.FID_INVALID,
+            loc,
+            f"Personidentifikasjonen (fid) {why} (typeID {type_id}). Notifikasjonen er lagret.",
+        )
         return
     if checked.kind is not kind:
         # The number says what it is: keep the row, stored with the kind the number shows.
@@ -560,7 +652,7 @@ def _read_event(attrs: dict[str, str], loc: str, kind: str) -> _Event:
         get("tjenesteType") or "",
         get("tjenesteOrgNr"),
         get("tjenesteID") or "",
-        normalize_guid(get("hendelseGUID") or ""),
+        guid_key(get("hendelseGUID") or ""),
         hendelse_dato,
         get("hendelseRegTid") or "",
         parse_xs_date(hendelse_dato),
@@ -613,11 +705,11 @@ def _read_row(index: int, n_el: etree._Element, unit: str) -> _Row:
     first = events[0] if events else None
     return _Row(
         index=index,
-        guid=normalize_guid(get("notifikasjonGUID") or ""),
+        guid=guid_key(get("notifikasjonGUID") or ""),
         status=get("statusNotifikasjon") or "",
         lopenr=int(lopenr_raw) if _LOPENR.fullmatch(lopenr_raw) else None,
-        forrige=normalize_guid(get("notifikasjonForrigeGUID") or ""),
-        ref=normalize_guid(ref) if ref else None,
+        forrige=guid_key(get("notifikasjonForrigeGUID") or ""),
+        ref=guid_key(ref) if ref else None,
         events=events,
         # one event names one person: no need to compare
         same_person=len(brukere) <= 1 or len({_person_of(b) for b in brukere}) == 1,
@@ -660,6 +752,15 @@ def _check_header(row: _Row) -> None:
 
 def _check_event(row: _Row, ev: _Event, extracted_on: datetime.date | None) -> None:
     """One event's service type, organisation number and dates."""
+    read = _unpadded(ev.tjeneste_type)
+    if read is not None:
+        row.add(
+            R.CODE_LEADING_ZERO,
+            f"{ev.base}/@tjenesteType",
+            f"tjenesteType {ev.tjeneste_type} er skrevet med innledende null og er lest som "
+            f"{read}.",
+        )
+        ev.tjeneste_type = read
     tt = ev.tjeneste_type
     when = ev.when
     if not tjenestetype_valid(tt, when):
@@ -678,7 +779,8 @@ def _check_event(row: _Row, ev: _Event, extracted_on: datetime.date | None) -> N
                 row.add(
                     R.ORGNR_REQUIRED,
                     f"{ev.base}/@tjenesteOrgNr",
-                    "tjenesteOrgNr er ikke et gyldig organisasjonsnummer.",
+                    "tjenesteOrgNr er ikke et gyldig organisasjonsnummer. Notifikasjonen er "
+                    "lagret med verdien slik den ble sendt.",
                 )
             else:
                 row.add(
@@ -687,7 +789,8 @@ def _check_event(row: _Row, ev: _Event, extracted_on: datetime.date | None) -> N
                     "tjenesteOrgNr er ikke et gyldig organisasjonsnummer; verdien er ignorert.",
                 )
                 ev.org_nr = None
-    if ev.hendelse_dato[:10] > ev.reg_tid[:10]:
+    # a date that is no date is IPL-XSD-VALUE already (kept with the error): not compared
+    if when is not None and ev.hendelse_dato[:10] > ev.reg_tid[:10]:
         row.add(
             R.HENDELSEDATO_RANGE,
             f"{ev.base}/@hendelseDato",
@@ -727,11 +830,19 @@ def _check_bruker(row: _Row, allow_synthetic: bool) -> None:
 def _check_row(row: _Row, ctx: ContentContext, extracted_on: datetime.date | None) -> None:
     """The rules of one notification on its own (the sequence comes later)."""
     if not row.events:
+        # the schema allows a notification without events: kept (an annulment names its
+        # original by notifikasjonRef), the header still checked
         row.add(
             R.EVENT_COUNT,
             f"/Melding/Notifikasjon[{row.index}]",
-            "Notifikasjonen har ingen hendelse; den skal ha minst én.",
+            "Notifikasjonen har ingen hendelse; den er lagret"
+            + (
+                " og annullerer originalen den peker på."
+                if row.status == "C"
+                else ", men har ingen tjeneste å registrere."
+            ),
         )
+        _check_header(row)
         return
     if not row.same_person:
         row.add(
@@ -1249,6 +1360,11 @@ def _notification(r: _Row, unit: str) -> Notification:
         r.already_stored,
         r.raw,
         tuple(dict.fromkeys(f.rule.id for f in r.findings)),
+        tuple(
+            dict.fromkeys(
+                f.rule.id for f in r.findings if f.rule.consequence is Consequence.KEEP_WITH_ERROR
+            )
+        ),
     )
 
 
@@ -1362,9 +1478,9 @@ class KeyReader:
     def notification(self, notif: etree._Element) -> None:
         """A Notifikasjon's own attributes."""
         if guid := notif.get("notifikasjonGUID"):
-            self._guids.add(normalize_guid(guid))
+            self._guids.add(guid_key(guid))
         if ref := notif.get("notifikasjonRef"):
-            self._guids.add(normalize_guid(ref))
+            self._guids.add(guid_key(ref))
         lopenr = notif.get("notifikasjonLopeNr") or ""
         if _LOPENR.fullmatch(lopenr):
             self._lopenrs.update((int(lopenr), int(lopenr) - 1))
@@ -1377,7 +1493,7 @@ class KeyReader:
 
     def event(self, event: etree._Element) -> None:
         if guid := event.get("hendelseGUID"):
-            self._hendelser.add(normalize_guid(guid))
+            self._hendelser.add(guid_key(guid))
 
     def read(self, el: etree._Element) -> None:
         """Every Notifikasjon, event and Bruker in `el`, itself included."""
