@@ -16,6 +16,7 @@ report timeliness and mark what came after the KOSTRA publication.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import re
@@ -59,13 +60,33 @@ class ReportingYear:
 
 
 @dataclass(frozen=True, slots=True)
+class DeadlineExtension:
+    """A later deadline KPR granted one municipality for one reporting year (15 February 2019
+    for some in the pilot year): `kpr-mottak calendar extend`, stored in the database."""
+
+    kommune_nr: str
+    year: int
+    until: datetime.date
+
+
+@dataclass(frozen=True, slots=True)
 class ReportingCalendar:
     """Configured reporting years; with `standard` every other year gets the standing
     deadlines, 15 January and 21 March of the following year, and no pilot window (the
-    feedback pages use that; the intake judges configured years only)."""
+    feedback pages use that; the intake judges configured years only). `extensions`: the
+    municipalities' later deadlines (`for_kommune`)."""
 
     years: tuple[ReportingYear, ...] = ()
     standard: bool = False
+    extensions: tuple[DeadlineExtension, ...] = ()
+
+    def for_kommune(self, year: int, kommune_nr: str | None) -> ReportingYear | None:
+        """The year as it applies to one municipality: its extended deadline in place of the
+        ordinary one (and the correction deadline never before it)."""
+        entry = self.get(year)
+        if entry is None or kommune_nr is None:
+            return entry
+        return extended(entry, kommune_nr, self.extensions)
 
     def pilot_windows(self) -> tuple[tuple[datetime.date, datetime.date], ...]:
         return tuple(
@@ -83,6 +104,22 @@ class ReportingCalendar:
                 year, None, None, datetime.date(year + 1, 1, 15), datetime.date(year + 1, 3, 21)
             )
         return None
+
+
+def extended(
+    entry: ReportingYear, kommune_nr: str, extensions: Iterable[DeadlineExtension]
+) -> ReportingYear:
+    """`entry` with the municipality's extended deadline, if it has one for the year (the
+    latest, should there be several); an extension never moves a deadline earlier."""
+    until = max(
+        (e.until for e in extensions if e.kommune_nr == kommune_nr and e.year == entry.year),
+        default=None,
+    )
+    if until is None or until <= entry.deadline:
+        return entry
+    return dataclasses.replace(
+        entry, deadline=until, correction_deadline=max(entry.correction_deadline, until)
+    )
 
 
 def local_date(now: datetime.datetime) -> datetime.date:
@@ -160,11 +197,17 @@ def reporting_year(
 
 
 def timeliness(
-    calendar: ReportingCalendar, year: int, now: datetime.datetime, *, correction: bool = False
+    calendar: ReportingCalendar,
+    year: int,
+    now: datetime.datetime,
+    *,
+    correction: bool = False,
+    kommune_nr: str | None = None,
 ) -> Timeliness | None:
     """On time, late or after the correction deadline for data of reporting `year` received at
-    `now`; None when the calendar does not know the year."""
-    entry = calendar.get(year)
+    `now` (from `kommune_nr`: its extended deadline counts); None when the calendar does not
+    know the year."""
+    entry = calendar.for_kommune(year, kommune_nr)
     if entry is None:
         return None
     today = local_date(now)

@@ -40,6 +40,7 @@ from app.content.calendar import ReportingCalendar, parse_reporting_calendar
 from app.content.model import ContentContext, HistoryKeys, IplosHistory
 from app.core.findings import Finding
 from app.core.xmlparse import xml_safe
+from app.deadlines import repository as deadline_repo
 from app.ebxml import build as ebuild
 from app.ebxml import rules as ebxml_rules
 from app.ebxml.envelope import (
@@ -522,6 +523,7 @@ class IntakeService:
         out.msghead_sha256 = await anyio.to_thread.run_sync(lambda: stages.sha256_of(content))
         msgid_reused = await self._msgid_reused(req, read)
         history = IplosHistory()
+        calendar = self.calendar
         if read.fmt:
             kommuner = [k.kommune_nr for k in party.kommuner]
             # the versions before the history: a change in between is seen at the write
@@ -532,7 +534,9 @@ class IntakeService:
                 req.session, environment, kommuner, read.keys, self.keys.register
             )
             read = replace(read, keys=HistoryKeys())  # 100 000 notifications: some 40 MB
-        context = self._content_context(req, environment, history)
+            granted = await deadline_repo.extensions(req.session, kommuner=kommuner)
+            calendar = replace(calendar, extensions=granted)
+        context = self._content_context(req, environment, history, calendar)
         business = await anyio.to_thread.run_sync(lambda: stages.check_content(read, context))
         findings.extend(business.findings)
         if msgid_reused and business.msghead is not None:
@@ -580,14 +584,18 @@ class IntakeService:
         return reused
 
     def _content_context(
-        self, req: _Request, environment: str, history: IplosHistory
+        self,
+        req: _Request,
+        environment: str,
+        history: IplosHistory,
+        calendar: ReportingCalendar,
     ) -> ContentContext:
         return ContentContext(
             now=req.message.received_at,
             allowed_kommuner=frozenset(k.kommune_nr for k in req.party.kommuner),
             allow_synthetic=environment != ReceiverEnvironment.PRODUCTION.value,
             history=history,
-            calendar=self.calendar,
+            calendar=calendar,
             environment=environment,
         )
 
@@ -597,7 +605,13 @@ class IntakeService:
         that was not rejected makes the MsgId reused (E10); a rejected one frees the MsgId
         for the corrected message."""
         out = req.outcome
-        earlier = await repo.msghead_id_uses(req.session, req.party.id, msg_id)
+        receiver = req.transport.receiver
+        earlier = await repo.msghead_id_uses(
+            req.session,
+            req.party.id,
+            msg_id,
+            environment=receiver.environment if receiver is not None else None,
+        )
         answered = [e for e in earlier if e.status != MessageStatus.AVVIST]
         resend = next((e for e in answered if e.msghead_sha256 == out.msghead_sha256), None)
         return resend, resend is None and bool(answered)
@@ -1005,12 +1019,20 @@ def _record_business(req: _Request, business: stages.Business, findings: Sequenc
 def _keep_history(out: Outcome, checked: _Checked, status: AppRecStatus) -> None:
     """What an accepted message establishes, stored in the one commit with its receipt."""
     business = checked.business
-    if (
-        business is None
-        or business.content is None
-        or checked.history is None
-        or status is AppRecStatus.REJECTED
-    ):
+    if business is None or business.content is None or checked.history is None:
+        return
+    if status is AppRecStatus.REJECTED:
+        # every row read and refused on its own: their løpenummer were received
+        content = business.content
+        if out.kommune_nr is not None and {f.rule.id for f in content.findings} & {
+            "IPL-ALL-DROPPED"
+        }:
+            out.history = HistoryRecord(
+                environment=checked.environment,
+                content=content,
+                before=checked.history,
+                received_only=True,
+            )
         return
     out.history = HistoryRecord(
         environment=checked.environment, content=business.content, before=checked.history

@@ -169,8 +169,16 @@ HANDLING: dict[str, Handling] = {
         attribute="<event>/@tjenesteType (kodeverk 9151, validationDate)",
         code="9",
         follows=False,
-        why="A row without a service type valid at its hendelseDato is unusable for KPR's "
-        "statistics; it is dropped so the municipality corrects it.",
+        why="A row without a service type valid at the service's start (validationDate "
+        "tjenesteStartDato: the TjenesteStart's hendelseDato for the same tjenesteID) is "
+        "unusable for KPR's statistics; it is dropped so the municipality corrects it.",
+    ),
+    "IPL-TJENESTETYPE-START-UNKNOWN": Handling(
+        attribute="<event>/@tjenesteType (kodeverk 9151, validationDate tjenesteStartDato)",
+        code="9",
+        follows=True,
+        why="The service's start is neither in the message nor in the register store: the "
+        "code cannot be judged at it, so the event is accepted with a warning.",
     ),
     "IPL-ORGNR-REQUIRED": Handling(
         attribute="TjenesteutforerEndret/@tjenesteOrgNr (obligatorisk)",
