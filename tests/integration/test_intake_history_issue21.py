@@ -392,7 +392,7 @@ async def test_a_corrected_resend_after_a_rejection_is_a_correction_and_stored_r
         await s.commit()
 
     def corrected(root: etree._Element) -> None:
-        kept, fixed = rows_of(root)
+        _stored_already, fixed = rows_of(root)
         bruker_of(fixed).set("typeID", "9")
         bruker_of(fixed).set("fid", "010150")
         new = etree.fromstring(etree.tostring(fixed))  # and one original never sent before
