@@ -3,15 +3,16 @@ the next year), the KOSTRA publication (15 March) and the correction deadline (2
 Loaded from configuration as JSON; the dates are configuration, never code (the pilot window
 and a deadline were moved in 2018-2019).
 
-Timeliness (decision, following the letter): a message is judged by the Europe/Oslo date it
-was received against the reporting year *the message reports for*: the year of its latest
-event, but never later than the year it was received (a stay begun in 2015 and reported in
-the 2018 extraction counts for 2018). Only configured years are judged, and only on
-production addresses (pilot and test messages are not reports). A deadline day counts as on
-time. Originals (N) are late after the deadline; corrections (M, C) are on time until the
-correction deadline, which exists for them. Anything after the correction deadline is "after
-correction deadline". All of this is a warning: the data is still stored; the feedback pages
-report timeliness and mark what came after the KOSTRA publication.
+Timeliness (decision, following the letter): a notification is judged by the Europe/Oslo
+date it was received against the reporting year *it reports for* (per notification since
+issue 21: app/content/iplos/timeliness_rows.py): the year of its latest event, but never later
+than the year it was received. Only configured years are judged, and only on production
+addresses (pilot and test messages are not reports). A deadline day counts as on time.
+Originals (N) are late after the deadline (a municipality's granted deadline, when KPR gave it
+one: `DeadlineExtension`); corrections (M, C) are on time until the correction deadline, which
+exists for them. Anything after the correction deadline is "after correction deadline". All of
+this is a warning: the data is still stored; the feedback pages report timeliness and mark
+what came after the KOSTRA publication.
 """
 
 from __future__ import annotations
