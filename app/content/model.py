@@ -228,6 +228,9 @@ class ContentContext:
     environment: str | None = None
     # When the sender made the extraction (MsgHead GenDate): no event may be dated after it.
     extracted_at: datetime.datetime | None = None
+    # The message reuses the MsgId of a message KPR rejected, first received then: it is that
+    # message corrected, and its originals are judged as corrections for timeliness
+    corrects_rejected_at: datetime.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -521,7 +521,7 @@ class IntakeService:
         content = opened.content
         read = await self._read_head(req, content)
         out.msghead_sha256 = await anyio.to_thread.run_sync(lambda: stages.sha256_of(content))
-        msgid_reused = await self._msgid_reused(req, read)
+        msgid_reused, rejected_at = await self._msgid_reused(req, read)
         history = IplosHistory()
         calendar = self.calendar
         if read.fmt:
@@ -536,7 +536,10 @@ class IntakeService:
             read = replace(read, keys=HistoryKeys())  # 100 000 notifications: some 40 MB
             granted = await deadline_repo.extensions(req.session, kommuner=kommuner)
             calendar = replace(calendar, extensions=granted)
-        context = self._content_context(req, environment, history, calendar)
+        context = replace(
+            self._content_context(req, environment, history, calendar),
+            corrects_rejected_at=rejected_at,
+        )
         business = await anyio.to_thread.run_sync(lambda: stages.check_content(read, context))
         findings.extend(business.findings)
         if msgid_reused and business.msghead is not None:
@@ -572,16 +575,20 @@ class IntakeService:
             raise _Stop(await self._message_error(req.outcome, req.transport, [wrong_action]))
         return read
 
-    async def _msgid_reused(self, req: _Request, read: stages.BusinessHead) -> bool:
+    async def _msgid_reused(
+        self, req: _Request, read: stages.BusinessHead
+    ) -> tuple[bool, datetime | None]:
         """An identical resend is answered here with its stored AppRec; True when the MsgId
-        was used before for other content that was not rejected (E10)."""
+        was used before for other content that was not rejected (E10). Beside it, when the
+        MsgId's first use was rejected: then (this being its corrected message) its originals
+        are judged as corrections for timeliness (issue 21)."""
         msg_id = read.msghead.msg_id if read.msghead is not None else None
         if not msg_id:
-            return False
-        resend, reused = await self._earlier_use(req, msg_id)
+            return False, None
+        resend, reused, rejected_at = await self._earlier_use(req, msg_id)
         if resend is not None:
             raise _Stop(await self._resend_apprec(req, msg_id, resend))
-        return reused
+        return reused, rejected_at
 
     def _content_context(
         self,
@@ -599,7 +606,9 @@ class IntakeService:
             environment=environment,
         )
 
-    async def _earlier_use(self, req: _Request, msg_id: str) -> tuple[repo.EarlierUse | None, bool]:
+    async def _earlier_use(
+        self, req: _Request, msg_id: str
+    ) -> tuple[repo.EarlierUse | None, bool, datetime | None]:
         """What earlier messages with this MsgId mean (DOMAIN 2.1): an identical one that was
         not rejected makes this a resend (the stored AppRec is sent again); a different one
         that was not rejected makes the MsgId reused (E10); a rejected one frees the MsgId
@@ -614,7 +623,8 @@ class IntakeService:
         )
         answered = [e for e in earlier if e.status != MessageStatus.AVVIST]
         resend = next((e for e in answered if e.msghead_sha256 == out.msghead_sha256), None)
-        return resend, resend is None and bool(answered)
+        rejected = [e.received_at for e in earlier if e.status == MessageStatus.AVVIST]
+        return resend, resend is None and bool(answered), min(rejected, default=None)
 
     async def _resend_apprec(self, req: _Request, msg_id: str, original: repo.EarlierUse) -> Reply:
         """An identical business document sent again (a lost reply): its stored AppRec, in a

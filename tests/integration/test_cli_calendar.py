@@ -58,7 +58,8 @@ def test_extend_list_show_and_remove(cli_env: str) -> None:
     assert "deadline 2019-02-15, correction deadline 2019-03-21" in result.output
     listed = runner.invoke(app, ["calendar", "list"])
     assert listed.exit_code == 0, listed.output
-    assert "0301" in listed.output and "2019-02-15" in listed.output
+    assert "0301" in listed.output
+    assert "2019-02-15" in listed.output
     assert "2019-01-15" in listed.output  # the ordinary deadline beside it
     shown = runner.invoke(app, ["calendar", "show", "--year", "2018", "--kommune", "0301"])
     assert shown.exit_code == 0, shown.output

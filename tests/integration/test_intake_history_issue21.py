@@ -411,6 +411,33 @@ async def test_a_corrected_resend_after_a_rejection_is_a_correction_and_stored_r
     assert len(await stored(sessions, "production")) == 3
 
 
+async def test_a_message_corrected_under_the_msgid_of_a_rejected_one_is_a_correction(
+    after_deadline: httpx.AsyncClient, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    msg_id = str(uuid.uuid4())
+    broken = build_sample(
+        2, "0301", ("IPL-FID-SYNTHETIC", "IPL-FID-MISSING"), seed=95, year=LAST_YEAR
+    )
+    rejected = await send_head(
+        after_deadline, pki, sessions, head(broken, PRODUCTION_HER, msg_id), PRODUCTION_HER
+    )
+    assert rejected.status == "2"  # a missing fid rejects the whole message: no row GUIDs kept
+    earlier = dt.datetime.combine(TODAY - dt.timedelta(days=15), dt.time(12), tzinfo=dt.UTC)
+    async with sessions() as s:
+        await s.execute(update(Message).values(received_at=earlier))
+        await s.commit()
+    fixed = real_report(95, 2)
+    answer = await send_head(
+        after_deadline, pki, sessions, head(fixed, PRODUCTION_HER, msg_id), PRODUCTION_HER
+    )
+    assert answer.status == "3"  # its synthetic row is refused on production
+    assert not {r for r in answer.rules if "CALENDAR" in r}
+    # the same content under a new MsgId is late
+    other = real_report(96, 2, lopenr=3)
+    late = await send(after_deadline, pki, sessions, other, PRODUCTION_HER)
+    assert "IPL-CALENDAR-LATE" in late.rules
+
+
 async def test_a_granted_deadline_is_used_by_the_intake_and_the_coverage(
     after_deadline: httpx.AsyncClient,
     pki: DevPki,

@@ -8,7 +8,8 @@
   in the 2018 extraction): it reports for the message's year, the latest of its rows.
   Originals (N) are late after the deadline (the municipality's extended one, if KPR granted
   one); corrections (M, C) and originals KPR received before but did not take (a corrected
-  resend after a rejection: `IplosHistory.refused`, when that first receipt was by the
+  resend after a rejection: `IplosHistory.refused`, or a message with the MsgId of a
+  rejected one: `ContentContext.corrects_rejected_at`; when that first receipt was by the
   deadline) are on time until the correction deadline. Rows already stored (an identical
   resend) and rows not taken are not judged.
 """
@@ -119,8 +120,8 @@ def _verdict(
     entry = calendar.for_kommune(year, unit)
     if entry is None:
         return None
-    refused = ctx.history.refused.get(row.guid)
-    resent = refused is not None and local_date(refused) <= entry.deadline
+    first = ctx.history.refused.get(row.guid) or ctx.corrects_rejected_at
+    resent = first is not None and local_date(first) <= entry.deadline
     t = timeliness(calendar, year, ctx.now, correction=row.status != "N" or resent, kommune_nr=unit)
     if t is Timeliness.LATE:
         return R.CALENDAR_LATE
