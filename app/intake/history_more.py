@@ -8,16 +8,15 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.content.model import ContentResult, Ranges, add_to_ranges
-from app.core.findings import Consequence
 from app.db import chunks, is_postgres, one_of
 from app.models import Finding
+from app.query.feilliste import failing_in
 from app.register.models import Hendelse
 
-_REFUSED = (Consequence.DROP_NOTIFICATION.value, Consequence.REJECT_MESSAGE.value)
 _PAIRS = 200  # (brukerNr, tjenesteID) pairs per query
 
 
@@ -48,12 +47,15 @@ async def service_starts(
                 Hendelse.kommune_nr.in_(list(kommuner)),
                 Hendelse.hendelse_type == "TjenesteStart",
                 Hendelse.hendelse_dato_tolket.is_not(None),
-                or_(*(and_(Hendelse.bruker_nr == b, Hendelse.tjeneste_id == t) for b, t in chunk)),
+                # two IN lists, not an OR of pairs: SQLite then reads the episode index
+                Hendelse.bruker_nr.in_(sorted({b for b, _ in chunk})),
+                Hendelse.tjeneste_id.in_(sorted({t for _, t in chunk})),
             )
             .order_by(Hendelse.id)
         )
+        wanted = set(chunk)
         for k, b, t, d in rows.all():
-            if b is not None and t is not None and d is not None:
+            if b is not None and t is not None and (b, t) in wanted and d is not None:
                 found[(k, b, t)] = d  # the latest wins
     return found
 
@@ -72,8 +74,9 @@ async def refused(
         rows = await session.execute(
             select(Finding.notification_guid, func.min(Finding.received_at))
             .where(
+                # the error list's conditions: its partial index ix_finding_failing_guid
+                *failing_in(),
                 Finding.kommune_nr.in_(list(kommuner)),
-                Finding.consequence.in_(_REFUSED),
                 one_of(Finding.notification_guid, chunk, pg),
                 Finding.environment == environment,
             )
