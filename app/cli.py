@@ -353,6 +353,7 @@ def dev_pki(
 
 
 from app.cli_api import register as register_api  # noqa: E402
+from app.cli_calendar import register as register_calendar  # noqa: E402
 from app.cli_feedback import register as register_feedback  # noqa: E402
 from app.cli_notify import register as register_notify  # noqa: E402
 from app.cli_ops import register as register_ops  # noqa: E402
@@ -367,6 +368,7 @@ register_ops(app)  # keys check|reload, retention run (issue 12)
 register_feedback(app)  # feedback refresh (issue 14)
 register_register_admin(app)  # register rotate-key|backfill (issue 19)
 register_export(app)  # export (issue 19)
+register_calendar(app)  # calendar extend|remove|list|show (issue 21)
 
 
 def main() -> None:

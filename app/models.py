@@ -403,6 +403,9 @@ class IplosNotification(Base):
     bruker_nr: Mapped[str] = mapped_column(String(100))
     # SHA-256 of the notification's content as read: an identical resend is no error.
     content_sha256: Mapped[str] = mapped_column(String(64))
+    # the same without notifikasjonTid, hendelseRegTid and pasientGUID (a resend renews them);
+    # None for rows stored before migration 0022
+    content_core_sha256: Mapped[str | None] = mapped_column(String(64))
 
     events: Mapped[list[IplosEvent]] = relationship(
         back_populates="notification", cascade="all, delete-orphan", order_by="IplosEvent.position"
@@ -593,4 +596,5 @@ def _access_log_no_core_writes(
 
 # The register store's tables live beside their code; imported here so `Base.metadata` (and
 # Alembic) knows every table.
+from app.deadlines import models as _deadline_models  # noqa: E402, F401
 from app.register import models as _register_models  # noqa: E402, F401

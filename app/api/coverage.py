@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.api.deps import DbSession, Operator, app_state
 from app.api.messages import Environment
 from app.api.problems import PROBLEM_RESPONSES
-from app.content.calendar import local_date
+from app.content.calendar import extended, local_date
+from app.deadlines import repository as deadline_repo
 from app.kommuner.repository import kommuner_of
 from app.logging import get_logger
 from app.models import utcnow
@@ -103,15 +104,17 @@ async def build_coverage(
     # a message under a number renumbered one to one counts for the year's number
     received = fold_renumbered(received, {k.kommune_nr for k in listed})
     delivered, accepted, errors = received.deliveries, received.accepted, received.open_errors
-    deadline_passed = local_date(now) > entry.deadline
+    # a municipality's granted deadline (`kpr-mottak calendar extend`) is its own
+    granted = await deadline_repo.extensions(session, year=year)
     rows: list[KommuneCoverage] = []
     for k in listed:
         d = delivered.get(k.kommune_nr)
         first = d.first_readable_at if d else None
+        deadline = extended(entry, k.kommune_nr, granted).deadline
         if first is not None:
-            on_time: bool | None = local_date(first) <= entry.deadline
+            on_time: bool | None = local_date(first) <= deadline
         else:
-            on_time = False if deadline_passed else None
+            on_time = False if local_date(now) > deadline else None
         rows.append(
             KommuneCoverage(
                 kommune_nr=k.kommune_nr,

@@ -3,19 +3,21 @@ the next year), the KOSTRA publication (15 March) and the correction deadline (2
 Loaded from configuration as JSON; the dates are configuration, never code (the pilot window
 and a deadline were moved in 2018-2019).
 
-Timeliness (decision, following the letter): a message is judged by the Europe/Oslo date it
-was received against the reporting year *the message reports for*: the year of its latest
-event, but never later than the year it was received (a stay begun in 2015 and reported in
-the 2018 extraction counts for 2018). Only configured years are judged, and only on
-production addresses (pilot and test messages are not reports). A deadline day counts as on
-time. Originals (N) are late after the deadline; corrections (M, C) are on time until the
-correction deadline, which exists for them. Anything after the correction deadline is "after
-correction deadline". All of this is a warning: the data is still stored; the feedback pages
-report timeliness and mark what came after the KOSTRA publication.
+Timeliness (decision, following the letter): a notification is judged by the Europe/Oslo
+date it was received against the reporting year *it reports for* (per notification since
+issue 21: app/content/iplos/timeliness_rows.py): the year of its latest event, but never later
+than the year it was received. Only configured years are judged, and only on production
+addresses (pilot and test messages are not reports). A deadline day counts as on time.
+Originals (N) are late after the deadline (a municipality's granted deadline, when KPR gave it
+one: `DeadlineExtension`); corrections (M, C) are on time until the correction deadline, which
+exists for them. Anything after the correction deadline is "after correction deadline". All of
+this is a warning: the data is still stored; the feedback pages report timeliness and mark
+what came after the KOSTRA publication.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import re
@@ -59,13 +61,33 @@ class ReportingYear:
 
 
 @dataclass(frozen=True, slots=True)
+class DeadlineExtension:
+    """A later deadline KPR granted one municipality for one reporting year (15 February 2019
+    for some in the pilot year): `kpr-mottak calendar extend`, stored in the database."""
+
+    kommune_nr: str
+    year: int
+    until: datetime.date
+
+
+@dataclass(frozen=True, slots=True)
 class ReportingCalendar:
     """Configured reporting years; with `standard` every other year gets the standing
     deadlines, 15 January and 21 March of the following year, and no pilot window (the
-    feedback pages use that; the intake judges configured years only)."""
+    feedback pages use that; the intake judges configured years only). `extensions`: the
+    municipalities' later deadlines (`for_kommune`)."""
 
     years: tuple[ReportingYear, ...] = ()
     standard: bool = False
+    extensions: tuple[DeadlineExtension, ...] = ()
+
+    def for_kommune(self, year: int, kommune_nr: str | None) -> ReportingYear | None:
+        """The year as it applies to one municipality: its extended deadline in place of the
+        ordinary one (and the correction deadline never before it)."""
+        entry = self.get(year)
+        if entry is None or kommune_nr is None:
+            return entry
+        return extended(entry, kommune_nr, self.extensions)
 
     def pilot_windows(self) -> tuple[tuple[datetime.date, datetime.date], ...]:
         return tuple(
@@ -83,6 +105,22 @@ class ReportingCalendar:
                 year, None, None, datetime.date(year + 1, 1, 15), datetime.date(year + 1, 3, 21)
             )
         return None
+
+
+def extended(
+    entry: ReportingYear, kommune_nr: str, extensions: Iterable[DeadlineExtension]
+) -> ReportingYear:
+    """`entry` with the municipality's extended deadline, if it has one for the year (the
+    latest, should there be several); an extension never moves a deadline earlier."""
+    until = max(
+        (e.until for e in extensions if e.kommune_nr == kommune_nr and e.year == entry.year),
+        default=None,
+    )
+    if until is None or until <= entry.deadline:
+        return entry
+    return dataclasses.replace(
+        entry, deadline=until, correction_deadline=max(entry.correction_deadline, until)
+    )
 
 
 def local_date(now: datetime.datetime) -> datetime.date:
@@ -160,11 +198,17 @@ def reporting_year(
 
 
 def timeliness(
-    calendar: ReportingCalendar, year: int, now: datetime.datetime, *, correction: bool = False
+    calendar: ReportingCalendar,
+    year: int,
+    now: datetime.datetime,
+    *,
+    correction: bool = False,
+    kommune_nr: str | None = None,
 ) -> Timeliness | None:
     """On time, late or after the correction deadline for data of reporting `year` received at
-    `now`; None when the calendar does not know the year."""
-    entry = calendar.get(year)
+    `now` (from `kommune_nr`: its extended deadline counts); None when the calendar does not
+    know the year."""
+    entry = calendar.for_kommune(year, kommune_nr)
     if entry is None:
         return None
     today = local_date(now)

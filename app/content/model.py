@@ -125,6 +125,9 @@ class StoredNotification:
     status: str  # N | M | C
     lopenr: int | None
     content_sha256: str  # the notification's content as read (see Notification)
+    # the same without the times and pasientGUID a resend may renew (issue 21); None for rows
+    # stored before it was kept
+    core_sha256: str | None = None
 
 
 Ranges = tuple[tuple[int, int], ...]
@@ -179,6 +182,12 @@ class IplosHistory:
     bruker_fid: Mapping[tuple[str, str], str] = field(default_factory=dict)
     # hendelseGUID -> the notifikasjonGUID it was stored under (the register store's events)
     hendelser: Mapping[str, str] = field(default_factory=dict)
+    # (kommune, brukerNr, tjenesteID) -> the TjenesteStart's hendelseDato the register store
+    # holds: a service type code is judged at the service's start (issue 21)
+    service_starts: Mapping[tuple[str, str, str], datetime.date] = field(default_factory=dict)
+    # notifikasjonGUID -> when KPR first received it on a row it did not take (dropped, or in
+    # a rejected message), for GUIDs the message mentions that no stored row has
+    refused: Mapping[str, datetime.datetime] = field(default_factory=dict)
 
     def updated_with(self, notifications: Iterable[Notification]) -> IplosHistory:
         """The history after storing the accepted (not dropped) `notifications`: their GUIDs,
@@ -193,7 +202,9 @@ class IplosHistory:
         for n in notifications:
             if n.dropped:
                 continue
-            known[n.guid] = StoredNotification(n.status, n.lopenr, n.content_sha256)
+            known[n.guid] = StoredNotification(
+                n.status, n.lopenr, n.content_sha256, n.content_core_sha256 or None
+            )
             if n.lopenr is not None:
                 numbers.setdefault(n.kommune_nr, []).append(n.lopenr)
                 by_lopenr.setdefault((n.kommune_nr, n.lopenr), n.guid)
@@ -203,7 +214,15 @@ class IplosHistory:
                     bruker[key] = n.fid
         for kommune, nums in numbers.items():
             received[kommune] = add_to_ranges(received.get(kommune, ()), nums)
-        return IplosHistory(received, known, by_lopenr, bruker, self.hendelser)
+        return IplosHistory(
+            received,
+            known,
+            by_lopenr,
+            bruker,
+            self.hendelser,
+            self.service_starts,
+            self.refused,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +235,9 @@ class HistoryKeys:
     fids: frozenset[str] = frozenset()  # personal data: used in a query, never logged
     lopenrs: frozenset[int] = frozenset()  # its løpenummer and each one's predecessor
     hendelse_guids: frozenset[str] = frozenset()  # its events' hendelseGUID
+    # (brukerNr, tjenesteID) of events that end, pause or change a service whose type code
+    # needs its start date (a retired code): rare, so the look-up stays small
+    services: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +257,9 @@ class ContentContext:
     extracted_at: datetime.datetime | None = None
     # The municipality numbers per reporting year (IPL-KOMMUNE-YEAR); None: the shipped lists
     kommune_years: KommuneYears | None = None
+    # The message reuses the MsgId of a message KPR rejected, first received then: it is that
+    # message corrected, and its originals are judged as corrections for timeliness
+    corrects_rejected_at: datetime.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +384,9 @@ class Notification:
     rules: tuple[str, ...] = ()  # the ids of the rules the row's findings name
     # the ids of the errors the row is kept with (consequence KEEP_WITH_ERROR, issue 21)
     errors: tuple[str, ...] = ()
+    # content_sha256 without notifikasjonTid, hendelseRegTid and pasientGUID: a resend that
+    # differs only in those is the same notification (issue 21)
+    content_core_sha256: str = ""
 
     @property
     def event(self) -> str:

@@ -15,8 +15,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalogue import all_rules
-from app.content.calendar import ReportingYear, local_date
+from app.content.calendar import ReportingYear, extended, local_date
 from app.core.findings import Consequence, Rule
+from app.deadlines import repository as deadline_repo
 from app.feedback import disclosure, suppress
 from app.feedback.audit import Publication, Status, Table, share_value
 from app.feedback.codes import (
@@ -329,7 +330,9 @@ async def overview(
 ) -> Overview:
     """Every municipality of the year's list, with its published figures."""
     gen = await generation(session) if gen is None else gen
-    key = ("overview", environment.value, year, gen, local_date(now))
+    # a deadline granted a municipality changes its timeliness at once (not at a refresh)
+    granted = await deadline_repo.extensions(session, year=year)
+    key = ("overview", environment.value, year, gen, local_date(now), granted)
     found = _cached(key)
     if isinstance(found, Overview):
         return found
@@ -376,7 +379,7 @@ async def overview(
         h = heads.get(k.kommune_nr)
         first = h.first_readable_at if h else None
         last = h.last_readable_at if h else None
-        timeliness = _timeliness(entry, first, now)
+        timeliness = _timeliness(extended(entry, k.kommune_nr, granted), first, now)
         top = h.top_rule if h else None
         if h is not None:
             table, pub = parts[k.kommune_nr]
@@ -509,11 +512,13 @@ async def kommune_feedback(
     gen: str | None = None,
 ) -> KommuneFeedback:
     gen = await generation(session) if gen is None else gen
-    key = ("kommune", environment.value, year, kommune_nr, gen, local_date(now))
+    granted = await deadline_repo.extensions(session, kommuner=[kommune_nr], year=year)
+    key = ("kommune", environment.value, year, kommune_nr, gen, local_date(now), granted)
     found = _cached(key)
     if isinstance(found, KommuneFeedback):
         return found
-    entry = year_entry(settings, year)
+    # the municipality's own deadline (`kpr-mottak calendar extend`), shown and judged by
+    entry = extended(year_entry(settings, year), kommune_nr, granted)
     head = await session.get(FeedbackKommune, (environment.value, year, kommune_nr))
     counts: dict[tuple[str, str], tuple[int, int]] = {
         (c.kind, c.key): (c.value, c.total)

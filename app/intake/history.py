@@ -9,7 +9,7 @@ what an accepted message establishes is stored here with set-based statements.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -29,6 +29,7 @@ from app.content.model import (
     add_to_ranges,
 )
 from app.db import batches, chunks, is_postgres, one_of, write_rows
+from app.intake import history_more
 from app.models import Base, IplosBruker, IplosEvent, IplosKommuneState, IplosNotification
 from app.register.models import Hendelse, Notifikasjon
 from app.register.protect import Protector
@@ -54,12 +55,19 @@ async def load_history(
             IplosKommuneState.kommune_nr.in_(list(kommuner)),
         )
     )
+    notifications = await _stored_notifications(session, scope, keys.guids)
     return IplosHistory(
         received={s.kommune_nr: _ranges(s.received) for s in states if s.received},
-        notifications=await _stored_notifications(session, scope, keys.guids),
+        notifications=notifications,
         guid_by_lopenr=await _guids_by_lopenr(session, scope, keys.lopenrs),
         bruker_fid=await _bruker_pairs(session, scope, keys),
         hendelser=await _stored_events(session, scope, keys.hendelse_guids),
+        service_starts=await history_more.service_starts(
+            session, environment, kommuner, keys.services
+        ),
+        refused=await history_more.refused(
+            session, environment, kommuner, keys.guids - notifications.keys()
+        ),
     )
 
 
@@ -144,13 +152,14 @@ async def _stored_notifications(
                 IplosNotification.status,
                 IplosNotification.lopenr,
                 IplosNotification.content_sha256,
+                IplosNotification.content_core_sha256,
             ).where(
                 IplosNotification.environment == scope.environment,
                 IplosNotification.kommune_nr.in_(scope.kommuner),
                 one_of(IplosNotification.guid, chunk, pg),
             )
         )
-        found.update({g: StoredNotification(st, n, h) for g, st, n, h in rows.all()})
+        found.update({g: StoredNotification(st, n, h, c) for g, st, n, h, c in rows.all()})
     return found
 
 
@@ -242,11 +251,14 @@ async def store_history(
     the inserts themselves (20 000 rows: 0.9 s instead of 7.9 s on SQLite)."""
     rows = new_rows(result)
     if not rows:
+        await store_received(session, environment, result, before)
         return 0
     ids = await _insert_notifications(session, message_id, environment, rows)
     await _insert_events(session, ids, rows)
     # 100 000 rows: a few hundred ms of Python, not on the event loop
     after = await anyio.to_thread.run_sync(before.updated_with, rows)
+    # a number KPR received on a row it did not take is not missing either (issue 21)
+    after = replace(after, received=history_more.with_refused(after.received, result))
     await _update_received(session, environment, before, after)
     changed = await anyio.to_thread.run_sync(
         lambda: list(_changed_pairs(environment, before, after, protector))
@@ -254,6 +266,15 @@ async def store_history(
     await _upsert_brukere(session, changed)
     await session.flush()
     return len(rows)
+
+
+async def store_received(
+    session: AsyncSession, environment: str, result: ContentResult, before: IplosHistory
+) -> None:
+    """Only the løpenummer of a message none of whose rows is stored: KPR received them (on
+    rows it did not take), so they are not missing (issue 21)."""
+    received = history_more.with_refused(before.received, result)
+    await _update_received(session, environment, before, replace(before, received=received))
 
 
 def new_rows(result: ContentResult) -> list[Notification]:
@@ -283,6 +304,7 @@ async def _insert_notifications(
                 "ref": n.ref[:36] if n.ref else None,
                 "bruker_nr": n.bruker_nr,
                 "content_sha256": n.content_sha256,
+                "content_core_sha256": n.content_core_sha256 or None,
             }
             for n in rows
         ),

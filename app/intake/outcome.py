@@ -69,6 +69,9 @@ class HistoryRecord:
     environment: str
     content: ContentResult
     before: IplosHistory
+    # a message rejected because none of its rows was taken: only its løpenummer are kept
+    # (received, so not missing: issue 21)
+    received_only: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

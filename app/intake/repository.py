@@ -158,15 +158,23 @@ class EarlierUse:
 
 
 async def msghead_id_uses(
-    session: AsyncSession, sender_party_id: int, msg_id: str, except_message: int | None = None
+    session: AsyncSession,
+    sender_party_id: int,
+    msg_id: str,
+    except_message: int | None = None,
+    *,
+    environment: str | None = None,
 ) -> list[EarlierUse]:
-    """Earlier answered messages of this sender with this MsgId, oldest first."""
+    """Earlier answered messages of this sender with this MsgId, oldest first; with
+    `environment`, only those to addresses of that environment (pilot, test and production
+    never see each other's history: issue 21)."""
     rows = await session.execute(
         select(Message.id, Message.status, Message.msghead_sha256, Message.received_at)
         .where(
             Message.sender_party_id == sender_party_id,
             Message.msghead_msg_id == fit(msg_id, MSGHEAD_MSG_ID_WIDTH),
             *([Message.id != except_message] if except_message is not None else []),
+            *([Message.environment == environment] if environment is not None else []),
             Message.status.in_(sorted(ANSWERED)),
         )
         .order_by(Message.id)
@@ -203,7 +211,10 @@ async def store_outcome(
         await _insert(session, Receipt, [_receipt_row(message_id, outcome.receipt)])
     await _insert(session, NotificationOutbox, _mail_rows(outcome))
     melding_id: int | None = None
-    if outcome.history is not None:
+    if outcome.history is not None and outcome.history.received_only:
+        h = outcome.history
+        await history.store_received(session, h.environment, h.content, h.before)
+    elif outcome.history is not None:
         h = outcome.history
         await history.store_history(
             session, message_id, h.environment, h.content, h.before, protector
@@ -216,7 +227,7 @@ async def store_outcome(
     if outcome.release_claim is not None:
         await _release_claim(session, message_id, outcome.release_claim)
     await totals.record_message(session, message_id, windows)
-    if melding_id is not None and outcome.history is not None:
+    if melding_id is not None and outcome.history is not None:  # never for received_only
         await register_store.assign_feed_seq(session, outcome.history.environment, melding_id)
 
 

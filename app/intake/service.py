@@ -40,6 +40,7 @@ from app.content.calendar import ReportingCalendar, parse_reporting_calendar
 from app.content.model import ContentContext, HistoryKeys, IplosHistory
 from app.core.findings import Finding
 from app.core.xmlparse import xml_safe
+from app.deadlines import repository as deadline_repo
 from app.ebxml import build as ebuild
 from app.ebxml import rules as ebxml_rules
 from app.ebxml.envelope import (
@@ -523,8 +524,9 @@ class IntakeService:
         content = opened.content
         read = await self._read_head(req, content)
         out.msghead_sha256 = await anyio.to_thread.run_sync(lambda: stages.sha256_of(content))
-        msgid_reused = await self._msgid_reused(req, read)
+        msgid_reused, rejected_at = await self._msgid_reused(req, read)
         history = IplosHistory()
+        calendar = self.calendar
         if read.fmt:
             kommuner = [k.kommune_nr for k in party.kommuner]
             # the versions before the history: a change in between is seen at the write
@@ -535,8 +537,13 @@ class IntakeService:
                 req.session, environment, kommuner, read.keys, self.keys.register
             )
             read = replace(read, keys=HistoryKeys())  # 100 000 notifications: some 40 MB
-        context = self._content_context(req, environment, history)
-        context = replace(context, kommune_years=await kommune_repo.imported_years(req.session))
+            granted = await deadline_repo.extensions(req.session, kommuner=kommuner)
+            calendar = replace(calendar, extensions=granted)
+        context = replace(
+            self._content_context(req, environment, history, calendar),
+            corrects_rejected_at=rejected_at,
+            kommune_years=await kommune_repo.imported_years(req.session),
+        )
         business = await anyio.to_thread.run_sync(lambda: stages.check_content(read, context))
         findings.extend(business.findings)
         if msgid_reused and business.msghead is not None:
@@ -572,19 +579,27 @@ class IntakeService:
             raise _Stop(await self._message_error(req.outcome, req.transport, [wrong_action]))
         return read
 
-    async def _msgid_reused(self, req: _Request, read: stages.BusinessHead) -> bool:
+    async def _msgid_reused(
+        self, req: _Request, read: stages.BusinessHead
+    ) -> tuple[bool, datetime | None]:
         """An identical resend is answered here with its stored AppRec; True when the MsgId
-        was used before for other content that was not rejected (E10)."""
+        was used before for other content that was not rejected (E10). Beside it, when the
+        MsgId's first use was rejected: then (this being its corrected message) its originals
+        are judged as corrections for timeliness (issue 21)."""
         msg_id = read.msghead.msg_id if read.msghead is not None else None
         if not msg_id:
-            return False
-        resend, reused = await self._earlier_use(req, msg_id)
+            return False, None
+        resend, reused, rejected_at = await self._earlier_use(req, msg_id)
         if resend is not None:
             raise _Stop(await self._resend_apprec(req, msg_id, resend))
-        return reused
+        return reused, rejected_at
 
     def _content_context(
-        self, req: _Request, environment: str, history: IplosHistory
+        self,
+        req: _Request,
+        environment: str,
+        history: IplosHistory,
+        calendar: ReportingCalendar,
     ) -> ContentContext:
         return ContentContext(
             now=req.message.received_at,
@@ -592,20 +607,29 @@ class IntakeService:
             allowed_kommuner=renumbered_alike(k.kommune_nr for k in req.party.kommuner),
             allow_synthetic=environment != ReceiverEnvironment.PRODUCTION.value,
             history=history,
-            calendar=self.calendar,
+            calendar=calendar,
             environment=environment,
         )
 
-    async def _earlier_use(self, req: _Request, msg_id: str) -> tuple[repo.EarlierUse | None, bool]:
+    async def _earlier_use(
+        self, req: _Request, msg_id: str
+    ) -> tuple[repo.EarlierUse | None, bool, datetime | None]:
         """What earlier messages with this MsgId mean (DOMAIN 2.1): an identical one that was
         not rejected makes this a resend (the stored AppRec is sent again); a different one
         that was not rejected makes the MsgId reused (E10); a rejected one frees the MsgId
         for the corrected message."""
         out = req.outcome
-        earlier = await repo.msghead_id_uses(req.session, req.party.id, msg_id)
+        receiver = req.transport.receiver
+        earlier = await repo.msghead_id_uses(
+            req.session,
+            req.party.id,
+            msg_id,
+            environment=receiver.environment if receiver is not None else None,
+        )
         answered = [e for e in earlier if e.status != MessageStatus.AVVIST]
         resend = next((e for e in answered if e.msghead_sha256 == out.msghead_sha256), None)
-        return resend, resend is None and bool(answered)
+        rejected = [e.received_at for e in earlier if e.status == MessageStatus.AVVIST]
+        return resend, resend is None and bool(answered), min(rejected, default=None)
 
     async def _resend_apprec(self, req: _Request, msg_id: str, original: repo.EarlierUse) -> Reply:
         """An identical business document sent again (a lost reply): its stored AppRec, in a
@@ -1010,12 +1034,20 @@ def _record_business(req: _Request, business: stages.Business, findings: Sequenc
 def _keep_history(out: Outcome, checked: _Checked, status: AppRecStatus) -> None:
     """What an accepted message establishes, stored in the one commit with its receipt."""
     business = checked.business
-    if (
-        business is None
-        or business.content is None
-        or checked.history is None
-        or status is AppRecStatus.REJECTED
-    ):
+    if business is None or business.content is None or checked.history is None:
+        return
+    if status is AppRecStatus.REJECTED:
+        # every row read and refused on its own: their løpenummer were received
+        content = business.content
+        if out.kommune_nr is not None and {f.rule.id for f in content.findings} & {
+            "IPL-ALL-DROPPED"
+        }:
+            out.history = HistoryRecord(
+                environment=checked.environment,
+                content=content,
+                before=checked.history,
+                received_only=True,
+            )
         return
     out.history = HistoryRecord(
         environment=checked.environment, content=business.content, before=checked.history

@@ -267,7 +267,16 @@ HANDLING: dict[str, Handling] = {
         attribute="<event>/@tjenesteType (kodeverk 9151, validationDate)",
         refs=_ev("tjenesteType", "kodeverk"),
         code="9",
-        why="Kept and stored with the error, so the municipality corrects the service type.",
+        why="Kept and stored with the error, so the municipality corrects the service type "
+        "(judged at the service's start: the TjenesteStart's hendelseDato for the same "
+        "tjenesteID, the validationDate tjenesteStartDato).",
+    ),
+    "IPL-TJENESTETYPE-START-UNKNOWN": Handling(
+        attribute="<event>/@tjenesteType (kodeverk 9151, validationDate tjenesteStartDato)",
+        refs=_ev("tjenesteType", "kodeverk"),
+        code="9",
+        why="The service's start is neither in the message nor in the register store: the "
+        "code cannot be judged at it, so the event is accepted with a warning.",
     ),
     "IPL-ORGNR-REQUIRED": Handling(
         attribute="TjenesteutforerEndret/@tjenesteOrgNr (obligatorisk, type)",

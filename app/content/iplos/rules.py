@@ -249,10 +249,22 @@ TJENESTETYPE_CODE = _rule(
     "IPL-TJENESTETYPE-CODE",
     "T99",
     _KEEP,
-    "tjenesteType is not a code of kodeverk 9151 valid at the event's hendelseDato",
-    "tjenesteType er ikke en gyldig kode i kodeverk 9151 på hendelsesdatoen (utgåtte koder 6, "
-    "14, 23, 24, 26, 27 og 28 kan bare brukes for hendelser fra før de gikk ut). Notifikasjonen "
-    "er lagret. Velg riktig tjenestetype i fagsystemet (EPJ) og send en korreksjon (status M).",
+    "tjenesteType is not a code of kodeverk 9151 valid at the service's start (the "
+    "TjenesteStart's hendelseDato for the same tjenesteID)",
+    "tjenesteType er ikke en gyldig kode i kodeverk 9151 da tjenesten startet (utgåtte koder 6, "
+    "14, 23, 24, 26, 27 og 28 kan bare brukes for tjenester som startet før de gikk ut; slike "
+    "tjenester kan fortsatt stanses midlertidig, få ny utfører og avsluttes). Notifikasjonen er "
+    "lagret. Velg riktig tjenestetype i fagsystemet (EPJ) og send en korreksjon (status M).",
+)
+TJENESTETYPE_START_UNKNOWN = _rule(
+    "IPL-TJENESTETYPE-START-UNKNOWN",
+    None,
+    _WARN,
+    "A retired tjenesteType on an event after the code's end, for a service whose start KPR "
+    "does not know: accepted",
+    "tjenesteType er en utgått kode, og KPR kjenner ikke starten på tjenesten (TjenesteStart "
+    "for samme brukerNr og tjenesteID). Koden vurderes på datoen tjenesten startet; "
+    "notifikasjonen er tatt imot. Kontroller at tjenesten startet før koden gikk ut.",
 )
 ORGNR_REQUIRED = _rule(
     "IPL-ORGNR-REQUIRED",
@@ -467,6 +479,7 @@ RULES: tuple[Rule, ...] = (
     LOPENR_ORDER,
     LOPENR_GAP,
     TJENESTETYPE_CODE,
+    TJENESTETYPE_START_UNKNOWN,
     ORGNR_REQUIRED,
     ORGNR_INVALID,
     TYPEID_CODE,

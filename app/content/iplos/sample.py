@@ -47,7 +47,11 @@ KNOWN_GUID = "0a0a0a0a-0a0a-4a0a-8a0a-0a0a0a0a0a0a"
 # an event KPR holds under another notification (IPL-HENDELSE-GUID-KNOWN)
 KNOWN_HENDELSE_GUID = "0b0b0b0b-0b0b-4b0b-8b0b-0b0b0b0b0b0b"
 # Findings a fault brings besides its own rule.
-COMPANIONS: dict[str, tuple[str, ...]] = {"IPL-ALL-DROPPED": ("IPL-XSD-ROW",)}
+COMPANIONS: dict[str, tuple[str, ...]] = {
+    "IPL-ALL-DROPPED": ("IPL-XSD-ROW",),
+    # a service of a retired type ended in 2021, in a sample extracted in 2018
+    "IPL-TJENESTETYPE-START-UNKNOWN": ("IPL-HENDELSEDATO-FUTURE",),
+}
 # Scenario -> the rule ids its sample yields under `fault_context` (in order).
 SCENARIOS: dict[str, tuple[str, ...]] = {
     "retired-type-in-time": (),  # tjenesteType 6 for an event in 2018, when it was valid
@@ -108,6 +112,7 @@ _IN_NOTIFICATION = frozenset(
         "IPL-LOPENR-ORDER",
         "IPL-LOPENR-GAP",
         "IPL-TJENESTETYPE-CODE",
+        "IPL-TJENESTETYPE-START-UNKNOWN",
         "IPL-ORGNR-REQUIRED",
         "IPL-ORGNR-INVALID",
         "IPL-TYPEID-CODE",
@@ -378,6 +383,11 @@ def _dates(plan: _Plan, row: _Row) -> _Dates:
     hendelse_dato = day.isoformat() + ("+01:00" if "tz-date" in plan.fault else "")
     if row.breaks("IPL-HENDELSEDATO-RANGE"):
         hendelse_dato = (day + datetime.timedelta(days=1)).isoformat()
+    if row.breaks("IPL-TJENESTETYPE-START-UNKNOWN"):
+        # a service of a retired type ended after the code's end (after the sample's
+        # extraction too: see COMPANIONS)
+        day = datetime.date(2021, 3, 1)
+        reg, hendelse_dato = f"{day.isoformat()}T12:00:00", day.isoformat()
     if row.breaks("IPL-HENDELSEDATO-FUTURE"):
         # after the extraction (`fault_context`: 1 February), registered the same day
         day = datetime.date(plan.year, 6, 1)
@@ -394,6 +404,8 @@ def _service(plan: _Plan, row: _Row) -> _Service:
         tjeneste_type = "6"
     if row.breaks("IPL-CODE-LEADING-ZERO"):
         tjeneste_type = "08"  # read as 8
+    if row.breaks("IPL-TJENESTETYPE-START-UNKNOWN"):
+        event, tjeneste_type = "TjenesteSlutt", "6"  # begun when? KPR does not know
     org_attr = f' tjenesteOrgNr="{plan.org}"' if row.i % 3 == 0 else ""
     if row.breaks("IPL-ORGNR-INVALID"):
         org_attr = f' tjenesteOrgNr="{_bad_orgnr(plan.org)}"'

@@ -38,7 +38,8 @@ from zoneinfo import ZoneInfo
 
 from lxml import etree
 
-from app.content.calendar import Timeliness, local_date, reporting_year, timeliness
+from app.content.calendar import local_date
+from app.content.iplos import resend, service_start, timeliness_rows
 from app.content.iplos import rules as R
 from app.content.iplos.kommune_year import kommune_year_findings
 from app.content.model import (
@@ -99,11 +100,12 @@ TJENESTETYPER = frozenset(
     | {"22", "25", "29"}
 )
 RETIRED_TJENESTETYPER = frozenset(["6", "14", "23", "24", "26", "27", "28"])
-# The last event date for which a retired code is still valid. The reference gives no date per
-# code: XPR(ipl)_CodingSchemes.xsd 56.0.0.5 (generated 2021-04-28) marks them "Utgått" without
-# one, and the Annotations' validationDate for tjenesteType is the event's own date. Decision:
-# events up to the end of reporting year 2020 may use them (the 2018-2020 extractions used
-# them); KPR confirms or refines this per code.
+# The last service start for which a retired code is still valid. The reference gives no date
+# per code: XPR(ipl)_CodingSchemes.xsd 56.0.0.5 (generated 2021-04-28) marks them "Utgått"
+# without one, and the Annotations' validationDate for tjenesteType is the service's start
+# (tjenesteStartDato, see app/content/iplos/service_start.py). Decision: services begun up to
+# the end of reporting year 2020 may use them (the 2018-2020 extractions used them); KPR
+# confirms or refines this per code.
 RETIRED_TJENESTETYPER_UNTIL = datetime.date(2020, 12, 31)
 KONTAKTTYPER = frozenset(str(i) for i in range(1, 20))  # kodeverk 8471
 MANDATORY_KONTAKTTYPER = ("1", "15", "16", "17")
@@ -508,6 +510,7 @@ class _Row:
     unit: str  # the reporting unit (the stream learns it only after the rows)
     dropped: bool = False
     digest: str = ""  # content_sha256 of the Notifikasjon element
+    core_digest: str = ""  # the same without what a resend may renew (`resend.core_digest`)
     already_stored: bool = False  # an identical resend of a stored notification
     fid_ok: bool = True
     findings: list[Finding] = field(default_factory=list)
@@ -636,8 +639,9 @@ def _check_fid(row: _Row, allow_synthetic: bool) -> None:
 
 
 def tjenestetype_valid(code: str, on: datetime.date | None) -> bool:
-    """A 9151 code is judged at the event's date: a retired code is still valid for an event
-    from before it was retired (the Annotations' validationDate is the event's own date)."""
+    """A 9151 code judged at the date `on`: a retired code is still valid for a service begun
+    before it was retired (the Annotations' validationDate is the service's start; events
+    other than TjenesteStart are judged at it by `_check_service_starts`)."""
     if code in TJENESTETYPER:
         return True
     return code in RETIRED_TJENESTETYPER and on is not None and on <= RETIRED_TJENESTETYPER_UNTIL
@@ -722,6 +726,7 @@ def _read_row(index: int, n_el: etree._Element, unit: str) -> _Row:
         bydel=bget("bydel"),
         unit=unit,
         digest=_digest(parts),
+        core_digest=resend.core_digest(parts),
         raw=RawNotification.of(attrs, raw_events),
     )
 
@@ -763,9 +768,9 @@ def _check_event(row: _Row, ev: _Event, extracted_on: datetime.date | None) -> N
         ev.tjeneste_type = read
     tt = ev.tjeneste_type
     when = ev.when
-    if not tjenestetype_valid(tt, when):
+    if not tjenestetype_valid(tt, when) and not service_start.needs_start(ev.kind, tt):
         detail = (
-            f"tjenesteType {tt} er utgått og kan ikke brukes for hendelser etter "
+            f"tjenesteType {tt} er utgått og kan ikke brukes for tjenester som starter etter "
             f"{RETIRED_TJENESTETYPER_UNTIL.strftime('%d.%m.%Y')}."
             if tt in RETIRED_TJENESTETYPER
             else "tjenesteType er ikke en kode i kodeverk 9151."
@@ -790,7 +795,9 @@ def _check_event(row: _Row, ev: _Event, extracted_on: datetime.date | None) -> N
                 )
                 ev.org_nr = None
     # a date that is no date is IPL-XSD-VALUE already (kept with the error): not compared
-    if when is not None and ev.hendelse_dato[:10] > ev.reg_tid[:10]:
+    if when is not None and timeliness_rows.after_registration(
+        ev.when, ev.hendelse_dato, ev.reg_tid
+    ):
         row.add(
             R.HENDELSEDATO_RANGE,
             f"{ev.base}/@hendelseDato",
@@ -871,6 +878,7 @@ def _check_sequence(rows: list[_Row], unit: str, ctx: ContentContext) -> list[Fi
     message-level findings (the gap report)."""
     _check_guids(rows, ctx.history)
     live = [r for r in rows if not r.already_stored]
+    _check_service_starts(live, unit, ctx.history)
     _check_lopenr(live, unit, ctx.history)
     _check_chain(live, unit, ctx.history)
     _check_refs(live, ctx.history)
@@ -898,7 +906,7 @@ def _check_guids(rows: list[_Row], history: IplosHistory) -> None:
         stored = history.notifications.get(row.guid)
         if stored is None or row.dropped:
             continue
-        if stored.content_sha256 == row.digest:
+        if resend.same_notification(stored, row.digest, row.core_digest):
             row.already_stored = True
         else:
             row.add(
@@ -907,6 +915,42 @@ def _check_guids(rows: list[_Row], history: IplosHistory) -> None:
                 "En notifikasjon med denne notifikasjonGUID er tatt imot tidligere med annet "
                 "innhold.",
             )
+
+
+def _check_service_starts(rows: list[_Row], unit: str, history: IplosHistory) -> None:
+    """The retired codes `_check_event` left to the service's start (see
+    app/content/iplos/service_start.py): valid when the service began before the code's end,
+    an error when after it, accepted with a warning when KPR does not know the start."""
+    in_message: dict[tuple[str, str], datetime.date] | None = None
+    until = RETIRED_TJENESTETYPER_UNTIL
+    for row in rows:
+        if row.dropped:
+            continue
+        for ev in row.events:
+            tt = service_start.code_of(ev.tjeneste_type)
+            if not service_start.needs_start(ev.kind, tt) or tjenestetype_valid(tt, ev.when):
+                continue
+            if in_message is None:
+                in_message = service_start.starts_in(rows)
+            start = service_start.start_of(
+                unit, row.bruker_nr, ev.tjeneste_id, in_message, history.service_starts
+            )
+            loc = f"{ev.base}/@tjenesteType"
+            if start is None:
+                row.add(
+                    R.TJENESTETYPE_START_UNKNOWN,
+                    loc,
+                    f"tjenesteType {tt} er utgått for tjenester som starter etter "
+                    f"{until:%d.%m.%Y}, og KPR kjenner ikke starten på tjenesten "
+                    "(TjenesteStart for samme brukerNr og tjenesteID). Hendelsen er tatt imot.",
+                )
+            elif not tjenestetype_valid(tt, start):
+                row.add(
+                    R.TJENESTETYPE_CODE,
+                    loc,
+                    f"tjenesteType {tt} er utgått og kan ikke brukes for tjenester som starter "
+                    f"etter {until:%d.%m.%Y}; tjenesten startet {start:%d.%m.%Y}.",
+                )
 
 
 def _check_hendelser(rows: list[_Row], history: IplosHistory) -> None:
@@ -983,6 +1027,7 @@ def _check_refs(rows: list[_Row], history: IplosHistory) -> None:
     has not (yet) accepted is kept: the original may arrive later, or may itself have been
     dropped, and the correction then carries the valid content."""
     originals = {r.guid: r.status for r in rows if not r.dropped}
+    refused_in_message = {r.guid: r.index for r in rows if r.dropped}
     for row in rows:
         if row.ref is None or row.status not in ("M", "C") or row.dropped:
             continue
@@ -994,9 +1039,9 @@ def _check_refs(rows: list[_Row], history: IplosHistory) -> None:
             row.add(
                 R.REF_UNKNOWN,
                 loc,
-                "notifikasjonRef peker på en notifikasjon KPR ikke har tatt imot (ennå). "
-                f"Notifikasjonen (status {row.status}) er lagret og kobles til originalen når "
-                "den kommer.",
+                resend.unknown_ref_text(
+                    row.status, refused_in_message.get(row.ref), history.refused.get(row.ref)
+                ),
             )
         elif target != "N":
             row.add(
@@ -1126,37 +1171,7 @@ def _calendar_findings(rows: list[_Row], unit: str, ctx: ContentContext) -> list
                 Subject(kommune_nr=unit),
             )
         ]
-    live = [r for r in rows if not r.dropped]
-    year = reporting_year((e.when for r in live for e in r.events), ctx.now)
-    entry = calendar.get(year) if year is not None else None
-    if entry is None:
-        return []
-    corrections_only = all(r.status != "N" for r in live)
-    t = timeliness(calendar, entry.year, ctx.now, correction=corrections_only)
-    if t is None or t is Timeliness.ON_TIME:
-        return []
-    if t is Timeliness.LATE:
-        rule, when, what = R.CALENDAR_LATE, entry.deadline, "fristen"
-    else:
-        rule, when, what = (
-            R.CALENDAR_AFTER_CORRECTION,
-            entry.correction_deadline,
-            "fristen for korreksjoner",
-        )
-    kostra = (
-        f" KOSTRA-tallene ble publisert {entry.kostra_date:%d.%m.%Y}."
-        if entry.after_kostra(today)
-        else ""
-    )
-    return [
-        Finding(
-            rule,
-            "/Melding",
-            f"Meldingen rapporterer for {entry.year} og er mottatt {today:%d.%m.%Y}, etter "
-            f"{what} {when:%d.%m.%Y}.{kostra}",
-            Subject(kommune_nr=unit),
-        )
-    ]
+    return timeliness_rows.calendar_findings(rows, unit, ctx)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1365,6 +1380,7 @@ def _notification(r: _Row, unit: str) -> Notification:
                 f.rule.id for f in r.findings if f.rule.consequence is Consequence.KEEP_WITH_ERROR
             )
         ),
+        r.core_digest,
     )
 
 
@@ -1466,7 +1482,7 @@ class KeyReader:
     """Collects the GUIDs, brukerNr, fids and løpenummer a `Melding` mentions (the history
     rows its checks need), from the whole tree or piece by piece as a stream reads it."""
 
-    __slots__ = ("_brukere", "_fids", "_guids", "_hendelser", "_lopenrs")
+    __slots__ = ("_brukere", "_fids", "_guids", "_hendelser", "_lopenrs", "_services")
 
     def __init__(self) -> None:
         self._hendelser: set[str] = set()
@@ -1474,6 +1490,7 @@ class KeyReader:
         self._brukere: set[str] = set()
         self._fids: set[str] = set()
         self._lopenrs: set[int] = set()
+        self._services: set[tuple[str, str]] = set()
 
     def notification(self, notif: etree._Element) -> None:
         """A Notifikasjon's own attributes."""
@@ -1494,6 +1511,13 @@ class KeyReader:
     def event(self, event: etree._Element) -> None:
         if guid := event.get("hendelseGUID"):
             self._hendelser.add(guid_key(guid))
+        kind = EVENTS.get(event.tag, "")
+        if service_start.needs_start(kind, event.get("tjenesteType") or ""):
+            # the service's start is looked up by its person and tjenesteID (rare: retired codes)
+            bruker = event.find(BRUKER)
+            bruker_nr = bruker.get("brukerNr") if bruker is not None else None
+            if bruker_nr and (tjeneste_id := event.get("tjenesteID")):
+                self._services.add((bruker_nr, tjeneste_id))
 
     def read(self, el: etree._Element) -> None:
         """Every Notifikasjon, event and Bruker in `el`, itself included."""
@@ -1513,6 +1537,7 @@ class KeyReader:
             frozenset(self._fids),
             frozenset(self._lopenrs),
             frozenset(self._hendelser),
+            frozenset(self._services),
         )
 
 

@@ -1,0 +1,1 @@
+"""Deadline extensions KPR grants single municipalities (issue 21, item 7)."""
