@@ -522,7 +522,7 @@ def test_sample_faults_of_issue_8_show_in_the_offline_validate(
         assert "Skjemafeil i /Melding/Notifikasjon[5]/TjenesteStart/Bruker/@brukerNr" in ots
         assert "linje" not in ots
     if fault == "brukernr-digits":
-        assert re.search(r"brukerNr 1[0-9]{11} er ikke tatt imot", ots), ots
+        assert re.search(r"brukerNr 1[0-9]{11}, løpenummer \d+\) er ikke tatt imot", ots), ots
 
 
 def test_sample_gendate_future_needs_a_msghead(tmp_path: Path) -> None:
