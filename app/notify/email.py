@@ -156,7 +156,8 @@ def compose_notification(
         lines.append("Meldingen har ingen feil og ingen merknader.")
     if warned:
         total = sum(w.count for w in warned)
-        lines += ["", f"Meldingen har {total} merknader (advarsler), fordelt på regel:"]
+        noun = "merknad (advarsel)" if total == 1 else "merknader (advarsler)"
+        lines += ["", f"Meldingen har {total} {noun}, fordelt på regel:"]
         lines += [f"  {w.rule_id}: {w.count} ({w.text})" for w in warned]
     if warned and findings_link:
         lines += ["", "Merknadene til denne meldingen (krever tilgang):", findings_link]

@@ -70,6 +70,7 @@ def test_a_message_with_warnings_never_has_no_errors() -> None:
     assert "kommer ikke med i årets tall. (IPL-CALENDAR-AFTER-CORRECTION)\n" in body
     assert "\n    Meldingen rapporterer for 2018.\n" in body
     assert "  IPL-CALENDAR-AFTER-CORRECTION: 1 (Meldingen for rapporteringsåret" in body
+    assert "Meldingen har 1 merknad (advarsel), fordelt på regel:" in body
     assert "(krever tilgang):\nhttps://kpr.example/m/4711" in body
 
 
@@ -95,7 +96,7 @@ def test_no_findings_at_all() -> None:
     subject, body = _compose()
     assert "(OK)" in subject
     assert "Meldingen har ingen feil og ingen merknader." in body
-    assert "merknader (advarsler)" not in body
+    assert "(advarsel" not in body
 
 
 def test_a_refused_document_still_names_its_municipality_and_contacts() -> None:
