@@ -50,7 +50,10 @@ def _subjects(findings: list[Finding]) -> list[tuple[str, str, int]]:
     out = []
     for f in findings:
         s = f.subject
-        assert s is not None and s.notification_guid and s.bruker_nr and s.lopenr is not None
+        assert s is not None
+        assert s.notification_guid
+        assert s.bruker_nr
+        assert s.lopenr is not None
         out.append((s.notification_guid, s.bruker_nr, s.lopenr))
     return out
 
