@@ -506,6 +506,21 @@ Index(
 )
 
 
+# The error list's findings that rejected a message without naming a notification (a schema
+# error in the content, filed under the municipality the message names: issue 21).
+MESSAGE_LEVEL_FINDING = "consequence = 'reject_message' AND notification_guid IS NULL"
+Index(
+    "ix_finding_message_level",
+    Finding.kommune_nr,
+    Finding.environment,
+    Finding.received_at,
+    Finding.message_id,
+    Finding.id,
+    postgresql_where=text(MESSAGE_LEVEL_FINDING),
+    sqlite_where=text(MESSAGE_LEVEL_FINDING),
+)
+
+
 class CoverageTotal(Base):
     """Running totals per environment, municipality and reporting year, added to in each
     message's own transaction, so coverage reads 422 rows instead of a year of findings. A

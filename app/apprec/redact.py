@@ -1,8 +1,8 @@
 """Retention's masking of a stored AppRec: brukerNr and fødselsnummer out of its text.
 
 The AppRec names each failing notification by its brukerNr in an Error's OT ("Notifikasjon
-notifikasjonGUID G, brukerNr B er ikke tatt imot: ..."), and a finding's detail may quote it
-again. When retention takes brukerNr and fid out of the findings, the stored AppRec text
+nr. 3 (notifikasjonGUID G, brukerNr B, løpenummer 3) er ikke tatt imot: ..."), and a
+finding's detail may quote it again. When retention takes brukerNr and fid out of the findings, the stored AppRec text
 (`receipt.apprec_xml`, what `GET /api/v1/messages/{id}/apprec` shows) loses them too:
 
 - the label's brukerNr, whatever it is;
@@ -27,8 +27,12 @@ from app.core.xmlparse import XmlRejected, parse_xml
 from app.identifiers import PERSON_ID_MASK, mask_person_ids
 
 MASK = "***"
-# the OT's label of a failing notification (app/apprec/mapping.py, `_row_label`)
-_LABEL = re.compile(r"(brukerNr )(.+?)( er ikke tatt imot:)")
+# the brukerNr in the OT's label of a notification (app/apprec/mapping.py, `row_label`):
+# "(notifikasjonGUID G, brukerNr B, løpenummer L) er ...", the løpenummer and the parenthesis
+# optional; older receipts wrote "brukerNr B er ikke tatt imot:"
+_LABEL = re.compile(
+    r"(brukerNr )(.+?)(, løpenummer -?\d+\)|\)(?= er | og |;|,|\.)| er ikke tatt imot:| er lagret)"
+)
 # a known brukerNr shorter than this is not searched for elsewhere in the text: it would
 # mask unrelated words ("B1" in "IPL-B1-..."); the label still masks it
 MIN_KNOWN_LENGTH = 3

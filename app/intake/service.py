@@ -65,7 +65,7 @@ from app.models import (
     Party,
 )
 from app.msghead.checks import msgid_duplicate
-from app.notify.email import compose_notification
+from app.notify.email import compose_notification, warning_counts
 from app.parties import repository as party_repo
 from app.query import totals
 from app.revocation import intake as revocation
@@ -922,7 +922,8 @@ class IntakeService:
         self, req: _Request, checked: _Checked, status: AppRecStatus, message_id: int
     ) -> list[Mail]:
         """The email to innsendingsansvarlig: the type 17 contacts of the message and the
-        party's registered ones. No personal data: counts per error code only."""
+        party's registered ones. No personal data: counts per error code and per warning
+        rule only."""
         party, message, out, business = req.party, req.message, req.outcome, checked.business
         recipients: list[str] = []
         if business is not None and business.content is not None:
@@ -945,6 +946,9 @@ class IntakeService:
             msghead_msg_id=out.msghead_msg_id,
             receiver=message.to_party_id,
             environment=message.environment,
+            warnings=warning_counts(checked.findings),
+            rejected=status is AppRecStatus.REJECTED,
+            findings_link=f"{base}/api/v1/messages/{message_id}/findings",
         )
         at = _now()
         return [

@@ -523,7 +523,7 @@ def test_sample_faults_of_issue_8_show_in_the_offline_validate(
         assert "linje" not in ots
     if fault == "brukernr-digits":
         # kept with its error (issue 21)
-        assert re.search(r"brukerNr 1[0-9]{11} er lagret, men har feil", ots), ots
+        assert re.search(r"brukerNr 1[0-9]{11}, løpenummer \d+\) er lagret, men har feil", ots), ots
 
 
 def test_sample_gendate_future_needs_a_msghead(tmp_path: Path) -> None:

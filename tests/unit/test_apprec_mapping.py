@@ -160,24 +160,44 @@ def test_a_short_junk_fid_does_not_mask_the_text() -> None:
 @pytest.mark.parametrize(
     "rows", [pytest.param(2_000, id="2000"), pytest.param(100_000, id="100000", marks=SLOW)]
 )
-def test_many_bad_rows_are_capped_with_one_summary_error(rows: int) -> None:
-    findings = [row(ROW if i % 3 else ROW2, f"g{i}") for i in range(rows)]
+def test_many_bad_rows_are_capped_with_one_summary_error_per_rule(rows: int) -> None:
+    findings = [row(ROW if i % 3 else ROW2, f"g{i}", kommune_nr="0301") for i in range(rows)]
     outcome = receipt_outcome(findings, max_errors=50)
     assert outcome.status is AppRecStatus.OK_ERROR_IN_PART
     assert len(outcome.errors) == 50
-    summary = outcome.errors[-1]
-    assert summary.code == "E31"  # most frequent among those left out
-    assert summary.ot is not None
-    left_out = range(49, rows)
-    assert f"{len(left_out)} feil til" in summary.ot
-    assert f"E31: {sum(1 for i in left_out if i % 3)}" in summary.ot
-    assert f"E30: {sum(1 for i in left_out if i % 3 == 0)}" in summary.ot
+    assert all("feil til" not in (e.ot or "") for e in outcome.errors[:48])
+    first, second = outcome.errors[-2:]
+    left_out = range(48, rows)
+    e31 = sum(1 for i in left_out if i % 3)
+    e30 = len(left_out) - e31
+    assert (first.code, second.code) == ("E31", "E30")  # the more frequent rule first
+    assert (first.ot or "").startswith(f"IPL-TEST-ROW: {e31} feil til er ikke listet")
+    assert (second.ot or "").startswith(f"IPL-TEST-ROW2: {e30} feil til er ikke listet")
+    for summary in (first, second):
+        ot = summary.ot or ""
+        assert "notifikasjoner, blant dem: Notifikasjon (notifikasjonGUID g" in ot
+        assert "/api/v1/kommuner/0301/feilliste" in ot
+        assert len(ot) <= 1000
+    assert f"de gjelder {e31} notifikasjoner" in (first.ot or "")
     if rows == 100_000:  # the numbers as written down for the whole file
-        assert "99951 feil til" in summary.ot
-        assert "E31: 66634" in summary.ot
-        assert "E30: 33317" in summary.ot
+        assert "IPL-TEST-ROW: 66634 feil til" in (first.ot or "")
+        assert "IPL-TEST-ROW2: 33318 feil til" in (second.ot or "")
     assert outcome.errors[0].ot is not None
     assert "g0" in outcome.errors[0].ot
+
+
+def test_past_the_cap_more_rules_than_room_share_the_last_error() -> None:
+    rules = [rule(f"IPL-R{i}", Consequence.DROP_NOTIFICATION, "E31") for i in range(6)]
+    findings = [row(rules[i % 6], f"g{i}") for i in range(30)]
+    outcome = receipt_outcome(findings, max_errors=3)
+    assert len(outcome.errors) == 3
+    shared = outcome.errors[-1].ot or ""
+    assert "feil til etter andre regler (" in shared
+    assert "Hele listen står i kommunens feilliste hos KPR." in shared
+    counted = [e.ot or "" for e in outcome.errors]
+    total = sum(int(t.split(": ", 1)[1].split(" ")[0]) for t in counted[:2])
+    total += int(shared.split(" feil til")[0])
+    assert total == 30
 
 
 def test_exactly_max_errors_needs_no_summary() -> None:
@@ -244,7 +264,7 @@ def test_a_brukernr_that_is_the_fid_or_a_person_number_stays_masked() -> None:
 def test_a_brukernr_with_a_long_digit_run_after_a_letter_is_shown_whole() -> None:
     ot = receipt_outcome([row(ROW, "g1", "annen 123456789012", bruker_nr="B000700000003")])
     text = ot.errors[0].ot or ""
-    assert "brukerNr B000700000003 er ikke tatt imot" in text
+    assert "brukerNr B000700000003) er ikke tatt imot" in text
     assert "123456789012" not in text  # other digit runs are still masked
 
 

@@ -1396,7 +1396,8 @@ def validate_melding(source: bytes | etree._Element, ctx: ContentContext) -> Con
     xsd = _xsd_report(root)
     if xsd.rejected:
         row_findings = [f for i in sorted(xsd.rows) for f in xsd.rows[i]]
-        return ContentResult((*xsd.message, *row_findings), (), (), ())
+        named, contacts = salvaged(root)
+        return ContentResult((*xsd.message, *row_findings), (), contacts, named)
 
     notif_els: list[etree._Element] = []
     contact_els: list[etree._Element] = []
@@ -1432,6 +1433,19 @@ def validate_melding(source: bytes | etree._Element, ctx: ContentContext) -> Con
         melding=attributes_of(root),
         raw_contacts=tuple(attributes_of(el) for el in contact_els),
     )
+
+
+def salvaged(root: etree._Element) -> tuple[tuple[str, ...], tuple[Contact, ...]]:
+    """What a message the schema refused still tells, read leniently: its municipalities and
+    contact persons, so its findings are filed under its municipality and its
+    innsendingsansvarlig is told (issue 21). The contacts' own findings are left out: the
+    schema's findings stand for the message. Nothing when the root is no Melding."""
+    if root.tag != MELDING:
+        return (), ()
+    kommuner = tuple(el.get("kommuneNr") or "" for el in root if el.tag == KOMMUNE)
+    contact_els = [el for el in root if el.tag == KONTAKTPERSON]
+    contacts = tuple(_read_contact(el, i).contact for i, el in enumerate(contact_els, start=1))
+    return kommuner, contacts
 
 
 def content_digest(notification: etree._Element) -> str:
