@@ -3,7 +3,8 @@
 The AppRec names each failing notification by its brukerNr in an Error's OT ("Notifikasjon
 nr. 3 (notifikasjonGUID G, brukerNr B, løpenummer 3) er ikke tatt imot: ..."), and a
 finding's detail may quote it again. When retention takes brukerNr and fid out of the
-findings, the stored AppRec text (`receipt.apprec_xml`, what `GET /api/v1/messages/{id}/apprec` shows) loses them too:
+findings, the stored AppRec text (`receipt.apprec_xml`, what
+`GET /api/v1/messages/{id}/apprec` shows) loses them too:
 
 - the label's brukerNr, whatever it is;
 - every brukerNr the message's findings still name, wherever it stands as a whole word;
