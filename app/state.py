@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.intake.bodies import BodyGate
 from app.keyring import Keyring
 from app.metrics import Metrics
 from app.revocation.crls import CrlSources
@@ -29,3 +30,8 @@ class AppState:
     intake_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
     # CRLs fetched from distribution points (app/revocation); None until the lifespan starts.
     revocation: CrlSources | None = field(default=None)
+    # POST /ebms bodies being received and spooled (issue 20): built with the app's metrics
+    # by `create_app`; this default (the settings' defaults) only for a state made elsewhere.
+    bodies: BodyGate = field(
+        default_factory=lambda: BodyGate(max_bodies=32, budget_bytes=512 * 1024 * 1024)
+    )
