@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -57,9 +58,18 @@ _FIELDS: tuple[tuple[str, Callable[[x509.Certificate], object]], ...] = (
     ("subjekt", lambda c: c.subject.rfc4514_string()),
     ("utsteder", lambda c: c.issuer.rfc4514_string()),
     ("gyldighetsperiode", lambda c: (c.not_valid_before_utc, c.not_valid_after_utc)),
-    ("offentlig nøkkel", lambda c: c.public_key()),
     ("utvidelser", lambda c: list(c.extensions)),
+    ("offentlig nøkkel", lambda c: _public_key_if_known(c)),
 )
+
+
+def _public_key_if_known(cert: x509.Certificate) -> object:
+    """The public key; None for an algorithm we lack: that is a signature that cannot be
+    verified (a verdict the signature checks give), not an unreadable certificate."""
+    try:
+        return cert.public_key()
+    except UnsupportedAlgorithm:
+        return None
 
 
 def fully_parsed(cert: x509.Certificate) -> x509.Certificate:

@@ -57,6 +57,36 @@ def test_a_party_certificate_with_a_damaged_subject_is_refused_on_import() -> No
         certificate_spec(damaged, "signing")
 
 
+def _key_flips(der: bytes) -> dict[str, bytes]:
+    """`der` with one bit flipped in its public key, by what reading the key then raises."""
+    cert = x509.load_der_x509_certificate(der)
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    start = der.index(spki)
+    found: dict[str, bytes] = {}
+    for at in range(start, start + len(spki)):
+        damaged = bytearray(der)
+        damaged[at] ^= 0x01
+        try:
+            loaded = x509.load_der_x509_certificate(bytes(damaged))
+        except ValueError:
+            continue  # refused on load: never was the problem
+        try:
+            loaded.public_key()
+        except Exception as exc:
+            found.setdefault(type(exc).__name__, bytes(damaged))
+    return found
+
+
+def test_a_damaged_public_key_is_unreadable_and_an_unknown_algorithm_is_not() -> None:
+    flips = _key_flips(_signing_der())
+    with pytest.raises(ValueError, match="feltet offentlig nøkkel kan ikke leses"):
+        load_der_certificate(flips["ValueError"])
+    # an algorithm we lack: readable; the signature checks call it unverifiable
+    assert load_der_certificate(flips["UnsupportedAlgorithm"])
+
+
 def test_a_negative_serial_is_shown_with_a_sign() -> None:
     assert serial_hex(-0x0102) == "-01:02"
     assert serial_hex(0) == "00"
