@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.security.devpki import DevPki
 from tests.integration.messages import epj_message
 from tests.integration.test_intake_security import assert_refused, stored_detail
-from tests.unit.test_certificate_parsing import _damaged_subjects
+from tests.unit.test_certificate_parsing import damaged_subjects
 
 pytestmark = pytest.mark.databases("sqlite")
 
@@ -24,7 +24,7 @@ async def test_a_signer_certificate_with_a_damaged_subject_is_a_malformed_signat
     built = epj_message(pki)
     found = re.search(rb"<ds:X509Certificate>(.*?)</ds:X509Certificate>", built.body, re.S)
     assert found is not None
-    damaged = _damaged_subjects(base64.b64decode(found.group(1)))[0]
+    damaged = damaged_subjects(base64.b64decode(found.group(1)))[0]
     body = (
         built.body[: found.start(1)]
         + base64.encodebytes(damaged).strip()

@@ -15,12 +15,12 @@ from app.security.devpki import dev_pki
 from app.security.keys import load_der_certificate, serial_hex
 
 
-def _signing_der() -> bytes:
+def signing_der() -> bytes:
     pki = dev_pki(datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0))
     return pki.municipality.signing.certificate.public_bytes(serialization.Encoding.DER)
 
 
-def _damaged_subjects(der: bytes) -> list[bytes]:
+def damaged_subjects(der: bytes) -> list[bytes]:
     """`der` with one bit flipped in its subject, each way that loads but whose subject the
     lazy parser refuses only when it is read."""
     subject = x509.load_der_x509_certificate(der).subject.public_bytes()
@@ -42,8 +42,8 @@ def _damaged_subjects(der: bytes) -> list[bytes]:
 
 
 def test_a_damaged_subject_is_refused_when_the_certificate_is_read() -> None:
-    der = _signing_der()
-    damaged = _damaged_subjects(der)
+    der = signing_der()
+    damaged = damaged_subjects(der)
     assert damaged  # the lazy parser lets such certificates through its load
     for each in damaged:
         with pytest.raises(ValueError, match="feltet subjekt kan ikke leses"):
@@ -52,7 +52,7 @@ def test_a_damaged_subject_is_refused_when_the_certificate_is_read() -> None:
 
 
 def test_a_party_certificate_with_a_damaged_subject_is_refused_on_import() -> None:
-    damaged = _damaged_subjects(_signing_der())[0]
+    damaged = damaged_subjects(signing_der())[0]
     with pytest.raises(PartySpecError, match=r"not a readable X\.509 certificate"):
         certificate_spec(damaged, "signing")
 
@@ -80,7 +80,7 @@ def _key_flips(der: bytes) -> dict[str, bytes]:
 
 
 def test_a_damaged_public_key_is_unreadable_and_an_unknown_algorithm_is_not() -> None:
-    flips = _key_flips(_signing_der())
+    flips = _key_flips(signing_der())
     with pytest.raises(ValueError, match="feltet offentlig nøkkel kan ikke leses"):
         load_der_certificate(flips["ValueError"])
     # an algorithm we lack: readable; the signature checks call it unverifiable
