@@ -5,6 +5,7 @@ body as it arrived (`bodies.BodySpool`: a `kpr-body-*.part` file in KPR_SPOOL_DI
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -173,3 +174,17 @@ async def test_a_body_past_the_cap_without_content_length_is_refused_and_dropped
         message = (await s.scalars(select(Message).options(undefer(Message.raw)))).one()
     assert message.status == "TOO_LARGE"
     assert message.raw is None
+
+
+async def test_a_spool_that_cannot_be_written_is_a_503_not_a_500(
+    intake: httpx.AsyncClient,
+    pki: DevPki,
+    spool_dir: Path,
+    body_spools: list[bodies.BodySpool],
+) -> None:
+    os.rmdir(spool_dir)  # the disk under KPR_SPOOL_DIR gone (or full) after start-up
+    response = await post(intake, epj_message(pki))
+    assert response.status_code == 503
+    assert int(response.headers["retry-after"]) > 0
+    assert "kunne ikke mellomlagre" in response.json()["detail"]
+    assert body_spools[0].file.closed
