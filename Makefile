@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-all pytest install lint typecheck format lock migrate dev-pki bench bench-quick soak clean
+.PHONY: run test test-all pytest install lint typecheck format lock migrate dev-pki bench bench-quick soak fuzz clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (set PYTHON=...)")'
@@ -89,6 +89,15 @@ bench-quick: install
 soak: install
 	mkdir -p -m 700 var
 	$(BIN)/python -m bench.soak --kills $${KILLS:-100} --report var/soak-report.json
+
+# The intake fuzzer's long run (docs/operations.md, "Fuzzing"): FUZZ_EXAMPLES cases (default
+# 100 000) of tests/integration/test_intake_fuzz.py on SQLite. Not part of `make test` or
+# `make test-all` (they run the same property with its own budget).
+fuzz: install
+	@start=$$(date +%s); status=0; \
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-100000} $(PYTEST) tests/integration/test_intake_fuzz.py \
+	  -k sqlite --hypothesis-show-statistics || status=$$?; \
+	echo "make fuzz: $$(( $$(date +%s) - start )) s"; exit $$status
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .coverage

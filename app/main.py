@@ -22,6 +22,7 @@ from app.exposure import metrics_allowed
 from app.feedback.background import start_refresher
 from app.feedback.pages import router as feedback_pages
 from app.inflight import InFlightMiddleware
+from app.intake.bodies import BodyGate
 from app.intake.router import router as intake_router
 from app.keyring import load_keyring
 from app.lifecycle import ops_metrics, start_operations
@@ -41,6 +42,7 @@ log = get_logger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
+    bodies = BodyGate.for_settings(settings, metrics.registry)  # once per app: its metrics
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,7 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             keyring=load_keyring(settings),
             sqlite_writer=sqlite_writer.for_database(settings.database_url),
             intake_slots=asyncio.Semaphore(settings.max_concurrent_messages),
+            bodies=bodies,
         )
+        bodies.prepare()
         log.info(
             "service.started",
             env=settings.env.value,

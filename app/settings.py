@@ -354,3 +354,32 @@ class Settings(BaseSettings):
         if self.outbound_allow_private is None:
             return self.env is Env.DEV
         return self.outbound_allow_private
+
+    # --- request bodies being received (issue 20, hole 7: docs/operations.md "Request
+    # bodies") --- checked before a byte of a POST /ebms body is spooled; past a limit the
+    # answer is 503 with Retry-After and the body is not read.
+    # Bodies being received at once (from the first byte to the last).
+    max_receiving_bodies: int = Field(default=32, gt=0)
+    # All spooled bodies together, from the first byte until their answer: a declared
+    # Content-Length is reserved whole, a chunked body as it grows (cut past the budget).
+    spool_budget_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    # The whole body must arrive within this (408 and its spool removed otherwise).
+    body_timeout_seconds: float = Field(default=120.0, gt=0)
+    # Where bodies past 1 MiB are spooled (files `kpr-body-*.part`, removed when the request
+    # ends); empty: the system's temporary directory.
+    spool_dir: Path | None = None
+
+    @field_validator("spool_dir", mode="before")
+    @classmethod
+    def _spool_dir(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _spool_budget(self) -> Settings:
+        if self.spool_budget_bytes < self.max_message_bytes:
+            raise ValueError(
+                f"KPR_SPOOL_BUDGET_BYTES ({self.spool_budget_bytes}) is smaller than "
+                f"KPR_MAX_MESSAGE_BYTES ({self.max_message_bytes}): a message of the largest "
+                "allowed size could never be received"
+            )
+        return self

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.intake.bodies import BodyGate
 from app.keyring import Keyring
 from app.metrics import Metrics
 from app.outbound import OutboundClient
@@ -33,3 +34,9 @@ class AppState:
     # The one client for outbound HTTP (app/outbound.py): revocation now, the registries and
     # reply delivery later. None until the lifespan starts.
     outbound: OutboundClient | None = field(default=None)
+
+    # POST /ebms bodies being received and spooled (issue 20): built with the app's metrics
+    # by `create_app`; this default (the settings' defaults) only for a state made elsewhere.
+    bodies: BodyGate = field(
+        default_factory=lambda: BodyGate(max_bodies=32, budget_bytes=512 * 1024 * 1024)
+    )

@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.requests import ClientDisconnect
 
-from app.intake.service import IntakeRequest, IntakeService, SpooledBody
-from app.security import cms
+from app.api.errors import PROBLEM_JSON, problem
+from app.intake import bodies
+from app.intake.bodies import BodySpool, Reservation
+from app.intake.service import IntakeRequest, IntakeService, Reply, SpooledBody
+from app.logging import get_logger
 from app.state import AppState
+
+log = get_logger(__name__)
 
 router = APIRouter(tags=["ebms"])
 
 _EBMS_DOC = """An ebXML message (ebMS 2.0, Norwegian profile): `multipart/related; type="text/xml";
 start=...` SOAP-with-attachments. The answer is HTTP 200 with a multipart/related ebXML reply:
 the signed `eb:Acknowledgment` and the AppRec (Action `APPREC`), or an `eb:MessageError`.
-A body larger than `KPR_MAX_MESSAGE_BYTES` gets 413."""
-
-
-# A body past this is written to disk as it arrives: uploads waiting for an intake slot (a
-# deadline day's hundreds of 10 MB messages) hold no memory meanwhile.
-BODY_SPOOL_BYTES = 1024 * 1024
+A body larger than `KPR_MAX_MESSAGE_BYTES` gets 413. Past `KPR_MAX_RECEIVING_BODIES` bodies
+arriving at once or the spool budget (`KPR_SPOOL_BUDGET_BYTES`) the answer is 503 with
+Retry-After, the body unread; a body that has not arrived whole within
+`KPR_BODY_TIMEOUT_SECONDS` gets 408."""
 
 
 class _TooLarge(Exception):
@@ -30,10 +36,10 @@ class _TooLarge(Exception):
         self.seen = seen
 
 
-async def _spool_capped(request: Request, cap: int) -> SpooledBody:
-    """The body into a spool, hashed as it arrives; `_TooLarge` past `cap` (what came so far
-    is dropped, never held)."""
-    spool = cms.new_spool(BODY_SPOOL_BYTES)
+async def _spool_capped(request: Request, cap: int, reservation: Reservation) -> SpooledBody:
+    """The body into a spool, hashed as it arrives; `_TooLarge` past `cap` and
+    `bodies.Refused` past the spool budget (what came so far is dropped, never held)."""
+    spool = BodySpool(request.app.state.kpr.bodies.spool_dir)
     digest = hashlib.sha256()
     size = 0
     try:
@@ -41,12 +47,13 @@ async def _spool_capped(request: Request, cap: int) -> SpooledBody:
             size += len(chunk)
             if size > cap:
                 raise _TooLarge(size)
+            reservation.grow(size)  # before the chunk is written
             digest.update(chunk)
             spool.write(chunk)
     except BaseException:
         spool.close()
         raise
-    return SpooledBody(spool, size, digest.hexdigest())
+    return SpooledBody(spool.file, size, digest.hexdigest())
 
 
 @router.post(
@@ -54,7 +61,12 @@ async def _spool_capped(request: Request, cap: int) -> SpooledBody:
     summary="Receive an ebXML message",
     description=_EBMS_DOC,
     response_class=Response,
-    responses={200: {"content": {"multipart/related": {}}}, 413: {"description": "too large"}},
+    responses={
+        200: {"content": {"multipart/related": {}}},
+        408: {"description": "the body did not arrive in time"},
+        413: {"description": "too large"},
+        503: {"description": "no room for another body now: try again after Retry-After"},
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -76,22 +88,85 @@ async def receive_ebms(request: Request) -> Response:
         received_at=received_at,
     )
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > settings.max_message_bytes:
+    length = int(declared) if declared is not None and declared.isdigit() else None
+    if length is not None and length > settings.max_message_bytes:
         # Decided from Content-Length: the body is never read.
-        reply = await service.refuse_too_large(meta, int(declared))
-    else:
+        reply = await service.refuse_too_large(meta, length)
+        return _response(reply)
+    try:
+        reservation = state.bodies.admit(length)
+    except bodies.Refused as refused:
+        log.warning("intake.body_refused", reason=refused.reason, declared=length)
+        return _unavailable(refused.reason)
+    try:
         try:
-            spooled = await _spool_capped(request, settings.max_message_bytes)
+            with anyio.fail_after(settings.body_timeout_seconds):
+                spooled = await _spool_capped(request, settings.max_message_bytes, reservation)
         except _TooLarge as exc:
-            reply = await service.refuse_too_large(meta, exc.seen)
-        else:
-            try:
-                reply = await service.receive(meta.with_spooled(spooled))
-            finally:
-                spooled.file.close()  # read and closed by `receive`; here if it never got there
+            reservation.release()
+            return _response(await service.refuse_too_large(meta, exc.seen))
+        except bodies.Refused as refused:
+            log.warning("intake.body_refused", reason=refused.reason, received=reservation.reserved)
+            return _unavailable(refused.reason)
+        except TimeoutError:
+            state.bodies.refused.labels("timeout").inc()
+            log.warning("intake.body_timeout", seconds=settings.body_timeout_seconds)
+            return _timed_out(settings.body_timeout_seconds)
+        except ClientDisconnect:
+            log.info("intake.body_disconnected")
+            return _problem(400, "BadRequest", "Forbindelsen ble brutt før meldingen var mottatt.")
+        except OSError as exc:  # the spool's disk is full or gone: a temporary failure
+            state.bodies.refused.labels("disk").inc()
+            log.error("intake.body_spool_failed", error_type=type(exc).__name__)
+            return _unavailable("disk")
+        reservation.received()
+        try:
+            reply = await service.receive(meta.with_spooled(spooled))
+        finally:
+            spooled.file.close()  # read and closed by `receive`; here if it never got there
+        return _response(reply)
+    finally:
+        reservation.release()
+
+
+def _response(reply: Reply) -> Response:
     return Response(
         content=reply.body,
         status_code=reply.status_code,
         media_type=None,
         headers={"Content-Type": reply.content_type},
+    )
+
+
+_UNAVAILABLE = {
+    "receiving": "Mottaket tar imot for mange meldinger samtidig.",
+    "budget": "Mottaket har ikke plass til flere meldinger akkurat nå.",
+    "disk": "Mottaket kunne ikke mellomlagre meldingen.",
+}
+
+
+def _unavailable(reason: str) -> Response:
+    """503: a temporary refusal; the body is not read (or no further), the connection closes."""
+    seconds = bodies.RETRY_AFTER_SECONDS
+    detail = f"{_UNAVAILABLE[reason]} Send meldingen på nytt om {seconds} sekunder."
+    return _problem(503, "Unavailable", detail, {"Retry-After": str(seconds)})
+
+
+def _timed_out(seconds: float) -> Response:
+    detail = (
+        f"Meldingen kom ikke fram i sin helhet innen {seconds:g} sekunder og er forkastet. "
+        "Send den på nytt."
+    )
+    return _problem(408, "RequestTimeout", detail)
+
+
+def _problem(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> Response:
+    # the connection closes: what is left of an unread body must not be taken as a request
+    return Response(
+        content=json.dumps(problem(status, code, detail), ensure_ascii=False).encode(),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers={**(headers or {}), "Connection": "close"},
     )

@@ -18,6 +18,7 @@ from lxml import etree
 from stdnum.no import orgnr as stdnum_orgnr
 
 from app.core.xmlparse import XmlRejected, parse_xml
+from app.security.keys import fully_parsed
 from app.statuses import CertificateUsage
 
 CPA_NS = "http://www.oasis-open.org/committees/ebxml-cppa/schema/cpp-cpa-2_0.xsd"
@@ -84,7 +85,8 @@ def certificate_spec(data: bytes | str, usage: str) -> CertificateSpec:
             import base64
 
             cert = x509.load_der_x509_certificate(base64.b64decode(b"".join(raw.split())))
-    except ValueError as exc:
+        fully_parsed(cert)  # a damaged field raises now, not when the party is stored
+    except (ValueError, x509.InvalidVersion) as exc:
         raise PartySpecError(f"not a readable X.509 certificate ({exc})") from None
     pem = cert.public_bytes(serialization.Encoding.PEM).decode()
     return CertificateSpec(

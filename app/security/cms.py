@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 
 from app.core.findings import Finding, Rule
 from app.security import rules
-from app.security.keys import KeyPair, describe_certificate, serial_hex
+from app.security.keys import KeyPair, describe_certificate, load_der_certificate, serial_hex
 
 GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_MAX_INFLATED = 200 * 1024 * 1024  # 50 MB packed (NHN's cap) at a generous 4x ratio
@@ -477,13 +477,25 @@ def sign_data(content: bytes, key_pair: KeyPair) -> bytes:
 
 def _signer_cert(
     signed: asn1_cms.SignedData, sid: asn1_cms.SignerIdentifier
-) -> x509.Certificate | None:
+) -> x509.Certificate | SignedContent | None:
+    """The signer's certificate among those carried; a finding when one of them cannot be
+    read (and none that can is the signer's)."""
+    unreadable: str | None = None
     for choice in signed["certificates"] or []:
         if choice.name != "certificate":
             continue
-        cert = x509.load_der_x509_certificate(choice.chosen.dump())
+        try:
+            cert = load_der_certificate(choice.chosen.dump())
+        except ValueError as exc:
+            unreadable = f" ({exc})" if exc.__cause__ is not None else ""
+            continue
         if _matches(sid, cert):
             return cert
+    if unreadable is not None:
+        return _bad_signed(
+            rules.MSG_SIG_MALFORMED,
+            f"Et sertifikat i den signerte fagmeldingen kan ikke leses{unreadable}.",
+        )
     return None
 
 
@@ -497,6 +509,8 @@ def verify_signed_data(data: bytes) -> SignedContent:
     if isinstance(read, SignedContent):
         return read
     cert = _signer_cert(read.signed, read.signer_info["sid"])
+    if isinstance(cert, SignedContent):
+        return cert
     if cert is None:
         return _bad_signed(
             rules.MSG_SIG_MALFORMED, "Den signerte fagmeldingen mangler signerers sertifikat."

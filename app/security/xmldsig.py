@@ -33,7 +33,7 @@ from app.core.cid import normalize_cid as normalize_cid
 from app.core.findings import Finding, Rule
 from app.core.xmlparse import parse_xml
 from app.security import rules
-from app.security.keys import KeyPair, describe_certificate
+from app.security.keys import KeyPair, describe_certificate, load_der_certificate
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -224,9 +224,10 @@ def _read_signer(sig: etree._Element, rs: _Rules, fs: list[Finding]) -> x509.Cer
         return None
     try:
         der = base64.b64decode("".join((cert_els[0].text or "").split()), validate=True)
-        return x509.load_der_x509_certificate(der)
-    except ValueError:
-        _find(fs, rs.malformed, location, "Sertifikatet i signaturen kan ikke leses.")
+        return load_der_certificate(der)
+    except ValueError as exc:
+        why = f" ({exc})" if exc.__cause__ is not None else ""  # which field, when one is
+        _find(fs, rs.malformed, location, f"Sertifikatet i signaturen kan ikke leses{why}.")
         return None
 
 

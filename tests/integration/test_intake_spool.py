@@ -1,9 +1,11 @@
 """The decrypted payload lives in a spool (`cms.new_spool`: memory up to a threshold, then a
-temporary file) that is closed when the request ends, however it ends (issue 11)."""
+temporary file) that is closed when the request ends, however it ends (issue 11); so does the
+body as it arrived (`bodies.BodySpool`: a `kpr-body-*.part` file in KPR_SPOOL_DIR, issue 20)."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,10 +17,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import undefer
 
+from app.intake import bodies, router
 from app.models import Message
 from app.security import cms
 from app.security.devpki import DevPki
 from app.settings import Settings
+from tests.integration.conftest import served
 from tests.integration.messages import assert_signed_ok_reply, epj_message, post, reply_of
 
 # the payload spool: no SQL that differs between the databases
@@ -37,8 +41,35 @@ def spool_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def spools(monkeypatch: pytest.MonkeyPatch, spool_dir: Path) -> list[IO[bytes]]:
-    """Every spool the intake makes, rolled over to a temporary file in `spool_dir` at once."""
+async def intake(
+    settings_with_pki: Settings, demo_party: int, spool_dir: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The intake with its bodies spooled in `spool_dir`."""
+    async with served(settings_with_pki.model_copy(update={"spool_dir": spool_dir})) as c:
+        yield c
+
+
+@pytest.fixture
+def body_spools(monkeypatch: pytest.MonkeyPatch) -> list[bodies.BodySpool]:
+    """Every body spool the intake makes, written to a file from its first byte."""
+    made: list[bodies.BodySpool] = []
+
+    class Recorded(bodies.BodySpool):
+        def __init__(self, directory: Path | None) -> None:
+            super().__init__(directory)
+            made.append(self)
+
+    monkeypatch.setattr(bodies, "MEMORY_BYTES", 0)
+    monkeypatch.setattr(router, "BodySpool", Recorded)
+    return made
+
+
+@pytest.fixture
+def spools(
+    monkeypatch: pytest.MonkeyPatch, spool_dir: Path, body_spools: list[bodies.BodySpool]
+) -> list[IO[bytes]]:
+    """Every payload spool the intake makes, rolled over to a temporary file in `spool_dir`
+    at once (and the bodies' spools there too, in `body_spools`)."""
     made: list[IO[bytes]] = []
 
     def tiny_spool(max_size: int = cms.SPOOL_MAX_SIZE) -> IO[bytes]:
@@ -55,13 +86,19 @@ async def test_the_spooled_body_and_payload_are_closed_when_the_request_ends(
     pki: DevPki,
     sessions: async_sessionmaker[AsyncSession],
     spools: list[IO[bytes]],
+    body_spools: list[bodies.BodySpool],
     spool_dir: Path,
 ) -> None:
     built = epj_message(pki)
     reply = reply_of(pki, await post(intake, built))
     assert_signed_ok_reply(reply, built.message_id)
     # the body's spool (as it arrived) and the payload's, both on disk, both gone
-    assert len(spools) == 2
+    assert len(body_spools) == 1
+    body_file = body_spools[0].file
+    assert Path(body_file.name).parent == spool_dir
+    assert Path(body_file.name).name.startswith("kpr-body-")
+    assert body_file.closed
+    assert len(spools) == 1
     assert all(s._rolled for s in spools)  # type: ignore[attr-defined]
     assert all(s.closed for s in spools)
     assert _files(spool_dir) == []
@@ -113,7 +150,7 @@ async def test_a_body_past_the_cap_without_content_length_is_refused_and_dropped
     intake: httpx.AsyncClient,
     pki: DevPki,
     sessions: async_sessionmaker[AsyncSession],
-    spools: list[IO[bytes]],
+    body_spools: list[bodies.BodySpool],
     spool_dir: Path,
     settings_with_pki: Settings,
 ) -> None:
@@ -130,10 +167,24 @@ async def test_a_body_past_the_cap_without_content_length_is_refused_and_dropped
     response = await intake.post("/ebms", content=chunks(), headers=built.http_headers)
 
     assert response.status_code == 413
-    assert spools
-    assert all(s.closed for s in spools)
+    assert len(body_spools) == 1
+    assert body_spools[0].file.closed
     assert _files(spool_dir) == []
     async with sessions() as s:
         message = (await s.scalars(select(Message).options(undefer(Message.raw)))).one()
     assert message.status == "TOO_LARGE"
     assert message.raw is None
+
+
+async def test_a_spool_that_cannot_be_written_is_a_503_not_a_500(
+    intake: httpx.AsyncClient,
+    pki: DevPki,
+    spool_dir: Path,
+    body_spools: list[bodies.BodySpool],
+) -> None:
+    os.rmdir(spool_dir)  # the disk under KPR_SPOOL_DIR gone (or full) after start-up
+    response = await post(intake, epj_message(pki))
+    assert response.status_code == 503
+    assert int(response.headers["retry-after"]) > 0
+    assert "kunne ikke mellomlagre" in response.json()["detail"]
+    assert body_spools[0].file.closed
