@@ -5,7 +5,6 @@ user."""
 
 from __future__ import annotations
 
-import getpass
 import sys
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +24,7 @@ from app.kommuner.ssb import SsbFormatError, parse_klass_131, year_from_name
 from app.models import utcnow
 from app.notify.remind import RemindReport, queue_reminders
 from app.query import messages as message_repo
-from app.query.access_log import Access, record_access
+from app.query.access_log import cli_access, record_access
 from app.query.reporting import default_year
 from app.register.keys import load_protector
 from app.settings import Settings
@@ -173,17 +172,7 @@ async def _read_feilliste_logged(
         protector=load_protector(settings),
     )
     kommune_nr = q.kommune_nr
-    record_access(
-        session,
-        Access(
-            token_id=None,
-            actor=f"cli:{getpass.getuser()}",
-            role="operator",
-            action="feilliste.read",
-            resource=f"cli feilliste {kommune_nr}",
-            kommune_nr=kommune_nr,
-        ),
-    )
+    record_access(session, cli_access("feilliste.read", f"cli feilliste {kommune_nr}", kommune_nr))
     return result
 
 

@@ -7,7 +7,6 @@ user."""
 from __future__ import annotations
 
 import datetime
-import getpass
 import re
 from typing import Annotated
 
@@ -18,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.content.calendar import DeadlineExtension, ReportingYear, extended
 from app.deadlines import repository as deadline_repo
-from app.query.access_log import Access, record_access
+from app.query.access_log import cli_access, record_access
 
 calendar_app = typer.Typer(
     help="The reporting calendar and the deadlines granted single municipalities.",
@@ -51,17 +50,7 @@ def _entry(year: int) -> ReportingYear:
 
 
 def _logged(session: AsyncSession, action: str, kommune_nr: str, year: int) -> None:
-    record_access(
-        session,
-        Access(
-            token_id=None,
-            actor=f"cli:{getpass.getuser()}",
-            role="operator",
-            action=action,
-            resource=f"cli calendar {kommune_nr} {year}",
-            kommune_nr=kommune_nr,
-        ),
-    )
+    record_access(session, cli_access(action, f"cli calendar {kommune_nr} {year}", kommune_nr))
 
 
 @calendar_app.command("extend")

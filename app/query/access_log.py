@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,18 @@ class Access:
     message_ids: Sequence[int] = ()
     request_id: str | None = None
     remote_addr: str | None = None
+
+
+def cli_access(action: str, resource: str, kommune_nr: str | None = None) -> Access:
+    """A read or change on the server's command line: the local user, as an operator."""
+    return Access(
+        token_id=None,
+        actor=f"cli:{getpass.getuser()}",
+        role="operator",
+        action=action,
+        resource=resource,
+        kommune_nr=kommune_nr,
+    )
 
 
 def record_access(session: AsyncSession, access: Access, *, at: datetime | None = None) -> None:
