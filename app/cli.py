@@ -20,6 +20,7 @@ from app import migrate
 from app.auth import repository as token_repo
 from app.auth.tokens import parse_expiry, parse_role
 from app.db import create_engine, session_factory
+from app.intake import totals as totals_writer
 from app.parties import repository as party_repo
 from app.parties.spec import PartySpecError, certificate_spec, make_party, read_parties
 from app.query import totals
@@ -126,7 +127,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     migrate.upgrade(settings.database_url, revision)
     if revision == "head":
         windows = totals.windows_for(settings.reporting_calendar)
-        if run_db(lambda session: totals.rebuild_if_stale(session, windows)):
+        if run_db(lambda session: totals_writer.rebuild_if_stale(session, windows)):
             console.print("running totals rebuilt from the stored messages")
         protector = load_protector(settings)
         if sealed := run_db(lambda session: keyrotation.seal_legacy(session, protector)):
@@ -137,7 +138,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
 def db_rebuild_totals() -> None:
     """Recompute corrections and the coverage and statistics totals from the stored rows."""
     windows = totals.windows_for(load_settings().reporting_calendar)
-    run_db(lambda session: totals.rebuild(session, windows))
+    run_db(lambda session: totals_writer.rebuild(session, windows))
     console.print("running totals rebuilt from the stored messages")
 
 
