@@ -51,8 +51,8 @@ from app.ebxml.envelope import (
 from app.ebxml.envelope import Party as EbxmlParty
 from app.intake import history as history_repo
 from app.intake import repository as repo
+from app.intake import revocation, stages
 from app.intake import rules as intake_rules
-from app.intake import stages
 from app.intake.outcome import Claim, ClaimKey, HistoryRecord, Mail, Outcome, ReceiptRecord
 from app.keyring import Keyring
 from app.kommuner import repository as kommune_repo
@@ -66,7 +66,6 @@ from app.msghead.checks import msgid_duplicate
 from app.notify.email import compose_notification, warning_counts
 from app.parties import repository as party_repo
 from app.query import totals
-from app.revocation import intake as revocation
 from app.security.certificates import PartyTrust
 from app.security.keys import load_certificate
 from app.settings import ReceiverEnvironment
