@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from app import sqlite_writer
+from app.cli_common import load_settings
 from app.cli_progress import progress_bar
 from app.db import create_engine, session_factory
 from app.keyring import KeyringError, load_keyring
@@ -28,7 +29,6 @@ err = Console(stderr=True)
 
 
 def _settings() -> Settings:
-    from app.cli import load_settings
 
     return load_settings()
 
