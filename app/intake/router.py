@@ -11,9 +11,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.requests import ClientDisconnect
 
+from app import bodies
 from app.api.errors import PROBLEM_JSON, problem
-from app.intake import bodies
-from app.intake.bodies import BodySpool, Reservation
+from app.bodies import BodySpool, Reservation
 from app.intake.service import IntakeRequest, IntakeService, Reply, SpooledBody
 from app.logging import get_logger
 from app.state import AppState
