@@ -1,7 +1,7 @@
 """The registry of content formats, keyed by MsgHead `MsgInfo/Type` and by the content root
 namespace. A new format (the annual IPLOS 3.x, KPR_IDE) is one module that builds a
 `ContentFormat` plus its schema in `schemas/`, added to `_builtin_formats` in
-app/content/formats.py (which imports the plug-ins; they import this module). Types not found
+app/content/builtin.py (which imports the plug-ins; they import this module). Types not found
 here are the caller's to answer (AppRec T10)."""
 
 from __future__ import annotations
