@@ -24,16 +24,18 @@ run: install
 	KPR_ENV=$${KPR_ENV:-dev} $(BIN)/kpr-mottak dev-pki --if-missing
 	KPR_ENV=$${KPR_ENV:-dev} $(BIN)/kpr-mottak serve --host 127.0.0.1 --port 8080
 
+# ruff, then the layers the code keeps (import-linter's contracts in pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: install
 	$(BIN)/mypy
 
-# The first tier, at most 5 minutes on 2 cores: ruff and mypy beside pytest on two workers,
-# everything but the second tier (`slow`, `e2e`), Hypothesis' `dev` budgets, the coverage
-# gate. Prints its wall time at the end.
+# The first tier, at most 5 minutes on 2 cores: ruff, lint-imports and mypy beside pytest on
+# two workers, everything but the second tier (`slow`, `e2e`), Hypothesis' `dev` budgets, the
+# coverage gate. Prints its wall time at the end.
 test: install
 	@start=$$(date +%s); status=0; \
 	$(MAKE) --no-print-directory -j3 -Oline lint typecheck pytest || status=$$?; \

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import IntegrityError
@@ -19,16 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import migrate
 from app.auth import repository as token_repo
 from app.auth.tokens import parse_expiry, parse_role
-from app.db import create_engine, session_factory
+from app.cli_common import err, load_settings, run_db
+from app.intake import totals as totals_writer
 from app.parties import repository as party_repo
 from app.parties.spec import PartySpecError, certificate_spec, make_party, read_parties
 from app.query import totals
 from app.register import keyrotation
 from app.register.keys import ensure_dev_keys, load_protector
-from app.settings import Settings
 from app.statuses import CertificateUsage
-
-T = TypeVar("T")
 
 app = typer.Typer(
     help="kpr-mottak: KPR's receiving service for IPLOS messages.",
@@ -43,37 +38,6 @@ app.add_typer(parties_app, name="parties")
 app.add_typer(tokens_app, name="tokens")
 
 console = Console()
-err = Console(stderr=True)
-
-
-def load_settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        err.print("[bold red]invalid configuration:[/]")
-        for e in exc.errors():
-            where = ".".join(str(p) for p in e.get("loc", ())) or "settings"
-            err.print(f"  - {where}: {e['msg'].removeprefix('Value error, ')}")
-        raise typer.Exit(2) from None
-
-
-def run_db(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run one unit of work in a session and commit it."""
-    settings = load_settings()
-
-    async def main() -> T:
-        engine = create_engine(
-            settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
-        )
-        try:
-            async with session_factory(engine)() as session:
-                result = await work(session)
-                await session.commit()
-                return result
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(main())
 
 
 def default_workers() -> int:
@@ -126,7 +90,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     migrate.upgrade(settings.database_url, revision)
     if revision == "head":
         windows = totals.windows_for(settings.reporting_calendar)
-        if run_db(lambda session: totals.rebuild_if_stale(session, windows)):
+        if run_db(lambda session: totals_writer.rebuild_if_stale(session, windows)):
             console.print("running totals rebuilt from the stored messages")
         protector = load_protector(settings)
         if sealed := run_db(lambda session: keyrotation.seal_legacy(session, protector)):
@@ -137,7 +101,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
 def db_rebuild_totals() -> None:
     """Recompute corrections and the coverage and statistics totals from the stored rows."""
     windows = totals.windows_for(load_settings().reporting_calendar)
-    run_db(lambda session: totals.rebuild(session, windows))
+    run_db(lambda session: totals_writer.rebuild(session, windows))
     console.print("running totals rebuilt from the stored messages")
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.api.coverage import Coverage, build_coverage
 from app.api.feilliste import Feilliste, Which, read_feilliste, to_csv
 from app.api.messages import Environment, MessageStatus
+from app.cli_common import load_settings, run_db
 from app.kommuner.repository import replace_year
 from app.kommuner.ssb import SsbFormatError, parse_klass_131, year_from_name
 from app.models import utcnow
@@ -51,7 +52,6 @@ def messages_list(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
 ) -> None:
     """The newest messages, with their status and AppRec status."""
-    from app.cli import run_db
 
     where = message_repo.MessageFilter(
         kommune=kommune,
@@ -84,7 +84,6 @@ def messages_list(
 @messages_app.command("show")
 def messages_show(message_id: Annotated[int, typer.Argument(min=1)]) -> None:
     """One message: header, timeline, findings per rule, receipt, emails."""
-    from app.cli import run_db
 
     async def work(session: AsyncSession) -> tuple[object, ...] | None:
         summary = await message_repo.summary_of(session, message_id)
@@ -130,7 +129,6 @@ def feilliste(
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV for Excel on stdout")] = False,
 ) -> None:
     """A municipality's error list (personal data: the read is access-logged)."""
-    from app.cli import load_settings, run_db
 
     if not (len(kommune_nr) == 4 and kommune_nr.isdigit()):
         err.print("[red]KOMMUNENR is 4 digits[/]")
@@ -208,7 +206,6 @@ def coverage(
     missing: Annotated[bool, typer.Option("--missing", help="only those not delivered")] = False,
 ) -> None:
     """Every municipality of the year: readable message received or not, and more."""
-    from app.cli import load_settings, run_db
 
     settings = load_settings()
     now = utcnow()
@@ -259,7 +256,6 @@ def kommuner_import(
     year: Annotated[int | None, typer.Option(help="default: the year in the file name")] = None,
 ) -> None:
     """Load an SSB Klass 131 CSV export (`;`) as the list of a year (replaces that year)."""
-    from app.cli import run_db
 
     year = year or year_from_name(file.name)
     if year is None:
@@ -284,7 +280,6 @@ def remind(
 ) -> None:
     """Queue a reminder (Norwegian, no personal data) to the innsendingsansvarlig of every
     registered municipality without a readable message; once a day at most."""
-    from app.cli import load_settings, run_db
 
     settings = load_settings()
     now = utcnow()

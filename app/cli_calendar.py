@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.cli_common import load_settings, run_db
 from app.content.calendar import DeadlineExtension, ReportingYear, extended
 from app.deadlines import repository as deadline_repo
 from app.query.access_log import cli_access, record_access
@@ -43,7 +44,6 @@ def _year(value: int) -> int:
 
 
 def _entry(year: int) -> ReportingYear:
-    from app.cli import load_settings
     from app.query.reporting import year_entry
 
     return year_entry(load_settings(), year)
@@ -64,7 +64,6 @@ def extend_command(
 ) -> None:
     """Give one municipality a later deadline for one reporting year (set again to move it).
     The correction deadline is never before it."""
-    from app.cli import run_db
 
     kommune_nr, reporting_year, day = _kommune(kommune), _year(year), until.date()
     entry = _entry(reporting_year)
@@ -94,7 +93,6 @@ def remove_command(
     year: Annotated[int, typer.Option("--year", help="The reporting year")],
 ) -> None:
     """Take a municipality's extension back: the ordinary deadline applies again."""
-    from app.cli import run_db
 
     kommune_nr, reporting_year = _kommune(kommune), _year(year)
 
@@ -115,7 +113,6 @@ def list_command(
     year: Annotated[int | None, typer.Option("--year", help="Only this reporting year")] = None,
 ) -> None:
     """Every extension granted (or those of one year)."""
-    from app.cli import run_db
 
     async def work(session: AsyncSession) -> tuple[DeadlineExtension, ...]:
         return await deadline_repo.extensions(
@@ -146,7 +143,6 @@ def show_command(
     """A reporting year's dates (the configured calendar, else the standing 15 January, 15
     March and 21 March), as they apply to one municipality with `--kommune`, and the
     extensions granted for the year."""
-    from app.cli import run_db
 
     reporting_year = _year(year)
     kommune_nr = _kommune(kommune) if kommune is not None else None

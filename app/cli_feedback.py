@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from app.cli_common import load_settings
 from app.db import create_engine, session_factory
 from app.feedback.refresh import RefreshReport, refresh_once
 
@@ -26,7 +27,6 @@ def refresh_command(
     ] = False,
 ) -> None:
     """Recompute the figures of every municipality and year touched since the last refresh."""
-    from app.cli import load_settings
 
     settings = load_settings()
 

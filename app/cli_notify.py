@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from app.cli_common import load_settings
 from app.db import create_engine, session_factory
 from app.logging import configure_logging
 from app.notify.sender import DEFAULT_BATCH, DEFAULT_INTERVAL, SendReport, SmtpConfig, run_loop
@@ -33,7 +34,6 @@ def run(
 ) -> None:
     """Send the queued notification emails (KPR_SMTP_*), retrying failures with backoff.
     Several of these may run against one PostgreSQL database; each email is sent by one."""
-    from app.cli import load_settings
 
     settings = load_settings()
     if not settings.smtp_host:

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from app.cli_common import load_settings
 from app.keyring import KeyringError, load_keyring
 
 keys_app = typer.Typer(help="Our keys and trust anchors at run time.", no_args_is_help=True)
@@ -18,7 +19,6 @@ err = Console(stderr=True)
 
 
 def _check() -> None:
-    from app.cli import load_settings
 
     try:
         keyring = load_keyring(load_settings())
@@ -46,7 +46,6 @@ def reload(
 ) -> None:
     """Make a running server load its keys, certificates and trust anchors again (SIGHUP),
     after checking here that they load. Messages in progress finish with the old keys."""
-    from app.cli import load_settings
 
     _check()
     if pid is None:
@@ -79,7 +78,6 @@ def retention_run() -> None:
     import asyncio
     from datetime import UTC, datetime
 
-    from app.cli import load_settings
     from app.db import create_engine, session_factory
     from app.retention.policy import RetentionReport, apply_retention
 

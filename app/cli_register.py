@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from app.api.messages import Environment
+from app.cli_common import load_settings
 from app.cli_progress import progress_bar
 from app.content.calendar import OSLO
 from app.db import create_engine, session_factory
@@ -49,7 +50,6 @@ def export(
     """Write melding, kontaktperson, melding_kommune, notifikasjon, hendelse and episode of
     the meldinger received in the reporting year's window to OUT/<table>.parquet (or .csv).
     Without --with-fid the fid column is left out (fid_hmac stays, for joins)."""
-    from app.cli import load_settings
 
     settings = load_settings()
     protector: Protector | None = None

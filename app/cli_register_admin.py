@@ -1,5 +1,5 @@
 """`kpr-mottak register ...`: the register store's upkeep (key rotation, rebuilding the store
-from stored requests: `backfill`, app/register/backfill.py). The export and the feed's
+from stored requests: `backfill`, app/intake/backfill.py). The export and the feed's
 commands live in app/cli_register.py."""
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from app import sqlite_writer
+from app.cli_common import load_settings
 from app.cli_progress import progress_bar
 from app.db import create_engine, session_factory
+from app.intake import backfill as rebuild
 from app.keyring import KeyringError, load_keyring
-from app.register import backfill as rebuild
 from app.register import keyrotation
 from app.register.keys import RegisterKeyError, load_protector
 from app.settings import ReceiverEnvironment, Settings
@@ -28,7 +29,6 @@ err = Console(stderr=True)
 
 
 def _settings() -> Settings:
-    from app.cli import load_settings
 
     return load_settings()
 

@@ -36,7 +36,7 @@ from app.apprec.mapping import receipt_outcome
 from app.apprec.model import KPR_NAME, AppRecStatus, AppRecVersion, OriginalMsgRef, Party
 from app.apprec.parse import AppRecInvalid, parse_apprec
 from app.cli_progress import progress_bar
-from app.content import registry
+from app.content import builtin, registry
 from app.content.calendar import ReportingCalendar, parse_reporting_calendar
 from app.content.iplos.rules import RULES as IPLOS_RULES
 from app.content.iplos.sample import SCENARIOS, wrap_in_msghead, write_sample
@@ -125,7 +125,7 @@ def validate_document(
         calendar=calendar,
     )
     root = sniff_root(data)
-    fmt = registry.lookup_namespace(root.namespace) if root is not None and root.namespace else None
+    fmt = builtin.lookup_namespace(root.namespace) if root is not None and root.namespace else None
     kpr = Party(name=KPR_NAME, her_id=our_her_ids[0] if our_her_ids else KPR_HER)
     if fmt is not None and root is not None and root.localname == fmt.root:
         judged = _judge_content(data, fmt, context, kpr=kpr, file_name=file_name)

@@ -17,12 +17,12 @@ from app.api.docs import install_docs
 from app.api.errors import PROBLEM_JSON, install_error_handlers, problem
 from app.api.parties import router as parties_router
 from app.api.router import router as read_router
+from app.bodies import BodyGate
 from app.db import create_engine, ping, session_factory
 from app.exposure import metrics_allowed
 from app.feedback.background import start_refresher
 from app.feedback.pages import router as feedback_pages
 from app.inflight import InFlightMiddleware
-from app.intake.bodies import BodyGate
 from app.intake.router import router as intake_router
 from app.keyring import load_keyring
 from app.lifecycle import ops_metrics, start_operations

@@ -607,9 +607,3 @@ def _access_log_no_core_writes(
     """The same for Core statements run on a connection, bypassing the session."""
     if _writes_access_log(clauseelement):
         raise AppendOnlyError("access_log is append-only")
-
-
-# The register store's tables live beside their code; imported here so `Base.metadata` (and
-# Alembic) knows every table.
-from app.deadlines import models as _deadline_models  # noqa: E402, F401
-from app.register import models as _register_models  # noqa: E402, F401

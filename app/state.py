@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.intake.bodies import BodyGate
+from app.bodies import BodyGate
 from app.keyring import Keyring
 from app.metrics import Metrics
 from app.outbound import OutboundClient

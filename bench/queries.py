@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app import migrate
 from app.auth import repository as tokens
 from app.db import create_engine, session_factory
+from app.intake import totals as totals_writer
 from app.kommuner.lists import shipped_list
 from app.main import create_app
 from app.query import totals
@@ -182,7 +183,7 @@ async def seed(url: str, messages: int, findings_per_message: int) -> float:
                 print(f"rows loaded in {time.perf_counter() - started:.1f} s", flush=True)
                 rebuilding = time.perf_counter()
                 async with session_factory(engine)() as session:
-                    await totals.rebuild(session, totals.windows_for(""))
+                    await totals_writer.rebuild(session, totals.windows_for(""))
                     await session.commit()
                 print(f"totals rebuilt in {time.perf_counter() - rebuilding:.1f} s", flush=True)
                 async with engine.connect() as conn:

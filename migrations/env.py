@@ -9,7 +9,9 @@ from typing import Any
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import app.feedback.tables  # noqa: F401  (the open feedback's tables, on the same Base)
+import app.deadlines.models
+import app.feedback.tables
+import app.register.models  # noqa: F401  (the register store's tables, beside their code)
 from app.db import create_engine
 from app.models import Base, UtcDateTime
 

@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from app.api.deps import DbSession, Operator
+from app.api.deps import Operator
 from app.api.paging import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, page
 from app.api.problems import PROBLEM_RESPONSES
+from app.http_deps import DbSession
 from app.query.access_log import AccessFilter, list_access
 
 router = APIRouter(prefix="/api/v1", tags=["access-log"], responses=PROBLEM_RESPONSES)

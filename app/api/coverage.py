@@ -12,11 +12,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.deps import DbSession, Operator, app_state
+from app.api.deps import Operator
 from app.api.messages import Environment
 from app.api.problems import PROBLEM_RESPONSES
 from app.content.calendar import extended, local_date
 from app.deadlines import repository as deadline_repo
+from app.http_deps import DbSession, app_state
 from app.kommuner.repository import kommuner_of
 from app.logging import get_logger
 from app.models import utcnow

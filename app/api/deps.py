@@ -1,31 +1,19 @@
-"""FastAPI dependencies: the database session and the bearer-token principal."""
+"""FastAPI dependencies of the API: the bearer-token principal and its roles (the state and the
+database session: app/http_deps.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.repository import authenticate
 from app.auth.tokens import Principal
-from app.state import AppState
+from app.http_deps import db_session
 
 _bearer = HTTPBearer(auto_error=False, description="API token from `kpr-mottak tokens create`")
-
-
-def app_state(request: Request) -> AppState:
-    state: AppState = request.app.state.kpr
-    return state
-
-
-async def db_session(
-    state: Annotated[AppState, Depends(app_state)],
-) -> AsyncIterator[AsyncSession]:
-    async with state.sessions() as session:
-        yield session
 
 
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
@@ -71,7 +59,6 @@ async def register_or_operator(who: Annotated[Principal, Depends(principal)]) ->
     return who
 
 
-DbSession = Annotated[AsyncSession, Depends(db_session)]
 # any valid token, whatever its role (whoami)
 Authenticated = Annotated[Principal, Depends(principal)]
 AnyPrincipal = Annotated[Principal, Depends(reader)]

@@ -6,8 +6,8 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 
-from app.api.deps import app_state
 from app.exposure import is_loopback
+from app.http_deps import app_state
 from app.notify.devsink import SavedMail, saved_mail, saved_mails
 from app.settings import Env, Settings
 

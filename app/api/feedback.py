@@ -9,13 +9,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from app.api.deps import DbSession, app_state
 from app.api.problems import PROBLEM_RESPONSES
 from app.feedback.csv_out import kommune_csv, overview_csv
 from app.feedback.figures import Environment, KommuneFeedback, Overview, select_rows
 from app.feedback.http import check_year, etag_for, recall, remember
 from app.feedback.refresh import generation
 from app.feedback.service import load_kommune, load_overview
+from app.http_deps import DbSession, app_state
 from app.models import utcnow
 
 router = APIRouter(prefix="/api/v1", tags=["feedback"], responses=PROBLEM_RESPONSES)

@@ -14,14 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.access import log_access
-from app.api.deps import AnyPrincipal, DbSession
-from app.api.deps import app_state as _app_state
+from app.api.deps import AnyPrincipal
 from app.api.messages import Environment
 from app.api.paging import decode_row_cursor, encode_row_cursor
 from app.api.problems import PROBLEM_RESPONSES
 from app.catalogue import rules_by_id
 from app.content.calendar import OSLO
 from app.core.spreadsheet import sheet
+from app.http_deps import DbSession
+from app.http_deps import app_state as _app_state
 from app.models import utcnow
 from app.query import feilliste as repo
 from app.query.reporting import default_year, received_window, year_entry

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.access import log_access, only_kommune
-from app.api.deps import AnyPrincipal, DbSession, Operator, app_state
+from app.api.deps import AnyPrincipal, Operator
 from app.api.paging import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -23,6 +23,7 @@ from app.api.paging import (
 )
 from app.api.problems import PROBLEM_RESPONSES
 from app.auth.tokens import Principal
+from app.http_deps import DbSession, app_state
 from app.models import Message, NotificationOutbox, utcnow
 from app.query import messages as repo
 from app.query.feilliste import fid_hidden_for

@@ -9,7 +9,8 @@ from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 
-from app.api.deps import Authenticated, DbSession, Operator
+from app.api.deps import Authenticated, Operator
+from app.http_deps import DbSession
 from app.models import Party
 from app.parties import repository as repo
 from app.parties.spec import (

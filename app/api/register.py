@@ -23,10 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import to_json
 
 from app.api.access import log_access
-from app.api.deps import DbSession, RegisterLoader, RegisterOrOperator, app_state
+from app.api.deps import RegisterLoader, RegisterOrOperator
 from app.api.messages import Environment
 from app.api.paging import decode_position, encode_position
 from app.api.problems import PROBLEM_RESPONSES, Problem
+from app.http_deps import DbSession, app_state
 from app.models import utcnow
 from app.register import feed
 from app.register.confirmed import oldest_unconfirmed

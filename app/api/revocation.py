@@ -9,8 +9,9 @@ import datetime as dt
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from app.api.deps import Operator, app_state
+from app.api.deps import Operator
 from app.api.problems import PROBLEM_RESPONSES
+from app.http_deps import app_state
 
 router = APIRouter(prefix="/api/v1", tags=["revocation"], responses=PROBLEM_RESPONSES)
 

@@ -9,9 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
-from app.api.deps import DbSession, Operator
+from app.api.deps import Operator
 from app.api.messages import Environment
 from app.api.problems import PROBLEM_RESPONSES
+from app.http_deps import DbSession
 from app.query import stats as repo
 
 router = APIRouter(prefix="/api/v1", tags=["stats"], responses=PROBLEM_RESPONSES)

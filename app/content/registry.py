@@ -1,6 +1,7 @@
 """The registry of content formats, keyed by MsgHead `MsgInfo/Type` and by the content root
 namespace. A new format (the annual IPLOS 3.x, KPR_IDE) is one module that builds a
-`ContentFormat` plus its schema in `schemas/`, added to `_builtin_formats`. Types not found
+`ContentFormat` plus its schema in `schemas/`, added to `_builtin_formats` in
+app/content/builtin.py (which imports the plug-ins; they import this module). Types not found
 here are the caller's to answer (AppRec T10)."""
 
 from __future__ import annotations
@@ -54,36 +55,3 @@ class ContentFormat:
     @property
     def root_tag(self) -> str:
         return f"{{{self.namespace}}}{self.root}"
-
-
-def _builtin_formats() -> tuple[ContentFormat, ...]:
-    # Imported here, not at module level: the plug-ins import app.content.model themselves.
-    from app.content.iplos import FORMAT as IPLOS
-
-    return (IPLOS,)
-
-
-_cache: tuple[ContentFormat, ...] | None = None
-
-
-def formats() -> tuple[ContentFormat, ...]:
-    global _cache
-    if _cache is None:
-        _cache = _builtin_formats()
-    return _cache
-
-
-def lookup(msg_type: str) -> ContentFormat | None:
-    """The content format for a MsgInfo/Type, or None (the caller answers AppRec T10)."""
-    for f in formats():
-        if f.msg_type == msg_type:
-            return f
-    return None
-
-
-def lookup_namespace(namespace: str) -> ContentFormat | None:
-    """The content format whose root element lives in `namespace` (for a bare content file)."""
-    for f in formats():
-        if f.namespace == namespace:
-            return f
-    return None

@@ -13,12 +13,12 @@ from jinja2 import Environment as Jinja
 from jinja2 import FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from app.api.deps import DbSession, app_state
 from app.feedback import svg
 from app.feedback.figures import ENVIRONMENT_TEXT, Environment, KommuneFeedback, select_rows
 from app.feedback.http import check_year, environment_of, etag_for, recall, remember, years
 from app.feedback.refresh import generation
 from app.feedback.service import load_kommune, load_overview
+from app.http_deps import DbSession, app_state
 from app.models import utcnow
 from app.query.reporting import default_year
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import undefer
 
 from app.core.findings import Finding
 from app.core.xmlparse import xml_safe
-from app.intake import history
+from app.intake import history, totals
 from app.intake.outcome import ClaimKey, HistoryRecord, Outcome, ReceiptRecord
 from app.models import (
     Base,
@@ -27,7 +27,6 @@ from app.models import (
     Receipt,
 )
 from app.models import Finding as FindingRow
-from app.query import totals
 from app.query.totals import Windows
 from app.register import episodes
 from app.register import store as register_store

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.requests import ClientDisconnect
 
+from app import bodies
 from app.api.errors import PROBLEM_JSON, problem
-from app.intake import bodies
-from app.intake.bodies import BodySpool, Reservation
+from app.bodies import BodySpool, Reservation
 from app.intake.service import IntakeRequest, IntakeService, Reply, SpooledBody
 from app.logging import get_logger
 from app.state import AppState
@@ -91,8 +91,7 @@ async def receive_ebms(request: Request) -> Response:
     length = int(declared) if declared is not None and declared.isdigit() else None
     if length is not None and length > settings.max_message_bytes:
         # Decided from Content-Length: the body is never read.
-        reply = await service.refuse_too_large(meta, length)
-        return _response(reply)
+        return _too_large(await service.refuse_too_large(meta, length))
     try:
         reservation = state.bodies.admit(length)
     except bodies.Refused as refused:
@@ -104,7 +103,7 @@ async def receive_ebms(request: Request) -> Response:
                 spooled = await _spool_capped(request, settings.max_message_bytes, reservation)
         except _TooLarge as exc:
             reservation.release()
-            return _response(await service.refuse_too_large(meta, exc.seen))
+            return _too_large(await service.refuse_too_large(meta, exc.seen))
         except bodies.Refused as refused:
             log.warning("intake.body_refused", reason=refused.reason, received=reservation.reserved)
             return _unavailable(refused.reason)
@@ -135,6 +134,15 @@ def _response(reply: Reply) -> Response:
         status_code=reply.status_code,
         media_type=None,
         headers={"Content-Type": reply.content_type},
+    )
+
+
+def _too_large(detail: str) -> Response:
+    """413, in the one error shape of the HTTP API (RFC 9457); an MSH logs the detail."""
+    return Response(
+        content=json.dumps(problem(413, "PayloadTooLarge", detail), ensure_ascii=False).encode(),
+        status_code=413,
+        media_type=PROBLEM_JSON,
     )
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import json
 import logging
 import uuid
 from collections.abc import Sequence
@@ -33,7 +32,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import __version__
-from app.api.errors import PROBLEM_JSON, problem
 from app.apprec.mapping import error_counts
 from app.apprec.model import KPR_NAME, AppRecStatus, AppRecVersion
 from app.content.calendar import ReportingCalendar, parse_reporting_calendar
@@ -53,8 +51,8 @@ from app.ebxml.envelope import (
 from app.ebxml.envelope import Party as EbxmlParty
 from app.intake import history as history_repo
 from app.intake import repository as repo
+from app.intake import revocation, stages
 from app.intake import rules as intake_rules
-from app.intake import stages
 from app.intake.outcome import Claim, ClaimKey, HistoryRecord, Mail, Outcome, ReceiptRecord
 from app.keyring import Keyring
 from app.kommuner import repository as kommune_repo
@@ -68,7 +66,6 @@ from app.msghead.checks import msgid_duplicate
 from app.notify.email import compose_notification, warning_counts
 from app.parties import repository as party_repo
 from app.query import totals
-from app.revocation import intake as revocation
 from app.security.certificates import PartyTrust
 from app.security.keys import load_certificate
 from app.settings import ReceiverEnvironment
@@ -208,7 +205,7 @@ class IntakeService:
 
     # --- entry points -------------------------------------------------------------------
 
-    async def refuse_too_large(self, req: IntakeRequest, size: int) -> Reply:
+    async def refuse_too_large(self, req: IntakeRequest, size: int) -> str:
         finding = Finding(
             intake_rules.TOO_LARGE,
             "HTTP body",
@@ -238,9 +235,8 @@ class IntakeService:
             log.error("intake.store_too_large_failed", error_type=type(exc).__name__)
         self.state.metrics.messages.labels("TOO_LARGE", "unknown").inc()
         log.info("intake.refused_too_large", message_id=message_id, size=size)
-        # the one error shape of the HTTP API (RFC 9457); an MSH logs the detail
-        body = problem(413, "PayloadTooLarge", f"{finding.rule.text_no} {finding.detail}")
-        return Reply(413, json.dumps(body, ensure_ascii=False).encode(), PROBLEM_JSON)
+        # the detail of the 413 the transport answers (the HTTP router: a problem body)
+        return f"{finding.rule.text_no} {finding.detail}"
 
     async def receive(self, req: IntakeRequest) -> Reply:
         started = datetime.now(UTC)

@@ -18,7 +18,7 @@ from app.apprec.build import build_receipt
 from app.apprec.mapping import receipt_outcome
 from app.apprec.model import AppRecStatus, AppRecVersion
 from app.apprec.model import Party as AppRecParty
-from app.content import registry
+from app.content import builtin
 from app.content.model import ContentContext, ContentResult, HistoryKeys
 from app.content.registry import ContentFormat, KeyCollector
 from app.core.findings import Consequence, Finding
@@ -676,7 +676,7 @@ class _Collected:
 
 
 def _collector_for(root: etree._Element) -> tuple[ContentFormat, KeyCollector] | None:
-    for fmt in registry.formats():
+    for fmt in builtin.formats():
         if fmt.key_collector is not None and root.tag == fmt.root_tag:
             return fmt, fmt.key_collector()
     return None
@@ -719,7 +719,7 @@ def read_business(
     findings = list(reading.findings)
     if head is None:
         return BusinessHead(None, tuple(findings), None, HistoryKeys())
-    supported = {f.msg_type for f in registry.formats()}
+    supported = {f.msg_type for f in builtin.formats()}
     findings.extend(
         check_msghead(
             head,
@@ -732,7 +732,7 @@ def read_business(
             max_clock_skew=skew,
         )
     )
-    fmt = registry.lookup(head.type_v) if head.type_v else None
+    fmt = builtin.lookup(head.type_v) if head.type_v else None
     if (
         fmt is None
         or head.content is None

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import repository as tokens
+from app.intake import totals as totals_writer
 from app.models import (
     Finding,
     IplosNotification,
@@ -151,7 +152,7 @@ async def add_message(
             )
         await s.flush()
         # as the intake does in the same transaction: corrections and running totals
-        await totals.record_message(s, m.id, totals.windows_for(""))
+        await totals_writer.record_message(s, m.id, totals.windows_for(""))
         await s.commit()
         return Seeded(m.id, list(faults or []))
 

@@ -22,9 +22,9 @@ import uvicorn
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from app import bodies
+from app.bodies import BodyGate
 from app.ebxml.build import BuiltMessage
-from app.intake import bodies
-from app.intake.bodies import BodyGate
 from app.main import create_app
 from app.security.devpki import DevPki
 from app.settings import Settings

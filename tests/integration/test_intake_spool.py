@@ -17,7 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import undefer
 
-from app.intake import bodies, router
+from app import bodies
+from app.intake import router
 from app.models import Message
 from app.security import cms
 from app.security.devpki import DevPki

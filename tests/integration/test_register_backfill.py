@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner, Result
 
 from app.cli import app as cli
+from app.intake.backfill import Reader, Recovery, Request, read_request
 from app.models import Base, Message
-from app.register.backfill import Reader, Recovery, Request, read_request
 from app.register.models import (
     Episode,
     Hendelse,

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
 from app.cli import app as cli
+from app.intake import totals as totals_writer
 from app.models import CoverageTotal, Finding, TotalsState
 from app.query import coverage, stats, totals
 from app.query.reporting import received_window
@@ -93,7 +94,7 @@ async def test_what_each_message_adds_equals_the_rows_and_a_rebuild(sessions: Se
         january = await coverage.from_totals(s, "pilot", 2019)
         assert january.deliveries["4601"].best_apprec_status == "3"
         assert (await coverage.from_totals(s, "pilot", 2018)).deliveries["4601"].messages == 1
-        await totals.rebuild(s, WINDOWS)
+        await totals_writer.rebuild(s, WINDOWS)
         await s.commit()
     assert await _snapshot(sessions) == incremental
     corrected = [by for _, by in incremental[1] if by is not None]

@@ -1,4 +1,4 @@
-"""The body gate's bookkeeping (app/intake/bodies.py); the gate against real slow clients is
+"""The body gate's bookkeeping (app/bodies.py); the gate against real slow clients is
 tests/integration/test_intake_slow_clients.py."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
-from app.intake import bodies
-from app.intake.bodies import BodyGate, BodySpool
+from app import bodies
+from app.bodies import BodyGate, BodySpool
 from app.settings import Settings
 
 

@@ -4,7 +4,7 @@ their findings had when the intake stored them."""
 from __future__ import annotations
 
 from app.content.model import ContentResult, Notification, RawNotification
-from app.register.backfill import accepted_content, rules_by_row
+from app.intake.backfill import accepted_content, rules_by_row
 
 
 def test_rules_come_from_the_findings_located_in_each_row_in_stored_order() -> None:
