@@ -215,3 +215,25 @@ def test_a_municipality_without_figures_is_pending_then_missing() -> None:
     missing = build_kommune(_kommune(None, {}, AFTER_DEADLINE))
     assert missing.timeliness is Timeliness.MISSING
     assert missing.timeliness_text == "Ikke levert"
+
+
+def test_the_medians_take_only_delivered_municipalities_and_published_figures() -> None:
+    from app.feedback.refresh import _medians
+    from app.feedback.repository import CountRow
+
+    heads = [
+        dataclasses.replace(BIG, kommune_nr=k, messages=40 + i, readable=40 + i)
+        for i, k in enumerate(["0301", "1103", "4601", "5001", "3301"])
+    ]
+    heads.append(dataclasses.replace(SMALL, kommune_nr="3401", readable=0))  # nothing readable
+    heads.append(SMALL)  # "<5" messages: its count is left out, not taken as 0
+    counts = [  # Bergen's 42 messages by month
+        CountRow(kommune_nr="4601", kind="month", key="2025-11", value=20, total=0),
+        CountRow(kommune_nr="4601", kind="month", key="2025-12", value=22, total=0),
+        CountRow(kommune_nr="3401", kind="month", key="2025-11", value=900, total=0),
+    ]
+    found = _medians(heads, counts)
+    assert found[("headline", "messages")] == (42.0, 5)
+    # a month a page does not list counts as 0; the undelivered municipality's is left out
+    assert found[("month", "2025-11")] == (0.0, 6)
+    assert found[("month", "2025-12")] == (0.0, 6)
