@@ -7,18 +7,19 @@ from __future__ import annotations
 import asyncio
 import datetime
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalogue import all_rules
-from app.content.calendar import ReportingYear, extended, local_date
+from app.content.calendar import DeadlineExtension, ReportingYear, extended, local_date
 from app.core.findings import Consequence, Rule
 from app.deadlines import repository as deadline_repo
 from app.feedback import disclosure, suppress
+from app.feedback import repository as repo
 from app.feedback.audit import Publication, Status, Table, share_value
 from app.feedback.codes import (
     DISTRICT_ITEMS,
@@ -31,8 +32,9 @@ from app.feedback.codes import (
 )
 from app.feedback.refresh import generation, rule_share_parts
 from app.feedback.register_counts import year_end
-from app.feedback.tables import FeedbackCount, FeedbackKommune, FeedbackMedian, FeedbackState
+from app.feedback.repository import Counts, Head, Medians
 from app.kommuner.repository import kommuner_of
+from app.kommuner.ssb import Kommune
 from app.query.reporting import year_entry
 from app.settings import Settings
 
@@ -304,19 +306,150 @@ def _remember(key: tuple[object, ...], value: BaseModel) -> None:
         _CACHE.popitem(last=False)
 
 
-async def _refreshed_at(session: AsyncSession) -> datetime.datetime | None:
-    return await session.scalar(select(FeedbackState.refreshed_at))
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OverviewInput:
+    """Everything the overview is assembled from, read before (`load_overview`)."""
+
+    year: int
+    environment: Environment
+    entry: ReportingYear
+    now: datetime.datetime
+    gen: str
+    granted: tuple[DeadlineExtension, ...]
+    kommuner: Sequence[Kommune]
+    heads: Mapping[str, Head]
+    counts: Mapping[str, Counts]
+    refreshed_at: datetime.datetime | None
+    pilot_delivered: int | None
 
 
-async def _medians(
-    session: AsyncSession, environment: str, year: int
-) -> dict[tuple[str, str], tuple[float, int]]:
-    rows = await session.execute(
-        select(
-            FeedbackMedian.kind, FeedbackMedian.key, FeedbackMedian.median, FeedbackMedian.kommuner
-        ).where(FeedbackMedian.environment == environment, FeedbackMedian.year == year)
+Part = tuple[Table, Publication]
+
+
+async def load_overview(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    year: int,
+    environment: Environment,
+    now: datetime.datetime,
+    gen: str,
+    granted: tuple[DeadlineExtension, ...],
+) -> OverviewInput:
+    kommuner = await kommuner_of(session, year)
+    pilot: int | None = None
+    if environment is Environment.PRODUCTION:
+        listed = [k.kommune_nr for k in kommuner]
+        pilot = await repo.delivered_count(session, Environment.PILOT.value, year, listed)
+    return OverviewInput(
+        year=year,
+        environment=environment,
+        entry=year_entry(settings, year),
+        now=now,
+        gen=gen,
+        granted=granted,
+        kommuner=kommuner,
+        heads=await repo.heads(session, environment.value, year),
+        counts=await repo.counts_by_kommune(
+            session, environment.value, year, disclosure.MESSAGE_KINDS
+        ),
+        refreshed_at=await repo.refreshed_at(session),
+        pilot_delivered=pilot,
     )
-    return {(k, key): (float(m), int(n)) for k, key, m, n in rows.all()}
+
+
+def _listed_heads(data: OverviewInput) -> dict[str, Head]:
+    """The heads of the municipalities in the year's list: the national figures are sums of
+    their published cells only, so no subtraction can give a suppressed cell back
+    (docs/feedback.md)."""
+    listed = {k.kommune_nr for k in data.kommuner}
+    return {k: h for k, h in data.heads.items() if k in listed}
+
+
+def overview_parts(data: OverviewInput) -> dict[str, Part]:
+    """Each row's headline figures as its municipality's own page decides them (linear
+    programs: the caller runs this in a worker thread)."""
+    return {
+        k: disclosure.messages_part(k, h, data.counts.get(k, {}))
+        for k, h in _listed_heads(data).items()
+    }
+
+
+def _overview_row(data: OverviewInput, k: Kommune, parts: Mapping[str, Part]) -> OverviewRow:
+    h = data.heads.get(k.kommune_nr)
+    first = h.first_readable_at if h else None
+    last = h.last_readable_at if h else None
+    entry = extended(data.entry, k.kommune_nr, data.granted)
+    timeliness = _timeliness(entry, first, data.now)
+    top = h.top_rule if h else None
+    if h is not None:
+        table, pub = parts[k.kommune_nr]
+        messages, accepted = _count(table, pub, "M"), _count(table, pub, "A")
+        share = _share(table, pub, "error_share")
+    else:
+        messages = accepted = _fig(suppress.count(0))
+        share = _fig(suppress.Cell(None, suppress.NONE))
+    return OverviewRow(
+        kommune_nr=k.kommune_nr,
+        name=k.name,
+        fylke=fylke_of(k.kommune_nr),
+        fylke_name=fylke_name(fylke_of(k.kommune_nr)),
+        readable=first is not None,
+        first_readable=local_date(first) if first else None,
+        messages=messages,
+        accepted=accepted,
+        error_share=share,
+        top_rule=top,
+        top_rule_text=rule_text(top)[0] if top else None,
+        timeliness=timeliness,
+        timeliness_text=TIMELINESS_TEXT[timeliness],
+        after_kostra=_after_kostra(data.entry, last),
+    )
+
+
+def _headline(rows: list[OverviewRow], mine: Mapping[str, Head]) -> Headline:
+    # the national error share: over the municipalities whose share and accepted are both
+    # published (each one's failed notifications are then given by its own row already)
+    published = {
+        r.kommune_nr
+        for r in rows
+        if r.error_share.value is not None and r.accepted.value is not None
+    }
+    failed_sum = sum(h.failed for k, h in mine.items() if k in published)
+    received_sum = failed_sum + sum(h.accepted for k, h in mine.items() if k in published)
+    return Headline(
+        kommuner=len(rows),
+        delivered=sum(1 for r in rows if r.readable),
+        on_time=sum(1 for r in rows if r.timeliness is Timeliness.ON_TIME),
+        late=sum(1 for r in rows if r.timeliness is Timeliness.LATE),
+        after_kostra=sum(1 for r in rows if r.after_kostra),
+        messages=_fig(suppress.count(_published_sum(r.messages for r in rows))),
+        accepted=_fig(suppress.count(_published_sum(r.accepted for r in rows))),
+        error_share=_fig(suppress.share(failed_sum, received_sum)),
+    )
+
+
+def assemble_overview(data: OverviewInput, parts: Mapping[str, Part]) -> Overview:
+    """The overview from plain data and the rows' disclosure decisions (`overview_parts`)."""
+    rows = [_overview_row(data, k, parts) for k in data.kommuner]
+    return Overview(
+        year=data.year,
+        environment=data.environment,
+        deadline=data.entry.deadline,
+        kostra=data.entry.kostra_date,
+        correction_deadline=data.entry.correction_deadline,
+        refreshed_at=data.refreshed_at,
+        generation=data.gen,
+        headline=_headline(rows, _listed_heads(data)),
+        pilot_delivered=data.pilot_delivered,
+        fylker=sorted({(r.fylke, r.fylke_name) for r in rows}),
+        kommuner=rows,
+    )
+
+
+def build_overview(data: OverviewInput) -> Overview:
+    """`assemble_overview` with its decisions made here (tests, callers off the event loop)."""
+    return assemble_overview(data, overview_parts(data))
 
 
 async def overview(
@@ -336,122 +469,12 @@ async def overview(
     found = _cached(key)
     if isinstance(found, Overview):
         return found
-    entry = year_entry(settings, year)
-    heads = {
-        h.kommune_nr: h
-        for h in (
-            await session.scalars(
-                select(FeedbackKommune).where(
-                    FeedbackKommune.environment == environment.value, FeedbackKommune.year == year
-                )
-            )
-        ).all()
-    }
-    kommuner = await kommuner_of(session, year)
-    listed = {k.kommune_nr for k in kommuner}
-    # each row shows its municipality's headline figures as its own page decides them
-    by_kommune: dict[str, dict[tuple[str, str], tuple[int, int]]] = {}
-    for c in (
-        await session.execute(
-            select(
-                FeedbackCount.kommune_nr,
-                FeedbackCount.kind,
-                FeedbackCount.key,
-                FeedbackCount.value,
-                FeedbackCount.total,
-            ).where(
-                FeedbackCount.environment == environment.value,
-                FeedbackCount.year == year,
-                FeedbackCount.kind.in_(disclosure.MESSAGE_KINDS),
-            )
-        )
-    ).all():
-        by_kommune.setdefault(c[0], {})[(c[1], c[2])] = (int(c[3]), int(c[4]))
-    # national figures are sums of the published cells only, so no subtraction can give a
-    # suppressed cell back (docs/feedback.md)
-    mine = {k: h for k, h in heads.items() if k in listed}
+    data = await load_overview(
+        session, settings, year=year, environment=environment, now=now, gen=gen, granted=granted
+    )
     # the decisions are linear programs: made in a worker thread, not on the event loop
-    parts = await asyncio.to_thread(
-        lambda: {k: disclosure.messages_part(k, h, by_kommune.get(k, {})) for k, h in mine.items()}
-    )
-    rows: list[OverviewRow] = []
-    for k in kommuner:
-        h = heads.get(k.kommune_nr)
-        first = h.first_readable_at if h else None
-        last = h.last_readable_at if h else None
-        timeliness = _timeliness(extended(entry, k.kommune_nr, granted), first, now)
-        top = h.top_rule if h else None
-        if h is not None:
-            table, pub = parts[k.kommune_nr]
-            messages, accepted = _count(table, pub, "M"), _count(table, pub, "A")
-            share = _share(table, pub, "error_share")
-        else:
-            messages = accepted = _fig(suppress.count(0))
-            share = _fig(suppress.Cell(None, suppress.NONE))
-        rows.append(
-            OverviewRow(
-                kommune_nr=k.kommune_nr,
-                name=k.name,
-                fylke=fylke_of(k.kommune_nr),
-                fylke_name=fylke_name(fylke_of(k.kommune_nr)),
-                readable=first is not None,
-                first_readable=local_date(first) if first else None,
-                messages=messages,
-                accepted=accepted,
-                error_share=share,
-                top_rule=top,
-                top_rule_text=rule_text(top)[0] if top else None,
-                timeliness=timeliness,
-                timeliness_text=TIMELINESS_TEXT[timeliness],
-                after_kostra=_after_kostra(entry, last),
-            )
-        )
-    # the national error share: over the municipalities whose share and accepted are both
-    # published (each one's failed notifications are then given by its own row already)
-    published = {
-        r.kommune_nr
-        for r in rows
-        if r.error_share.value is not None and r.accepted.value is not None
-    }
-    failed_sum = sum(h.failed for k, h in mine.items() if k in published)
-    received_sum = failed_sum + sum(h.accepted for k, h in mine.items() if k in published)
-    headline = Headline(
-        kommuner=len(rows),
-        delivered=sum(1 for r in rows if r.readable),
-        on_time=sum(1 for r in rows if r.timeliness is Timeliness.ON_TIME),
-        late=sum(1 for r in rows if r.timeliness is Timeliness.LATE),
-        after_kostra=sum(1 for r in rows if r.after_kostra),
-        messages=_fig(suppress.count(_published_sum(r.messages for r in rows))),
-        accepted=_fig(suppress.count(_published_sum(r.accepted for r in rows))),
-        error_share=_fig(suppress.share(failed_sum, received_sum)),
-    )
-    pilot: int | None = None
-    if environment is Environment.PRODUCTION:
-        pilot = int(
-            await session.scalar(
-                select(func.count()).where(
-                    FeedbackKommune.environment == Environment.PILOT.value,
-                    FeedbackKommune.year == year,
-                    FeedbackKommune.readable > 0,
-                    FeedbackKommune.kommune_nr.in_(listed),
-                )
-            )
-            or 0
-        )
-    fylker = sorted({(r.fylke, r.fylke_name) for r in rows})
-    result = Overview(
-        year=year,
-        environment=environment,
-        deadline=entry.deadline,
-        kostra=entry.kostra_date,
-        correction_deadline=entry.correction_deadline,
-        refreshed_at=await _refreshed_at(session),
-        generation=gen,
-        headline=headline,
-        pilot_delivered=pilot,
-        fylker=fylker,
-        kommuner=rows,
-    )
+    parts = await asyncio.to_thread(overview_parts, data)
+    result = assemble_overview(data, parts)
     _remember(key, result)
     return result
 
@@ -500,6 +523,189 @@ def select_rows(
     return sorted(out, key=SORTS.get(sort, SORTS["kommune_nr"]), reverse=desc)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KommuneInput:
+    """Everything a municipality's page is assembled from, read before (`load_kommune`)."""
+
+    kommune_nr: str
+    name: str
+    year: int
+    environment: Environment
+    entry: ReportingYear  # with the municipality's own deadline (`calendar extend`)
+    now: datetime.datetime
+    gen: str
+    head: Head | None
+    counts: Counts
+    medians: Medians
+    refreshed_at: datetime.datetime | None
+
+
+async def load_kommune(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    kommune_nr: str,
+    name: str,
+    year: int,
+    environment: Environment,
+    now: datetime.datetime,
+    gen: str,
+    granted: tuple[DeadlineExtension, ...],
+) -> KommuneInput:
+    return KommuneInput(
+        kommune_nr=kommune_nr,
+        name=name,
+        year=year,
+        environment=environment,
+        entry=extended(year_entry(settings, year), kommune_nr, granted),
+        now=now,
+        gen=gen,
+        head=await repo.head(session, environment.value, year, kommune_nr),
+        counts=await repo.kommune_counts(session, environment.value, year, kommune_nr),
+        medians=await repo.medians(session, environment.value, year),
+        refreshed_at=await repo.refreshed_at(session),
+    )
+
+
+def kommune_parts(data: KommuneInput) -> tuple[Part, Part]:
+    """The page's messages and users parts with what of them is published (linear programs:
+    the caller runs this in a worker thread)."""
+    return (
+        disclosure.messages_part(data.kommune_nr, data.head, data.counts),
+        disclosure.users_part(data.counts),
+    )
+
+
+def _user_groups(users: Part, medians: Medians) -> list[GroupRow]:
+    utable, upub = users
+    return [
+        GroupRow(
+            key=g,
+            label=label,
+            users=_count(utable, upub, f"g:{g}"),
+            share=_share(utable, upub, f"g:{g}:share"),
+            median=_median(medians.get(("users", g))),
+        )
+        for g, label in USER_GROUPS.items()
+    ]
+
+
+def _services(users: Part, medians: Medians) -> list[ServiceRow]:
+    utable, upub = users
+    codes = [v.removeprefix("t:") for v in utable.counts if v.startswith("t:")]
+    return [
+        ServiceRow(
+            tjeneste_type=code,
+            name=tjenestetype_name(code),
+            users=_count(utable, upub, f"t:{code}"),
+            share=_share(utable, upub, f"t:{code}:share"),
+            stopped=_count(utable, upub, f"s:{code}"),
+            median=_median(medians.get(("tjeneste", code))),
+        )
+        for code in sorted(codes, key=lambda c: (len(c), c))
+    ]
+
+
+def _items(kommune_nr: str, messages: Part, medians: Medians) -> list[ItemRow]:
+    mtable, mpub = messages
+    return [
+        ItemRow(
+            key=item_key,
+            item=item,
+            of=of,
+            filled=_share(mtable, mpub, f"f:{item_key}:share"),
+            base=_count(mtable, mpub, disclosure.item_base(mtable, item_key)),
+            median=_median(medians.get(("item", item_key))),
+        )
+        for item_key, (item, of) in ITEMS.items()
+        if item_key not in DISTRICT_ITEMS or has_districts(kommune_nr)
+    ]
+
+
+def _rule_rows(data: KommuneInput, messages: Part) -> list[RuleRow]:
+    mtable, mpub = messages
+    head = data.head
+    received = (head.accepted + head.failed) if head else 0
+    sent = head.messages if head else 0
+    rules = []
+    for (kind, rule_id), (value, total) in data.counts.items():
+        if kind not in ("rule_error", "rule_warn"):
+            continue
+        _num, den = rule_share_parts(value, total, received, sent)
+        text, consequence = rule_text(rule_id)
+        rules.append(
+            RuleRow(
+                rule_id=rule_id,
+                consequence=CONSEQUENCE_TEXT.get(consequence, consequence),
+                severity="feil" if kind == "rule_error" else "advarsel",
+                text=text,
+                share=_share(mtable, mpub, f"r:{kind}:{rule_id}"),
+                basis="notifikasjoner" if den == received and value > 0 else "meldinger",
+                median=_median(data.medians.get((kind, rule_id))),
+            )
+        )
+    rules.sort(key=lambda r: (r.severity != "feil", -(r.share.value or 0.0), r.rule_id))
+    return rules
+
+
+def _months(data: KommuneInput, messages: Part) -> list[MonthRow]:
+    mtable, mpub = messages
+    month_keys = sorted(key for (kind, key) in data.counts if kind == "month")
+    return [
+        MonthRow(
+            month=k,
+            messages=_count(mtable, mpub, f"m:{k}"),
+            median=_median(data.medians.get(("month", k)), percent=False),
+        )
+        for k in month_keys
+    ]
+
+
+def assemble_kommune(data: KommuneInput, messages: Part, users: Part) -> KommuneFeedback:
+    """A municipality's page from plain data and its disclosure decisions (`kommune_parts`)."""
+    first = data.head.first_readable_at if data.head else None
+    last = data.head.last_readable_at if data.head else None
+    timeliness = _timeliness(data.entry, first, data.now)
+    mtable, mpub = messages
+    medians = data.medians
+    return KommuneFeedback(
+        kommune_nr=data.kommune_nr,
+        name=data.name,
+        fylke_name=fylke_name(fylke_of(data.kommune_nr)),
+        year=data.year,
+        environment=data.environment,
+        deadline=data.entry.deadline,
+        kostra=data.entry.kostra_date,
+        correction_deadline=data.entry.correction_deadline,
+        refreshed_at=data.refreshed_at,
+        generation=data.gen,
+        readable=first is not None,
+        first_readable=local_date(first) if first else None,
+        last_readable=local_date(last) if last else None,
+        timeliness=timeliness,
+        timeliness_text=TIMELINESS_TEXT[timeliness],
+        after_kostra=_after_kostra(data.entry, last),
+        messages=_count(mtable, mpub, "M"),
+        messages_median=_median(medians.get(("headline", "messages")), percent=False),
+        accepted=_count(mtable, mpub, "A"),
+        accepted_median=_median(medians.get(("headline", "accepted")), percent=False),
+        error_share=_share(mtable, mpub, "error_share"),
+        error_share_median=_median(medians.get(("headline", "error_share"))),
+        users_on=year_end(data.year),
+        users=_count(users[0], users[1], "U"),
+        user_groups=_user_groups(users, medians),
+        services=_services(users, medians),
+        items=_items(data.kommune_nr, messages, medians),
+        rules=_rule_rows(data, messages),
+        months=_months(data, messages),
+    )
+
+
+def build_kommune(data: KommuneInput) -> KommuneFeedback:
+    """`assemble_kommune` with its decisions made here (tests, callers off the event loop)."""
+    return assemble_kommune(data, *kommune_parts(data))
+
+
 async def kommune_feedback(
     session: AsyncSession,
     settings: Settings,
@@ -517,129 +723,18 @@ async def kommune_feedback(
     found = _cached(key)
     if isinstance(found, KommuneFeedback):
         return found
-    # the municipality's own deadline (`kpr-mottak calendar extend`), shown and judged by
-    entry = extended(year_entry(settings, year), kommune_nr, granted)
-    head = await session.get(FeedbackKommune, (environment.value, year, kommune_nr))
-    counts: dict[tuple[str, str], tuple[int, int]] = {
-        (c.kind, c.key): (c.value, c.total)
-        for c in (
-            await session.scalars(
-                select(FeedbackCount).where(
-                    FeedbackCount.environment == environment.value,
-                    FeedbackCount.year == year,
-                    FeedbackCount.kommune_nr == kommune_nr,
-                )
-            )
-        ).all()
-    }
-    medians = await _medians(session, environment.value, year)
-    messages = head.messages if head else 0
-    accepted = head.accepted if head else 0
-    failed = head.failed if head else 0
-    received = accepted + failed
-    first = head.first_readable_at if head else None
-    last = head.last_readable_at if head else None
-    timeliness = _timeliness(entry, first, now)
-
-    (mtable, mpub), (utable, upub) = await asyncio.to_thread(
-        lambda: (disclosure.messages_part(kommune_nr, head, counts), disclosure.users_part(counts))
-    )
-    user_groups = [
-        GroupRow(
-            key=g,
-            label=label,
-            users=_count(utable, upub, f"g:{g}"),
-            share=_share(utable, upub, f"g:{g}:share"),
-            median=_median(medians.get(("users", g))),
-        )
-        for g, label in USER_GROUPS.items()
-    ]
-    codes = [v.removeprefix("t:") for v in utable.counts if v.startswith("t:")]
-    services = [
-        ServiceRow(
-            tjeneste_type=code,
-            name=tjenestetype_name(code),
-            users=_count(utable, upub, f"t:{code}"),
-            share=_share(utable, upub, f"t:{code}:share"),
-            stopped=_count(utable, upub, f"s:{code}"),
-            median=_median(medians.get(("tjeneste", code))),
-        )
-        for code in sorted(codes, key=lambda c: (len(c), c))
-    ]
-
-    items = []
-    for item_key, (item, of) in ITEMS.items():
-        if item_key in DISTRICT_ITEMS and not has_districts(kommune_nr):
-            continue
-        items.append(
-            ItemRow(
-                key=item_key,
-                item=item,
-                of=of,
-                filled=_share(mtable, mpub, f"f:{item_key}:share"),
-                base=_count(mtable, mpub, disclosure.item_base(mtable, item_key)),
-                median=_median(medians.get(("item", item_key))),
-            )
-        )
-
-    rules = []
-    for (kind, rule_id), (value, total) in counts.items():
-        if kind not in ("rule_error", "rule_warn"):
-            continue
-        _num, den = rule_share_parts(value, total, received, messages)
-        text, consequence = rule_text(rule_id)
-        rules.append(
-            RuleRow(
-                rule_id=rule_id,
-                consequence=CONSEQUENCE_TEXT.get(consequence, consequence),
-                severity="feil" if kind == "rule_error" else "advarsel",
-                text=text,
-                share=_share(mtable, mpub, f"r:{kind}:{rule_id}"),
-                basis="notifikasjoner" if den == received and value > 0 else "meldinger",
-                median=_median(medians.get((kind, rule_id))),
-            )
-        )
-    rules.sort(key=lambda r: (r.severity != "feil", -(r.share.value or 0.0), r.rule_id))
-
-    month_keys = sorted(key for (kind, key) in counts if kind == "month")
-    months = [
-        MonthRow(
-            month=k,
-            messages=_count(mtable, mpub, f"m:{k}"),
-            median=_median(medians.get(("month", k)), percent=False),
-        )
-        for k in month_keys
-    ]
-    result = KommuneFeedback(
+    data = await load_kommune(
+        session,
+        settings,
         kommune_nr=kommune_nr,
         name=name,
-        fylke_name=fylke_name(fylke_of(kommune_nr)),
         year=year,
         environment=environment,
-        deadline=entry.deadline,
-        kostra=entry.kostra_date,
-        correction_deadline=entry.correction_deadline,
-        refreshed_at=await _refreshed_at(session),
-        generation=gen,
-        readable=first is not None,
-        first_readable=local_date(first) if first else None,
-        last_readable=local_date(last) if last else None,
-        timeliness=timeliness,
-        timeliness_text=TIMELINESS_TEXT[timeliness],
-        after_kostra=_after_kostra(entry, last),
-        messages=_count(mtable, mpub, "M"),
-        messages_median=_median(medians.get(("headline", "messages")), percent=False),
-        accepted=_count(mtable, mpub, "A"),
-        accepted_median=_median(medians.get(("headline", "accepted")), percent=False),
-        error_share=_share(mtable, mpub, "error_share"),
-        error_share_median=_median(medians.get(("headline", "error_share"))),
-        users_on=year_end(year),
-        users=_count(utable, upub, "U"),
-        user_groups=user_groups,
-        services=services,
-        items=items,
-        rules=rules,
-        months=months,
+        now=now,
+        gen=gen,
+        granted=granted,
     )
+    messages, users = await asyncio.to_thread(kommune_parts, data)
+    result = assemble_kommune(data, messages, users)
     _remember(key, result)
     return result

@@ -9,11 +9,10 @@ import re
 from collections import OrderedDict
 
 from fastapi import HTTPException, Request, Response
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.feedback import repository as repo
 from app.feedback.figures import Environment
-from app.feedback.tables import FeedbackKommune
 from app.query.reporting import default_year
 from app.settings import Settings
 
@@ -36,7 +35,7 @@ def check_kommune(kommune_nr: str) -> str:
 
 
 async def years(session: AsyncSession, current: int, default: int) -> list[int]:
-    found = set((await session.scalars(select(FeedbackKommune.year).distinct())).all())
+    found = await repo.years_with_figures(session)
     found |= {current, default}
     return sorted(found, reverse=True)
 

@@ -25,18 +25,18 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
-from sqlalchemy import and_, case, delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.content.calendar import local_date
 from app.feedback import disclosure
+from app.feedback import history_counts as history
+from app.feedback import repository as repo
 from app.feedback.audit import Publication, Status, Table, share_value
 from app.feedback.register_counts import person_item_counts, year_end_counts
-from app.feedback.tables import FeedbackCount, FeedbackKommune, FeedbackMedian, FeedbackState
+from app.feedback.tables import FeedbackState
 from app.logging import get_logger
-from app.models import Finding, IplosEvent, IplosNotification, Message, Receipt
 from app.query.reporting import received_window, year_entry
 from app.query.totals import READABLE
 from app.settings import Settings
@@ -45,11 +45,9 @@ from app.sqlite_writer import SqliteWriter
 log = get_logger(__name__)
 
 STATE = "main"
-_T = TypeVar("_T")
 LOOKBACK = timedelta(minutes=15)
 FAILING = ("drop_notification", "keep_with_error", "reject_message", "message_error")
 FIRST_DELAY_SECONDS = 60.0  # not during a restart loop; tests set a short interval
-_LOCK_KEY = 7_141_414  # pg advisory lock id of the feedback refresher
 
 
 @dataclass
@@ -106,29 +104,34 @@ async def _compute(
     """The figures of `kommuner` (None: every municipality) in one environment and reporting
     year: a handful of set-based queries grouped by municipality, whatever their number."""
     start, end = received_window(year_entry(settings, year))
-    m, r, n, e, f = Message, Receipt, IplosNotification, IplosEvent, Finding
+    w = history.Window(environment=environment, start=start, end=end, kommuner=kommuner)
     out: dict[str, _Figures] = defaultdict(_Figures)
-
-    def window(kommune: Any) -> Any:
-        parts = [
-            m.environment == environment,
-            m.received_at >= start,
-            m.received_at < end,
-            kommune.is_not(None),
-        ]
-        if kommuner is not None:
-            parts.append(kommune.in_(list(kommuner)))
-        return and_(*parts)
-
-    # messages: counts, readable, per month (Oslo time), notifications in rejected messages
-    rows = await _all(
-        session,
-        select(m.kommune_nr, m.received_at, r.apprec_status, m.notification_count)
-        .outerjoin(r, r.message_id == m.id)
-        .where(window(m.kommune_nr)),
+    rejected = _fold_messages(out, await history.messages(session, w))
+    if not out:
+        return {}
+    _fold_notifications(out, await history.notifications(session, w))
+    # users at the year's end, from the register's episodes; the Bruker's items from its
+    # `hendelse` rows (app/feedback/register_counts.py)
+    _fold_register(
+        out,
+        [
+            *await year_end_counts(session, environment, year, kommuner),
+            *await person_item_counts(session, environment, (start, end), kommuner),
+        ],
     )
+    _fold_events(out, await history.events(session, w))
+    _fold_rules(out, await history.rule_hits(session, w))
+    dropped = {str(k): int(n) for k, n in await history.dropped(session, w)}
+    for kommune, fig in out.items():
+        fig.failed = dropped.get(kommune, 0) + rejected.get(kommune, 0)
+    return dict(out)
+
+
+def _fold_messages(out: dict[str, _Figures], rows: Iterable[Any]) -> dict[str, int]:
+    """Messages: counts, readable, per month (Oslo time); returns the notifications in
+    rejected messages per municipality."""
     months: dict[tuple[str, str], int] = defaultdict(int)
-    rejected_rows: dict[str, int] = defaultdict(int)
+    rejected: dict[str, int] = defaultdict(int)
     for kommune, received, apprec, notification_count in rows:
         at = _aware(received)
         assert at is not None
@@ -140,109 +143,42 @@ async def _compute(
             fig.first = at if fig.first is None or at < fig.first else fig.first
             fig.last = at if fig.last is None or at > fig.last else fig.last
         elif apprec == "2":
-            rejected_rows[kommune] += notification_count or 0
+            rejected[kommune] += notification_count or 0
     for (kommune, month), total in months.items():
         out[kommune].put("month", month, total)
-    if not out:
-        return {}
+    return rejected
 
-    stored = and_(n.environment == environment, window(n.kommune_nr))
-    corrections = n.status.in_(("M", "C"))
-    for kommune, accepted, lopenr, mc, mc_ref in await _all(
-        session,
-        select(
-            n.kommune_nr,
-            func.count(n.id),
-            func.count(n.lopenr),
-            func.count(case((corrections, 1))),
-            func.count(case((and_(corrections, n.ref.is_not(None)), 1))),
-        )
-        .join(m, m.id == n.message_id)
-        .where(stored)
-        .group_by(n.kommune_nr),
-    ):
+
+def _fold_notifications(out: dict[str, _Figures], rows: Iterable[Any]) -> None:
+    for kommune, accepted, lopenr, mc, mc_ref in rows:
         out[kommune].accepted = int(accepted)
         out[kommune].put("item", "lopenr", lopenr, accepted)
         out[kommune].put("item", "ref", mc_ref, mc)
 
-    # users at the year's end, from the register's episodes; the Bruker's items from its
-    # `hendelse` rows (app/feedback/register_counts.py)
-    for c in [
-        *await year_end_counts(session, environment, year, kommuner),
-        *await person_item_counts(session, environment, (start, end), kommuner),
-    ]:
+
+def _fold_register(out: dict[str, _Figures], counts: Iterable[Any]) -> None:
+    for c in counts:
         if c.kommune_nr in out:  # a municipality with messages in the year's window
             out[c.kommune_nr].put(c.kind, c.key, c.value, c.total)
 
-    changed = e.kind == "TjenesteutforerEndret"
-    for kommune, ev_total, dato, tid, org, ch, ch_org in await _all(
-        session,
-        select(
-            n.kommune_nr,
-            func.count(e.id),
-            func.count(e.hendelse_dato),
-            func.count(case((e.tjeneste_id != "", 1))),
-            func.count(e.tjeneste_org_nr),
-            func.count(case((changed, 1))),
-            func.count(case((and_(changed, e.tjeneste_org_nr.is_not(None)), 1))),
-        )
-        .join(m, m.id == n.message_id)
-        .join(e, e.notification_id == n.id)
-        .where(stored)
-        .group_by(n.kommune_nr),
-    ):
+
+def _fold_events(out: dict[str, _Figures], rows: Iterable[Any]) -> None:
+    for kommune, ev_total, dato, tid, org, ch, ch_org in rows:
         fig = out[kommune]
         fig.put("item", "hendelse_dato", dato, ev_total)
         fig.put("item", "tjeneste_id", tid, ev_total)
         fig.put("item", "org_nr", org, ev_total)
         fig.put("item", "org_nr_changed", ch_org, ch)
 
-    # findings: per rule, the notifications (or, without one, the messages) it concerns
-    per_finding = (
-        select(m.kommune_nr.label("k"), f.rule_id, f.consequence, f.message_id, f.notification_guid)
-        .distinct()
-        .join(m, m.id == f.message_id)
-        .where(window(m.kommune_nr))
-        .subquery()
-    )
-    message_level = per_finding.c.notification_guid.is_(None)
+
+def _fold_rules(out: dict[str, _Figures], rows: Iterable[Any]) -> None:
+    """Findings: per rule, the notifications (or, without one, the messages) it concerns."""
     by_rule: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
-    rule_rows = await _all(
-        session,
-        select(
-            per_finding.c.k,
-            per_finding.c.rule_id,
-            per_finding.c.consequence,
-            message_level,
-            func.count(),
-        ).group_by(
-            per_finding.c.k, per_finding.c.rule_id, per_finding.c.consequence, message_level
-        ),
-    )
-    failed: dict[str, int] = defaultdict(int)
-    for kommune, rule_id, consequence, whole, hits in rule_rows:
+    for kommune, rule_id, consequence, whole, hits in rows:
         kind = "rule_error" if consequence in FAILING else "rule_warn"
         by_rule[(str(kommune), kind, str(rule_id))][1 if whole else 0] += cast(int, hits)
     for (kommune, kind, rule_id), (notifications, messages) in by_rule.items():
         out[kommune].put(kind, rule_id, notifications, messages)
-    dropped = (
-        select(m.kommune_nr.label("k"), f.message_id, f.notification_guid)
-        .distinct()
-        .join(m, m.id == f.message_id)
-        .where(
-            window(m.kommune_nr),
-            f.consequence == "drop_notification",
-            f.notification_guid.is_not(None),
-        )
-        .subquery()
-    )
-    for kommune, count in await _all(
-        session, select(dropped.c.k, func.count()).group_by(dropped.c.k)
-    ):
-        failed[kommune] = int(count)
-    for kommune, fig in out.items():
-        fig.failed = failed.get(kommune, 0) + rejected_rows.get(kommune, 0)
-    return dict(out)
 
 
 def _top_rule(figures: _Figures) -> str | None:
@@ -262,15 +198,7 @@ async def _store(
 ) -> None:
     """Replace the rows of `kommuner` (None: all were deleted before) with `computed`."""
     if kommuner is not None:
-        for chunk in _chunks(list(kommuner)):
-            for table in (FeedbackCount, FeedbackKommune):
-                await session.execute(
-                    delete(table).where(
-                        table.environment == environment,
-                        table.year == year,
-                        table.kommune_nr.in_(chunk),
-                    )
-                )
+        await repo.clear_kommuner(session, environment, year, kommuner)
     heads = [
         {
             "environment": environment,
@@ -302,20 +230,10 @@ async def _store(
         if fig.messages > 0
         for (kind, key), (value, total) in fig.counts.items()
     ]
-    for batch in _chunks(heads):
-        await session.execute(insert(FeedbackKommune), list(batch))
-    for part in _chunks(rows):
-        await session.execute(insert(FeedbackCount), list(part))
-    await session.flush()
+    await repo.insert_figures(session, heads, rows)
 
 
-async def _all(session: AsyncSession, statement: Any) -> list[Any]:
-    """The rows of a statement, untyped (grouped rows of mixed column types)."""
-    return list((await session.execute(statement)).all())
-
-
-def _chunks(values: Sequence[_T]) -> list[Sequence[_T]]:
-    return [values[i : i + 500] for i in range(0, len(values), 500)]
+_chunks = repo.chunks
 
 
 def rule_share_parts(value: int, total: int, received: int, messages: int) -> tuple[int, int]:
@@ -327,7 +245,7 @@ def rule_share_parts(value: int, total: int, received: int, messages: int) -> tu
 
 
 def _medians(
-    heads: Iterable[FeedbackKommune], counts: Iterable[FeedbackCount]
+    heads: Iterable[repo.Head], counts: Iterable[repo.CountRow]
 ) -> dict[tuple[str, str], tuple[float, int]]:
     """National medians across the municipalities that delivered (a readable message), of
     the published figures only: a figure a municipality's page suppresses is left out (a
@@ -341,98 +259,77 @@ def _medians(
             keys.add((c.kind, c.key))
     values: dict[tuple[str, str], list[float]] = defaultdict(list)
     for k, head in delivered.items():
-        mine = by_kommune.get(k, {})
-        mt, mp = disclosure.messages_part(k, head, mine)
-        ut, up = disclosure.users_part(mine)
-
-        def shown(pub: Publication, figure: str) -> bool:
-            status = pub.shares.get(figure, pub.counts.get(figure, Status.SHOWN))
-            return status is Status.SHOWN
-
-        def share(table: Table, pub: Publication, figure: str, of: int) -> float | None:
-            if figure not in table.shares:  # not listed on the page: none of `of`
-                return 0.0 if of > 0 else None
-            if not shown(pub, figure):
-                return None
-            return share_value(table, table.shares[figure])
-
-        def put(key: tuple[str, str], value: float | None) -> None:
-            if value is not None:
-                values[key].append(value)
-
-        put(("headline", "error_share"), share(mt, mp, "error_share", 0))
-        if shown(mp, "M"):
-            put(("headline", "messages"), float(head.messages))
-        if shown(mp, "A"):
-            put(("headline", "accepted"), float(head.accepted))
-        for key in keys:
-            kind, name = key
-            if kind == "users" and name == "total":
-                if shown(up, "U"):
-                    put(key, float(ut.values["U"]))
-            elif kind == "users":
-                put(key, share(ut, up, f"g:{name}:share", 0))
-            elif kind == "tjeneste":
-                put(key, share(ut, up, f"t:{name}:share", ut.values["U"]))
-            elif kind == "item":
-                figure = f"f:{name}:share"
-                if figure in mt.shares:  # an item the page shows
-                    put(key, share(mt, mp, figure, 0))
-            elif kind in ("rule_error", "rule_warn"):
-                received = head.accepted + head.failed
-                put(key, share(mt, mp, f"r:{kind}:{name}", received))
-            elif kind == "month":
-                figure = f"m:{name}"
-                if figure not in mt.values:  # no message that month
-                    put(key, 0.0)
-                elif shown(mp, figure):
-                    put(key, float(mt.values[figure]))
+        for key, value in _published_values(k, head, by_kommune.get(k, {}), keys):
+            values[key].append(value)
     return {k: (float(statistics.median(v)), len(v)) for k, v in values.items() if v}
 
 
+def _shown(pub: Publication, figure: str) -> bool:
+    status = pub.shares.get(figure, pub.counts.get(figure, Status.SHOWN))
+    return status is Status.SHOWN
+
+
+def _published_share(table: Table, pub: Publication, figure: str, of: int) -> float | None:
+    if figure not in table.shares:  # not listed on the page: none of `of`
+        return 0.0 if of > 0 else None
+    if not _shown(pub, figure):
+        return None
+    return share_value(table, table.shares[figure])
+
+
+def _published_values(
+    k: str,
+    head: repo.Head,
+    mine: dict[tuple[str, str], tuple[int, int]],
+    keys: Iterable[tuple[str, str]],
+) -> list[tuple[tuple[str, str], float]]:
+    """One delivered municipality's values of the medians, as its page publishes them."""
+    out: list[tuple[tuple[str, str], float]] = []
+    mt, mp = disclosure.messages_part(k, head, mine)
+    ut, up = disclosure.users_part(mine)
+
+    shown, share = _shown, _published_share
+
+    def put(key: tuple[str, str], value: float | None) -> None:
+        if value is not None:
+            out.append((key, value))
+
+    put(("headline", "error_share"), share(mt, mp, "error_share", 0))
+    if shown(mp, "M"):
+        put(("headline", "messages"), float(head.messages))
+    if shown(mp, "A"):
+        put(("headline", "accepted"), float(head.accepted))
+    for key in keys:
+        kind, name = key
+        if kind == "users" and name == "total":
+            if shown(up, "U"):
+                put(key, float(ut.values["U"]))
+        elif kind == "users":
+            put(key, share(ut, up, f"g:{name}:share", 0))
+        elif kind == "tjeneste":
+            put(key, share(ut, up, f"t:{name}:share", ut.values["U"]))
+        elif kind == "item":
+            figure = f"f:{name}:share"
+            if figure in mt.shares:  # an item the page shows
+                put(key, share(mt, mp, figure, 0))
+        elif kind in ("rule_error", "rule_warn"):
+            received = head.accepted + head.failed
+            put(key, share(mt, mp, f"r:{kind}:{name}", received))
+        elif kind == "month":
+            figure = f"m:{name}"
+            if figure not in mt.values:  # no message that month
+                put(key, 0.0)
+            elif shown(mp, figure):
+                put(key, float(mt.values[figure]))
+    return out
+
+
 async def _refresh_medians(session: AsyncSession, environment: str, year: int) -> None:
-    heads = (
-        await session.scalars(
-            select(FeedbackKommune).where(
-                FeedbackKommune.environment == environment, FeedbackKommune.year == year
-            )
-        )
-    ).all()
-    counts = (
-        await session.scalars(
-            select(FeedbackCount).where(
-                FeedbackCount.environment == environment, FeedbackCount.year == year
-            )
-        )
-    ).all()
+    heads, counts = await repo.year_figures(session, environment, year)
     # every delivered municipality's suppression decision (linear programs): in a worker
     # thread, so the event loop (the intake) goes on meanwhile
     medians = await asyncio.to_thread(_medians, heads, counts)
-    await session.execute(
-        delete(FeedbackMedian).where(
-            FeedbackMedian.environment == environment, FeedbackMedian.year == year
-        )
-    )
-    rows = [
-        {
-            "environment": environment,
-            "year": year,
-            "kind": kind,
-            "key": key,
-            "median": median,
-            "kommuner": n,
-        }
-        for (kind, key), (median, n) in medians.items()
-    ]
-    if rows:
-        await session.execute(insert(FeedbackMedian), rows)
-
-
-async def _lock(session: AsyncSession) -> bool:
-    if (await session.connection()).dialect.name != "postgresql":
-        return True
-    got = await session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
-    return bool(got)
+    await repo.replace_medians(session, environment, year, medians)
 
 
 async def _touched(
@@ -441,22 +338,10 @@ async def _touched(
     """(environment, municipality, year) of the messages since the last refresh: above the
     watermark (primary key) or received within LOOKBACK before it (received_at index); two
     queries, so each uses its index. `full`: every message."""
-    m = Message
-    base = [m.kommune_nr.is_not(None), m.environment.is_not(None), m.id <= top]
-    if full:
-        conditions = [and_(*base)]
-    else:
-        conditions = [and_(*base, m.id > state.watermark)]
-        if state.refreshed_at is not None:
-            conditions.append(and_(*base, m.received_at >= state.refreshed_at - LOOKBACK))
+    conditions = history.since_conditions(top, state.watermark, state.refreshed_at, LOOKBACK, full)
     spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
     for condition in conditions:
-        for environment, kommune, first, last in await _all(
-            session,
-            select(m.environment, m.kommune_nr, func.min(m.received_at), func.max(m.received_at))
-            .where(condition)
-            .group_by(m.environment, m.kommune_nr),
-        ):
+        for environment, kommune, first, last in await history.spans(session, condition):
             first_at, last_at = _aware(first), _aware(last)
             assert first_at is not None
             assert last_at is not None
@@ -485,15 +370,8 @@ async def _their_other_years(
         by_environment[environment].add(kommune)
     out: set[tuple[str, str, int]] = set()
     for environment, kommuner in sorted(by_environment.items()):
-        for chunk in _chunks(sorted(kommuner)):
-            for kommune, year in await _all(
-                session,
-                select(FeedbackKommune.kommune_nr, FeedbackKommune.year).where(
-                    FeedbackKommune.environment == environment,
-                    FeedbackKommune.kommune_nr.in_(chunk),
-                ),
-            ):
-                out.add((environment, str(kommune), int(year)))
+        for kommune, year in await repo.kommune_years(session, environment, sorted(kommuner)):
+            out.add((environment, kommune, year))
     return out - touched
 
 
@@ -506,14 +384,6 @@ async def _recount_year_end(
     """Replace only the users at the year's end of `kommuner` (which have figures for the
     year) with the episodes' count now."""
     for chunk in _chunks(list(kommuner)):
-        await session.execute(
-            delete(FeedbackCount).where(
-                FeedbackCount.environment == environment,
-                FeedbackCount.year == year,
-                FeedbackCount.kommune_nr.in_(chunk),
-                FeedbackCount.kind.in_(YEAR_END_KINDS),
-            )
-        )
         rows = [
             {
                 "environment": environment,
@@ -526,8 +396,7 @@ async def _recount_year_end(
             }
             for c in await year_end_counts(session, environment, year, chunk)
         ]
-        if rows:
-            await session.execute(insert(FeedbackCount), rows)
+        await repo.replace_counts_of_kinds(session, environment, year, chunk, YEAR_END_KINDS, rows)
 
 
 async def refresh(
@@ -536,40 +405,20 @@ async def refresh(
     """Bring the aggregates up to date in `session` (the caller commits)."""
     now = now or datetime.now(UTC)
     report = RefreshReport()
-    if not await _lock(session):
+    if not await repo.lock(session):
         report.skipped = True
         return report
-    state = await session.get(FeedbackState, STATE)
-    if state is None:
-        state = FeedbackState(name=STATE, watermark=0, generation=0)
-        session.add(state)
-        await session.flush()
-    top = int(await session.scalar(select(func.coalesce(func.max(Message.id), 0))) or 0)
+    state = await repo.state(session, STATE)
+    top = await history.top_message_id(session)
     full = full or state.watermark == 0
     if full:
-        await session.execute(delete(FeedbackCount))
-        await session.execute(delete(FeedbackKommune))
-        await session.execute(delete(FeedbackMedian))
+        await repo.clear_all(session)
     touched = await _touched(session, settings, state, top, full)
     others: set[tuple[str, str, int]] = set()
     if not full:
         others = await _their_other_years(session, touched)
-    by_year: dict[tuple[str, int], set[str]] = defaultdict(set)
-    for environment, kommune, year in touched:
-        by_year[(environment, year)].add(kommune)
-    for (environment, year), kommuner in sorted(by_year.items()):
-        chosen = None if full else sorted(kommuner)
-        computed: dict[str, _Figures] = {}
-        for chunk in _chunks(chosen) if chosen is not None else [None]:
-            computed.update(await _compute(session, settings, environment, year, chunk))
-        await _store(session, environment, year, chosen, computed, now)
-        report.years.add((environment, year))
-    year_ends: dict[tuple[str, int], set[str]] = defaultdict(set)
-    for environment, kommune, year in others:
-        year_ends[(environment, year)].add(kommune)
-    for (environment, year), kommuner in sorted(year_ends.items()):
-        await _recount_year_end(session, environment, year, sorted(kommuner))
-        report.years.add((environment, year))
+    await _recompute(session, settings, touched, full, now, report)
+    await _recount_others(session, others, report)
     for environment, year in sorted(report.years):
         await _refresh_medians(session, environment, year)
     state.watermark = top
@@ -583,6 +432,40 @@ async def refresh(
     report.watermark = state.watermark
     report.generation = state.generation
     return report
+
+
+def _by_year(keys: Iterable[tuple[str, str, int]]) -> list[tuple[tuple[str, int], set[str]]]:
+    """(environment, year) with their municipalities, in order."""
+    out: dict[tuple[str, int], set[str]] = defaultdict(set)
+    for environment, kommune, year in keys:
+        out[(environment, year)].add(kommune)
+    return sorted(out.items())
+
+
+async def _recompute(
+    session: AsyncSession,
+    settings: Settings,
+    touched: set[tuple[str, str, int]],
+    full: bool,
+    now: datetime,
+    report: RefreshReport,
+) -> None:
+    """Recompute the touched triples whole, a year at a time (`full`: every municipality)."""
+    for (environment, year), kommuner in _by_year(touched):
+        chosen = None if full else sorted(kommuner)
+        computed: dict[str, _Figures] = {}
+        for chunk in _chunks(chosen) if chosen is not None else [None]:
+            computed.update(await _compute(session, settings, environment, year, chunk))
+        await _store(session, environment, year, chosen, computed, now)
+        report.years.add((environment, year))
+
+
+async def _recount_others(
+    session: AsyncSession, others: set[tuple[str, str, int]], report: RefreshReport
+) -> None:
+    for (environment, year), kommuner in _by_year(others):
+        await _recount_year_end(session, environment, year, sorted(kommuner))
+        report.years.add((environment, year))
 
 
 async def refresh_once(
@@ -609,13 +492,7 @@ async def generation(session: AsyncSession) -> str:
     """The aggregates' version ("0" before the first refresh): the generation and the time of
     the refresh that made it, part of every ETag and cache key (a restored or recreated
     database starts its generations again)."""
-    found = (
-        await session.execute(
-            select(FeedbackState.generation, FeedbackState.refreshed_at).where(
-                FeedbackState.name == STATE
-            )
-        )
-    ).one_or_none()
+    found = await repo.generation_state(session, STATE)
     if found is None:
         return "0"
     at = _aware(found[1])

@@ -9,9 +9,9 @@ from fastapi import HTTPException
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.feedback import figures
+from app.feedback import repository as repo
 from app.feedback.figures import Environment, KommuneFeedback, Overview
 from app.feedback.http import check_kommune
-from app.feedback.tables import FeedbackKommune
 from app.kommuner.repository import kommuner_of
 from app.settings import Settings
 
@@ -45,7 +45,7 @@ async def load_kommune(
     names = {k.kommune_nr: k.name for k in await kommuner_of(session, year)}
     name = names.get(kommune_nr)
     if name is None:
-        if await session.get(FeedbackKommune, (environment.value, year, kommune_nr)) is None:
+        if not await repo.has_figures(session, environment.value, year, kommune_nr):
             raise HTTPException(404, f"kommune {kommune_nr} is not in the list of {year}")
         name = f"Kommune {kommune_nr}"
     return await figures.kommune_feedback(

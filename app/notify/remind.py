@@ -13,7 +13,6 @@ from app.content.calendar import local_date
 from app.identifiers import mask_person_ids
 from app.kommuner.repository import kommuner_of
 from app.kommuner.years import renumbered_alike
-from app.models import NotificationOutbox
 from app.notify import remind_repository as repo
 from app.query.coverage import deliveries
 from app.query.reporting import received_window, year_entry
@@ -114,20 +113,14 @@ async def queue_reminders(
             deadline=entry.deadline,
             link=link,
         )
-        session.add(
-            NotificationOutbox(
-                message_id=None,
-                recipient=contact.email,
-                subject=subject,
-                body=body,
-                status="pending",
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-                kind="reminder",
-                kommune_nr=contact.kommune_nr,
-                dedup_key=key,
-            )
+        repo.queue_reminder(
+            session,
+            recipient=contact.email,
+            subject=subject,
+            body=body,
+            kommune_nr=contact.kommune_nr,
+            dedup_key=key,
+            now=now,
         )
         queued += 1
     await session.flush()

@@ -1,8 +1,9 @@
-"""All SQL of the reminders: who is registered with which innsendingsansvarlig, and which
-reminders were already queued."""
+"""All SQL of the reminders: who is registered with which innsendingsansvarlig, which
+reminders were already queued, and queueing one."""
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -37,3 +38,32 @@ async def queued_keys(session: AsyncSession, keys: Collection[str]) -> set[str]:
         select(NotificationOutbox.dedup_key).where(NotificationOutbox.dedup_key.in_(list(keys)))
     )
     return {k for k in found if k is not None}
+
+
+def queue_reminder(
+    session: AsyncSession,
+    *,
+    recipient: str,
+    subject: str,
+    body: str,
+    kommune_nr: str,
+    dedup_key: str,
+    now: datetime.datetime,
+) -> None:
+    """Queue one reminder in the outbox (the caller flushes; the unique `dedup_key` keeps it
+    to one a day)."""
+    session.add(
+        NotificationOutbox(
+            message_id=None,
+            recipient=recipient,
+            subject=subject,
+            body=body,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            kind="reminder",
+            kommune_nr=kommune_nr,
+            dedup_key=dedup_key,
+        )
+    )
