@@ -105,14 +105,23 @@ class Instance:
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}")
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}"
+                )
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=2.0).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"{self.name} did not start")
+        raise RuntimeError(f"{self.name} did not start:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The end of the instance's log, for a failure's message (it lives in a temp dir)."""
+        path = self.cwd / f"{self.name}.log"
+        if not path.is_file():
+            return "(no log)"
+        return "\n".join(path.read_text("utf-8", "replace").splitlines()[-lines:])
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
