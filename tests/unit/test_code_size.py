@@ -18,7 +18,6 @@ MAX_MODULE_LINES = 700
 ALLOWED_MODULES: dict[str, str] = {
     "cli_tools.py": "validate, sample and send in one module; to become the app/cli/ package",
     "intake/service.py": "the intake's one orderer of steps and commits; split pending",
-    "intake/stages.py": "every CPU-bound intake step in one module; to be split by step",
     "security/cms.py": "EnvelopedData decryption/encryption and SignedData together; split pending",
 }
 
