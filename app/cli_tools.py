@@ -1,6 +1,6 @@
 """The offline and test-client tools of `kpr-mottak`: `validate`, `sample` and `send`.
 
-`validate` runs the server's own code (`app.intake.stages.check_business` for a MsgHead, the
+`validate` runs the server's own code (`app.intake.business.check_business` for a MsgHead, the
 content format's check for a bare content document) and writes the AppRec the server would
 send. `sample` streams a synthetic IPLOS message (optionally in a MsgHead) to a file. `send`
 wraps a MsgHead as a municipality's EPJ would (sign, gzip, encrypt, ebXML) and posts it.
@@ -203,7 +203,7 @@ def _judge_msghead(
     file_name: str,
 ) -> _Judged:
     """A MsgHead, through the server's own business check (no envelope, no registry)."""
-    from app.intake.stages import check_business
+    from app.intake.business import check_business
 
     business = check_business(
         data,

@@ -20,7 +20,7 @@ from app.core.xmlparse import parse_xml
 from app.ebxml import build as ebuild
 from app.ebxml.envelope import EbmsHeader, Service, parse_envelope
 from app.ebxml.mime import parse_body
-from app.intake.stages import envelope_signer
+from app.intake.reply import envelope_signer
 from app.security import cms, xmldsig
 from app.security.keys import KeyPair
 

@@ -102,7 +102,7 @@ def child(mode: str, path: Path) -> int:
     """Inside the measured process: validate and print {"seconds", "summary"} as JSON."""
     from app.content.iplos import validate_melding
     from app.content.model import ContentContext
-    from app.intake.stages import check_business
+    from app.intake.business import check_business
 
     if mode == "baseline":
         print(json.dumps({"seconds": 0.0, "summary": "imports only"}))

@@ -74,7 +74,7 @@ def guid_key(value: str) -> str:
 class FidChange(Enum):
     """What it means that a brukerNr stored with one number now comes with another (valid)
     fødselsnummer, D- or H-nummer (`fid_change`): the one source for the warning the checks
-    give (app/content/iplos/validate.py) and for whether the stored number moves."""
+    give (app/content/iplos/sequence.py) and for whether the stored number moves."""
 
     SAME = "same"
     # a birth date (typeID 9, ddmmyy: stored by earlier versions) identifies no one: nothing

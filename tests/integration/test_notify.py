@@ -38,7 +38,8 @@ from app.settings import Settings
 from tests.integration.messages import epj_message, post
 from tests.protector import PROTECTOR
 
-FID_LIKE = re.compile(r"\d{11}")
+# eleven digits standing alone (a uuid's hex may hold eleven digits in a row: not a fid)
+FID_LIKE = re.compile(r"(?<![0-9A-Za-z-])\d{11}(?![0-9A-Za-z-])")
 
 
 # --- a real SMTP server in the test process -------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 
 from app.content.iplos import RULES
 from app.content.iplos.sample import SCENARIOS, build_sample, fault_context, wrap_in_msghead
+from app.intake import business as business_step
 from app.intake import stages
 from app.msghead.model import MsgHeadReading
 from app.msghead.parse import read_msghead, read_msghead_stream
@@ -162,7 +163,7 @@ def test_a_spooled_msghead_is_read_as_a_stream(monkeypatch: pytest.MonkeyPatch) 
         def no_tree(*args: object, **kwargs: object) -> None:
             raise AssertionError("the tree path")
 
-        monkeypatch.setattr(stages, "_tree_head", no_tree)
+        monkeypatch.setattr(business_step, "_tree_head", no_tree)
         business = stages.check_content(read, fault_context(KOMMUNE))
     assert business.content is not None
     assert len(business.content.notifications) == 20
@@ -211,6 +212,6 @@ def test_the_history_keys_take_no_pass_of_their_own(monkeypatch: pytest.MonkeyPa
     def no_pass(*args: object, **kwargs: object) -> None:
         raise AssertionError("a second pass over the document for the history keys")
 
-    monkeypatch.setattr(stages, "_streamed_keys", no_pass)
+    monkeypatch.setattr(business_step, "_streamed_keys", no_pass)
     with _spool(data) as spool:
         assert _read(spool).keys == expected

@@ -9,7 +9,7 @@ status 3, issue 21). Order, chain, references and brukerNr history never drop a 
 messages arrive out of order and dropped rows are sent again (issue 8). Where a rule is
 stricter than the Annotations, app/content/iplos/handling.py says why (docs/rules.md).
 
-Schema errors follow the same handling (app/content/iplos/validate.py, `_xsd_rule`): on
+Schema errors follow the same handling (app/content/iplos/schema.py, `_xsd_rule`): on
 versjon, a missing notifikasjonGUID, fid or typeID (handlingObligatID 1) and outside the
 notifications the message is rejected (IPL-XSD); on brukerNr (handling 2) or the structure
 of a notification that notification is dropped (IPL-XSD-ROW); on a notification's other

@@ -32,8 +32,8 @@ from typing import BinaryIO
 from xml.sax.saxutils import quoteattr
 
 from app.content.calendar import ReportingCalendar, ReportingYear
+from app.content.iplos.codes import NS
 from app.content.iplos.rules import RULES_BY_ID
-from app.content.iplos.validate import NS
 from app.content.model import EMPTY_GUID, ContentContext, IplosHistory, StoredNotification
 from app.identifiers import (
     IdKind,

@@ -23,7 +23,7 @@ from typing import Protocol
 _CODE = re.compile(r"[0-9]{1,2}")
 START = "TjenesteStart"
 
-# kodeverk 9151 codes that are retired (also in app/content/iplos/validate.py, which owns them)
+# kodeverk 9151 codes that are retired (also in app/content/iplos/codes.py, which owns them)
 _RETIRED = frozenset(["6", "14", "23", "24", "26", "27", "28"])
 
 

@@ -43,8 +43,29 @@ from typing import IO, cast
 from lxml import etree
 
 from app.content.iplos import rules as R
-from app.content.iplos import validate as V
+from app.content.iplos.codes import (
+    _Q,
+    BRUKER,
+    EVENTS,
+    KOMMUNE,
+    KONTAKTPERSON,
+    MELDING,
+    NOTIFIKASJON,
+)
+from app.content.iplos.digest import KeyReader, attributes_of, history_keys
 from app.content.iplos.kommune_year import kommune_year_findings
+from app.content.iplos.message import _message_findings
+from app.content.iplos.rows import _check_row, _read_row, _Row
+from app.content.iplos.schema import (
+    _PATH_STEP,
+    _SCHEMA,
+    _Tree,
+    _xsd_rule,
+    describe_schema_error,
+    safe_name,
+)
+from app.content.iplos.sequence import _calendar_findings, _check_sequence, _local_date
+from app.content.iplos.validate import _all_dropped, _notification, validate_melding
 from app.content.model import ContentContext, ContentResult, HistoryKeys
 from app.content.registry import ContentSource
 from app.core import xmlparse
@@ -68,7 +89,7 @@ def _skeleton_schema() -> etree.XMLSchema:
     if schema is not None:
         return schema
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-    doc = etree.parse(str(SCHEMAS_DIR / V._SCHEMA), parser)
+    doc = etree.parse(str(SCHEMAS_DIR / _SCHEMA), parser)
     xsd = doc.getroot()
     lax = etree.fromstring(
         f'<xs:complexType xmlns:xs="{_XS[1:-1]}"><xs:sequence>'
@@ -103,7 +124,7 @@ def _node_below(top: etree._Element, path: str | None) -> etree._Element:
         raise _Fallback
     node = top
     for step in path.split("/")[2:]:
-        m = V._PATH_STEP.fullmatch(step)
+        m = _PATH_STEP.fullmatch(step)
         if m is None:
             raise _Fallback
         pos = int(m.group(1) or 1) - 1
@@ -119,7 +140,7 @@ def _location_below(top: etree._Element, node: etree._Element, base: str) -> str
     parts: list[str] = []
     current: etree._Element | None = node
     while current is not None and current is not top:
-        parts.append(V.safe_name(etree.QName(current).localname))
+        parts.append(safe_name(etree.QName(current).localname))
         current = current.getparent()
     return base + "".join("/" + p for p in reversed(parts))
 
@@ -134,12 +155,12 @@ def _row_schema_findings(schema: etree.XMLSchema, el: etree._Element, index: int
     found: list[Finding] = []
     logged = False
     for entry in _entries(schema):
-        problem = V.describe_schema_error(entry.message.replace(V._Q, ""))
+        problem = describe_schema_error(entry.message.replace(_Q, ""))
         if problem.follow_up:
             continue
         logged = True
         node = _node_below(el, entry.path)
-        rule = V._xsd_rule(problem, True)
+        rule = _xsd_rule(problem, True)
         if rule is None:
             continue
         if rule.consequence is Consequence.REJECT_MESSAGE:
@@ -159,11 +180,11 @@ def _skeleton_findings(skeleton: etree._Element) -> list[Finding]:
     schema = _skeleton_schema()
     if schema.validate(skeleton):
         return []
-    tree = V._Tree.of(skeleton)
+    tree = _Tree.of(skeleton)
     found: list[Finding] = []
     logged = False
     for entry in _entries(schema):
-        problem = V.describe_schema_error(entry.message.replace(V._Q, ""))
+        problem = describe_schema_error(entry.message.replace(_Q, ""))
         if problem.follow_up:
             continue
         logged = True
@@ -171,9 +192,9 @@ def _skeleton_findings(skeleton: etree._Element) -> list[Finding]:
         if at is None:
             raise _Fallback
         node, top_pos = at
-        if top_pos is not None and tree.top[top_pos].tag == V.NOTIFIKASJON:
+        if top_pos is not None and tree.top[top_pos].tag == NOTIFIKASJON:
             raise _Fallback  # at a notification's own place: the tree path decides
-        rule = V._xsd_rule(problem, False)
+        rule = _xsd_rule(problem, False)
         if rule is None:
             continue
         if rule.consequence is Consequence.REJECT_MESSAGE:
@@ -246,7 +267,7 @@ class _Walk:
                 yield child
 
     def _begin(self, root: etree._Element) -> None:
-        if root.tag != V.MELDING:
+        if root.tag != MELDING:
             raise _Fallback  # the schema's root finding: the tree path words it
         if getattr(root.getroottree().docinfo, "doctype", ""):
             raise _Fallback  # parse_xml refuses it: the tree path words it
@@ -302,13 +323,13 @@ class _ContentPlace:
 def _skeleton_root(root: etree._Element) -> etree._Element:
     """An empty copy of the root: its name, namespaces and attributes."""
     nsmap = cast("dict[str, str]", root.nsmap)
-    skeleton = etree.Element(V.MELDING, nsmap=nsmap)
+    skeleton = etree.Element(MELDING, nsmap=nsmap)
     for name, value in root.attrib.items():
         skeleton.set(name, value)
     return skeleton
 
 
-def _set_unit(rows: list[V._Row], unit: str) -> None:
+def _set_unit(rows: list[_Row], unit: str) -> None:
     """Rows are read before the Kommune elements: give them (and the findings made so far)
     the reporting unit. A row's subject is made from its unit when a finding needs it."""
     for row in rows:
@@ -321,35 +342,35 @@ def _set_unit(rows: list[V._Row], unit: str) -> None:
 
 
 def _stream(children: Iterator[etree._Element], walk: _Walk, ctx: ContentContext) -> ContentResult:
-    rows: list[V._Row] = []
+    rows: list[_Row] = []
     contact_els: list[etree._Element] = []
     kommuner: list[str] = []
     skeleton: etree._Element | None = None
-    extracted_on = V._local_date(ctx.extracted_at)
-    schema = load_schema(V._SCHEMA)  # once, not per notification
+    extracted_on = _local_date(ctx.extracted_at)
+    schema = load_schema(_SCHEMA)  # once, not per notification
     for el in children:
         if skeleton is None:
             assert walk.root is not None
             skeleton = _skeleton_root(walk.root)
         tag = el.tag
-        if tag == V.NOTIFIKASJON:
+        if tag == NOTIFIKASJON:
             index = len(rows) + 1
             xsd = _row_schema_findings(schema, el, index)
-            row = V._read_row(index, el, "")
+            row = _read_row(index, el, "")
             for finding in xsd:
                 row.add(finding.rule, finding.location, finding.detail)
             if not row.dropped:
-                V._check_row(row, ctx, extracted_on)
+                _check_row(row, ctx, extracted_on)
                 if not row.fid and row.event:
                     row.add(R.FID_MISSING, f"{row.base}/Bruker/@fid", "fid er tom.")
             rows.append(row)
-            etree.SubElement(skeleton, V.NOTIFIKASJON)
+            etree.SubElement(skeleton, NOTIFIKASJON)
             continue
         kept = copy.deepcopy(el)
         skeleton.append(kept)
-        if tag == V.KONTAKTPERSON:
+        if tag == KONTAKTPERSON:
             contact_els.append(kept)
-        elif tag == V.KOMMUNE:
+        elif tag == KOMMUNE:
             kommuner.append(el.get("kommuneNr") or "")
     if skeleton is None:
         if walk.root is None:
@@ -360,24 +381,24 @@ def _stream(children: Iterator[etree._Element], walk: _Walk, ctx: ContentContext
         raise _Fallback  # the schema requires one; unreachable after a valid skeleton
     unit = kommuner[0]
     _set_unit(rows, unit)
-    message = V._message_findings(skeleton, contact_els, kommuner, ctx)
+    message = _message_findings(skeleton, contact_els, kommuner, ctx)
     findings.extend(message.findings)
-    findings.extend(V._check_sequence(rows, unit, ctx))
-    findings.extend(V._calendar_findings(rows, unit, ctx))
+    findings.extend(_check_sequence(rows, unit, ctx))
+    findings.extend(_calendar_findings(rows, unit, ctx))
     findings.extend(
         kommune_year_findings(kommuner, ([e.when for e in r.events] for r in rows), ctx)
     )
     for row in rows:
         findings.extend(row.findings)
-    findings.extend(V._all_dropped(rows, findings))
-    notifications = tuple(V._notification(r, unit) for r in rows)
+    findings.extend(_all_dropped(rows, findings))
+    notifications = tuple(_notification(r, unit) for r in rows)
     return ContentResult(
         tuple(findings),
         notifications,
         message.contacts,
         tuple(kommuner),
-        melding=V.attributes_of(skeleton),
-        raw_contacts=tuple(V.attributes_of(el) for el in contact_els),
+        melding=attributes_of(skeleton),
+        raw_contacts=tuple(attributes_of(el) for el in contact_els),
     )
 
 
@@ -438,7 +459,7 @@ def validate_msghead_content(
     head = read_msghead(data, huge=True).msghead
     if head is None or head.content is None:
         return None
-    return V.validate_melding(head.content, ctx)
+    return validate_melding(head.content, ctx)
 
 
 def validate_stream(source: ContentSource, ctx: ContentContext) -> ContentResult:
@@ -451,10 +472,10 @@ def validate_stream(source: ContentSource, ctx: ContentContext) -> ContentResult
     if result is not None:
         return result
     if isinstance(source, bytes | etree._Element):
-        return V.validate_melding(source, ctx)
+        return validate_melding(source, ctx)
     assert start is not None
     source.seek(start)
-    return V.validate_melding(source.read(), ctx)
+    return validate_melding(source.read(), ctx)
 
 
 def stream_history_keys(source: ContentSource) -> HistoryKeys:
@@ -462,16 +483,16 @@ def stream_history_keys(source: ContentSource) -> HistoryKeys:
     element is read as it is). A document that does not parse gives the keys read so far:
     its validation reports it."""
     if isinstance(source, etree._Element):
-        return V.history_keys(source)
-    reader = V.KeyReader()
+        return history_keys(source)
+    reader = KeyReader()
     stream: IO[bytes] = io.BytesIO(source) if isinstance(source, bytes) else source
-    events = xmlparse.iterparse(stream, ("end",), tag=(V.NOTIFIKASJON, V.BRUKER, *V.EVENTS))
+    events = xmlparse.iterparse(stream, ("end",), tag=(NOTIFIKASJON, BRUKER, *EVENTS))
     try:
         for _, el in events:
-            if el.tag == V.BRUKER:
+            if el.tag == BRUKER:
                 reader.bruker(el)
                 continue
-            if el.tag != V.NOTIFIKASJON:
+            if el.tag != NOTIFIKASJON:
                 reader.event(el)
                 continue
             reader.notification(el)
@@ -492,7 +513,7 @@ def msghead_history_keys(source: IO[bytes]) -> HistoryKeys | None:
     Melding where the MsgHead reader finds the content, XML that does not parse): the caller
     reads the tree."""
     walk = _Walk()
-    reader = V.KeyReader()  # one set per kind for the message, not four per element
+    reader = KeyReader()  # one set per kind for the message, not four per element
     try:
         for child in walk.parsed(source, in_msghead=True):
             reader.read(child)
