@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.cli_common import load_settings, run_db
 from app.content.calendar import DeadlineExtension, ReportingYear, extended
 from app.deadlines import repository as deadline_repo
+from app.kommuner.repository import kommuner_of
+from app.kommuner.years import changes_from
 from app.query.access_log import cli_access, record_access
 
 calendar_app = typer.Typer(
@@ -41,6 +43,14 @@ def _year(value: int) -> int:
         err.print(f"[red]--year must be a reporting year (2000-2999), not {value}[/]")
         raise typer.Exit(2)
     return value
+
+
+def _became(kommune_nr: str) -> str:
+    """What SSB's change lists say became of a number, for the refusal's text."""
+    changes = changes_from(kommune_nr)
+    if not changes:
+        return ""
+    return " (now " + ", ".join(f"{c.new} {c.new_name}" for c in changes) + ")"
 
 
 def _entry(year: int) -> ReportingYear:
@@ -74,12 +84,22 @@ def extend_command(
         )
         raise typer.Exit(2)
 
-    async def work(session: AsyncSession) -> DeadlineExtension:
+    async def work(session: AsyncSession) -> DeadlineExtension | None:
+        # a mistyped number would be granted silently and never match a message
+        known = await kommuner_of(session, reporting_year)
+        if kommune_nr not in {k.kommune_nr for k in known}:
+            return None
         granted = await deadline_repo.extend(session, kommune_nr, reporting_year, day)
         _logged(session, "calendar.extend", kommune_nr, reporting_year)
         return granted
 
     granted = run_db(work)
+    if granted is None:
+        err.print(
+            f"[red]--kommune {kommune_nr} is not a municipality in {reporting_year}'s list "
+            f"(SSB){_became(kommune_nr)}: nothing to extend[/]"
+        )
+        raise typer.Exit(2)
     shown = extended(entry, kommune_nr, (granted,))
     console.print(
         f"kommune {kommune_nr}, {reporting_year}: deadline {shown.deadline.isoformat()}, "

@@ -94,3 +94,33 @@ def test_extend_refuses_what_it_cannot_mean(cli_env: str, args: list[str], messa
     assert result.exit_code == 2
     assert message in result.output
     assert _stored(cli_env)[0] == []
+
+
+@pytest.mark.parametrize(
+    ("kommune", "year", "said"),
+    [
+        ("9999", 2018, "9999 is not a municipality in 2018's list"),  # no such number
+        ("3001", 2024, "(now 3101 Halden)"),  # Halden's number before 2024
+    ],
+)
+def test_extend_refuses_a_number_the_year_does_not_have(
+    cli_env: str, kommune: str, year: int, said: str
+) -> None:
+    # Found trying it from outside: a mistyped number was granted and listed, matching no
+    # message ever.
+    result = runner.invoke(
+        app,
+        [
+            "calendar",
+            "extend",
+            "--kommune",
+            kommune,
+            "--year",
+            str(year),
+            "--until",
+            f"{year + 1}-02-15",
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    assert said in " ".join(result.output.split())
+    assert _stored(cli_env) == ([], [])

@@ -26,7 +26,7 @@ from app.settings import Settings
 from tests.integration.conftest import PRODUCTION_HER, TEST_HER, THREE_ADDRESSES, served
 from tests.integration.seed import auth, token
 from tests.integration.test_intake_history import CALENDAR_2018, NS, send
-from tests.integration.test_notify import FID_LIKE, Inbox, _text, smtp, smtp_config  # noqa: F401
+from tests.integration.test_notify import Inbox, _text, fid_like, smtp, smtp_config  # noqa: F401
 
 Sessions = async_sessionmaker[AsyncSession]
 AFTER_CORRECTION = "kommer ikke med i årets tall"
@@ -71,7 +71,7 @@ def _no_person_data(body: str, content: bytes) -> None:
             assert not value or value not in body
     for n in root.iter(f"{NS}Notifikasjon"):
         assert (n.get("notifikasjonGUID") or "") not in body
-    assert not FID_LIKE.search(body)
+    assert not fid_like(body)
 
 
 async def test_a_message_after_the_correction_deadline_is_not_said_to_have_no_errors(
