@@ -19,6 +19,8 @@ LAST_USED_RESOLUTION = timedelta(minutes=5)
 # `tokens create --expires`: a date (valid through that day, Norwegian time) or days
 _DAYS = re.compile(r"^([0-9]{1,5})d$")
 _OSLO = ZoneInfo("Europe/Oslo")
+# A credential that outlives its holder's role is the risk expiry exists for: at most 5 years.
+MAX_TOKEN_LIFETIME = timedelta(days=5 * 366)
 
 
 class TokenRole(StrEnum):
@@ -80,7 +82,7 @@ def parse_expiry(value: str, now: datetime) -> datetime:
     if days:
         if int(days.group(1)) < 1:
             raise ValueError(f"--expires {value}: give at least 1d")
-        return now + timedelta(days=int(days.group(1)))
+        return _within_limit(value, now + timedelta(days=int(days.group(1))), now)
     try:
         day = date.fromisoformat(text)
     except ValueError:
@@ -90,4 +92,13 @@ def parse_expiry(value: str, now: datetime) -> datetime:
     expires = datetime.combine(day + timedelta(days=1), time(), tzinfo=_OSLO)
     if expires <= now:
         raise ValueError(f"--expires {value}: the date has passed")
+    return _within_limit(value, expires, now)
+
+
+def _within_limit(value: str, expires: datetime, now: datetime) -> datetime:
+    if expires - now > MAX_TOKEN_LIFETIME:
+        raise ValueError(
+            f"--expires {value}: at most {MAX_TOKEN_LIFETIME.days} days ahead; create a new "
+            "token before this one expires"
+        )
     return expires

@@ -48,3 +48,12 @@ def test_expiry_as_days_or_a_date() -> None:
     assert parse_expiry(" 2027-06-30 ", now) == datetime(2027, 6, 30, 22, tzinfo=UTC)
     with pytest.raises(ValueError, match="has passed"):
         parse_expiry("2026-12-04", now)
+
+
+def test_expiry_is_at_most_five_years_ahead() -> None:
+    now = datetime(2026, 12, 5, 12, tzinfo=UTC)
+    assert parse_expiry("1830d", now) == now + timedelta(days=1830)
+    with pytest.raises(ValueError, match="at most 1830 days"):
+        parse_expiry("99999d", now)
+    with pytest.raises(ValueError, match="at most 1830 days"):
+        parse_expiry("2300-01-01", now)
