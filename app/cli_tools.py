@@ -42,6 +42,7 @@ from app.content.iplos.rules import RULES as IPLOS_RULES
 from app.content.iplos.sample import SCENARIOS, wrap_in_msghead, write_sample
 from app.content.model import EMPTY_GUID, ContentContext
 from app.core.findings import Finding, Severity
+from app.core.xmlparse import XmlRejected
 from app.msghead.xmlutil import OSLO, format_xs_datetime
 from app.security.keys import KeyPair, load_certificate, load_key_pair
 from app.settings import DEV_PKI_DIR
@@ -828,6 +829,10 @@ def send(
         sent = asyncio.run(run())
     except httpx.HTTPError as exc:
         err.print(f"[red]could not post to {escape(url)}: {escape(str(exc))}[/]")
+        raise typer.Exit(2) from None
+    except XmlRejected as exc:  # nothing was sent: the MsgHead could not be read to sign it
+        err.print(f"[red]{escape(str(file))} is not a readable MsgHead: {escape(str(exc))}[/]")
+        err.print("check the file with `kpr-mottak validate`, or make one with `kpr-mottak sample`")
         raise typer.Exit(2) from None
     print_reply(sent.summary, sent.message_id)
     raise typer.Exit(sent.summary.exit_code)

@@ -357,6 +357,31 @@ def test_send_without_a_pki_exits_2_with_a_hint(tmp_path: Path) -> None:
     assert "dev-pki" in r.output
 
 
+@pytest.mark.parametrize("content", [b"", b"<MsgHead", b"not xml"])
+def test_send_of_a_file_that_is_no_xml_exits_2_and_sends_nothing(
+    tmp_path: Path, pki: DevPki, content: bytes
+) -> None:
+    write_dev_pki(tmp_path / "pki", pki)
+    msghead = tmp_path / "m.xml"
+    msghead.write_bytes(content)
+    r = runner.invoke(
+        app,
+        [
+            "send",
+            str(msghead),
+            "--url",
+            "http://127.0.0.1:9/ebms",
+            "--pki-dir",
+            str(tmp_path / "pki"),
+        ],
+    )
+    assert r.exit_code == 2
+    said = " ".join(r.output.split())  # rich wraps long lines
+    assert "is not a readable MsgHead" in said
+    assert "kpr-mottak validate" in said
+    assert "Traceback" not in r.output
+
+
 def test_send_to_a_closed_port_exits_2(tmp_path: Path, pki: DevPki) -> None:
     write_dev_pki(tmp_path / "pki", pki)
     msghead = tmp_path / "m.xml"
