@@ -116,6 +116,13 @@ class Party(Base):
     cpas: Mapped[list[PartyCpa]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="PartyCpa.cpa_id"
     )
+    # what NHN's registries last said about the HER-id (its freshness), if they were asked
+    registry_entry: Mapped[RegistryEntry | None] = relationship(
+        primaryjoin="foreign(RegistryEntry.her_id) == Party.her_id",
+        viewonly=True,
+        lazy="selectin",
+        uselist=False,
+    )
 
 
 class RegistryEntry(Base):

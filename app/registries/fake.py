@@ -14,6 +14,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from lxml import etree
@@ -297,3 +298,30 @@ async def serve_fake(
     finally:
         server.should_exit = True
         await task
+
+
+def dev_registry_parties(pki_dir: Path) -> FakeRegistry:
+    """The dev PKI's demo municipality (HER 8000001, Oslo written "301") in a fake registry."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from app.devsetup import DEMO_HER_ID
+    from app.security.certificates import organization_number
+
+    def der(name: str) -> bytes:
+        cert = x509.load_pem_x509_certificate((pki_dir / name).read_bytes())
+        return cert.public_bytes(Encoding.DER)
+
+    signing = x509.load_der_x509_certificate(der("municipality-signing.crt"))
+    fake = FakeRegistry()
+    fake.add(
+        FakeParty(
+            her_id=DEMO_HER_ID,
+            name="Demo kommune",
+            orgnr=organization_number(signing) or "920000002",
+            municipality="301",
+            signing_der=der("municipality-signing.crt"),
+            encryption_der=der("municipality-encryption.crt"),
+        )
+    )
+    return fake

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.api.parties import party_out
 from app.client import ReadReply, SendOptions, build_epj_message, read_reply
 from app.models import Party, RegistryEntry
 from app.registries.fake import FakeParty, FakeRegistry, Served, serve_fake
@@ -106,6 +107,11 @@ async def test_done_when(
         assert party is not None
         assert party.source == "ar"
         assert [k.kommune_nr for k in party.kommuner] == ["0301"]
+        shown = party_out(party)  # what the party API shows
+        assert shown.source == "ar"
+        assert shown.registry_fetched_at is not None
+        assert shown.registry_expires_at is not None
+        assert shown.registry_expires_at > shown.registry_fetched_at
         assert entry is not None
         assert entry.known
         assert entry.async_queue == f"sb.test.nhn.no/DigitalDialog/{NEW_HER}_async"
@@ -138,3 +144,51 @@ async def test_done_when(
     ]
     async with sessions() as s:
         assert await s.scalar(select(Party).where(Party.her_id == STRANGER_HER)) is None
+
+
+async def test_unknown_her_ids_are_cached_as_unknown(world: World, pki: DevPki) -> None:
+    """A stranger cannot make the service call the registry at will: the AR's answer that it
+    does not know the HER-id is kept for the cache time."""
+    async with served(world.settings) as client:
+        first = await send(client, pki, new_party(pki), STRANGER_HER)
+        asked = len(world.fake.calls)
+        second = await send(client, pki, new_party(pki), STRANGER_HER)
+    for reply in (first, second):
+        assert reply.header is not None
+        assert reply.header.action == "MessageError"
+        assert [e.severity for e in reply.header.errors] == ["Error"]
+    assert asked == 1  # GetCommunicationPartyDetails: InvalidHerIdSupplied
+    assert len(world.fake.calls) == asked
+
+
+async def test_what_the_registry_says_is_checked_like_an_import(
+    world: World, pki: DevPki, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A municipality code not in this year's list: the party is not believed (refused as
+    unknown), the reason kept for the operator."""
+    party = new_party(pki)
+    bad = fake_party(party)
+    bad.municipality = "9999"
+    world.fake.add(bad)
+    async with served(world.settings) as client:
+        reply = await send(client, pki, party)
+    assert not accepted(reply)
+    async with sessions() as s:
+        entry = await s.get(RegistryEntry, NEW_HER)
+        assert await s.scalar(select(Party).where(Party.her_id == NEW_HER)) is None
+    assert entry is not None
+    assert not entry.known
+    assert entry.problem is not None
+    assert "9999" in entry.problem
+
+
+async def test_a_slow_registry_is_an_outage_within_the_deadline(world: World, pki: DevPki) -> None:
+    world.fake.add(fake_party(new_party(pki)))
+    world.fake.delay = 1.0
+    settings = world.settings.model_copy(update={"registry_timeout_seconds": 0.1})
+    async with served(settings) as client:
+        reply = await send(client, pki, new_party(pki))
+    assert reply.header is not None
+    assert [(e.error_code, e.severity) for e in reply.header.errors] == [
+        ("DeliveryFailure", "Warning")
+    ]
