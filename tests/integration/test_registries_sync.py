@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
 from app.cli import app
+from app.keyring import load_keyring
 from app.models import RegistryEntry
 from app.outbound import OutboundClient
 from app.registries import lookup
@@ -163,3 +164,28 @@ async def test_rest_ar_with_a_helseid_token(
     spec = checked_spec(fetched, anchors, kommuner, dt.datetime.now(dt.UTC))
     assert spec.kommuner == ("0301",)
     assert spec.source == "ar"
+
+
+async def test_dev_registry_serves_the_dev_pki_party(
+    settings_with_pki: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """`kpr-mottak dev registry`'s parties: the demo municipality passes the checks."""
+    from app.registries.fake import dev_registry_parties
+
+    fake = dev_registry_parties(settings_with_pki.pki_dir)
+    client = OutboundClient(allow_private=True)
+    try:
+        async with serve_fake(fake) as where:
+            settings = settings_with_pki.model_copy(update={"ar_url": where.ar_soap})
+            anchors = load_keyring(settings).trust_anchors
+            regs = lookup.build(settings, client, anchors)
+            assert regs is not None
+            fetched = await regs.fetch(DEMO_HER, None)
+    finally:
+        await client.aclose()
+    assert fetched is not None
+    async with sessions() as s:
+        kommuner = await year_kommuner(s, dt.datetime.now(dt.UTC).year)
+    spec = checked_spec(fetched, anchors, kommuner, dt.datetime.now(dt.UTC))
+    assert spec.her_id == DEMO_HER
+    assert spec.kommuner == ("0301",)
