@@ -137,6 +137,13 @@ async def test_done_when(
         world.fake.down = True
         assert accepted(await send(client, pki, renewed))
         stranger = await send(client, pki, first, STRANGER_HER)
+        metrics = (await client.get("/metrics")).text
+    # the registry's access is counted (and logged): calls per operation and outcome
+    assert (
+        'kpr_registry_calls_total{operation="GetCommunicationPartyDetails",outcome="ok",'
+        'registry="ar-soap"} 2.0' in metrics
+    )
+    assert 'kpr_registry_lookups_total{result="unavailable"} 1.0' in metrics
     assert stranger.header is not None
     assert stranger.header.action == "MessageError"
     assert [(e.error_code, e.severity) for e in stranger.header.errors] == [
@@ -188,6 +195,20 @@ async def test_a_slow_registry_is_an_outage_within_the_deadline(world: World, pk
     settings = world.settings.model_copy(update={"registry_timeout_seconds": 0.1})
     async with served(settings) as client:
         reply = await send(client, pki, new_party(pki))
+    assert reply.header is not None
+    assert [(e.error_code, e.severity) for e in reply.header.errors] == [
+        ("DeliveryFailure", "Warning")
+    ]
+
+
+async def test_a_registry_fault_is_a_temporary_failure(world: World, pki: DevPki) -> None:
+    """A fault other than an unknown HER-id (the AR's own trouble) is an outage."""
+    world.fake.add(fake_party(new_party(pki)))
+    world.fake.fault = "InternalServerError"
+    async with served(world.settings) as client:
+        reply = await send(client, pki, new_party(pki))
+        world.fake.fault = None  # nothing was cached: the resend is looked up afresh
+        assert accepted(await send(client, pki, new_party(pki)))
     assert reply.header is not None
     assert [(e.error_code, e.severity) for e in reply.header.errors] == [
         ("DeliveryFailure", "Warning")
