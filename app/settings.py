@@ -373,6 +373,11 @@ class Settings(BaseSettings):
     def _registry_blank(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("ar_credentials_file")
+    @classmethod
+    def _ar_credentials_file(cls, value: Path | None) -> Path | None:
+        return None if value is None else _readable_file(value, "KPR_AR_CREDENTIALS_FILE")
+
     # --- request bodies being received (issue 20, hole 7: docs/operations.md "Request
     # bodies") --- checked before a byte of a POST /ebms body is spooled; past a limit the
     # answer is 503 with Retry-After and the body is not read.

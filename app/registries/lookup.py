@@ -171,14 +171,19 @@ def build(
 
 
 def for_state(state: AppState) -> Registries | None:
-    """The app's registries, built on first use (None: offline, or before the lifespan)."""
+    """The app's registries, built on first use (None: offline, or before the lifespan).
+    Unreadable credentials are an outage (RegistryUnavailable), logged, not a crash."""
     if isinstance(state.registries, Registries):
         return state.registries
     if state.outbound is None:
         return None
-    state.registries = build(
-        state.settings, state.outbound, state.keyring.trust_anchors, state.metrics
-    )
+    try:
+        state.registries = build(
+            state.settings, state.outbound, state.keyring.trust_anchors, state.metrics
+        )
+    except (ValueError, OSError) as exc:
+        log.error("registry misconfigured", extra={"why": str(exc)[:200]})
+        raise RegistryUnavailable("the registries are misconfigured") from None
     return state.registries if isinstance(state.registries, Registries) else None
 
 
@@ -198,8 +203,13 @@ async def registered_sender(
 ) -> Sender:
     """For a HER-id the party table does not hold: the party from the registries, None when
     they do not know it (or it failed the checks), or a temporary-failure finding."""
-    regs = for_state(state)
-    if regs is None or her_id is None:
+    if her_id is None:
+        return Sender(None)
+    try:
+        regs = for_state(state)
+    except RegistryUnavailable:
+        return Sender(None, _unavailable(her_id))
+    if regs is None:
         return Sender(None)
     now = dt.datetime.now(dt.UTC)
     entry = await session.get(RegistryEntry, her_id)
@@ -225,7 +235,10 @@ async def refreshed_sender(
     """A registered sender's certificate failed to verify: refresh it from the registries
     (at most once per HER-id per 10 minutes). The party when the refresh changed it, else
     None (nothing new, limited, an operator's party, or the registries unavailable)."""
-    regs = for_state(state)
+    try:
+        regs = for_state(state)
+    except RegistryUnavailable:
+        return None
     if regs is None:
         return None
     now = dt.datetime.now(dt.UTC)
