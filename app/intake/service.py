@@ -432,17 +432,16 @@ class IntakeService:
         party = (
             await party_repo.get_party(at.session, her_number) if her_number is not None else None
         )
-        if party is not None:
-            return at.from_party(party)
         # --- registries --- (issue 23: a sender NHN's registries know; see app/registries)
         found = await registries.registered_sender(
-            self.state, at.session, her_number, at.message.to_party_id
+            self.state, at.session, her_number, party, at.message.to_party_id
         )
         if found.finding is not None:
             raise _Stop(await self._refuse(at, [found.finding], transient=True))
-        if found.party is not None:
-            return at.from_party(found.party)
+        party = found.party
         # --- registries ---
+        if party is not None:
+            return at.from_party(party)
         her = first_her_id(at.header.from_party.party_ids)
         unknown = Finding(
             ebxml_rules.FROM_UNKNOWN,

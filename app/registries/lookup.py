@@ -1,6 +1,8 @@
 """The intake's look-up of senders in NHN's registries.
 
-- `registered_sender`: a HER-id the party table does not hold is looked up (AR party, its
+- `registered_sender`: a party from the registries whose entry is past its cache time is
+  refreshed (an outage keeps its last good entry); a HER-id the party table does not hold is
+  looked up (AR party, its
   certificates, the CPA for the pair or the CPP), checked, cached and registered (source
   `ar`). Unknown HER-ids are cached as unknown for the cache time (a stranger cannot make the
   service call the registry at will); an outage gives a temporary failure.
@@ -26,7 +28,6 @@ from app.logging import get_logger
 from app.metrics import Metrics
 from app.models import Party, RegistryEntry
 from app.outbound import OutboundClient
-from app.parties import repository as party_repo
 from app.registries.ar_rest import ClientCredentials, RestAddressRegistry, TokenSource
 from app.registries.ar_soap import SoapAddressRegistry
 from app.registries.contract import AddressRegistry, AgreementRegistry
@@ -199,34 +200,52 @@ def _her(text: str | int | None) -> int | None:
 
 
 async def registered_sender(
-    state: AppState, session: AsyncSession, her_id: int | None, our_her_id: str | int | None
+    state: AppState,
+    session: AsyncSession,
+    her_id: int | None,
+    party: Party | None,
+    our_her_id: str | int | None,
 ) -> Sender:
-    """For a HER-id the party table does not hold: the party from the registries, None when
-    they do not know it (or it failed the checks), or a temporary-failure finding."""
-    if her_id is None:
-        return Sender(None)
+    """The sender for the intake, from `party` (the party table's row for `her_id`, or None):
+    - a party an operator added (manual, import): as it is, the registries are not asked;
+    - a party from the registries (source ar): as it is while its entry is fresh and a
+      signing certificate is valid, else refreshed; an outage keeps the last good entry;
+    - no party: looked up (unknown HER-ids are cached as unknown); an outage, or
+      misconfigured registries, is a temporary failure (`finding`)."""
+    if her_id is None or (party is not None and party.source != "ar"):
+        return Sender(party)
+    outage = None if party is not None else _unavailable(her_id)
     try:
         regs = for_state(state)
     except RegistryUnavailable:
-        return Sender(None, _unavailable(her_id))
+        return Sender(party, outage)
     if regs is None:
-        return Sender(None)
+        return Sender(party)
     now = dt.datetime.now(dt.UTC)
     entry = await session.get(RegistryEntry, her_id)
-    if entry is not None and not entry.known and entry.expires_at > now:
-        regs.count("negative")
-        return Sender(None)
-    existing = await party_repo.get_party(session, her_id)
+    if entry is not None and entry.expires_at > now:
+        if party is None and not entry.known:
+            regs.count("negative")
+            return Sender(None)
+        if party is not None and _signing_valid(party, now):
+            regs.count("cached")
+            return Sender(party)
     try:
         stored = await regs.refresh(session, her_id, _her(our_her_id))
     except RegistryUnavailable as exc:
         regs.count("unavailable")
         log.warning("registry unavailable", extra={"her_id": her_id, "why": str(exc)})
-        if existing is not None:
-            return Sender(existing)  # the last good entry
-        return Sender(None, _unavailable(her_id))
+        if entry is not None and party is not None:  # not asked again for each message
+            entry.expires_at = now + dt.timedelta(seconds=min(regs.cache_seconds, 300))
+        return Sender(party, outage)  # a known sender: its last good entry
     regs.count(stored.change)
     return Sender(stored.party)
+
+
+def _signing_valid(party: Party, now: dt.datetime) -> bool:
+    return any(
+        c.usage == "signing" and c.not_before <= now <= c.not_after for c in party.certificates
+    )
 
 
 async def refreshed_sender(

@@ -133,17 +133,27 @@ async def test_done_when(
         assert not accepted(await send(client, pki, new_party(pki, "983544622")))
         assert world.fake.calls[calls_before:] == []
 
-        # 3. the fake AR stopped: the known sender passes, an unknown one is told to retry
+        # 3. the fake AR stopped (and the entry past its cache time, so the service asks):
+        # the known sender passes on its last good entry (asked once, not again for each
+        # message), an unknown one is told to retry
         world.fake.down = True
+        async with sessions() as s:
+            entry = await s.get(RegistryEntry, NEW_HER)
+            assert entry is not None
+            entry.expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+            await s.commit()
+        calls_before = len(world.fake.calls)
+        assert accepted(await send(client, pki, renewed))
         assert accepted(await send(client, pki, renewed))
         stranger = await send(client, pki, first, STRANGER_HER)
         metrics = (await client.get("/metrics")).text
+    assert world.fake.calls[calls_before:] == ["GetCommunicationPartyDetails"] * 2
     # the registry's access is counted (and logged): calls per operation and outcome
     assert (
         'kpr_registry_calls_total{operation="GetCommunicationPartyDetails",outcome="ok",'
         'registry="ar-soap"} 2.0' in metrics
     )
-    assert 'kpr_registry_lookups_total{result="unavailable"} 1.0' in metrics
+    assert 'kpr_registry_lookups_total{result="unavailable"} 2.0' in metrics
     assert stranger.header is not None
     assert stranger.header.action == "MessageError"
     assert [(e.error_code, e.severity) for e in stranger.header.errors] == [
