@@ -323,6 +323,7 @@ from app.cli_notify import register as register_notify  # noqa: E402
 from app.cli_ops import register as register_ops  # noqa: E402
 from app.cli_register import register as register_export  # noqa: E402
 from app.cli_register_admin import register as register_register_admin  # noqa: E402
+from app.cli_registries import register as register_registries  # noqa: E402
 from app.cli_tools import register as register_tools  # noqa: E402
 
 register_tools(app)
@@ -333,6 +334,7 @@ register_feedback(app)  # feedback refresh (issue 14)
 register_register_admin(app)  # register rotate-key|backfill (issue 19)
 register_export(app)  # export (issue 19)
 register_calendar(app)  # calendar extend|remove|list|show (issue 21)
+register_registries(app, parties_app)  # parties sync, dev registry (issue 23)
 
 
 def main() -> None:

@@ -42,8 +42,30 @@ class Metrics:
             ["environment"],
             registry=self.registry,
         )
+        self.registry_calls = Counter(
+            "kpr_registry_calls_total",
+            "Calls to NHN's registries by registry, operation and outcome",
+            ["registry", "operation", "outcome"],
+            registry=self.registry,
+        )
+        self.registry_seconds = Histogram(
+            "kpr_registry_call_seconds",
+            "Duration of calls to NHN's registries",
+            ["registry"],
+            registry=self.registry,
+        )
+        self.registry_lookups = Counter(
+            "kpr_registry_lookups_total",
+            "Sender look-ups by the intake: cached, fetched, unknown, unavailable, limited",
+            ["result"],
+            registry=self.registry,
+        )
         self.outbox_depth = Gauge(
             "kpr_notification_outbox_depth",
             "Notification emails waiting to be sent",
             registry=self.registry,
         )
+
+    def registry_call(self, registry: str, operation: str, outcome: str, seconds: float) -> None:
+        self.registry_calls.labels(registry, operation, outcome).inc()
+        self.registry_seconds.labels(registry).observe(seconds)

@@ -98,6 +98,9 @@ class Party(Base):
     orgnr: Mapped[str | None] = mapped_column(String(9))
     # Downgrade protection: plaintext/unsigned payloads only from parties explicitly marked so.
     plaintext_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Where the party came from: manual (CLI/API), import (files) or ar (NHN's registries);
+    # a sync never overwrites manual or import unless told to adopt it.
+    source: Mapped[str] = mapped_column(String(10), default="manual", server_default="manual")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
@@ -113,6 +116,33 @@ class Party(Base):
     cpas: Mapped[list[PartyCpa]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="PartyCpa.cpa_id"
     )
+    # what NHN's registries last said about the HER-id (its freshness), if they were asked
+    registry_entry: Mapped[RegistryEntry | None] = relationship(
+        primaryjoin="foreign(RegistryEntry.her_id) == Party.her_id",
+        viewonly=True,
+        lazy="selectin",
+        uselist=False,
+    )
+
+
+class RegistryEntry(Base):
+    """What NHN's registries last said about one HER-id (app/registries): the cache, the
+    negative cache (known false) and the forced-refresh limit."""
+
+    __tablename__ = "registry_entry"
+
+    her_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    known: Mapped[bool] = mapped_column(Boolean)
+    fetched_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    forced_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The checked answer (app/registries/models.py RegistryParty.to_json): name, orgnr,
+    # municipality, certificates, CPA, electronic addresses.
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    async_queue: Mapped[str | None] = mapped_column(String(300))
+    error_queue: Mapped[str | None] = mapped_column(String(300))
+    sync_queue: Mapped[str | None] = mapped_column(String(300))
+    problem: Mapped[str | None] = mapped_column(String(300))
 
 
 class PartyKommune(Base):

@@ -111,12 +111,17 @@ class OutboundClient:
         deadline: float,
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
+        accept_status: frozenset[int] = frozenset(),
     ) -> OutboundResponse:
-        """One request within `deadline` seconds in all; the body at most `max_bytes`."""
+        """One request within `deadline` seconds in all; the body at most `max_bytes`. A
+        status outside 2xx is an error unless in `accept_status` (a SOAP fault's 500, whose
+        body says what went wrong)."""
         progress = [0]  # bytes read so far, for the error when the deadline cuts in
         try:
             async with asyncio.timeout(deadline):
-                return await self._request(method, url, max_bytes, headers, content, progress)
+                return await self._request(
+                    method, url, max_bytes, headers, content, progress, accept_status
+                )
         except TimeoutError:
             raise OutboundError(
                 Failure.DEADLINE, f"no complete answer within {deadline:g} s", read=progress[0]
@@ -130,6 +135,7 @@ class OutboundClient:
         headers: Mapping[str, str] | None,
         content: bytes | None,
         progress: list[int],
+        accept_status: frozenset[int] = frozenset(),
     ) -> OutboundResponse:
         given, addresses = await self._resolved(url)
         extensions: dict[str, object] = {}
@@ -154,19 +160,23 @@ class OutboundClient:
             except httpx.HTTPError as exc:
                 raise OutboundError(Failure.NETWORK, type(exc).__name__) from None
             try:
-                return await self._read(response, max_bytes, progress)
+                return await self._read(response, max_bytes, progress, accept_status)
             finally:
                 await response.aclose()
         assert failure is not None  # `addresses` is never empty
         raise failure
 
     async def _read(
-        self, response: httpx.Response, max_bytes: int, progress: list[int]
+        self,
+        response: httpx.Response,
+        max_bytes: int,
+        progress: list[int],
+        accept_status: frozenset[int] = frozenset(),
     ) -> OutboundResponse:
         status = response.status_code
         if 300 <= status < 400:
             raise OutboundError(Failure.REDIRECT, f"HTTP {status}: redirects are not followed")
-        if not 200 <= status < 300:
+        if not 200 <= status < 300 and status not in accept_status:
             raise OutboundError(Failure.STATUS, f"HTTP {status}")
         encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):

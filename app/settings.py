@@ -355,6 +355,29 @@ class Settings(BaseSettings):
             return self.env is Env.DEV
         return self.outbound_allow_private
 
+    # --- NHN's registries (issue 23, app/registries, docs/operations.md "Registries") ---
+    # Unset KPR_AR_URL: offline (file imports and `parties add` only), the default.
+    ar_url: str | None = None
+    ar_kind: Literal["soap", "rest"] = "soap"
+    cppa_url: str | None = None
+    # SOAP AR: a file "username:password" (HTTP Basic). REST AR: a JSON file with
+    # token_url, client_id, client_secret (and scope) for HelseID client credentials.
+    ar_credentials_file: Path | None = None
+    registry_cache_seconds: int = Field(default=3600, gt=0)
+    registry_timeout_seconds: float = Field(default=10.0, gt=0)
+    registry_concurrency: int = Field(default=4, gt=0)
+    registry_max_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+
+    @field_validator("ar_url", "cppa_url", "ar_credentials_file", mode="before")
+    @classmethod
+    def _registry_blank(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("ar_credentials_file")
+    @classmethod
+    def _ar_credentials_file(cls, value: Path | None) -> Path | None:
+        return None if value is None else _readable_file(value, "KPR_AR_CREDENTIALS_FILE")
+
     # --- request bodies being received (issue 20, hole 7: docs/operations.md "Request
     # bodies") --- checked before a byte of a POST /ebms body is spooled; past a limit the
     # answer is 503 with Retry-After and the body is not read.

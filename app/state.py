@@ -34,6 +34,10 @@ class AppState:
     # The one client for outbound HTTP (app/outbound.py): revocation now, the registries and
     # reply delivery later. None until the lifespan starts.
     outbound: OutboundClient | None = field(default=None)
+    # NHN's registries (app/registries/lookup.py `for_state`): built on first use; None
+    # while KPR_AR_URL is unset (offline) or before the lifespan starts.
+    # (typed loosely: app.registries imports this module)
+    registries: object | None = field(default=None)
 
     # POST /ebms bodies being received and spooled (issue 20): built with the app's metrics
     # by `create_app`; this default (the settings' defaults) only for a state made elsewhere.

@@ -7,11 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, Field
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 
 from app.api.deps import Authenticated, Operator
 from app.http_deps import DbSession
-from app.models import Party
+from app.models import Party, RegistryEntry
 from app.parties import repository as repo
 from app.parties.spec import (
     CertificateSpec,
@@ -58,6 +59,15 @@ class PartyOut(BaseModel):
     hide_fid_kommuner: list[str] = Field(
         default=[], description="municipalities whose error list shows no Person-ID (fid)"
     )
+    source: str = Field(
+        default="manual", description="manual (CLI/API), import (files) or ar (NHN's registries)"
+    )
+    registry_fetched_at: datetime | None = Field(
+        default=None, description="when NHN's registries were last asked about the HER-id"
+    )
+    registry_expires_at: datetime | None = Field(
+        default=None, description="until when that answer is used without asking again"
+    )
 
 
 class PartyIn(BaseModel):
@@ -93,7 +103,13 @@ class WhoAmI(BaseModel):
     kommune_nr: str | None
 
 
+def _registry(p: Party) -> RegistryEntry | None:
+    """The registry entry when loaded (a party just made in this session has none loaded)."""
+    return None if "registry_entry" in sa_inspect(p).unloaded else p.registry_entry
+
+
 def party_out(p: Party) -> PartyOut:
+    entry = _registry(p)
     return PartyOut(
         her_id=p.her_id,
         name=p.name,
@@ -123,6 +139,9 @@ def party_out(p: Party) -> PartyOut:
         ],
         plaintext_allowed=p.plaintext_allowed,
         hide_fid_kommuner=[k.kommune_nr for k in p.kommuner if k.hide_fid],
+        source=p.source,
+        registry_fetched_at=entry.fetched_at if entry is not None else None,
+        registry_expires_at=entry.expires_at if entry is not None else None,
     )
 
 

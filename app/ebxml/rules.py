@@ -219,6 +219,16 @@ FROM_UNKNOWN = _rule(
     "Avsenderen (From) er ikke registrert som avsender til denne tjenesten.",
     VALUE_NOT_RECOGNIZED,
 )
+REGISTRY_UNAVAILABLE = Rule(
+    id="EBMS-REGISTRY-UNAVAILABLE",
+    layer=Layer.TRANSPORT,
+    consequence=Consequence.MESSAGE_ERROR,
+    title="The sender is not registered and NHN's registries could not be asked (temporary)",
+    text_no="Mottaker kunne ikke slå opp avsenderen i adresseregisteret. Dette er en midlertidig "
+    "feil hos mottaker: send meldingen på nytt senere.",
+    ebms_error_code="DeliveryFailure",
+    transient=True,
+)
 CPA_UNKNOWN = _rule(
     "EBMS-CPA-UNKNOWN",
     "CPAId is unknown or not allowed for the sender",
@@ -275,6 +285,7 @@ RULES: tuple[Rule, ...] = (
     SIGNAL_NOT_SUPPORTED,
     NOT_AUTHENTICATED,
     FROM_UNKNOWN,
+    REGISTRY_UNAVAILABLE,
     CPA_UNKNOWN,
     SERVICE_NOT_ALLOWED,
     REFTO_UNKNOWN,

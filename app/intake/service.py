@@ -66,6 +66,7 @@ from app.msghead.checks import msgid_duplicate
 from app.notify.email import compose_notification, warning_counts
 from app.parties import repository as party_repo
 from app.query import totals
+from app.registries import lookup as registries  # --- registries ---
 from app.security.certificates import PartyTrust
 from app.security.keys import load_certificate
 from app.settings import ReceiverEnvironment
@@ -431,6 +432,14 @@ class IntakeService:
         party = (
             await party_repo.get_party(at.session, her_number) if her_number is not None else None
         )
+        # --- registries --- (issue 23: a sender NHN's registries know; see app/registries)
+        found = await registries.registered_sender(
+            self.state, at.session, her_number, party, at.message.to_party_id
+        )
+        if found.finding is not None:
+            raise _Stop(await self._refuse(at, [found.finding], transient=True))
+        party = found.party
+        # --- registries ---
         if party is not None:
             return at.from_party(party)
         her = first_her_id(at.header.from_party.party_ids)
@@ -445,6 +454,13 @@ class IntakeService:
         """Signatures, certificates and decryption; from here the whole request is kept, and
         answers are specific and signed by KPR."""
         opened = await self._open(req)
+        # --- registries --- (issue 23: a certificate that fails: one forced refresh first)
+        if not (opened.authenticated or opened.transient) and await registries.refreshed_sender(
+            self.state, req.session, req.party.her_id, req.message.to_party_id
+        ):
+            opened.close()
+            opened = await self._open(req)  # req.party is the refreshed row
+        # --- registries ---
         if opened.transient:
             # No waiting here (the request holds an intake slot): the refresher fetches in
             # the background and the sender's MSH resends after the DeliveryFailure.

@@ -47,6 +47,7 @@ async def _party_row(session: AsyncSession, spec: PartySpec) -> _PartyRow:
             name=spec.name,
             orgnr=spec.orgnr,
             plaintext_allowed=spec.plaintext_allowed,
+            source=party_source(spec.source),
             kommuner=[],
             contacts=[],
             certificates=[],
@@ -58,7 +59,16 @@ async def _party_row(session: AsyncSession, spec: PartySpec) -> _PartyRow:
     party.orgnr = spec.orgnr or party.orgnr
     # explicit each time (CLI flag, import column): a later import can withdraw it
     party.plaintext_allowed = spec.plaintext_allowed
+    party.source = party_source(spec.source)  # whoever wrote it last owns it
     return _PartyRow(party=party, created=False)
+
+
+def party_source(spec_source: str) -> str:
+    """The party's `source` column for a spec's origin: ar (the registries), manual (the CLI,
+    the API, the dev PKI) or import (a file)."""
+    if spec_source == "ar":
+        return "ar"
+    return "manual" if spec_source in ("cli", "api", "dev-pki") else "import"
 
 
 def _add_kommuner_and_contacts(party: Party, spec: PartySpec) -> None:
