@@ -20,6 +20,7 @@ from app.content.calendar import OSLO
 from app.content.iplos.sample import build_sample
 from app.content.model import EMPTY_GUID, normalize_guid
 from app.deadlines import repository as deadline_repo
+from app.feedback.refresh import refresh_once
 from app.models import Finding as FindingRow
 from app.models import IplosKommuneState, IplosNotification, Message
 from app.register.models import Hendelse
@@ -470,6 +471,13 @@ async def test_a_granted_deadline_is_used_by_the_intake_and_the_coverage(
     oslo = next(k for k in coverage.kommuner if k.kommune_nr == "0301")
     assert oslo.on_time is True
     assert not any(k.on_time for k in coverage.kommuner if k.kommune_nr != "0301")
+    # the open feedback judges the delivery against the granted deadline too
+    calendar = calendar_setting(TODAY - dt.timedelta(days=10), TODAY + dt.timedelta(days=10))
+    await refresh_once(sessions, settings.model_copy(update={"reporting_calendar": calendar}))
+    params = {"year": str(LAST_YEAR), "environment": "production"}
+    overview = (await after_deadline.get("/api/v1/feedback", params=params)).json()
+    by = {k["kommune_nr"]: k for k in overview["kommuner"]}
+    assert by["0301"]["timeliness"] == "on_time"
     async with sessions() as s:
         assert await deadline_repo.remove(s, "0301", LAST_YEAR)
         await s.commit()
