@@ -30,9 +30,6 @@ ALLOWED_FUNCTIONS: dict[str, str] = {
     "feedback/register_counts.py::year_end_counts": (
         "one SQL statement per count, built inline; app/feedback refactor pending"
     ),
-    "notify/email.py::compose_notification": (
-        "the Norwegian e-mail text assembled section by section; split pending"
-    ),
     "register/episodes.py::_recompute": (
         "rebuilds a person's episodes from their events in one pass; split pending"
     ),
