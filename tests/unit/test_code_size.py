@@ -27,9 +27,6 @@ ALLOWED_FUNCTIONS: dict[str, str] = {
     "feedback/disclosure.py::messages_table": (
         "builds the messages table row by row with its suppression; app/feedback refactor pending"
     ),
-    "feedback/register_counts.py::year_end_counts": (
-        "one SQL statement per count, built inline; app/feedback refactor pending"
-    ),
     "register/episodes.py::_recompute": (
         "rebuilds a person's episodes from their events in one pass; split pending"
     ),
