@@ -24,9 +24,6 @@ ALLOWED_FUNCTIONS: dict[str, str] = {
     "feedback/audit.py::Auditor._findings": (
         "one optimisation loop over the protected expressions; app/feedback refactor pending"
     ),
-    "register/episodes.py::_recompute": (
-        "rebuilds a person's episodes from their events in one pass; split pending"
-    ),
 }
 
 
