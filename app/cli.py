@@ -324,9 +324,13 @@ from app.cli_ops import register as register_ops  # noqa: E402
 from app.cli_register import register as register_export  # noqa: E402
 from app.cli_register_admin import register as register_register_admin  # noqa: E402
 from app.cli_registries import register as register_registries  # noqa: E402
+from app.cli_sample import register as register_sample  # noqa: E402
+from app.cli_send import register as register_send  # noqa: E402
 from app.cli_tools import register as register_tools  # noqa: E402
 
 register_tools(app)
+register_sample(app)
+register_send(app)
 register_notify(app)
 register_api(app)
 register_ops(app)  # keys check|reload, retention run (issue 12)

@@ -1,6 +1,7 @@
 """What every command of the CLI shares: the settings (a clear message, not a traceback, when
-they are invalid) and one unit of database work. Below app/cli.py and the app/cli_*.py groups it
-registers, so the groups do not import the command line that imports them."""
+they are invalid) and one unit of database work. Below the command line's root module and the
+groups of commands it registers, so the groups do not import the command line that imports
+them."""
 
 from __future__ import annotations
 

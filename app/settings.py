@@ -227,10 +227,6 @@ class Settings(BaseSettings):
     def _inside_dev_pki(self, path: Path) -> bool:
         return self.pki_dir.resolve() in path.resolve().parents
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
     # --- operations (issue 12) ----------------------------------------------------------------
     # CRLs fetched from the certificates' distribution points (and these extra URLs), cached
     # on disk, refreshed halfway to nextUpdate and at least every KPR_CRL_REFRESH_SECONDS.

@@ -27,7 +27,7 @@ from sqlalchemy import insert
 
 from app import migrate
 from app.db import create_engine, session_factory
-from app.feedback import disclosure, figures, http
+from app.feedback import disclosure, http, loading
 from app.feedback.refresh import STATE
 from app.feedback.tables import FeedbackCount, FeedbackKommune, FeedbackState
 from app.kommuner.lists import shipped_list
@@ -129,7 +129,7 @@ async def measure(url: str, repeat: int) -> dict[str, list[float]]:
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             for name in ("first", "cold"):
                 for _ in range(repeat):
-                    figures._CACHE.clear()
+                    loading._CACHE.clear()
                     http.forget_all()
                     if name == "first":
                         disclosure._DECIDED.clear()

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import migrate
 from app.db import create_engine, session_factory
-from app.feedback import figures, http
+from app.feedback import http, loading
 from app.feedback.refresh import refresh_once
 from app.main import create_app
 from app.settings import Env, Settings
@@ -103,7 +103,7 @@ async def measure(url: str, repeat: int) -> list[Timing]:
                     status = 0
                     for _ in range(repeat):
                         if cold:
-                            figures._CACHE.clear()
+                            loading._CACHE.clear()
                             http.forget_all()
                         t = time.perf_counter()
                         r = await client.get(path, params=params)

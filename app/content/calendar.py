@@ -54,11 +54,6 @@ class ReportingYear:
         """Data received after the KOSTRA publication is not in the published figures."""
         return day > self.kostra_date
 
-    def in_pilot_window(self, day: datetime.date) -> bool:
-        if self.pilot_from is None or self.pilot_to is None:
-            return False
-        return self.pilot_from <= day <= self.pilot_to
-
 
 @dataclass(frozen=True, slots=True)
 class DeadlineExtension:

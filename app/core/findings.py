@@ -88,19 +88,3 @@ class Finding:
     @property
     def layer(self) -> Layer:
         return self.rule.layer
-
-
-def worst_consequence(findings: list[Finding] | tuple[Finding, ...]) -> Consequence | None:
-    """The most severe consequence among findings, or None when there are none."""
-    order = [
-        Consequence.MESSAGE_ERROR,
-        Consequence.REJECT_MESSAGE,
-        Consequence.DROP_NOTIFICATION,
-        Consequence.KEEP_WITH_ERROR,
-        Consequence.WARN,
-    ]
-    present = {f.rule.consequence for f in findings}
-    for c in order:
-        if c in present:
-            return c
-    return None

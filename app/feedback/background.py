@@ -7,7 +7,8 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
-from app.feedback.figures import Environment, overview
+from app.feedback.figures import Environment
+from app.feedback.loading import overview
 from app.feedback.refresh import run_loop
 from app.models import utcnow
 from app.query.reporting import default_year

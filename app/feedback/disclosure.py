@@ -239,8 +239,6 @@ def messages_table(
     each rule's notifications or messages concerned `r:<kind>:<id>` of the notifications
     received (A+F) or the messages. `items` and `rules` as in `feedback_count`: (value,
     total); the rules' shares as `app.feedback.refresh.rule_share_parts` makes them."""
-    from app.feedback.refresh import rule_share_parts
-
     values: dict[str, int] = {"M": messages, "A": accepted, "F": failed}
     for k, n in months.items():
         values[f"m:{k}"] = n
@@ -270,8 +268,24 @@ def messages_table(
         t.relate({bases["ref"]: 1.0, "A": -1.0}, None, 0)
     if "org_nr_changed" in bases and "hendelse_dato" in bases:
         t.relate({bases["org_nr_changed"]: 1.0, bases["hendelse_dato"]: -1.0}, None, 0)
+    _relate_rules(t, rules, notifications=accepted + failed, messages=messages)
+    return t
+
+
+def _relate_rules(
+    t: Table,
+    rules: Mapping[tuple[str, str], tuple[int, int]],
+    *,
+    notifications: int,
+    messages: int,
+) -> None:
+    """Each rule's `r:<kind>:<id>` into `t`: of the notifications received (A+F) when it
+    concerns some, of the messages otherwise; a failing rule's notifications are some of F."""
+    from app.feedback.refresh import rule_share_parts
+
+    received = {"A": 1.0, "F": 1.0}
     for (kind, rule_id), (value, total) in rules.items():
-        num, _den = rule_share_parts(value, total, accepted + failed, messages)
+        num, _den = rule_share_parts(value, total, notifications, messages)
         rv = f"r:{kind}:{rule_id}"
         t.values[rv] = num
         if value > 0 or total == 0:
@@ -284,7 +298,6 @@ def messages_table(
             den = {"M": 1.0}
         t.relate({rv: 1.0, **{v: -c for v, c in den.items()}}, None, 0)
         t.shares[rv] = Share(rv, {rv: 1.0}, den)
-    return t
 
 
 # --- a municipality's two parts from its aggregates (feedback_kommune, feedback_count) -----

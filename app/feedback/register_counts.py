@@ -99,6 +99,14 @@ async def year_end_counts(
     day = year_end(year)
     active = _active_on(day, environment, kommuner)
     stopped = _stopped_on(day, await is_postgres(session))
+    return [
+        *await _service_counts(session, active, stopped),
+        *await _user_counts(session, active),
+    ]
+
+
+async def _service_counts(session: AsyncSession, active: list[Any], stopped: Any) -> list[Count]:
+    """`tjeneste` and `tjeneste_stopp` per municipality and 9151 code."""
     out: list[Count] = []
 
     per_type = (
@@ -122,7 +130,12 @@ async def year_end_counts(
     ):
         out.append(Count(str(kommune), "tjeneste", str(code), int(users)))
         out.append(Count(str(kommune), "tjeneste_stopp", str(code), int(on_stop or 0)))
+    return out
 
+
+async def _user_counts(session: AsyncSession, active: list[Any]) -> list[Count]:
+    """`users` per municipality: total, long_term, home and other."""
+    out: list[Count] = []
     service = Episode.tjeneste_type
     long_term = func.max(case((service.in_(sorted(LONG_TERM)), 1), else_=0)).label("lt")
     home = func.max(case((service.in_(sorted(AT_HOME)), 1), else_=0)).label("home")

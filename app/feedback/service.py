@@ -8,7 +8,7 @@ import datetime
 from fastapi import HTTPException
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.feedback import figures
+from app.feedback import loading
 from app.feedback import repository as repo
 from app.feedback.figures import Environment, KommuneFeedback, Overview
 from app.feedback.http import check_kommune
@@ -25,7 +25,7 @@ async def load_overview(
     now: datetime.datetime,
     gen: str,
 ) -> Overview:
-    return await figures.overview(
+    return await loading.overview(
         session, settings, year=year, environment=environment, now=now, gen=gen
     )
 
@@ -48,7 +48,7 @@ async def load_kommune(
         if not await repo.has_figures(session, environment.value, year, kommune_nr):
             raise HTTPException(404, f"kommune {kommune_nr} is not in the list of {year}")
         name = f"Kommune {kommune_nr}"
-    return await figures.kommune_feedback(
+    return await loading.kommune_feedback(
         session,
         settings,
         kommune_nr=kommune_nr,

@@ -136,6 +136,31 @@ def compose_notification(
         shown = msghead_msg_id if _SAFE_MSG_ID.fullmatch(msghead_msg_id) else None
         lines.append(f"Meldingens MsgId: {shown or '(ikke vist: inneholder uventede tegn)'}")
     lines += [f"Mottatt: {when} (norsk tid)", f"Status: {shown_status}", ""]
+    lines += _findings_lines(counted, warned, rejected=rejected, findings_link=findings_link)
+    lines += [
+        "",
+        "Detaljer finnes i applikasjonskvitteringen i EPJ-systemet. Les mer hos KPR "
+        "(krever tilgang; kommunens feilliste viser hver feil med brukerNr, så den kan rettes "
+        "i EPJ):",
+        link,
+        "",
+        "Denne e-posten inneholder ingen personopplysninger og er sendt automatisk av KPRs "
+        "mottak for IPLOS-meldinger.",
+        "",
+    ]
+    return mask_person_ids(" ".join(subject.split())), mask_person_ids("\n".join(lines))
+
+
+def _findings_lines(
+    counted: Mapping[str, int],
+    warned: Sequence[RuleCount],
+    *,
+    rejected: bool,
+    findings_link: str | None,
+) -> list[str]:
+    """The email's middle: the important warnings first, then the errors per code and the
+    warnings per rule, with where to read the findings."""
+    lines: list[str] = []
     important = [w for w in warned if w.important and not rejected]
     if important:
         lines.append("Viktig (står ikke i applikasjonskvitteringen):")
@@ -161,18 +186,7 @@ def compose_notification(
         lines += [f"  {w.rule_id}: {w.count} ({w.text})" for w in warned]
     if warned and findings_link:
         lines += ["", "Merknadene til denne meldingen (krever tilgang):", findings_link]
-    lines += [
-        "",
-        "Detaljer finnes i applikasjonskvitteringen i EPJ-systemet. Les mer hos KPR "
-        "(krever tilgang; kommunens feilliste viser hver feil med brukerNr, så den kan rettes "
-        "i EPJ):",
-        link,
-        "",
-        "Denne e-posten inneholder ingen personopplysninger og er sendt automatisk av KPRs "
-        "mottak for IPLOS-meldinger.",
-        "",
-    ]
-    return mask_person_ids(" ".join(subject.split())), mask_person_ids("\n".join(lines))
+    return lines
 
 
 def message_id_for(outbox_id: int, created_at: datetime, mail_from: str) -> str:

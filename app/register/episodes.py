@@ -357,6 +357,38 @@ async def _read_own(session: AsyncSession, melding_id: int) -> OwnEvents:
     )
 
 
+def _add_rows(
+    rows: Sequence[Any],  # Rows of `_EVENT_COLUMNS` and more than Row's typing spells out
+    events: dict[Key, list[EventFacts]],
+    notifications: dict[str, NotificationFacts],
+) -> None:
+    """The stored events read back (`_EVENT_COLUMNS`) into `events` per (bruker, tjeneste)
+    and their notifications into `notifications`."""
+    for r in rows:
+        m = r._mapping  # past the ten columns Row's typing spells out
+        n = NotificationFacts(
+            guid=m[Notifikasjon.notifikasjon_guid_tolket],
+            status=m[Notifikasjon.status_notifikasjon] or "",
+            ref=m[Notifikasjon.notifikasjon_ref_tolket],
+            lopenr=m[Notifikasjon.notifikasjon_lope_nr_tolket],
+            tid=m[Notifikasjon.notifikasjon_tid] or "",
+        )
+        notifications[n.guid] = n
+        events[(r[0] or "", r[1] or "")].append(
+            EventFacts(
+                notification=n,
+                kind=r[2],
+                position=r[3],
+                tjeneste_type=r[4],
+                tjeneste_org_nr=r[5],
+                hendelse_dato=r[6],
+                hendelse_guid=r[7],
+                midlertidig_stopp_id=r[8],
+                fid_hmac=r[9],
+            )
+        )
+
+
 async def _recompute(
     session: AsyncSession,
     where: tuple[str, str],
@@ -391,29 +423,7 @@ async def _recompute(
     # 100 000-person message deletes nothing: each DELETE ... = ANY(1 000 names) scanned the
     # episodes written so far on PostgreSQL (planned while the table was empty): minutes.
     stored_before = set(brukere) if own.events is None else {r[0] or "" for r in rows}
-    for r in rows:
-        m = r._mapping  # past the ten columns Row's typing spells out
-        n = NotificationFacts(
-            guid=m[Notifikasjon.notifikasjon_guid_tolket],
-            status=m[Notifikasjon.status_notifikasjon] or "",
-            ref=m[Notifikasjon.notifikasjon_ref_tolket],
-            lopenr=m[Notifikasjon.notifikasjon_lope_nr_tolket],
-            tid=m[Notifikasjon.notifikasjon_tid] or "",
-        )
-        notifications[n.guid] = n
-        events[(r[0] or "", r[1] or "")].append(
-            EventFacts(
-                notification=n,
-                kind=r[2],
-                position=r[3],
-                tjeneste_type=r[4],
-                tjeneste_org_nr=r[5],
-                hendelse_dato=r[6],
-                hendelse_guid=r[7],
-                midlertidig_stopp_id=r[8],
-                fid_hmac=r[9],
-            )
-        )
+    _add_rows(rows, events, notifications)
     stored = [notifications[r._mapping[Notifikasjon.notifikasjon_guid_tolket]] for r in rows]
     corrections = affected.corrections + await _corrections(session, where, stored)
     episodes = await anyio.to_thread.run_sync(_episodes, events, notifications, corrections)

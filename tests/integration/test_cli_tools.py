@@ -20,7 +20,7 @@ import pytest
 from lxml import etree
 from typer.testing import CliRunner
 
-from app import cli_tools
+from app import cli_sample, cli_send, cli_tools
 from app.apprec import AppRecStatus, AppRecVersion, parse_apprec
 from app.apprec.model import KPR_NAME
 from app.cli import app
@@ -217,7 +217,7 @@ def test_streamed_msghead_equals_the_wrapped_sample() -> None:
     msg_id = str(uuid.uuid4())
     out = io.BytesIO()
     seen: list[int] = []
-    cli_tools.write_sample_file(
+    cli_sample.write_sample_file(
         out,
         2500,
         KOMMUNE,
@@ -277,7 +277,7 @@ def test_sample_to_stdout_without_msghead() -> None:
 
 def _msghead(*faults: str, seed: int = 9, start_lopenr: int = 1) -> bytes:
     out = io.BytesIO()
-    cli_tools.write_sample_file(
+    cli_sample.write_sample_file(
         out, 4, KOMMUNE, faults=faults, seed=seed, start_lopenr=start_lopenr
     )
     return out.getvalue()
@@ -286,8 +286,8 @@ def _msghead(*faults: str, seed: int = 9, start_lopenr: int = 1) -> bytes:
 async def test_send_valid_message_gets_ack_and_ok_apprec(
     intake: httpx.AsyncClient, settings_with_pki: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    keys = cli_tools.load_send_keys(settings_with_pki.pki_dir, sign=True, encrypt=True)
-    sent = await cli_tools.send_message(intake, "/ebms", _msghead(), keys, from_her="8000001")
+    keys = cli_send.load_send_keys(settings_with_pki.pki_dir, sign=True, encrypt=True)
+    sent = await cli_send.send_message(intake, "/ebms", _msghead(), keys, from_her="8000001")
     s = sent.summary
     assert s.http_status == 200
     assert s.problems == ()
@@ -296,7 +296,7 @@ async def test_send_valid_message_gets_ack_and_ok_apprec(
     assert s.errors == ()
     assert s.apprec_status == "1"
     assert s.exit_code == 0
-    cli_tools.print_reply(s, sent.message_id)
+    cli_send.print_reply(s, sent.message_id)
     printed = capsys.readouterr().out
     assert f"RefToMessageId {sent.message_id}" in printed
     assert "AppRec status 1 OK" in printed
@@ -305,8 +305,8 @@ async def test_send_valid_message_gets_ack_and_ok_apprec(
 async def test_send_gzip_with_row_errors_exits_1(
     intake: httpx.AsyncClient, settings_with_pki: Settings
 ) -> None:
-    keys = cli_tools.load_send_keys(settings_with_pki.pki_dir, sign=True, encrypt=True)
-    sent = await cli_tools.send_message(
+    keys = cli_send.load_send_keys(settings_with_pki.pki_dir, sign=True, encrypt=True)
+    sent = await cli_send.send_message(
         intake, "/ebms", _msghead("IPL-TJENESTETYPE-CODE"), keys, from_her="8000001", gzip=True
     )
     s = sent.summary
@@ -320,21 +320,21 @@ async def test_send_gzip_with_row_errors_exits_1(
 async def test_send_unsigned_plaintext_gets_a_message_error_and_exit_2(
     intake: httpx.AsyncClient, settings_with_pki: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    keys = cli_tools.load_send_keys(settings_with_pki.pki_dir, sign=False, encrypt=False)
+    keys = cli_send.load_send_keys(settings_with_pki.pki_dir, sign=False, encrypt=False)
     assert keys.signing is None
     assert keys.encrypt_to is None
-    sent = await cli_tools.send_message(intake, "/ebms", _msghead(), keys, from_her="8000001")
+    sent = await cli_send.send_message(intake, "/ebms", _msghead(), keys, from_her="8000001")
     s = sent.summary
     assert s.errors, s
     assert s.errors[0][1] == "Error"
     assert s.apprec_status is None
     assert s.exit_code == 2
-    cli_tools.print_reply(s, sent.message_id)
+    cli_send.print_reply(s, sent.message_id)
     assert "MessageError" in capsys.readouterr().out
 
 
 def test_summarize_a_non_ebxml_reply_exits_2() -> None:
-    s = cli_tools.summarize_reply(502, b"Bad gateway", "text/plain", ())
+    s = cli_send.summarize_reply(502, b"Bad gateway", "text/plain", ())
     assert s.exit_code == 2
     assert s.problems == ("HTTP 502: Bad gateway",)
 

@@ -9,14 +9,8 @@ import datetime
 
 from app.content.calendar import DeadlineExtension, ReportingYear
 from app.feedback import suppress
-from app.feedback.figures import (
-    Environment,
-    KommuneInput,
-    OverviewInput,
-    Timeliness,
-    build_kommune,
-    build_overview,
-)
+from app.feedback.assembly import KommuneInput, OverviewInput, build_kommune, build_overview
+from app.feedback.figures import Environment, Timeliness
 from app.feedback.repository import Counts, Head
 from app.kommuner.ssb import Kommune
 

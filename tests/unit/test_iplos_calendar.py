@@ -37,8 +37,6 @@ def test_parse_reads_every_date() -> None:
     assert entry.pilot_to == datetime.date(2018, 12, 31)
     assert entry.deadline == datetime.date(2019, 1, 15)
     assert entry.correction_deadline == datetime.date(2019, 3, 21)
-    assert entry.in_pilot_window(datetime.date(2018, 11, 20))
-    assert not entry.in_pilot_window(datetime.date(2019, 1, 1))
 
 
 def test_deadlines_default_to_15_january_and_21_march() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from app.core.findings import Consequence, worst_consequence
+from app.core.findings import Consequence
 from app.security import rules
 from app.security.certificates import (
     CertStatus,
@@ -198,7 +198,7 @@ def test_revoked_in_business_layer_is_s03(pki: DevPki) -> None:
     check = check_signer(cert, party=party(pki), trust=trust(pki, (crl,)), now=NOW, level=B)
     assert check.findings[0].rule is rules.MSG_CERT_REVOKED
     assert check.findings[0].rule.apprec_code == "S03"
-    assert worst_consequence(check.findings) is Consequence.REJECT_MESSAGE
+    assert check.findings[0].rule.consequence is Consequence.REJECT_MESSAGE
 
 
 def test_business_level_invalid_cert_is_s02(pki: DevPki) -> None:

@@ -17,17 +17,6 @@ from app.content.model import (
 )
 
 
-def content_digest(notification: etree._Element) -> str:
-    """SHA-256 over the element names and attribute values of a Notifikasjon, in document
-    order with attributes sorted: what "the same notification" means for a resend (GUIDs
-    compared normalised, whitespace between elements ignored). The rows compute it while
-    they read the notification (`_read_row`)."""
-    parts: list[str] = []
-    for el in notification.iter(etree.Element):  # elements only: no comments, PIs, entities
-        _attributes(el, el.tag, parts)
-    return _digest(parts)
-
-
 def attributes_of(el: etree._Element) -> dict[str, str]:
     """An element's attributes as sent (lxml gives str; its stubs say str or bytes)."""
     return dict(cast("list[tuple[str, str]]", el.items()))

@@ -40,7 +40,7 @@ from app.content.iplos.codes import (
     NOTIFIKASJON,
     RETIRED_TJENESTETYPER_UNTIL,
 )
-from app.content.iplos.digest import attributes_of, content_digest, history_keys
+from app.content.iplos.digest import attributes_of, history_keys
 from app.content.iplos.kommune_year import kommune_year_findings
 from app.content.iplos.message import _message_findings, _read_contact
 from app.content.iplos.rows import _check_row, _read_row, _Row, tjenestetype_valid
@@ -58,7 +58,6 @@ __all__ = [
     "NOTIFIKASJON",
     "RETIRED_TJENESTETYPER_UNTIL",
     "_read_row",
-    "content_digest",
     "describe_schema_error",
     "history_keys",
     "safe_name",
