@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -196,6 +197,100 @@ async def clean_database_url(database_url: str, migrated_databases: _Databases) 
     """`database_url`, emptied for this test."""
     await _empty(migrated_databases.by_url(database_url))
     return database_url
+
+
+# --- snapshots: an expensive world built once per session and database, copied per test ----
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Every row of a migrated database (and, on PostgreSQL, its sequences' positions): what
+    an expensive fixture left, put back into the emptied database of a later test in a few
+    INSERTs instead of building it again. The rows are the drivers' own values, so they go
+    back unchanged."""
+
+    rows: tuple[tuple[str, tuple[str, ...], tuple[tuple[object, ...], ...]], ...]
+    sequences: tuple[tuple[str, int, bool], ...]
+
+
+async def take_snapshot(url: str, migrated: _Databases) -> Snapshot:
+    db = migrated.by_url(url)
+    engine = create_engine(url, sqlite_synchronous="OFF")
+    try:
+        async with engine.connect() as conn:
+            json_columns: dict[str, set[str]] = {t: set() for t in db.tables}
+            if url.startswith("postgresql"):
+                found_json = await conn.execute(
+                    text(
+                        "SELECT table_name, column_name FROM information_schema.columns"
+                        " WHERE table_schema = current_schema() AND data_type IN ('json', 'jsonb')"
+                    )
+                )
+                for table_name, column in found_json.all():
+                    json_columns.setdefault(str(table_name), set()).add(str(column))
+            rows = []
+            for table in reversed(db.tables):  # parents first, the order they go back in
+                result = await conn.execute(text(f'SELECT * FROM "{table}"'))
+                columns = tuple(result.keys())
+                found = tuple(tuple(row) for row in result.all())
+                if url.startswith("postgresql"):  # asyncpg decodes JSON but wants text back
+                    found = _json_as_text(found, [c in json_columns[table] for c in columns])
+                if found:
+                    rows.append((table, columns, found))
+            sequences: list[tuple[str, int, bool]] = []
+            if url.startswith("postgresql"):
+                names = (
+                    await conn.scalars(text("SELECT seqrelid::regclass::text FROM pg_sequence"))
+                ).all()
+                for name in names:
+                    position = await conn.execute(text(f"SELECT last_value, is_called FROM {name}"))
+                    last, called = position.one()
+                    sequences.append((str(name), int(str(last)), bool(called)))
+    finally:
+        await engine.dispose()
+    return Snapshot(tuple(rows), tuple(sequences))
+
+
+def _json_as_text(
+    rows: tuple[tuple[object, ...], ...], is_json: list[bool]
+) -> tuple[tuple[object, ...], ...]:
+    if not any(is_json):
+        return rows
+    return tuple(
+        tuple(
+            json.dumps(v) if j and v is not None else v for v, j in zip(row, is_json, strict=True)
+        )
+        for row in rows
+    )
+
+
+async def restore_snapshot(url: str, snapshot: Snapshot) -> None:
+    """`snapshot`'s rows into the database at `url`, emptied before (`clean_database_url`)."""
+    engine = create_engine(url, sqlite_synchronous="OFF")
+    try:
+        async with engine.begin() as conn:
+            for table, columns, found in snapshot.rows:
+                if table in ("totals_state",):
+                    await conn.execute(text(f'DELETE FROM "{table}"'))  # the emptying made one
+                names = ", ".join(f'"{c}"' for c in columns)
+                values = ", ".join(f":p{i}" for i in range(len(columns)))
+                params = [{f"p{i}": v for i, v in enumerate(row)} for row in found]
+                await conn.execute(
+                    text(f'INSERT INTO "{table}" ({names}) VALUES ({values})'), params
+                )
+            for name, last, called in snapshot.sequences:
+                await conn.execute(
+                    text("SELECT setval(:name, :last, :called)"),
+                    {"name": name, "last": last, "called": called},
+                )
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def snapshots() -> dict[tuple[str, str], Snapshot]:
+    """Snapshots kept for the session (per xdist worker), by (fixture, database URL)."""
+    return {}
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ from app.register.episodes import update_episodes
 from app.register.models import Episode, Hendelse, Melding, Notifikasjon
 from app.security.devpki import DevPki
 from app.settings import Settings
+from tests.integration.conftest import Snapshot, _Databases, restore_snapshot, take_snapshot
 from tests.integration.messages import epj_message, post
 from tests.protector import PROTECTOR
 
@@ -252,10 +253,26 @@ OSLO_USERS = (
 
 
 @pytest.fixture
-async def world(sessions: Sessions, settings: Settings) -> Sessions:
+async def world(
+    sessions: Sessions,
+    settings: Settings,
+    migrated_databases: _Databases,
+    snapshots: dict[tuple[str, str], Snapshot],
+) -> Sessions:
     """Oslo: 40 users over two messages, 3 dropped notifications, 10 warnings; Bergen: 3
     accepted notifications (all small); Trondheim only in the pilot; a late one in Bærum and
-    one after KOSTRA in Asker."""
+    one after KOSTRA in Asker. Built and refreshed once per session and database, then copied
+    (the rows as the first build left them)."""
+    key = ("test_feedback.world", settings.database_url)
+    if key in snapshots:
+        await restore_snapshot(settings.database_url, snapshots[key])
+        return sessions
+    await _build_world(sessions, settings)
+    snapshots[key] = await take_snapshot(settings.database_url, migrated_databases)
+    return sessions
+
+
+async def _build_world(sessions: Sessions, settings: Settings) -> None:
     await seed_message(sessions, kommune="0301", users=OSLO_USERS[:20], dropped=3, warned=10)
     await seed_message(
         sessions, kommune="0301", received_at=T0 + timedelta(days=40), users=OSLO_USERS[20:]
@@ -276,7 +293,6 @@ async def world(sessions: Sessions, settings: Settings) -> Sessions:
     )
     report = await refresh_once(sessions, settings)
     assert report.touched > 0
-    return sessions
 
 
 async def test_the_overview_has_every_municipality_and_suppresses_small_counts(
