@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -365,6 +365,15 @@ class Auditor:
         with _HIGHS:
             return self._findings()
 
+    def _open(self) -> dict[tuple[tuple[str, float], ...], tuple[Expr, int, list[str]]]:
+        """The protected expressions not passed yet, each once, with its value and labels."""
+        unique: dict[tuple[tuple[str, float], ...], tuple[Expr, int, list[str]]] = {}
+        for label, (expr, value) in protected(self.table, self.pub).items():
+            k = _key(expr)
+            if k not in self._passed:
+                unique.setdefault(k, (expr, value, []))[2].append(label)
+        return unique
+
     def _findings(self) -> list[Finding]:
         """Every protected expression that a reader can narrow down too far.
 
@@ -375,11 +384,7 @@ class Auditor:
         frees constraints, so the points found stay consistent and an expression that passed
         keeps passing: a later call solves only for the others."""
         np, system = self._np, self.system
-        unique: dict[tuple[tuple[str, float], ...], tuple[Expr, int, list[str]]] = {}
-        for label, (expr, value) in protected(self.table, self.pub).items():
-            k = _key(expr)
-            if k not in self._passed:
-                unique.setdefault(k, (expr, value, []))[2].append(label)
+        unique = self._open()
         if not unique:
             return []
         keys = list(unique)
@@ -401,10 +406,7 @@ class Auditor:
             learn(point, new=False)
         # two programs that push every open expression down, and up, at once: most of them
         # are then seen to be wide enough without a program of their own
-        together: dict[str, float] = {}
-        for expr, _v, _l in unique.values():
-            for v, c in expr.items():
-                together[v] = together.get(v, 0.0) + c
+        together = _sum(expr for expr, _v, _l in unique.values())
         learn(system.optimise(together, 1.0)[2])
         learn(system.optimise(together, -1.0)[2])
         out: list[Finding] = []
@@ -430,6 +432,15 @@ class Auditor:
                 binding = frozenset(bind_low | bind_high)
                 out.extend(Finding(label, value, lo, hi, binding) for label in labels)
         return out
+
+
+def _sum(exprs: Iterable[Expr]) -> dict[str, float]:
+    """The expressions added up, coefficient by coefficient."""
+    total: dict[str, float] = {}
+    for expr in exprs:
+        for v, c in expr.items():
+            total[v] = total.get(v, 0.0) + c
+    return total
 
 
 def audit(table: Table, pub: Publication) -> list[Finding]:

@@ -3,8 +3,9 @@ GET forms only, so they work with JavaScript off; inline CSS and SVG, nothing fr
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NamedTuple
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -21,6 +22,7 @@ from app.feedback.service import load_kommune, load_overview
 from app.http_deps import DbSession, app_state
 from app.models import utcnow
 from app.query.reporting import default_year
+from app.settings import Settings
 
 router = APIRouter(tags=["feedback"], include_in_schema=False)
 
@@ -57,17 +59,20 @@ def _error(status: int, title: str, text: str) -> HTMLResponse:
     return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/feedback", response_class=HTMLResponse)
-async def feedback_page(
-    request: Request,
-    session: DbSession,
-    year: Annotated[int | None, Query()] = None,
-    environment: Annotated[str | None, Query()] = None,
-    fylke: Annotated[str, Query(max_length=2)] = "",
-    q: Annotated[str, Query(max_length=60)] = "",
-    sort: Annotated[str, Query(max_length=20)] = "kommune_nr",
-    order: Annotated[str, Query(max_length=4)] = "asc",
-) -> Response:
+class _Asked(NamedTuple):
+    settings: Settings
+    now: datetime.datetime
+    year: int
+    environment: Environment
+    gen: str
+    etag: str
+
+
+async def _asked(
+    request: Request, session: DbSession, year: int | None, environment: str | None
+) -> _Asked | Response:
+    """The year and environment chosen, checked, and the page's ETag; or the answer already:
+    an error page for a bad choice, 304 or the stored page when the ETag matches."""
     settings = app_state(request).settings
     now = utcnow()
     try:
@@ -79,6 +84,24 @@ async def feedback_page(
     etag = etag_for(request, gen, now)
     if (cached := recall(request, etag)) is not None:
         return cached
+    return _Asked(settings, now, chosen, env, gen, etag)
+
+
+@router.get("/feedback", response_class=HTMLResponse)
+async def feedback_page(
+    request: Request,
+    session: DbSession,
+    year: Annotated[int | None, Query()] = None,
+    environment: Annotated[str | None, Query()] = None,
+    fylke: Annotated[str, Query(max_length=2)] = "",
+    q: Annotated[str, Query(max_length=60)] = "",
+    sort: Annotated[str, Query(max_length=20)] = "kommune_nr",
+    order: Annotated[str, Query(max_length=4)] = "asc",
+) -> Response:
+    asked = await _asked(request, session, year, environment)
+    if isinstance(asked, Response):
+        return asked  # a bad choice, or the page the client (or this process) has already
+    settings, now, chosen, env, gen, etag = asked
     o = await load_overview(session, settings, year=chosen, environment=env, now=now, gen=gen)
     desc = order == "desc"
     sort = sort if sort in {c[0] for c in COLUMNS} else "kommune_nr"
@@ -155,17 +178,10 @@ async def feedback_kommune_page(
     year: Annotated[int | None, Query()] = None,
     environment: Annotated[str | None, Query()] = None,
 ) -> Response:
-    settings = app_state(request).settings
-    now = utcnow()
-    try:
-        chosen = check_year(year, settings, now)
-        env = environment_of(environment)
-    except HTTPException:
-        return _error(422, "Ugyldig valg", "Velg et år mellom 2000 og 2100 og et gyldig miljø.")
-    gen = await generation(session)
-    etag = etag_for(request, gen, now)
-    if (cached := recall(request, etag)) is not None:
-        return cached
+    asked = await _asked(request, session, year, environment)
+    if isinstance(asked, Response):
+        return asked  # a bad choice, or the page the client (or this process) has already
+    settings, now, chosen, env, gen, etag = asked
     try:
         k = await load_kommune(
             session,

@@ -2,9 +2,10 @@
 notifications and events, every attribute as sent, in the intake's one transaction.
 
 Rows are written set-based (COPY on PostgreSQL, executemany elsewhere:
-`app.db.write_rows`); identifiers are sealed in a worker thread first (100 000 notifications:
-AES-GCM and HMAC for each fid). The feed's sequence number is given last (`assign_feed_seq`),
-just before the commit, so the counter's row lock is held only for the commit itself.
+`app.db.write_rows`); identifiers are sealed in a worker thread first (100 000
+notifications: AES-GCM and HMAC for each fid). The feed's sequence number is given last
+(`assign_feed_seq`), just before the commit, so the counter's row lock is held only for
+the commit itself.
 """
 
 from __future__ import annotations

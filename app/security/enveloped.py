@@ -38,7 +38,7 @@ _KEY_LENGTHS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Decrypted:
     """EnvelopedData opened: `content` is None when a finding says why not. `recipient` is the
     certificate of ours it was encrypted to."""
@@ -91,10 +91,15 @@ def decrypt_enveloped(data: bytes, key_pairs: Sequence[KeyPair]) -> Decrypted:
     encrypted to. Key transport RSA PKCS#1 v1.5; AES-256-CBC, AES-128-CBC or 3DES-CBC."""
     out = bytearray()
     done = _decrypt_enveloped(data, key_pairs, out.extend)
-    return Decrypted(bytes(out) if done.ok else None, done.findings, done.recipient, done.cipher)
+    return Decrypted(
+        content=bytes(out) if done.ok else None,
+        findings=done.findings,
+        recipient=done.recipient,
+        cipher=done.cipher,
+    )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Decryption:
     """EnvelopedData decrypted into a writer (`decrypt_enveloped_to`): `ok` when every byte
     written is the content; otherwise the findings say why and what was written is to be
@@ -122,8 +127,8 @@ def _decrypt_enveloped(data: bytes, key_pairs: Sequence[KeyPair], write: Write) 
         if "authenticated_enveloped_data" in str(exc):
             # AES-GCM comes as AuthEnvelopedData: readable CMS, an algorithm we do not take.
             return Decryption(
-                False,
-                (
+                ok=False,
+                findings=(
                     _finding(
                         rules.CMS_ALGORITHM,
                         "Vedlegget er CMS AuthEnvelopedData (AES-GCM), som ikke støttes; "
@@ -131,7 +136,8 @@ def _decrypt_enveloped(data: bytes, key_pairs: Sequence[KeyPair], write: Write) 
                     ),
                 ),
             )
-        return Decryption(False, (_finding(rules.CMS_MALFORMED, _malformed_detail(exc)),))
+        malformed = _finding(rules.CMS_MALFORMED, _malformed_detail(exc))
+        return Decryption(ok=False, findings=(malformed,))
     env = info["content"]
     recipients: list[str] = []
     for ri in env["recipient_infos"]:
@@ -147,20 +153,20 @@ def _decrypt_enveloped(data: bytes, key_pairs: Sequence[KeyPair], write: Write) 
         kea = ktri["key_encryption_algorithm"]["algorithm"].native
         if kea not in ("rsaes_pkcs1v15", "rsa"):
             return Decryption(
-                False,
-                (
+                ok=False,
+                findings=(
                     _finding(
                         rules.CMS_ALGORITHM,
                         f"Nøkkeltransport '{kea}' støttes ikke; bruk RSA PKCS#1 v1.5.",
                     ),
                 ),
-                pair.certificate,
+                recipient=pair.certificate,
             )
         return _decrypt_content(env, ktri["encrypted_key"].native, pair, write)
     ours = "; ".join(describe_certificate(p.certificate) for p in key_pairs) or "ingen"
     return Decryption(
-        False,
-        (
+        ok=False,
+        findings=(
             _finding(
                 rules.CMS_NO_RECIPIENT,
                 "Vedlegget er kryptert til "
@@ -182,27 +188,27 @@ def _decrypt_content(
     cipher = _cipher_of(alg["algorithm"].native)
     if cipher is None:
         return Decryption(
-            False,
-            (
+            ok=False,
+            findings=(
                 _finding(
                     rules.CMS_ALGORITHM,
                     f"Innholdet er kryptert med '{alg['algorithm'].native}', som ikke støttes; "
                     "bruk AES-256-CBC.",
                 ),
             ),
-            pair.certificate,
+            recipient=pair.certificate,
         )
     failure = Decryption(
-        False,
-        (
+        ok=False,
+        findings=(
             _finding(
                 rules.CMS_DECRYPT,
                 f"Vedlegget kunne ikke dekrypteres med {describe_certificate(pair.certificate)}: "
                 "nøkkelen eller innholdet er ødelagt.",
             ),
         ),
-        pair.certificate,
-        cipher,
+        recipient=pair.certificate,
+        cipher=cipher,
     )
     encrypted = eci["encrypted_content"].native
     if not isinstance(encrypted, bytes):
@@ -215,7 +221,7 @@ def _decrypt_content(
         _decrypt_blocks(encrypted, _content_cipher(key, iv, cipher), cipher, write)
     except ValueError:
         return failure
-    return Decryption(True, (), pair.certificate, cipher)
+    return Decryption(ok=True, findings=(), recipient=pair.certificate, cipher=cipher)
 
 
 def _cipher_of(name: str) -> ContentCipher | None:

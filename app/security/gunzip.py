@@ -16,7 +16,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_MAX_INFLATED = 200 * 1024 * 1024  # 50 MB packed (NHN's cap) at a generous 4x ratio
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Inflated:
     content: bytes | None
     findings: tuple[Finding, ...]
@@ -27,12 +27,12 @@ def inflate(data: bytes, max_size: int = DEFAULT_MAX_INFLATED) -> Inflated:
     """Gunzip `data` when it starts with 1f 8b (stream-wise, never more than `max_size`
     bytes); pass anything else through unchanged."""
     if not data.startswith(GZIP_MAGIC):
-        return Inflated(data, (), compressed=False)
+        return Inflated(content=data, findings=(), compressed=False)
     out = bytearray()
     gunzip = Gunzip(out.extend, max_size)
     gunzip.feed(data)
     findings = gunzip.finish()
-    return Inflated(None if findings else bytes(out), findings, compressed=True)
+    return Inflated(content=None if findings else bytes(out), findings=findings, compressed=True)
 
 
 class Gunzip:

@@ -29,7 +29,7 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SignedContent:
     """SignedData verified: `content` is the signed bytes, `signer` the signing certificate
     (also set when the signature failed but the certificate could be read)."""
@@ -113,7 +113,7 @@ def verify_signed_data(data: bytes) -> SignedContent:
     failed = _verify_rsa(cert, read.signer_info["signature"].native, covered, digest_name)
     if failed is not None:
         return failed
-    return SignedContent(read.content, (), cert)
+    return SignedContent(content=read.content, findings=(), signer=cert)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +124,9 @@ class _SignedParts:
 
 
 def _bad_signed(rule: Rule, detail: str, signer: x509.Certificate | None = None) -> SignedContent:
-    return SignedContent(None, (_finding(rule, detail, "CMS SignedData"),), signer)
+    return SignedContent(
+        content=None, findings=(_finding(rule, detail, "CMS SignedData"),), signer=signer
+    )
 
 
 def _read_signed_data(data: bytes) -> _SignedParts | SignedContent:

@@ -52,8 +52,7 @@ from app.content.iplos.codes import (
     MELDING,
     NOTIFIKASJON,
 )
-from app.content.iplos.digest import KeyReader, attributes_of, history_keys
-from app.content.iplos.kommune_year import kommune_year_findings
+from app.content.iplos.digest import KeyReader, history_keys
 from app.content.iplos.message import _message_findings
 from app.content.iplos.rows import _check_row, _read_row, _Row
 from app.content.iplos.schema import (
@@ -64,8 +63,8 @@ from app.content.iplos.schema import (
     describe_schema_error,
     safe_name,
 )
-from app.content.iplos.sequence import _calendar_findings, _check_sequence, _local_date
-from app.content.iplos.validate import _all_dropped, _notification, validate_melding
+from app.content.iplos.sequence import _local_date
+from app.content.iplos.validate import _content_result, validate_melding
 from app.content.model import ContentContext, ContentResult, HistoryKeys
 from app.content.registry import ContentSource
 from app.core import xmlparse
@@ -383,22 +382,15 @@ def _stream(children: Iterator[etree._Element], walk: _Walk, ctx: ContentContext
     _set_unit(rows, unit)
     message = _message_findings(skeleton, contact_els, kommuner, ctx)
     findings.extend(message.findings)
-    findings.extend(_check_sequence(rows, unit, ctx))
-    findings.extend(_calendar_findings(rows, unit, ctx))
-    findings.extend(
-        kommune_year_findings(kommuner, ([e.when for e in r.events] for r in rows), ctx)
-    )
-    for row in rows:
-        findings.extend(row.findings)
-    findings.extend(_all_dropped(rows, findings))
-    notifications = tuple(_notification(r, unit) for r in rows)
-    return ContentResult(
-        tuple(findings),
-        notifications,
-        message.contacts,
-        tuple(kommuner),
-        melding=attributes_of(skeleton),
-        raw_contacts=tuple(attributes_of(el) for el in contact_els),
+    return _content_result(
+        findings,
+        rows,
+        unit=unit,
+        kommuner=kommuner,
+        message=message,
+        melding=skeleton,
+        contact_els=contact_els,
+        ctx=ctx,
     )
 
 

@@ -42,7 +42,7 @@ from app.content.iplos.codes import (
 )
 from app.content.iplos.digest import attributes_of, history_keys
 from app.content.iplos.kommune_year import kommune_year_findings
-from app.content.iplos.message import _message_findings, _read_contact
+from app.content.iplos.message import _message_findings, _MessageLevel, _read_contact
 from app.content.iplos.rows import _check_row, _read_row, _Row, tjenestetype_valid
 from app.content.iplos.schema import _xsd_report, _XsdReport, describe_schema_error, safe_name
 from app.content.iplos.sequence import _calendar_findings, _check_sequence, _local_date
@@ -147,6 +147,39 @@ def _notification(r: _Row, unit: str) -> Notification:
     )
 
 
+def _content_result(
+    findings: list[Finding],
+    rows: list[_Row],
+    *,
+    unit: str,
+    kommuner: list[str],
+    message: _MessageLevel,
+    melding: etree._Element,
+    contact_els: list[etree._Element],
+    ctx: ContentContext,
+) -> ContentResult:
+    """The checks across rows (sequence, calendar, the municipality's year) after the
+    message's own, each row's findings, and the result: shared by the whole-document
+    validation and the streamed one (`app.content.iplos.stream`)."""
+    findings.extend(_check_sequence(rows, unit, ctx))
+    findings.extend(_calendar_findings(rows, unit, ctx))
+    findings.extend(
+        kommune_year_findings(kommuner, ([e.when for e in r.events] for r in rows), ctx)
+    )
+    for row in rows:
+        findings.extend(row.findings)
+    findings.extend(_all_dropped(rows, findings))
+    notifications = tuple(_notification(r, unit) for r in rows)
+    return ContentResult(
+        tuple(findings),
+        notifications,
+        message.contacts,
+        tuple(kommuner),
+        melding=attributes_of(melding),
+        raw_contacts=tuple(attributes_of(el) for el in contact_els),
+    )
+
+
 def validate_melding(source: bytes | etree._Element, ctx: ContentContext) -> ContentResult:
     """Check an XPR(ipl) 56.0.0 `Melding` (bytes, or the element from MsgHead's Content)."""
     if isinstance(source, bytes):
@@ -179,22 +212,15 @@ def validate_melding(source: bytes | etree._Element, ctx: ContentContext) -> Con
     message = _message_findings(root, contact_els, kommuner, ctx)
     findings.extend(message.findings)
     rows = _rows(notif_els, unit, xsd, ctx)  # each with its content digest
-    findings.extend(_check_sequence(rows, unit, ctx))
-    findings.extend(_calendar_findings(rows, unit, ctx))
-    findings.extend(
-        kommune_year_findings(kommuner, ([e.when for e in r.events] for r in rows), ctx)
-    )
-    for row in rows:
-        findings.extend(row.findings)
-    findings.extend(_all_dropped(rows, findings))
-    notifications = tuple(_notification(r, unit) for r in rows)
-    return ContentResult(
-        tuple(findings),
-        notifications,
-        message.contacts,
-        tuple(kommuner),
-        melding=attributes_of(root),
-        raw_contacts=tuple(attributes_of(el) for el in contact_els),
+    return _content_result(
+        findings,
+        rows,
+        unit=unit,
+        kommuner=kommuner,
+        message=message,
+        melding=root,
+        contact_els=contact_els,
+        ctx=ctx,
     )
 
 
