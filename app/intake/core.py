@@ -16,11 +16,10 @@ import functools
 import hashlib
 import uuid
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import IO
 
 import anyio
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import __version__
@@ -28,7 +27,6 @@ from app.apprec.build import build_receipt, original_from_msghead, receiver_from
 from app.apprec.mapping import receipt_outcome
 from app.apprec.model import KPR_NAME, AppRecStatus, AppRecVersion
 from app.apprec.model import Party as AppRecParty
-from app.content.calendar import ReportingCalendar, parse_reporting_calendar
 from app.content.model import ContentContext, HistoryKeys, IplosHistory
 from app.core.findings import Finding
 from app.deadlines import repository as deadline_repo
@@ -36,8 +34,19 @@ from app.ebxml import rules as ebxml_rules
 from app.intake import history as history_repo
 from app.intake import repository as repo
 from app.intake import revocation, stages
-from app.intake.outcome import Claim, ClaimKey, HistoryRecord, Outcome, ReceiptRecord
+from app.intake.outcome import Claim, ClaimKey, Outcome, ReceiptRecord
 from app.intake.received import CoreOutcome, OutcomeKind, ReceivedPayload
+from app.intake.shared import (
+    Conflict,
+    certs,
+    compose_mails,
+    decide_races,
+    her_number,
+    keep_history,
+    record_business,
+    reporting_calendar,
+    utc_now,
+)
 from app.kommuner import repository as kommune_repo
 from app.kommuner.years import renumbered_alike
 from app.logging import get_logger
@@ -46,7 +55,6 @@ from app.msghead.checks import msgid_duplicate
 from app.parties import repository as party_repo
 from app.query import totals
 from app.security.certificates import PartyTrust
-from app.security.keys import load_certificate
 from app.settings import ReceiverEnvironment
 from app.state import AppState
 from app.statuses import CertificateUsage, MessageStatus, ReceiptKind
@@ -67,10 +75,6 @@ class _Finished(Exception):
 
     def __init__(self, outcome: CoreOutcome) -> None:
         self.outcome = outcome
-
-
-class _Conflict(Exception):
-    """The write transaction lost a race to another message: check this one again."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,7 +109,7 @@ class IntakeCore:
         for _ in range(_ATTEMPTS):
             try:
                 return await self._attempt(received)
-            except _Conflict:
+            except Conflict:
                 log.info("intake.core.checked_again", transport=received.transport)
         return CoreOutcome(
             kind=OutcomeKind.TEMPORARY,
@@ -131,7 +135,7 @@ class IntakeCore:
             except _Finished as finished:
                 result = finished.outcome
             await session.commit()  # ends the reads' transaction: the writes start anew
-            out.completed_at = _now()
+            out.completed_at = utc_now()
             message_id = await self._write(session, message, out)
         log.info("intake.completed", message_id=message_id, status=out.status)
         return replace(result, message_id=message_id)
@@ -153,10 +157,10 @@ class IntakeCore:
     async def _registered_party(self, intake: _Intake) -> _FromParty:
         """The registered sender the transport names, or a refusal."""
         her = intake.received.from_her_id
-        her_number = _her_number(her)
+        number = her_number(her)
         party = None
-        if her_number is not None:
-            party = await party_repo.get_party(intake.session, her_number)
+        if number is not None:
+            party = await party_repo.get_party(intake.session, number)
         if party is None:
             unknown = Finding(
                 ebxml_rules.NOT_AUTHENTICATED,
@@ -177,12 +181,7 @@ class IntakeCore:
         """Decryption and the business signature (the authentication: the signer must be one
         of the party's signing certificates)."""
         s, party = self.settings, at.party
-        signing = tuple(
-            load_certificate(c.pem.encode())
-            for c in party.certificates
-            if c.usage == CertificateUsage.SIGNING
-        )
-        trust = PartyTrust(orgnr=party.orgnr, signing_certs=signing)
+        trust = PartyTrust(orgnr=party.orgnr, signing_certs=certs(party, CertificateUsage.SIGNING))
         store = revocation.trust_store(self.state, self.keys)
         opened = await anyio.to_thread.run_sync(
             lambda: stages.open_payload_bytes(
@@ -250,7 +249,7 @@ class IntakeCore:
         findings.extend(business.findings)
         if reused and business.msghead is not None:
             findings.append(msgid_duplicate(business.msghead))
-        _record_business(at, business)
+        record_business(out, at.party, business, findings)
         out.event("validated", findings=len(findings))
         return findings, business, history
 
@@ -292,7 +291,7 @@ class IntakeCore:
         session, environment = at.session, at.environment
         kommuner = [k.kommune_nr for k in at.party.kommuner]
         history = IplosHistory()
-        calendar = _calendar(self.settings.reporting_calendar)
+        calendar = reporting_calendar(self.settings.reporting_calendar)
         if read.fmt:
             at.outcome.history_read = await history_repo.read_versions(
                 session, environment, kommuner, lock=False
@@ -338,7 +337,7 @@ class IntakeCore:
                 received_at=at.received.received_at,
                 fallback_id=at.received.transport_message_id,
             ),
-            now=_now(),
+            now=utc_now(),
             apprec_id=apprec_id,
             version=version,
             software_version=__version__,
@@ -355,10 +354,22 @@ class IntakeCore:
             apprec_xml=apprec,
             apprec_id=apprec_id,
             apprec_status=status.value,
-            at=_now(),
+            at=utc_now(),
         )
         out.event("receipt_built", reply="apprec", status=status.value)
-        _keep_history(at, business, history, status)
+        keep_history(
+            out, environment=at.environment, business=business, history=history, status=status
+        )
+        out.mails_for = functools.partial(
+            compose_mails,
+            self.settings,
+            party=party,
+            message=at.message,
+            out=out,
+            business=business,
+            findings=findings,
+            status=status,
+        )
         return CoreOutcome(
             kind=OutcomeKind.ANSWERED,
             message_id=None,
@@ -375,28 +386,12 @@ class IntakeCore:
 
     async def _write(self, session: AsyncSession, message: Message, out: Outcome) -> int:
         """The message row, the races (the dedup claim, the history's versions), then all the
-        outcome holds; one commit. A race lost: roll back, `_Conflict`."""
+        outcome holds; one commit. A race lost: rolled back, `Conflict`."""
         async with self._writer():
             out.message_id = message_id = await repo.add_message(session, message)
-            claim = out.claim
-            if claim is not None:
-                try:
-                    async with session.begin_nested():
-                        await repo.claim_message_id(
-                            session,
-                            claim.key.from_party_id,
-                            claim.key.ebms_message_id,
-                            message_id,
-                            claim.content_sha256,
-                        )
-                except IntegrityError:
-                    await session.rollback()
-                    raise _Conflict from None
-                out.claim = None
-            read = out.history_read
-            if read is not None and not await history_repo.confirm_versions(session, read):
-                await session.rollback()
-                raise _Conflict
+            await decide_races(session, out)
+            if out.mails_for is not None:
+                out.mails.extend(out.mails_for(message_id))
             await repo.store_outcome(session, out, self.windows, self.keys.register)
             await session.commit()
         return message_id
@@ -457,35 +452,6 @@ async def _stored_reply(at: _FromParty, original: int) -> CoreOutcome:
     )
 
 
-def _record_business(at: _FromParty, business: stages.Business) -> None:
-    out, head = at.outcome, business.msghead
-    if head is not None:
-        out.msghead_msg_id = (
-            repo.fit(head.msg_id, repo.MSGHEAD_MSG_ID_WIDTH) if head.msg_id else None
-        )
-        out.msghead_type = head.type_v[:50] if head.type_v else None
-    if business.content is not None:
-        first = business.content.kommuner[0] if business.content.kommuner else None
-        allowed = {k.kommune_nr for k in at.party.kommuner}
-        out.kommune_nr = first if first in allowed else None
-        out.notification_count = len(business.content.notifications)
-
-
-def _keep_history(
-    at: _FromParty,
-    business: stages.Business | None,
-    history: IplosHistory | None,
-    status: AppRecStatus,
-) -> None:
-    if business is None or business.content is None or history is None:
-        return
-    if status is AppRecStatus.REJECTED:
-        return
-    at.outcome.history = HistoryRecord(
-        environment=at.environment, content=business.content, before=history
-    )
-
-
 def _new_message(received: ReceivedPayload, receivers: dict[str, str]) -> Message:
     """The payload's row; the whole payload is kept once the sender is authenticated."""
     audit = received.audit
@@ -510,18 +476,3 @@ def _new_message(received: ReceivedPayload, receivers: dict[str, str]) -> Messag
     )
     message.environment = receivers.get(received.to_her_id or "", "pilot")
     return message
-
-
-@functools.lru_cache(maxsize=4)
-def _calendar(text: str) -> ReportingCalendar:
-    return parse_reporting_calendar(text)
-
-
-def _her_number(her: str | None) -> int | None:
-    if her is None or not (her.isascii() and her.isdigit()) or len(her) > 18:
-        return None
-    return int(her)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
