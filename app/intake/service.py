@@ -45,10 +45,10 @@ from app.intake import repository as repo
 from app.intake import revocation, stages
 from app.intake import rules as intake_rules
 from app.intake.ebms.header import (
-    cpa_findings,
     fill_transport,
     is_signal,
     record_arrival,
+    registry_checks,
     signal_refused,
 )
 from app.intake.ebms.replies import EbmsReplies, apprec_receipt, new_message_id
@@ -388,11 +388,11 @@ class IntakeService:
         resend with the same MessageId is processed, and nobody can take a party's MessageId
         with a forged From."""
         out, transport = req.outcome, req.transport
-        findings = await self._registry_checks(req)
+        findings = await registry_checks(req.session, req.header, req.party)
         if findings:
             raise _Stop(await self.replies.message_error(out, transport, findings))
         if req.header.is_signal:
-            raise _Stop(await self._signal(req))
+            raise _Stop(await self.replies.signal(out, transport, req.header))
         if opened.transport_findings:
             release = req.claim_key() if opened.transient else None
             raise _Stop(
@@ -554,80 +554,19 @@ class IntakeService:
         out.log("info", "intake.msghead_resend", original=original.message_id)
         return Reply(200, built.reply.body, built.reply.content_type)
 
-    async def _registry_checks(self, req: _Request) -> list[Finding]:
-        """CPA, Service/Action and RefToMessageId: only once the sender is authenticated, so
-        an outsider learns neither a party's CPA ids nor which MessageIds KPR knows."""
-        header, party = req.header, req.party
-        findings = cpa_findings(header, party)
-        if (
-            not header.is_signal
-            and header.ref_to_message_id
-            and not await repo.known_message_id(
-                req.session, header.ref_to_message_id, [str(party.her_id)]
-            )
-        ):
-            findings.append(
-                Finding(
-                    ebxml_rules.REFTO_UNKNOWN,
-                    "eb:MessageHeader/eb:MessageData/eb:RefToMessageId",
-                    f"RefToMessageId '{header.ref_to_message_id}' viser ikke til en melding KPR "
-                    "kjenner. Fjern elementet, eller oppgi MessageId til en tidligere melding.",
-                )
-            )
-        return findings
-
     async def _refuse(
         self, at: _Arrival, findings: Sequence[Finding], *, transient: bool = False
     ) -> Reply:
-        """A refusal before the sender is authenticated. The findings are stored for the
-        operator; the sender gets one generic, unsigned answer, whatever the reason (unknown
-        HER-id, bad signature, wrong certificate): the answer must not tell an outsider which
-        HER-ids are registered. A temporary failure keeps its text so the sender retries. A
-        signal gets no answer at all."""
-        if is_signal(at.header):
-            return signal_refused(at.outcome, findings)
-        public = (
-            list(findings)
-            if transient
-            else [
-                Finding(
-                    ebxml_rules.NOT_AUTHENTICATED,
-                    "eb:MessageHeader",
-                    "Kontroller avsenders HER-id, CPAId, signatur og sertifikat. Oppgi "
-                    f"referanse {at.message.request_id} i kontakt med KPR.",
-                )
-            ]
-        )
-        return await self.replies.message_error(
+        """A refusal before the sender is authenticated (`EbmsReplies.refuse`)."""
+        return await self.replies.refuse(
             at.outcome,
             at.transport,
+            at.header,
             findings,
+            reference=at.message.request_id,
+            transient=transient,
             release=at.claim_key() if transient else None,
-            public=public,
-            sign=False,
         )
-
-    async def _signal(self, req: _Request) -> Reply:
-        """An authenticated ebMS signal: recorded, never a report, never answered with an
-        AppRec or an email."""
-        header, out = req.header, req.outcome
-        if not is_signal(header):
-            finding = Finding(
-                ebxml_rules.SIGNAL_NOT_SUPPORTED,
-                "eb:MessageHeader/eb:Action",
-                f"Signalet '{header.action[:60]}' støttes ikke. KPR tar imot Acknowledgment og "
-                "MessageError.",
-            )
-            return await self.replies.message_error(out, req.transport, [finding])
-        out.status = MessageStatus.SIGNAL
-        out.event(
-            "signal",
-            action=header.action,
-            ref_to=(header.ref_to_message_id or "")[:200] or None,
-            errors=",".join(e.error_code[:40] for e in header.errors[:10]) or None,
-        )
-        out.log("info", "intake.signal", action=header.action)
-        return Reply(204, b"", "text/plain; charset=utf-8")
 
     # --- replies --------------------------------------------------------------------------
 

@@ -21,7 +21,6 @@ ALLOWED_MODULES: dict[str, str] = {
         "loading, disclosure and the pure assembly of both pages in one module; the assembly "
         "(assemble_overview, assemble_kommune and their steps) is to move to its own module"
     ),
-    "intake/service.py": "the intake's one orderer of steps and commits; split pending",
     "security/cms.py": "EnvelopedData decryption/encryption and SignedData together; split pending",
 }
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.core.findings import Finding
 from app.core.xmlparse import xml_safe
 from app.ebxml import rules as ebxml_rules
@@ -107,3 +109,23 @@ def record_arrival(out: Outcome, req: IntakeRequest, transport: stages.Transport
         soap_action=xml_safe(req.soap_action)[:100] if req.soap_action else None,
     )
     out.event("parsed", ok=transport.header is not None, findings=len(transport.findings))
+
+
+async def registry_checks(session: AsyncSession, header: EbmsHeader, party: Party) -> list[Finding]:
+    """CPA, Service/Action and RefToMessageId: only once the sender is authenticated, so
+    an outsider learns neither a party's CPA ids nor which MessageIds KPR knows."""
+    findings = cpa_findings(header, party)
+    if (
+        not header.is_signal
+        and header.ref_to_message_id
+        and not await repo.known_message_id(session, header.ref_to_message_id, [str(party.her_id)])
+    ):
+        findings.append(
+            Finding(
+                ebxml_rules.REFTO_UNKNOWN,
+                "eb:MessageHeader/eb:MessageData/eb:RefToMessageId",
+                f"RefToMessageId '{header.ref_to_message_id}' viser ikke til en melding KPR "
+                "kjenner. Fjern elementet, eller oppgi MessageId til en tidligere melding.",
+            )
+        )
+    return findings

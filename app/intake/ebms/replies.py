@@ -11,11 +11,13 @@ import anyio
 
 from app.core.findings import Finding
 from app.ebxml import build as ebuild
+from app.ebxml import rules as ebxml_rules
+from app.ebxml.envelope import EbmsHeader, ReplyContext
 from app.ebxml.envelope import Party as EbxmlParty
-from app.ebxml.envelope import ReplyContext
 from app.intake import repository as repo
 from app.intake import rules as intake_rules
 from app.intake import stages
+from app.intake.ebms.header import is_signal, signal_refused
 from app.intake.ebms.request import IntakeRequest, Reply, new_message
 from app.intake.outcome import ClaimKey, Outcome, ReceiptRecord
 from app.intake.shared import utc_now
@@ -37,6 +39,61 @@ class EbmsReplies:
         self.keys: Keyring = state.keyring
         self.receivers = {str(k): v.value for k, v in self.settings.receivers.items()}
         self.windows = windows
+
+    async def refuse(
+        self,
+        out: Outcome,
+        transport: stages.Transport,
+        header: EbmsHeader,
+        findings: Sequence[Finding],
+        *,
+        reference: str,
+        transient: bool,
+        release: ClaimKey | None,
+    ) -> Reply:
+        """A refusal before the sender is authenticated. The findings are stored for the
+        operator; the sender gets one generic, unsigned answer, whatever the reason (unknown
+        HER-id, bad signature, wrong certificate): the answer must not tell an outsider which
+        HER-ids are registered. A temporary failure keeps its text so the sender retries
+        (`release`: its claim, given up). A signal gets no answer at all."""
+        if is_signal(header):
+            return signal_refused(out, findings)
+        public = (
+            list(findings)
+            if transient
+            else [
+                Finding(
+                    ebxml_rules.NOT_AUTHENTICATED,
+                    "eb:MessageHeader",
+                    "Kontroller avsenders HER-id, CPAId, signatur og sertifikat. Oppgi "
+                    f"referanse {reference} i kontakt med KPR.",
+                )
+            ]
+        )
+        return await self.message_error(
+            out, transport, findings, release=release, public=public, sign=False
+        )
+
+    async def signal(self, out: Outcome, transport: stages.Transport, header: EbmsHeader) -> Reply:
+        """An authenticated ebMS signal: recorded, never a report, never answered with an
+        AppRec or an email."""
+        if not is_signal(header):
+            finding = Finding(
+                ebxml_rules.SIGNAL_NOT_SUPPORTED,
+                "eb:MessageHeader/eb:Action",
+                f"Signalet '{header.action[:60]}' støttes ikke. KPR tar imot Acknowledgment og "
+                "MessageError.",
+            )
+            return await self.message_error(out, transport, [finding])
+        out.status = MessageStatus.SIGNAL
+        out.event(
+            "signal",
+            action=header.action,
+            ref_to=(header.ref_to_message_id or "")[:200] or None,
+            errors=",".join(e.error_code[:40] for e in header.errors[:10]) or None,
+        )
+        out.log("info", "intake.signal", action=header.action)
+        return Reply(204, b"", "text/plain; charset=utf-8")
 
     async def message_error(
         self,
