@@ -159,18 +159,18 @@ class IntakeService:
         self.windows = totals.windows_for(self.settings.reporting_calendar)
         self.replies = EbmsReplies(state, self.windows)
 
-    async def refuse_too_large(self, req: IntakeRequest, size: int) -> str:
+    async def refuse_too_large(self, request: IntakeRequest, size: int) -> str:
         """A body over the cap, stored as refused; the 413's detail (`EbmsReplies`)."""
-        return await self.replies.refuse_too_large(req, size)
+        return await self.replies.refuse_too_large(request, size)
 
     # --- entry points -------------------------------------------------------------------
 
-    async def receive(self, req: IntakeRequest) -> Reply:
+    async def receive(self, request: IntakeRequest) -> Reply:
         started = datetime.now(UTC)
         try:
             async with self.state.intake_slots:
-                req = await _loaded(req)
-                reply, status, env = await self._receive(req)
+                request = await _loaded(request)
+                reply, status, env = await self._receive(request)
         except Exception as exc:
             # A bug or an outage: keep the request, answer with a MessageError, never a 500.
             log.error(
@@ -178,22 +178,24 @@ class IntakeService:
                 error_type=type(exc).__name__,
                 where=error_location(exc),
             )
-            reply, status, env = await self.replies.store_failure(req), "FAILED", "unknown"
+            reply, status, env = await self.replies.store_failure(request), "FAILED", "unknown"
         self.state.metrics.messages.labels(status, env).inc()
         self.state.metrics.intake_seconds.observe((datetime.now(UTC) - started).total_seconds())
         return reply
 
     # --- the pipeline -------------------------------------------------------------------
 
-    async def _receive(self, req: IntakeRequest) -> tuple[Reply, str, str]:
+    async def _receive(self, request: IntakeRequest) -> tuple[Reply, str, str]:
         """Read the transport, then check the message and write what it decided; a race lost
         in the write transaction (`Conflict`) is checked again from the start."""
-        transport, body_sha256 = await anyio.to_thread.run_sync(lambda: self._read(req))
+        transport, body_sha256 = await anyio.to_thread.run_sync(lambda: self._read(request))
         env = transport.receiver.environment if transport.receiver else "unknown"
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 # after a race lost, the message is checked holding what it reads
-                out, reply = await self._attempt(req, transport, body_sha256, exclusive=attempt > 1)
+                out, reply = await self._attempt(
+                    request, transport, body_sha256, exclusive=attempt > 1
+                )
             except Conflict as lost:
                 log.info("intake.checked_again", reason=lost.reason, attempt=attempt)
                 continue
@@ -207,7 +209,12 @@ class IntakeService:
         raise RuntimeError(f"the write lost its race {_ATTEMPTS} times in a row")
 
     async def _attempt(
-        self, req: IntakeRequest, transport: stages.Transport, body_sha256: str, *, exclusive: bool
+        self,
+        request: IntakeRequest,
+        transport: stages.Transport,
+        body_sha256: str,
+        *,
+        exclusive: bool,
     ) -> tuple[Outcome, Reply]:
         """The steps, then the one write transaction. The steps only read the database, unless
         `exclusive` (after a race lost): then the transaction starts with the message row
@@ -218,15 +225,15 @@ class IntakeService:
             self._writer() if exclusive else contextlib.nullcontext(),
             self.state.sessions() as session,
         ):
-            message = new_message(req, size=len(req.body), sha256=body_sha256)
+            message = new_message(request, size=len(request.body), sha256=body_sha256)
             fill_transport(message, transport)
             out = Outcome(environment=message.environment, received_at=message.received_at)
             if exclusive:
                 out.message_id = await repo.add_message(session, message)
-            record_arrival(out, req, transport)
+            record_arrival(out, request, transport)
             try:
                 reply = await self._after_transport(
-                    session, message, transport, req.body, out, exclusive=exclusive
+                    session, message, transport, request.body, out, exclusive=exclusive
                 )
             except _Stop as stop:
                 reply = stop.reply
@@ -259,19 +266,19 @@ class IntakeService:
             await repo.store_outcome(session, out, self.windows, self.keys.register)
             await session.commit()
 
-    def _read(self, req: IntakeRequest) -> tuple[stages.Transport, str]:
+    def _read(self, request: IntakeRequest) -> tuple[stages.Transport, str]:
         """MIME, SOAP and the ebMS header, and the body's hash (in a worker thread: 50 MB of
         SHA-256 must not run on the event loop)."""
         s = self.settings
         transport = stages.read_transport(
-            req.body,
-            req.content_type,
+            request.body,
+            request.content_type,
             receivers=self.receivers,
-            now=req.received_at,
+            now=request.received_at,
             max_parts=s.max_mime_parts,
             max_header_bytes=s.max_header_bytes,
         )
-        return transport, req.body_sha256 or hashlib.sha256(req.body).hexdigest()
+        return transport, request.body_sha256 or hashlib.sha256(request.body).hexdigest()
 
     async def _after_transport(
         self,
@@ -675,11 +682,11 @@ class IntakeService:
     # --- helpers ----------------------------------------------------------------------------
 
 
-async def _loaded(req: IntakeRequest) -> IntakeRequest:
+async def _loaded(request: IntakeRequest) -> IntakeRequest:
     """The spooled body read into memory once the request has an intake slot: bodies that
     wait for one (a deadline day's uploads) hold no memory meanwhile."""
-    spooled = req.spooled
+    spooled = request.spooled
     if spooled is None:
-        return req
+        return request
     body = await anyio.to_thread.run_sync(spooled.read_and_close)
-    return replace(req, body=body, spooled=None, body_sha256=spooled.sha256)
+    return replace(request, body=body, spooled=None, body_sha256=spooled.sha256)
