@@ -407,9 +407,7 @@ class IntakeService:
                     out, transport, opened.transport_findings, release=release
                 )
             )
-        duplicate = await self._claim(req)
-        if duplicate is not None:
-            raise _Stop(duplicate)
+        await self._claim(req)
         out.payload_bytes = opened.size if opened.content is not None else None
 
     async def _check_business(self, req: _Request, opened: stages.Opened) -> _Checked:
@@ -616,10 +614,10 @@ class IntakeService:
         )
         return built
 
-    async def _claim(self, req: _Request) -> Reply | None:
-        """The dedup claim (sender, MessageId); None when this message makes it, in the write
-        transaction (`Outcome.claim`; its primary key decides a race). Otherwise this is a
-        resend: the stored reply byte for byte, or `Inconsistent` when the content differs."""
+    async def _claim(self, req: _Request) -> None:
+        """The dedup claim (sender, MessageId), made in the write transaction (`Outcome.claim`;
+        its primary key decides a race). Otherwise this is a resend and `_Stop` carries the
+        stored reply byte for byte, or `Inconsistent` when the content differs."""
         session, header, transport = req.session, req.header, req.transport
         from_id = req.message.from_party_id
         assert from_id is not None
@@ -628,15 +626,15 @@ class IntakeService:
             key = ClaimKey(from_party_id=from_id, ebms_message_id=header.message_id)
             req.outcome.claim = Claim(key=key, content_sha256=transport.content_sha256)
             if not req.exclusive:
-                return None
+                return
             try:  # claimed at once, before the history's locks: one order for all writers
                 await decide_claim(session, req.outcome)
-                return None
+                return
             except Conflict:  # another copy claimed it first: this one is its duplicate
                 req.outcome.claim = None
                 claim = await repo.find_claim(session, from_id, header.message_id)
             if claim is None:  # claimed and given up meanwhile: the sender tries again
-                return await self._temporary_failure(req)
+                raise _Stop(await self._temporary_failure(req))
         if claim.content_sha256 != transport.content_sha256:
             finding = Finding(
                 ebxml_rules.DUPLICATE_INCONSISTENT,
@@ -644,14 +642,14 @@ class IntakeService:
                 f"MessageId '{header.message_id}' er allerede brukt av en annen melding "
                 "med annet innhold. Gi hver ny melding en ny MessageId.",
             )
-            return await self.replies.message_error(req.outcome, transport, [finding])
+            raise _Stop(await self.replies.message_error(req.outcome, transport, [finding]))
         stored = await repo.receipt_for(session, claim.message_id)
         if stored is None:  # cannot happen: claim and receipt commit together
-            return await self._temporary_failure(req)
+            raise _Stop(await self._temporary_failure(req))
         req.outcome.status = MessageStatus.DUPLICATE
         req.outcome.event("duplicate", original=claim.message_id)
         req.outcome.log("info", "intake.duplicate", original=claim.message_id)
-        return Reply(200, stored.body, stored.content_type)
+        raise _Stop(Reply(200, stored.body, stored.content_type))
 
     async def _temporary_failure(self, at: _Arrival) -> Reply:
         finding = Finding(
