@@ -27,33 +27,46 @@ from datetime import UTC, datetime, timedelta
 from typing import IO
 
 import anyio
-from cryptography import x509
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import __version__
-from app.apprec.mapping import error_counts
 from app.apprec.model import KPR_NAME, AppRecStatus, AppRecVersion
-from app.content.calendar import ReportingCalendar, parse_reporting_calendar
+from app.content.calendar import ReportingCalendar
 from app.content.model import ContentContext, HistoryKeys, IplosHistory
 from app.core.findings import Finding
-from app.core.xmlparse import xml_safe
 from app.deadlines import repository as deadline_repo
-from app.ebxml import build as ebuild
 from app.ebxml import rules as ebxml_rules
 from app.ebxml.envelope import (
-    ACTION_ACKNOWLEDGMENT,
-    ACTION_MESSAGE_ERROR,
     EbmsHeader,
-    ReplyContext,
     first_her_id,
 )
-from app.ebxml.envelope import Party as EbxmlParty
 from app.intake import history as history_repo
 from app.intake import repository as repo
 from app.intake import revocation, stages
 from app.intake import rules as intake_rules
-from app.intake.outcome import Claim, ClaimKey, HistoryRecord, Mail, Outcome, ReceiptRecord
+from app.intake.ebms.header import (
+    fill_transport,
+    is_signal,
+    record_arrival,
+    registry_checks,
+    signal_refused,
+)
+from app.intake.ebms.replies import EbmsReplies, apprec_receipt, new_message_id
+from app.intake.ebms.request import IntakeRequest, Reply, loaded, new_message
+from app.intake.outcome import Claim, ClaimKey, Outcome
+from app.intake.shared import (
+    Conflict,
+    certs,
+    compose_mails,
+    decide_claim,
+    decide_races,
+    first_cert,
+    her_number,
+    keep_history,
+    record_business,
+    reporting_calendar,
+    utc_now,
+)
 from app.keyring import Keyring
 from app.kommuner import repository as kommune_repo
 from app.kommuner.years import renumbered_alike
@@ -63,71 +76,20 @@ from app.models import (
     Party,
 )
 from app.msghead.checks import msgid_duplicate
-from app.notify.email import compose_notification, warning_counts
 from app.parties import repository as party_repo
 from app.query import totals
 from app.registries import lookup as registries  # --- registries ---
 from app.security.certificates import PartyTrust
-from app.security.keys import load_certificate
 from app.settings import ReceiverEnvironment
 from app.state import AppState
-from app.statuses import CertificateUsage, MessageStatus, ReceiptKind
+from app.statuses import CertificateUsage, MessageStatus
 
 log = get_logger(__name__)
 
-# MsgHead and ebXML say different senders or receivers: spoofing, not a typo (DOMAIN 2.3).
-SPOOFING_RULES = frozenset(
-    {"MSGHEAD-SENDER-NOT-EBXML-FROM", "MSGHEAD-SENDER-NOT-PARTY", "MSGHEAD-RECEIVER-NOT-EBXML-TO"}
-)
-# Of a request that is refused or not (yet) authenticated only this much of the body is kept:
-# enough to see what it was, not a free store for anyone (issue 9).
-RAW_PREFIX_BYTES = 4096
 # A race lost in the write transaction is checked again; so many in a row is a temporary
 # failure (the sender sends it again later).
 _ATTEMPTS = 3
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING}
-# Signals are answered with nothing: never a MessageError to a MessageError (ebMS 2.0 §4.2).
-SIGNAL_ACTIONS = frozenset({ACTION_ACKNOWLEDGMENT, ACTION_MESSAGE_ERROR})
-
-
-@dataclass(frozen=True, slots=True)
-class SpooledBody:
-    """A request body as it arrived: in a temporary file (in memory up to a threshold, then
-    on disk), with its size and SHA-256 computed while it was read."""
-
-    file: IO[bytes]
-    size: int
-    sha256: str
-
-    def read_and_close(self) -> bytes:
-        try:
-            self.file.seek(0)
-            return self.file.read()
-        finally:
-            self.file.close()
-
-
-@dataclass(frozen=True, slots=True)
-class IntakeRequest:
-    body: bytes
-    content_type: str | None
-    soap_action: str | None
-    remote_addr: str | None
-    request_id: str
-    received_at: datetime
-    # the body until `receive` has an intake slot for it (then `body`, and its hash here)
-    spooled: SpooledBody | None = None
-    body_sha256: str | None = None
-
-    def with_spooled(self, spooled: SpooledBody) -> IntakeRequest:
-        return replace(self, spooled=spooled)
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    status_code: int
-    body: bytes
-    content_type: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -180,13 +142,6 @@ class _Checked:
     history: IplosHistory | None  # loaded for the content check; None when none ran
 
 
-class _Conflict(Exception):
-    """The write transaction lost a race to another message: check this one again."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
 class _Stop(Exception):
     """Processing ends early with this reply (already recorded in the outcome)."""
 
@@ -201,50 +156,22 @@ class IntakeService:
         self.keys: Keyring = state.keyring
         self.receivers = {str(k): v.value for k, v in self.settings.receivers.items()}
         # only configured years are judged; parsed once per setting, not per message
-        self.calendar: ReportingCalendar = _calendar(self.settings.reporting_calendar)
+        self.calendar: ReportingCalendar = reporting_calendar(self.settings.reporting_calendar)
         self.windows = totals.windows_for(self.settings.reporting_calendar)
+        self.replies = EbmsReplies(state, self.windows)
+
+    async def refuse_too_large(self, request: IntakeRequest, size: int) -> str:
+        """A body over the cap, stored as refused; the 413's detail (`EbmsReplies`)."""
+        return await self.replies.refuse_too_large(request, size)
 
     # --- entry points -------------------------------------------------------------------
 
-    async def refuse_too_large(self, req: IntakeRequest, size: int) -> str:
-        finding = Finding(
-            intake_rules.TOO_LARGE,
-            "HTTP body",
-            f"Meldingen er {size} byte; største tillatte størrelse er "
-            f"{self.settings.max_message_bytes} byte (pakket). Del opp meldingen.",
-        )
-        message_id: int | None = None
-        try:
-            async with self.state.sessions() as session:
-                message = self._new_message(req, size=size, sha256=None)
-                message.raw = None
-                message.raw_ref = "not read: larger than KPR_MAX_MESSAGE_BYTES"
-                message_id = await repo.add_message(session, message)
-                out = Outcome(
-                    message_id=message_id,
-                    environment=message.environment,
-                    received_at=message.received_at,
-                    status=MessageStatus.TOO_LARGE,
-                    completed_at=req.received_at,
-                    findings=[finding],
-                )
-                out.event_at(req.received_at, "received", size=size)
-                out.event_at(req.received_at, "refused", reason="too_large")
-                await repo.store_outcome(session, out, self.windows, self.keys.register)
-                await session.commit()
-        except Exception as exc:  # the database is down: the answer is still 413, not a 500
-            log.error("intake.store_too_large_failed", error_type=type(exc).__name__)
-        self.state.metrics.messages.labels("TOO_LARGE", "unknown").inc()
-        log.info("intake.refused_too_large", message_id=message_id, size=size)
-        # the detail of the 413 the transport answers (the HTTP router: a problem body)
-        return f"{finding.rule.text_no} {finding.detail}"
-
-    async def receive(self, req: IntakeRequest) -> Reply:
+    async def receive(self, request: IntakeRequest) -> Reply:
         started = datetime.now(UTC)
         try:
             async with self.state.intake_slots:
-                req = await _loaded(req)
-                reply, status, env = await self._receive(req)
+                request = await loaded(request)
+                reply, status, env = await self._receive(request)
         except Exception as exc:
             # A bug or an outage: keep the request, answer with a MessageError, never a 500.
             log.error(
@@ -252,23 +179,25 @@ class IntakeService:
                 error_type=type(exc).__name__,
                 where=error_location(exc),
             )
-            reply, status, env = await self._store_failure(req), "FAILED", "unknown"
+            reply, status, env = await self.replies.store_failure(request), "FAILED", "unknown"
         self.state.metrics.messages.labels(status, env).inc()
         self.state.metrics.intake_seconds.observe((datetime.now(UTC) - started).total_seconds())
         return reply
 
     # --- the pipeline -------------------------------------------------------------------
 
-    async def _receive(self, req: IntakeRequest) -> tuple[Reply, str, str]:
+    async def _receive(self, request: IntakeRequest) -> tuple[Reply, str, str]:
         """Read the transport, then check the message and write what it decided; a race lost
-        in the write transaction (`_Conflict`) is checked again from the start."""
-        transport, body_sha256 = await anyio.to_thread.run_sync(lambda: self._read(req))
+        in the write transaction (`Conflict`) is checked again from the start."""
+        transport, body_sha256 = await anyio.to_thread.run_sync(lambda: self._read(request))
         env = transport.receiver.environment if transport.receiver else "unknown"
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 # after a race lost, the message is checked holding what it reads
-                out, reply = await self._attempt(req, transport, body_sha256, exclusive=attempt > 1)
-            except _Conflict as lost:
+                out, reply = await self._attempt(
+                    request, transport, body_sha256, exclusive=attempt > 1
+                )
+            except Conflict as lost:
                 log.info("intake.checked_again", reason=lost.reason, attempt=attempt)
                 continue
             for line in out.log_lines:
@@ -281,7 +210,12 @@ class IntakeService:
         raise RuntimeError(f"the write lost its race {_ATTEMPTS} times in a row")
 
     async def _attempt(
-        self, req: IntakeRequest, transport: stages.Transport, body_sha256: str, *, exclusive: bool
+        self,
+        request: IntakeRequest,
+        transport: stages.Transport,
+        body_sha256: str,
+        *,
+        exclusive: bool,
     ) -> tuple[Outcome, Reply]:
         """The steps, then the one write transaction. The steps only read the database, unless
         `exclusive` (after a race lost): then the transaction starts with the message row
@@ -292,21 +226,21 @@ class IntakeService:
             self._writer() if exclusive else contextlib.nullcontext(),
             self.state.sessions() as session,
         ):
-            message = self._new_message(req, size=len(req.body), sha256=body_sha256)
-            _fill_transport(message, transport)
+            message = new_message(request, size=len(request.body), sha256=body_sha256)
+            fill_transport(message, transport)
             out = Outcome(environment=message.environment, received_at=message.received_at)
             if exclusive:
                 out.message_id = await repo.add_message(session, message)
-            _record_arrival(out, req, transport)
+            record_arrival(out, request, transport)
             try:
                 reply = await self._after_transport(
-                    session, message, transport, req.body, out, exclusive=exclusive
+                    session, message, transport, request.body, out, exclusive=exclusive
                 )
             except _Stop as stop:
                 reply = stop.reply
             if not exclusive:
                 await session.commit()  # ends the reads' transaction: the writes start anew
-            out.completed_at = _now()
+            out.completed_at = utc_now()
             await self._write(session, message, out, locked=exclusive)
         return out, reply
 
@@ -320,67 +254,32 @@ class IntakeService:
         self, session: AsyncSession, message: Message, out: Outcome, *, locked: bool
     ) -> None:
         """The one write transaction and its commit (the reply promises the message is
-        stored): the message row, the races (`_decide_races`), then all the outcome holds.
+        stored): the message row, the races (`shared.decide_races`), then all the outcome holds.
         The writer lock is taken only here (`locked`: held since the attempt began), so a
         large message's checks hold up no other message."""
         async with contextlib.nullcontext() if locked else self._writer():
             if out.message_id is None:
                 out.message_id = await repo.add_message(session, message)
             message_id = out.message_id
-            await self._decide_races(session, out)
+            await decide_races(session, out)
             if out.mails_for is not None:
                 out.mails.extend(out.mails_for(message_id))
             await repo.store_outcome(session, out, self.windows, self.keys.register)
             await session.commit()
 
-    async def _decide_claim(self, session: AsyncSession, out: Outcome) -> None:
-        """Make the outcome's dedup claim (once: then it is spent) in a savepoint;
-        `_Conflict` when another message holds it."""
-        claim, message_id = out.claim, out.message_id
-        assert claim is not None
-        assert message_id is not None
-        try:
-            async with session.begin_nested():
-                await repo.claim_message_id(
-                    session,
-                    claim.key.from_party_id,
-                    claim.key.ebms_message_id,
-                    message_id,
-                    claim.content_sha256,
-                )
-        except IntegrityError:
-            raise _Conflict("claimed") from None
-        out.claim = None
-
-    async def _decide_races(self, session: AsyncSession, out: Outcome) -> None:
-        """What the checks read and the write must still find true, decided by the database:
-        the dedup claim's primary key (a copy of this message claimed first: it is then a
-        duplicate) and the versions of the history the content was checked against (a message
-        of the same municipality stored meanwhile). Either lost: roll back, `_Conflict`."""
-        if out.claim is not None and out.release_claim is None:
-            try:
-                await self._decide_claim(session, out)
-            except _Conflict:
-                await session.rollback()
-                raise
-        read = out.history_read
-        if read is not None and not await history_repo.confirm_versions(session, read):
-            await session.rollback()
-            raise _Conflict("history_changed")
-
-    def _read(self, req: IntakeRequest) -> tuple[stages.Transport, str]:
+    def _read(self, request: IntakeRequest) -> tuple[stages.Transport, str]:
         """MIME, SOAP and the ebMS header, and the body's hash (in a worker thread: 50 MB of
         SHA-256 must not run on the event loop)."""
         s = self.settings
         transport = stages.read_transport(
-            req.body,
-            req.content_type,
+            request.body,
+            request.content_type,
             receivers=self.receivers,
-            now=req.received_at,
+            now=request.received_at,
             max_parts=s.max_mime_parts,
             max_header_bytes=s.max_header_bytes,
         )
-        return transport, req.body_sha256 or hashlib.sha256(req.body).hexdigest()
+        return transport, request.body_sha256 or hashlib.sha256(request.body).hexdigest()
 
     async def _after_transport(
         self,
@@ -394,10 +293,10 @@ class IntakeService:
     ) -> Reply:
         """A transport that could not be read is answered here; the rest is `_process`."""
         header = transport.header
-        if header is not None and transport.findings and _is_signal(header):
-            return _signal_refused(out, transport.findings)
+        if header is not None and transport.findings and is_signal(header):
+            return signal_refused(out, transport.findings)
         if transport.findings or header is None:
-            return await self._message_error(out, transport, transport.findings, sign=False)
+            return await self.replies.message_error(out, transport, transport.findings, sign=False)
         arrival = _Arrival(
             session=session,
             message=message,
@@ -420,7 +319,13 @@ class IntakeService:
         finally:
             opened.close()  # the spooled payload: memory or a temporary file, gone here
         receipt = await self._reply_with_apprec(req, checked)
-        _keep_history(req.outcome, checked, receipt.status)
+        keep_history(
+            req.outcome,
+            environment=checked.environment,
+            business=checked.business,
+            history=checked.history,
+            status=receipt.status,
+        )
         self._queue_notification(req, checked, receipt.status)
         return Reply(200, receipt.reply.body, receipt.reply.content_type)
 
@@ -428,13 +333,11 @@ class IntakeService:
 
     async def _registered_party(self, at: _Arrival) -> _Request:
         """The registered sender named by eb:From, or a generic refusal."""
-        her_number = _her_number(at.message.from_party_id)
-        party = (
-            await party_repo.get_party(at.session, her_number) if her_number is not None else None
-        )
+        number = her_number(at.message.from_party_id)
+        party = await party_repo.get_party(at.session, number) if number is not None else None
         # --- registries --- (issue 23: a sender NHN's registries know; see app/registries)
         found = await registries.registered_sender(
-            self.state, at.session, her_number, party, at.message.to_party_id
+            self.state, at.session, number, party, at.message.to_party_id
         )
         if found.finding is not None:
             raise _Stop(await self._refuse(at, [found.finding], transient=True))
@@ -485,7 +388,7 @@ class IntakeService:
         requires_encryption = not party.plaintext_allowed or (
             cpa is not None and cpa.requires_encryption
         )
-        trust = PartyTrust(orgnr=party.orgnr, signing_certs=_certs(party, CertificateUsage.SIGNING))
+        trust = PartyTrust(orgnr=party.orgnr, signing_certs=certs(party, CertificateUsage.SIGNING))
         store = revocation.trust_store(self.state, self.keys)
         return await anyio.to_thread.run_sync(
             lambda: stages.open_message(
@@ -508,21 +411,19 @@ class IntakeService:
         resend with the same MessageId is processed, and nobody can take a party's MessageId
         with a forged From."""
         out, transport = req.outcome, req.transport
-        findings = await self._registry_checks(req)
+        findings = await registry_checks(req.session, req.header, req.party)
         if findings:
-            raise _Stop(await self._message_error(out, transport, findings))
+            raise _Stop(await self.replies.message_error(out, transport, findings))
         if req.header.is_signal:
-            raise _Stop(await self._signal(req))
+            raise _Stop(await self.replies.signal(out, transport, req.header))
         if opened.transport_findings:
             release = req.claim_key() if opened.transient else None
             raise _Stop(
-                await self._message_error(
+                await self.replies.message_error(
                     out, transport, opened.transport_findings, release=release
                 )
             )
-        duplicate = await self._claim(req)
-        if duplicate is not None:
-            raise _Stop(duplicate)
+        await self._claim(req)
         out.payload_bytes = opened.size if opened.content is not None else None
 
     async def _check_business(self, req: _Request, opened: stages.Opened) -> _Checked:
@@ -560,7 +461,7 @@ class IntakeService:
         findings.extend(business.findings)
         if msgid_reused and business.msghead is not None:
             findings.append(msgid_duplicate(business.msghead))
-        _record_business(req, business, findings)
+        record_business(req.outcome, req.party, business, findings)
         out.event("validated", findings=len(findings))
         return _Checked(
             business=business, findings=findings, environment=environment, history=history
@@ -588,7 +489,9 @@ class IntakeService:
                 f"Action '{req.header.action}' stemmer ikke med MsgInfo/Type '{type_v}'. Uten "
                 "avtalt CPA skal Action være lik MsgInfo/Type.",
             )
-            raise _Stop(await self._message_error(req.outcome, req.transport, [wrong_action]))
+            raise _Stop(
+                await self.replies.message_error(req.outcome, req.transport, [wrong_action])
+            )
         return read
 
     async def _msgid_reused(
@@ -651,15 +554,15 @@ class IntakeService:
             raise RuntimeError(f"message {original.message_id} has no stored AppRec")
         apprec_xml, apprec_id = stored.apprec_xml, stored.apprec_id or ""
         status = AppRecStatus(stored.apprec_status)
-        encrypt_to = _first_cert(req.party, CertificateUsage.ENCRYPTION)
+        encrypt_to = first_cert(req.party, CertificateUsage.ENCRYPTION)
         built = await anyio.to_thread.run_sync(
             lambda: stages.wrap_apprec(
                 apprec_xml,
                 apprec_id=apprec_id,
                 status=status,
                 header=req.header,
-                now=_now(),
-                reply_message_id=_new_message_id(),
+                now=utc_now(),
+                reply_message_id=new_message_id(),
                 encrypt_to=encrypt_to,
                 signer=self.keys.signing,
             )
@@ -667,139 +570,31 @@ class IntakeService:
         out = req.outcome
         out.status = MessageStatus.DUPLICATE
         out.msghead_msg_id = repo.fit(msg_id, repo.MSGHEAD_MSG_ID_WIDTH)
-        out.receipt = _apprec_receipt(built)
+        out.receipt = apprec_receipt(built)
         out.event("msghead_resend", original=original.message_id)
         out.log("info", "intake.msghead_resend", original=original.message_id)
         return Reply(200, built.reply.body, built.reply.content_type)
 
-    async def _registry_checks(self, req: _Request) -> list[Finding]:
-        """CPA, Service/Action and RefToMessageId: only once the sender is authenticated, so
-        an outsider learns neither a party's CPA ids nor which MessageIds KPR knows."""
-        header, party = req.header, req.party
-        findings = _cpa_findings(header, party)
-        if (
-            not header.is_signal
-            and header.ref_to_message_id
-            and not await repo.known_message_id(
-                req.session, header.ref_to_message_id, [str(party.her_id)]
-            )
-        ):
-            findings.append(
-                Finding(
-                    ebxml_rules.REFTO_UNKNOWN,
-                    "eb:MessageHeader/eb:MessageData/eb:RefToMessageId",
-                    f"RefToMessageId '{header.ref_to_message_id}' viser ikke til en melding KPR "
-                    "kjenner. Fjern elementet, eller oppgi MessageId til en tidligere melding.",
-                )
-            )
-        return findings
-
     async def _refuse(
         self, at: _Arrival, findings: Sequence[Finding], *, transient: bool = False
     ) -> Reply:
-        """A refusal before the sender is authenticated. The findings are stored for the
-        operator; the sender gets one generic, unsigned answer, whatever the reason (unknown
-        HER-id, bad signature, wrong certificate): the answer must not tell an outsider which
-        HER-ids are registered. A temporary failure keeps its text so the sender retries. A
-        signal gets no answer at all."""
-        if _is_signal(at.header):
-            return _signal_refused(at.outcome, findings)
-        public = (
-            list(findings)
-            if transient
-            else [
-                Finding(
-                    ebxml_rules.NOT_AUTHENTICATED,
-                    "eb:MessageHeader",
-                    "Kontroller avsenders HER-id, CPAId, signatur og sertifikat. Oppgi "
-                    f"referanse {at.message.request_id} i kontakt med KPR.",
-                )
-            ]
-        )
-        return await self._message_error(
+        """A refusal before the sender is authenticated (`EbmsReplies.refuse`)."""
+        return await self.replies.refuse(
             at.outcome,
             at.transport,
+            at.header,
             findings,
+            reference=at.message.request_id,
+            transient=transient,
             release=at.claim_key() if transient else None,
-            public=public,
-            sign=False,
         )
-
-    async def _signal(self, req: _Request) -> Reply:
-        """An authenticated ebMS signal: recorded, never a report, never answered with an
-        AppRec or an email."""
-        header, out = req.header, req.outcome
-        if not _is_signal(header):
-            finding = Finding(
-                ebxml_rules.SIGNAL_NOT_SUPPORTED,
-                "eb:MessageHeader/eb:Action",
-                f"Signalet '{header.action[:60]}' støttes ikke. KPR tar imot Acknowledgment og "
-                "MessageError.",
-            )
-            return await self._message_error(out, req.transport, [finding])
-        out.status = MessageStatus.SIGNAL
-        out.event(
-            "signal",
-            action=header.action,
-            ref_to=(header.ref_to_message_id or "")[:200] or None,
-            errors=",".join(e.error_code[:40] for e in header.errors[:10]) or None,
-        )
-        out.log("info", "intake.signal", action=header.action)
-        return Reply(204, b"", "text/plain; charset=utf-8")
 
     # --- replies --------------------------------------------------------------------------
-
-    async def _message_error(
-        self,
-        out: Outcome,
-        transport: stages.Transport,
-        findings: Sequence[Finding],
-        *,
-        release: ClaimKey | None = None,
-        public: Sequence[Finding] | None = None,
-        sign: bool = True,
-    ) -> Reply:
-        """A MessageError: `findings` are stored; `public` (default: the same) go to the
-        sender. `sign` only once the sender is authenticated: KPR never signs an answer over
-        references chosen by someone it does not know. `release`: a temporary failure gives up
-        its dedup claim, so the retry is processed afresh."""
-        shown = list(findings if public is None else public)
-        built = await self._build_message_error(transport, shown, sign=sign)
-        rules = sorted({f.rule.id for f in findings})
-        out.status = MessageStatus.MESSAGE_ERROR
-        out.findings.extend(findings)
-        out.receipt = ReceiptRecord(
-            kind=ReceiptKind.MESSAGE_ERROR,
-            content_type=built.content_type,
-            body=built.body,
-            reply_ebms_message_id=built.message_id,
-            at=_now(),
-        )
-        out.event("receipt_built", reply=ReceiptKind.MESSAGE_ERROR.value, rules=rules)
-        out.release_claim = release
-        out.log("info", "intake.message_error", rules=rules)
-        return Reply(200, built.body, built.content_type)
-
-    async def _build_message_error(
-        self, transport: stages.Transport, shown: Sequence[Finding], *, sign: bool
-    ) -> ebuild.BuiltMessage:
-        signer = stages.envelope_signer(self.keys.signing) if sign else None
-        our = self._our_party(transport)
-        return await anyio.to_thread.run_sync(
-            lambda: ebuild.build_message_error_for(
-                transport.reply_context,
-                shown,
-                our_party=our,
-                message_id=_new_message_id(),
-                timestamp=_now(),
-                sign=signer,
-            )
-        )
 
     async def _reply_with_apprec(self, req: _Request, checked: _Checked) -> stages.BuiltReceipt:
         """The AppRec for the findings, signed and encrypted to the sender, in a signed reply."""
         party, business = req.party, checked.business
-        encrypt_to = _first_cert(party, CertificateUsage.ENCRYPTION)
+        encrypt_to = first_cert(party, CertificateUsage.ENCRYPTION)
         our_her = req.message.to_party_id or next(iter(self.receivers))
         version = (
             AppRecVersion.V1_0 if self.settings.apprec_version == "1.0" else AppRecVersion.V1_1
@@ -812,9 +607,9 @@ class IntakeService:
                 our_her=our_her,
                 our_name=KPR_NAME,
                 sender_name=party.name,
-                now=_now(),
+                now=utc_now(),
                 apprec_id=str(uuid.uuid4()),
-                reply_message_id=_new_message_id(),
+                reply_message_id=new_message_id(),
                 version=version,
                 software_version=__version__,
                 encrypt_to=encrypt_to,
@@ -825,7 +620,7 @@ class IntakeService:
         out.status = MessageStatus.of_apprec(built.status)
         out.findings.extend(checked.findings)
         out.findings_kommuner = frozenset(k.kommune_nr for k in party.kommuner)
-        out.receipt = _apprec_receipt(built)
+        out.receipt = apprec_receipt(built)
         out.event(
             "receipt_built",
             reply="apprec",
@@ -835,10 +630,10 @@ class IntakeService:
         )
         return built
 
-    async def _claim(self, req: _Request) -> Reply | None:
-        """The dedup claim (sender, MessageId); None when this message makes it, in the write
-        transaction (`Outcome.claim`; its primary key decides a race). Otherwise this is a
-        resend: the stored reply byte for byte, or `Inconsistent` when the content differs."""
+    async def _claim(self, req: _Request) -> None:
+        """The dedup claim (sender, MessageId), made in the write transaction (`Outcome.claim`;
+        its primary key decides a race). Otherwise this is a resend and `_Stop` carries the
+        stored reply byte for byte, or `Inconsistent` when the content differs."""
         session, header, transport = req.session, req.header, req.transport
         from_id = req.message.from_party_id
         assert from_id is not None
@@ -847,15 +642,15 @@ class IntakeService:
             key = ClaimKey(from_party_id=from_id, ebms_message_id=header.message_id)
             req.outcome.claim = Claim(key=key, content_sha256=transport.content_sha256)
             if not req.exclusive:
-                return None
+                return
             try:  # claimed at once, before the history's locks: one order for all writers
-                await self._decide_claim(session, req.outcome)
-                return None
-            except _Conflict:  # another copy claimed it first: this one is its duplicate
+                await decide_claim(session, req.outcome)
+                return
+            except Conflict:  # another copy claimed it first: this one is its duplicate
                 req.outcome.claim = None
                 claim = await repo.find_claim(session, from_id, header.message_id)
             if claim is None:  # claimed and given up meanwhile: the sender tries again
-                return await self._temporary_failure(req)
+                raise _Stop(await self._temporary_failure(req))
         if claim.content_sha256 != transport.content_sha256:
             finding = Finding(
                 ebxml_rules.DUPLICATE_INCONSISTENT,
@@ -863,14 +658,14 @@ class IntakeService:
                 f"MessageId '{header.message_id}' er allerede brukt av en annen melding "
                 "med annet innhold. Gi hver ny melding en ny MessageId.",
             )
-            return await self._message_error(req.outcome, transport, [finding])
+            raise _Stop(await self.replies.message_error(req.outcome, transport, [finding]))
         stored = await repo.receipt_for(session, claim.message_id)
         if stored is None:  # cannot happen: claim and receipt commit together
-            return await self._temporary_failure(req)
+            raise _Stop(await self._temporary_failure(req))
         req.outcome.status = MessageStatus.DUPLICATE
         req.outcome.event("duplicate", original=claim.message_id)
         req.outcome.log("info", "intake.duplicate", original=claim.message_id)
-        return Reply(200, stored.body, stored.content_type)
+        raise _Stop(Reply(200, stored.body, stored.content_type))
 
     async def _temporary_failure(self, at: _Arrival) -> Reply:
         finding = Finding(
@@ -878,312 +673,22 @@ class IntakeService:
             "eb:MessageHeader/eb:MessageData/eb:MessageId",
             "Meldingen kunne ikke behandles nå. Send den på nytt om litt.",
         )
-        return await self._message_error(
+        return await self.replies.message_error(
             at.outcome, at.transport, [finding], release=at.claim_key()
         )
-
-    async def _store_failure(self, req: IntakeRequest) -> Reply:
-        finding = Finding(
-            intake_rules.INTERNAL_ERROR,
-            "kpr-mottak",
-            "Send meldingen på nytt om litt. Vedvarer feilen, kontakt KPR med "
-            f"referanse {req.request_id}.",
-        )
-        try:
-            async with self.state.sessions() as session:
-                message = self._new_message(
-                    req,
-                    size=len(req.body),
-                    sha256=req.body_sha256 or hashlib.sha256(req.body).hexdigest(),
-                    full=True,
-                )
-                out = Outcome(
-                    message_id=await repo.add_message(session, message),
-                    environment=message.environment,
-                    received_at=message.received_at,
-                    status=MessageStatus.FAILED,
-                    # answered (with a temporary error): finished, not half-stored
-                    completed_at=_now(),
-                    findings=[finding],
-                )
-                out.event("failed", request_id=req.request_id)
-                await repo.store_outcome(session, out, self.windows, self.keys.register)
-                await session.commit()
-        except Exception as exc:  # the database itself is down: nothing stored, still answer
-            log.error("intake.store_failure_failed", error_type=type(exc).__name__)
-            finding = Finding(
-                intake_rules.UNAVAILABLE,
-                "kpr-mottak",
-                f"Send meldingen på nytt om litt. Referanse {req.request_id}.",
-            )
-        context = ReplyContext()
-        our = ebuild.her_party(next(iter(self.receivers)))
-        built = ebuild.build_message_error_for(
-            context, [finding], our_party=our, message_id=_new_message_id(), timestamp=_now()
-        )
-        return Reply(200, built.body, built.content_type)
 
     # --- notification ---------------------------------------------------------------------
 
     def _queue_notification(self, req: _Request, checked: _Checked, status: AppRecStatus) -> None:
         """Queue the email to innsendingsansvarlig (composed in the write transaction, which
         gives the message its id)."""
-        req.outcome.mails_for = functools.partial(self._mails, req, checked, status)
-
-    def _mails(
-        self, req: _Request, checked: _Checked, status: AppRecStatus, message_id: int
-    ) -> list[Mail]:
-        """The email to innsendingsansvarlig: the type 17 contacts of the message and the
-        party's registered ones. No personal data: counts per error code and per warning
-        rule only."""
-        party, message, out, business = req.party, req.message, req.outcome, checked.business
-        recipients: list[str] = []
-        if business is not None and business.content is not None:
-            recipients.extend(business.content.innsendingsansvarlig_emails)
-        recipients.extend(c.email for c in party.contacts if c.role == "innsendingsansvarlig")
-        base = self.settings.public_base_url.rstrip("/")
-        link = (
-            f"{base}/api/v1/kommuner/{out.kommune_nr}/feilliste"
-            if out.kommune_nr
-            else f"{base}/api/v1/messages/{message_id}"
+        req.outcome.mails_for = functools.partial(
+            compose_mails,
+            self.settings,
+            party=req.party,
+            message=req.message,
+            out=req.outcome,
+            business=checked.business,
+            findings=checked.findings,
+            status=status,
         )
-        subject, body = compose_notification(
-            party_name=party.name,
-            her_id=party.her_id,
-            message_ref=message_id,
-            received_at=message.received_at,
-            status_text=status.dn,
-            error_counts=error_counts(checked.findings),
-            link=link,
-            msghead_msg_id=out.msghead_msg_id,
-            receiver=message.to_party_id,
-            environment=message.environment,
-            warnings=warning_counts(checked.findings),
-            rejected=status is AppRecStatus.REJECTED,
-            findings_link=f"{base}/api/v1/messages/{message_id}/findings",
-        )
-        at = _now()
-        return [
-            Mail(recipient=to, subject=subject, body=body, at=at)
-            for to in dict.fromkeys(recipients)
-        ]
-
-    # --- helpers ----------------------------------------------------------------------------
-
-    def _new_message(
-        self, req: IntakeRequest, *, size: int, sha256: str | None, full: bool = False
-    ) -> Message:
-        """The request's row. Only a prefix of the body is kept until the sender is
-        authenticated (`_authenticate` then stores all of it); `full` for an internal
-        failure, which must not lose a message."""
-        kept = req.body if full or len(req.body) <= RAW_PREFIX_BYTES else None
-        return Message(
-            received_at=req.received_at,
-            request_id=req.request_id,
-            remote_addr=req.remote_addr,
-            # header text may hold control characters; PostgreSQL text cannot hold NUL
-            content_type=xml_safe(req.content_type or "")[:1000],
-            size_bytes=size,
-            sha256=sha256,
-            raw=kept if kept is not None else req.body[:RAW_PREFIX_BYTES],
-            raw_ref=None
-            if kept is not None
-            else f"first {RAW_PREFIX_BYTES} of {len(req.body)} bytes: not authenticated",
-            status=MessageStatus.RECEIVED,
-        )
-
-    def _our_party(self, transport: stages.Transport) -> EbxmlParty:
-        her = transport.receiver.her_id if transport.receiver else next(iter(self.receivers))
-        return ebuild.her_party(her)
-
-
-async def _loaded(req: IntakeRequest) -> IntakeRequest:
-    """The spooled body read into memory once the request has an intake slot: bodies that
-    wait for one (a deadline day's uploads) hold no memory meanwhile."""
-    spooled = req.spooled
-    if spooled is None:
-        return req
-    body = await anyio.to_thread.run_sync(spooled.read_and_close)
-    return replace(req, body=body, spooled=None, body_sha256=spooled.sha256)
-
-
-def _record_arrival(out: Outcome, req: IntakeRequest, transport: stages.Transport) -> None:
-    out.event_at(
-        req.received_at,
-        "received",
-        size=len(req.body),
-        soap_action=xml_safe(req.soap_action)[:100] if req.soap_action else None,
-    )
-    out.event("parsed", ok=transport.header is not None, findings=len(transport.findings))
-
-
-def _signal_refused(out: Outcome, findings: Sequence[Finding]) -> Reply:
-    """A refused Acknowledgment or MessageError: stored, answered with nothing (ebMS 2.0:
-    never a MessageError to a MessageError, and an Acknowledgment expects no answer)."""
-    out.status = MessageStatus.SIGNAL_REFUSED
-    out.findings.extend(findings)
-    out.event("refused", rules=sorted({f.rule.id for f in findings}))
-    return Reply(204, b"", "text/plain; charset=utf-8")
-
-
-def _record_business(req: _Request, business: stages.Business, findings: Sequence[Finding]) -> None:
-    """What the business layers tell about the message, on its row and in the log."""
-    out, party = req.outcome, req.party
-    head = business.msghead
-    if head is not None:
-        out.msghead_msg_id = (
-            repo.fit(head.msg_id, repo.MSGHEAD_MSG_ID_WIDTH) if head.msg_id else None
-        )
-        out.msghead_type = head.type_v[:50] if head.type_v else None
-    if business.content is not None:
-        # Only a municipality the party may report for: findings (with person ids) are
-        # filed under it and read by that municipality's users.
-        kommune = _kommune_nr(business.content.kommuner)
-        allowed = {k.kommune_nr for k in party.kommuner}
-        out.kommune_nr = kommune if kommune in allowed else None
-        out.notification_count = len(business.content.notifications)
-    spoofing = sorted({f.rule.id for f in findings} & SPOOFING_RULES)
-    if spoofing:
-        out.log("warning", "security.spoofing_suspected", party_her_id=party.her_id, rules=spoofing)
-
-
-def _keep_history(out: Outcome, checked: _Checked, status: AppRecStatus) -> None:
-    """What an accepted message establishes, stored in the one commit with its receipt."""
-    business = checked.business
-    if business is None or business.content is None or checked.history is None:
-        return
-    if status is AppRecStatus.REJECTED:
-        # every row read and refused on its own: their løpenummer were received
-        content = business.content
-        if out.kommune_nr is not None and {f.rule.id for f in content.findings} & {
-            "IPL-ALL-DROPPED"
-        }:
-            out.history = HistoryRecord(
-                environment=checked.environment,
-                content=content,
-                before=checked.history,
-                received_only=True,
-            )
-        return
-    out.history = HistoryRecord(
-        environment=checked.environment, content=business.content, before=checked.history
-    )
-    out.event("history_stored", notifications=len(history_repo.new_rows(business.content)))
-
-
-def _cpa_findings(header: EbmsHeader, party: Party) -> list[Finding]:
-    """The CPA named must be one of the party's, and allow the Service/Action."""
-    if not party.cpas:
-        return []
-    her = first_her_id(header.from_party.party_ids)
-    cpa = next((c for c in party.cpas if c.cpa_id == header.cpa_id), None)
-    if cpa is None:
-        return [
-            Finding(
-                ebxml_rules.CPA_UNKNOWN,
-                "eb:MessageHeader/eb:CPAId",
-                f"CPAId '{header.cpa_id}' er ikke en avtale for HER-id {her}. Bruk "
-                "CPAId fra den avtalen KPR har registrert for avsenderen.",
-            )
-        ]
-    if (
-        not header.is_signal
-        and cpa.service_actions
-        and not any(
-            sa.get("service") == header.service.value and sa.get("action") == header.action
-            for sa in cpa.service_actions
-        )
-    ):
-        return [
-            Finding(
-                ebxml_rules.SERVICE_NOT_ALLOWED,
-                "eb:MessageHeader/eb:Action",
-                f"Service '{header.service.value}' med Action '{header.action}' er ikke "
-                f"avtalt i CPA '{cpa.cpa_id}'.",
-            )
-        ]
-    return []
-
-
-@functools.lru_cache(maxsize=4)
-def _calendar(text: str) -> ReportingCalendar:
-    return parse_reporting_calendar(text)
-
-
-def _apprec_receipt(built: stages.BuiltReceipt) -> ReceiptRecord:
-    return ReceiptRecord(
-        kind=ReceiptKind.APPREC,
-        content_type=built.reply.content_type,
-        body=built.reply.body,
-        reply_ebms_message_id=built.reply.message_id,
-        apprec_xml=built.apprec,
-        apprec_id=built.apprec_id,
-        apprec_status=built.status.value,
-        at=_now(),
-    )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _new_message_id() -> str:
-    return f"{uuid.uuid4()}@kpr-mottak"
-
-
-def _is_signal(header: EbmsHeader) -> bool:
-    """An Acknowledgment or MessageError signal: the ones that are never answered."""
-    return header.is_signal and header.action in SIGNAL_ACTIONS
-
-
-def _her_number(her: str | None) -> int | None:
-    """A HER-id as the registry's integer key, or None when it cannot be one (ASCII digits
-    only: str.isdigit() also accepts e.g. full-width digits; at most 18 digits: BIGINT)."""
-    if her is None or not (her.isascii() and her.isdigit()) or len(her) > 18:
-        return None
-    return int(her)
-
-
-def _kommune_nr(kommuner: Sequence[str]) -> str | None:
-    """The message's municipality: its first kommuneNr, when that is one (4 digits)."""
-    first = kommuner[0] if kommuner else None
-    if first is None or len(first) != 4 or not (first.isascii() and first.isdigit()):
-        return None
-    return first
-
-
-def _fill_transport(message: Message, transport: stages.Transport) -> None:
-    h = transport.header
-    if h is not None:
-        repo.record_header(
-            message,
-            ebms_message_id=h.message_id,
-            conversation_id=h.conversation_id,
-            ref_to_message_id=h.ref_to_message_id,
-            cpa_id=h.cpa_id,
-            service=h.service.value,
-            action=h.action,
-            from_her=first_her_id(h.from_party.party_ids),
-            to_her=first_her_id(h.to_party.party_ids),
-        )
-    else:
-        ctx = transport.reply_context
-        repo.record_header(
-            message,
-            ebms_message_id=ctx.message_id,
-            cpa_id=ctx.cpa_id,
-            from_her=first_her_id(ctx.from_party_ids),
-        )
-    if transport.receiver is not None:
-        message.environment = transport.receiver.environment
-
-
-def _certs(party: Party, usage: CertificateUsage) -> tuple[x509.Certificate, ...]:
-    return tuple(load_certificate(c.pem.encode()) for c in party.certificates if c.usage == usage)
-
-
-def _first_cert(party: Party, usage: CertificateUsage) -> x509.Certificate | None:
-    now = _now()
-    valid = [c for c in party.certificates if c.usage == usage and c.not_after > now]
-    valid.sort(key=lambda c: c.not_after, reverse=True)
-    return load_certificate(valid[0].pem.encode()) if valid else None
