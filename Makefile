@@ -44,7 +44,7 @@ test: install
 PYTEST := $(BIN)/pytest -q -p no:cacheprovider
 
 pytest: install
-	$(PYTEST) -n 2 --dist worksteal -m "not slow and not e2e" \
+	$(PYTEST) -n 2 --dist worksteal -m "not slow and not e2e and not broker" \
 	  --cov=app --cov-report=term:skip-covered --cov-fail-under=95
 
 # The second tier, after `make test` (.ci/run): the real uvicorn processes (`e2e`: workers,
@@ -54,7 +54,7 @@ pytest: install
 # are timed by the clock and want the cores to themselves.
 test-all: install
 	@start=$$(date +%s); status=0; \
-	$(PYTEST) -m "slow or e2e or hypothesis" --hypothesis-profile=ci || status=$$?; \
+	$(PYTEST) -m "slow or e2e or hypothesis or broker" --hypothesis-profile=ci || status=$$?; \
 	echo "make test-all: $$(( $$(date +%s) - start )) s"; exit $$status
 
 format: install
