@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select, text, update
+from sqlalchemy import DateTime, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
@@ -171,10 +171,12 @@ def test_the_upgrade_gives_existing_tokens_a_year(kind: str, tmp_path: Path) -> 
             try:
                 async with engine.begin() as conn:
                     await conn.execute(
+                        # typed, so SQLAlchemy renders it (sqlite3's own adapter is
+                        # deprecated since Python 3.12)
                         text(
                             "INSERT INTO api_token (name, token_hash, role, created_at)"
                             " VALUES ('old', 'h', 'operator', :at)"
-                        ),
+                        ).bindparams(bindparam("at", type_=DateTime(timezone=True))),
                         {"at": datetime(2020, 1, 1, tzinfo=UTC)},
                     )
             finally:
