@@ -8,7 +8,8 @@ intake core implements `IntakePort`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -21,6 +22,7 @@ class InboxMessage:
     queue: str
     envelope: Envelope
     body: bytes
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 class Verdict(StrEnum):

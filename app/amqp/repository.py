@@ -60,7 +60,13 @@ async def due_inbox(sessions: Sessions, limit: int = 16) -> list[InboxMessage]:
             )
         ).all()
         return [
-            InboxMessage(r.id, r.queue, Envelope.from_json(r.properties), await _body(session, r))
+            InboxMessage(
+                r.id,
+                r.queue,
+                Envelope.from_json(r.properties),
+                await _body(session, r),
+                r.received_at,
+            )
             for r in rows
         ]
 

@@ -17,6 +17,7 @@ from app.amqp.repository import inbox_status
 from app.amqp.runner import AmqpRunner
 from app.amqp.setup import declare
 from app.settings import Settings
+from tests.integration.conftest import served
 from tests.integration.test_amqp_inbox import ByPayload, _envelope
 
 pytestmark = pytest.mark.broker
@@ -72,3 +73,24 @@ async def test_a_message_gets_its_answer_on_the_senders_queues(
     assert error.application["originalMessageId"] == "spoof-1"
     assert empty == b""
     assert await inbox_status(sessions, "ok-1") == "done"
+
+
+async def test_the_service_receives_from_its_queues_when_configured(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], her_ids: tuple[int, int]
+) -> None:
+    """KPR_AMQP_URL set: the app's lifespan runs the receiver; the message is in the inbox,
+    accepted on the broker, before any processing."""
+    kpr, sender = her_ids
+    settings = settings.model_copy(update={"amqp_url": BROKER, "amqp_queues": (kpr,)})
+    publisher = Publisher(BROKER, None)
+    async with served(settings):
+        try:
+            envelope = _envelope("svc-1", fromHerId=str(sender), toHerId=str(kpr))
+            await asyncio.to_thread(publisher.send, f"{kpr}_async", envelope, b"\x30\x80")
+        finally:
+            publisher.close()
+        for _ in range(300):
+            if await inbox_status(sessions, "svc-1") is not None:
+                break
+            await asyncio.sleep(0.1)
+    assert await inbox_status(sessions, "svc-1") is not None

@@ -1,0 +1,83 @@
+"""`kpr-mottak amqp setup|listen`: the AMQP 1.0 transport through NHN's Tjenestebuss
+(issue 24, docs/amqp.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from app.cli_common import load_settings
+from app.settings import Settings
+
+amqp_app = typer.Typer(help="IPLOS over AMQP 1.0 (NHN's Tjenestebuss).", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+
+def _url(settings: Settings) -> str:
+    if not settings.amqp_url:
+        err.print("[red]KPR_AMQP_URL is not set: there is no broker[/]")
+        raise typer.Exit(2)
+    return settings.amqp_url
+
+
+@amqp_app.command("setup")
+def setup(
+    her_id: Annotated[
+        list[int] | None, typer.Option("--her-id", help="Also declare this HER-id's queues")
+    ] = None,
+) -> None:
+    """Declare the queues of KPR_AMQP_QUEUES (and --her-id) in RabbitMQ: `{her}_async`,
+    `_sync` (quorum, delivery limit, dead letters to `_dl`), `_error`, `_dl`, `_syncreply`."""
+    from app.amqp.setup import declare
+
+    settings = load_settings()
+    names = declare(_url(settings), [*settings.amqp_queues, *(her_id or [])])
+    console.print(f"declared {len(names)} queues: {', '.join(names)}")
+
+
+@amqp_app.command("listen")
+def listen() -> None:
+    """Receive from the queues of KPR_AMQP_QUEUES until SIGINT/SIGTERM, without the HTTP
+    service (which starts the same receiver itself when KPR_AMQP_URL is set)."""
+    settings = load_settings()
+    _url(settings)
+    asyncio.run(_listen(settings))
+
+
+async def _listen(settings: Settings) -> None:
+    from app.amqp.service import runner_for
+    from app.db import create_engine, session_factory
+    from app.keyring import load_keyring
+    from app.logging import configure_logging
+    from app.metrics import Metrics
+    from app.state import AppState
+
+    configure_logging(settings.log_format)
+    engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    state = AppState(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        metrics=Metrics(),
+        keyring=load_keyring(settings),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await runner_for(state).run(stop)
+    finally:
+        await engine.dispose()
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `amqp` group to the `kpr-mottak` app."""
+    app.add_typer(amqp_app, name="amqp")
