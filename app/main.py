@@ -13,7 +13,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import __version__, sqlite_writer
-from app.amqp.service import start_amqp
 from app.api.docs import install_docs
 from app.api.errors import PROBLEM_JSON, install_error_handlers, problem
 from app.api.parties import router as parties_router
@@ -70,11 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         notifier = start_background(app.state.kpr)  # only when KPR_SMTP_HOST is set
         ops = await start_operations(app.state.kpr)  # CRL refresher, SIGHUP reload, pid file
         feedback = start_refresher(app.state.kpr)  # the open feedback's aggregates (issue 14)
-        amqp = start_amqp(app.state.kpr)  # only when KPR_AMQP_URL is set (issue 24)
         try:
             yield
         finally:
-            await amqp.stop()
             await feedback.stop()
             await ops.stop()
             await notifier.stop()

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 
 from app.amqp.core_adapter import CoreAdapter
 from app.amqp.runner import AmqpRunner
@@ -15,28 +14,17 @@ from app.state import AppState
 log = get_logger(__name__)
 
 
-@dataclass
-class AmqpHandle:
-    stop_event: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-
-    async def stop(self) -> None:
-        self.stop_event.set()
-        if self.task is not None:
-            await self.task
-
-
 def runner_for(state: AppState, interval: float = 5.0) -> AmqpRunner:
     adapter = CoreAdapter(IntakeCore(state), state)
     return AmqpRunner(state.settings, state.sessions, adapter, interval=interval)
 
 
-def start_amqp(state: AppState) -> AmqpHandle:
-    """Start the receiver in the running event loop when KPR_AMQP_URL is set."""
-    handle = AmqpHandle()
-    if state.settings.amqp_url and state.settings.amqp_queues:
-        runner = runner_for(state)
-        handle.task = asyncio.create_task(runner.run(handle.stop_event), name="kpr-amqp")
-    elif state.settings.amqp_url:
+def start_amqp(state: AppState) -> asyncio.Task[None] | None:
+    """Start the receiver in the running event loop when KPR_AMQP_URL is set; cancelling the
+    task stops it (its receiver threads end, the inbox keeps what they stored)."""
+    if not state.settings.amqp_url:
+        return None
+    if not state.settings.amqp_queues:
         log.warning("amqp.no_queues")  # KPR_AMQP_QUEUES names no HER-id
-    return handle
+        return None
+    return asyncio.create_task(runner_for(state).run(asyncio.Event()), name="kpr-amqp")
