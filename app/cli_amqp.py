@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import subprocess
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from app.cli_common import load_settings
 from app.settings import Settings
@@ -81,3 +84,31 @@ async def _listen(settings: Settings) -> None:
 def register(app: typer.Typer) -> None:
     """Add the `amqp` group to the `kpr-mottak` app."""
     app.add_typer(amqp_app, name="amqp")
+
+
+def send_amqp(
+    file: Path, url: str, from_her: str, to_her: str, pki_dir: Path, timeout: float
+) -> int:
+    """`kpr-mottak send --amqp`: 0 an AppRec came on `{from}_async`, 1 an error on
+    `{from}_error`, 2 nothing came (or nothing could be sent)."""
+    from app.amqp import devsender
+
+    try:
+        body = devsender.protect(file.read_bytes(), pki_dir)
+        sent = devsender.message(body, from_her=from_her, to_her=to_her, subject="KPR_IPLOS")
+        answer = devsender.send_and_wait(url, sent, from_her=from_her, to_her=to_her, wait=timeout)
+    except (OSError, ValueError, subprocess.CalledProcessError) as exc:
+        err.print(f"[red]could not send over AMQP: {escape(str(exc))}[/]")
+        return 2
+    except Exception as exc:  # proton's connection errors
+        err.print(f"[red]could not send to {escape(url)}: {type(exc).__name__}: {exc}[/]")
+        return 2
+    if answer is None:
+        err.print(f"[red]no answer on {from_her}_async or {from_her}_error within {timeout} s[/]")
+        return 2
+    console.print(f"sent {sent.id!r} to {to_her}_async; answer on {answer.queue}")
+    for name in ("errorCondition", "errorDescription"):
+        if name in answer.properties:
+            console.print(f"  {name}: {escape(answer.properties[name])}")
+    console.print(f"  subject: {answer.subject}, {len(answer.body)} bytes")
+    return 1 if answer.queue.endswith("_error") else 0

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+from pathlib import Path
 
 import pytest
 from proton.utils import BlockingConnection
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.amqp.envelope import Envelope
@@ -16,6 +18,10 @@ from app.amqp.link import Publisher, connect, from_proton, receiver_address
 from app.amqp.repository import inbox_status
 from app.amqp.runner import AmqpRunner
 from app.amqp.setup import declare
+from app.cli_amqp import send_amqp
+from app.models import AmqpInbox
+from app.security import cms
+from app.security.devpki import DevPki
 from app.settings import Settings
 from tests.integration.conftest import served
 from tests.integration.test_amqp_inbox import ByPayload, _envelope
@@ -94,3 +100,35 @@ async def test_the_service_receives_from_its_queues_when_configured(
                 break
             await asyncio.sleep(0.1)
     assert await inbox_status(sessions, "svc-1") is not None
+
+
+async def test_send_amqp_the_helsenorge_way(
+    settings_with_pki: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    her_ids: tuple[int, int],
+    pki: DevPki,
+    tmp_path: Path,
+) -> None:
+    """`kpr-mottak send --amqp`: its own CMS (signed, then `openssl cms` encrypted) opens with
+    the receiver's CMS code; the AppRec comes back on the sender's `_async` queue."""
+    kpr, sender = her_ids
+    settings = settings_with_pki.model_copy(update={"amqp_url": BROKER, "amqp_queues": (kpr,)})
+    msghead = tmp_path / "msghead.xml"
+    msghead.write_bytes(b"<MsgHead/>")
+    stop = asyncio.Event()
+    task = asyncio.create_task(AmqpRunner(settings, sessions, ByPayload(), interval=0.5).run(stop))
+    try:
+        code = await asyncio.to_thread(
+            send_amqp, msghead, BROKER, str(sender), str(kpr), settings.pki_dir, 30.0
+        )
+    finally:
+        stop.set()
+        await task
+    assert code == 0
+    async with sessions() as session:
+        body = (await session.scalars(select(AmqpInbox.body))).one()
+    opened = cms.decrypt_enveloped(body, [pki.kpr.encryption])
+    assert opened.content is not None
+    signed = cms.verify_signed_data(opened.content)
+    assert signed.content == b"<MsgHead/>"
+    assert signed.signer == pki.municipality.signing.certificate
