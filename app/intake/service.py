@@ -27,14 +27,11 @@ from datetime import UTC, datetime, timedelta
 from typing import IO
 
 import anyio
-from cryptography import x509
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import __version__
-from app.apprec.mapping import error_counts
 from app.apprec.model import KPR_NAME, AppRecStatus, AppRecVersion
-from app.content.calendar import ReportingCalendar, parse_reporting_calendar
+from app.content.calendar import ReportingCalendar
 from app.content.model import ContentContext, HistoryKeys, IplosHistory
 from app.core.findings import Finding
 from app.core.xmlparse import xml_safe
@@ -53,7 +50,20 @@ from app.intake import history as history_repo
 from app.intake import repository as repo
 from app.intake import revocation, stages
 from app.intake import rules as intake_rules
-from app.intake.outcome import Claim, ClaimKey, HistoryRecord, Mail, Outcome, ReceiptRecord
+from app.intake.outcome import Claim, ClaimKey, Outcome, ReceiptRecord
+from app.intake.shared import (
+    Conflict,
+    certs,
+    compose_mails,
+    decide_claim,
+    decide_races,
+    first_cert,
+    her_number,
+    keep_history,
+    record_business,
+    reporting_calendar,
+    utc_now,
+)
 from app.keyring import Keyring
 from app.kommuner import repository as kommune_repo
 from app.kommuner.years import renumbered_alike
@@ -63,21 +73,15 @@ from app.models import (
     Party,
 )
 from app.msghead.checks import msgid_duplicate
-from app.notify.email import compose_notification, warning_counts
 from app.parties import repository as party_repo
 from app.query import totals
 from app.security.certificates import PartyTrust
-from app.security.keys import load_certificate
 from app.settings import ReceiverEnvironment
 from app.state import AppState
 from app.statuses import CertificateUsage, MessageStatus, ReceiptKind
 
 log = get_logger(__name__)
 
-# MsgHead and ebXML say different senders or receivers: spoofing, not a typo (DOMAIN 2.3).
-SPOOFING_RULES = frozenset(
-    {"MSGHEAD-SENDER-NOT-EBXML-FROM", "MSGHEAD-SENDER-NOT-PARTY", "MSGHEAD-RECEIVER-NOT-EBXML-TO"}
-)
 # Of a request that is refused or not (yet) authenticated only this much of the body is kept:
 # enough to see what it was, not a free store for anyone (issue 9).
 RAW_PREFIX_BYTES = 4096
@@ -179,13 +183,6 @@ class _Checked:
     history: IplosHistory | None  # loaded for the content check; None when none ran
 
 
-class _Conflict(Exception):
-    """The write transaction lost a race to another message: check this one again."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
 class _Stop(Exception):
     """Processing ends early with this reply (already recorded in the outcome)."""
 
@@ -200,7 +197,7 @@ class IntakeService:
         self.keys: Keyring = state.keyring
         self.receivers = {str(k): v.value for k, v in self.settings.receivers.items()}
         # only configured years are judged; parsed once per setting, not per message
-        self.calendar: ReportingCalendar = _calendar(self.settings.reporting_calendar)
+        self.calendar: ReportingCalendar = reporting_calendar(self.settings.reporting_calendar)
         self.windows = totals.windows_for(self.settings.reporting_calendar)
 
     # --- entry points -------------------------------------------------------------------
@@ -260,14 +257,14 @@ class IntakeService:
 
     async def _receive(self, req: IntakeRequest) -> tuple[Reply, str, str]:
         """Read the transport, then check the message and write what it decided; a race lost
-        in the write transaction (`_Conflict`) is checked again from the start."""
+        in the write transaction (`Conflict`) is checked again from the start."""
         transport, body_sha256 = await anyio.to_thread.run_sync(lambda: self._read(req))
         env = transport.receiver.environment if transport.receiver else "unknown"
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 # after a race lost, the message is checked holding what it reads
                 out, reply = await self._attempt(req, transport, body_sha256, exclusive=attempt > 1)
-            except _Conflict as lost:
+            except Conflict as lost:
                 log.info("intake.checked_again", reason=lost.reason, attempt=attempt)
                 continue
             for line in out.log_lines:
@@ -305,7 +302,7 @@ class IntakeService:
                 reply = stop.reply
             if not exclusive:
                 await session.commit()  # ends the reads' transaction: the writes start anew
-            out.completed_at = _now()
+            out.completed_at = utc_now()
             await self._write(session, message, out, locked=exclusive)
         return out, reply
 
@@ -319,53 +316,18 @@ class IntakeService:
         self, session: AsyncSession, message: Message, out: Outcome, *, locked: bool
     ) -> None:
         """The one write transaction and its commit (the reply promises the message is
-        stored): the message row, the races (`_decide_races`), then all the outcome holds.
+        stored): the message row, the races (`shared.decide_races`), then all the outcome holds.
         The writer lock is taken only here (`locked`: held since the attempt began), so a
         large message's checks hold up no other message."""
         async with contextlib.nullcontext() if locked else self._writer():
             if out.message_id is None:
                 out.message_id = await repo.add_message(session, message)
             message_id = out.message_id
-            await self._decide_races(session, out)
+            await decide_races(session, out)
             if out.mails_for is not None:
                 out.mails.extend(out.mails_for(message_id))
             await repo.store_outcome(session, out, self.windows, self.keys.register)
             await session.commit()
-
-    async def _decide_claim(self, session: AsyncSession, out: Outcome) -> None:
-        """Make the outcome's dedup claim (once: then it is spent) in a savepoint;
-        `_Conflict` when another message holds it."""
-        claim, message_id = out.claim, out.message_id
-        assert claim is not None
-        assert message_id is not None
-        try:
-            async with session.begin_nested():
-                await repo.claim_message_id(
-                    session,
-                    claim.key.from_party_id,
-                    claim.key.ebms_message_id,
-                    message_id,
-                    claim.content_sha256,
-                )
-        except IntegrityError:
-            raise _Conflict("claimed") from None
-        out.claim = None
-
-    async def _decide_races(self, session: AsyncSession, out: Outcome) -> None:
-        """What the checks read and the write must still find true, decided by the database:
-        the dedup claim's primary key (a copy of this message claimed first: it is then a
-        duplicate) and the versions of the history the content was checked against (a message
-        of the same municipality stored meanwhile). Either lost: roll back, `_Conflict`."""
-        if out.claim is not None and out.release_claim is None:
-            try:
-                await self._decide_claim(session, out)
-            except _Conflict:
-                await session.rollback()
-                raise
-        read = out.history_read
-        if read is not None and not await history_repo.confirm_versions(session, read):
-            await session.rollback()
-            raise _Conflict("history_changed")
 
     def _read(self, req: IntakeRequest) -> tuple[stages.Transport, str]:
         """MIME, SOAP and the ebMS header, and the body's hash (in a worker thread: 50 MB of
@@ -419,7 +381,13 @@ class IntakeService:
         finally:
             opened.close()  # the spooled payload: memory or a temporary file, gone here
         receipt = await self._reply_with_apprec(req, checked)
-        _keep_history(req.outcome, checked, receipt.status)
+        keep_history(
+            req.outcome,
+            environment=checked.environment,
+            business=checked.business,
+            history=checked.history,
+            status=receipt.status,
+        )
         self._queue_notification(req, checked, receipt.status)
         return Reply(200, receipt.reply.body, receipt.reply.content_type)
 
@@ -427,10 +395,8 @@ class IntakeService:
 
     async def _registered_party(self, at: _Arrival) -> _Request:
         """The registered sender named by eb:From, or a generic refusal."""
-        her_number = _her_number(at.message.from_party_id)
-        party = (
-            await party_repo.get_party(at.session, her_number) if her_number is not None else None
-        )
+        number = her_number(at.message.from_party_id)
+        party = await party_repo.get_party(at.session, number) if number is not None else None
         if party is not None:
             return at.from_party(party)
         her = first_her_id(at.header.from_party.party_ids)
@@ -469,7 +435,7 @@ class IntakeService:
         requires_encryption = not party.plaintext_allowed or (
             cpa is not None and cpa.requires_encryption
         )
-        trust = PartyTrust(orgnr=party.orgnr, signing_certs=_certs(party, CertificateUsage.SIGNING))
+        trust = PartyTrust(orgnr=party.orgnr, signing_certs=certs(party, CertificateUsage.SIGNING))
         store = revocation.trust_store(self.state, self.keys)
         return await anyio.to_thread.run_sync(
             lambda: stages.open_message(
@@ -544,7 +510,7 @@ class IntakeService:
         findings.extend(business.findings)
         if msgid_reused and business.msghead is not None:
             findings.append(msgid_duplicate(business.msghead))
-        _record_business(req, business, findings)
+        record_business(req.outcome, req.party, business, findings)
         out.event("validated", findings=len(findings))
         return _Checked(
             business=business, findings=findings, environment=environment, history=history
@@ -635,14 +601,14 @@ class IntakeService:
             raise RuntimeError(f"message {original.message_id} has no stored AppRec")
         apprec_xml, apprec_id = stored.apprec_xml, stored.apprec_id or ""
         status = AppRecStatus(stored.apprec_status)
-        encrypt_to = _first_cert(req.party, CertificateUsage.ENCRYPTION)
+        encrypt_to = first_cert(req.party, CertificateUsage.ENCRYPTION)
         built = await anyio.to_thread.run_sync(
             lambda: stages.wrap_apprec(
                 apprec_xml,
                 apprec_id=apprec_id,
                 status=status,
                 header=req.header,
-                now=_now(),
+                now=utc_now(),
                 reply_message_id=_new_message_id(),
                 encrypt_to=encrypt_to,
                 signer=self.keys.signing,
@@ -757,7 +723,7 @@ class IntakeService:
             content_type=built.content_type,
             body=built.body,
             reply_ebms_message_id=built.message_id,
-            at=_now(),
+            at=utc_now(),
         )
         out.event("receipt_built", reply=ReceiptKind.MESSAGE_ERROR.value, rules=rules)
         out.release_claim = release
@@ -775,7 +741,7 @@ class IntakeService:
                 shown,
                 our_party=our,
                 message_id=_new_message_id(),
-                timestamp=_now(),
+                timestamp=utc_now(),
                 sign=signer,
             )
         )
@@ -783,7 +749,7 @@ class IntakeService:
     async def _reply_with_apprec(self, req: _Request, checked: _Checked) -> stages.BuiltReceipt:
         """The AppRec for the findings, signed and encrypted to the sender, in a signed reply."""
         party, business = req.party, checked.business
-        encrypt_to = _first_cert(party, CertificateUsage.ENCRYPTION)
+        encrypt_to = first_cert(party, CertificateUsage.ENCRYPTION)
         our_her = req.message.to_party_id or next(iter(self.receivers))
         version = (
             AppRecVersion.V1_0 if self.settings.apprec_version == "1.0" else AppRecVersion.V1_1
@@ -796,7 +762,7 @@ class IntakeService:
                 our_her=our_her,
                 our_name=KPR_NAME,
                 sender_name=party.name,
-                now=_now(),
+                now=utc_now(),
                 apprec_id=str(uuid.uuid4()),
                 reply_message_id=_new_message_id(),
                 version=version,
@@ -833,9 +799,9 @@ class IntakeService:
             if not req.exclusive:
                 return None
             try:  # claimed at once, before the history's locks: one order for all writers
-                await self._decide_claim(session, req.outcome)
+                await decide_claim(session, req.outcome)
                 return None
-            except _Conflict:  # another copy claimed it first: this one is its duplicate
+            except Conflict:  # another copy claimed it first: this one is its duplicate
                 req.outcome.claim = None
                 claim = await repo.find_claim(session, from_id, header.message_id)
             if claim is None:  # claimed and given up meanwhile: the sender tries again
@@ -887,7 +853,7 @@ class IntakeService:
                     received_at=message.received_at,
                     status=MessageStatus.FAILED,
                     # answered (with a temporary error): finished, not half-stored
-                    completed_at=_now(),
+                    completed_at=utc_now(),
                     findings=[finding],
                 )
                 out.event("failed", request_id=req.request_id)
@@ -903,7 +869,7 @@ class IntakeService:
         context = ReplyContext()
         our = ebuild.her_party(next(iter(self.receivers)))
         built = ebuild.build_message_error_for(
-            context, [finding], our_party=our, message_id=_new_message_id(), timestamp=_now()
+            context, [finding], our_party=our, message_id=_new_message_id(), timestamp=utc_now()
         )
         return Reply(200, built.body, built.content_type)
 
@@ -912,45 +878,16 @@ class IntakeService:
     def _queue_notification(self, req: _Request, checked: _Checked, status: AppRecStatus) -> None:
         """Queue the email to innsendingsansvarlig (composed in the write transaction, which
         gives the message its id)."""
-        req.outcome.mails_for = functools.partial(self._mails, req, checked, status)
-
-    def _mails(
-        self, req: _Request, checked: _Checked, status: AppRecStatus, message_id: int
-    ) -> list[Mail]:
-        """The email to innsendingsansvarlig: the type 17 contacts of the message and the
-        party's registered ones. No personal data: counts per error code and per warning
-        rule only."""
-        party, message, out, business = req.party, req.message, req.outcome, checked.business
-        recipients: list[str] = []
-        if business is not None and business.content is not None:
-            recipients.extend(business.content.innsendingsansvarlig_emails)
-        recipients.extend(c.email for c in party.contacts if c.role == "innsendingsansvarlig")
-        base = self.settings.public_base_url.rstrip("/")
-        link = (
-            f"{base}/api/v1/kommuner/{out.kommune_nr}/feilliste"
-            if out.kommune_nr
-            else f"{base}/api/v1/messages/{message_id}"
+        req.outcome.mails_for = functools.partial(
+            compose_mails,
+            self.settings,
+            party=req.party,
+            message=req.message,
+            out=req.outcome,
+            business=checked.business,
+            findings=checked.findings,
+            status=status,
         )
-        subject, body = compose_notification(
-            party_name=party.name,
-            her_id=party.her_id,
-            message_ref=message_id,
-            received_at=message.received_at,
-            status_text=status.dn,
-            error_counts=error_counts(checked.findings),
-            link=link,
-            msghead_msg_id=out.msghead_msg_id,
-            receiver=message.to_party_id,
-            environment=message.environment,
-            warnings=warning_counts(checked.findings),
-            rejected=status is AppRecStatus.REJECTED,
-            findings_link=f"{base}/api/v1/messages/{message_id}/findings",
-        )
-        at = _now()
-        return [
-            Mail(recipient=to, subject=subject, body=body, at=at)
-            for to in dict.fromkeys(recipients)
-        ]
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -1010,51 +947,6 @@ def _signal_refused(out: Outcome, findings: Sequence[Finding]) -> Reply:
     return Reply(204, b"", "text/plain; charset=utf-8")
 
 
-def _record_business(req: _Request, business: stages.Business, findings: Sequence[Finding]) -> None:
-    """What the business layers tell about the message, on its row and in the log."""
-    out, party = req.outcome, req.party
-    head = business.msghead
-    if head is not None:
-        out.msghead_msg_id = (
-            repo.fit(head.msg_id, repo.MSGHEAD_MSG_ID_WIDTH) if head.msg_id else None
-        )
-        out.msghead_type = head.type_v[:50] if head.type_v else None
-    if business.content is not None:
-        # Only a municipality the party may report for: findings (with person ids) are
-        # filed under it and read by that municipality's users.
-        kommune = _kommune_nr(business.content.kommuner)
-        allowed = {k.kommune_nr for k in party.kommuner}
-        out.kommune_nr = kommune if kommune in allowed else None
-        out.notification_count = len(business.content.notifications)
-    spoofing = sorted({f.rule.id for f in findings} & SPOOFING_RULES)
-    if spoofing:
-        out.log("warning", "security.spoofing_suspected", party_her_id=party.her_id, rules=spoofing)
-
-
-def _keep_history(out: Outcome, checked: _Checked, status: AppRecStatus) -> None:
-    """What an accepted message establishes, stored in the one commit with its receipt."""
-    business = checked.business
-    if business is None or business.content is None or checked.history is None:
-        return
-    if status is AppRecStatus.REJECTED:
-        # every row read and refused on its own: their løpenummer were received
-        content = business.content
-        if out.kommune_nr is not None and {f.rule.id for f in content.findings} & {
-            "IPL-ALL-DROPPED"
-        }:
-            out.history = HistoryRecord(
-                environment=checked.environment,
-                content=content,
-                before=checked.history,
-                received_only=True,
-            )
-        return
-    out.history = HistoryRecord(
-        environment=checked.environment, content=business.content, before=checked.history
-    )
-    out.event("history_stored", notifications=len(history_repo.new_rows(business.content)))
-
-
 def _cpa_findings(header: EbmsHeader, party: Party) -> list[Finding]:
     """The CPA named must be one of the party's, and allow the Service/Action."""
     if not party.cpas:
@@ -1089,11 +981,6 @@ def _cpa_findings(header: EbmsHeader, party: Party) -> list[Finding]:
     return []
 
 
-@functools.lru_cache(maxsize=4)
-def _calendar(text: str) -> ReportingCalendar:
-    return parse_reporting_calendar(text)
-
-
 def _apprec_receipt(built: stages.BuiltReceipt) -> ReceiptRecord:
     return ReceiptRecord(
         kind=ReceiptKind.APPREC,
@@ -1103,12 +990,8 @@ def _apprec_receipt(built: stages.BuiltReceipt) -> ReceiptRecord:
         apprec_xml=built.apprec,
         apprec_id=built.apprec_id,
         apprec_status=built.status.value,
-        at=_now(),
+        at=utc_now(),
     )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _new_message_id() -> str:
@@ -1118,22 +1001,6 @@ def _new_message_id() -> str:
 def _is_signal(header: EbmsHeader) -> bool:
     """An Acknowledgment or MessageError signal: the ones that are never answered."""
     return header.is_signal and header.action in SIGNAL_ACTIONS
-
-
-def _her_number(her: str | None) -> int | None:
-    """A HER-id as the registry's integer key, or None when it cannot be one (ASCII digits
-    only: str.isdigit() also accepts e.g. full-width digits; at most 18 digits: BIGINT)."""
-    if her is None or not (her.isascii() and her.isdigit()) or len(her) > 18:
-        return None
-    return int(her)
-
-
-def _kommune_nr(kommuner: Sequence[str]) -> str | None:
-    """The message's municipality: its first kommuneNr, when that is one (4 digits)."""
-    first = kommuner[0] if kommuner else None
-    if first is None or len(first) != 4 or not (first.isascii() and first.isdigit()):
-        return None
-    return first
 
 
 def _fill_transport(message: Message, transport: stages.Transport) -> None:
@@ -1160,14 +1027,3 @@ def _fill_transport(message: Message, transport: stages.Transport) -> None:
         )
     if transport.receiver is not None:
         message.environment = transport.receiver.environment
-
-
-def _certs(party: Party, usage: CertificateUsage) -> tuple[x509.Certificate, ...]:
-    return tuple(load_certificate(c.pem.encode()) for c in party.certificates if c.usage == usage)
-
-
-def _first_cert(party: Party, usage: CertificateUsage) -> x509.Certificate | None:
-    now = _now()
-    valid = [c for c in party.certificates if c.usage == usage and c.not_after > now]
-    valid.sort(key=lambda c: c.not_after, reverse=True)
-    return load_certificate(valid[0].pem.encode()) if valid else None

@@ -522,3 +522,51 @@ def _check_document_signer(signer: x509.Certificate, policy: _PayloadPolicy) -> 
 
 def _subject(cert: x509.Certificate | None) -> str | None:
     return cert.subject.rfc4514_string() if cert is not None else None
+
+
+def open_payload_bytes(
+    data: bytes,
+    *,
+    party: PartyTrust,
+    trust: TrustStore,
+    keys: Sequence[KeyPair],
+    now: datetime,
+    max_inflated: int,
+    max_elements: int,
+) -> Opened:
+    """A payload a transport already took out of its framing (the transport seam): CMS
+    EnvelopedData, decrypted, then its business signature (CMS SignedData inside, or the
+    MsgHead's enveloped ds:Signature) and signer, as `open_message` does for the ebXML part.
+    The caller closes the `Opened`."""
+    policy = _PayloadPolicy(
+        party=party,
+        trust=trust,
+        keys=keys,
+        now=now,
+        requires_signing=True,
+        requires_encryption=True,
+        max_inflated=max_inflated,
+        max_elements=max_elements,
+    )
+    unpacked = _decrypt(data, keys=keys, max_inflated=max_inflated)
+    opened: Opened | None = None
+    try:
+        opened = _judge_payload(unpacked, policy)
+        return Opened(
+            opened.content,
+            opened.transport_findings,
+            opened.business_findings,
+            opened.transient,
+            None,
+            opened.document_signer,
+            opened.encrypted,
+            opened.events,
+            # no envelope signature here: the business signature is the authentication
+            authenticated=opened.document_signer is not None
+            and not opened.transport_findings
+            and not opened.business_findings,
+            size=opened.size,
+        )
+    finally:
+        if unpacked.content is not None and (opened is None or opened.content is None):
+            unpacked.content.close()
