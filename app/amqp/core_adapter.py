@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from cryptography import x509
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.amqp.conditions import ErrorCondition
 from app.amqp.core_port import InboxMessage, PortOutcome, Verdict
@@ -23,25 +23,40 @@ from app.intake.received import (
     ReceivedPayload,
     TransportAudit,
 )
-from app.models import Party, PartyCertificate
+from app.models import Message, Party, PartyCertificate
 from app.security import cms
 from app.state import AppState
 
-# The core's condition codes (ebXML style) by what they name, to Helsenorge's conditions.
+# The findings that name a Helsenorge condition: certificates, and the MsgHead sender that is
+# not the `fromHerId` (a spoofing attack in Helsenorge's terms, an error and no AppRec).
+_BY_RULE: dict[str, ErrorCondition] = {
+    "SEC-CERT-REVOKED": ErrorCondition.REVOKED_CERTIFICATE,
+    "SEC-MSG-CERT-REVOKED": ErrorCondition.REVOKED_CERTIFICATE,
+    "SEC-CERT-VALIDITY": ErrorCondition.EXPIRED_CERTIFICATE,
+    "SEC-MSG-CERT-VALIDITY": ErrorCondition.EXPIRED_CERTIFICATE,
+    "SEC-CERT-UNKNOWN": ErrorCondition.UNVERIFIED_CERTIFICATE,
+    "SEC-MSG-CERT-UNKNOWN": ErrorCondition.UNVERIFIED_CERTIFICATE,
+    "SEC-CERT-ORGNR": ErrorCondition.INVALID_CERTIFICATE,
+    "SEC-MSG-CERT-ORGNR": ErrorCondition.INVALID_CERTIFICATE,
+    "SEC-CERT-KEY-USAGE": ErrorCondition.INVALID_CERTIFICATE,
+    "SEC-MSG-CERT-KEY-USAGE": ErrorCondition.INVALID_CERTIFICATE,
+    "SEC-CMS-NO-RECIPIENT": ErrorCondition.INVALID_CERTIFICATE,
+    "SEC-CMS-DECRYPT": ErrorCondition.INVALID_CERTIFICATE,
+    "SEC-CMS-MALFORMED": ErrorCondition.UNSUPPORTED_MESSAGE,
+    "SEC-CMS-ALGORITHM": ErrorCondition.UNSUPPORTED_MESSAGE,
+    "MSGHEAD-SENDER-NOT-EBXML-FROM": ErrorCondition.SPOOFING_ATTACK,
+    "MSGHEAD-SENDER-NOT-PARTY": ErrorCondition.SPOOFING_ATTACK,
+}
+_SPOOFING = frozenset(r for r, c in _BY_RULE.items() if c is ErrorCondition.SPOOFING_ATTACK)
+# The core's condition codes (ebXML style) by what they name, when no finding says more.
 _BY_WORD: tuple[tuple[str, ErrorCondition], ...] = (
     ("spoof", ErrorCondition.SPOOFING_ATTACK),
     ("revoked", ErrorCondition.REVOKED_CERTIFICATE),
     ("expired", ErrorCondition.EXPIRED_CERTIFICATE),
-    ("missing-cert", ErrorCondition.MISSING_CERTIFICATE),
-    ("unverified", ErrorCondition.UNVERIFIED_CERTIFICATE),
-    ("untrusted", ErrorCondition.UNVERIFIED_CERTIFICATE),
     ("cert", ErrorCondition.INVALID_CERTIFICATE),
-    ("signature", ErrorCondition.INVALID_CERTIFICATE),
     ("decrypt", ErrorCondition.INVALID_CERTIFICATE),
     ("xml", ErrorCondition.NOT_WELL_FORMED_XML),
-    ("size", ErrorCondition.UNSUPPORTED_MESSAGE),
     ("unsupported", ErrorCondition.UNSUPPORTED_MESSAGE),
-    ("internal", ErrorCondition.INTERNAL_ERROR),
 )
 
 
@@ -60,6 +75,22 @@ def error_condition(condition: str | None) -> ErrorCondition:
             if word in lowered:
                 return mapped
     return ErrorCondition.INVALID_FIELD_VALUE
+
+
+def refusal_of(outcome: CoreOutcome) -> Refusal:
+    """The error for `{sender}_error`: the first finding that names a condition, else the
+    core's condition code."""
+    for finding in outcome.findings:
+        mapped = _BY_RULE.get(finding.rule.id)
+        if mapped is ErrorCondition.SPOOFING_ATTACK:
+            return Refusal(mapped, finding.detail)
+        if mapped is not None:
+            return Refusal(mapped, finding.rule.text_no)
+    return Refusal(error_condition(outcome.condition), outcome.reason or "Meldingen ble avvist.")
+
+
+def spoofed(outcome: CoreOutcome) -> bool:
+    return any(f.rule.id in _SPOOFING for f in outcome.findings)
 
 
 def received_payload(message: InboxMessage) -> ReceivedPayload:
@@ -90,16 +121,23 @@ class CoreAdapter:
 
     async def process(self, message: InboxMessage) -> PortOutcome:
         outcome = await self.core.process(received_payload(message))
+        await self.mark_transport(outcome.message_id)
         if outcome.kind is OutcomeKind.TEMPORARY:
             return PortOutcome(Verdict.RETRY, message_id=outcome.message_id, reason=outcome.reason)
-        if outcome.kind is OutcomeKind.REFUSED or outcome.apprec is None:
-            refusal = Refusal(
-                error_condition(outcome.condition),
-                outcome.reason or "Meldingen ble avvist.",
-            )
+        if outcome.kind is OutcomeKind.REFUSED or outcome.apprec is None or spoofed(outcome):
+            refusal = refusal_of(outcome)
             return PortOutcome(Verdict.ERROR, refusal=refusal, message_id=outcome.message_id)
         protected = await self.protect(outcome.apprec, message.envelope.from_her_id)
         return PortOutcome(Verdict.APPREC, apprec=protected, message_id=outcome.message_id)
+
+    async def mark_transport(self, message_id: int | None) -> None:
+        """The audit's row says it came by AMQP (the core writes the transport-neutral row)."""
+        if message_id is None:
+            return
+        async with self.state.sessions() as session, session.begin():
+            await session.execute(
+                update(Message).where(Message.id == message_id).values(transport="amqp")
+            )
 
     async def protect(self, apprec: bytes, her_id: int | None) -> bytes:
         """Sign (KPR's signing key) then encrypt to the party's encryption certificate."""

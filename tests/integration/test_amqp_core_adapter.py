@@ -12,12 +12,15 @@ from typer.testing import CliRunner
 from app.amqp.conditions import ErrorCondition
 from app.amqp.core_adapter import CoreAdapter, error_condition, received_payload
 from app.amqp.core_port import InboxMessage, Verdict
-from app.amqp.envelope import CONTENT_TYPE, Envelope
+from app.amqp.envelope import CONTENT_TYPE, Envelope, Refusal
 from app.cli import app as cli
+from app.core.findings import Finding
 from app.intake.received import CoreOutcome, OutcomeKind, PayloadProtection, ReceivedPayload
 from app.keyring import load_keyring
 from app.metrics import Metrics
+from app.msghead import rules as msghead_rules
 from app.security import cms
+from app.security import rules as security_rules
 from app.security.devpki import DevPki
 from app.settings import Settings
 from app.state import AppState
@@ -73,12 +76,13 @@ def test_the_payload_handed_to_the_core() -> None:
     ("condition", "expected"),
     [
         ("abuse:spoofing-attack", ErrorCondition.SPOOFING_ATTACK),
-        ("SECURITY.CERT_REVOKED", ErrorCondition.REVOKED_CERTIFICATE),
+        ("cert-revoked", ErrorCondition.REVOKED_CERTIFICATE),
         ("certificate-expired", ErrorCondition.EXPIRED_CERTIFICATE),
         ("DecryptionFailed", ErrorCondition.INVALID_CERTIFICATE),
         ("SenderMismatch-spoofing", ErrorCondition.SPOOFING_ATTACK),
         ("NotWellFormedXml", ErrorCondition.NOT_WELL_FORMED_XML),
-        ("UnknownParty", ErrorCondition.INVALID_FIELD_VALUE),
+        ("unsupported", ErrorCondition.UNSUPPORTED_MESSAGE),
+        ("NotAuthenticated", ErrorCondition.INVALID_FIELD_VALUE),
         (None, ErrorCondition.INVALID_FIELD_VALUE),
     ],
 )
@@ -114,17 +118,29 @@ async def test_refused_and_temporary(state: AppState) -> None:
     refused = CoreOutcome(
         kind=OutcomeKind.REFUSED,
         message_id=None,
-        condition="revoked-certificate",
-        reason="Sertifikatet er tilbakekalt.",
+        findings=(Finding(security_rules.MSG_CERT_REVOKED, "CMS", "tilbakekalt"),),
+        condition="NotAuthenticated",
+        reason="Kontroller avsenders HER-id, signatur og sertifikat.",
     )
     outcome = await CoreAdapter(Answers(refused), state).process(_message(1))
     assert outcome.verdict is Verdict.ERROR
     assert outcome.refusal is not None
     assert outcome.refusal.condition is ErrorCondition.REVOKED_CERTIFICATE
-    assert outcome.refusal.description == "Sertifikatet er tilbakekalt."
+    assert outcome.refusal.description == security_rules.MSG_CERT_REVOKED.text_no
     later = CoreOutcome(kind=OutcomeKind.TEMPORARY, message_id=None, reason="crl offline")
     outcome = await CoreAdapter(Answers(later), state).process(_message(1))
     assert (outcome.verdict, outcome.reason) == (Verdict.RETRY, "crl offline")
+
+
+async def test_a_msghead_sender_not_the_from_her_id_is_spoofing(state: AppState) -> None:
+    """Stored with its AppRec by the core, but Helsenorge's answer is the error, no AppRec."""
+    finding = Finding(msghead_rules.SENDER_NOT_EBXML_FROM, "MsgHead", "HER-id 1 mot 2")
+    answered = CoreOutcome(
+        kind=OutcomeKind.ANSWERED, message_id=None, apprec=b"<A/>", findings=(finding,)
+    )
+    outcome = await CoreAdapter(Answers(answered), state).process(_message(1))
+    assert outcome.verdict is Verdict.ERROR
+    assert outcome.refusal == Refusal(ErrorCondition.SPOOFING_ATTACK, "HER-id 1 mot 2")
 
 
 def test_the_cli_needs_a_broker_url(monkeypatch: pytest.MonkeyPatch) -> None:
