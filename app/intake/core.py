@@ -322,26 +322,8 @@ class IntakeCore:
         """The AppRec for the findings (the transport signs and encrypts it as it sends it),
         and what an accepted message establishes."""
         party, out = at.party, at.outcome
-        msghead = business.msghead if business else None
-        fallback = AppRecParty(name=party.name, her_id=str(party.her_id))
         apprec_id = str(uuid.uuid4())
-        version = (
-            AppRecVersion.V1_0 if self.settings.apprec_version == "1.0" else AppRecVersion.V1_1
-        )
-        apprec = build_receipt(
-            findings,
-            sender=AppRecParty(name=KPR_NAME, her_id=at.received.to_her_id),
-            receiver=receiver_from_msghead(msghead, fallback=fallback),
-            original=original_from_msghead(
-                msghead,
-                received_at=at.received.received_at,
-                fallback_id=at.received.transport_message_id,
-            ),
-            now=utc_now(),
-            apprec_id=apprec_id,
-            version=version,
-            software_version=__version__,
-        )
+        apprec = self._build_apprec(at, findings, business, apprec_id)
         status = receipt_outcome(findings).status
         out.status = MessageStatus.of_apprec(status)
         out.findings.extend(findings)
@@ -376,6 +358,34 @@ class IntakeCore:
             apprec=apprec,
             apprec_status=status,
             findings=tuple(findings),
+        )
+
+    def _build_apprec(
+        self,
+        at: _FromParty,
+        findings: list[Finding],
+        business: stages.Business | None,
+        apprec_id: str,
+    ) -> bytes:
+        """The AppRec XML (unsigned: the transport protects it as it sends it)."""
+        msghead = business.msghead if business else None
+        fallback = AppRecParty(name=at.party.name, her_id=str(at.party.her_id))
+        version = (
+            AppRecVersion.V1_0 if self.settings.apprec_version == "1.0" else AppRecVersion.V1_1
+        )
+        return build_receipt(
+            findings,
+            sender=AppRecParty(name=KPR_NAME, her_id=at.received.to_her_id),
+            receiver=receiver_from_msghead(msghead, fallback=fallback),
+            original=original_from_msghead(
+                msghead,
+                received_at=at.received.received_at,
+                fallback_id=at.received.transport_message_id,
+            ),
+            now=utc_now(),
+            apprec_id=apprec_id,
+            version=version,
+            software_version=__version__,
         )
 
     # --- the one write transaction ---------------------------------------------------------

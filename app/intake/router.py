@@ -14,7 +14,8 @@ from starlette.requests import ClientDisconnect
 from app import bodies
 from app.api.errors import PROBLEM_JSON, problem
 from app.bodies import BodySpool, Reservation
-from app.intake.service import IntakeRequest, IntakeService, Reply, SpooledBody
+from app.intake.ebms.request import IntakeRequest, Reply, SpooledBody
+from app.intake.service import IntakeService
 from app.logging import get_logger
 from app.state import AppState
 

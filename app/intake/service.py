@@ -34,23 +34,26 @@ from app.apprec.model import KPR_NAME, AppRecStatus, AppRecVersion
 from app.content.calendar import ReportingCalendar
 from app.content.model import ContentContext, HistoryKeys, IplosHistory
 from app.core.findings import Finding
-from app.core.xmlparse import xml_safe
 from app.deadlines import repository as deadline_repo
-from app.ebxml import build as ebuild
 from app.ebxml import rules as ebxml_rules
 from app.ebxml.envelope import (
-    ACTION_ACKNOWLEDGMENT,
-    ACTION_MESSAGE_ERROR,
     EbmsHeader,
-    ReplyContext,
     first_her_id,
 )
-from app.ebxml.envelope import Party as EbxmlParty
 from app.intake import history as history_repo
 from app.intake import repository as repo
 from app.intake import revocation, stages
 from app.intake import rules as intake_rules
-from app.intake.outcome import Claim, ClaimKey, Outcome, ReceiptRecord
+from app.intake.ebms.header import (
+    cpa_findings,
+    fill_transport,
+    is_signal,
+    record_arrival,
+    signal_refused,
+)
+from app.intake.ebms.replies import EbmsReplies, apprec_receipt, new_message_id
+from app.intake.ebms.request import IntakeRequest, Reply, new_message
+from app.intake.outcome import Claim, ClaimKey, Outcome
 from app.intake.shared import (
     Conflict,
     certs,
@@ -78,59 +81,14 @@ from app.query import totals
 from app.security.certificates import PartyTrust
 from app.settings import ReceiverEnvironment
 from app.state import AppState
-from app.statuses import CertificateUsage, MessageStatus, ReceiptKind
+from app.statuses import CertificateUsage, MessageStatus
 
 log = get_logger(__name__)
 
-# Of a request that is refused or not (yet) authenticated only this much of the body is kept:
-# enough to see what it was, not a free store for anyone (issue 9).
-RAW_PREFIX_BYTES = 4096
 # A race lost in the write transaction is checked again; so many in a row is a temporary
 # failure (the sender sends it again later).
 _ATTEMPTS = 3
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING}
-# Signals are answered with nothing: never a MessageError to a MessageError (ebMS 2.0 §4.2).
-SIGNAL_ACTIONS = frozenset({ACTION_ACKNOWLEDGMENT, ACTION_MESSAGE_ERROR})
-
-
-@dataclass(frozen=True, slots=True)
-class SpooledBody:
-    """A request body as it arrived: in a temporary file (in memory up to a threshold, then
-    on disk), with its size and SHA-256 computed while it was read."""
-
-    file: IO[bytes]
-    size: int
-    sha256: str
-
-    def read_and_close(self) -> bytes:
-        try:
-            self.file.seek(0)
-            return self.file.read()
-        finally:
-            self.file.close()
-
-
-@dataclass(frozen=True, slots=True)
-class IntakeRequest:
-    body: bytes
-    content_type: str | None
-    soap_action: str | None
-    remote_addr: str | None
-    request_id: str
-    received_at: datetime
-    # the body until `receive` has an intake slot for it (then `body`, and its hash here)
-    spooled: SpooledBody | None = None
-    body_sha256: str | None = None
-
-    def with_spooled(self, spooled: SpooledBody) -> IntakeRequest:
-        return replace(self, spooled=spooled)
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    status_code: int
-    body: bytes
-    content_type: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,41 +157,13 @@ class IntakeService:
         # only configured years are judged; parsed once per setting, not per message
         self.calendar: ReportingCalendar = reporting_calendar(self.settings.reporting_calendar)
         self.windows = totals.windows_for(self.settings.reporting_calendar)
-
-    # --- entry points -------------------------------------------------------------------
+        self.replies = EbmsReplies(state, self.windows)
 
     async def refuse_too_large(self, req: IntakeRequest, size: int) -> str:
-        finding = Finding(
-            intake_rules.TOO_LARGE,
-            "HTTP body",
-            f"Meldingen er {size} byte; største tillatte størrelse er "
-            f"{self.settings.max_message_bytes} byte (pakket). Del opp meldingen.",
-        )
-        message_id: int | None = None
-        try:
-            async with self.state.sessions() as session:
-                message = self._new_message(req, size=size, sha256=None)
-                message.raw = None
-                message.raw_ref = "not read: larger than KPR_MAX_MESSAGE_BYTES"
-                message_id = await repo.add_message(session, message)
-                out = Outcome(
-                    message_id=message_id,
-                    environment=message.environment,
-                    received_at=message.received_at,
-                    status=MessageStatus.TOO_LARGE,
-                    completed_at=req.received_at,
-                    findings=[finding],
-                )
-                out.event_at(req.received_at, "received", size=size)
-                out.event_at(req.received_at, "refused", reason="too_large")
-                await repo.store_outcome(session, out, self.windows, self.keys.register)
-                await session.commit()
-        except Exception as exc:  # the database is down: the answer is still 413, not a 500
-            log.error("intake.store_too_large_failed", error_type=type(exc).__name__)
-        self.state.metrics.messages.labels("TOO_LARGE", "unknown").inc()
-        log.info("intake.refused_too_large", message_id=message_id, size=size)
-        # the detail of the 413 the transport answers (the HTTP router: a problem body)
-        return f"{finding.rule.text_no} {finding.detail}"
+        """A body over the cap, stored as refused; the 413's detail (`EbmsReplies`)."""
+        return await self.replies.refuse_too_large(req, size)
+
+    # --- entry points -------------------------------------------------------------------
 
     async def receive(self, req: IntakeRequest) -> Reply:
         started = datetime.now(UTC)
@@ -248,7 +178,7 @@ class IntakeService:
                 error_type=type(exc).__name__,
                 where=error_location(exc),
             )
-            reply, status, env = await self._store_failure(req), "FAILED", "unknown"
+            reply, status, env = await self.replies.store_failure(req), "FAILED", "unknown"
         self.state.metrics.messages.labels(status, env).inc()
         self.state.metrics.intake_seconds.observe((datetime.now(UTC) - started).total_seconds())
         return reply
@@ -288,12 +218,12 @@ class IntakeService:
             self._writer() if exclusive else contextlib.nullcontext(),
             self.state.sessions() as session,
         ):
-            message = self._new_message(req, size=len(req.body), sha256=body_sha256)
-            _fill_transport(message, transport)
+            message = new_message(req, size=len(req.body), sha256=body_sha256)
+            fill_transport(message, transport)
             out = Outcome(environment=message.environment, received_at=message.received_at)
             if exclusive:
                 out.message_id = await repo.add_message(session, message)
-            _record_arrival(out, req, transport)
+            record_arrival(out, req, transport)
             try:
                 reply = await self._after_transport(
                     session, message, transport, req.body, out, exclusive=exclusive
@@ -355,10 +285,10 @@ class IntakeService:
     ) -> Reply:
         """A transport that could not be read is answered here; the rest is `_process`."""
         header = transport.header
-        if header is not None and transport.findings and _is_signal(header):
-            return _signal_refused(out, transport.findings)
+        if header is not None and transport.findings and is_signal(header):
+            return signal_refused(out, transport.findings)
         if transport.findings or header is None:
-            return await self._message_error(out, transport, transport.findings, sign=False)
+            return await self.replies.message_error(out, transport, transport.findings, sign=False)
         arrival = _Arrival(
             session=session,
             message=message,
@@ -460,13 +390,13 @@ class IntakeService:
         out, transport = req.outcome, req.transport
         findings = await self._registry_checks(req)
         if findings:
-            raise _Stop(await self._message_error(out, transport, findings))
+            raise _Stop(await self.replies.message_error(out, transport, findings))
         if req.header.is_signal:
             raise _Stop(await self._signal(req))
         if opened.transport_findings:
             release = req.claim_key() if opened.transient else None
             raise _Stop(
-                await self._message_error(
+                await self.replies.message_error(
                     out, transport, opened.transport_findings, release=release
                 )
             )
@@ -538,7 +468,9 @@ class IntakeService:
                 f"Action '{req.header.action}' stemmer ikke med MsgInfo/Type '{type_v}'. Uten "
                 "avtalt CPA skal Action være lik MsgInfo/Type.",
             )
-            raise _Stop(await self._message_error(req.outcome, req.transport, [wrong_action]))
+            raise _Stop(
+                await self.replies.message_error(req.outcome, req.transport, [wrong_action])
+            )
         return read
 
     async def _msgid_reused(
@@ -609,7 +541,7 @@ class IntakeService:
                 status=status,
                 header=req.header,
                 now=utc_now(),
-                reply_message_id=_new_message_id(),
+                reply_message_id=new_message_id(),
                 encrypt_to=encrypt_to,
                 signer=self.keys.signing,
             )
@@ -617,7 +549,7 @@ class IntakeService:
         out = req.outcome
         out.status = MessageStatus.DUPLICATE
         out.msghead_msg_id = repo.fit(msg_id, repo.MSGHEAD_MSG_ID_WIDTH)
-        out.receipt = _apprec_receipt(built)
+        out.receipt = apprec_receipt(built)
         out.event("msghead_resend", original=original.message_id)
         out.log("info", "intake.msghead_resend", original=original.message_id)
         return Reply(200, built.reply.body, built.reply.content_type)
@@ -626,7 +558,7 @@ class IntakeService:
         """CPA, Service/Action and RefToMessageId: only once the sender is authenticated, so
         an outsider learns neither a party's CPA ids nor which MessageIds KPR knows."""
         header, party = req.header, req.party
-        findings = _cpa_findings(header, party)
+        findings = cpa_findings(header, party)
         if (
             not header.is_signal
             and header.ref_to_message_id
@@ -652,8 +584,8 @@ class IntakeService:
         HER-id, bad signature, wrong certificate): the answer must not tell an outsider which
         HER-ids are registered. A temporary failure keeps its text so the sender retries. A
         signal gets no answer at all."""
-        if _is_signal(at.header):
-            return _signal_refused(at.outcome, findings)
+        if is_signal(at.header):
+            return signal_refused(at.outcome, findings)
         public = (
             list(findings)
             if transient
@@ -666,7 +598,7 @@ class IntakeService:
                 )
             ]
         )
-        return await self._message_error(
+        return await self.replies.message_error(
             at.outcome,
             at.transport,
             findings,
@@ -679,14 +611,14 @@ class IntakeService:
         """An authenticated ebMS signal: recorded, never a report, never answered with an
         AppRec or an email."""
         header, out = req.header, req.outcome
-        if not _is_signal(header):
+        if not is_signal(header):
             finding = Finding(
                 ebxml_rules.SIGNAL_NOT_SUPPORTED,
                 "eb:MessageHeader/eb:Action",
                 f"Signalet '{header.action[:60]}' støttes ikke. KPR tar imot Acknowledgment og "
                 "MessageError.",
             )
-            return await self._message_error(out, req.transport, [finding])
+            return await self.replies.message_error(out, req.transport, [finding])
         out.status = MessageStatus.SIGNAL
         out.event(
             "signal",
@@ -698,53 +630,6 @@ class IntakeService:
         return Reply(204, b"", "text/plain; charset=utf-8")
 
     # --- replies --------------------------------------------------------------------------
-
-    async def _message_error(
-        self,
-        out: Outcome,
-        transport: stages.Transport,
-        findings: Sequence[Finding],
-        *,
-        release: ClaimKey | None = None,
-        public: Sequence[Finding] | None = None,
-        sign: bool = True,
-    ) -> Reply:
-        """A MessageError: `findings` are stored; `public` (default: the same) go to the
-        sender. `sign` only once the sender is authenticated: KPR never signs an answer over
-        references chosen by someone it does not know. `release`: a temporary failure gives up
-        its dedup claim, so the retry is processed afresh."""
-        shown = list(findings if public is None else public)
-        built = await self._build_message_error(transport, shown, sign=sign)
-        rules = sorted({f.rule.id for f in findings})
-        out.status = MessageStatus.MESSAGE_ERROR
-        out.findings.extend(findings)
-        out.receipt = ReceiptRecord(
-            kind=ReceiptKind.MESSAGE_ERROR,
-            content_type=built.content_type,
-            body=built.body,
-            reply_ebms_message_id=built.message_id,
-            at=utc_now(),
-        )
-        out.event("receipt_built", reply=ReceiptKind.MESSAGE_ERROR.value, rules=rules)
-        out.release_claim = release
-        out.log("info", "intake.message_error", rules=rules)
-        return Reply(200, built.body, built.content_type)
-
-    async def _build_message_error(
-        self, transport: stages.Transport, shown: Sequence[Finding], *, sign: bool
-    ) -> ebuild.BuiltMessage:
-        signer = stages.envelope_signer(self.keys.signing) if sign else None
-        our = self._our_party(transport)
-        return await anyio.to_thread.run_sync(
-            lambda: ebuild.build_message_error_for(
-                transport.reply_context,
-                shown,
-                our_party=our,
-                message_id=_new_message_id(),
-                timestamp=utc_now(),
-                sign=signer,
-            )
-        )
 
     async def _reply_with_apprec(self, req: _Request, checked: _Checked) -> stages.BuiltReceipt:
         """The AppRec for the findings, signed and encrypted to the sender, in a signed reply."""
@@ -764,7 +649,7 @@ class IntakeService:
                 sender_name=party.name,
                 now=utc_now(),
                 apprec_id=str(uuid.uuid4()),
-                reply_message_id=_new_message_id(),
+                reply_message_id=new_message_id(),
                 version=version,
                 software_version=__version__,
                 encrypt_to=encrypt_to,
@@ -775,7 +660,7 @@ class IntakeService:
         out.status = MessageStatus.of_apprec(built.status)
         out.findings.extend(checked.findings)
         out.findings_kommuner = frozenset(k.kommune_nr for k in party.kommuner)
-        out.receipt = _apprec_receipt(built)
+        out.receipt = apprec_receipt(built)
         out.event(
             "receipt_built",
             reply="apprec",
@@ -813,7 +698,7 @@ class IntakeService:
                 f"MessageId '{header.message_id}' er allerede brukt av en annen melding "
                 "med annet innhold. Gi hver ny melding en ny MessageId.",
             )
-            return await self._message_error(req.outcome, transport, [finding])
+            return await self.replies.message_error(req.outcome, transport, [finding])
         stored = await repo.receipt_for(session, claim.message_id)
         if stored is None:  # cannot happen: claim and receipt commit together
             return await self._temporary_failure(req)
@@ -828,50 +713,9 @@ class IntakeService:
             "eb:MessageHeader/eb:MessageData/eb:MessageId",
             "Meldingen kunne ikke behandles nå. Send den på nytt om litt.",
         )
-        return await self._message_error(
+        return await self.replies.message_error(
             at.outcome, at.transport, [finding], release=at.claim_key()
         )
-
-    async def _store_failure(self, req: IntakeRequest) -> Reply:
-        finding = Finding(
-            intake_rules.INTERNAL_ERROR,
-            "kpr-mottak",
-            "Send meldingen på nytt om litt. Vedvarer feilen, kontakt KPR med "
-            f"referanse {req.request_id}.",
-        )
-        try:
-            async with self.state.sessions() as session:
-                message = self._new_message(
-                    req,
-                    size=len(req.body),
-                    sha256=req.body_sha256 or hashlib.sha256(req.body).hexdigest(),
-                    full=True,
-                )
-                out = Outcome(
-                    message_id=await repo.add_message(session, message),
-                    environment=message.environment,
-                    received_at=message.received_at,
-                    status=MessageStatus.FAILED,
-                    # answered (with a temporary error): finished, not half-stored
-                    completed_at=utc_now(),
-                    findings=[finding],
-                )
-                out.event("failed", request_id=req.request_id)
-                await repo.store_outcome(session, out, self.windows, self.keys.register)
-                await session.commit()
-        except Exception as exc:  # the database itself is down: nothing stored, still answer
-            log.error("intake.store_failure_failed", error_type=type(exc).__name__)
-            finding = Finding(
-                intake_rules.UNAVAILABLE,
-                "kpr-mottak",
-                f"Send meldingen på nytt om litt. Referanse {req.request_id}.",
-            )
-        context = ReplyContext()
-        our = ebuild.her_party(next(iter(self.receivers)))
-        built = ebuild.build_message_error_for(
-            context, [finding], our_party=our, message_id=_new_message_id(), timestamp=utc_now()
-        )
-        return Reply(200, built.body, built.content_type)
 
     # --- notification ---------------------------------------------------------------------
 
@@ -891,32 +735,6 @@ class IntakeService:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _new_message(
-        self, req: IntakeRequest, *, size: int, sha256: str | None, full: bool = False
-    ) -> Message:
-        """The request's row. Only a prefix of the body is kept until the sender is
-        authenticated (`_authenticate` then stores all of it); `full` for an internal
-        failure, which must not lose a message."""
-        kept = req.body if full or len(req.body) <= RAW_PREFIX_BYTES else None
-        return Message(
-            received_at=req.received_at,
-            request_id=req.request_id,
-            remote_addr=req.remote_addr,
-            # header text may hold control characters; PostgreSQL text cannot hold NUL
-            content_type=xml_safe(req.content_type or "")[:1000],
-            size_bytes=size,
-            sha256=sha256,
-            raw=kept if kept is not None else req.body[:RAW_PREFIX_BYTES],
-            raw_ref=None
-            if kept is not None
-            else f"first {RAW_PREFIX_BYTES} of {len(req.body)} bytes: not authenticated",
-            status=MessageStatus.RECEIVED,
-        )
-
-    def _our_party(self, transport: stages.Transport) -> EbxmlParty:
-        her = transport.receiver.her_id if transport.receiver else next(iter(self.receivers))
-        return ebuild.her_party(her)
-
 
 async def _loaded(req: IntakeRequest) -> IntakeRequest:
     """The spooled body read into memory once the request has an intake slot: bodies that
@@ -926,104 +744,3 @@ async def _loaded(req: IntakeRequest) -> IntakeRequest:
         return req
     body = await anyio.to_thread.run_sync(spooled.read_and_close)
     return replace(req, body=body, spooled=None, body_sha256=spooled.sha256)
-
-
-def _record_arrival(out: Outcome, req: IntakeRequest, transport: stages.Transport) -> None:
-    out.event_at(
-        req.received_at,
-        "received",
-        size=len(req.body),
-        soap_action=xml_safe(req.soap_action)[:100] if req.soap_action else None,
-    )
-    out.event("parsed", ok=transport.header is not None, findings=len(transport.findings))
-
-
-def _signal_refused(out: Outcome, findings: Sequence[Finding]) -> Reply:
-    """A refused Acknowledgment or MessageError: stored, answered with nothing (ebMS 2.0:
-    never a MessageError to a MessageError, and an Acknowledgment expects no answer)."""
-    out.status = MessageStatus.SIGNAL_REFUSED
-    out.findings.extend(findings)
-    out.event("refused", rules=sorted({f.rule.id for f in findings}))
-    return Reply(204, b"", "text/plain; charset=utf-8")
-
-
-def _cpa_findings(header: EbmsHeader, party: Party) -> list[Finding]:
-    """The CPA named must be one of the party's, and allow the Service/Action."""
-    if not party.cpas:
-        return []
-    her = first_her_id(header.from_party.party_ids)
-    cpa = next((c for c in party.cpas if c.cpa_id == header.cpa_id), None)
-    if cpa is None:
-        return [
-            Finding(
-                ebxml_rules.CPA_UNKNOWN,
-                "eb:MessageHeader/eb:CPAId",
-                f"CPAId '{header.cpa_id}' er ikke en avtale for HER-id {her}. Bruk "
-                "CPAId fra den avtalen KPR har registrert for avsenderen.",
-            )
-        ]
-    if (
-        not header.is_signal
-        and cpa.service_actions
-        and not any(
-            sa.get("service") == header.service.value and sa.get("action") == header.action
-            for sa in cpa.service_actions
-        )
-    ):
-        return [
-            Finding(
-                ebxml_rules.SERVICE_NOT_ALLOWED,
-                "eb:MessageHeader/eb:Action",
-                f"Service '{header.service.value}' med Action '{header.action}' er ikke "
-                f"avtalt i CPA '{cpa.cpa_id}'.",
-            )
-        ]
-    return []
-
-
-def _apprec_receipt(built: stages.BuiltReceipt) -> ReceiptRecord:
-    return ReceiptRecord(
-        kind=ReceiptKind.APPREC,
-        content_type=built.reply.content_type,
-        body=built.reply.body,
-        reply_ebms_message_id=built.reply.message_id,
-        apprec_xml=built.apprec,
-        apprec_id=built.apprec_id,
-        apprec_status=built.status.value,
-        at=utc_now(),
-    )
-
-
-def _new_message_id() -> str:
-    return f"{uuid.uuid4()}@kpr-mottak"
-
-
-def _is_signal(header: EbmsHeader) -> bool:
-    """An Acknowledgment or MessageError signal: the ones that are never answered."""
-    return header.is_signal and header.action in SIGNAL_ACTIONS
-
-
-def _fill_transport(message: Message, transport: stages.Transport) -> None:
-    h = transport.header
-    if h is not None:
-        repo.record_header(
-            message,
-            ebms_message_id=h.message_id,
-            conversation_id=h.conversation_id,
-            ref_to_message_id=h.ref_to_message_id,
-            cpa_id=h.cpa_id,
-            service=h.service.value,
-            action=h.action,
-            from_her=first_her_id(h.from_party.party_ids),
-            to_her=first_her_id(h.to_party.party_ids),
-        )
-    else:
-        ctx = transport.reply_context
-        repo.record_header(
-            message,
-            ebms_message_id=ctx.message_id,
-            cpa_id=ctx.cpa_id,
-            from_her=first_her_id(ctx.from_party_ids),
-        )
-    if transport.receiver is not None:
-        message.environment = transport.receiver.environment
