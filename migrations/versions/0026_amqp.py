@@ -29,12 +29,12 @@ def _status_columns() -> list[sa.Column[object]]:
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("message") as batch:
-        batch.add_column(
-            sa.Column(
-                "transport", sa.String(20), nullable=False, server_default="ebxml-http"
-            )
-        )
+    # native ADD/DROP COLUMN on both (SQLite >= 3.35): a batch copy of `message` on SQLite
+    # would cascade-delete the rows that reference it
+    op.add_column(
+        "message",
+        sa.Column("transport", sa.String(20), nullable=False, server_default="ebxml-http"),
+    )
     op.create_table(
         "amqp_inbox",
         sa.Column("id", _BIG_ID, nullable=False),
@@ -82,5 +82,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("amqp_outbox")
     op.drop_table("amqp_inbox")
-    with op.batch_alter_table("message") as batch:
-        batch.drop_column("transport")
+    op.execute("ALTER TABLE message DROP COLUMN transport")

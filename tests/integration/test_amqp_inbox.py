@@ -6,16 +6,22 @@ answers by the payload's first bytes.
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.amqp.conditions import ErrorCondition
 from app.amqp.core_port import InboxMessage, PortOutcome, Verdict
 from app.amqp.envelope import CONTENT_TYPE, Envelope, Refusal
+from app.amqp.link import Publisher
 from app.amqp.processor import process_due
 from app.amqp.repository import due_outbox, inbox_status, store_inbox
+from app.amqp.runner import AmqpRunner, consumed_queues
 from app.amqp.sender import send_due
 from app.models import AmqpInbox, AmqpOutbox
+from app.settings import Settings
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -110,3 +116,31 @@ async def test_a_failed_send_is_retried_later(sessions: Sessions) -> None:
         assert (row.status, row.attempts) == ("pending", 1)
         assert row.last_error is not None
         assert "broker away" in row.last_error
+
+
+async def test_with_the_broker_away_the_store_is_still_worked(
+    settings: Settings, sessions: Sessions
+) -> None:
+    """No broker (a closed port): the receiver threads keep retrying, the inbox is processed
+    and the AppRec waits in the outbox with a failed attempt, nothing lost."""
+    away = "amqp://guest:guest@127.0.0.1:1"
+    settings = settings.model_copy(update={"amqp_url": away, "amqp_queues": (134197,)})
+    assert consumed_queues(settings) == ["134197_async", "134197_sync", "134197_error"]
+    await store_inbox(sessions, "134197_async", _envelope("m-9"), b"ok")
+    stop = asyncio.Event()
+    task = asyncio.create_task(AmqpRunner(settings, sessions, ByPayload(), interval=0.1).run(stop))
+    try:
+        for _ in range(200):
+            async with sessions() as session:
+                row = await session.scalar(select(AmqpOutbox))
+            if row is not None and row.attempts > 0:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+    assert await inbox_status(sessions, "m-9") == "done"
+    assert row is not None
+    assert (row.status, row.attempts) == ("pending", 1)
+    with pytest.raises(Exception, match="refused"):
+        Publisher(away, None).send("1_async", _envelope("x"), b"")
