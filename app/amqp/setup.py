@@ -23,7 +23,7 @@ def _parameters(url: str) -> pika.ConnectionParameters:
         unquote(parts.username or "guest"), unquote(parts.password or "guest")
     )
     return pika.ConnectionParameters(
-        host=parts.hostname or "127.0.0.1", port=5672, credentials=credentials
+        host=parts.hostname or "127.0.0.1", port=parts.port or 5672, credentials=credentials
     )
 
 
@@ -51,3 +51,16 @@ def declare(url: str, her_ids: list[int]) -> list[str]:
     finally:
         connection.close()
     return declared
+
+
+def delete(url: str, her_ids: list[int]) -> None:
+    """Delete the HER-ids' queues (tests clean up after themselves: quorum queues are not free
+    on a small broker)."""
+    connection = pika.BlockingConnection(_parameters(url))
+    try:
+        channel = connection.channel()
+        for her in her_ids:
+            for name in queue_names(her).values():
+                channel.queue_delete(name)
+    finally:
+        connection.close()

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import devsetup
 from app.amqp import devsender
-from app.amqp.setup import declare
+from app.amqp.setup import declare, delete
 from app.cli_amqp import send_amqp
 from app.models import Message
 from app.parties import repository as party_repo
@@ -53,11 +53,17 @@ def _amqp_settings(settings: Settings, kpr: int) -> Settings:
 
 
 async def test_a_sample_gets_its_apprec_on_the_senders_async_queue(
-    settings_with_pki: Settings, sessions: Sessions, demo_party: int, pki: DevPki, tmp_path: Path
+    settings_with_pki: Settings,
+    sessions: Sessions,
+    demo_party: int,
+    pki: DevPki,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     kpr = 90_000_000 + secrets.randbelow(9_000_000)
     declare(BROKER, [kpr, demo_party])
     _purge(f"{demo_party}_async", f"{demo_party}_error")
+    request.addfinalizer(lambda: delete(BROKER, [kpr]))
     sample = tmp_path / "sample.xml"
     sample.write_bytes(msghead(3, receiver_her=kpr))
     async with served(_amqp_settings(settings_with_pki, kpr)):
@@ -88,7 +94,11 @@ async def test_a_sample_gets_its_apprec_on_the_senders_async_queue(
 
 
 async def test_a_from_her_id_not_the_msghead_sender_is_spoofing(
-    settings_with_pki: Settings, sessions: Sessions, demo_party: int, tmp_path: Path
+    settings_with_pki: Settings,
+    sessions: Sessions,
+    demo_party: int,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     kpr = 90_000_000 + secrets.randbelow(9_000_000)
     other = 70_000_000 + secrets.randbelow(9_000_000)  # registered, same certificates
@@ -97,6 +107,7 @@ async def test_a_from_her_id_not_the_msghead_sender_is_spoofing(
         await party_repo.upsert_party(session, spec)
         await session.commit()
     declare(BROKER, [kpr, other])
+    request.addfinalizer(lambda: delete(BROKER, [kpr, other]))
     sample = tmp_path / "sample.xml"
     sample.write_bytes(msghead(3, receiver_her=kpr, sender_her=demo_party))
     async with served(_amqp_settings(settings_with_pki, kpr)):
