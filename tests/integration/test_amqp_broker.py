@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from app.amqp.envelope import Envelope
 from app.amqp.link import Publisher, connect, from_proton, receiver_address
 from app.amqp.repository import inbox_status
 from app.amqp.runner import AmqpRunner
-from app.amqp.setup import declare
+from app.amqp.setup import declare, delete
 from app.cli_amqp import send_amqp
 from app.models import AmqpInbox
 from app.security import cms
@@ -32,14 +33,15 @@ BROKER = os.environ.get("KPR_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672"
 
 
 @pytest.fixture
-def her_ids() -> tuple[int, int]:
+def her_ids() -> Iterator[tuple[int, int]]:
     """A fresh pair (KPR, sender) of HER-ids: the tests' queues never meet."""
     kpr, sender = (
         90_000_000 + secrets.randbelow(9_000_000),
         80_000_000 + secrets.randbelow(9_000_000),
     )
     declare(BROKER, [kpr, sender])
-    return kpr, sender
+    yield kpr, sender
+    delete(BROKER, [kpr, sender])  # quorum queues are not free on a small broker
 
 
 def _receive(connection: BlockingConnection, queue: str) -> tuple[Envelope, bytes]:
