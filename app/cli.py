@@ -316,6 +316,7 @@ def dev_pki(
     )
 
 
+from app.cli_amqp import register as register_amqp  # noqa: E402
 from app.cli_api import register as register_api  # noqa: E402
 from app.cli_calendar import register as register_calendar  # noqa: E402
 from app.cli_feedback import register as register_feedback  # noqa: E402
@@ -339,6 +340,7 @@ register_register_admin(app)  # register rotate-key|backfill (issue 19)
 register_export(app)  # export (issue 19)
 register_calendar(app)  # calendar extend|remove|list|show (issue 21)
 register_registries(app, parties_app)  # parties sync, dev registry (issue 23)
+register_amqp(app)  # amqp setup|listen (issue 24)
 
 
 def main() -> None:

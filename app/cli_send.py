@@ -201,9 +201,14 @@ def send(
     ] = True,
     gzip: Annotated[bool, typer.Option("--gzip", help="gzip before encrypting")] = False,
     timeout: Annotated[float, typer.Option(help="HTTP timeout in seconds")] = 120.0,
+    amqp: Annotated[
+        bool, typer.Option("--amqp", help="Over AMQP 1.0 the Helsenorge way; --url amqp://…")
+    ] = False,
 ) -> None:
     """Send a MsgHead as a municipality's EPJ would (signed, encrypted ebXML) and print the
     Acknowledgment and the AppRec (or the MessageError). Exit codes as `validate`."""
+    if amqp:
+        raise typer.Exit(send_amqp(file, url, from_her, to_her, pki_dir, timeout))
     try:
         keys = load_send_keys(pki_dir, sign=sign, encrypt=encrypt)
     except (OSError, ValueError) as exc:
@@ -236,6 +241,9 @@ def send(
         raise typer.Exit(2) from None
     print_reply(sent.summary, sent.message_id)
     raise typer.Exit(sent.summary.exit_code)
+
+
+from app.cli_amqp import send_amqp  # noqa: E402
 
 
 def register(app: typer.Typer) -> None:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 import anyio
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from app.amqp.service import start_amqp
 from app.keyring import KeyringError, load_keyring
 from app.logging import get_logger
 from app.outbound import OutboundClient
@@ -164,6 +165,8 @@ async def start_operations(state: AppState) -> Operations:
     ops.tasks.append(asyncio.create_task(sources.run(), name="kpr-crl-refresher"))
     if settings.retention_interval_hours > 0:
         ops.tasks.append(asyncio.create_task(_retention_loop(state), name="kpr-retention"))
+    amqp = start_amqp(state)  # the AMQP receiver when KPR_AMQP_URL is set (issue 24)
+    ops.tasks += [amqp] if amqp is not None else []
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         # Only in the main thread of a process that owns its signals (not under a test's

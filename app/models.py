@@ -221,6 +221,10 @@ class Message(Base):
     sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     raw: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     raw_ref: Mapped[str | None] = mapped_column(String(500))  # when raw bytes live elsewhere
+    # how it came: "ebxml-http" or "amqp" (issue 24)
+    transport: Mapped[str] = mapped_column(
+        String(20), default="ebxml-http", server_default="ebxml-http"
+    )
     # ebXML transport
     ebms_message_id: Mapped[str | None] = mapped_column(String(500), index=True)
     conversation_id: Mapped[str | None] = mapped_column(String(500))
@@ -352,6 +356,55 @@ class NotificationOutbox(Base):
     kommune_nr: Mapped[str | None] = mapped_column(String(4))
     # reminders: "<year>:<environment>:<kommunenr>:<day>:<recipient>"; unique = once a day
     dedup_key: Mapped[str | None] = mapped_column(String(400), unique=True)
+
+
+class AmqpInbox(Base):
+    """An AMQP message as received, committed before it is accepted on the broker (issue 24).
+
+    The unique AMQP message-id makes a redelivery after a crash a no-op: the row exists, the
+    broker gets its accept, and the service processes the stored copy once."""
+
+    __tablename__ = "amqp_inbox"
+    __table_args__ = (Index("ix_amqp_inbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    amqp_message_id: Mapped[str] = mapped_column(String(500), unique=True)
+    queue: Mapped[str] = mapped_column(String(200))
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON)
+    body: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    # pending | done | failed
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("message.id", ondelete="SET NULL"), index=True
+    )
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class AmqpOutbox(Base):
+    """AppRecs and error messages to a sender's queue, sent by a loop with retries."""
+
+    __tablename__ = "amqp_outbox"
+    __table_args__ = (Index("ix_amqp_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    inbox_id: Mapped[int | None] = mapped_column(
+        ForeignKey("amqp_inbox.id", ondelete="SET NULL"), index=True
+    )
+    # one answer per inbox message and kind: a second processing sends nothing new
+    dedup_key: Mapped[str] = mapped_column(String(600), unique=True)
+    queue: Mapped[str] = mapped_column(String(200))
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 # --- access -----------------------------------------------------------------------------

@@ -402,3 +402,28 @@ class Settings(BaseSettings):
                 "allowed size could never be received"
             )
         return self
+
+    # --- AMQP 1.0 through NHN's Tjenestebuss (issue 24, docs/amqp.md) ---
+    # amqp(s)://user:password@host:port/namespace; empty: no AMQP receiver runs.
+    amqp_url: str | None = None
+    # HER-ids whose `{her}_async` and `{her}_sync` queues KPR consumes (comma-separated).
+    amqp_queues: Annotated[tuple[int, ...], NoDecode] = ()
+    # The CA bundle that verifies the broker's TLS certificate (amqps://).
+    amqp_ca_file: Path | None = None
+    # Link credit: how many unsettled messages the broker may push at once.
+    amqp_credit: int = Field(default=8, gt=0, le=1000)
+
+    @field_validator("amqp_queues", mode="before")
+    @classmethod
+    def _amqp_queues(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return tuple(int(v.strip()) for v in value.split(",") if v.strip())
+            except ValueError:
+                raise ValueError(f"KPR_AMQP_QUEUES: '{value}' is not a list of HER-ids") from None
+        return value
+
+    @field_validator("amqp_url", "amqp_ca_file", mode="before")
+    @classmethod
+    def _amqp_empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value

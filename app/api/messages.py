@@ -51,6 +51,14 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+class Transport(StrEnum):
+    """How a message came (issue 24)."""
+
+    EBXML_HTTP = "ebxml-http"
+    AMQP = "amqp"
+    EBXML_SMTP = "ebxml-smtp"
+
+
 class MessageOut(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -187,6 +195,7 @@ async def list_messages(
     ] = None,
     rule: Annotated[str | None, Query(max_length=60, description="has a finding of rule")] = None,
     apprec_code: Annotated[str | None, Query(max_length=10)] = None,
+    transport: Transport | None = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> MessagePage:
@@ -205,6 +214,7 @@ async def list_messages(
         msg_id=msg_id,
         rule=rule,
         apprec_code=apprec_code,
+        transport=transport.value if transport else None,
     )
     rows = await repo.list_messages(
         session,

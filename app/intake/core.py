@@ -484,6 +484,7 @@ def _new_message(received: ReceivedPayload, receivers: dict[str, str]) -> Messag
         raw=received.payload[:4096],
         raw_ref=f"{received.transport}: not authenticated",
         status=MessageStatus.RECEIVED,
+        transport=received.transport,  # in the same commit as the outcome: one audit for all
     )
     repo.record_header(
         message,

@@ -29,6 +29,7 @@ class MessageFilter:
     msg_id: str | None = None
     rule: str | None = None
     apprec_code: str | None = None
+    transport: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,6 +94,8 @@ def _filtered(query: Select[*tuple[Any, ...]], where: MessageFilter) -> Select[*
         query = query.where(m.environment == where.environment)
     if where.status is not None:
         query = query.where(m.status == where.status)
+    if where.transport is not None:
+        query = query.where(m.transport == where.transport)
     if where.received_from is not None:
         query = query.where(m.received_at >= where.received_from)
     if where.received_to is not None:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.models import AccessLog, AppendOnlyError, NotificationOutbox
+from app.models import AccessLog, AppendOnlyError, Message, NotificationOutbox
 from tests.integration.seed import (
     FID_OSLO,
     T0,
@@ -82,6 +82,21 @@ async def test_each_filter_selects_its_messages(
     assert await _ids(client, operator, rule="IPL-FID-INVALID") == [b.id]
     assert await _ids(client, operator, apprec_code="E30") == [c.id]
     assert await _ids(client, operator, apprec_code="E30", kommune="4601") == []
+
+
+async def test_transport_filter(
+    client: httpx.AsyncClient, sessions: Sessions, operator: dict[str, str]
+) -> None:
+    """Issue 24: every message carries its transport, ebXML over HTTP unless it came by AMQP."""
+    http = await add_message(sessions)
+    amqp = await add_message(sessions, received_at=T0 + timedelta(days=1))
+    async with sessions() as s, s.begin():
+        await s.execute(update(Message).where(Message.id == amqp.id).values(transport="amqp"))
+    assert await _ids(client, operator, transport="amqp") == [amqp.id]
+    assert await _ids(client, operator, transport="ebxml-http") == [http.id]
+    assert await _ids(client, operator, transport="ebxml-smtp") == []
+    r = await client.get("/api/v1/messages", headers=operator, params={"transport": "x400"})
+    assert r.status_code == 422
 
 
 async def test_pages_stay_correct_while_messages_arrive(

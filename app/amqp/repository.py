@@ -1,0 +1,189 @@
+"""The AMQP inbox and outbox in the audit database (tables `amqp_inbox`, `amqp_outbox`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.amqp.core_port import InboxMessage
+from app.amqp.envelope import Envelope
+from app.models import AmqpInbox, AmqpOutbox, utcnow
+
+Sessions = async_sessionmaker[AsyncSession]
+
+# Minutes, not milliseconds: a revocation list that cannot be fetched now may come back later.
+BACKOFF = (
+    timedelta(minutes=1),
+    timedelta(minutes=2),
+    timedelta(minutes=5),
+    timedelta(minutes=15),
+    timedelta(minutes=30),
+    timedelta(hours=1),
+)
+MAX_ATTEMPTS = 48
+
+
+def next_attempt(attempts: int, now: datetime) -> datetime:
+    return now + BACKOFF[min(max(attempts, 1), len(BACKOFF)) - 1]
+
+
+async def store_inbox(sessions: Sessions, queue: str, envelope: Envelope, body: bytes) -> bool:
+    """Commit a received message; False when its message-id is already stored (a redelivery)."""
+    async with sessions() as session:
+        session.add(
+            AmqpInbox(
+                amqp_message_id=envelope.message_id,
+                queue=queue,
+                properties=envelope.as_json(),
+                body=body,
+            )
+        )
+        try:
+            await session.commit()
+        except IntegrityError:
+            return False
+    return True
+
+
+async def due_inbox(sessions: Sessions, limit: int = 16) -> list[InboxMessage]:
+    async with sessions() as session:
+        rows = (
+            await session.scalars(
+                select(AmqpInbox)
+                .where(AmqpInbox.status == "pending", AmqpInbox.next_attempt_at <= utcnow())
+                .order_by(AmqpInbox.next_attempt_at, AmqpInbox.id)
+                .limit(limit)
+            )
+        ).all()
+        return [
+            InboxMessage(
+                r.id,
+                r.queue,
+                Envelope.from_json(r.properties),
+                await _body(session, r),
+                r.received_at,
+            )
+            for r in rows
+        ]
+
+
+async def _body(session: AsyncSession, row: AmqpInbox) -> bytes:
+    await session.refresh(row, ["body"])
+    return row.body
+
+
+async def inbox_status(sessions: Sessions, amqp_message_id: str) -> str | None:
+    async with sessions() as session:
+        found: str | None = await session.scalar(
+            select(AmqpInbox.status).where(AmqpInbox.amqp_message_id == amqp_message_id)
+        )
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    dedup_key: str
+    queue: str
+    envelope: Envelope
+    body: bytes
+
+
+async def finish_inbox(
+    sessions: Sessions, inbox_id: int, message_id: int | None, replies: list[Reply]
+) -> None:
+    """Done, and its answers in the outbox, in one transaction: nothing sent twice."""
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(AmqpInbox)
+            .where(AmqpInbox.id == inbox_id)
+            .values(status="done", done_at=utcnow(), message_id=message_id, last_error=None)
+        )
+        for item in replies:
+            existing = await session.scalar(
+                select(AmqpOutbox.id).where(AmqpOutbox.dedup_key == item.dedup_key)
+            )
+            if existing is None:
+                session.add(
+                    AmqpOutbox(
+                        inbox_id=inbox_id,
+                        dedup_key=item.dedup_key,
+                        queue=item.queue,
+                        properties=item.envelope.as_json(),
+                        body=item.body,
+                    )
+                )
+
+
+async def postpone_inbox(sessions: Sessions, inbox_id: int, attempts: int, reason: str) -> None:
+    now = utcnow()
+    status = "failed" if attempts >= MAX_ATTEMPTS else "pending"
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(AmqpInbox)
+            .where(AmqpInbox.id == inbox_id)
+            .values(
+                attempts=attempts,
+                status=status,
+                next_attempt_at=next_attempt(attempts, now),
+                last_error=reason[:2000],
+            )
+        )
+
+
+async def inbox_attempts(sessions: Sessions, inbox_id: int) -> int:
+    async with sessions() as session:
+        found = await session.scalar(select(AmqpInbox.attempts).where(AmqpInbox.id == inbox_id))
+        return int(found or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    outbox_id: int
+    queue: str
+    envelope: Envelope
+    body: bytes
+    attempts: int
+
+
+async def due_outbox(sessions: Sessions, limit: int = 32) -> list[Outgoing]:
+    async with sessions() as session:
+        rows = (
+            await session.scalars(
+                select(AmqpOutbox)
+                .where(AmqpOutbox.status == "pending", AmqpOutbox.next_attempt_at <= utcnow())
+                .order_by(AmqpOutbox.next_attempt_at, AmqpOutbox.id)
+                .limit(limit)
+            )
+        ).all()
+        return [
+            Outgoing(r.id, r.queue, Envelope.from_json(r.properties), r.body, r.attempts)
+            for r in rows
+        ]
+
+
+async def outbox_sent(sessions: Sessions, outbox_id: int) -> None:
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(AmqpOutbox)
+            .where(AmqpOutbox.id == outbox_id)
+            .values(status="sent", sent_at=utcnow(), last_error=None)
+        )
+
+
+async def outbox_failed(sessions: Sessions, item: Outgoing, reason: str) -> None:
+    attempts = item.attempts + 1
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(AmqpOutbox)
+            .where(AmqpOutbox.id == item.outbox_id)
+            .values(
+                attempts=attempts,
+                status="failed" if attempts >= MAX_ATTEMPTS else "pending",
+                next_attempt_at=next_attempt(attempts, utcnow()),
+                last_error=reason[:2000],
+            )
+        )

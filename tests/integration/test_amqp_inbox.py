@@ -1,0 +1,146 @@
+"""The AMQP inbox and outbox without a broker: dedup by message-id, the answers' rows, back-off.
+
+The port here is a stand-in for the intake core (until the core's seam is wired in): it
+answers by the payload's first bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.amqp.conditions import ErrorCondition
+from app.amqp.core_port import InboxMessage, PortOutcome, Verdict
+from app.amqp.envelope import CONTENT_TYPE, Envelope, Refusal
+from app.amqp.link import Publisher
+from app.amqp.processor import process_due
+from app.amqp.repository import due_outbox, inbox_status, store_inbox
+from app.amqp.runner import AmqpRunner, consumed_queues
+from app.amqp.sender import send_due
+from app.models import AmqpInbox, AmqpOutbox
+from app.settings import Settings
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+class ByPayload:
+    async def process(self, message: InboxMessage) -> PortOutcome:
+        if message.body.startswith(b"retry"):
+            return PortOutcome(Verdict.RETRY, reason="revocation status unknown")
+        if message.body.startswith(b"boom"):
+            raise RuntimeError("unexpected")
+        if message.body.startswith(b"spoof"):
+            refusal = Refusal(ErrorCondition.SPOOFING_ATTACK, "Avsender stemmer ikke.")
+            return PortOutcome(Verdict.ERROR, refusal=refusal)
+        return PortOutcome(Verdict.APPREC, apprec=b"apprec:" + message.body)
+
+
+def _envelope(message_id: str, **extra: str) -> Envelope:
+    application = {
+        "fromHerId": "8094866",
+        "toHerId": "134197",
+        "applicationTimeStamp": "2026-12-05T22:50:00Z",
+    }
+    application.update(extra)
+    return Envelope(message_id, "134197_async", "KPR_IPLOS", None, None, CONTENT_TYPE, application)
+
+
+class Recorder:
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[tuple[str, Envelope, bytes]] = []
+        self.fail = fail
+
+    def send(self, queue: str, envelope: Envelope, body: bytes) -> None:
+        if self.fail:
+            raise ConnectionError("broker away")
+        self.sent.append((queue, envelope, body))
+
+
+async def test_redelivery_is_stored_once_and_answered_once(sessions: Sessions) -> None:
+    assert await store_inbox(sessions, "134197_async", _envelope("m-1"), b"ok")
+    assert not await store_inbox(sessions, "134197_async", _envelope("m-1"), b"ok")
+    assert await inbox_status(sessions, "m-1") == "pending"
+    assert await process_due(sessions, ByPayload(), 1000) == 1
+    assert await process_due(sessions, ByPayload(), 1000) == 0
+    assert await inbox_status(sessions, "m-1") == "done"
+    recorder = Recorder()
+    assert await send_due(sessions, recorder) == 1
+    assert await send_due(sessions, recorder) == 0
+    [(queue, envelope, body)] = recorder.sent
+    assert (queue, body) == ("8094866_async", b"apprec:ok")
+    assert envelope.application["toHerId"] == "8094866"
+    assert envelope.correlation_id == "m-1"
+
+
+async def test_errors_go_to_the_senders_error_queue_with_empty_body(sessions: Sessions) -> None:
+    await store_inbox(sessions, "134197_async", _envelope("m-2"), b"spoof")
+    await store_inbox(sessions, "134197_async", _envelope("m-3", toHerId=""), b"ok")
+    await store_inbox(sessions, "134197_async", _envelope("m-4"), b"x" * 11)
+    await store_inbox(sessions, "134197_error", _envelope("m-5"), b"")
+    await process_due(sessions, ByPayload(), 10)
+    recorder = Recorder()
+    await send_due(sessions, recorder)
+    conditions = sorted(e.application["errorCondition"] for _, e, _ in recorder.sent)
+    assert conditions == [
+        "abuse:spoofing-attack",
+        "transport:invalid-field-value",
+        "transport:unsupported-message",
+    ]
+    assert {q for q, _, _ in recorder.sent} == {"8094866_error"}
+    assert {b for _, _, b in recorder.sent} == {b""}
+    assert await inbox_status(sessions, "m-5") == "done"
+
+
+async def test_temporary_failures_wait_in_the_store(sessions: Sessions) -> None:
+    await store_inbox(sessions, "134197_async", _envelope("m-6"), b"retry")
+    await store_inbox(sessions, "134197_async", _envelope("m-7"), b"boom")
+    assert await process_due(sessions, ByPayload(), 1000) == 2
+    assert await process_due(sessions, ByPayload(), 1000) == 0  # backed off, not due
+    async with sessions() as session:
+        rows = (await session.scalars(select(AmqpInbox).order_by(AmqpInbox.id))).all()
+        assert [(r.status, r.attempts) for r in rows] == [("pending", 1), ("pending", 1)]
+        assert rows[0].next_attempt_at > rows[0].received_at
+        assert rows[1].last_error == "RuntimeError"
+
+
+async def test_a_failed_send_is_retried_later(sessions: Sessions) -> None:
+    await store_inbox(sessions, "134197_async", _envelope("m-8"), b"ok")
+    await process_due(sessions, ByPayload(), 1000)
+    assert await send_due(sessions, Recorder(fail=True)) == 0
+    assert await due_outbox(sessions) == []
+    async with sessions() as session:
+        row = (await session.scalars(select(AmqpOutbox))).one()
+        assert (row.status, row.attempts) == ("pending", 1)
+        assert row.last_error is not None
+        assert "broker away" in row.last_error
+
+
+async def test_with_the_broker_away_the_store_is_still_worked(
+    settings: Settings, sessions: Sessions
+) -> None:
+    """No broker (a closed port): the receiver threads keep retrying, the inbox is processed
+    and the AppRec waits in the outbox with a failed attempt, nothing lost."""
+    away = "amqp://guest:guest@127.0.0.1:1"
+    settings = settings.model_copy(update={"amqp_url": away, "amqp_queues": (134197,)})
+    assert consumed_queues(settings) == ["134197_async", "134197_sync", "134197_error"]
+    await store_inbox(sessions, "134197_async", _envelope("m-9"), b"ok")
+    stop = asyncio.Event()
+    task = asyncio.create_task(AmqpRunner(settings, sessions, ByPayload(), interval=0.1).run(stop))
+    try:
+        for _ in range(200):
+            async with sessions() as session:
+                row = await session.scalar(select(AmqpOutbox))
+            if row is not None and row.attempts > 0:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+    assert await inbox_status(sessions, "m-9") == "done"
+    assert row is not None
+    assert (row.status, row.attempts) == ("pending", 1)
+    with pytest.raises(Exception, match="refused"):
+        Publisher(away, None).send("1_async", _envelope("x"), b"")
