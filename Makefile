@@ -51,7 +51,7 @@ COV_CONFIG = $(if $(filter 1,$(SYSMON)),--cov-config=tests/coverage-sysmon.toml)
 
 pytest: install
 	$(COVERAGE)$(PYTEST) -n 2 --dist worksteal -m "not slow and not e2e and not broker" \
-	  --cov=app $(COV_CONFIG) --cov-report=term:skip-covered --cov-fail-under=95.5
+	  --cov=app $(COV_CONFIG) --cov-report=term:skip-covered --cov-fail-under=95
 
 # The second tier, after `make test` (.ci/run): the real uvicorn processes (`e2e`: workers,
 # graceful shutdown, key rollover, outage, the soak, schemathesis, Chromium), the bench smoke
