@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from cryptography import x509
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from app.amqp.conditions import ErrorCondition
 from app.amqp.core_port import InboxMessage, PortOutcome, Verdict
@@ -23,7 +23,7 @@ from app.intake.received import (
     ReceivedPayload,
     TransportAudit,
 )
-from app.models import Message, Party, PartyCertificate
+from app.models import Party, PartyCertificate
 from app.security import cms
 from app.state import AppState
 
@@ -121,7 +121,6 @@ class CoreAdapter:
 
     async def process(self, message: InboxMessage) -> PortOutcome:
         outcome = await self.core.process(received_payload(message))
-        await self.mark_transport(outcome.message_id)
         if outcome.kind is OutcomeKind.TEMPORARY:
             return PortOutcome(Verdict.RETRY, message_id=outcome.message_id, reason=outcome.reason)
         if outcome.kind is OutcomeKind.REFUSED or outcome.apprec is None or spoofed(outcome):
@@ -129,15 +128,6 @@ class CoreAdapter:
             return PortOutcome(Verdict.ERROR, refusal=refusal, message_id=outcome.message_id)
         protected = await self.protect(outcome.apprec, message.envelope.from_her_id)
         return PortOutcome(Verdict.APPREC, apprec=protected, message_id=outcome.message_id)
-
-    async def mark_transport(self, message_id: int | None) -> None:
-        """The audit's row says it came by AMQP (the core writes the transport-neutral row)."""
-        if message_id is None:
-            return
-        async with self.state.sessions() as session, session.begin():
-            await session.execute(
-                update(Message).where(Message.id == message_id).values(transport="amqp")
-            )
 
     async def protect(self, apprec: bytes, her_id: int | None) -> bytes:
         """Sign (KPR's signing key) then encrypt to the party's encryption certificate."""
