@@ -17,7 +17,7 @@ from typing import IO, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from app.settings import Settings
+from app.platform.settings import Settings
 
 # A body past this is written to a file as it arrives: uploads waiting for an intake slot (a
 # deadline day's hundreds of 10 MB messages) hold no memory meanwhile.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 
-from app.settings import Settings
+from app.platform.settings import Settings
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 

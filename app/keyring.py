@@ -12,10 +12,10 @@ from pathlib import Path
 
 from cryptography import x509
 
+from app.platform.settings import Env, Settings
 from app.register.keys import RegisterKeyError, load_protector
 from app.register.protect import Protector
 from app.security.keys import KeyPair, load_certificate, load_key_pair
-from app.settings import Env, Settings
 
 
 class KeyringError(ValueError):

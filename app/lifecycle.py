@@ -22,8 +22,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from app.amqp.service import start_amqp
 from app.keyring import KeyringError, load_keyring
-from app.logging import get_logger
 from app.outbound import OutboundClient
+from app.platform.logs import get_logger
 from app.retention.policy import apply_retention
 from app.revocation.crls import CrlMetrics, CrlSources, chained, distribution_points
 from app.revocation.repository import registered_certificate_pems

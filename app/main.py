@@ -12,13 +12,13 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import __version__, sqlite_writer
+from app import __version__
 from app.api.docs import install_docs
 from app.api.errors import PROBLEM_JSON, install_error_handlers, problem
 from app.api.parties import router as parties_router
 from app.api.router import router as read_router
 from app.bodies import BodyGate
-from app.db import create_engine, ping, session_factory
+from app.dev.devsink import run_sink
 from app.exposure import metrics_allowed
 from app.feedback.background import start_refresher
 from app.feedback.pages import router as feedback_pages
@@ -26,14 +26,16 @@ from app.inflight import InFlightMiddleware
 from app.intake.router import router as intake_router
 from app.keyring import load_keyring
 from app.lifecycle import ops_metrics, start_operations
-from app.logging import configure_logging, get_logger
-from app.metrics import Metrics
-from app.middleware import RequestContextMiddleware
 from app.notify.repository import pending_notifications
 from app.notify.sender import start_background
+from app.platform import sqlite_writer
+from app.platform.db import create_engine, ping, session_factory
+from app.platform.logs import configure_logging, get_logger
+from app.platform.metrics import Metrics
+from app.platform.middleware import RequestContextMiddleware
+from app.platform.settings import Settings
 from app.readiness import READY_TIMEOUT_SECONDS, readiness_detail
 from app.register.confirmed import oldest_unconfirmed
-from app.settings import Settings
 from app.state import AppState
 
 log = get_logger(__name__)
@@ -66,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             env=settings.env.value,
             receivers={str(k): v.value for k, v in settings.receivers.items()},
         )
-        notifier = start_background(app.state.kpr)  # only when KPR_SMTP_HOST is set
+        notifier = start_background(app.state.kpr, dev_sink=run_sink)  # dev, no SMTP: var/mail/
         ops = await start_operations(app.state.kpr)  # CRL refresher, SIGHUP reload, pid file
         feedback = start_refresher(app.state.kpr)  # the open feedback's aggregates (issue 14)
         try:

@@ -29,7 +29,7 @@ from enum import StrEnum
 
 import httpx
 
-from app.logging import get_logger
+from app.platform.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -9,11 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.bodies import BodyGate
 from app.keyring import Keyring
-from app.metrics import Metrics
 from app.outbound import OutboundClient
+from app.platform.metrics import Metrics
+from app.platform.settings import Settings
+from app.platform.sqlite_writer import SqliteWriter
 from app.revocation.crls import CrlSources
-from app.settings import Settings
-from app.sqlite_writer import SqliteWriter
 
 
 @dataclass

@@ -75,9 +75,9 @@ def measure(mode: str, path: Path) -> dict[str, object]:
 def write_signed(tmp: Path, notifications: int) -> Path:
     from lxml import etree
 
-    from app.content.iplos.sample import build_sample, wrap_in_msghead
     from app.core.xmlparse import parse_xml
-    from app.security.devpki import dev_pki
+    from app.dev.devpki import dev_pki
+    from app.dev.sample import build_sample, wrap_in_msghead
     from app.security.xmldsig import sign_document
 
     now = datetime.now(UTC).replace(microsecond=0)

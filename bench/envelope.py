@@ -36,14 +36,14 @@ from functools import partial
 
 from lxml import etree
 
-from app.client import SendOptions, build_ebxml, prepare_payload
-from app.content.iplos.sample import build_sample, wrap_in_msghead
+from app.dev.client import SendOptions, build_ebxml, prepare_payload
+from app.dev.devpki import DevPki, dev_pki
+from app.dev.sample import build_sample, wrap_in_msghead
 from app.ebxml.build import BuiltMessage
 from app.ebxml.envelope import EB_NS, MAX_SOAP_BYTES, MAX_SOAP_ELEMENTS
 from app.ebxml.mime import parse_body
 from app.intake import stages
 from app.security import xmldsig
-from app.security.devpki import DevPki, dev_pki
 from bench import ratio
 
 PILOT = {"131725": "pilot"}

@@ -26,13 +26,13 @@ import httpx
 from sqlalchemy import insert
 
 from app import migrate
-from app.db import create_engine, session_factory
 from app.feedback import disclosure, http, loading
 from app.feedback.refresh import STATE
 from app.feedback.tables import FeedbackCount, FeedbackKommune, FeedbackState
 from app.kommuner.lists import shipped_list
 from app.main import create_app
-from app.settings import Env, Settings
+from app.platform.db import create_engine, session_factory
+from app.platform.settings import Env, Settings
 from bench import percentile, queries
 
 YEAR = 2018

@@ -27,11 +27,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import migrate
-from app.db import create_engine, session_factory
 from app.feedback import http, loading
 from app.feedback.refresh import refresh_once
 from app.main import create_app
-from app.settings import Env, Settings
+from app.platform.db import create_engine, session_factory
+from app.platform.settings import Env, Settings
 from bench import percentile, queries
 from bench.queries import Timing
 

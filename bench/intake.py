@@ -40,9 +40,9 @@ from pathlib import Path
 
 import httpx
 
-from app.client import SendOptions, build_epj_message, read_reply
-from app.content.iplos.sample import build_sample, wrap_in_msghead
 from app.content.model import EMPTY_GUID
+from app.dev.client import SendOptions, build_epj_message, read_reply
+from app.dev.sample import build_sample, wrap_in_msghead
 from app.ebxml.build import BuiltMessage
 from app.security.keys import KeyPair, load_certificate, load_key_pair
 from bench import percentile, ratio
@@ -319,9 +319,9 @@ def database(tmp: Path, postgres_admin: str | None) -> Iterator[str]:
 async def _register_senders(db_url: str, pki_dir: Path, senders: int) -> None:
     """Demo parties 2..senders with the dev PKI's municipality certificates (the first one
     is registered by `kpr-mottak dev-pki`)."""
-    from app import devsetup
-    from app.db import create_engine, session_factory
+    from app.dev import devsetup
     from app.parties import repository as party_repo
+    from app.platform.db import create_engine, session_factory
 
     engine = create_engine(db_url)
     try:
@@ -369,7 +369,7 @@ def _kpr_mottak() -> list[str]:
     found = shutil.which("kpr-mottak")
     if found:
         return [found]
-    return [sys.executable, "-c", "from app.cli import main; main()"]
+    return [sys.executable, "-c", "from app.cli.root import main; main()"]
 
 
 def _row(name: str, s: Stats) -> str:

@@ -31,9 +31,9 @@ import httpx
 from lxml import etree
 
 from app.apprec.parse import parse_apprec
-from app.client import SendOptions, build_epj_message, read_reply
-from app.content.iplos.sample import build_sample, wrap_in_msghead
 from app.content.iplos.schema import SCHEMA_PATH
+from app.dev.client import SendOptions, build_epj_message, read_reply
+from app.dev.sample import build_sample, wrap_in_msghead
 from app.ebxml.mime import parse_body
 from app.security.keys import load_certificate
 from bench.intake import FIRST_HER, PILOT_HER, database, dev_setup, load_keys, uvicorn_server

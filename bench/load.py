@@ -59,9 +59,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from app.client import SendOptions, build_epj_message, read_reply
-from app.content.iplos.sample import build_sample, wrap_in_msghead
 from app.content.model import EMPTY_GUID
+from app.dev.client import SendOptions, build_epj_message, read_reply
+from app.dev.sample import build_sample, wrap_in_msghead
 from app.ebxml.build import BuiltMessage
 from app.security.keys import KeyPair, load_certificate, load_key_pair
 from bench import percentile, ratio
@@ -269,10 +269,10 @@ _PURPOSES: tuple[Literal["signing"], Literal["encryption"]] = ("signing", "encry
 def own_senders(db_url: str, pki_dir: Path, count: int) -> list[Sender]:
     """`count` municipalities, each a registered party with its own RSA key and its own
     signing and encryption certificates from the dev CA (HER 9100000 + i, kommune 3000 + i)."""
+    from app.dev.devpki import issue_certificate
     from app.identifiers import synthetic_orgnr
     from app.parties import repository as party_repo
     from app.parties.spec import certificate_spec, make_party
-    from app.security.devpki import issue_certificate
 
     ca = _pair(pki_dir, "ca")
     now = dt.datetime.now(dt.UTC)
@@ -312,7 +312,7 @@ def own_senders(db_url: str, pki_dir: Path, count: int) -> list[Sender]:
         senders.append(Sender(her, kommune, pairs[0], pairs[1]))
 
     async def register() -> None:
-        from app.db import create_engine, session_factory
+        from app.platform.db import create_engine, session_factory
 
         engine = create_engine(db_url)
         try:
@@ -661,7 +661,7 @@ async def _arrivals(
 async def _count_stored(db_url: str) -> tuple[int, int]:
     from sqlalchemy import text
 
-    from app.db import create_engine
+    from app.platform.db import create_engine
 
     engine = create_engine(db_url)
     try:
@@ -713,7 +713,7 @@ async def seed_history(db_url: str, kommuner: Sequence[str], count: int) -> None
     løpenummer (from 10^12 up) that no benchmark message uses. One INSERT ... SELECT each."""
     from sqlalchemy import text
 
-    from app.db import create_engine
+    from app.platform.db import create_engine
 
     engine = create_engine(db_url)
     pg = not db_url.startswith("sqlite")

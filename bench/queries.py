@@ -39,14 +39,14 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import migrate
 from app.auth import repository as tokens
-from app.db import create_engine, session_factory
 from app.intake import totals as totals_writer
 from app.kommuner.lists import shipped_list
 from app.main import create_app
+from app.platform.db import create_engine, session_factory
+from app.platform.settings import Env, Settings
 from app.query import totals
 from app.register.keys import load_protector, write_key_file
 from app.register.protect import Protector
-from app.settings import Env, Settings
 from bench import percentile
 
 DEFAULT_ADMIN = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"

@@ -49,12 +49,12 @@ from sqlalchemy.engine import make_url
 from app import migrate
 from app.api.paging import decode_position, encode_position
 from app.auth import repository as tokens
-from app.db import create_engine, session_factory
-from app.logging import configure_logging
 from app.main import create_app
+from app.platform.db import create_engine, session_factory
+from app.platform.logs import configure_logging
+from app.platform.settings import Env, Settings
 from app.register.keys import load_protector
 from app.register.protect import Protector
-from app.settings import Env, Settings
 from bench import percentile, ratio
 from bench.queries import DEFAULT_ADMIN, _admin
 from bench.validate import measure

@@ -45,11 +45,11 @@ from aiosmtpd.smtp import Envelope, Session
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.client import ReadReply, SendOptions, build_epj_message, read_reply
-from app.content.iplos.sample import build_sample, wrap_in_msghead
-from app.db import create_engine, session_factory
+from app.dev.client import ReadReply, SendOptions, build_epj_message, read_reply
+from app.dev.sample import build_sample, wrap_in_msghead
 from app.ebxml.build import BuiltMessage
 from app.models import Message, MessageDedup, NotificationOutbox, Receipt
+from app.platform.db import create_engine, session_factory
 from app.security.keys import KeyPair, load_certificate, load_key_pair
 from bench.pgcluster import PgCluster, pg_binaries
 

@@ -166,7 +166,7 @@ def child(mode: str, path: Path) -> int:
 
 
 def write_files(tmp: Path, notifications: int) -> tuple[Path, Path]:
-    from app.content.iplos.sample import wrap_in_msghead, write_sample
+    from app.dev.sample import wrap_in_msghead, write_sample
 
     melding = tmp / "melding.xml"
     with melding.open("wb") as out:

@@ -12,8 +12,8 @@ from sqlalchemy.engine import Connection
 import app.deadlines.models
 import app.feedback.tables
 import app.register.models  # noqa: F401  (the register store's tables, beside their code)
-from app.db import create_engine
 from app.models import Base, UtcDateTime
+from app.platform.db import create_engine
 
 config = context.config
 target_metadata = Base.metadata
@@ -23,7 +23,7 @@ def _url() -> str:
     url = config.attributes.get("database_url")
     if isinstance(url, str):
         return url
-    from app.settings import Settings
+    from app.platform.settings import Settings
 
     return Settings().database_url
 

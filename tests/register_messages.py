@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from xml.sax.saxutils import quoteattr
 
-from app.content.iplos.sample import h_nummer
+from app.dev.sample import h_nummer
 from app.identifiers import IdKind, synthetic_orgnr, synthetic_person_id
 
 NS = "http://www.npr.no/xmlstds/56_0_0_ipl"

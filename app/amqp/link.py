@@ -19,7 +19,7 @@ from proton import Message, SSLDomain, Timeout
 from proton.utils import BlockingConnection
 
 from app.amqp.envelope import Envelope
-from app.logging import get_logger
+from app.platform.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -28,8 +28,8 @@ from app.amqp.repository import (
     inbox_attempts,
     postpone_inbox,
 )
-from app.logging import get_logger
 from app.models import utcnow
+from app.platform.logs import get_logger
 
 log = get_logger(__name__)
 

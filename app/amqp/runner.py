@@ -19,8 +19,8 @@ from app.amqp.link import Publisher, receive_loop
 from app.amqp.processor import process_due
 from app.amqp.repository import Sessions, store_inbox
 from app.amqp.sender import send_due
-from app.logging import get_logger
-from app.settings import Settings
+from app.platform.logs import get_logger
+from app.platform.settings import Settings
 
 log = get_logger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from app.amqp.envelope import Envelope
 from app.amqp.repository import Sessions, due_outbox, outbox_failed, outbox_sent
-from app.logging import get_logger
+from app.platform.logs import get_logger
 
 log = get_logger(__name__)
 

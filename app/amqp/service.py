@@ -8,7 +8,7 @@ import asyncio
 from app.amqp.core_adapter import CoreAdapter
 from app.amqp.runner import AmqpRunner
 from app.intake.core import IntakeCore
-from app.logging import get_logger
+from app.platform.logs import get_logger
 from app.state import AppState
 
 log = get_logger(__name__)

@@ -19,13 +19,13 @@ from app.content.calendar import extended, local_date
 from app.deadlines import repository as deadline_repo
 from app.http_deps import DbSession, app_state
 from app.kommuner.repository import kommuner_of
-from app.logging import get_logger
 from app.models import utcnow
+from app.platform.logs import get_logger
+from app.platform.settings import Settings
 from app.query import coverage as repo
 from app.query.renumbered import fold_renumbered
 from app.query.reporting import default_year, received_window, year_entry
 from app.query.totals import is_current, windows_for
-from app.settings import Settings
 
 log = get_logger(__name__)
 

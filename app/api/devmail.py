@@ -6,10 +6,10 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 
+from app.dev.devsink import SavedMail, saved_mail, saved_mails
 from app.exposure import is_loopback
 from app.http_deps import app_state
-from app.notify.devsink import SavedMail, saved_mail, saved_mails
-from app.settings import Env, Settings
+from app.platform.settings import Env, Settings
 
 router = APIRouter(prefix="/dev", tags=["dev"], include_in_schema=False)
 

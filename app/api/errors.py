@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from app.logging import get_logger
+from app.platform.logs import get_logger
 
 log = get_logger(__name__)
 

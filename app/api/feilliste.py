@@ -24,10 +24,10 @@ from app.core.spreadsheet import sheet
 from app.http_deps import DbSession
 from app.http_deps import app_state as _app_state
 from app.models import utcnow
+from app.platform.settings import Settings
 from app.query import feilliste as repo
 from app.query.reporting import default_year, received_window, year_entry
 from app.register.protect import Protector
-from app.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["feilliste"], responses=PROBLEM_RESPONSES)
 

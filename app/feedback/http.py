@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.feedback import repository as repo
 from app.feedback.figures import Environment
+from app.platform.settings import Settings
 from app.query.reporting import default_year
-from app.settings import Settings
 
 CACHE_CONTROL = "public, max-age=60"
 KOMMUNE_NR = re.compile(r"[0-9]{4}")

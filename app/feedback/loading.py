@@ -26,8 +26,8 @@ from app.feedback.assembly import (
 from app.feedback.figures import Environment, KommuneFeedback, Overview
 from app.feedback.refresh import generation
 from app.kommuner.repository import kommuner_of
+from app.platform.settings import Settings
 from app.query.reporting import year_entry
-from app.settings import Settings
 
 # --- a small cache per generation: the aggregates change only when a refresh runs ----------
 

@@ -21,8 +21,8 @@ from app.feedback.refresh import generation
 from app.feedback.service import load_kommune, load_overview
 from app.http_deps import DbSession, app_state
 from app.models import utcnow
+from app.platform.settings import Settings
 from app.query.reporting import default_year
-from app.settings import Settings
 
 router = APIRouter(tags=["feedback"], include_in_schema=False)
 

@@ -36,11 +36,11 @@ from app.feedback import repository as repo
 from app.feedback.audit import Publication, Status, Table, share_value
 from app.feedback.register_counts import person_item_counts, year_end_counts
 from app.feedback.tables import FeedbackState
-from app.logging import get_logger
+from app.platform.logs import get_logger
+from app.platform.settings import Settings
+from app.platform.sqlite_writer import SqliteWriter
 from app.query.reporting import received_window, year_entry
 from app.query.totals import READABLE
-from app.settings import Settings
-from app.sqlite_writer import SqliteWriter
 
 log = get_logger(__name__)
 

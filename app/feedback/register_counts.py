@@ -21,9 +21,9 @@ from typing import Any
 from sqlalchemy import and_, case, exists, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import is_postgres
 from app.feedback.codes import AT_HOME, BYDEL_KOMMUNER, LONG_TERM, TYPE_ID_CODES
 from app.models import Message
+from app.platform.db import is_postgres
 from app.register.models import Episode, Hendelse, Melding, Notifikasjon
 
 

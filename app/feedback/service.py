@@ -13,7 +13,7 @@ from app.feedback import repository as repo
 from app.feedback.figures import Environment, KommuneFeedback, Overview
 from app.feedback.http import check_kommune
 from app.kommuner.repository import kommuner_of
-from app.settings import Settings
+from app.platform.settings import Settings
 
 
 async def load_overview(

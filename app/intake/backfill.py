@@ -43,6 +43,7 @@ from app.ebxml.mime import Attachment, MimeMessage
 from app.intake import history, stages
 from app.models import Finding as FindingRow
 from app.models import IplosNotification, Message, MessageEvent, Party, Receipt
+from app.platform.settings import ReceiverEnvironment, Settings
 from app.register.episodes import update_episodes
 from app.register.models import Melding
 from app.register.protect import Protector
@@ -50,7 +51,6 @@ from app.register.store import MeldingRecord, assign_feed_seq, store_melding
 from app.security import cms
 from app.security import rules as sec_rules
 from app.security.keys import KeyPair
-from app.settings import ReceiverEnvironment, Settings
 from app.statuses import MessageStatus, ReceiptKind
 
 # The statuses of an accepted message: AppRec 1 and 3.
@@ -399,7 +399,7 @@ class Job:
     reader: Reader
     protector: Protector
     dry_run: bool = False
-    # SQLite's writer lock shared with a running service (app/sqlite_writer.py); None: none
+    # SQLite's writer lock shared with a running service (app/platform/sqlite_writer.py); None: none
     writer: contextlib.AbstractAsyncContextManager[object] | None = None
 
 

@@ -49,14 +49,14 @@ from app.intake.shared import (
 )
 from app.kommuner import repository as kommune_repo
 from app.kommuner.years import renumbered_alike
-from app.logging import get_logger
 from app.models import Message, Party
 from app.msghead.checks import msgid_duplicate
 from app.parties import repository as party_repo
+from app.platform.logs import get_logger
+from app.platform.settings import ReceiverEnvironment
 from app.query import totals
 from app.registries import lookup as registries  # --- registries ---
 from app.security.certificates import PartyTrust
-from app.settings import ReceiverEnvironment
 from app.state import AppState
 from app.statuses import CertificateUsage, MessageStatus, ReceiptKind
 

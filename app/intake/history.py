@@ -28,9 +28,9 @@ from app.content.model import (
     StoredNotification,
     add_to_ranges,
 )
-from app.db import batches, chunks, is_postgres, one_of, write_rows
 from app.intake import history_more
 from app.models import Base, IplosBruker, IplosEvent, IplosKommuneState, IplosNotification
+from app.platform.db import batches, chunks, is_postgres, one_of, write_rows
 from app.register.models import Hendelse, Notifikasjon
 from app.register.protect import Protector
 

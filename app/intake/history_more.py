@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.content.model import ContentResult, Ranges, add_to_ranges
-from app.db import chunks, is_postgres, one_of
 from app.models import Finding
+from app.platform.db import chunks, is_postgres, one_of
 from app.query.feilliste import failing_in
 from app.register.models import Hendelse
 

@@ -3,12 +3,11 @@ reply."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
-from lxml import etree
 
 from app.apprec.build import build_receipt
 from app.apprec.mapping import receipt_outcome
@@ -18,8 +17,9 @@ from app.core.findings import Finding
 from app.ebxml import build as ebuild
 from app.ebxml.envelope import EbmsHeader
 from app.msghead.model import MsgHead
-from app.security import cms, xmldsig
+from app.security import cms
 from app.security.keys import KeyPair
+from app.security.xmldsig import envelope_signer
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,14 +109,3 @@ def wrap_apprec(
         sign=envelope_signer(signer),
     )
     return BuiltReceipt(apprec, apprec_id, status, reply)
-
-
-def envelope_signer(key: KeyPair | None) -> ebuild.Signer | None:
-    """The security layer's envelope signature as the builders' Signer."""
-    if key is None:
-        return None
-
-    def sign(root: etree._Element, attachments: Mapping[str, bytes]) -> etree._Element:
-        return xmldsig.sign_envelope(root, attachments, key)
-
-    return sign

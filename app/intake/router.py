@@ -16,7 +16,7 @@ from app.api.errors import PROBLEM_JSON, problem
 from app.bodies import BodySpool, Reservation
 from app.intake.ebms.request import IntakeRequest, Reply, SpooledBody
 from app.intake.service import IntakeService
-from app.logging import get_logger
+from app.platform.logs import get_logger
 from app.state import AppState
 
 log = get_logger(__name__)

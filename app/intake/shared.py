@@ -24,8 +24,8 @@ from app.intake.business import Business
 from app.intake.outcome import HistoryRecord, Mail, Outcome
 from app.models import Message, Party
 from app.notify.email import compose_notification, warning_counts
+from app.platform.settings import Settings
 from app.security.keys import load_certificate
-from app.settings import Settings
 from app.statuses import CertificateUsage
 
 # MsgHead and the transport say different senders or receivers: spoofing, not a typo

@@ -32,13 +32,14 @@ from app.intake.reading import (
     release_freed_memory,
     sha256_of,
 )
-from app.intake.reply import BuiltReceipt, build_apprec_reply, envelope_signer, wrap_apprec
+from app.intake.reply import BuiltReceipt, build_apprec_reply, wrap_apprec
 from app.intake.transport import _PKCS7, Transport, read_transport
 from app.security import cms, xmldsig
 from app.security import rules as sec_rules
 from app.security.certificates import PartyTrust, SignatureLevel, TrustStore, check_signer
 from app.security.dsig_stream import verify_document_stream
 from app.security.keys import KeyPair
+from app.security.xmldsig import envelope_signer
 
 __all__ = [
     "DSIG_STREAM_MIN_BYTES",

@@ -14,9 +14,9 @@ from app.identifiers import mask_person_ids
 from app.kommuner.repository import kommuner_of
 from app.kommuner.years import renumbered_alike
 from app.notify import remind_repository as repo
+from app.platform.settings import Settings
 from app.query.coverage import deliveries
 from app.query.reporting import received_window, year_entry
-from app.settings import Settings
 
 _ENVIRONMENT_NO = {
     "pilot": "pilotmottaket",

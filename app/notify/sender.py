@@ -29,11 +29,11 @@ import aiosmtplib
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.identifiers import mask_person_ids
-from app.logging import get_logger
 from app.notify import repository as outbox
 from app.notify.email import build_email, message_id_for
-from app.settings import Settings
-from app.sqlite_writer import SqliteWriter
+from app.platform.logs import get_logger
+from app.platform.settings import Settings
+from app.platform.sqlite_writer import SqliteWriter
 from app.state import AppState
 
 log = get_logger(__name__)
@@ -303,8 +303,15 @@ class BackgroundSender:
             log.error("notify.stop_failed", error_type=type(exc).__name__)
 
 
-def start_background(state: AppState, *, interval: float = DEFAULT_INTERVAL) -> BackgroundSender:
-    """Start the sender loop in the running event loop when SMTP is configured."""
+def start_background(
+    state: AppState,
+    *,
+    interval: float = DEFAULT_INTERVAL,
+    dev_sink: Callable[..., Awaitable[None]] | None = None,
+) -> BackgroundSender:
+    """Start the sender loop in the running event loop when SMTP is configured; in dev without
+    SMTP, `dev_sink` (app.dev.devsink.run_sink, passed by the app factory so that this package
+    does not import the dev aids) writes the emails into files."""
     sender = BackgroundSender()
     if state.settings.smtp_host:
         sender.task = asyncio.create_task(
@@ -318,11 +325,9 @@ def start_background(state: AppState, *, interval: float = DEFAULT_INTERVAL) -> 
             name="kpr-notify-sender",
         )
         log.info("notify.sender_started", interval=interval)
-    elif state.settings.env.value == "dev":
-        from app.notify.devsink import run_sink  # dev only: emails into files (var/mail/)
-
+    elif state.settings.env.value == "dev" and dev_sink is not None:
         sender.task = asyncio.create_task(
-            _sink(state, sender.stop_event, run_sink), name="kpr-notify-dev-sink"
+            _sink(state, sender.stop_event, dev_sink), name="kpr-notify-dev-sink"
         )
         log.info("notify.dev_sink_started", directory=str(state.settings.mail_dir))
     return sender

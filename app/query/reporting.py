@@ -13,7 +13,7 @@ from app.content.calendar import (
     local_date,
     parse_reporting_calendar,
 )
-from app.settings import Settings
+from app.platform.settings import Settings
 
 
 def calendar_of(settings: Settings) -> ReportingCalendar:

@@ -21,7 +21,7 @@ import anyio
 from sqlalchemy import Table, delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import batches, chunks, is_postgres, one_of
+from app.platform.db import batches, chunks, is_postgres, one_of
 from app.register.models import Episode, Hendelse, Melding, Notifikasjon
 
 START, STOP_FRA, STOP_TIL = "TjenesteStart", "MidlertidigStoppFra", "MidlertidigStoppTil"

@@ -45,8 +45,8 @@ from sqlalchemy import cast as sa_cast
 from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import is_postgres
 from app.models import Base, UtcDateTime
+from app.platform.db import is_postgres
 from app.query.access_log import Access, record_access
 from app.register.models import (
     Episode,

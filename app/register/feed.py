@@ -20,8 +20,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import IN_CHUNK, chunks, is_postgres, one_of
 from app.models import Base
+from app.platform.db import IN_CHUNK, chunks, is_postgres, one_of
 from app.register.models import Episode, Hendelse, Melding, Notifikasjon, RegisterFeed
 
 

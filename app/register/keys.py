@@ -15,9 +15,9 @@ import secrets
 import tempfile
 from pathlib import Path
 
-from app.private_files import private_dir
+from app.platform.private_files import private_dir
+from app.platform.settings import Env, Settings
 from app.register.protect import KEY_BYTES, Protector
-from app.settings import Env, Settings
 
 DEV_KEY_ID = "k1"
 

@@ -2,7 +2,7 @@
 notifications and events, every attribute as sent, in the intake's one transaction.
 
 Rows are written set-based (COPY on PostgreSQL, executemany elsewhere:
-`app.db.write_rows`); identifiers are sealed in a worker thread first (100 000
+`app.platform.db.write_rows`); identifiers are sealed in a worker thread first (100 000
 notifications: AES-GCM and HMAC for each fid). The feed's sequence number is given last
 (`assign_feed_seq`), just before the commit, so the counter's row lock is held only for
 the commit itself.
@@ -22,8 +22,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.content.model import ContentResult, Notification, guid_key, parse_xs_date
-from app.db import is_postgres, write_rows
 from app.models import Base
+from app.platform.db import is_postgres, write_rows
 from app.register.episodes import EventFacts, Key, NotificationFacts, OwnEvents
 from app.register.models import (
     Hendelse,

@@ -305,7 +305,7 @@ def dev_registry_parties(pki_dir: Path) -> FakeRegistry:
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    from app.devsetup import DEMO_HER_ID
+    from app.dev.devsetup import DEMO_HER_ID
     from app.security.certificates import organization_number
 
     def der(name: str) -> bytes:

@@ -7,9 +7,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from app.logging import get_logger
-from app.metrics import Metrics
 from app.outbound import Failure, OutboundClient, OutboundError, OutboundResponse
+from app.platform.logs import get_logger
+from app.platform.metrics import Metrics
 from app.registries.models import RegistryUnavailable
 
 log = get_logger(__name__)

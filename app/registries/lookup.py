@@ -24,10 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.findings import Finding
 from app.ebxml import rules as ebxml_rules
-from app.logging import get_logger
-from app.metrics import Metrics
 from app.models import Party, RegistryEntry
 from app.outbound import OutboundClient
+from app.platform.logs import get_logger
+from app.platform.metrics import Metrics
+from app.platform.settings import Settings
 from app.registries.ar_rest import ClientCredentials, RestAddressRegistry, TokenSource
 from app.registries.ar_soap import SoapAddressRegistry
 from app.registries.contract import AddressRegistry, AgreementRegistry
@@ -35,7 +36,6 @@ from app.registries.cppa_rest import RestAgreementRegistry
 from app.registries.http import Caller
 from app.registries.models import RegistryAnswerInvalid, RegistryParty, RegistryUnavailable
 from app.registries.sync import Stored, checked_spec, store, year_kommuner
-from app.settings import Settings
 
 if TYPE_CHECKING:
     from app.state import AppState

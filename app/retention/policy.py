@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.logging import get_logger
+from app.platform.logs import get_logger
+from app.platform.settings import Settings
 from app.retention import repository as repo
-from app.settings import Settings
 
 log = get_logger(__name__)
 

@@ -13,7 +13,6 @@ from sqlalchemy import delete, exists, not_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.apprec.redact import redact_apprec
-from app.db import chunks
 from app.models import (
     AccessLog,
     Finding,
@@ -23,6 +22,7 @@ from app.models import (
     Message,
     Receipt,
 )
+from app.platform.db import chunks
 from app.register.confirmed import unconfirmed_messages
 from app.register.models import Episode, Hendelse, Melding, Notifikasjon
 

@@ -35,8 +35,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from app.logging import get_logger
 from app.outbound import OutboundClient, OutboundError
+from app.platform.logs import get_logger
 from app.revocation.ocsp import OcspAnswers
 from app.security.certificates import build_chain
 

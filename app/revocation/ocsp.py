@@ -21,8 +21,8 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 from prometheus_client import Counter
 
-from app.logging import get_logger
 from app.outbound import OutboundClient, OutboundError
+from app.platform.logs import get_logger
 from app.security.certificates import OcspAnswer
 
 log = get_logger(__name__)

@@ -19,7 +19,7 @@ import copy
 import io
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -621,3 +621,18 @@ def verify_document(document: bytes | etree._Element) -> DocumentSignature:
 
 
 verify_msghead = verify_document
+
+
+# the shape of app.ebxml.build.Signer, which the builders take
+EnvelopeSigner = Callable[[etree._Element, Mapping[str, bytes]], etree._Element]
+
+
+def envelope_signer(key: KeyPair | None) -> EnvelopeSigner | None:
+    """The security layer's envelope signature as the builders' Signer."""
+    if key is None:
+        return None
+
+    def sign(root: etree._Element, attachments: Mapping[str, bytes]) -> etree._Element:
+        return sign_envelope(root, attachments, key)
+
+    return sign

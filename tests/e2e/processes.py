@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from app.client import ReadReply, SendOptions, build_epj_message, read_reply
+from app.dev.client import ReadReply, SendOptions, build_epj_message, read_reply
 from app.ebxml.build import BuiltMessage
 from app.security.keys import KeyPair, load_certificate, load_key_pair
 from bench.pgcluster import PgCluster, pg_binaries

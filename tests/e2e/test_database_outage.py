@@ -13,10 +13,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app.client import ReadReply
-from app.db import create_engine, session_factory
+from app.dev.client import ReadReply
 from app.ebxml.build import BuiltMessage
 from app.models import Message, MessageDedup
+from app.platform.db import create_engine, session_factory
 from bench.pgcluster import PgCluster
 from tests.e2e.processes import Municipality, pg_cluster, prepare, start
 from tests.integration.messages import assert_signed_ok_reply

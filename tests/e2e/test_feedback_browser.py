@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.db import create_engine, session_factory
+from app.platform.db import create_engine, session_factory
 from tests.e2e.conftest import chromium
 from tests.e2e.processes import Municipality, Running, prepare, start
 from tests.integration.test_feedback import T0, User, seed_message

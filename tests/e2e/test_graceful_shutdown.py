@@ -16,9 +16,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from app.db import create_engine, session_factory
 from app.ebxml.build import BuiltMessage
 from app.models import Message
+from app.platform.db import create_engine, session_factory
 from tests.e2e.processes import Municipality, Running, prepare, start
 from tests.integration.messages import assert_signed_ok_reply
 

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.client import SendOptions, build_epj_message
-from app.security.devpki import DEV_KPR_ORGNR, issue_certificate
+from app.dev.client import SendOptions, build_epj_message
+from app.dev.devpki import DEV_KPR_ORGNR, issue_certificate
 from app.security.keys import KeyPair, load_key_pair
 from tests.e2e.processes import Municipality, prepare, start
 from tests.integration.messages import DEMO_HER, assert_signed_ok_reply, msghead

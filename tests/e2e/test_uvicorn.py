@@ -9,9 +9,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from app.client import SendOptions, build_epj_message, read_reply
-from app.db import create_engine, session_factory
+from app.dev.client import SendOptions, build_epj_message, read_reply
 from app.models import Message
+from app.platform.db import create_engine, session_factory
 from app.security.keys import KeyPair, load_certificate, load_key_pair
 from tests.e2e.conftest import Server
 from tests.integration.messages import DEMO_HER, assert_signed_ok_reply, msghead

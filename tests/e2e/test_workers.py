@@ -17,11 +17,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app.client import SendOptions, build_epj_message
-from app.content.iplos.sample import build_sample, wrap_in_msghead
-from app.db import create_engine, session_factory
+from app.dev.client import SendOptions, build_epj_message
+from app.dev.sample import build_sample, wrap_in_msghead
 from app.ebxml.build import BuiltMessage
 from app.models import Message
+from app.platform.db import create_engine, session_factory
 from bench.pgcluster import PgCluster
 from tests.e2e.conftest import _free_port, _wait_ready
 from tests.e2e.processes import Municipality, pg_cluster, prepare

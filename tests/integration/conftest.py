@@ -23,14 +23,15 @@ from sqlalchemy import MetaData, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import devsetup, migrate
-from app.db import create_engine, session_factory
+from app import migrate
+from app.dev import devsetup
+from app.dev.devpki import DevPki, dev_pki, write_dev_pki
 from app.main import create_app
 from app.models import TotalsState, utcnow
 from app.parties import repository as party_repo
+from app.platform.db import create_engine, session_factory
+from app.platform.settings import Env, ReceiverEnvironment, Settings
 from app.query import totals
-from app.security.devpki import DevPki, dev_pki, write_dev_pki
-from app.settings import Env, ReceiverEnvironment, Settings
 from tests.integration.databases import dispose_database, fresh_database, run_admin_sql
 from tests.protector import REGISTER_SETTINGS
 

@@ -10,10 +10,10 @@ import httpx
 
 from app.apprec.model import AppRec
 from app.apprec.parse import parse_apprec
-from app.client import ReadReply, SendOptions, build_epj_message, read_reply
-from app.content.iplos.sample import build_sample, wrap_in_msghead
+from app.dev.client import ReadReply, SendOptions, build_epj_message, read_reply
+from app.dev.devpki import DevPki
+from app.dev.sample import build_sample, wrap_in_msghead
 from app.ebxml.build import BuiltMessage
-from app.security.devpki import DevPki
 
 DEMO_HER = "8000001"
 PILOT_HER = "131725"

@@ -12,9 +12,9 @@ from sqlalchemy import Alias, Table, delete, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db import create_engine
 from app.models import AccessLog, AppendOnlyError
-from app.settings import Settings
+from app.platform.db import create_engine
+from app.platform.settings import Settings
 from tests.integration.seed import add_message, auth, token
 
 Sessions = async_sessionmaker[AsyncSession]

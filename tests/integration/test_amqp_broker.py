@@ -19,11 +19,11 @@ from app.amqp.link import Publisher, connect, from_proton, receiver_address
 from app.amqp.repository import inbox_status
 from app.amqp.runner import AmqpRunner
 from app.amqp.setup import declare, delete
-from app.cli_amqp import send_amqp
+from app.cli.amqp import send_amqp
+from app.dev.devpki import DevPki
 from app.models import AmqpInbox
+from app.platform.settings import Settings
 from app.security import cms
-from app.security.devpki import DevPki
-from app.settings import Settings
 from tests.integration.conftest import served
 from tests.integration.test_amqp_inbox import ByPayload, _envelope
 

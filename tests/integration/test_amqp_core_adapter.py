@@ -13,16 +13,16 @@ from app.amqp.conditions import ErrorCondition
 from app.amqp.core_adapter import CoreAdapter, error_condition, received_payload
 from app.amqp.core_port import InboxMessage, Verdict
 from app.amqp.envelope import CONTENT_TYPE, Envelope, Refusal
-from app.cli import app as cli
+from app.cli.root import app as cli
 from app.core.findings import Finding
+from app.dev.devpki import DevPki
 from app.intake.received import CoreOutcome, OutcomeKind, PayloadProtection, ReceivedPayload
 from app.keyring import load_keyring
-from app.metrics import Metrics
 from app.msghead import rules as msghead_rules
+from app.platform.metrics import Metrics
+from app.platform.settings import Settings
 from app.security import cms
 from app.security import rules as security_rules
-from app.security.devpki import DevPki
-from app.settings import Settings
 from app.state import AppState
 
 

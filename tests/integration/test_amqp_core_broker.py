@@ -14,15 +14,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import devsetup
 from app.amqp import devsender
 from app.amqp.setup import declare, delete
-from app.cli_amqp import send_amqp
+from app.cli.amqp import send_amqp
+from app.dev import devsetup
+from app.dev.devpki import DevPki
 from app.models import Message
 from app.parties import repository as party_repo
+from app.platform.settings import ReceiverEnvironment, Settings
 from app.security import cms
-from app.security.devpki import DevPki
-from app.settings import ReceiverEnvironment, Settings
 from tests.integration.conftest import served
 from tests.integration.messages import msghead
 

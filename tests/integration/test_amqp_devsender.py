@@ -13,10 +13,10 @@ from app.amqp import devsender
 from app.amqp.envelope import CONTENT_TYPE, check
 from app.amqp.link import from_proton
 from app.amqp.setup import declare
-from app.cli_amqp import send_amqp
+from app.cli.amqp import send_amqp
+from app.dev.devpki import DevPki
+from app.platform.settings import Settings
 from app.security import cms
-from app.security.devpki import DevPki
-from app.settings import Settings
 
 AWAY = "amqp://guest:guest@127.0.0.1:1"
 

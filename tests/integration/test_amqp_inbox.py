@@ -21,7 +21,7 @@ from app.amqp.repository import due_outbox, inbox_status, store_inbox
 from app.amqp.runner import AmqpRunner, consumed_queues
 from app.amqp.sender import send_due
 from app.models import AmqpInbox, AmqpOutbox
-from app.settings import Settings
+from app.platform.settings import Settings
 
 Sessions = async_sessionmaker[AsyncSession]
 

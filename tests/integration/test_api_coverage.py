@@ -15,7 +15,7 @@ from app.kommuner.repository import replace_year
 from app.kommuner.ssb import Kommune
 from app.models import NotificationOutbox, Party, PartyContact, PartyKommune
 from app.notify.remind import queue_reminders
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.integration.seed import FID_OSLO, T0, Fault, add_message, auth, token
 
 Sessions = async_sessionmaker[AsyncSession]

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.main import create_app
 from app.models import AccessLog, Party, PartyKommune
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.integration.seed import FID_BERGEN, FID_OSLO, Fault, add_message, auth, token
 
 Sessions = async_sessionmaker[AsyncSession]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.content.iplos.sample import build_sample
-from app.security.devpki import DevPki
+from app.dev.devpki import DevPki
+from app.dev.sample import build_sample
 from tests.integration.seed import auth, token
 from tests.integration.test_intake_history import guid, send
 

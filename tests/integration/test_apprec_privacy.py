@@ -16,8 +16,8 @@ from app.catalogue import rules_by_id
 from app.core.findings import Finding as CheckFinding
 from app.core.findings import Subject
 from app.models import AccessLog, Finding, Receipt
+from app.platform.settings import Settings
 from app.retention.policy import apply_retention
-from app.settings import Settings
 from tests.integration.seed import FID_OSLO, Fault, add_message, auth, token
 
 Sessions = async_sessionmaker[AsyncSession]

@@ -15,9 +15,9 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from app.dev.devpki import DevPki
 from app.main import create_app
-from app.security.devpki import DevPki
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.integration.databases import dispose_database, fresh_database
 from tests.integration.messages import epj_message, post
 

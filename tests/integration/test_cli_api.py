@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
-from app.cli import app
-from app.db import create_engine, session_factory
+from app.cli.root import app
 from app.models import AccessLog, Kommune, NotificationOutbox, Party, PartyContact, PartyKommune
+from app.platform.db import create_engine, session_factory
 from tests.integration.seed import FID_OSLO, Fault, add_message
 from tests.protector import REGISTER_SETTINGS
 

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from app.cli import app
-from app.db import create_engine, session_factory
+from app.cli.root import app
 from app.deadlines import repository as deadline_repo
 from app.models import AccessLog
+from app.platform.db import create_engine, session_factory
 
 runner = CliRunner()
 

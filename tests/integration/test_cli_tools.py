@@ -20,14 +20,16 @@ import pytest
 from lxml import etree
 from typer.testing import CliRunner
 
-from app import cli_sample, cli_send, cli_tools
 from app.apprec import AppRecStatus, AppRecVersion, parse_apprec
 from app.apprec.model import KPR_NAME
-from app.cli import app
+from app.cli import sample as cli_sample
+from app.cli import send as cli_send
+from app.cli import tools as cli_tools
+from app.cli.root import app
 from app.content.iplos import NS
-from app.content.iplos.sample import build_sample, wrap_in_msghead
-from app.security.devpki import DevPki, write_dev_pki
-from app.settings import Settings
+from app.dev.devpki import DevPki, write_dev_pki
+from app.dev.sample import build_sample, wrap_in_msghead
+from app.platform.settings import Settings
 
 # validate, sample, send: the intake's SQL runs on both in its own tests
 pytestmark = pytest.mark.databases("sqlite")

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.dev.devsink import deliver_due
 from app.main import create_app
 from app.models import NotificationOutbox
-from app.notify.devsink import deliver_due
-from app.settings import Env, Settings
+from app.platform.settings import Env, Settings
 from tests.integration.seed import add_message, auth, token
 
 Sessions = async_sessionmaker[AsyncSession]

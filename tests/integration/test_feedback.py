@@ -17,7 +17,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
-from app.cli import app as cli
+from app.cli.root import app as cli
+from app.dev.devpki import DevPki
 from app.feedback.refresh import refresh_once
 from app.feedback.tables import FeedbackKommune, FeedbackState
 from app.models import (
@@ -28,10 +29,9 @@ from app.models import (
     Message,
     Receipt,
 )
+from app.platform.settings import Settings
 from app.register.episodes import update_episodes
 from app.register.models import Episode, Hendelse, Melding, Notifikasjon
-from app.security.devpki import DevPki
-from app.settings import Settings
 from tests.integration.conftest import Snapshot, _Databases, restore_snapshot, take_snapshot
 from tests.integration.messages import epj_message, post
 from tests.protector import PROTECTOR

@@ -20,7 +20,7 @@ from app.feedback.codes import DISTRICT_ITEMS, ITEMS, has_districts
 from app.feedback.refresh import STATE, refresh_once
 from app.feedback.tables import FeedbackCount, FeedbackKommune, FeedbackMedian, FeedbackState
 from app.kommuner.lists import shipped_list
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.budgets import examples
 from tests.feedback_draws import Drawn, municipality
 from tests.integration.test_feedback import Sessions, User, _privacy_scan, seed_message

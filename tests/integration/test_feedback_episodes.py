@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.dev.devpki import DevPki
 from app.feedback.refresh import YEAR_END_KINDS, refresh_once
 from app.feedback.tables import FeedbackCount
-from app.security.devpki import DevPki
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.integration.test_feedback import User, _privacy_scan, seed_message
 from tests.integration.test_intake_history import send
 from tests.register_messages import EMPTY_GUID, Event, Notif, Person, melding_xml, person

@@ -20,18 +20,18 @@ from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import devsetup
 from app.apprec.model import AppRec
 from app.apprec.parse import parse_apprec
-from app.content.iplos.sample import build_sample, wrap_in_msghead
+from app.dev import devsetup
+from app.dev.devpki import DevPki
+from app.dev.sample import build_sample, wrap_in_msghead
 from app.ebxml.envelope import EB_NS, SOAP_NS
-from app.logging import configure_logging
 from app.main import create_app
 from app.models import Finding as FindingRow
 from app.models import IplosNotification, Message
 from app.parties import repository as party_repo
-from app.security.devpki import DevPki
-from app.settings import Settings
+from app.platform.logs import configure_logging
+from app.platform.settings import Settings
 from tests.integration.conftest import PRODUCTION_HER, TEST_HER
 from tests.integration.messages import DEMO_HER, epj_message, msghead, post, reply_of
 from tests.integration.test_intake_transport import (

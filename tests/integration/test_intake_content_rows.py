@@ -12,10 +12,10 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.content.iplos.sample import build_sample, wrap_in_msghead
+from app.dev.devpki import DevPki
+from app.dev.sample import build_sample, wrap_in_msghead
 from app.models import IplosNotification, NotificationOutbox
 from app.msghead.xmlutil import OSLO
-from app.security.devpki import DevPki
 from tests.integration.messages import DEMO_HER, PILOT_HER, epj_message, post
 from tests.integration.test_intake_business import apprec_of, fids, newest, notifications, rule_ids
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.security.devpki import DevPki
+from app.dev.devpki import DevPki
 from tests.integration.messages import epj_message
 from tests.integration.test_intake_security import assert_refused, stored_detail
 from tests.unit.test_certificate_parsing import damaged_subjects

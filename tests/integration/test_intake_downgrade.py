@@ -11,11 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.apprec.parse import parse_apprec
-from app.client import SendOptions, build_ebxml, build_epj_message, prepare_payload
+from app.dev.client import SendOptions, build_ebxml, build_epj_message, prepare_payload
+from app.dev.devpki import DevPki
 from app.models import Finding, Message
 from app.parties import repository as party_repo
 from app.parties.spec import CpaSpec, make_party
-from app.security.devpki import DevPki
 from tests.integration.messages import DEMO_HER, epj_message, msghead, post, reply_of
 
 # downgrade protection: no SQL that differs between the databases

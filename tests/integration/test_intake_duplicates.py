@@ -18,10 +18,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import undefer
 
-from app import devsetup, migrate
+from app import migrate
 from app.apprec.parse import parse_apprec
-from app.client import SendOptions, build_ebxml, prepare_payload
-from app.db import create_engine, session_factory
+from app.dev import devsetup
+from app.dev.client import SendOptions, build_ebxml, prepare_payload
+from app.dev.devpki import DevPki, write_dev_pki
 from app.main import create_app
 from app.models import (
     Finding,
@@ -33,8 +34,8 @@ from app.models import (
     Receipt,
 )
 from app.parties import repository as party_repo
-from app.security.devpki import DevPki, write_dev_pki
-from app.settings import Env, Settings
+from app.platform.db import create_engine, session_factory
+from app.platform.settings import Env, Settings
 from tests.integration.databases import dispose_database, fresh_database
 from tests.integration.messages import DEMO_HER, epj_message, msghead, post, reply_of
 from tests.integration.test_intake_transport import (

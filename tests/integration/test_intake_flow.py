@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import undefer
 
 from app.apprec.parse import parse_apprec
+from app.dev.devpki import DevPki
 from app.models import Finding as FindingRow
 from app.models import Message, MessageEvent, NotificationOutbox, Receipt
-from app.security.devpki import DevPki
 from tests.integration.messages import assert_signed_ok_reply, epj_message, post, reply_of
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.content.iplos.sample import FNR_2032, build_sample
-from app.security.devpki import DevPki
+from app.dev.devpki import DevPki
+from app.dev.sample import FNR_2032, build_sample
 from tests.integration.messages import epj_message, post
 from tests.integration.test_intake_business import apprec_of, fids, newest, rule_ids
 from tests.integration.test_intake_content_rows import KOMMUNE, guids, head_of, stored_guids

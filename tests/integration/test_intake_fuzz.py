@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.dev.devpki import DevPki, dev_pki
 from app.models import Message
-from app.security.devpki import DevPki, dev_pki
 from tests.budgets import examples
 from tests.integration.messages import epj_message
 

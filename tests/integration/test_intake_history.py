@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.apprec.model import AppRec
 from app.apprec.parse import parse_apprec
-from app.content.iplos.sample import build_sample, wrap_in_msghead
 from app.content.model import EMPTY_GUID, normalize_guid
+from app.dev.devpki import DevPki
+from app.dev.sample import build_sample, wrap_in_msghead
 from app.models import Finding as FindingRow
 from app.models import (
     IplosBruker,
@@ -28,8 +29,7 @@ from app.models import (
     Message,
     NotificationOutbox,
 )
-from app.security.devpki import DevPki
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.integration.conftest import PRODUCTION_HER, TEST_HER, THREE_ADDRESSES, served
 from tests.integration.messages import epj_message, post, reply_of
 from tests.protector import PROTECTOR

@@ -17,15 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.api.coverage import build_coverage
 from app.content.calendar import OSLO
-from app.content.iplos.sample import build_sample
 from app.content.model import EMPTY_GUID, normalize_guid
 from app.deadlines import repository as deadline_repo
+from app.dev.devpki import DevPki
+from app.dev.sample import build_sample
 from app.feedback.refresh import refresh_once
 from app.models import Finding as FindingRow
 from app.models import IplosKommuneState, IplosNotification, Message
+from app.platform.settings import Settings
 from app.register.models import Hendelse
-from app.security.devpki import DevPki
-from app.settings import Settings
 from tests.integration.conftest import PRODUCTION_HER, THREE_ADDRESSES, served
 from tests.integration.test_intake_history import (
     NS,

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.dev.devpki import DevPki
 from app.models import Message
-from app.security.devpki import DevPki
 from tests.integration.messages import epj_message
 
 

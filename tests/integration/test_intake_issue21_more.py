@@ -11,9 +11,9 @@ import httpx
 import pytest
 from lxml import etree
 
-from app.content.iplos.sample import build_sample
 from app.content.model import EMPTY_GUID
-from app.security.devpki import DevPki
+from app.dev.devpki import DevPki
+from app.dev.sample import build_sample
 from tests.integration.test_intake_history import NS, guid, melding, send
 from tests.integration.test_intake_kept_rows import Sessions, error_list, kept_with, rows
 

@@ -15,10 +15,10 @@ from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.content.iplos.sample import build_sample
 from app.content.model import EMPTY_GUID, guid_key
+from app.dev.devpki import DevPki
+from app.dev.sample import build_sample
 from app.register.models import Episode, Hendelse, Notifikasjon
-from app.security.devpki import DevPki
 from tests.integration.seed import auth, token
 from tests.integration.test_intake_history import NS, Answer, guid, melding, send
 

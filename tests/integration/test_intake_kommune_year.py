@@ -12,16 +12,16 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import devsetup
-from app.content.iplos.sample import build_sample, wrap_in_msghead
+from app.dev import devsetup
+from app.dev.devpki import DevPki
+from app.dev.sample import build_sample, wrap_in_msghead
 from app.feedback.refresh import refresh_once
 from app.kommuner.repository import replace_year
 from app.kommuner.ssb import Kommune
 from app.models import NotificationOutbox, Party, PartyContact, PartyKommune
 from app.notify.remind import queue_reminders
 from app.parties import repository as party_repo
-from app.security.devpki import DevPki
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.integration.messages import DEMO_HER, PILOT_HER, epj_message, post
 from tests.integration.seed import add_message, auth, token
 from tests.integration.test_intake_business import apprec_of, newest, notifications, rule_ids

@@ -21,10 +21,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.apprec.parse import parse_apprec
+from app.dev.devpki import DevPki
 from app.intake import history as history_repo
 from app.intake import repository as repo
 from app.models import Finding, IplosKommuneState, IplosNotification, MessageDedup
-from app.security.devpki import DevPki
 from tests.integration.messages import epj_message, post, reply_of
 from tests.integration.test_intake_duplicates import _count, _messages
 from tests.integration.test_intake_transport import assert_accepted, chained_heads

@@ -13,12 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.apprec.parse import parse_apprec
+from app.dev.devpki import DevPki
 from app.intake.core import IntakeCore
 from app.intake.received import OutcomeKind
 from app.main import create_app
 from app.models import Message
-from app.security.devpki import DevPki
-from app.settings import Settings
+from app.platform.settings import Settings
 from app.state import AppState
 from tests.integration.messages import DEMO_HER, PILOT_HER, epj_message, msghead, post, reply_of
 from tests.integration.seam_transport import LoopbackTransport, signed_and_enveloped

@@ -31,20 +31,11 @@ from lxml import etree
 from sqlalchemy import ScalarResult, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import devsetup
 from app.apprec.parse import parse_apprec
-from app.client import SendOptions, build_ebxml, prepare_payload
-from app.content.iplos.sample import build_sample, wrap_in_msghead
 from app.core.xmlparse import parse_xml
-from app.ebxml.build import BuiltMessage, Payload, Signer
-from app.ebxml.envelope import EbmsError
-from app.ebxml.mime import parse_body
-from app.main import create_app
-from app.models import Finding, Message, MessageEvent
-from app.parties import repository as party_repo
-from app.parties.spec import certificate_spec
-from app.security import cms, xmldsig
-from app.security.devpki import (
+from app.dev import devsetup
+from app.dev.client import SendOptions, build_ebxml, prepare_payload
+from app.dev.devpki import (
     DEV_MUNICIPALITY_ORGNR,
     DevPki,
     issue_certificate,
@@ -52,9 +43,18 @@ from app.security.devpki import (
     make_crl,
     rsa_key,
 )
+from app.dev.sample import build_sample, wrap_in_msghead
+from app.ebxml.build import BuiltMessage, Payload, Signer
+from app.ebxml.envelope import EbmsError
+from app.ebxml.mime import parse_body
+from app.main import create_app
+from app.models import Finding, Message, MessageEvent
+from app.parties import repository as party_repo
+from app.parties.spec import certificate_spec
+from app.platform.settings import KeyPair as KeyFiles
+from app.platform.settings import Settings
+from app.security import cms, xmldsig
 from app.security.keys import KeyPair, describe_certificate, serial_hex, serial_text
-from app.settings import KeyPair as KeyFiles
-from app.settings import Settings
 from tests.integration.messages import DEMO_HER, PILOT_HER, msghead, post, reply_of
 
 # signatures, certificates and CMS: no SQL that differs between the databases

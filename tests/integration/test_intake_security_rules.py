@@ -18,13 +18,13 @@ from cryptography.hazmat.primitives import serialization
 from lxml import etree
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.client import build_ebxml
 from app.core.xmlparse import parse_xml
+from app.dev.client import build_ebxml
+from app.dev.devpki import DEV_MUNICIPALITY_ORGNR, DevPki, issue_certificate
 from app.ebxml.build import Payload
+from app.platform.settings import Settings
 from app.security import xmldsig
-from app.security.devpki import DEV_MUNICIPALITY_ORGNR, DevPki, issue_certificate
 from app.security.keys import KeyPair, serial_text
-from app.settings import Settings
 from tests.integration.messages import msghead, post
 from tests.integration.test_intake_security import (
     OTHER_ORGNR,

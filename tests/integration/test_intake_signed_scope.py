@@ -25,8 +25,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import undefer
 
-from app.client import SendOptions, build_ebxml, prepare_payload, read_reply
 from app.core.findings import Finding as CheckFinding
+from app.dev.client import SendOptions, build_ebxml, prepare_payload, read_reply
+from app.dev.devpki import DevPki
 from app.ebxml import build as ebuild
 from app.ebxml import rules as ebxml_rules
 from app.ebxml.build import BuiltMessage, Payload
@@ -34,10 +35,9 @@ from app.ebxml.envelope import EB_NS, SOAP_NS
 from app.ebxml.mime import parse_body
 from app.intake.stages import envelope_signer
 from app.models import Finding, Message, MessageDedup, MessageEvent, NotificationOutbox, Receipt
+from app.platform.settings import Settings
 from app.security import cms, xmldsig
-from app.security.devpki import DevPki
 from app.security.xmldsig import cid_uri
-from app.settings import Settings
 from tests.integration.messages import (
     DEMO_HER,
     PILOT_HER,

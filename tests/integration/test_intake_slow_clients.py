@@ -24,10 +24,10 @@ from prometheus_client import CollectorRegistry
 
 from app import bodies
 from app.bodies import BodyGate
+from app.dev.devpki import DevPki
 from app.ebxml.build import BuiltMessage
 from app.main import create_app
-from app.security.devpki import DevPki
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.integration.messages import assert_signed_ok_reply, epj_message, reply_of
 
 # the transport before any SQL: nothing that differs between the databases

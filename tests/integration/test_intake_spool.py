@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import undefer
 
 from app import bodies
+from app.dev.devpki import DevPki
 from app.intake import router
 from app.models import Message
+from app.platform.settings import Settings
 from app.security import cms
-from app.security.devpki import DevPki
-from app.settings import Settings
 from tests.integration.conftest import served
 from tests.integration.messages import assert_signed_ok_reply, epj_message, post, reply_of
 

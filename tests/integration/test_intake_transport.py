@@ -21,11 +21,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import undefer
 
-from app import devsetup
 from app.apprec.parse import parse_apprec
-from app.client import PKCS7, SendOptions, prepare_payload, read_reply
-from app.content.iplos.sample import build_sample, wrap_in_msghead
 from app.content.model import EMPTY_GUID
+from app.dev import devsetup
+from app.dev.client import PKCS7, SendOptions, prepare_payload, read_reply
+from app.dev.devpki import DevPki, write_dev_pki
+from app.dev.sample import build_sample, wrap_in_msghead
 from app.ebxml import build as ebuild
 from app.ebxml.envelope import EB_NS, SOAP_NS, XLINK_NS, EbmsError, Service
 from app.intake.stages import envelope_signer
@@ -33,8 +34,7 @@ from app.main import create_app
 from app.models import Finding, Message, Receipt
 from app.parties import repository as party_repo
 from app.parties.spec import CpaSpec
-from app.security.devpki import DevPki, write_dev_pki
-from app.settings import Env, Settings
+from app.platform.settings import Env, Settings
 from tests.integration.messages import DEMO_HER, epj_message, msghead, post, reply_of
 from tests.protector import PROTECTOR
 

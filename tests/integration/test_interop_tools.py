@@ -25,14 +25,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.apprec.parse import parse_apprec
-from app.client import SendOptions, build_ebxml
 from app.core.xmlparse import parse_xml
+from app.dev.client import SendOptions, build_ebxml
+from app.dev.devpki import DevPki
 from app.ebxml.build import Payload, Signer
 from app.ebxml.mime import parse_body
 from app.models import MessageEvent
-from app.security.devpki import DevPki
+from app.platform.settings import Settings
 from app.security.xmldsig import EBMS_XPATH, SOAP_NS, cid_uri
-from app.settings import Settings
 from tests.integration.messages import DEMO_HER, epj_message, msghead, post
 
 # interop with the reference tools: no SQL that differs between the databases

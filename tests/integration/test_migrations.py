@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from app import migrate
-from app.db import create_engine
+from app.platform.db import create_engine
 from tests.integration.databases import dispose_database, fresh_database
 
 

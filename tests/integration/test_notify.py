@@ -25,16 +25,16 @@ from typer.testing import CliRunner
 
 import app.main
 from app.apprec.mapping import error_counts, receipt_outcome
-from app.cli import app as cli_app
+from app.cli.root import app as cli_app
 from app.content.iplos import rules as R
 from app.core.findings import Finding, Subject
-from app.logging import configure_logging
+from app.dev.devpki import DevPki
 from app.main import create_app
 from app.models import IplosBruker, Message, NotificationOutbox
 from app.notify.email import compose_notification
 from app.notify.sender import MAX_BACKOFF, SmtpConfig, send_due, start_background
-from app.security.devpki import DevPki
-from app.settings import Settings
+from app.platform.logs import configure_logging
+from app.platform.settings import Settings
 from tests.integration.messages import epj_message, post
 from tests.protector import PROTECTOR
 

@@ -16,13 +16,13 @@ from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.content.iplos.sample import build_sample
-from app.devsetup import DEMO_EMAIL
+from app.dev.devpki import DevPki
+from app.dev.devsetup import DEMO_EMAIL
+from app.dev.sample import build_sample
 from app.models import Finding as FindingRow
 from app.models import Message, NotificationOutbox
 from app.notify.sender import SmtpConfig, send_due
-from app.security.devpki import DevPki
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.integration.conftest import PRODUCTION_HER, TEST_HER, THREE_ADDRESSES, served
 from tests.integration.seed import auth, token
 from tests.integration.test_intake_history import CALENDAR_2018, NS, send

@@ -19,12 +19,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import devsetup
+from app.dev import devsetup
+from app.dev.devpki import DevPki, make_party, write_dev_pki
 from app.main import create_app
 from app.models import Finding, Message
 from app.parties import repository as party_repo
-from app.security.devpki import DevPki, make_party, write_dev_pki
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.hostileserver import Route, hostile_server
 from tests.integration.messages import assert_signed_ok_reply, epj_message, post, reply_of
 from tests.integration.seed import auth, token

@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from app.db import create_engine, session_factory
 from app.models import NotificationOutbox
 from app.notify.repository import claim_due
+from app.platform.db import create_engine, session_factory
 
 ROWS = 60
 

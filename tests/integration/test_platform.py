@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from app.main import create_app
-from app.settings import Env, Settings
+from app.platform.settings import Env, Settings
 
 # health, metrics, docs: no SQL that differs between the databases
 pytestmark = pytest.mark.databases("sqlite")

@@ -16,9 +16,11 @@ from sqlalchemy import delete, func, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner, Result
 
-from app.cli import app as cli
+from app.cli.root import app as cli
+from app.dev.devpki import DevPki
 from app.intake.backfill import Reader, Recovery, Request, read_request
 from app.models import Base, Message
+from app.platform.settings import Settings
 from app.register.models import (
     Episode,
     Hendelse,
@@ -27,8 +29,6 @@ from app.register.models import (
     MeldingKommune,
     Notifikasjon,
 )
-from app.security.devpki import DevPki
-from app.settings import Settings
 from tests.integration.messages import DEMO_HER, epj_message
 from tests.integration.test_intake_history import PILOT_HER, head, send
 from tests.protector import PROTECTOR, REGISTER_SETTINGS

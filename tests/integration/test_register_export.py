@@ -19,13 +19,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner, Result
 
-from app.cli import app
+from app.cli.root import app
 from app.content.calendar import OSLO
+from app.dev.devpki import DevPki
 from app.models import AccessLog
+from app.platform.settings import Settings
 from app.register.export import TABLES
 from app.register.models import Episode
-from app.security.devpki import DevPki
-from app.settings import Settings
 from tests.integration.conftest import TEST_HER
 from tests.integration.register_roundtrip import fids_of, from_tables, sent, varied
 from tests.integration.test_intake_history import send

@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.api.paging import decode_position, encode_position
 from app.api.register import EpisodeOut, FeedItemOut, FeedPage, HendelseOut, MeldingOut
 from app.content.model import EMPTY_GUID
+from app.dev.devpki import DevPki
 from app.models import AccessLog
 from app.register.feed import LAST_ID
 from app.register.models import Episode, Melding, Notifikasjon
 from app.register.store import assign_feed_seq
-from app.security.devpki import DevPki
 from tests.integration.conftest import TEST_HER
 from tests.integration.register_roundtrip import from_feed, sent, varied
 from tests.integration.seed import add_message, auth, token

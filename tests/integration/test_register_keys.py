@@ -13,14 +13,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
-from app.cli import app as cli
+from app.cli.root import app as cli
+from app.dev.devpki import DevPki
 from app.models import Finding, IplosBruker
+from app.platform.settings import Settings
 from app.register import keyrotation
 from app.register.keys import read_key_file, write_key_file
 from app.register.models import Hendelse
 from app.register.protect import Protector
-from app.security.devpki import DevPki
-from app.settings import Settings
 from tests.integration.conftest import THREE_ADDRESSES, served
 from tests.integration.seed import add_message
 from tests.integration.test_intake_history import send

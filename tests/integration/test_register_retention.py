@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.dev.devpki import DevPki
 from app.models import Message
+from app.platform.settings import Settings
 from app.register.confirmed import oldest_unconfirmed
 from app.register.models import Episode, Hendelse, Melding, Notifikasjon, RegisterFeed
 from app.retention.policy import apply_retention
-from app.security.devpki import DevPki
-from app.settings import Settings
 from tests.integration.conftest import THREE_ADDRESSES, served
 from tests.integration.test_intake_history import send
 from tests.register_messages import Event, Notif, melding_xml, person

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.security.devpki import DevPki
-from app.settings import Settings
+from app.dev.devpki import DevPki
+from app.platform.settings import Settings
 from tests.budgets import examples
 from tests.integration.register_roundtrip import from_feed, from_tables, sent
 from tests.integration.test_intake_history import send

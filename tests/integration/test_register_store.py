@@ -20,6 +20,8 @@ from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.dev.devpki import DevPki
+from app.platform.settings import Settings
 from app.register.models import (
     Episode,
     Hendelse,
@@ -35,8 +37,6 @@ from app.register.store import (
     MELDING_ATTRIBUTES,
     NOTIFIKASJON_ATTRIBUTES,
 )
-from app.security.devpki import DevPki
-from app.settings import Settings
 from tests.budgets import examples
 from tests.integration.test_intake_history import send
 from tests.protector import PROTECTOR

@@ -23,11 +23,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.api.parties import party_out
-from app.client import ReadReply, SendOptions, build_epj_message, read_reply
+from app.dev.client import ReadReply, SendOptions, build_epj_message, read_reply
+from app.dev.devpki import DevParty, DevPki, make_party
 from app.models import Party, RegistryEntry
+from app.platform.settings import Settings
 from app.registries.fake import FakeParty, FakeRegistry, Served, serve_fake
-from app.security.devpki import DevParty, DevPki, make_party
-from app.settings import Settings
 from tests.integration.conftest import served
 from tests.integration.messages import msghead, post
 

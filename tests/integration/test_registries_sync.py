@@ -15,17 +15,17 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
-from app.cli import app
+from app.cli.root import app
+from app.dev.devpki import DevPki, write_dev_pki
 from app.keyring import load_keyring
 from app.models import RegistryEntry
 from app.outbound import OutboundClient
+from app.platform.settings import Settings
 from app.registries import lookup
 from app.registries.ar_rest import ClientCredentials
 from app.registries.fake import FakeParty, FakeRegistry, Served, serve_fake
 from app.registries.http import Caller
 from app.registries.sync import checked_spec, year_kommuner
-from app.security.devpki import DevPki, write_dev_pki
-from app.settings import Settings
 
 runner = CliRunner()
 DEMO_HER = 8000001

@@ -14,12 +14,12 @@ import httpx
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.content.iplos.sample import build_sample, wrap_in_msghead
+from app.dev.devpki import DevPki
+from app.dev.sample import build_sample, wrap_in_msghead
 from app.main import create_app
 from app.models import AccessLog, Finding, IplosNotification, Message, Receipt
+from app.platform.settings import Settings
 from app.retention.policy import apply_retention
-from app.security.devpki import DevPki
-from app.settings import Settings
 from tests.integration.messages import epj_message, msghead, post
 
 OLD_DAYS = 1200  # older than every default

@@ -20,12 +20,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import devsetup
+from app.dev import devsetup
+from app.dev.devpki import DevPki, make_ca, make_crl, make_party, rsa_key, write_dev_pki
 from app.main import create_app
 from app.parties import repository as party_repo
-from app.security.devpki import DevPki, make_ca, make_crl, make_party, rsa_key, write_dev_pki
+from app.platform.settings import Settings
 from app.security.keys import KeyPair
-from app.settings import Settings
 from tests.hostileserver import HostileServer, Route, hostile_server
 from tests.integration.messages import epj_message, post, reply_of
 from tests.integration.seed import auth, token

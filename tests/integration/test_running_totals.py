@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
-from app.cli import app as cli
+from app.cli.root import app as cli
 from app.intake import totals as totals_writer
 from app.models import CoverageTotal, Finding, TotalsState
 from app.query import coverage, stats, totals

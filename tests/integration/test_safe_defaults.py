@@ -19,12 +19,12 @@ from typer.testing import CliRunner
 
 from app import migrate
 from app.auth import repository as tokens
-from app.cli import app as cli
-from app.db import create_engine
+from app.cli.root import app as cli
+from app.dev.devsink import deliver_due
 from app.main import create_app
 from app.models import ApiToken
-from app.notify.devsink import deliver_due
-from app.settings import Env, Settings
+from app.platform.db import create_engine
+from app.platform.settings import Env, Settings
 from tests.integration.databases import dispose_database, fresh_database
 from tests.integration.seed import add_message, auth, token
 

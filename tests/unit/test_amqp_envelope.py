@@ -27,7 +27,7 @@ from app.amqp.link import (
     ssl_domain,
     to_proton,
 )
-from app.settings import Env, Settings
+from app.platform.settings import Env, Settings
 
 NOW = datetime(2026, 12, 5, 22, 55, tzinfo=UTC)
 

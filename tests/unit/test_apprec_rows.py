@@ -21,10 +21,10 @@ from app.apprec import (
     receipt_outcome,
 )
 from app.apprec.mapping import MAX_OT_LENGTH
-from app.content.iplos.sample import build_sample
 from app.content.iplos.validate import validate_melding
 from app.content.model import ContentContext
 from app.core.findings import Finding
+from app.dev.sample import build_sample
 
 NOW = datetime(2018, 11, 20, 11, 0, 5, tzinfo=UTC)
 ORIGINAL = OriginalMsgRef("KPR_IPL", "IPLOS-melding til KPR", "2018-11-20T12:00:00", "m-1")

@@ -31,9 +31,9 @@ from app.apprec import (
 )
 from app.content.iplos import FORMAT
 from app.content.iplos.rules import RULES as IPLOS_RULES
-from app.content.iplos.sample import COMPANIONS, build_sample, fault_context, wrap_in_msghead
 from app.content.model import ContentContext, guid_key
 from app.core.findings import Consequence, Finding, Rule
+from app.dev.sample import COMPANIONS, build_sample, fault_context, wrap_in_msghead
 from app.intake.stages import Business, check_business
 from app.msghead import msgid_duplicate
 from app.msghead import rules as mh

@@ -10,9 +10,9 @@ import pytest
 
 from app.content.iplos import validate_melding
 from app.content.model import ContentContext
+from app.dev.devpki import DevPki, dev_pki
 from app.ebxml.mime import parse_body
 from app.security.cms import open_payload
-from app.security.devpki import DevPki, dev_pki
 from app.security.xmldsig import verify_document, verify_envelope
 from bench import percentile, ratio
 from bench.bare_app import make_app
@@ -140,9 +140,9 @@ def test_large_bench_reads_peak_rss_and_the_reference_pipeline(tmp_path: Path) -
     assert peak_rss_mb(2**22 + 7) is None  # no such process
     if not all(shutil.which(t) for t in ("openssl", "gunzip", "xmllint")):
         pytest.skip("openssl, gunzip or xmllint not installed")
-    from app.client import prepare_payload
-    from app.content.iplos.sample import build_sample, wrap_in_msghead
-    from app.security.devpki import write_dev_pki
+    from app.dev.client import prepare_payload
+    from app.dev.devpki import write_dev_pki
+    from app.dev.sample import build_sample, wrap_in_msghead
 
     pki = dev_pki(datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0))
     write_dev_pki(tmp_path / "pki", pki)

@@ -10,8 +10,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from app.dev.devpki import dev_pki
 from app.parties.spec import PartySpecError, certificate_spec
-from app.security.devpki import dev_pki
 from app.security.keys import load_der_certificate, serial_hex
 
 

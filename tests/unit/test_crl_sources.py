@@ -14,9 +14,9 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from prometheus_client import CollectorRegistry
 
+from app.dev.devpki import DevPki, make_ca, make_crl, rsa_key
 from app.outbound import OutboundClient
 from app.revocation.crls import CrlMetrics, CrlSources, CrlState, Outcome
-from app.security.devpki import DevPki, make_ca, make_crl, rsa_key
 from tests.crlserver import CrlServer, crl_server
 from tests.hostileserver import Route, hostile_server
 
@@ -26,7 +26,7 @@ HOUR = dt.timedelta(hours=1)
 
 @pytest.fixture
 def pki() -> DevPki:
-    from app.security.devpki import dev_pki
+    from app.dev.devpki import dev_pki
 
     return dev_pki(dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0))
 

@@ -9,6 +9,13 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from app.dev.devpki import (
+    DEV_KPR_ORGNR,
+    DEV_MUNICIPALITY_ORGNR,
+    dev_pki,
+    generate_dev_pki,
+    write_dev_pki,
+)
 from app.security.certificates import (
     PartyTrust,
     SignatureLevel,
@@ -16,13 +23,6 @@ from app.security.certificates import (
     check_signer,
     key_usage_names,
     organization_number,
-)
-from app.security.devpki import (
-    DEV_KPR_ORGNR,
-    DEV_MUNICIPALITY_ORGNR,
-    dev_pki,
-    generate_dev_pki,
-    write_dev_pki,
 )
 from app.security.keys import load_key_pair
 

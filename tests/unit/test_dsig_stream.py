@@ -22,12 +22,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from app.content.iplos.sample import build_sample, wrap_in_msghead
 from app.core.xmlparse import XmlRejected, parse_xml, parse_xml_file
+from app.dev.devpki import DevPki, dev_pki
+from app.dev.sample import build_sample, wrap_in_msghead
 from app.intake import rules as intake_rules
 from app.intake import stages
 from app.security import dsig_stream, rules, xmldsig
-from app.security.devpki import DevPki, dev_pki
 from app.security.dsig_stream import CHUNK_BYTES, verify_document_stream
 from app.security.keys import KeyPair
 from app.security.xmldsig import DS_NS, DocumentSignature, sign_document

@@ -8,7 +8,7 @@ import pytest
 
 from app.auth.tokens import parse_expiry
 from app.exposure import is_loopback, metrics_allowed, serve_refusal
-from app.settings import Env, Settings
+from app.platform.settings import Env, Settings
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from app import bodies
 from app.bodies import BodyGate, BodySpool
-from app.settings import Settings
+from app.platform.settings import Settings
 
 
 def test_reservations_are_released_once_and_a_chunked_body_grows_into_the_budget() -> None:

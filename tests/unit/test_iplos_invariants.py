@@ -16,7 +16,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
-from app.content.iplos.sample import build_sample, wrap_in_msghead
 from app.content.iplos.stream import msghead_history_keys
 from app.content.iplos.validate import (
     BRUKER,
@@ -25,6 +24,7 @@ from app.content.iplos.validate import (
     history_keys,
 )
 from app.content.model import Ranges, add_to_ranges, normalize_guid
+from app.dev.sample import build_sample, wrap_in_msghead
 from app.identifiers import (
     CheckRule,
     IdKind,
@@ -328,8 +328,8 @@ def test_ranges_of_a_long_message_are_one_range() -> None:
 def test_streaming_leaves_the_garbage_collector_as_it_found_it() -> None:
     import gc
 
-    from app.content.iplos.sample import fault_context
     from app.content.iplos.stream import stream_only
+    from app.dev.sample import fault_context
 
     good = build_sample(3, KOMMUNE, seed=1)
     ctx = fault_context(KOMMUNE)

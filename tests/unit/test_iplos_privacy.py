@@ -28,12 +28,12 @@ from app.apprec import (
     original_from_msghead,
     receiver_from_msghead,
 )
-from app.cli import app
+from app.cli.root import app
 from app.content.iplos import NS
 from app.content.iplos.rules import RULES
-from app.content.iplos.sample import build_sample, fault_context, wrap_in_msghead
 from app.content.iplos.validate import describe_schema_error, safe_name, validate_melding
 from app.content.model import ContentContext
+from app.dev.sample import build_sample, fault_context, wrap_in_msghead
 from app.identifiers import IdKind, synthetic_person_id
 from app.intake.stages import check_business
 from tests.budgets import examples

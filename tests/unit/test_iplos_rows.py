@@ -10,10 +10,10 @@ import datetime
 import pytest
 
 from app.content.iplos import validate_melding
-from app.content.iplos.sample import build_sample, fault_context
 from app.content.iplos.validate import RETIRED_TJENESTETYPER_UNTIL, tjenestetype_valid
 from app.content.model import guid_key
 from app.core.findings import Consequence
+from app.dev.sample import build_sample, fault_context
 
 KOMMUNE = "0301"
 

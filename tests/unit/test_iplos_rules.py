@@ -13,7 +13,6 @@ from lxml import etree
 
 from app.content import lookup, lookup_namespace
 from app.content.iplos import FORMAT, NS, RULES, validate_melding
-from app.content.iplos.sample import COMPANIONS, SCENARIOS, build_sample, fault_context
 from app.content.model import (
     EMPTY_GUID,
     ContentContext,
@@ -24,6 +23,7 @@ from app.content.model import (
     pair_moves,
 )
 from app.core.findings import Consequence, Rule, Severity
+from app.dev.sample import COMPANIONS, SCENARIOS, build_sample, fault_context
 from app.identifiers import (
     IdKind,
     PersonId,

@@ -14,7 +14,6 @@ from lxml import etree
 
 from app.content import lookup
 from app.content.iplos import FORMAT, RULES, validate_melding
-from app.content.iplos.sample import SCENARIOS, build_sample, fault_context
 from app.content.iplos.stream import (
     stream_history_keys,
     stream_only,
@@ -23,6 +22,7 @@ from app.content.iplos.stream import (
 )
 from app.content.iplos.validate import history_keys
 from app.content.model import ContentResult
+from app.dev.sample import SCENARIOS, build_sample, fault_context
 
 KOMMUNE = "0301"
 FAULTS = [r.id for r in RULES] + list(SCENARIOS)
@@ -235,7 +235,7 @@ def test_stream_finds_what_the_tree_finds_on_many_notifications(size: int) -> No
 def _msghead(melding: bytes) -> bytes:
     from datetime import UTC, datetime
 
-    from app.content.iplos.sample import wrap_in_msghead
+    from app.dev.sample import wrap_in_msghead
 
     return wrap_in_msghead(melding, 8000001, 131725, "m-1", datetime(2018, 2, 1, tzinfo=UTC))
 

@@ -10,10 +10,10 @@ from lxml import etree
 
 from app.content.calendar import DeadlineExtension, ReportingCalendar, ReportingYear, extended
 from app.content.iplos import service_start
-from app.content.iplos.sample import build_sample
 from app.content.iplos.timeliness_rows import after_registration, registration_date
 from app.content.iplos.validate import validate_melding
 from app.content.model import ContentContext, IplosHistory, StoredNotification
+from app.dev.sample import build_sample
 
 NS = "{http://www.npr.no/xmlstds/56_0_0_ipl}"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from app.content.iplos.sample import build_sample, fault_context
 from app.content.iplos.validate import validate_melding
 from app.content.model import ContentResult
+from app.dev.sample import build_sample, fault_context
 from app.kommuner.lists import shipped_list, shipped_years
 from app.kommuner.ssb import SsbFormatError, parse_changes, parse_klass_131
 from app.kommuner.years import (

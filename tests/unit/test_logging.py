@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from app.logging import configure_logging, error_location, get_logger
+from app.platform.logs import configure_logging, error_location, get_logger
 
 
 def test_fid_like_numbers_are_masked_in_every_field(capsys: pytest.CaptureFixture[str]) -> None:

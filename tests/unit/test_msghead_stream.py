@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.content.iplos import RULES
-from app.content.iplos.sample import SCENARIOS, build_sample, fault_context, wrap_in_msghead
+from app.dev.sample import SCENARIOS, build_sample, fault_context, wrap_in_msghead
 from app.intake import business as business_step
 from app.intake import stages
 from app.msghead.model import MsgHeadReading

@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from app.outbound import OutboundClient
+from app.platform.settings import Settings
 from app.registries import lookup
-from app.settings import Settings
 
 
 def test_offline_by_default() -> None:

@@ -10,7 +10,7 @@ import pytest
 from lxml import etree
 
 from app.content.iplos import NS
-from app.content.iplos.sample import MSGHEAD_NS, build_sample, wrap_in_msghead, write_sample
+from app.dev.sample import MSGHEAD_NS, build_sample, wrap_in_msghead, write_sample
 from app.identifiers import PersonId, check_person_id
 
 

@@ -9,6 +9,7 @@ import pytest
 from cryptography import x509
 
 from app.core.findings import Consequence
+from app.dev.devpki import DevPki, dev_pki, issue_certificate, make_ca, make_crl
 from app.security import rules
 from app.security.certificates import (
     CertStatus,
@@ -20,7 +21,6 @@ from app.security.certificates import (
     may_sign,
     organization_number,
 )
-from app.security.devpki import DevPki, dev_pki, issue_certificate, make_ca, make_crl
 from app.security.keys import serial_text
 from app.security.xmldsig import verify_envelope
 

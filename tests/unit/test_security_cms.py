@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.dev.devpki import DevPki, dev_pki
 from app.security.cms import (
     ContentCipher,
     decrypt_enveloped,
@@ -32,7 +33,6 @@ from app.security.cms import (
     sign_data,
     verify_signed_data,
 )
-from app.security.devpki import DevPki, dev_pki
 from app.security.keys import serial_text
 from tests.budgets import examples
 

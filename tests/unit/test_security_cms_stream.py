@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.dev.devpki import DevPki, dev_pki
 from app.security import cms
 from app.security.cms import (
     CHUNK_SIZE,
@@ -23,7 +24,6 @@ from app.security.cms import (
     open_payload_spooled,
     sign_data,
 )
-from app.security.devpki import DevPki, dev_pki
 from tests.budgets import examples
 from tests.unit.test_security_cms import CONTENT, NOW, legacy_enveloped
 

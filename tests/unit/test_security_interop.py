@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from app.dev.devpki import DevPki, dev_pki, write_dev_pki
 from app.security.cms import (
     ContentCipher,
     decrypt_enveloped,
@@ -23,7 +24,6 @@ from app.security.cms import (
     sign_data,
     verify_signed_data,
 )
-from app.security.devpki import DevPki, dev_pki, write_dev_pki
 from app.security.xmldsig import EBMS_XPATH, SOAP_NS, verify_envelope
 from tests.unit.test_security_xmldsig import CID, ENVELOPE, PAYLOAD, signed_bytes
 

@@ -28,9 +28,9 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from lxml import etree
 
 from app.core.xmlparse import parse_xml
+from app.dev.devpki import DevPki, dev_pki
 from app.security import rules
 from app.security.cms import decrypt_enveloped, open_payload
-from app.security.devpki import DevPki, dev_pki
 from app.security.xmldsig import DS_NS, sign_document, verify_document
 
 NOW = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)

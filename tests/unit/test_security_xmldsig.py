@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from app.core.xmlparse import parse_xml
+from app.dev.devpki import DevPki, dev_pki
 from app.security import rules
-from app.security.devpki import DevPki, dev_pki
 from app.security.xmldsig import (
     DS_NS,
     SOAP_NS,

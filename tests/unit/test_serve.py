@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.cli import default_workers
+from app.cli.root import default_workers
 
 
 def test_serve_defaults_to_the_cores_it_may_use() -> None:

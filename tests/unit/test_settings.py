@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import text
 
-from app.db import create_engine
-from app.settings import Env, ReceiverEnvironment, Settings
+from app.platform.db import create_engine
+from app.platform.settings import Env, ReceiverEnvironment, Settings
 
 
 def make(**kwargs: object) -> Settings:

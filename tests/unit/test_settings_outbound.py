@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.settings import Env, Settings
+from app.platform.settings import Env, Settings
 
 
 @pytest.mark.parametrize(

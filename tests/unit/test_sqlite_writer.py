@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from app.sqlite_writer import SqliteWriter, for_database
+from app.platform.sqlite_writer import SqliteWriter, for_database
 
 # a deadlock fails the test instead of hanging it (not a speed limit)
 LIVENESS_SECONDS = 60

@@ -22,7 +22,7 @@ from app.intake.ebms.request import IntakeRequest, Reply, new_message
 from app.intake.outcome import ClaimKey, Outcome, ReceiptRecord
 from app.intake.shared import utc_now
 from app.keyring import Keyring
-from app.logging import get_logger
+from app.platform.logs import get_logger
 from app.query.totals import Windows
 from app.state import AppState
 from app.statuses import MessageStatus, ReceiptKind

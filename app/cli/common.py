@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import create_engine, session_factory
-from app.settings import Settings
+from app.platform.db import create_engine, session_factory
+from app.platform.settings import Settings
 
 T = TypeVar("T")
 

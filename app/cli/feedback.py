@@ -10,9 +10,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from app.cli_common import load_settings
-from app.db import create_engine, session_factory
+from app.cli.common import load_settings
 from app.feedback.refresh import RefreshReport, refresh_once
+from app.platform.db import create_engine, session_factory
 
 feedback_app = typer.Typer(
     help="The open feedback on content and data quality.", no_args_is_help=True

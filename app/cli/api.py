@@ -19,16 +19,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.api.coverage import Coverage, build_coverage
 from app.api.feilliste import Feilliste, Which, read_feilliste, to_csv
 from app.api.messages import Environment, MessageStatus
-from app.cli_common import load_settings, run_db
+from app.cli.common import load_settings, run_db
 from app.kommuner.repository import replace_year
 from app.kommuner.ssb import SsbFormatError, parse_klass_131, year_from_name
 from app.models import utcnow
 from app.notify.remind import RemindReport, queue_reminders
+from app.platform.settings import Settings
 from app.query import messages as message_repo
 from app.query.access_log import cli_access, record_access
 from app.query.reporting import default_year
 from app.register.keys import load_protector
-from app.settings import Settings
 
 console = Console()
 err = Console(stderr=True)
@@ -302,7 +302,7 @@ def remind(
 
 def register(app: typer.Typer) -> None:
     """Add these commands to the `kpr-mottak` app (after `notify` is registered)."""
-    from app.cli_notify import notify_app
+    from app.cli.notify import notify_app
 
     app.add_typer(messages_app, name="messages")
     app.add_typer(kommuner_app, name="kommuner")

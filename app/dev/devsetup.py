@@ -7,9 +7,9 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.dev.devpki import generate_dev_pki
 from app.parties import repository as party_repo
 from app.parties.spec import PartySpec, certificate_spec, make_party
-from app.security.devpki import generate_dev_pki
 from app.statuses import CertificateUsage
 
 DEMO_HER_ID = 8000001

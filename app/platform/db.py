@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from app.private_files import private_file
+from app.platform.private_files import private_file
 
 SqliteSynchronous = Literal["FULL", "NORMAL", "OFF"]
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from app.cli_common import load_settings
+from app.cli.common import load_settings
 from app.keyring import KeyringError, load_keyring
 
 keys_app = typer.Typer(help="Our keys and trust anchors at run time.", no_args_is_help=True)
@@ -78,7 +78,7 @@ def retention_run() -> None:
     import asyncio
     from datetime import UTC, datetime
 
-    from app.db import create_engine, session_factory
+    from app.platform.db import create_engine, session_factory
     from app.retention.policy import RetentionReport, apply_retention
 
     settings = load_settings()

@@ -16,11 +16,11 @@ from typing import Annotated, BinaryIO, cast
 import typer
 from rich.markup import escape
 
-from app.cli_progress import progress_bar
-from app.cli_tools import KPR_HER, err
+from app.cli.progress import progress_bar
+from app.cli.tools import KPR_HER, err
 from app.content.iplos.rules import RULES as IPLOS_RULES
-from app.content.iplos.sample import SCENARIOS, wrap_in_msghead, write_sample
 from app.content.model import EMPTY_GUID
+from app.dev.sample import SCENARIOS, wrap_in_msghead, write_sample
 from app.msghead.xmlutil import OSLO
 
 # Faults that only show against a context the file cannot carry.

@@ -14,8 +14,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from app.cli_common import load_settings
-from app.settings import Settings
+from app.cli.common import load_settings
+from app.platform.settings import Settings
 
 amqp_app = typer.Typer(help="IPLOS over AMQP 1.0 (NHN's Tjenestebuss).", no_args_is_help=True)
 console = Console()
@@ -55,10 +55,10 @@ def listen() -> None:
 
 async def _listen(settings: Settings) -> None:
     from app.amqp.service import runner_for
-    from app.db import create_engine, session_factory
     from app.keyring import load_keyring
-    from app.logging import configure_logging
-    from app.metrics import Metrics
+    from app.platform.db import create_engine, session_factory
+    from app.platform.logs import configure_logging
+    from app.platform.metrics import Metrics
     from app.state import AppState
 
     configure_logging(settings.log_format)

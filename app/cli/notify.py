@@ -10,10 +10,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from app.cli_common import load_settings
-from app.db import create_engine, session_factory
-from app.logging import configure_logging
+from app.cli.common import load_settings
 from app.notify.sender import DEFAULT_BATCH, DEFAULT_INTERVAL, SendReport, SmtpConfig, run_loop
+from app.platform.db import create_engine, session_factory
+from app.platform.logs import configure_logging
 
 notify_app = typer.Typer(
     help="The notification emails to innsendingsansvarlig.", no_args_is_help=True

@@ -20,10 +20,10 @@ from rich.table import Table
 
 from app.apprec.model import AppRecStatus
 from app.apprec.parse import AppRecInvalid, parse_apprec
-from app.cli_tools import EXIT_CODES, KPR_HER, STATUS_STYLE, console, err
+from app.cli.tools import EXIT_CODES, KPR_HER, STATUS_STYLE, console, err
 from app.core.xmlparse import XmlRejected
+from app.platform.settings import DEV_PKI_DIR
 from app.security.keys import KeyPair, load_certificate, load_key_pair
-from app.settings import DEV_PKI_DIR
 
 # --- send ------------------------------------------------------------------------------------
 
@@ -44,7 +44,7 @@ def summarize_reply(
     status_code: int, body: bytes, content_type: str, decryption: tuple[KeyPair, ...]
 ) -> ReplySummary:
     """Read a kpr-mottak reply: Acknowledgment, MessageError and the (decrypted) AppRec."""
-    from app.client import read_reply
+    from app.dev.client import read_reply
 
     problems: list[str] = []
     if not content_type.startswith("multipart/"):
@@ -161,7 +161,7 @@ async def send_message(
     gzip: bool = False,
 ) -> Sent:
     """Build the ebXML message as an EPJ would, post it and read the reply."""
-    from app.client import SendOptions, build_epj_message
+    from app.dev.client import SendOptions, build_epj_message
 
     signing, encrypt_to = keys.signing, keys.encrypt_to
     options = SendOptions(
@@ -243,7 +243,7 @@ def send(
     raise typer.Exit(sent.summary.exit_code)
 
 
-from app.cli_amqp import send_amqp  # noqa: E402
+from app.cli.amqp import send_amqp  # noqa: E402
 
 
 def register(app: typer.Typer) -> None:

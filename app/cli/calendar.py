@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cli_common import load_settings, run_db
+from app.cli.common import load_settings, run_db
 from app.content.calendar import DeadlineExtension, ReportingYear, extended
 from app.deadlines import repository as deadline_repo
 from app.kommuner.repository import kommuner_of

@@ -1,6 +1,6 @@
 """`kpr-mottak register ...`: the register store's upkeep (key rotation, rebuilding the store
 from stored requests: `backfill`, app/intake/backfill.py). The export and the feed's
-commands live in app/cli_register.py."""
+commands live in app/cli/register.py."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from app import sqlite_writer
-from app.cli_common import load_settings
-from app.cli_progress import progress_bar
-from app.db import create_engine, session_factory
+from app.cli.common import load_settings
+from app.cli.progress import progress_bar
 from app.intake import backfill as rebuild
 from app.keyring import KeyringError, load_keyring
+from app.platform import sqlite_writer
+from app.platform.db import create_engine, session_factory
+from app.platform.settings import ReceiverEnvironment, Settings
 from app.register import keyrotation
 from app.register.keys import RegisterKeyError, load_protector
-from app.settings import ReceiverEnvironment, Settings
 
 register_app = typer.Typer(help="The register store (docs/register.md).", no_args_is_help=True)
 console = Console()

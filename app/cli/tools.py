@@ -1,5 +1,5 @@
 """The offline tools of `kpr-mottak`: `validate`, and what it shares with `sample`
-(app/cli_sample.py) and `send` (app/cli_send.py): the consoles, the exit codes, our HER id.
+(app/cli/sample.py) and `send` (app/cli/send.py): the consoles, the exit codes, our HER id.
 
 `validate` runs the server's own code (`app.intake.business.check_business` for a MsgHead, the
 content format's check for a bare content document) and writes the AppRec the server would

@@ -18,11 +18,11 @@ from pathlib import Path
 import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.logging import get_logger
 from app.notify import repository as outbox
 from app.notify.email import build_email, message_id_for
-from app.private_files import private_dir, write_private
-from app.sqlite_writer import SqliteWriter
+from app.platform.logs import get_logger
+from app.platform.private_files import private_dir, write_private
+from app.platform.sqlite_writer import SqliteWriter
 
 log = get_logger(__name__)
 

@@ -20,9 +20,9 @@ from app.core.xmlparse import parse_xml
 from app.ebxml import build as ebuild
 from app.ebxml.envelope import EbmsHeader, Service, parse_envelope
 from app.ebxml.mime import parse_body
-from app.intake.reply import envelope_signer
 from app.security import cms, xmldsig
 from app.security.keys import KeyPair
+from app.security.xmldsig import envelope_signer
 
 PKCS7 = "application/pkcs7-mime; smime-type=enveloped-data"
 

@@ -13,14 +13,14 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cli_common import err, load_settings
-from app.db import create_engine, session_factory
+from app.cli.common import err, load_settings
 from app.keyring import load_keyring
 from app.models import Party, RegistryEntry
 from app.outbound import OutboundClient
+from app.platform.db import create_engine, session_factory
+from app.platform.settings import Settings
 from app.registries import lookup
 from app.registries.models import RegistryUnavailable
-from app.settings import Settings
 
 dev_app = typer.Typer(help="Development helpers.", no_args_is_help=True)
 console = Console()

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
-from app.private_files import private_dir
+from app.platform.private_files import private_dir
 from app.security.keys import KeyPair
 
 # Made-up organisation numbers with valid check digits (not real organisations).

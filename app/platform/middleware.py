@@ -10,8 +10,8 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.logging import get_logger
-from app.metrics import Metrics
+from app.platform.logs import get_logger
+from app.platform.metrics import Metrics
 
 log = get_logger("app.http")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")

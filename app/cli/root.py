@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import migrate
 from app.auth import repository as token_repo
 from app.auth.tokens import parse_expiry, parse_role
-from app.cli_common import err, load_settings, run_db
+from app.cli.common import err, load_settings, run_db
 from app.intake import totals as totals_writer
 from app.parties import repository as party_repo
 from app.parties.spec import PartySpecError, certificate_spec, make_party, read_parties
@@ -291,8 +291,8 @@ def dev_pki(
 ) -> None:
     """A throw-away CA with signing and encryption certificates for KPR and a demo
     municipality, registered as a party. Development only."""
-    from app import devsetup
-    from app.settings import Env
+    from app.dev import devsetup
+    from app.platform.settings import Env
 
     settings = load_settings()
     if settings.env is Env.PRODUCTION:
@@ -316,18 +316,18 @@ def dev_pki(
     )
 
 
-from app.cli_amqp import register as register_amqp  # noqa: E402
-from app.cli_api import register as register_api  # noqa: E402
-from app.cli_calendar import register as register_calendar  # noqa: E402
-from app.cli_feedback import register as register_feedback  # noqa: E402
-from app.cli_notify import register as register_notify  # noqa: E402
-from app.cli_ops import register as register_ops  # noqa: E402
-from app.cli_register import register as register_export  # noqa: E402
-from app.cli_register_admin import register as register_register_admin  # noqa: E402
-from app.cli_registries import register as register_registries  # noqa: E402
-from app.cli_sample import register as register_sample  # noqa: E402
-from app.cli_send import register as register_send  # noqa: E402
-from app.cli_tools import register as register_tools  # noqa: E402
+from app.cli.amqp import register as register_amqp  # noqa: E402
+from app.cli.api import register as register_api  # noqa: E402
+from app.cli.calendar import register as register_calendar  # noqa: E402
+from app.cli.feedback import register as register_feedback  # noqa: E402
+from app.cli.notify import register as register_notify  # noqa: E402
+from app.cli.ops import register as register_ops  # noqa: E402
+from app.cli.register import register as register_export  # noqa: E402
+from app.cli.register_admin import register as register_register_admin  # noqa: E402
+from app.cli.registries import register as register_registries  # noqa: E402
+from app.cli.sample import register as register_sample  # noqa: E402
+from app.cli.send import register as register_send  # noqa: E402
+from app.cli.tools import register as register_tools  # noqa: E402
 
 register_tools(app)
 register_sample(app)

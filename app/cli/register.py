@@ -14,10 +14,11 @@ import typer
 from rich.console import Console
 
 from app.api.messages import Environment
-from app.cli_common import load_settings
-from app.cli_progress import progress_bar
+from app.cli.common import load_settings
+from app.cli.progress import progress_bar
 from app.content.calendar import OSLO
-from app.db import create_engine, session_factory
+from app.platform.db import create_engine, session_factory
+from app.platform.settings import Settings
 from app.query.reporting import received_window, year_entry
 from app.register.export import (
     TABLES,
@@ -29,7 +30,6 @@ from app.register.export import (
 )
 from app.register.keys import RegisterKeyError, load_protector
 from app.register.protect import Protector
-from app.settings import Settings
 
 console = Console()
 err = Console(stderr=True)

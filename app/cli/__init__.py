@@ -1,0 +1,1 @@
+"""The command line: `kpr-mottak` and its sub-commands."""

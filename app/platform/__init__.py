@@ -1,0 +1,1 @@
+"""What every layer stands on: settings, database, logs, metrics, the SQLite writer."""
