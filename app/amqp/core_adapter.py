@@ -25,6 +25,7 @@ from app.intake.received import (
 )
 from app.models import Party, PartyCertificate
 from app.security import cms
+from app.security.signed_data import NO_SIGNER_CERTIFICATE
 from app.state import AppState
 
 # The findings that name a Helsenorge condition: certificates, and the MsgHead sender that is
@@ -82,6 +83,8 @@ def refusal_of(outcome: CoreOutcome) -> Refusal:
     core's condition code."""
     for finding in outcome.findings:
         mapped = _BY_RULE.get(finding.rule.id)
+        if finding.detail == NO_SIGNER_CERTIFICATE:
+            mapped = ErrorCondition.MISSING_CERTIFICATE
         if mapped is ErrorCondition.SPOOFING_ATTACK:
             return Refusal(mapped, finding.detail)
         if mapped is not None:

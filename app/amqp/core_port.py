@@ -23,6 +23,13 @@ class InboxMessage:
     envelope: Envelope
     body: bytes
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    attempts: int = 0  # processings that ended in "try again later"
+    # the size as received when the body was not kept (over KPR_MAX_MESSAGE_BYTES)
+    size: int | None = None
+
+    @property
+    def received_bytes(self) -> int:
+        return len(self.body) if self.size is None else self.size
 
 
 class Verdict(StrEnum):

@@ -25,14 +25,21 @@ from proton.utils import BlockingConnection
 CONTENT_TYPE = "application/pkcs7-mime; smime-type=signed-and-enveloped-data"
 
 
-def sign(content: bytes, key_pem: bytes, cert_pem: bytes) -> bytes:
+def sign(
+    content: bytes, key_pem: bytes, cert_pem: bytes, *, with_certificate: bool = True
+) -> bytes:
+    """CMS SignedData (DER) over `content`; the signer's certificate inside unless told not
+    to (a receiver answers that with `transport:missing-certificate`)."""
     key = serialization.load_pem_private_key(key_pem, password=None)
     cert = load_pem_x509_certificate(cert_pem)
+    options = [pkcs7.PKCS7Options.Binary]
+    if not with_certificate:
+        options.append(pkcs7.PKCS7Options.NoCerts)
     return (
         pkcs7.PKCS7SignatureBuilder()
         .set_data(content)
         .add_signer(cert, key, hashes.SHA256())  # type: ignore[arg-type]
-        .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
+        .sign(serialization.Encoding.DER, options)
     )
 
 
@@ -68,11 +75,19 @@ class Answer:
     body: bytes
 
 
-def protect(msghead: bytes, pki_dir: Path) -> bytes:
+def protect(
+    msghead: bytes,
+    pki_dir: Path,
+    *,
+    signer: str = "municipality-signing",
+    with_certificate: bool = True,
+) -> bytes:
+    """Sign with `{signer}.key`/`.crt` from `pki_dir`, then encrypt to `kpr-encryption.crt`."""
     signed = sign(
         msghead,
-        (pki_dir / "municipality-signing.key").read_bytes(),
-        (pki_dir / "municipality-signing.crt").read_bytes(),
+        (pki_dir / f"{signer}.key").read_bytes(),
+        (pki_dir / f"{signer}.crt").read_bytes(),
+        with_certificate=with_certificate,
     )
     return encrypt(signed, pki_dir / "kpr-encryption.crt")
 

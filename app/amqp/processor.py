@@ -2,13 +2,15 @@
 
 Whatever the port answers becomes outbox rows in the same transaction that marks the inbox
 row done; "retry" and unexpected failures are retried from the store with back-off (the
-broker has long accepted the message and never redelivers it).
+broker has long accepted the message and never redelivers it). A report on KPR's own
+`{her}_error` queue (a sender could not take one of our replies) goes into the audit.
 """
 
 from __future__ import annotations
 
 import uuid
 
+from app.amqp.addresses import ReplyQueues, reply_queues
 from app.amqp.conditions import ErrorCondition
 from app.amqp.core_port import InboxMessage, IntakePort, PortOutcome, Verdict
 from app.amqp.envelope import (
@@ -17,7 +19,6 @@ from app.amqp.envelope import (
     Refusal,
     check,
     error_reply,
-    queue_names,
     reply,
 )
 from app.amqp.repository import (
@@ -25,31 +26,16 @@ from app.amqp.repository import (
     Sessions,
     due_inbox,
     finish_inbox,
-    inbox_attempts,
     postpone_inbox,
+    record_report,
+    report_about,
 )
 from app.models import utcnow
 from app.platform.logs import get_logger
 
 log = get_logger(__name__)
 
-
-def _error_to(message: InboxMessage, refusal: Refusal) -> list[Reply]:
-    sender = message.envelope.from_her_id
-    if sender is None:
-        return []  # nobody to tell: the audit keeps it
-    envelope = error_reply(message.envelope, str(uuid.uuid4()), utcnow(), refusal)
-    queue = queue_names(sender)["error"]
-    return [Reply(f"{message.inbox_id}:error", queue, _addressed(envelope, queue), b"")]
-
-
-def _apprec_to(message: InboxMessage, apprec: bytes) -> list[Reply]:
-    sender = message.envelope.from_her_id
-    if sender is None:
-        return []
-    envelope = reply(message.envelope, str(uuid.uuid4()), utcnow(), APPREC_SUBJECT)
-    queue = queue_names(sender)["async"]
-    return [Reply(f"{message.inbox_id}:apprec", queue, _addressed(envelope, queue), apprec)]
+INTERNAL = Refusal(ErrorCondition.INTERNAL_ERROR, "Meldingen kunne ikke behandles.")
 
 
 def _addressed(envelope: Envelope, queue: str) -> Envelope:
@@ -58,32 +44,58 @@ def _addressed(envelope: Envelope, queue: str) -> Envelope:
     return Envelope.from_json(data)
 
 
-def replies_for(message: InboxMessage, outcome: PortOutcome) -> list[Reply]:
+def replies_for(message: InboxMessage, outcome: PortOutcome, to: ReplyQueues) -> list[Reply]:
+    """The outbox rows for an outcome: the AppRec to the sender's asynchronous queue, or the
+    error (empty body) to its error queue; one per inbox message and kind."""
+    original = message.envelope
     if outcome.verdict is Verdict.APPREC and outcome.apprec is not None:
-        return _apprec_to(message, outcome.apprec)
-    if outcome.verdict is Verdict.ERROR:
-        refusal = outcome.refusal or Refusal(
-            ErrorCondition.INTERNAL_ERROR, "Meldingen kunne ikke behandles."
-        )
-        return _error_to(message, refusal)
-    return []
+        envelope = reply(original, str(uuid.uuid4()), utcnow(), APPREC_SUBJECT)
+        key, queue, body = f"{message.inbox_id}:apprec", to.apprec, outcome.apprec
+    elif outcome.verdict is Verdict.ERROR:
+        refusal = outcome.refusal or INTERNAL
+        envelope = error_reply(original, str(uuid.uuid4()), utcnow(), refusal)
+        key, queue, body = f"{message.inbox_id}:error", to.error, b""
+    else:
+        return []
+    return [Reply(key, queue, _addressed(envelope, queue), body)]
+
+
+async def _answer(sessions: Sessions, message: InboxMessage, outcome: PortOutcome) -> None:
+    sender = message.envelope.from_her_id
+    replies: list[Reply] = []
+    if sender is not None:  # else nobody to tell: the audit keeps it
+        async with sessions() as session:
+            to = await reply_queues(session, sender)
+        replies = replies_for(message, outcome, to)
+    await finish_inbox(sessions, message.inbox_id, outcome.message_id, replies)
+
+
+async def _error_report(sessions: Sessions, message: InboxMessage) -> None:
+    """A sender's report about one of our replies: on the message it answered, if ours."""
+    application = message.envelope.application
+    condition = application.get("errorCondition", "")
+    about = await report_about(sessions, application.get("originalMessageId", ""))
+    detail = {
+        "condition": condition[:100],
+        "description": application.get("errorDescription", "")[:500],
+        "reply": application.get("originalMessageId", "")[:200],
+        "from_her_id": application.get("fromHerId", "")[:20],
+    }
+    await record_report(sessions, message.inbox_id, about, detail)
+    log.warning(
+        "amqp.error_report", inbox_id=message.inbox_id, condition=condition, message_id=about
+    )
 
 
 async def process_one(
     sessions: Sessions, port: IntakePort, message: InboxMessage, max_bytes: int
 ) -> Verdict:
     if message.queue.endswith("_error"):
-        # a sender's report about one of our replies: kept in the inbox for the audit
-        log.warning(
-            "amqp.error_report",
-            inbox_id=message.inbox_id,
-            condition=message.envelope.application.get("errorCondition"),
-        )
-        await finish_inbox(sessions, message.inbox_id, None, [])
+        await _error_report(sessions, message)
         return Verdict.ERROR
-    refusal = check(message.envelope, len(message.body), max_bytes)
+    refusal = check(message.envelope, message.received_bytes, max_bytes)
     if refusal is not None:
-        await finish_inbox(sessions, message.inbox_id, None, _error_to(message, refusal))
+        await _answer(sessions, message, PortOutcome(Verdict.ERROR, refusal=refusal))
         return Verdict.ERROR
     try:
         outcome = await port.process(message)
@@ -91,12 +103,9 @@ async def process_one(
         log.exception("amqp.process_failed", inbox_id=message.inbox_id)
         outcome = PortOutcome(Verdict.RETRY, reason=type(exc).__name__)
     if outcome.verdict is Verdict.RETRY:
-        attempts = await inbox_attempts(sessions, message.inbox_id) + 1
-        await postpone_inbox(sessions, message.inbox_id, attempts, outcome.reason or "retry")
+        await postpone_inbox(sessions, message, outcome.reason or "retry")
         return Verdict.RETRY
-    await finish_inbox(
-        sessions, message.inbox_id, outcome.message_id, replies_for(message, outcome)
-    )
+    await _answer(sessions, message, outcome)
     return outcome.verdict
 
 

@@ -50,7 +50,8 @@ class AmqpRunner:
 
         def store(name: str, envelope: Envelope, body: bytes) -> object:
             future = asyncio.run_coroutine_threadsafe(
-                store_inbox(self.sessions, name, envelope, body), loop
+                store_inbox(self.sessions, name, envelope, body, self.settings.max_message_bytes),
+                loop,
             )
             stored = future.result()
             loop.call_soon_threadsafe(self._wake.set)

@@ -28,6 +28,10 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha512": hashes.SHA512,
 }
 
+# The detail of a SignedData without its signer's certificate (Helsenorge's transport answers it
+# with `transport:missing-certificate`, app/amqp/core_adapter.py).
+NO_SIGNER_CERTIFICATE = "Den signerte fagmeldingen mangler signerers sertifikat."
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SignedContent:
@@ -101,9 +105,7 @@ def verify_signed_data(data: bytes) -> SignedContent:
     if isinstance(cert, SignedContent):
         return cert
     if cert is None:
-        return _bad_signed(
-            rules.MSG_SIG_MALFORMED, "Den signerte fagmeldingen mangler signerers sertifikat."
-        )
+        return _bad_signed(rules.MSG_SIG_MALFORMED, NO_SIGNER_CERTIFICATE)
     digest_name = _signature_digest(read.signer_info, cert)
     if isinstance(digest_name, SignedContent):
         return digest_name

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
 from app.amqp.conditions import ErrorCondition
-from app.amqp.core_adapter import CoreAdapter, error_condition, received_payload
+from app.amqp.core_adapter import CoreAdapter, error_condition, received_payload, refusal_of
 from app.amqp.core_port import InboxMessage, Verdict
 from app.amqp.envelope import CONTENT_TYPE, Envelope, Refusal
 from app.cli.root import app as cli
@@ -23,6 +23,7 @@ from app.platform.metrics import Metrics
 from app.platform.settings import Settings
 from app.security import cms
 from app.security import rules as security_rules
+from app.security.signed_data import NO_SIGNER_CERTIFICATE
 from app.state import AppState
 
 
@@ -130,6 +131,12 @@ async def test_refused_and_temporary(state: AppState) -> None:
     later = CoreOutcome(kind=OutcomeKind.TEMPORARY, message_id=None, reason="crl offline")
     outcome = await CoreAdapter(Answers(later), state).process(_message(1))
     assert (outcome.verdict, outcome.reason) == (Verdict.RETRY, "crl offline")
+
+
+def test_signed_data_without_the_signers_certificate_is_a_missing_certificate() -> None:
+    finding = Finding(security_rules.MSG_SIG_MALFORMED, "CMS SignedData", NO_SIGNER_CERTIFICATE)
+    refused = CoreOutcome(kind=OutcomeKind.REFUSED, message_id=None, findings=(finding,))
+    assert refusal_of(refused).condition is ErrorCondition.MISSING_CERTIFICATE
 
 
 async def test_a_msghead_sender_not_the_from_her_id_is_spoofing(state: AppState) -> None:

@@ -20,7 +20,7 @@ from app.amqp.processor import process_due
 from app.amqp.repository import due_outbox, inbox_status, store_inbox
 from app.amqp.runner import AmqpRunner, consumed_queues
 from app.amqp.sender import send_due
-from app.models import AmqpInbox, AmqpOutbox
+from app.models import AmqpInbox, AmqpOutbox, Message, MessageEvent, RegistryEntry, utcnow
 from app.platform.settings import Settings
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -92,6 +92,94 @@ async def test_errors_go_to_the_senders_error_queue_with_empty_body(sessions: Se
     assert {q for q, _, _ in recorder.sent} == {"8094866_error"}
     assert {b for _, _, b in recorder.sent} == {b""}
     assert await inbox_status(sessions, "m-5") == "done"
+
+
+async def test_a_message_over_the_limit_is_refused_and_its_body_not_kept(
+    sessions: Sessions,
+) -> None:
+    assert await store_inbox(sessions, "134197_async", _envelope("big-1"), b"x" * 11, 10)
+    async with sessions() as session:
+        row = (await session.scalars(select(AmqpInbox))).one()
+        await session.refresh(row, ["body"])
+        assert (row.body, row.properties["body_bytes"]) == (b"", 11)
+    await process_due(sessions, ByPayload(), 10)
+    recorder = Recorder()
+    await send_due(sessions, recorder)
+    [(queue, envelope, body)] = recorder.sent
+    assert (queue, body) == ("8094866_error", b"")
+    assert envelope.application["errorCondition"] == "transport:unsupported-message"
+    assert "11 byte" in envelope.application["errorDescription"]
+    assert "grensen på 10 byte" in envelope.application["errorDescription"]
+
+
+async def test_answers_go_to_the_queues_the_registry_names(sessions: Sessions) -> None:
+    """The AR's E_SB_ASYNC / E_SB_ERROR addresses (cached by the registries' sync) win over
+    the `{her}_async` / `{her}_error` names."""
+    now = utcnow()
+    async with sessions() as session:
+        session.add(
+            RegistryEntry(
+                her_id=8094866,
+                known=True,
+                fetched_at=now,
+                expires_at=now,
+                async_queue="sb.test.nhn.no/DigitalDialog/8094866_a",
+                error_queue="sb.test.nhn.no/DigitalDialog/8094866_e",
+            )
+        )
+        await session.commit()
+    await store_inbox(sessions, "134197_async", _envelope("reg-1"), b"ok")
+    await store_inbox(sessions, "134197_async", _envelope("reg-2"), b"spoof")
+    await process_due(sessions, ByPayload(), 1000)
+    recorder = Recorder()
+    await send_due(sessions, recorder)
+    assert sorted((q, e.to) for q, e, _ in recorder.sent) == [
+        ("8094866_a", "8094866_a"),
+        ("8094866_e", "8094866_e"),
+    ]
+
+
+class Stored(ByPayload):
+    """Answers as ByPayload, naming an audit row the core would have stored."""
+
+    def __init__(self, message_id: int) -> None:
+        self.message_id = message_id
+
+    async def process(self, message: InboxMessage) -> PortOutcome:
+        outcome = await super().process(message)
+        return PortOutcome(outcome.verdict, apprec=outcome.apprec, message_id=self.message_id)
+
+
+async def test_a_senders_report_about_our_reply_goes_into_the_audit(sessions: Sessions) -> None:
+    async with sessions() as session:
+        message = Message(request_id="r-1", size_bytes=2, status="OK", transport="amqp")
+        session.add(message)
+        await session.commit()
+        message_id = message.id
+    await store_inbox(sessions, "134197_async", _envelope("rep-1"), b"ok")
+    await process_due(sessions, Stored(message_id), 1000)
+    recorder = Recorder()
+    await send_due(sessions, recorder)
+    [(_, apprec, _)] = recorder.sent
+    report = _envelope(
+        "rep-2",
+        originalMessageId=apprec.message_id,
+        errorCondition="transport:invalid-certificate",
+        errorDescription="Kan ikke dekryptere.",
+    )
+    await store_inbox(sessions, "134197_error", report, b"")
+    stray = _envelope("rep-3", originalMessageId="not-ours", errorCondition="x")
+    await store_inbox(sessions, "134197_error", stray, b"")
+    await process_due(sessions, ByPayload(), 1000)
+    async with sessions() as session:
+        rows = (await session.scalars(select(AmqpInbox).order_by(AmqpInbox.id))).all()
+        events = (await session.scalars(select(MessageEvent))).all()
+    assert [(r.status, r.message_id) for r in rows[1:]] == [("done", message_id), ("done", None)]
+    [event] = events
+    assert (event.message_id, event.kind) == (message_id, "amqp_error_report")
+    assert event.detail["condition"] == "transport:invalid-certificate"
+    assert event.detail["description"] == "Kan ikke dekryptere."
+    assert event.detail["reply"] == apprec.message_id
 
 
 async def test_temporary_failures_wait_in_the_store(sessions: Sessions) -> None:
