@@ -24,6 +24,7 @@ from app.amqp.service import start_amqp
 from app.keyring import KeyringError, load_keyring
 from app.outbound import OutboundClient
 from app.platform.logs import get_logger
+from app.replies import sender as replies_sender
 from app.retention.policy import apply_retention
 from app.revocation.crls import CrlMetrics, CrlSources, chained, distribution_points
 from app.revocation.repository import registered_certificate_pems
@@ -165,6 +166,8 @@ async def start_operations(state: AppState) -> Operations:
     ops.tasks.append(asyncio.create_task(sources.run(), name="kpr-crl-refresher"))
     if settings.retention_interval_hours > 0:
         ops.tasks.append(asyncio.create_task(_retention_loop(state), name="kpr-retention"))
+    # asynchronous replies to the endpoints of the senders' CPAs (issue 26)
+    ops.tasks.append(asyncio.create_task(replies_sender.run(state), name="kpr-reply-sender"))
     amqp = start_amqp(state)  # the AMQP receiver when KPR_AMQP_URL is set (issue 24)
     ops.tasks += [amqp] if amqp is not None else []
     loop = asyncio.get_running_loop()

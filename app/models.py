@@ -195,6 +195,8 @@ class PartyCpa(Base):
     service_actions: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     requires_signing: Mapped[bool] = mapped_column(Boolean, default=True)
     requires_encryption: Mapped[bool] = mapped_column(Boolean, default=True)
+    # the sender's delivery channels as far as answering goes (app/parties/channels.py)
+    reply_channels: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 # --- received messages and what happened to them -----------------------------------------
@@ -213,7 +215,7 @@ class Message(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
-    request_id: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
     remote_addr: Mapped[str | None] = mapped_column(String(64))
     content_type: Mapped[str | None] = mapped_column(String(1000))
     size_bytes: Mapped[int] = mapped_column(BigInteger)

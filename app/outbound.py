@@ -1,5 +1,6 @@
-"""The one HTTP client for everything the service fetches from elsewhere (CRLs and OCSP now;
-the registries and reply delivery later), so that nobody on the other end can stall or flood it.
+"""The one HTTP client for everything the service fetches from elsewhere or posts to (CRLs and
+OCSP, the registries, asynchronous replies), so that nobody on the other end can stall or
+flood it.
 
 Every request has:
 - one overall deadline (connect, headers and the whole body together: a server that trickles
@@ -45,10 +46,13 @@ class Failure(StrEnum):
 
 
 class OutboundError(Exception):
-    def __init__(self, failure: Failure, detail: str, *, read: int = 0) -> None:
+    def __init__(
+        self, failure: Failure, detail: str, *, read: int = 0, status: int | None = None
+    ) -> None:
         super().__init__(f"{failure.value}: {detail}")
         self.failure = failure
         self.read = read  # body bytes read before giving up
+        self.status = status  # the HTTP status of a `status` or `redirect` failure
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,9 +179,11 @@ class OutboundClient:
     ) -> OutboundResponse:
         status = response.status_code
         if 300 <= status < 400:
-            raise OutboundError(Failure.REDIRECT, f"HTTP {status}: redirects are not followed")
+            raise OutboundError(
+                Failure.REDIRECT, f"HTTP {status}: redirects are not followed", status=status
+            )
         if not 200 <= status < 300 and status not in accept_status:
-            raise OutboundError(Failure.STATUS, f"HTTP {status}")
+            raise OutboundError(Failure.STATUS, f"HTTP {status}", status=status)
         encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):
             raise OutboundError(Failure.ENCODING, "a compressed body was not asked for")

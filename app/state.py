@@ -31,13 +31,19 @@ class AppState:
     intake_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
     # CRLs fetched from distribution points (app/revocation); None until the lifespan starts.
     revocation: CrlSources | None = field(default=None)
-    # The one client for outbound HTTP (app/outbound.py): revocation now, the registries and
-    # reply delivery later. None until the lifespan starts.
+    # The one client for outbound HTTP (app/outbound.py): revocation, the registries and
+    # asynchronous replies (app/replies). None until the lifespan starts.
     outbound: OutboundClient | None = field(default=None)
     # NHN's registries (app/registries/lookup.py `for_state`): built on first use; None
     # while KPR_AR_URL is unset (offline) or before the lifespan starts.
     # (typed loosely: app.registries imports this module)
     registries: object | None = field(default=None)
+    # Replies queued for the sender's endpoint (app/replies): setting it wakes the sender.
+    reply_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # The EDI transport's mail sender for mailto: replies (`app.replies.sender.MailReplies`);
+    # None while there is none, and mailto: replies stay in the HTTP exchange.
+    # (typed loosely: app.replies imports this module)
+    reply_mailer: object | None = field(default=None)
 
     # POST /ebms bodies being received and spooled (issue 20): built with the app's metrics
     # by `create_app`; this default (the settings' defaults) only for a state made elsewhere.

@@ -22,6 +22,7 @@ from app.api.paging import (
     page,
 )
 from app.api.problems import PROBLEM_RESPONSES
+from app.api.replies import ReplyOut, replies_out
 from app.auth.tokens import Principal
 from app.http_deps import DbSession, app_state
 from app.models import Message, NotificationOutbox, utcnow
@@ -146,6 +147,10 @@ class MessageDetail(MessageOut):
     finding_counts: list[RuleCountOut]
     receipt: ReceiptOut | None
     notifications: list[NotificationOut]
+    replies: list[ReplyOut] = Field(
+        description="the reply sent as a message of its own (the sender's CPA asked for it), "
+        "with every delivery try; empty when it was answered in the HTTP exchange"
+    )
 
 
 class FindingOut(BaseModel):
@@ -239,8 +244,8 @@ def _notification_out(row: NotificationOutbox) -> NotificationOut:
 async def get_message(
     message_id: MessageId, session: DbSession, who: AnyPrincipal
 ) -> MessageDetail:
-    """Header fields, the processing timeline, findings per rule, the receipt and the
-    notification emails' state. No personal data."""
+    """Header fields, the processing timeline, findings per rule, the receipt, the
+    notification emails' state and an asynchronous reply's delivery. No personal data."""
     message = await _visible(session, message_id, who)
     receipt = await repo.receipt_of(session, message_id, with_xml=False)
     counts = await repo.finding_counts(session, message_id, only_kommune=only_kommune(who))
@@ -278,6 +283,7 @@ async def get_message(
             else None
         ),
         notifications=[_notification_out(n) for n in await repo.outbox_of(session, message_id)],
+        replies=await replies_out(session, message_id),
     )
 
 

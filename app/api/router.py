@@ -12,12 +12,14 @@ from app.api import (
     feilliste,
     messages,
     register,
+    replies,
     revocation,
     stats,
 )
 
 router = APIRouter()
 router.include_router(messages.router)
+router.include_router(replies.router)
 router.include_router(feilliste.router)
 router.include_router(access_log.router)
 router.include_router(coverage.router)

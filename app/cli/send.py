@@ -2,15 +2,20 @@
 posts it and summarises the reply. `send_message` and `summarize_reply` are plain functions so
 tests can drive them without a terminal; the command only parses options, prints and chooses
 the exit code: 0 OK, 1 OK with errors in parts, 2 rejected (or a MessageError, or bad input).
+`--async-endpoint PORT` plays an MSH whose CPA asks for asynchronous replies (issue 26).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
+import queue
+import uuid
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -92,6 +97,9 @@ def summarize_reply(
     )
 
 
+_NO_REPLY = ReplySummary(200, None, None, (), None, (), (), 0)
+
+
 def print_reply(summary: ReplySummary, message_id: str) -> None:
     console.print(escape(f"sent MessageId {message_id}: HTTP {summary.http_status}"))
     if summary.ack_ref is not None:
@@ -147,6 +155,8 @@ def load_send_keys(pki_dir: Path, *, sign: bool, encrypt: bool) -> SendKeys:
 class Sent:
     message_id: str
     summary: ReplySummary
+    # an empty 200: the sender's CPA asks for the reply as a message of its own (issue 26)
+    asynchronous: bool = False
 
 
 async def send_message(
@@ -173,6 +183,8 @@ async def send_message(
     )
     built = build_epj_message(msghead, options, signing=signing, encrypt_to=encrypt_to)
     response = await client.post(url, content=built.body, headers=built.http_headers)
+    if response.status_code == 200 and not response.content:
+        return Sent(built.message_id, _NO_REPLY, asynchronous=True)
     summary = summarize_reply(
         response.status_code,
         response.content,
@@ -204,32 +216,27 @@ def send(
     amqp: Annotated[
         bool, typer.Option("--amqp", help="Over AMQP 1.0 the Helsenorge way; --url amqp://…")
     ] = False,
+    async_endpoint: Annotated[
+        int | None,
+        typer.Option(
+            "--async-endpoint",
+            min=1,
+            max=65535,
+            help="Play an MSH whose CPA says syncReplyMode none: listen on this loopback port "
+            "(the endpoint in the CPA KPR holds) and print the reply that is POSTed there",
+        ),
+    ] = None,
 ) -> None:
     """Send a MsgHead as a municipality's EPJ would (signed, encrypted ebXML) and print the
     Acknowledgment and the AppRec (or the MessageError). Exit codes as `validate`."""
     if amqp:
         raise typer.Exit(send_amqp(file, url, from_her, to_her, pki_dir, timeout))
-    try:
-        keys = load_send_keys(pki_dir, sign=sign, encrypt=encrypt)
-    except (OSError, ValueError) as exc:
-        err.print(f"[red]cannot load keys from {escape(str(pki_dir))}: {escape(str(exc))}[/]")
-        err.print("create a development PKI with `kpr-mottak dev-pki`, or pass --pki-dir")
-        raise typer.Exit(2) from None
-    msghead = file.read_bytes()
-
-    async def run() -> Sent:
-        async with httpx.AsyncClient(timeout=timeout) as client:
-            return await send_message(
-                client,
-                url,
-                msghead,
-                keys,
-                from_her=from_her,
-                to_her=to_her,
-                cpa_id=cpa_id,
-                gzip=gzip,
-            )
-
+    keys = _keys_or_exit(pki_dir, sign=sign, encrypt=encrypt)
+    run = functools.partial(
+        _post_once, url, file.read_bytes(), keys, timeout, (from_her, to_her, cpa_id), gzip=gzip
+    )
+    if async_endpoint is not None:
+        raise typer.Exit(_send_async(run, async_endpoint, url, keys, timeout))
     try:
         sent = asyncio.run(run())
     except httpx.HTTPError as exc:
@@ -241,6 +248,89 @@ def send(
         raise typer.Exit(2) from None
     print_reply(sent.summary, sent.message_id)
     raise typer.Exit(sent.summary.exit_code)
+
+
+def _keys_or_exit(pki_dir: Path, *, sign: bool, encrypt: bool) -> SendKeys:
+    try:
+        return load_send_keys(pki_dir, sign=sign, encrypt=encrypt)
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]cannot load keys from {escape(str(pki_dir))}: {escape(str(exc))}[/]")
+        err.print("create a development PKI with `kpr-mottak dev-pki`, or pass --pki-dir")
+        raise typer.Exit(2) from None
+
+
+async def _post_once(
+    url: str,
+    msghead: bytes,
+    keys: SendKeys,
+    http_timeout: float,
+    parties: tuple[str, str, str],  # from HER-id, to HER-id, CPA id
+    *,
+    gzip: bool,
+) -> Sent:
+    from_her, to_her, cpa_id = parties
+    async with httpx.AsyncClient(timeout=http_timeout) as client:
+        return await send_message(
+            client, url, msghead, keys, from_her=from_her, to_her=to_her, cpa_id=cpa_id, gzip=gzip
+        )
+
+
+def _send_async(
+    run: Callable[[], Coroutine[Any, Any, Sent]],
+    port: int,
+    url: str,
+    keys: SendKeys,
+    timeout: float,
+) -> int:
+    """Post while listening on `port`; print the reply that arrives there, then return the
+    signed Acknowledgment for it to KPR, as an MSH does. The exit code as `send`'s."""
+    from app.dev.replyendpoint import reply_endpoint
+
+    with reply_endpoint(port) as endpoint:
+        try:
+            sent = asyncio.run(run())
+        except httpx.HTTPError as exc:
+            err.print(f"[red]could not post to {escape(url)}: {escape(str(exc))}[/]")
+            return 2
+        if not sent.asynchronous:  # the CPA KPR holds says synchronous
+            print_reply(sent.summary, sent.message_id)
+            err.print("[yellow]the reply came in the HTTP exchange, not to the endpoint[/]")
+            return sent.summary.exit_code
+        console.print(f"sent MessageId {escape(sent.message_id)}: HTTP 200, empty")
+        console.print(f"waiting for the reply at {escape(endpoint.url)} …")
+        try:
+            posted = endpoint.next(timeout)
+        except queue.Empty:
+            err.print(f"[red]no reply reached {escape(endpoint.url)} within {timeout:g} s[/]")
+            return 2
+    summary = summarize_reply(200, posted.body, posted.content_type, keys.decryption)
+    print_reply(summary, sent.message_id)
+    console.print(escape(acknowledge(url, posted.body, posted.content_type, keys, timeout)))
+    return summary.exit_code
+
+
+def acknowledge(url: str, body: bytes, content_type: str, keys: SendKeys, timeout: float) -> str:
+    """The signed Acknowledgment of a reply, posted to KPR (what the sender's MSH does)."""
+    from app.dev.client import read_reply
+    from app.ebxml.build import build_acknowledgment
+    from app.security.xmldsig import envelope_signer
+
+    header = read_reply(body, content_type).header
+    if header is None:
+        return "the reply could not be read: not acknowledged"
+    ack = build_acknowledgment(
+        header,
+        message_id=f"{uuid.uuid4()}@epj.example",
+        timestamp=datetime.datetime.now(datetime.UTC),
+        sign=envelope_signer(keys.signing),
+    )
+    try:
+        answer = httpx.post(url, content=ack.body, headers=ack.http_headers, timeout=timeout)
+    except httpx.HTTPError as exc:
+        return f"the Acknowledgment could not be posted: {exc}"
+    return (
+        f"Acknowledgment {ack.message_id} for {header.message_id} sent: HTTP {answer.status_code}"
+    )
 
 
 from app.cli.amqp import send_amqp  # noqa: E402

@@ -1,5 +1,5 @@
 """Builders for outgoing ebMS 2.0 messages: a business message (as an EPJ's MSH sends it), the
-reply with Acknowledgment + AppRec, and the MessageError signal.
+reply with Acknowledgment + AppRec, the MessageError signal and a standalone Acknowledgment.
 
 Output is deterministic for the same input (boundary and default Content-IDs are derived from
 the content), so the exact bytes can be stored and resent byte for byte. Signing is plugged in:
@@ -23,6 +23,7 @@ from app.core.cid import cid_uri
 from app.core.findings import Finding, Severity
 from app.core.xmlparse import parse_xml, xml_safe
 from app.ebxml.envelope import (
+    ACTION_ACKNOWLEDGMENT,
     ACTION_MESSAGE_ERROR,
     ACTOR_TO_PARTY_MSH,
     EB_NS,
@@ -358,6 +359,36 @@ def build_reply(
         marker = etree.tostring(etree.Comment(_REFS_MARK))
         root = parse_xml(etree.tostring(root).replace(marker, splice, 1))
     return _finish(root, message_id, [apprec], soap_cte=soap_cte, sign=sign)
+
+
+def build_acknowledgment(
+    acknowledged: EbmsHeader,
+    *,
+    message_id: str,
+    timestamp: datetime,
+    sign: Signer | None = None,
+) -> BuiltMessage:
+    """The Acknowledgment signal a receiving MSH sends as a message of its own for
+    `acknowledged`: what a sender returns for KPR's asynchronous reply (`kpr-mottak send
+    --async-endpoint`, the tests)."""
+    root, header, _body = _envelope(
+        _Header(
+            from_party=acknowledged.to_party,
+            to_party=acknowledged.from_party,
+            cpa_id=acknowledged.cpa_id,
+            conversation_id=acknowledged.conversation_id,
+            service=Service(SIGNAL_SERVICE, None),
+            action=ACTION_ACKNOWLEDGMENT,
+            message_id=message_id,
+            timestamp=timestamp,
+            ref_to_message_id=acknowledged.message_id,
+        )
+    )
+    ack = _header_block(header, "Acknowledgment")
+    ack.set(f"{{{SOAP_NS}}}actor", ACTOR_TO_PARTY_MSH)
+    _eb(ack, "Timestamp", format_timestamp(timestamp))
+    _eb(ack, "RefToMessageId", acknowledged.message_id)
+    return _finish(root, message_id, [], soap_cte="binary", sign=sign)
 
 
 def _error_description(f: Finding) -> str:

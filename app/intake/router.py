@@ -17,6 +17,7 @@ from app.bodies import BodySpool, Reservation
 from app.intake.ebms.request import IntakeRequest, Reply, SpooledBody
 from app.intake.service import IntakeService
 from app.platform.logs import get_logger
+from app.replies.binding import answer_asynchronously
 from app.state import AppState
 
 log = get_logger(__name__)
@@ -25,7 +26,9 @@ router = APIRouter(tags=["ebms"])
 
 _EBMS_DOC = """An ebXML message (ebMS 2.0, Norwegian profile): `multipart/related; type="text/xml";
 start=...` SOAP-with-attachments. The answer is HTTP 200 with a multipart/related ebXML reply:
-the signed `eb:Acknowledgment` and the AppRec (Action `APPREC`), or an `eb:MessageError`.
+the signed `eb:Acknowledgment` and the AppRec (Action `APPREC`), or an `eb:MessageError`;
+where the sender's CPA says `syncReplyMode="none"` for the channel it sent on, an empty 200
+once the message is stored, and the same reply is POSTed to the CPA's endpoint.
 A body larger than `KPR_MAX_MESSAGE_BYTES` gets 413. Past `KPR_MAX_RECEIVING_BODIES` bodies
 arriving at once or the spool budget (`KPR_SPOOL_BUDGET_BYTES`) the answer is 503 with
 Retry-After, the body unread; a body that has not arrived whole within
@@ -124,6 +127,11 @@ async def receive_ebms(request: Request) -> Response:
             reply = await service.receive(meta.with_spooled(spooled))
         finally:
             spooled.file.close()  # read and closed by `receive`; here if it never got there
+        # the sender's CPA may ask for the reply as a message of its own (issue 26)
+        if await answer_asynchronously(
+            state, request_id=meta.request_id, status_code=reply.status_code
+        ):
+            return Response(status_code=200)
         return _response(reply)
     finally:
         reservation.release()

@@ -101,11 +101,13 @@ def _add_certificates(party: Party, spec: PartySpec) -> None:
 
 
 def _merge_cpas(party: Party, spec: PartySpec) -> None:
-    """A known CPA gets the spec's requirements (and its Service/Actions when it names any);
-    a new one is added."""
+    """A known CPA gets the spec's requirements (and its Service/Actions and reply channels
+    when it names any); a new one is added."""
     by_cpa = {c.cpa_id: c for c in party.cpas}
     for cpa in spec.cpas:
         actions = [{"service": s, "action": a} for s, a in cpa.service_actions]
+        # from a CPA file or the registry's CPA; a spec without them keeps what is stored
+        channels = cpa.reply_channels.as_json() if cpa.reply_channels is not None else None
         row = by_cpa.get(cpa.cpa_id)
         if row is None:
             party.cpas.append(
@@ -114,9 +116,11 @@ def _merge_cpas(party: Party, spec: PartySpec) -> None:
                     service_actions=actions,
                     requires_signing=cpa.requires_signing,
                     requires_encryption=cpa.requires_encryption,
+                    reply_channels=channels,
                 )
             )
             continue
         row.service_actions = actions or row.service_actions
         row.requires_signing = cpa.requires_signing
         row.requires_encryption = cpa.requires_encryption
+        row.reply_channels = channels if channels is not None else row.reply_channels

@@ -18,10 +18,10 @@ from lxml import etree
 from stdnum.no import orgnr as stdnum_orgnr
 
 from app.core.xmlparse import XmlRejected, parse_xml
+from app.parties.channels import CPA_NS, ReplyChannels, read_reply_channels
 from app.security.keys import fully_parsed
 from app.statuses import CertificateUsage
 
-CPA_NS = "http://www.oasis-open.org/committees/ebxml-cppa/schema/cpp-cpa-2_0.xsd"
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 _KOMMUNE = re.compile(r"^\d{4}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -49,6 +49,8 @@ class CpaSpec:
     service_actions: tuple[tuple[str, str], ...] = ()
     requires_signing: bool = True
     requires_encryption: bool = True
+    # how the party wants to be answered (issue 26); None: not read from a CPA
+    reply_channels: ReplyChannels | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +274,7 @@ def _cpa_party(info: etree._Element, cpa_id: str, filename: str) -> PartySpec | 
         service_actions=sends.service_actions,
         requires_signing=sends.non_repudiation or certs.signing_referenced,
         requires_encryption=sends.confidential or certs.encryption_referenced,
+        reply_channels=read_reply_channels(info),
     )
     try:
         return make_party(

@@ -60,9 +60,25 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        self._replies()
         self.outbox_depth = Gauge(
             "kpr_notification_outbox_depth",
             "Notification emails waiting to be sent",
+            registry=self.registry,
+        )
+
+    def _replies(self) -> None:
+        """The reply outbox (issue 26): what waits, and how the tries went."""
+        self.replies_waiting = Gauge(
+            "kpr_reply_outbox_waiting",
+            "Asynchronous replies not yet delivered: pending (retries left) or slow",
+            ["status"],
+            registry=self.registry,
+        )
+        self.reply_deliveries = Counter(
+            "kpr_reply_deliveries_total",
+            "Tries to deliver an asynchronous reply, by outcome (delivered, failed)",
+            ["outcome"],
             registry=self.registry,
         )
 

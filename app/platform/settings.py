@@ -351,6 +351,15 @@ class Settings(BaseSettings):
             return self.env is Env.DEV
         return self.outbound_allow_private
 
+    # --- replies as the sender's CPA asks (issue 26, app/replies, docs/architecture.md) ---
+    # A reply the CPA wants as a message of its own (syncReplyMode "none") is tried again
+    # after the CPA's RetryInterval, doubled per failure, at most this many seconds apart...
+    reply_retry_max_seconds: int = Field(default=900, gt=0)
+    # ...for the CPA's Retries; then this often until delivered or an operator resends.
+    reply_slow_retry_seconds: int = Field(default=3600, gt=0)
+    # One delivery (connect, send, the endpoint's answer) within this.
+    reply_timeout_seconds: float = Field(default=30.0, gt=0)
+
     # --- NHN's registries (issue 23, app/registries, docs/operations.md "Registries") ---
     # Unset KPR_AR_URL: offline (file imports and `parties add` only), the default.
     ar_url: str | None = None

@@ -5,7 +5,8 @@ application/xml`. CPA ids are strings (not always GUIDs)."""
 from __future__ import annotations
 
 from app.core.xmlparse import XmlRejected, parse_xml
-from app.parties.spec import CPA_NS, PartySpecError, read_cpa
+from app.parties.channels import CPA_NS
+from app.parties.spec import PartySpecError, read_cpa
 from app.registries.http import Caller
 from app.registries.models import Agreement, RegistryUnavailable
 
@@ -25,6 +26,7 @@ def parse_agreement(data: bytes, their_her_id: int) -> Agreement:
         service_actions=cpa.service_actions,
         requires_signing=cpa.requires_signing,
         requires_encryption=cpa.requires_encryption,
+        reply_channels=cpa.reply_channels,
     )
 
 

@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request, Response
 from lxml import etree
 
 from app.core.xmlparse import XmlRejected, parse_xml
-from app.parties.spec import CPA_NS
+from app.parties.channels import CPA_NS
 from app.registries.ar_soap import _CERT_OPS, COMMON_NS, CP_NS, SOAP_NS
 
 _XSI = "http://www.w3.org/2001/XMLSchema-instance"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.parties.channels import ReplyChannels
+
 # Electronic address types of the AR (kodeverk 9044) that the transports use.
 E_SB_ASYNC = "E_SB_ASYNC"
 E_SB_SYNC = "E_SB_SYNC"
@@ -43,6 +45,7 @@ class Agreement:
     service_actions: tuple[tuple[str, str], ...] = ()
     requires_signing: bool = True
     requires_encryption: bool = True
+    reply_channels: ReplyChannels | None = None  # how the party wants to be answered
 
 
 @dataclass(frozen=True, slots=True)

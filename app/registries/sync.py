@@ -91,6 +91,7 @@ def checked_spec(
                 service_actions=agreement.service_actions,
                 requires_signing=agreement.requires_signing,
                 requires_encryption=agreement.requires_encryption,
+                reply_channels=agreement.reply_channels,
             ),
         )
     try:

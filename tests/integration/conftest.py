@@ -366,6 +366,39 @@ async def served(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
             yield c
 
 
+@contextlib.contextmanager
+def on_a_socket(settings: Settings) -> Iterator[str]:
+    """The app on a real socket (uvicorn in a thread, port chosen by the OS): its base URL."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(settings), log_level="warning", access_log=False, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            if not thread.is_alive():
+                pytest.fail("uvicorn stopped during start-up")
+            threading.Event().wait(0.02)
+        else:
+            pytest.fail("uvicorn did not start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
 @pytest.fixture
 async def intake(
     settings_with_pki: Settings,

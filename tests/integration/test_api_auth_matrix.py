@@ -43,6 +43,8 @@ ENDPOINTS = [
     Endpoint("GET", "/api/v1/messages/{oslo}/apprec", "own"),
     Endpoint("GET", "/api/v1/messages/{oslo}/raw", "operator"),
     Endpoint("POST", "/api/v1/messages/{oslo}/notify", "operator", ok=202),
+    # answered in the HTTP exchange: nothing queued to send again
+    Endpoint("POST", "/api/v1/messages/{oslo}/replies/resend", "operator", ok=409),
     Endpoint("GET", "/api/v1/kommuner/0301/feilliste?year=2018", "own"),
     Endpoint("GET", "/api/v1/access-log", "operator"),
     Endpoint("GET", "/api/v1/coverage?year=2018&environment=pilot", "operator"),

@@ -30,6 +30,7 @@ from app.content.iplos import NS
 from app.dev.devpki import DevPki, write_dev_pki
 from app.dev.sample import build_sample, wrap_in_msghead
 from app.platform.settings import Settings
+from tests.integration.conftest import on_a_socket
 
 # validate, sample, send: the intake's SQL runs on both in its own tests
 pytestmark = pytest.mark.databases("sqlite")
@@ -408,36 +409,8 @@ def test_send_to_a_closed_port_exits_2(tmp_path: Path, pki: DevPki) -> None:
 @pytest.fixture
 def served(settings_with_pki: Settings, demo_party: int) -> Iterator[str]:
     """The app on a real socket (uvicorn in a thread, port chosen by the OS)."""
-    import socket
-    import threading
-
-    import uvicorn
-
-    from app.main import create_app
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(settings_with_pki), log_level="warning", access_log=False, lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        for _ in range(500):
-            if server.started:
-                break
-            if not thread.is_alive():
-                pytest.fail("uvicorn stopped during start-up")
-            threading.Event().wait(0.02)
-        else:
-            pytest.fail("uvicorn did not start")
-        yield f"http://127.0.0.1:{port}/ebms"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
+    with on_a_socket(settings_with_pki) as url:
+        yield f"{url}/ebms"
 
 
 def test_send_command_through_a_real_socket(
