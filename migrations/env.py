@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 import app.deadlines.models
 import app.feedback.tables
-import app.register.models  # noqa: F401  (the register store's tables, beside their code)
+import app.register.models  # the register store's tables, beside their code
 import app.replies.models  # noqa: F401  (the reply outbox, beside its code)
 from app.models import Base, UtcDateTime
 from app.platform.db import create_engine
