@@ -2,7 +2,7 @@
 
 Started and stopped by the lifespan (`app/main.py`). A reload builds a whole new keyring from
 the configured files and swaps it in one assignment: a message in progress holds the keyring
-it started with (`IntakeService.keys`), the next one gets the new one. A keyring that does not
+it started with (its binding's `keys`), the next one gets the new one. A keyring that does not
 load is refused as a whole and the old one stays in use.
 """
 

@@ -4,7 +4,7 @@ The intake's steps fill in an `Outcome` (the message row's fields and status, it
 findings, receipt, the emails to queue and the history to store) instead of writing as they
 go; `repository.store_outcome` writes it set-based inside the request's one write transaction,
 which also inserts the message row, its dedup claim and the history versions it was checked
-against (`IntakeService._write`). Before that the steps only read (party, dedup claim, MsgId
+against (`IntakeCore._write`). Before that the steps only read (party, dedup claim, MsgId
 reuse, history), so a large message holds no lock while it is checked.
 """
 
@@ -94,7 +94,7 @@ class Claim:
 
 @dataclass(slots=True, kw_only=True)
 class Outcome:
-    """One request's outcome, filled in by the steps of `IntakeService` (mutable: the steps
+    """One request's outcome, filled in by the steps of `IntakeCore` (mutable: the steps
     run in order and each adds its part). `None` fields leave the message row's column as
     stored with the request."""
 

@@ -54,6 +54,9 @@ class ReceivedPayload:
     payload: bytes  # the application/pkcs7-mime part (or the AMQP body) as received
     protection: PayloadProtection
     audit: TransportAudit = field(default_factory=TransportAudit)
+    # the transport's name of the business message (ebXML Action, AMQP subject): the AppRec's
+    # original message type when the MsgHead cannot be read
+    action: str | None = None
 
 
 class OutcomeKind(StrEnum):
@@ -63,6 +66,7 @@ class OutcomeKind(StrEnum):
     DUPLICATE = "duplicate"  # seen before: `apprec` is the stored reply, byte for byte
     REFUSED = "refused"  # refused before the business layers (unknown party, signature, ...)
     TEMPORARY = "temporary"  # a temporary failure (revocation status, a lost race): retry
+    SIGNAL = "signal"  # an ebMS signal (Acknowledgment, MessageError): recorded, no report
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,3 +82,4 @@ class CoreOutcome:
     # eb:Error errorCode such as "SecurityFailure"), and a Norwegian reason for the sender
     condition: str | None = None
     reason: str | None = None
+    status: str | None = None  # the stored row's status (`MessageStatus`), for metrics and logs

@@ -202,7 +202,7 @@ async def store_outcome(
     its counter stays locked until the commit."""
     message_id = outcome.message_id
     if message_id is None:
-        raise ValueError("store_outcome needs the message row (IntakeService._write adds it)")
+        raise ValueError("store_outcome needs the message row (IntakeCore._write adds it)")
     await _update_message(session, outcome)
     await _insert(session, MessageEvent, _event_rows(outcome))
     await _insert(session, FindingRow, _finding_rows(outcome, protector))

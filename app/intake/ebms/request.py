@@ -10,6 +10,7 @@ from typing import IO
 import anyio
 
 from app.core.xmlparse import xml_safe
+from app.intake.received import TransportName
 from app.models import Message
 from app.statuses import MessageStatus
 
@@ -46,6 +47,7 @@ class IntakeRequest:
     # the body until `receive` has an intake slot for it (then `body`, and its hash here)
     spooled: SpooledBody | None = None
     body_sha256: str | None = None
+    transport: TransportName = "ebxml-http"  # ebXML over SMTP: "ebxml-smtp"
 
     def with_spooled(self, spooled: SpooledBody) -> IntakeRequest:
         return replace(self, spooled=spooled)
