@@ -189,18 +189,10 @@ def _judge_msghead(
     file_name: str,
 ) -> _Judged:
     """A MsgHead, through the server's own business check (no envelope, no registry)."""
-    from app.intake.business import check_business
+    from app.intake.business import HeadExpectations, check_business
 
-    business = check_business(
-        data,
-        now=context.now,
-        ebxml_from_her=None,
-        ebxml_to_her=None,
-        party_her=None,
-        our_her_ids=our_her_ids,
-        skew=SERVER_SKEW,
-        context=context,
-    )
+    expect = HeadExpectations(now=context.now, our_her_ids=our_her_ids, skew=SERVER_SKEW)
+    business = check_business(data, expect, context)
     head = business.msghead
     if head is not None and head.receiver_her_id in our_her_ids:
         kpr = Party(name=KPR_NAME, her_id=head.receiver_her_id)

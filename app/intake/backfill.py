@@ -192,8 +192,7 @@ def _read_business(content: IO[bytes], request: Request, reader: Reader) -> Read
     """MsgHead and the content, judged as of the receipt: the same `now`, addresses and
     sender. The content is checked against an empty history: which notifications were
     accepted and what their findings were come from what the intake stored."""
-    read = stages.read_business(
-        content,
+    expect = stages.HeadExpectations(
         now=request.received_at,
         ebxml_from_her=request.from_her,
         ebxml_to_her=request.to_her,
@@ -201,6 +200,7 @@ def _read_business(content: IO[bytes], request: Request, reader: Reader) -> Read
         our_her_ids=reader.our_her_ids | ({request.to_her} if request.to_her else set()),
         skew=reader.skew,
     )
+    read = stages.read_business(content, expect)
     if read.fmt is None:
         return _unreadable("MsgHead", read.findings)
     context = ContentContext(

@@ -99,16 +99,20 @@ def _read_head(
     return read_msghead(read_all(content), huge=True), None, None
 
 
-def read_business(
-    content: bytes | IO[bytes],
-    *,
-    now: datetime,
-    ebxml_from_her: str | None,
-    ebxml_to_her: str | None,
-    party_her: str | None,
-    our_her_ids: Collection[str],
-    skew: timedelta,
-) -> BusinessHead:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeadExpectations:
+    """What a MsgHead is judged against: the time received, the addresses the transport
+    named, the registered party's HER-id, KPR's own HER-ids and the clock skew allowed."""
+
+    now: datetime
+    ebxml_from_her: str | None = None
+    ebxml_to_her: str | None = None
+    party_her: str | None = None
+    our_her_ids: Collection[str]
+    skew: timedelta
+
+
+def read_business(content: bytes | IO[bytes], expect: HeadExpectations) -> BusinessHead:
     """MsgHead: structure, then the context checks; picks the content format it names.
     `content`: the MsgHead's bytes, or a spool holding them (at position 0)."""
     reading, source, collected = _read_head(content)
@@ -120,13 +124,13 @@ def read_business(
     findings.extend(
         check_msghead(
             head,
-            now=now,
+            now=expect.now,
             supported_types=supported,
-            ebxml_from_her_id=ebxml_from_her,
-            ebxml_to_her_id=ebxml_to_her,
-            party_her_id=party_her,
-            our_her_ids=our_her_ids,
-            max_clock_skew=skew,
+            ebxml_from_her_id=expect.ebxml_from_her,
+            ebxml_to_her_id=expect.ebxml_to_her,
+            party_her_id=expect.party_her,
+            our_her_ids=expect.our_her_ids,
+            max_clock_skew=expect.skew,
         )
     )
     fmt = builtin.lookup(head.type_v) if head.type_v else None
@@ -197,25 +201,8 @@ def check_content(read: BusinessHead, context: ContentContext) -> Business:
 
 
 def check_business(
-    content: bytes | IO[bytes],
-    *,
-    now: datetime,
-    ebxml_from_her: str | None,
-    ebxml_to_her: str | None,
-    party_her: str | None,
-    our_her_ids: Collection[str],
-    skew: timedelta,
-    context: ContentContext,
+    content: bytes | IO[bytes], expect: HeadExpectations, context: ContentContext
 ) -> Business:
     """MsgHead, then the content format it names, with a history given up front (offline).
     From a spool (at position 0) both are read as streams, as the intake reads them."""
-    read = read_business(
-        content,
-        now=now,
-        ebxml_from_her=ebxml_from_her,
-        ebxml_to_her=ebxml_to_her,
-        party_her=party_her,
-        our_her_ids=our_her_ids,
-        skew=skew,
-    )
-    return check_content(read, context)
+    return check_content(read_business(content, expect), context)

@@ -279,8 +279,7 @@ class IntakeCore:
         return findings, business, history
 
     def _read_head(self, at: FromParty, content: IO[bytes]) -> stages.BusinessHead:
-        return stages.read_business(
-            content,
+        expect = stages.HeadExpectations(
             now=at.received.received_at,
             ebxml_from_her=at.message.from_party_id,
             ebxml_to_her=at.message.to_party_id,
@@ -288,6 +287,7 @@ class IntakeCore:
             our_her_ids=list(self.receivers),
             skew=timedelta(seconds=self.settings.gen_date_skew_seconds),
         )
+        return stages.read_business(content, expect)
 
     async def _msgid_reused(
         self, at: FromParty, binding: TransportBinding, read: stages.BusinessHead

@@ -111,17 +111,18 @@ class PayloadBinding:
         s, party, keys = self.state.settings, at.party, self.keys
         trust = PartyTrust(orgnr=party.orgnr, signing_certs=certs(party, CertificateUsage.SIGNING))
         store = revocation.trust_store(self.state, keys)
-        return await anyio.to_thread.run_sync(
-            lambda: stages.open_payload_bytes(
-                self.received.payload,
-                party=trust,
-                trust=store,
-                keys=keys.decryption,
-                now=self.received.received_at,
-                max_inflated=s.max_payload_bytes,
-                max_elements=s.max_payload_elements,
-            )
+        policy = stages.PayloadPolicy(
+            party=trust,
+            trust=store,
+            keys=keys.decryption,
+            now=self.received.received_at,
+            requires_signing=True,
+            requires_encryption=True,
+            max_inflated=s.max_payload_bytes,
+            max_elements=s.max_payload_elements,
         )
+        payload = self.received.payload
+        return await anyio.to_thread.run_sync(lambda: stages.open_payload_bytes(payload, policy))
 
     def raw(self) -> bytes:
         return self.received.payload

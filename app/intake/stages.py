@@ -23,7 +23,14 @@ from app.ebxml.checks import resolve_cid
 from app.ebxml.envelope import EbmsHeader
 from app.ebxml.mime import Attachment, MimeMessage
 from app.intake import rules as intake_rules
-from app.intake.business import Business, BusinessHead, check_business, check_content, read_business
+from app.intake.business import (
+    Business,
+    BusinessHead,
+    HeadExpectations,
+    check_business,
+    check_content,
+    read_business,
+)
 from app.intake.reading import (
     TRIM_AFTER_BYTES,
     count_elements,
@@ -46,8 +53,10 @@ __all__ = [
     "BuiltReceipt",
     "Business",
     "BusinessHead",
+    "HeadExpectations",
     "LogEvent",
     "Opened",
+    "PayloadPolicy",
     "Transport",
     "build_apprec_reply",
     "check_business",
@@ -68,15 +77,15 @@ __all__ = [
 LogEvent = tuple[str, dict[str, str | bool | None]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Opened:
     """The payload opened: `content` is the MsgHead in a spool (`cms.new_spool`, at position 0,
     `size` bytes) when it could be read; whoever holds the `Opened` closes it (`close`)."""
 
-    content: IO[bytes] | None
-    transport_findings: tuple[Finding, ...]  # -> MessageError
-    business_findings: tuple[Finding, ...]  # -> AppRec
-    transient: bool  # a temporary failure (revocation status unavailable): sender retries
+    content: IO[bytes] | None = None
+    transport_findings: tuple[Finding, ...] = ()  # -> MessageError
+    business_findings: tuple[Finding, ...] = ()  # -> AppRec
+    transient: bool = False  # a temporary failure (revocation status unavailable): retry
     envelope_signer: x509.Certificate | None = None
     document_signer: x509.Certificate | None = None
     encrypted: bool = False
@@ -147,45 +156,29 @@ class _SignerCheck:
     event: LogEvent
 
 
-def open_message(
-    transport: Transport,
-    *,
-    party: PartyTrust,
-    trust: TrustStore,
-    keys: Sequence[KeyPair],
-    now: datetime,
-    requires_signing: bool,
-    requires_encryption: bool,
-    max_inflated: int,
-    max_elements: int,
-    payload: bool = True,
-) -> Opened:
+def open_message(transport: Transport, policy: PayloadPolicy, *, payload: bool = True) -> Opened:
     """Envelope signature and signer, decryption, business signature and signer. A signal
     (`payload=False`) stops after the envelope signature."""
     mime, header = transport.mime, transport.header
     assert mime is not None
     assert header is not None
     envelope = _check_envelope_signature(
-        mime, header, party=party, trust=trust, now=now, requires_signing=requires_signing
+        mime,
+        header,
+        party=policy.party,
+        trust=policy.trust,
+        now=policy.now,
+        requires_signing=policy.requires_signing,
     )
     if envelope.findings:
         return Opened(
-            None, envelope.findings, (), envelope.transient, envelope.signer, events=envelope.events
+            transport_findings=envelope.findings,
+            transient=envelope.transient,
+            envelope_signer=envelope.signer,
+            events=envelope.events,
         )
     if not payload:
-        return Opened(
-            None, (), (), False, envelope.signer, events=envelope.events, authenticated=True
-        )
-    policy = _PayloadPolicy(
-        party=party,
-        trust=trust,
-        keys=keys,
-        now=now,
-        requires_signing=requires_signing,
-        requires_encryption=requires_encryption,
-        max_inflated=max_inflated,
-        max_elements=max_elements,
-    )
+        return Opened(envelope_signer=envelope.signer, events=envelope.events, authenticated=True)
     opened = _open_payload(mime, header, envelope.signed_cids, policy)
     return replace(
         opened,
@@ -251,7 +244,7 @@ _UNDECRYPTABLE_RULES = frozenset({sec_rules.CMS_DECRYPT.id, sec_rules.GZIP_CORRU
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _PayloadPolicy:
+class PayloadPolicy:
     """What opening a payload is judged by: the party, the trust, our keys and the caps."""
 
     party: PartyTrust
@@ -268,13 +261,13 @@ def _open_payload(
     mime: MimeMessage,
     header: EbmsHeader,
     signed_cids: Collection[str] | None,
-    policy: _PayloadPolicy,
+    policy: PayloadPolicy,
 ) -> Opened:
     """After the envelope signature: decryption, business signature and signer."""
     part = _payload(mime, header, signed_cids)
     if part is None:
         # A business message always has a payload (signals never get here): never an OK.
-        return Opened(None, (_payload_missing(),), (), False)
+        return Opened(transport_findings=(_payload_missing(),))
     unpacked = _unpack(part, policy)
     opened: Opened | None = None
     try:
@@ -285,15 +278,13 @@ def _open_payload(
             unpacked.content.close()  # not handed on: no spool outlives the step
 
 
-def _judge_payload(unpacked: _Unpacked, policy: _PayloadPolicy) -> Opened:
+def _judge_payload(unpacked: _Unpacked, policy: PayloadPolicy) -> Opened:
     """The payload unpacked: its size in elements, the business signature and signer."""
     content, encrypted, events = unpacked.content, unpacked.encrypted, unpacked.events
     if content is None:
         return Opened(
-            None,
-            unpacked.transport_findings,
-            unpacked.business_findings,
-            False,
+            transport_findings=unpacked.transport_findings,
+            business_findings=unpacked.business_findings,
             encrypted=encrypted,
             events=events,
         )
@@ -304,7 +295,7 @@ def _judge_payload(unpacked: _Unpacked, policy: _PayloadPolicy) -> Opened:
         # Counted on the bytes before any tree is built: a small gzip can inflate to a
         # document whose tree takes gigabytes.
         too_many = (*unpacked.business_findings, _too_many_elements(policy.max_elements))
-        return Opened(None, (), too_many, False, encrypted=encrypted, events=events)
+        return Opened(business_findings=too_many, encrypted=encrypted, events=events)
     document = _document_signature(
         content,
         size=unpacked.size,
@@ -314,7 +305,7 @@ def _judge_payload(unpacked: _Unpacked, policy: _PayloadPolicy) -> Opened:
     )
     if document.undecryptable:
         tf = (*unpacked.transport_findings, _undecryptable())
-        return Opened(None, tf, (), False, encrypted=True, events=events)
+        return Opened(transport_findings=tf, encrypted=True, events=events)
     tf = unpacked.transport_findings
     bf = (*unpacked.business_findings, *document.findings)
     transient = False
@@ -323,14 +314,13 @@ def _judge_payload(unpacked: _Unpacked, policy: _PayloadPolicy) -> Opened:
         tf, bf = (*tf, *checked.transport_findings), checked.business_findings
         transient, events = checked.transient, (*events, checked.event)
     return Opened(
-        None if tf else content,
-        tf,
-        bf,
-        transient,
-        None,
-        document.signer,
-        encrypted,
-        events,
+        content=None if tf else content,
+        transport_findings=tf,
+        business_findings=bf,
+        transient=transient,
+        document_signer=document.signer,
+        encrypted=encrypted,
+        events=events,
         size=unpacked.size,
     )
 
@@ -374,7 +364,7 @@ def _is_message_error(f: Finding) -> bool:
     return f.rule.consequence is Consequence.MESSAGE_ERROR
 
 
-def _unpack(part: Attachment, policy: _PayloadPolicy) -> _Unpacked:
+def _unpack(part: Attachment, policy: PayloadPolicy) -> _Unpacked:
     """The payload's bytes: decrypted when it is CMS, else inflated when the party may send
     plaintext."""
     if _is_cms(part):
@@ -499,7 +489,7 @@ def _enveloped_signature(
     return _DocumentSignature()
 
 
-def _check_document_signer(signer: x509.Certificate, policy: _PayloadPolicy) -> _SignerCheck:
+def _check_document_signer(signer: x509.Certificate, policy: PayloadPolicy) -> _SignerCheck:
     check = check_signer(
         signer,
         party=policy.party,
@@ -525,48 +515,22 @@ def _subject(cert: x509.Certificate | None) -> str | None:
     return cert.subject.rfc4514_string() if cert is not None else None
 
 
-def open_payload_bytes(
-    data: bytes,
-    *,
-    party: PartyTrust,
-    trust: TrustStore,
-    keys: Sequence[KeyPair],
-    now: datetime,
-    max_inflated: int,
-    max_elements: int,
-) -> Opened:
+def open_payload_bytes(data: bytes, policy: PayloadPolicy) -> Opened:
     """A payload a transport already took out of its framing (the transport seam): CMS
     EnvelopedData, decrypted, then its business signature (CMS SignedData inside, or the
     MsgHead's enveloped ds:Signature) and signer, as `open_message` does for the ebXML part.
-    The caller closes the `Opened`."""
-    policy = _PayloadPolicy(
-        party=party,
-        trust=trust,
-        keys=keys,
-        now=now,
-        requires_signing=True,
-        requires_encryption=True,
-        max_inflated=max_inflated,
-        max_elements=max_elements,
-    )
-    unpacked = _decrypt(data, keys=keys, max_inflated=max_inflated)
+    The caller closes the `Opened`; a transport without an envelope signature requires both
+    (`policy.requires_signing`, `requires_encryption`)."""
+    unpacked = _decrypt(data, keys=policy.keys, max_inflated=policy.max_inflated)
     opened: Opened | None = None
     try:
         opened = _judge_payload(unpacked, policy)
-        return Opened(
-            opened.content,
-            opened.transport_findings,
-            opened.business_findings,
-            opened.transient,
-            None,
-            opened.document_signer,
-            opened.encrypted,
-            opened.events,
-            # no envelope signature here: the business signature is the authentication
+        # no envelope signature here: the business signature is the authentication
+        return replace(
+            opened,
             authenticated=opened.document_signer is not None
             and not opened.transport_findings
             and not opened.business_findings,
-            size=opened.size,
         )
     finally:
         if unpacked.content is not None and (opened is None or opened.content is None):

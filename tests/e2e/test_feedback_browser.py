@@ -20,7 +20,7 @@ import pytest
 from app.platform.db import create_engine, session_factory
 from tests.e2e.conftest import chromium
 from tests.e2e.processes import Municipality, Running, prepare, start
-from tests.integration.test_feedback import T0, User, seed_message
+from tests.integration.seed import T0, User, add_register_message
 
 # the second tier (`make test-all`): Chromium
 pytestmark = [pytest.mark.e2e, pytest.mark.tools, pytest.mark.slow]
@@ -55,21 +55,21 @@ async def _seed_production(database_url: str) -> None:
     engine = create_engine(database_url)
     sessions = session_factory(engine)
     try:
-        await seed_message(
+        await add_register_message(
             sessions,
             kommune="0301",
             users=[User(("21",)) for _ in range(12)] + [User(("15", "1")) for _ in range(30)],
             dropped=6,
             warned=9,
         )
-        await seed_message(
+        await add_register_message(
             sessions,
             kommune="0301",
             received_at=T0 + timedelta(days=30),
             users=[User(("18",)) for _ in range(8)],
         )
         for i, kommune in enumerate(("1201", "1103", "5001", "1902", "0219")):
-            await seed_message(
+            await add_register_message(
                 sessions,
                 kommune=kommune,
                 received_at=T0 + timedelta(days=i * 25),

@@ -6,9 +6,7 @@ and a privacy scan over everything published."""
 from __future__ import annotations
 
 import re
-import uuid
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -24,20 +22,17 @@ from app.feedback.tables import FeedbackKommune, FeedbackState
 from app.models import (
     Finding,
     IplosBruker,
-    IplosEvent,
     IplosNotification,
     Message,
-    Receipt,
 )
 from app.platform.settings import Settings
-from app.register.episodes import update_episodes
-from app.register.models import Episode, Hendelse, Melding, Notifikasjon
+from app.register.models import Episode, Hendelse, Notifikasjon
 from tests.integration.conftest import Snapshot, _Databases, restore_snapshot, take_snapshot
 from tests.integration.messages import epj_message, post
+from tests.integration.seed import T0, User, add_register_message
 from tests.protector import PROTECTOR
 
 Sessions = async_sessionmaker[AsyncSession]
-T0 = datetime(2018, 11, 20, 11, 0, tzinfo=UTC)
 YEAR = {"year": "2018"}
 
 
@@ -45,204 +40,6 @@ YEAR = {"year": "2018"}
 def _no_background_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
     """The tests refresh when they choose to."""
     monkeypatch.setenv("KPR_FEEDBACK_REFRESH_SECONDS", "0")
-
-
-@dataclass
-class User:
-    """One notification of one person: per service type (each its own tjenesteID) a
-    TjenesteStart on `start` (None: not sent), a MidlertidigStoppFra on `stop` and a
-    TjenesteSlutt on `end` when given."""
-
-    types: tuple[str, ...]  # tjenesteType of its events
-    org_nr: bool = True
-    start: date | None = date(2018, 10, 1)
-    stop: date | None = None
-    end: date | None = None
-    type_id: str = "1"
-    bydel: str | None = None
-    bruker_nr: str | None = None  # None: a brukerNr of its own
-
-    def events(self) -> list[tuple[str, date]]:
-        return [
-            (kind, day)
-            for kind, day in (
-                ("TjenesteStart", self.start),
-                ("MidlertidigStoppFra", self.stop),
-                ("TjenesteSlutt", self.end),
-            )
-            if day is not None
-        ]
-
-
-def fid_of(kommune: str, i: int) -> str:
-    return f"{(int(kommune) * 1000 + i) % 10**11:011d}"
-
-
-async def seed_message(
-    sessions: Sessions,
-    *,
-    kommune: str,
-    environment: str = "production",
-    received_at: datetime = T0,
-    apprec: str = "1",
-    users: list[User] | None = None,
-    dropped: int = 0,
-    warned: int = 0,
-    rule: str = "IPL-FID-INVALID",
-    warn_rule: str = "IPL-TYPEID-KIND",
-) -> int:
-    """A message as the intake leaves it: receipt, accepted notifications with events, the
-    brukerNr pairs, findings for `dropped` notifications and warnings on `warned`."""
-    users = users or []
-    async with sessions() as s:
-        m = Message(
-            received_at=received_at,
-            request_id="req",
-            size_bytes=10,
-            raw=b"raw",
-            ebms_message_id=f"EBMS-{uuid.uuid4()}",
-            environment=environment,
-            msghead_msg_id=f"MSG-{uuid.uuid4()}",
-            msghead_type="KPR_IPL",
-            kommune_nr=kommune,
-            notification_count=len(users) + dropped,
-            status={"1": "OK", "3": "OK_FEIL_I_DELMELDING", "2": "AVVIST"}[apprec],
-            completed_at=received_at,
-        )
-        s.add(m)
-        await s.flush()
-        s.add(
-            Receipt(
-                message_id=m.id,
-                kind="apprec",
-                content_type="multipart/related",
-                body=b"reply",
-                apprec_status=apprec,
-                created_at=received_at,
-            )
-        )
-        melding = None
-        if apprec != "2":  # the register keeps accepted messages only
-            melding = Melding(
-                message_id=m.id,
-                environment=environment,
-                kommune_nr=kommune,
-                received_at=received_at,
-                apprec_id=f"APPREC-{m.id}",
-                apprec_status=apprec,
-                versjon="56.0.0",
-            )
-            s.add(melding)
-            await s.flush()
-        for i, u in enumerate(users):
-            bruker = u.bruker_nr or f"BR-{kommune}-{m.id}-{i}"
-            fid = fid_of(kommune, m.id * 1000 + i)
-            n = IplosNotification(
-                message_id=m.id,
-                environment=environment,
-                kommune_nr=kommune,
-                guid=str(uuid.uuid4()),
-                status="N",
-                lopenr=m.id * 1000 + i,
-                forrige_guid="00000000-0000-0000-0000-000000000000",
-                bruker_nr=bruker,
-                content_sha256="0" * 64,
-            )
-            s.add(n)
-            await s.flush()
-            stored = None
-            if melding is not None:
-                stored = Notifikasjon(
-                    melding_id=melding.id,
-                    environment=environment,
-                    kommune_nr=kommune,
-                    position=i + 1,
-                    status_notifikasjon="N",
-                    notifikasjon_tid="2018-10-01T12:00:00",
-                    notifikasjon_guid=n.guid,
-                    notifikasjon_forrige_guid=n.forrige_guid,
-                    notifikasjon_lope_nr=str(n.lopenr),
-                    notifikasjon_guid_tolket=n.guid,
-                    notifikasjon_lope_nr_tolket=n.lopenr,
-                )
-                s.add(stored)
-                await s.flush()
-            events = [(code, kind, day) for code in u.types for kind, day in u.events()]
-            for pos, (code, kind, day) in enumerate(events):
-                org_nr = "974760673" if u.org_nr else None
-                tjeneste_id = f"T{i}-{code}"
-                s.add(
-                    IplosEvent(
-                        notification_id=n.id,
-                        position=pos,
-                        kind=kind,
-                        tjeneste_type=code,
-                        tjeneste_id=tjeneste_id,
-                        tjeneste_org_nr=org_nr,
-                        hendelse_dato=day,
-                    )
-                )
-                if stored is None:
-                    continue
-                hendelse_guid = str(uuid.uuid4())
-                s.add(
-                    Hendelse(
-                        notifikasjon_id=stored.id,
-                        environment=environment,
-                        kommune_nr=kommune,
-                        position=pos + 1,
-                        hendelse_type=kind,
-                        tjeneste_type=code,
-                        hendelse_reg_tid="2018-10-01T12:00:00",
-                        tjeneste_org_nr=org_nr,
-                        hendelse_dato=day.isoformat(),
-                        tjeneste_id=tjeneste_id,
-                        hendelse_guid=hendelse_guid,
-                        midlertidig_stopp_id="S1" if kind == "MidlertidigStoppFra" else None,
-                        pasient_guid=str(uuid.uuid4()),
-                        bruker_nr=bruker,
-                        fid=PROTECTOR.seal(fid),
-                        fid_hmac=PROTECTOR.digest(fid),
-                        type_id=u.type_id,
-                        bydel=u.bydel,
-                        hendelse_dato_tolket=day,
-                        hendelse_guid_tolket=hendelse_guid,
-                        type_id_tolket=u.type_id if u.type_id in ("1", "2", "3", "9") else None,
-                    )
-                )
-            if await s.get(IplosBruker, (environment, kommune, bruker)) is None:
-                s.add(
-                    IplosBruker(
-                        environment=environment,
-                        kommune_nr=kommune,
-                        bruker_nr=bruker,
-                        fid=PROTECTOR.seal(fid),
-                        fid_hmac=PROTECTOR.digest(fid),
-                    )
-                )
-        if melding is not None:
-            await s.flush()
-            await update_episodes(s, melding.id)
-        for i in range(dropped + warned):
-            failing = i < dropped
-            s.add(
-                Finding(
-                    message_id=m.id,
-                    rule_id=rule if failing else warn_rule,
-                    layer="content",
-                    severity="error" if failing else "warning",
-                    consequence="drop_notification" if failing else "warn",
-                    apprec_code="E31" if failing else None,
-                    location="/Melding/Notifikasjon",
-                    detail="feil",
-                    notification_guid=str(uuid.uuid4()),
-                    bruker_nr=f"BR-X-{kommune}-{m.id}-{i}",
-                    fid=PROTECTOR.seal(fid_of(kommune, 900 + i)),
-                    kommune_nr=kommune,
-                )
-            )
-        await s.commit()
-        return m.id
 
 
 OSLO_USERS = (
@@ -273,19 +70,23 @@ async def world(
 
 
 async def _build_world(sessions: Sessions, settings: Settings) -> None:
-    await seed_message(sessions, kommune="0301", users=OSLO_USERS[:20], dropped=3, warned=10)
-    await seed_message(
+    await add_register_message(
+        sessions, kommune="0301", users=OSLO_USERS[:20], dropped=3, warned=10
+    )
+    await add_register_message(
         sessions, kommune="0301", received_at=T0 + timedelta(days=40), users=OSLO_USERS[20:]
     )
-    await seed_message(sessions, kommune="1201", users=[User(("15",)) for _ in range(3)])
-    await seed_message(sessions, kommune="5001", environment="pilot", users=[User(("21",))] * 6)
-    await seed_message(
+    await add_register_message(sessions, kommune="1201", users=[User(("15",)) for _ in range(3)])
+    await add_register_message(
+        sessions, kommune="5001", environment="pilot", users=[User(("21",))] * 6
+    )
+    await add_register_message(
         sessions,
         kommune="0219",
         received_at=datetime(2019, 2, 1, 10, tzinfo=UTC),
         users=[User(("15",)) for _ in range(8)],
     )
-    await seed_message(
+    await add_register_message(
         sessions,
         kommune="0220",
         received_at=datetime(2019, 3, 18, 10, tzinfo=UTC),
@@ -366,7 +167,7 @@ async def test_medians_appear_from_five_municipalities(
     client: httpx.AsyncClient, world: Sessions, settings: Settings
 ) -> None:
     for kommune in ("0211", "0213"):
-        await seed_message(world, kommune=kommune, users=[User(("15",)) for _ in range(10)])
+        await add_register_message(world, kommune=kommune, users=[User(("15",)) for _ in range(10)])
     await refresh_once(world, settings)
     k = (await client.get("/api/v1/feedback/0301", params=YEAR)).json()
     # of the published figures only: Bergen's "<5" is not in it (40, 10, 10, 9, 8)
@@ -431,8 +232,8 @@ async def test_csv_has_the_same_published_cells(client: httpx.AsyncClient, world
 async def test_a_rejected_message_counts_its_notifications_as_failed(
     sessions: Sessions, settings: Settings
 ) -> None:
-    await seed_message(sessions, kommune="4601", users=[User(("15",)) for _ in range(10)])
-    rejected = await seed_message(sessions, kommune="4601", apprec="2")
+    await add_register_message(sessions, kommune="4601", users=[User(("15",)) for _ in range(10)])
+    rejected = await add_register_message(sessions, kommune="4601", apprec="2")
     async with sessions() as s:
         await s.execute(update(Message).where(Message.id == rejected).values(notification_count=6))
         await s.commit()
@@ -454,7 +255,7 @@ async def test_the_refresh_is_incremental(
         before = await s.get(FeedbackKommune, ("production", 2018, "0301"))
         assert before is not None
         oslo_refreshed = before.refreshed_at
-    await seed_message(world, kommune="1201", users=[User(("15",)) for _ in range(5)])
+    await add_register_message(world, kommune="1201", users=[User(("15",)) for _ in range(5)])
     # the lookback window re-reads the recent ones; only municipalities seen since are touched
     report = await refresh_once(world, settings)
     assert report.generation == generation + 1

@@ -23,7 +23,8 @@ from app.kommuner.lists import shipped_list
 from app.platform.settings import Settings
 from tests.budgets import examples
 from tests.feedback_draws import Drawn, municipality
-from tests.integration.test_feedback import Sessions, User, _privacy_scan, seed_message
+from tests.integration.seed import User, add_register_message
+from tests.integration.test_feedback import Sessions, _privacy_scan
 
 TEXTS = {"<5": Status.SMALL, "skjult": Status.HIDDEN, "–": Status.NONE}
 
@@ -138,7 +139,7 @@ async def test_the_reported_case_no_longer_gives_the_home_group_away(
     page showed users 20, long-term "skjult", home "<5", other 0 and service 21 = 17."""
     users = [User(("21", "4"))] + [User(("21",)) for _ in range(16)]
     users += [User(("15",)) for _ in range(3)]
-    await seed_message(sessions, kommune="0301", users=users)
+    await add_register_message(sessions, kommune="0301", users=users)
     await refresh_once(sessions, settings)
     k = (await client.get("/api/v1/feedback/0301", params={"year": "2018"})).json()
     services = {s["tjeneste_type"]: s for s in k["services"]}

@@ -20,7 +20,8 @@ from app.dev.devpki import DevPki
 from app.feedback.refresh import YEAR_END_KINDS, refresh_once
 from app.feedback.tables import FeedbackCount
 from app.platform.settings import Settings
-from tests.integration.test_feedback import User, _privacy_scan, seed_message
+from tests.integration.seed import User, add_register_message
+from tests.integration.test_feedback import _privacy_scan
 from tests.integration.test_intake_history import send
 from tests.register_messages import EMPTY_GUID, Event, Notif, Person, melding_xml, person
 
@@ -148,8 +149,8 @@ YEAR_END_USERS = (
 async def test_users_at_the_years_end_with_their_suppression(
     client: httpx.AsyncClient, sessions: Sessions, settings: Settings
 ) -> None:
-    await seed_message(sessions, kommune="0301", users=YEAR_END_USERS)
-    await seed_message(sessions, kommune="0219", users=[User(("15",)) for _ in range(6)])
+    await add_register_message(sessions, kommune="0301", users=YEAR_END_USERS)
+    await add_register_message(sessions, kommune="0219", users=[User(("15",)) for _ in range(6)])
     await refresh_once(sessions, settings)
 
     found = await counts(sessions, "production", 2018, "0301")
@@ -201,7 +202,7 @@ async def test_small_stopped_counts_and_suppressed_services_hide_the_stops(
         + [User(("4",), stop=stop) for _ in range(2)]  # 13 users of 4, 2 on a stop
         + [User(("4",)) for _ in range(11)]
     )
-    await seed_message(sessions, kommune="0301", users=users)
+    await add_register_message(sessions, kommune="0301", users=users)
     await refresh_once(sessions, settings)
     k = (await client.get("/api/v1/feedback/0301", params={"year": "2018"})).json()
     assert k["users"]["value"] == 28
@@ -227,12 +228,12 @@ async def test_a_late_message_changes_the_earlier_years_end(
     next incremental refresh; the rest of 2018's figures stays as its window's messages
     gave it."""
     late = User(("15",), bruker_nr="BR-LATE")
-    await seed_message(sessions, kommune="0301", users=[late, *[User(("15",))] * 5])
+    await add_register_message(sessions, kommune="0301", users=[late, *[User(("15",))] * 5])
     await refresh_once(sessions, settings)
     before = await counts(sessions, "production", 2018, "0301")
     assert of_kind(before, "tjeneste") == {"15": 6}
     ended = User(("15",), start=None, end=date(2018, 12, 15), bruker_nr="BR-LATE")
-    await seed_message(
+    await add_register_message(
         sessions, kommune="0301", received_at=datetime(2019, 6, 1, 10, tzinfo=UTC), users=[ended]
     )
     report = await refresh_once(sessions, settings)

@@ -34,7 +34,7 @@ from app.content.iplos.rules import RULES as IPLOS_RULES
 from app.content.model import ContentContext, guid_key
 from app.core.findings import Consequence, Finding, Rule
 from app.dev.sample import COMPANIONS, build_sample, fault_context, wrap_in_msghead
-from app.intake.stages import Business, check_business
+from app.intake.stages import Business, HeadExpectations, check_business
 from app.msghead import msgid_duplicate
 from app.msghead import rules as mh
 
@@ -104,16 +104,15 @@ def server_check(
     party_her: str | None = None,
     our_her_ids: frozenset[str] = frozenset({str(KPR_HER)}),
 ) -> Business:
-    return check_business(
-        msghead,
+    expect = HeadExpectations(
         now=context.now,
         ebxml_from_her=ebxml_from_her,
         ebxml_to_her=ebxml_to_her,
         party_her=party_her,
         our_her_ids=our_her_ids,
         skew=timedelta(minutes=5),
-        context=context,
     )
+    return check_business(msghead, expect, context)
 
 
 def fids_of(melding: bytes) -> set[str]:

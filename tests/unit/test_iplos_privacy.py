@@ -35,7 +35,7 @@ from app.content.iplos.validate import describe_schema_error, safe_name, validat
 from app.content.model import ContentContext
 from app.dev.sample import build_sample, fault_context, wrap_in_msghead
 from app.identifiers import IdKind, synthetic_person_id
-from app.intake.stages import check_business
+from app.intake.stages import HeadExpectations, check_business
 from tests.budgets import examples
 
 KOMMUNE = "0301"
@@ -58,16 +58,10 @@ def windows(fid: str) -> set[str]:
 def exposed(melding: bytes, fid: str, ctx: ContentContext) -> list[str]:
     """The places where six consecutive digits of `fid` show in findings or the AppRec."""
     head = wrap_in_msghead(melding, 8000001, 131725, MSG_ID, datetime.datetime(2018, 2, 1, 12))
-    business = check_business(
-        head,
-        now=ctx.now,
-        ebxml_from_her=None,
-        ebxml_to_her=None,
-        party_her=None,
-        our_her_ids=frozenset({"131725"}),
-        skew=datetime.timedelta(minutes=5),
-        context=ctx,
+    expect = HeadExpectations(
+        now=ctx.now, our_her_ids=frozenset({"131725"}), skew=datetime.timedelta(minutes=5)
     )
+    business = check_business(head, expect, ctx)
     apprec = build_receipt(
         business.findings,
         sender=KPR,

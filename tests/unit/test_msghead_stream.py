@@ -116,16 +116,10 @@ def _spool(data: bytes) -> io.BufferedRandom:
 
 def _business(content: bytes | io.BufferedRandom, faults: list[str]) -> stages.Business:
     ctx = fault_context(KOMMUNE, faults)
-    return stages.check_business(
-        content,
-        now=ctx.now,
-        ebxml_from_her=None,
-        ebxml_to_her=None,
-        party_her=None,
-        our_her_ids=frozenset({KPR_HER}),
-        skew=timedelta(minutes=5),
-        context=ctx,
+    expect = stages.HeadExpectations(
+        now=ctx.now, our_her_ids=frozenset({KPR_HER}), skew=timedelta(minutes=5)
     )
+    return stages.check_business(content, expect, ctx)
 
 
 FAULTS = [r.id for r in RULES] + list(SCENARIOS)
@@ -175,15 +169,10 @@ def test_the_freed_heap_can_be_released() -> None:
 
 
 def _read(content: bytes | io.BufferedRandom) -> stages.BusinessHead:
-    return stages.read_business(
-        content,
-        now=GEN,
-        ebxml_from_her=None,
-        ebxml_to_her=None,
-        party_her=None,
-        our_her_ids=frozenset({KPR_HER}),
-        skew=timedelta(minutes=5),
+    expect = stages.HeadExpectations(
+        now=GEN, our_her_ids=frozenset({KPR_HER}), skew=timedelta(minutes=5)
     )
+    return stages.read_business(content, expect)
 
 
 def _keyed_messages() -> dict[str, bytes]:

@@ -124,19 +124,19 @@ class EbxmlBinding:
         )
         trust = PartyTrust(orgnr=party.orgnr, signing_certs=certs(party, CertificateUsage.SIGNING))
         store = revocation.trust_store(self.state, keys)
+        policy = stages.PayloadPolicy(
+            party=trust,
+            trust=store,
+            keys=keys.decryption,
+            now=at.message.received_at,
+            requires_signing=True,
+            requires_encryption=requires_encryption,
+            max_inflated=s.max_payload_bytes,
+            max_elements=s.max_payload_elements,
+        )
+        payload = not header.is_signal  # a signal stops after the envelope signature
         return await anyio.to_thread.run_sync(
-            lambda: stages.open_message(
-                self.transport,
-                party=trust,
-                trust=store,
-                keys=keys.decryption,
-                now=at.message.received_at,
-                requires_signing=True,
-                requires_encryption=requires_encryption,
-                max_inflated=s.max_payload_bytes,
-                max_elements=s.max_payload_elements,
-                payload=not header.is_signal,
-            )
+            lambda: stages.open_message(self.transport, policy, payload=payload)
         )
 
     def raw(self) -> bytes:
