@@ -74,8 +74,9 @@ class FromParty(Intake):
 class TransportBinding(Protocol):
     """The hooks of one transport, for one received payload (an instance per request)."""
 
-    # where the transport's message id sits, for findings about it
+    # where the transport's message id sits and what the sender calls it, for findings
     message_id_location: str
+    message_id_name: str
     # the keyring this request started with (a reload swaps in a new one for the next)
     keys: Keyring
 
@@ -115,10 +116,6 @@ class TransportBinding(Protocol):
 
     def content_sha256(self) -> str:
         """The hash a resend of the same transport message id must match."""
-        ...
-
-    def inconsistent(self, message_id: str) -> Finding:
-        """The finding for a transport message id used before for other content."""
         ...
 
     async def error(

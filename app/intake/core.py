@@ -34,6 +34,7 @@ from app.apprec.model import Party as AppRecParty
 from app.content.model import ContentContext, HistoryKeys, IplosHistory
 from app.core.findings import Finding
 from app.deadlines import repository as deadline_repo
+from app.ebxml import rules as ebxml_rules
 from app.intake import history as history_repo
 from app.intake import repository as repo
 from app.intake import revocation, stages
@@ -246,7 +247,13 @@ class IntakeCore:
                 retry = Finding(intake_rules.INTERNAL_ERROR, binding.message_id_location, TRY_AGAIN)
                 raise Finished(await binding.error(at, [retry], transient=True))
         if claim.content_sha256 != sha:
-            finding = binding.inconsistent(msg_id)
+            name = binding.message_id_name
+            finding = Finding(
+                ebxml_rules.DUPLICATE_INCONSISTENT,
+                binding.message_id_location,
+                f"{name} '{msg_id[:100]}' er allerede brukt av en annen melding med annet "
+                f"innhold. Gi hver ny melding en ny {name}.",
+            )
             raise Finished(await binding.error(at, [finding], condition=DUPLICATE_INCONSISTENT))
         raise Finished(await binding.replay(at, claim.message_id))
 

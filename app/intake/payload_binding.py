@@ -15,7 +15,7 @@ from app.apprec.model import AppRecStatus
 from app.core.findings import Finding
 from app.ebxml import rules as ebxml_rules
 from app.intake import repository as repo
-from app.intake import revocation, stages
+from app.intake import stages
 from app.intake.binding import (
     DELIVERY_FAILURE,
     NOT_AUTHENTICATED,
@@ -26,12 +26,11 @@ from app.intake.binding import (
 )
 from app.intake.outcome import Outcome, ReceiptRecord
 from app.intake.received import CoreOutcome, OutcomeKind, ReceivedPayload
-from app.intake.shared import certs, utc_now
+from app.intake.shared import payload_policy, utc_now
 from app.keyring import Keyring
 from app.models import Message
-from app.security.certificates import PartyTrust
 from app.state import AppState
-from app.statuses import CertificateUsage, MessageStatus, ReceiptKind
+from app.statuses import MessageStatus, ReceiptKind
 
 APPREC_CONTENT_TYPE = "application/xml"
 
@@ -40,6 +39,7 @@ class PayloadBinding:
     """`TransportBinding` for a CMS signed-then-encrypted payload."""
 
     message_id_location = "transport: message id"
+    message_id_name = "Meldings-id"
 
     def __init__(
         self,
@@ -108,19 +108,8 @@ class PayloadBinding:
     async def open(self, at: FromParty) -> stages.Opened:
         """Decryption and the SignedData (the authentication: its signer must be one of the
         party's signing certificates), in a worker thread."""
-        s, party, keys = self.state.settings, at.party, self.keys
-        trust = PartyTrust(orgnr=party.orgnr, signing_certs=certs(party, CertificateUsage.SIGNING))
-        store = revocation.trust_store(self.state, keys)
-        policy = stages.PayloadPolicy(
-            party=trust,
-            trust=store,
-            keys=keys.decryption,
-            now=self.received.received_at,
-            requires_signing=True,
-            requires_encryption=True,
-            max_inflated=s.max_payload_bytes,
-            max_elements=s.max_payload_elements,
-        )
+        now = self.received.received_at
+        policy = payload_policy(self.state, self.keys, at.party, now, requires_encryption=True)
         payload = self.received.payload
         return await anyio.to_thread.run_sync(lambda: stages.open_payload_bytes(payload, policy))
 
@@ -132,14 +121,6 @@ class PayloadBinding:
 
     def content_sha256(self) -> str:
         return hashlib.sha256(self.received.payload).hexdigest()
-
-    def inconsistent(self, message_id: str) -> Finding:
-        return Finding(
-            ebxml_rules.DUPLICATE_INCONSISTENT,
-            self.message_id_location,
-            f"Meldings-id '{message_id[:100]}' er allerede brukt av en annen melding med annet "
-            "innhold. Gi hver ny melding en ny id.",
-        )
 
     async def error(
         self,

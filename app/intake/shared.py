@@ -20,12 +20,16 @@ from app.content.model import IplosHistory
 from app.core.findings import Finding
 from app.intake import history as history_repo
 from app.intake import repository as repo
+from app.intake import revocation, stages
 from app.intake.business import Business
 from app.intake.outcome import HistoryRecord, Mail, Outcome
+from app.keyring import Keyring
 from app.models import Message, Party
 from app.notify.email import compose_notification, warning_counts
 from app.platform.settings import Settings
+from app.security.certificates import PartyTrust
 from app.security.keys import load_certificate
+from app.state import AppState
 from app.statuses import CertificateUsage
 
 # MsgHead and the transport say different senders or receivers: spoofing, not a typo
@@ -220,3 +224,22 @@ def first_cert(party: Party, usage: CertificateUsage) -> x509.Certificate | None
     valid = [c for c in party.certificates if c.usage == usage and c.not_after > now]
     valid.sort(key=lambda c: c.not_after, reverse=True)
     return load_certificate(valid[0].pem.encode()) if valid else None
+
+
+def payload_policy(
+    state: AppState, keys: Keyring, party: Party, now: datetime, *, requires_encryption: bool
+) -> stages.PayloadPolicy:
+    """What a payload from `party` is opened and judged by: its signing certificates, the
+    trust store with the revocation lists, our decryption keys and the caps. Signatures are
+    always required."""
+    s = state.settings
+    return stages.PayloadPolicy(
+        party=PartyTrust(orgnr=party.orgnr, signing_certs=certs(party, CertificateUsage.SIGNING)),
+        trust=revocation.trust_store(state, keys),
+        keys=keys.decryption,
+        now=now,
+        requires_signing=True,
+        requires_encryption=requires_encryption,
+        max_inflated=s.max_payload_bytes,
+        max_elements=s.max_payload_elements,
+    )

@@ -12,8 +12,8 @@ from app.core.findings import Finding
 from app.ebxml import rules as ebxml_rules
 from app.ebxml.envelope import EbmsHeader, first_her_id
 from app.intake import repository as repo
-from app.intake import revocation, stages
 from app.intake import rules as intake_rules
+from app.intake import stages
 from app.intake.binding import TRY_AGAIN, Finished, FromParty, Intake
 from app.intake.ebms.header import (
     fill_transport,
@@ -26,10 +26,9 @@ from app.intake.ebms.replies import EbmsReplies, apprec_receipt, new_message_id
 from app.intake.ebms.request import IntakeRequest, Reply, new_message
 from app.intake.outcome import ClaimKey, Outcome
 from app.intake.received import CoreOutcome, OutcomeKind
-from app.intake.shared import certs, first_cert, utc_now
+from app.intake.shared import first_cert, payload_policy, utc_now
 from app.keyring import Keyring
 from app.models import Message
-from app.security.certificates import PartyTrust
 from app.state import AppState
 from app.statuses import CertificateUsage, MessageStatus
 
@@ -39,6 +38,7 @@ class EbxmlBinding:
     was read; `reply` is its answer once the core is done."""
 
     message_id_location = "eb:MessageHeader/eb:MessageData/eb:MessageId"
+    message_id_name = "MessageId"
 
     def __init__(
         self,
@@ -115,24 +115,19 @@ class EbxmlBinding:
 
     async def open(self, at: FromParty) -> stages.Opened:
         """`stages.open_message` with the party's certificates, in a worker thread."""
-        s, party, header, keys = self.state.settings, at.party, self.header, self.keys
+        party, header = at.party, self.header
         cpa = next((c for c in party.cpas if c.cpa_id == header.cpa_id), None)
-        # Signatures are always required; plaintext_allowed only lets a party send the payload
-        # unencrypted, and a CPA that demands encryption always wins.
+        # plaintext_allowed only lets a party send the payload unencrypted, and a CPA that
+        # demands encryption always wins
         requires_encryption = not party.plaintext_allowed or (
             cpa is not None and cpa.requires_encryption
         )
-        trust = PartyTrust(orgnr=party.orgnr, signing_certs=certs(party, CertificateUsage.SIGNING))
-        store = revocation.trust_store(self.state, keys)
-        policy = stages.PayloadPolicy(
-            party=trust,
-            trust=store,
-            keys=keys.decryption,
-            now=at.message.received_at,
-            requires_signing=True,
+        policy = payload_policy(
+            self.state,
+            self.keys,
+            party,
+            at.message.received_at,
             requires_encryption=requires_encryption,
-            max_inflated=s.max_payload_bytes,
-            max_elements=s.max_payload_elements,
         )
         payload = not header.is_signal  # a signal stops after the envelope signature
         return await anyio.to_thread.run_sync(
@@ -157,14 +152,6 @@ class EbxmlBinding:
 
     def content_sha256(self) -> str:
         return self.transport.content_sha256
-
-    def inconsistent(self, message_id: str) -> Finding:
-        return Finding(
-            ebxml_rules.DUPLICATE_INCONSISTENT,
-            self.message_id_location,
-            f"MessageId '{message_id}' er allerede brukt av en annen melding med annet "
-            "innhold. Gi hver ny melding en ny MessageId.",
-        )
 
     async def error(
         self,
