@@ -41,9 +41,9 @@ from app.feedback.figures import (
     _published_sum,
     rule_text,
 )
-from app.feedback.refresh import rule_share_parts
 from app.feedback.register_counts import year_end
 from app.feedback.repository import Counts, Head, Medians
+from app.feedback.shares import rule_share_parts
 from app.kommuner.ssb import Kommune
 
 

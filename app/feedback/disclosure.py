@@ -39,6 +39,7 @@ from app.feedback.codes import (
     USER_GROUPS,
     has_districts,
 )
+from app.feedback.shares import rule_share_parts
 
 MAX_ROUNDS = 100
 
@@ -238,7 +239,7 @@ def messages_table(
     `f:<item>` of its base (`base:<item>`, or `A` / the events where the bases are those),
     each rule's notifications or messages concerned `r:<kind>:<id>` of the notifications
     received (A+F) or the messages. `items` and `rules` as in `feedback_count`: (value,
-    total); the rules' shares as `app.feedback.refresh.rule_share_parts` makes them."""
+    total); the rules' shares as `app.feedback.shares.rule_share_parts` makes them."""
     values: dict[str, int] = {"M": messages, "A": accepted, "F": failed}
     for k, n in months.items():
         values[f"m:{k}"] = n
@@ -281,8 +282,6 @@ def _relate_rules(
 ) -> None:
     """Each rule's `r:<kind>:<id>` into `t`: of the notifications received (A+F) when it
     concerns some, of the messages otherwise; a failing rule's notifications are some of F."""
-    from app.feedback.refresh import rule_share_parts
-
     received = {"A": 1.0, "F": 1.0}
     for (kind, rule_id), (value, total) in rules.items():
         num, _den = rule_share_parts(value, total, notifications, messages)

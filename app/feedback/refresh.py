@@ -236,14 +236,6 @@ async def _store(
 _chunks = repo.chunks
 
 
-def rule_share_parts(value: int, total: int, received: int, messages: int) -> tuple[int, int]:
-    """A rule's numerator and denominator: the notifications it concerns of those received,
-    or, for a rule about whole messages, the messages."""
-    if value > 0 or total == 0:
-        return value, received
-    return total, messages
-
-
 def _medians(
     heads: Iterable[repo.Head], counts: Iterable[repo.CountRow]
 ) -> dict[tuple[str, str], tuple[float, int]]:
