@@ -29,12 +29,12 @@ log = get_logger(__name__)
 async def answer_asynchronously(state: AppState, *, request_id: str, status_code: int) -> bool:
     """True when the stored reply was queued for the sender's endpoint (the request is then
     answered with an empty 200); False: answer as the intake replied."""
-    if status_code not in (200, 204):
+    if status_code not in (200, 204) or not request_id:
         return False
     try:
         async with state.sessions() as session:
             message = await repo.message_by_request(session, request_id)
-            if message is None or message.sender_party_id is None:
+            if message is None or message.sender_party_id is None:  # not authenticated
                 return False
             if status_code == 204:
                 await _acknowledgment(state, session, message)

@@ -16,13 +16,17 @@ from app.replies.decide import Route
 from app.replies.models import ReplyOutbox
 
 WAITING = ("pending", "slow")
+HTTP_TRANSPORT = "ebxml-http"  # `message.transport` of a request to POST /ebms
 
 
 async def message_by_request(session: AsyncSession, request_id: str) -> Message | None:
-    """The row the intake stored for this request (its request id is ours, generated per
-    request)."""
+    """The row the intake stored for this HTTP request (its request id is ours, generated per
+    request; `ix_message_request_id`)."""
     found: Message | None = await session.scalar(
-        select(Message).where(Message.request_id == request_id).order_by(Message.id.desc()).limit(1)
+        select(Message)
+        .where(Message.request_id == request_id, Message.transport == HTTP_TRANSPORT)
+        .order_by(Message.id.desc())
+        .limit(1)
     )
     return found
 

@@ -31,7 +31,7 @@ from app.parties import repository as party_repo
 from app.parties.spec import read_cpa
 from app.platform.settings import Settings
 from app.replies.models import ReplyOutbox
-from app.security.xmldsig import envelope_signer
+from app.security.xmldsig import ACTOR_NEXT_MSH, envelope_signer
 from tests.integration.conftest import on_a_socket, served
 from tests.integration.messages import (
     assert_signed_ok_reply,
@@ -356,3 +356,24 @@ async def test_the_server_retries_a_down_endpoint_and_delivers_once_it_is_back(
             break
         await asyncio.sleep(0.1)
     assert seen == ("delivered", endpoint.refused + 1)
+
+
+async def test_an_unsigned_sync_reply_block_in_the_message_decides_nothing(
+    kpr: httpx.AsyncClient, endpoint: ReplyEndpoint, pki: DevPki
+) -> None:
+    """An intermediary may add eb:SyncReply (actor nextMSH, outside the signature): the
+    reply still goes the way the CPA says, to the CPA's endpoint."""
+    real = epj_message(pki, cpa_id=CPA_ID)
+    block = (
+        f'<eb:SyncReply SOAP:actor="{ACTOR_NEXT_MSH}" SOAP:mustUnderstand="1" eb:version="2.0"/>'
+    )
+    at = real.soap.index(b"</eb:MessageHeader>") + len(b"</eb:MessageHeader>")
+    soap = real.soap[:at] + block.encode() + real.soap[at:]
+    changed = BuiltMessage(
+        real.body.replace(real.soap, soap), real.content_type, soap, real.message_id, None
+    )
+
+    r = await post(kpr, changed)
+
+    assert (r.status_code, r.content) == (200, b"")
+    assert header_of(await arrived(endpoint)).ref_to_message_id == real.message_id
