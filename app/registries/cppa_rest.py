@@ -5,7 +5,7 @@ application/xml`. CPA ids are strings (not always GUIDs)."""
 from __future__ import annotations
 
 from app.core.xmlparse import XmlRejected, parse_xml
-from app.parties.channels import CPA_NS
+from app.parties.channels import CPA_NS, read_reply_channels
 from app.parties.spec import PartySpecError, read_cpa
 from app.registries.http import Caller
 from app.registries.models import Agreement, RegistryUnavailable
@@ -31,14 +31,18 @@ def parse_agreement(data: bytes, their_her_id: int) -> Agreement:
 
 
 def parse_profile(data: bytes) -> Agreement:
-    """A CPP: no agreement id; the party may send what its profile says (not narrowed)."""
+    """A CPP: no agreement id; the party may send what its profile says (not narrowed), and is
+    answered as its delivery channels say."""
     try:
         root = parse_xml(data)
     except XmlRejected:
         raise RegistryUnavailable("CPPA: the profile is not XML") from None
     if root.tag != f"{{{CPA_NS}}}CollaborationProtocolProfile":
         raise RegistryUnavailable("CPPA: the answer is not a CPP")
-    return Agreement(cpa_id=None)
+    info = root.find(f"{{{CPA_NS}}}PartyInfo")
+    # how the party wants to be answered, when it has no agreement with KPR (issue 26)
+    channels = read_reply_channels(info) if info is not None else None
+    return Agreement(cpa_id=None, reply_channels=channels)
 
 
 class RestAgreementRegistry:

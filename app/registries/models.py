@@ -74,6 +74,14 @@ class RegistryParty:
                 base64.b64encode(self.encryption_der).decode() if self.encryption_der else None
             ),
             "cpa_id": self.agreement.cpa_id if self.agreement else None,
+            # the profile's (a CPP, no agreement): a CPA's are kept with the CPA (party_cpa)
+            "profile_reply_channels": (
+                self.agreement.reply_channels.as_json()
+                if self.agreement
+                and self.agreement.cpa_id is None
+                and self.agreement.reply_channels
+                else None
+            ),
         }
 
 

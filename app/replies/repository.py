@@ -10,7 +10,15 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Message, MessageDedup, MessageEvent, PartyCpa, Receipt
+from app.models import (
+    Message,
+    MessageDedup,
+    MessageEvent,
+    Party,
+    PartyCpa,
+    Receipt,
+    RegistryEntry,
+)
 from app.parties.channels import ReplyChannels
 from app.replies.decide import Route
 from app.replies.models import ReplyOutbox
@@ -34,15 +42,21 @@ async def message_by_request(session: AsyncSession, request_id: str) -> Message 
 async def channels_of(
     session: AsyncSession, party_id: int, cpa_id: str | None
 ) -> ReplyChannels | None:
-    """The reply channels of the party's CPA that the (signed) CPAId names."""
-    if cpa_id is None:
-        return None
-    data = await session.scalar(
-        select(PartyCpa.reply_channels).where(
-            PartyCpa.party_id == party_id, PartyCpa.cpa_id == cpa_id
+    """The reply channels of the party's CPA that the (signed) CPAId names; for a party with
+    no CPA at all, those of the profile (CPP) NHN's registry gave for it."""
+    cpas = (
+        await session.execute(
+            select(PartyCpa.cpa_id, PartyCpa.reply_channels).where(PartyCpa.party_id == party_id)
         )
+    ).all()
+    if cpas:
+        return next((ReplyChannels.from_json(c) for i, c in cpas if i == cpa_id), None)
+    profile = await session.scalar(
+        select(RegistryEntry.data)
+        .join(Party, Party.her_id == RegistryEntry.her_id)
+        .where(Party.id == party_id, RegistryEntry.known.is_(True))
     )
-    return ReplyChannels.from_json(data)
+    return ReplyChannels.from_json((profile or {}).get("profile_reply_channels"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,7 +10,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -26,7 +26,7 @@ from app.dev.replyendpoint import Posted, ReplyEndpoint, reply_endpoint
 from app.ebxml import build as ebuild
 from app.ebxml.build import BuiltMessage
 from app.ebxml.envelope import EbmsHeader
-from app.models import AccessLog, Message, MessageEvent, Receipt
+from app.models import AccessLog, Message, MessageEvent, Receipt, RegistryEntry
 from app.parties import repository as party_repo
 from app.parties.spec import read_cpa
 from app.platform.settings import Settings
@@ -377,3 +377,30 @@ async def test_an_unsigned_sync_reply_block_in_the_message_decides_nothing(
 
     assert (r.status_code, r.content) == (200, b"")
     assert header_of(await arrived(endpoint)).ref_to_message_id == real.message_id
+
+
+async def test_a_party_without_a_cpa_is_answered_as_its_registry_profile_says(
+    loopback: Settings, demo_party: int, sessions: Sessions, endpoint: ReplyEndpoint, pki: DevPki
+) -> None:
+    """No CPA with KPR, but the CPPA registry's profile (CPP) of the party, kept in its
+    registry entry: its channel decides (here `none`, to the endpoint)."""
+    spec = next(p for p in read_cpa(cpa_for(endpoint.url), "cpa.xml") if p.her_id == 8000001)
+    channels = spec.cpas[0].reply_channels
+    assert channels is not None
+    now = datetime.now(UTC)
+    async with sessions() as s:
+        s.add(
+            RegistryEntry(
+                her_id=8000001,
+                known=True,
+                fetched_at=now,
+                expires_at=now + timedelta(days=1),
+                data={"cpa_id": None, "profile_reply_channels": channels.as_json()},
+            )
+        )
+        await s.commit()
+    async with served(loopback) as client:
+        sent = epj_message(pki)  # no CPA registered: any CPAId
+        r = await post(client, sent)
+        assert (r.status_code, r.content) == (200, b"")
+        assert header_of(await arrived(endpoint)).ref_to_message_id == sent.message_id

@@ -9,6 +9,7 @@ import pytest
 
 from app.parties.channels import ReplyChannel, ReplyChannels, duration_seconds
 from app.parties.spec import read_cpa
+from app.registries.cppa_rest import parse_profile
 from app.replies.decide import Fallback, decide, endpoint_channel, next_delay, shown_endpoint
 
 ASYNC_CPA = Path(__file__).parents[1] / "data" / "async-http-cpa.xml"
@@ -168,3 +169,20 @@ def test_a_password_in_an_endpoint_is_never_shown() -> None:
         shown_endpoint("https://user:secret@msh.example:8443/ebms?token=x")
         == "https://msh.example:8443/ebms"
     )
+
+
+def test_a_registry_profile_without_an_agreement_carries_the_partys_channels() -> None:
+    """A CPP (no CPA with KPR): its PartyInfo's channels answer the party."""
+    cpa = ASYNC_CPA.read_bytes()
+    start = cpa.index(b"<tp:PartyInfo")
+    end = cpa.index(b"</tp:PartyInfo>") + len(b"</tp:PartyInfo>")
+    cpp = (
+        b'<tp:CollaborationProtocolProfile xmlns:tp="http://www.oasis-open.org/committees/'
+        b'ebxml-cppa/schema/cpp-cpa-2_0.xsd" xmlns:xlink="http://www.w3.org/1999/xlink" '
+        b'tp:cppid="demo-cpp" tp:version="1">'
+        + cpa[start:end]
+        + b"</tp:CollaborationProtocolProfile>"
+    )
+    agreement = parse_profile(cpp)
+    assert agreement.cpa_id is None
+    assert agreement.reply_channels == _demo_channels(cpa)
