@@ -74,14 +74,18 @@ async def resend_reply(
     message_id: MessageId, request: Request, session: DbSession, who: Operator
 ) -> list[ReplyOut]:
     """The same stored reply, due now with a fresh round of the CPA's retries (also after it
-    was delivered, or once the retries went slow). 409 when the message was answered in the
-    HTTP exchange: there is nothing queued to send again."""
+    was delivered, or once the retries went slow). 409 when the message has no reply in the
+    outbox (answered in the HTTP exchange; a duplicate's reply is its original's)."""
     message = await messages_repo.get_message(session, message_id, only_kommune=only_kommune(who))
     if message is None:
         raise HTTPException(404, f"no message {message_id}")
     queued = await replies_of(session, message_id)
     if not queued:
-        raise HTTPException(409, f"message {message_id} was answered in the HTTP exchange")
+        raise HTTPException(
+            409,
+            f"message {message_id} has no reply in the outbox: it was answered in the HTTP "
+            "exchange, or it is a duplicate (resend the original's reply)",
+        )
     now = datetime.now(UTC)
     for reply in queued:
         await outbox.requeue(session, reply.id, now=now)

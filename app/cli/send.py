@@ -100,8 +100,11 @@ def summarize_reply(
 _NO_REPLY = ReplySummary(200, None, None, (), None, (), (), 0)
 
 
-def print_reply(summary: ReplySummary, message_id: str) -> None:
-    console.print(escape(f"sent MessageId {message_id}: HTTP {summary.http_status}"))
+def print_reply(summary: ReplySummary, message_id: str, *, received_at: str | None = None) -> None:
+    if received_at is None:
+        console.print(escape(f"sent MessageId {message_id}: HTTP {summary.http_status}"))
+    else:  # the reply came as a message of its own (issue 26)
+        console.print(escape(f"the reply to {message_id} arrived at {received_at}"))
     if summary.ack_ref is not None:
         when = summary.ack_timestamp.isoformat() if summary.ack_timestamp else "?"
         console.print(
@@ -304,7 +307,7 @@ def _send_async(
             err.print(f"[red]no reply reached {escape(endpoint.url)} within {timeout:g} s[/]")
             return 2
     summary = summarize_reply(200, posted.body, posted.content_type, keys.decryption)
-    print_reply(summary, sent.message_id)
+    print_reply(summary, sent.message_id, received_at=endpoint.url)
     console.print(escape(acknowledge(url, posted.body, posted.content_type, keys, timeout)))
     return summary.exit_code
 

@@ -13,6 +13,7 @@ from app.parties.channels import ReplyChannel, ReplyChannels
 # Without Retries/RetryInterval in the CPA: three retries a minute apart (before the cap).
 DEFAULT_RETRIES = 3
 DEFAULT_RETRY_INTERVAL_SECONDS = 60
+MAX_ENDPOINT = 1000  # reply_outbox.endpoint
 
 
 class Fallback(StrEnum):
@@ -44,8 +45,11 @@ SYNCHRONOUS = Decision(route=None)
 
 
 def endpoint_channel(uri: str) -> str | None:
-    """'http' for an http(s) URL with a host, 'mailto' for a mail address, None otherwise."""
+    """'http' for an http(s) URL with a host, 'mailto' for a mail address, None otherwise
+    (also for one longer than the outbox keeps)."""
     text = uri.strip()
+    if len(text) > MAX_ENDPOINT:
+        return None
     if text.lower().startswith("mailto:"):
         address = text[len("mailto:") :].lstrip("/")
         local, _, domain = address.partition("@")

@@ -318,6 +318,8 @@ async def test_send_with_an_async_endpoint_prints_the_reply_and_acknowledges_it(
         r = await asyncio.to_thread(CliRunner().invoke, cli, [*args, "--timeout", "20"])
     assert r.exit_code == 0, r.output
     assert "HTTP 200, empty" in r.output
+    # the console wraps long lines
+    assert f"arrived at http://127.0.0.1:{port}/ebms-replies" in " ".join(r.output.split())
     assert "Acknowledgment" in r.output
     assert "AppRec status 1 OK" in r.output
     assert "sent: HTTP 204" in r.output

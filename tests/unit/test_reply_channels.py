@@ -158,6 +158,7 @@ def test_back_off_doubles_from_the_retry_interval_up_to_the_cap_then_goes_slow()
         ("http://", None),
         ("file:///etc/passwd", None),
         ("javascript:alert(1)", None),
+        ("https://msh.example/" + "x" * 1000, None),  # longer than the outbox keeps
     ],
 )
 def test_endpoint_kinds(uri: str, kind: str | None) -> None:
