@@ -28,12 +28,15 @@ from app.apprec.parse import parse_apprec
 from app.core.xmlparse import parse_xml
 from app.dev.client import SendOptions, build_ebxml
 from app.dev.devpki import DevPki
+from app.dev.replyendpoint import reply_endpoint
 from app.ebxml.build import Payload, Signer
 from app.ebxml.mime import parse_body
 from app.models import MessageEvent
 from app.platform.settings import Settings
 from app.security.xmldsig import EBMS_XPATH, SOAP_NS, cid_uri
+from tests.integration.conftest import served
 from tests.integration.messages import DEMO_HER, epj_message, msghead, post
+from tests.integration.test_async_replies import CPA_ID, arrived, cpa_for, register_cpa
 
 # interop with the reference tools: no SQL that differs between the databases
 pytestmark = [pytest.mark.tools, pytest.mark.databases("sqlite")]
@@ -243,3 +246,28 @@ async def test_our_signed_reply_verifies_with_xmlsec1_and_apprec_decrypts_with_o
     apprec = parse_apprec(tools.decrypt_as_municipality(part.data))
     assert apprec.status == "1"
     assert apprec.receiver.id == DEMO_HER
+
+
+async def test_a_reply_posted_to_the_cpas_endpoint_verifies_with_xmlsec1_and_openssl(
+    settings_with_pki: Settings,
+    demo_party: int,
+    sessions: async_sessionmaker[AsyncSession],
+    pki: DevPki,
+    tools: Tools,
+) -> None:
+    """Issue 26: the reply a `syncReplyMode="none"` sender's endpoint receives is the signed
+    Acknowledgment and AppRec, checked with the Debian tools."""
+    loopback = settings_with_pki.model_copy(update={"outbound_allow_private": True})
+    with reply_endpoint() as endpoint:
+        await register_cpa(sessions, cpa_for(endpoint.url))
+        async with served(loopback) as client:
+            r = await post(client, epj_message(pki, cpa_id=CPA_ID))
+            assert (r.status_code, r.content) == (200, b"")
+            posted = await arrived(endpoint)
+    mime = parse_body(posted.body, posted.content_type, max_parts=8).message
+    assert mime is not None
+    (part,) = mime.attachments
+    tools.verify_reply(mime.soap, part.content_id, part.data)
+    assert b"<eb:Acknowledgment" in mime.soap
+    apprec = parse_apprec(tools.decrypt_as_municipality(part.data))
+    assert apprec.status == "1"
