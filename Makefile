@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-all pytest install lint typecheck format lock migrate dev-pki bench bench-quick soak fuzz clean
+.PHONY: run test test-all pytest install lint typecheck format lock migrate dev-pki bench bench-quick soak soak-amqp fuzz clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (set PYTHON=...)")'
@@ -97,6 +97,13 @@ bench-quick: install
 soak: install
 	mkdir -p -m 700 var
 	$(BIN)/python -m bench.soak --kills $${KILLS:-100} --report var/soak-report.json
+
+# Crash soak over AMQP (docs/performance.md, issue 24): `kpr-mottak amqp listen` SIGKILLed
+# KILLS times (default 30) while a municipality sends through the local RabbitMQ (AMQP 1.0
+# plugin), then every check. `make test-all` runs a short form.
+soak-amqp: install
+	mkdir -p -m 700 var
+	$(BIN)/python -m bench.amqp_soak --kills $${KILLS:-30} --report var/soak-amqp-report.json
 
 # The intake fuzzer's long run (docs/operations.md, "Fuzzing"): FUZZ_EXAMPLES cases (default
 # 100 000) of tests/integration/test_intake_fuzz.py on SQLite. Not part of `make test` or

@@ -93,6 +93,46 @@ def last_guid(melding: bytes) -> str:
     return last.decode()
 
 
+@dataclass(frozen=True, slots=True)
+class Head:
+    """A MsgHead as an EPJ writes it, before any protection."""
+
+    xml: bytes
+    msg_id: str
+    her: int  # the sender's HER-id
+
+
+def msgheads(
+    sizes: Sequence[int],
+    *,
+    senders: Sequence[tuple[int, str]],
+    to_her: int,
+    first_seed: int = 1,
+) -> list[Head]:
+    """One MsgHead per size (notifications) to `to_her`, from the (HER-id, kommune) senders
+    in turn (message i from sender i % len(senders)); per sender the løpenummer and the
+    forrige-GUID chain continue in list order."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    previous = [EMPTY_GUID] * len(senders)
+    next_lopenr = [1] * len(senders)
+    heads: list[Head] = []
+    for i, size in enumerate(sizes):
+        k = i % len(senders)
+        her, kommune = senders[k]
+        melding = build_sample(
+            size,
+            kommune,
+            seed=first_seed + i,
+            start_lopenr=next_lopenr[k],
+            previous_guid=previous[k],
+        )
+        previous[k] = last_guid(melding)
+        next_lopenr[k] += size
+        msg_id = str(uuid.uuid4())
+        heads.append(Head(wrap_in_msghead(melding, her, to_her, msg_id, now), msg_id, her))
+    return heads
+
+
 def build_messages(
     keys: Keys,
     count: int,
@@ -102,37 +142,25 @@ def build_messages(
     first_seed: int = 1,
 ) -> list[BuiltMessage]:
     """`count` distinct signed and encrypted messages to the pilot address, from `senders`
-    demo municipalities in turn (message i from sender i % senders); per sender the
-    løpenummer and the forrige-GUID chain continue in list order."""
+    demo municipalities in turn (`msgheads`)."""
     if not 1 <= senders <= len(KOMMUNER):
         raise ValueError(f"senders must be 1..{len(KOMMUNER)}")
     encrypt_to = load_certificate(keys.kpr_encryption_cert_pem)
-    now = datetime.now(UTC).replace(microsecond=0)
-    previous = [EMPTY_GUID] * senders
-    sent = [0] * senders
-    built: list[BuiltMessage] = []
-    for i in range(count):
-        k = i % senders
-        melding = build_sample(
-            notifications,
-            KOMMUNER[k],
-            seed=first_seed + i,
-            start_lopenr=1 + sent[k] * notifications,
-            previous_guid=previous[k],
+    heads = msgheads(
+        [notifications] * count,
+        senders=[(FIRST_HER + k, KOMMUNER[k]) for k in range(senders)],
+        to_her=int(PILOT_HER),
+        first_seed=first_seed,
+    )
+    return [
+        build_epj_message(
+            h.xml,
+            SendOptions(from_her=str(h.her)),
+            signing=keys.municipality_signing,
+            encrypt_to=encrypt_to,
         )
-        previous[k] = last_guid(melding)
-        sent[k] += 1
-        her = FIRST_HER + k
-        head = wrap_in_msghead(melding, her, int(PILOT_HER), str(uuid.uuid4()), now)
-        built.append(
-            build_epj_message(
-                head,
-                SendOptions(from_her=str(her)),
-                signing=keys.municipality_signing,
-                encrypt_to=encrypt_to,
-            )
-        )
-    return built
+        for h in heads
+    ]
 
 
 # --- servers ----------------------------------------------------------------------------------
@@ -348,12 +376,26 @@ def _kpr_env(db_url: str, pki_dir: Path) -> dict[str, str]:
     return env
 
 
-def dev_setup(db_url: str, pki_dir: Path) -> dict[str, str]:
-    """`kpr-mottak dev-pki` (the dev PKI and the demo municipality) for a server on
-    `db_url`; returns the server's environment."""
+def dev_setup(
+    db_url: str,
+    pki_dir: Path,
+    *,
+    her_id: int | None = None,
+    kommune: str = KOMMUNER[0],
+    if_missing: bool = False,
+) -> dict[str, str]:
+    """`kpr-mottak dev-pki` (the dev PKI and the demo municipality, HER-id `her_id` or the
+    default, reporting for `kommune`) for a server on `db_url`; `if_missing` keeps a PKI
+    already in `pki_dir` (another party, or a second database for the same keys). Returns the
+    server's environment."""
     env = _kpr_env(db_url, pki_dir)
+    options = ["--kommune", kommune]
+    if her_id is not None:
+        options += ["--her-id", str(her_id)]
+    if if_missing:
+        options.append("--if-missing")
     subprocess.run(
-        [*_kpr_mottak(), "dev-pki", "--dir", str(pki_dir)],
+        [*_kpr_mottak(), "dev-pki", "--dir", str(pki_dir), *options],
         env=env,
         cwd=ROOT,
         check=True,

@@ -8,7 +8,9 @@ broker has long accepted the message and never redelivers it). A report on KPR's
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Callable
 
 from app.amqp.addresses import ReplyQueues, reply_queues
 from app.amqp.conditions import ErrorCondition
@@ -109,10 +111,33 @@ async def process_one(
     return outcome.verdict
 
 
-async def process_due(sessions: Sessions, port: IntakePort, max_bytes: int) -> int:
-    """Process what is due now; returns how many were handled."""
-    handled = 0
-    for message in await due_inbox(sessions):
-        await process_one(sessions, port, message, max_bytes)
-        handled += 1
-    return handled
+async def process_due(
+    sessions: Sessions,
+    port: IntakePort,
+    max_bytes: int,
+    concurrency: int = 1,
+    on_answer: Callable[[], object] | None = None,
+) -> int:
+    """Process what is due now; returns how many were handled. Senders are processed side by
+    side (at most `concurrency` at once), each sender's messages in the order they came: a
+    municipality's reports continue its løpenummer chain. `on_answer` is called after each
+    message (its answer, if any, is in the outbox)."""
+    due = await due_inbox(sessions)
+    by_sender: dict[str, list[InboxMessage]] = {}
+    for message in due:
+        by_sender.setdefault(message.envelope.application.get("fromHerId", ""), []).append(message)
+    slots = asyncio.Semaphore(concurrency)
+
+    async def in_order(messages: list[InboxMessage]) -> None:
+        async with slots:
+            for message in messages:
+                await process_one(sessions, port, message, max_bytes)
+                if on_answer is not None:
+                    on_answer()
+
+    # every sender's run ends before the next cycle reads the inbox again
+    done = await asyncio.gather(*map(in_order, by_sender.values()), return_exceptions=True)
+    failed = next((e for e in done if isinstance(e, BaseException)), None)
+    if failed is not None:
+        raise failed
+    return len(due)

@@ -1,9 +1,10 @@
-"""The AMQP receiver as one task: receiver threads per queue, the processing and send loop.
+"""The AMQP receiver as one task: receiver threads per queue, a processing and a send loop.
 
 Each queue gets a thread with its own connection (proton's blocking API); a message is
-committed to the inbox from the thread through the event loop, then accepted. The loop
-processes the inbox against the port and sends the outbox, woken by each stored message and
-at least every `interval` seconds (for back-off retries).
+committed to the inbox from the thread through the event loop, then accepted. One loop
+processes the inbox against the port, woken by each stored message; the other sends the
+outbox, woken by each answer; both run at least every `interval` seconds (for back-off
+retries).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from app.amqp.core_port import IntakePort
@@ -42,7 +44,8 @@ class AmqpRunner:
     port: IntakePort
     interval: float = 5.0
     _stop: threading.Event = field(default_factory=threading.Event)
-    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)  # a message was stored
+    _outbox: asyncio.Event = field(default_factory=asyncio.Event)  # an answer is waiting
 
     def _receive_forever(self, queue: str, loop: asyncio.AbstractEventLoop) -> None:
         url = self.settings.amqp_url
@@ -71,14 +74,36 @@ class AmqpRunner:
                 log.warning("amqp.receiver_failed", queue=queue, error=type(exc).__name__)
                 self._stop.wait(RECONNECT_SECONDS)
 
-    async def _cycle(self, publisher: Publisher) -> None:
-        try:
-            await process_due(self.sessions, self.port, self.settings.max_message_bytes)
-            await send_due(self.sessions, publisher)
-        except Exception:
-            log.exception("amqp.cycle_failed")
+    async def _process(self) -> int:
+        """Process what is due; each answer wakes the sender at once."""
+        return await process_due(
+            self.sessions,
+            self.port,
+            self.settings.max_message_bytes,
+            self.settings.max_concurrent_messages,
+            on_answer=self._outbox.set,
+        )
+
+    async def _loop(
+        self, stop: asyncio.Event, wake: asyncio.Event, work: Callable[[], Awaitable[int]]
+    ) -> None:
+        """Run `work` until `stop`: again at once while it finds rows (a full batch may leave
+        more due), else on `wake` or every `interval` seconds (the back-off's retries)."""
+        while not stop.is_set():
+            wake.clear()
+            try:
+                found = await work()
+            except Exception:
+                log.exception("amqp.cycle_failed")
+                found = 0
+            if found:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_first(stop, wake), self.interval)
 
     async def run(self, stop: asyncio.Event) -> None:
+        """The receiver threads, and two loops: processing the inbox, and sending the outbox
+        beside it (a reply leaves while the next message is processed)."""
         url = self.settings.amqp_url
         assert url is not None
         loop = asyncio.get_running_loop()
@@ -93,11 +118,10 @@ class AmqpRunner:
         publisher = Publisher(url, self.settings.amqp_ca_file)
         log.info("amqp.started", queues=len(threads))
         try:
-            while not stop.is_set():
-                self._wake.clear()
-                await self._cycle(publisher)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_first(stop, self._wake), self.interval)
+            await asyncio.gather(
+                self._loop(stop, self._wake, self._process),
+                self._loop(stop, self._outbox, lambda: send_due(self.sessions, publisher)),
+            )
         finally:
             self._stop.set()
             for thread in threads:

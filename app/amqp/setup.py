@@ -17,7 +17,7 @@ from app.amqp.envelope import queue_names
 DELIVERY_LIMIT = 10
 
 
-def _parameters(url: str) -> pika.ConnectionParameters:
+def connection_parameters(url: str) -> pika.ConnectionParameters:
     parts = urlsplit(url)
     credentials = pika.PlainCredentials(
         unquote(parts.username or "guest"), unquote(parts.password or "guest")
@@ -31,7 +31,7 @@ def declare(url: str, her_ids: list[int]) -> list[str]:
     """Declare the queues (idempotent); returns their names."""
     namespace = urlsplit(url).path.strip("/")
     declared: list[str] = []
-    connection = pika.BlockingConnection(_parameters(url))
+    connection = pika.BlockingConnection(connection_parameters(url))
     try:
         channel = connection.channel()
         if namespace:
@@ -56,7 +56,7 @@ def declare(url: str, her_ids: list[int]) -> list[str]:
 def delete(url: str, her_ids: list[int]) -> None:
     """Delete the HER-ids' queues (tests clean up after themselves: quorum queues are not free
     on a small broker)."""
-    connection = pika.BlockingConnection(_parameters(url))
+    connection = pika.BlockingConnection(connection_parameters(url))
     try:
         channel = connection.channel()
         for her in her_ids:

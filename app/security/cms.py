@@ -227,7 +227,7 @@ def open_payload_spooled(
             None, 0, findings, decrypted.recipient, decrypted.cipher, None, False, compressed
         )
     spool.seek(0)
-    head = spool.read(16)
+    head = spool.read(1 + 5 + len(_SIGNED_DATA_OID))  # over 16 MB the length takes 4 bytes
     spool.seek(0)
     if not (head[:1] == b"\x30" and _SIGNED_DATA_OID in head):
         return SpooledPayload(

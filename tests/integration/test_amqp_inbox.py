@@ -12,12 +12,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.amqp import processor, repository
 from app.amqp.conditions import ErrorCondition
 from app.amqp.core_port import InboxMessage, PortOutcome, Verdict
 from app.amqp.envelope import CONTENT_TYPE, Envelope, Refusal
 from app.amqp.link import Publisher
 from app.amqp.processor import process_due
-from app.amqp.repository import due_outbox, inbox_status, store_inbox
+from app.amqp.repository import due_inbox, due_outbox, inbox_status, store_inbox
 from app.amqp.runner import AmqpRunner, consumed_queues
 from app.amqp.sender import send_due
 from app.models import AmqpInbox, AmqpOutbox, Message, MessageEvent, RegistryEntry, utcnow
@@ -180,6 +181,55 @@ async def test_a_senders_report_about_our_reply_goes_into_the_audit(sessions: Se
     assert event.detail["condition"] == "transport:invalid-certificate"
     assert event.detail["description"] == "Kan ikke dekryptere."
     assert event.detail["reply"] == apprec.message_id
+
+
+class Interleaved(ByPayload):
+    """Records the order of processing; yields to the loop so senders interleave."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    async def process(self, message: InboxMessage) -> PortOutcome:
+        self.seen.append(message.envelope.message_id)
+        await asyncio.sleep(0.01)
+        return await super().process(message)
+
+
+async def test_senders_side_by_side_each_in_its_order(sessions: Sessions) -> None:
+    for i in range(3):
+        for sender in ("8094866", "8094867"):
+            await store_inbox(
+                sessions, "134197_async", _envelope(f"{sender}-{i}", fromHerId=sender), b"ok"
+            )
+    port = Interleaved()
+    assert await process_due(sessions, port, 1000, concurrency=2) == 6
+    assert [m for m in port.seen if m.startswith("8094866")] == [f"8094866-{i}" for i in range(3)]
+    assert [m for m in port.seen if m.startswith("8094867")] == [f"8094867-{i}" for i in range(3)]
+    assert port.seen[:2] == ["8094866-0", "8094867-0"]  # the second sender did not wait
+    recorder = Recorder()
+    assert await send_due(sessions, recorder) == 6
+
+
+async def test_a_failed_sender_run_fails_the_cycle_after_the_others_ended(
+    sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store failing for one sender's message: the other sender's run still ends, then
+    the cycle fails (the runner logs it); the failed message is still due."""
+    finish = repository.finish_inbox
+
+    async def failing(sessions: Sessions, inbox_id: int, *rest: object) -> None:
+        if inbox_id == first:
+            raise RuntimeError("database away")
+        await finish(sessions, inbox_id, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(processor, "finish_inbox", failing)
+    await store_inbox(sessions, "134197_async", _envelope("a-1", fromHerId="1"), b"ok")
+    await store_inbox(sessions, "134197_async", _envelope("b-1", fromHerId="2"), b"ok")
+    first = min(m.inbox_id for m in await due_inbox(sessions))
+    with pytest.raises(RuntimeError, match="database away"):
+        await process_due(sessions, Interleaved(), 1000, concurrency=2)
+    assert await inbox_status(sessions, "b-1") == "done"
+    assert await inbox_status(sessions, "a-1") == "pending"
 
 
 async def test_temporary_failures_wait_in_the_store(sessions: Sessions) -> None:

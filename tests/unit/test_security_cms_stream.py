@@ -126,6 +126,22 @@ def test_spooled_payload_of_a_big_message_rolls_to_disk_and_reads_back(pki: DevP
     spooled.content.close()
 
 
+def test_signed_data_over_16_mb_is_recognised_and_verified(pki: DevPki) -> None:
+    """A SignedData of more than 16 MB writes its length in 4 bytes: its OID begins at byte
+    6 (a 100 000-notification MsgHead over AMQP is 55 MB)."""
+    content = b"<MsgHead/>" + b" " * (17 * 1024 * 1024)
+    der = encrypt_enveloped(
+        sign_data(content, pki.municipality.signing), pki.kpr.encryption.certificate
+    )
+    spooled = open_payload_spooled(der, [pki.kpr.encryption], max_inflated=len(content) + 1)
+    assert spooled.findings == ()
+    assert spooled.cms_signed
+    assert spooled.signer == pki.municipality.signing.certificate
+    assert spooled.content is not None
+    assert spooled.content.read(10) == b"<MsgHead/>"
+    spooled.content.close()
+
+
 def test_decryption_is_written_in_chunks(pki: DevPki) -> None:
     der = encrypt_enveloped(BIG, pki.kpr.encryption.certificate)
     chunks: list[bytes] = []
