@@ -78,15 +78,20 @@ def error_condition(condition: str | None) -> ErrorCondition:
     return ErrorCondition.INVALID_FIELD_VALUE
 
 
-def refusal_of(outcome: CoreOutcome) -> Refusal:
+def refusal_of(outcome: CoreOutcome, from_her: str | None = None) -> Refusal:
     """The error for `{sender}_error`: the first finding that names a condition, else the
-    core's condition code."""
+    core's condition code. A spoofing attack is told in the bus's terms (the finding's text
+    speaks of the ebXML envelope)."""
     for finding in outcome.findings:
         mapped = _BY_RULE.get(finding.rule.id)
         if finding.detail == NO_SIGNER_CERTIFICATE:
             mapped = ErrorCondition.MISSING_CERTIFICATE
         if mapped is ErrorCondition.SPOOFING_ATTACK:
-            return Refusal(mapped, finding.detail)
+            return Refusal(
+                mapped,
+                "Avsenderens HER-id i meldingshodet (MsgHead) er ikke fromHerId "
+                f"{from_her or '(mangler)'} som meldingen er sendt med. De skal være like.",
+            )
         if mapped is not None:
             return Refusal(mapped, finding.rule.text_no)
     return Refusal(error_condition(outcome.condition), outcome.reason or "Meldingen ble avvist.")
@@ -127,7 +132,7 @@ class CoreAdapter:
         if outcome.kind is OutcomeKind.TEMPORARY:
             return PortOutcome(Verdict.RETRY, message_id=outcome.message_id, reason=outcome.reason)
         if outcome.kind is OutcomeKind.REFUSED or outcome.apprec is None or spoofed(outcome):
-            refusal = refusal_of(outcome)
+            refusal = refusal_of(outcome, message.envelope.application.get("fromHerId"))
             return PortOutcome(Verdict.ERROR, refusal=refusal, message_id=outcome.message_id)
         protected = await self.protect(outcome.apprec, message.envelope.from_her_id)
         return PortOutcome(Verdict.APPREC, apprec=protected, message_id=outcome.message_id)

@@ -147,7 +147,11 @@ async def test_a_msghead_sender_not_the_from_her_id_is_spoofing(state: AppState)
     )
     outcome = await CoreAdapter(Answers(answered), state).process(_message(1))
     assert outcome.verdict is Verdict.ERROR
-    assert outcome.refusal == Refusal(ErrorCondition.SPOOFING_ATTACK, "HER-id 1 mot 2")
+    assert outcome.refusal == Refusal(
+        ErrorCondition.SPOOFING_ATTACK,
+        "Avsenderens HER-id i meldingshodet (MsgHead) er ikke fromHerId 1 som meldingen er "
+        "sendt med. De skal være like.",
+    )
 
 
 def test_the_cli_needs_a_broker_url(monkeypatch: pytest.MonkeyPatch) -> None:
