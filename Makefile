@@ -50,7 +50,7 @@ COVERAGE = $(if $(filter 1,$(SYSMON)),COVERAGE_CORE=sysmon )
 COV_CONFIG = $(if $(filter 1,$(SYSMON)),--cov-config=tests/coverage-sysmon.toml)
 
 pytest: install
-	$(COVERAGE)$(PYTEST) -n 2 --dist worksteal -m "not slow and not e2e and not broker" \
+	$(COVERAGE)$(PYTEST) -n 2 --dist worksteal -m "not slow and not e2e and not broker and not mail" \
 	  --cov=app $(COV_CONFIG) --cov-report=term:skip-covered --cov-fail-under=95
 
 # The second tier, after `make test` (.ci/run): the real uvicorn processes (`e2e`: workers,
@@ -60,7 +60,7 @@ pytest: install
 # are timed by the clock and want the cores to themselves.
 test-all: install
 	@start=$$(date +%s); status=0; \
-	$(PYTEST) -m "slow or e2e or hypothesis or broker" --hypothesis-profile=ci || status=$$?; \
+	$(PYTEST) -m "slow or e2e or hypothesis or broker or mail" --hypothesis-profile=ci || status=$$?; \
 	echo "make test-all: $$(( $$(date +%s) - start )) s"; exit $$status
 
 format: install

@@ -21,6 +21,7 @@ import anyio
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from app.amqp.service import start_amqp
+from app.edi.runner import start_edi
 from app.keyring import KeyringError, load_keyring
 from app.outbound import OutboundClient
 from app.platform.logs import get_logger
@@ -170,6 +171,8 @@ async def start_operations(state: AppState) -> Operations:
     ops.tasks.append(asyncio.create_task(replies_sender.run(state), name="kpr-reply-sender"))
     amqp = start_amqp(state)  # the AMQP receiver when KPR_AMQP_URL is set (issue 24)
     ops.tasks += [amqp] if amqp is not None else []
+    edi = start_edi(state)  # mailboxes and reply mails when KPR_EDI_* is set (issue 25)
+    ops.tasks += [edi] if edi is not None else []
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         # Only in the main thread of a process that owns its signals (not under a test's

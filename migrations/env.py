@@ -10,6 +10,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import app.deadlines.models
+import app.edi.models
 import app.feedback.tables
 import app.register.models  # the register store's tables, beside their code
 import app.replies.models  # noqa: F401  (the reply outbox, beside its code)

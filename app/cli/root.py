@@ -319,6 +319,7 @@ def dev_pki(
 from app.cli.amqp import register as register_amqp  # noqa: E402
 from app.cli.api import register as register_api  # noqa: E402
 from app.cli.calendar import register as register_calendar  # noqa: E402
+from app.cli.edi import register as register_edi  # noqa: E402
 from app.cli.feedback import register as register_feedback  # noqa: E402
 from app.cli.notify import register as register_notify  # noqa: E402
 from app.cli.ops import register as register_ops  # noqa: E402
@@ -341,6 +342,7 @@ register_export(app)  # export (issue 19)
 register_calendar(app)  # calendar extend|remove|list|show (issue 21)
 register_registries(app, parties_app)  # parties sync, dev registry (issue 23)
 register_amqp(app)  # amqp setup|listen (issue 24)
+register_edi(app)  # edi listen|poll (issue 25)
 
 
 def main() -> None:

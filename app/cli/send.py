@@ -229,12 +229,18 @@ def send(
             "(the endpoint in the CPA KPR holds) and print the reply that is POSTed there",
         ),
     ] = None,
+    smtp: Annotated[
+        str | None, typer.Option("--smtp", help="EDI: mail to this address via --url smtp://…")
+    ] = None,
 ) -> None:
     """Send a MsgHead as a municipality's EPJ would (signed, encrypted ebXML) and print the
     Acknowledgment and the AppRec (or the MessageError). Exit codes as `validate`."""
     if amqp:
         raise typer.Exit(send_amqp(file, url, from_her, to_her, pki_dir, timeout))
     keys = _keys_or_exit(pki_dir, sign=sign, encrypt=encrypt)
+    if smtp is not None:
+        edi = (from_her, to_her, cpa_id)
+        raise typer.Exit(send_smtp(file, url, smtp, edi, keys.signing, keys.encrypt_to, timeout))
     run = functools.partial(
         _post_once, url, file.read_bytes(), keys, timeout, (from_her, to_her, cpa_id), gzip=gzip
     )
@@ -337,6 +343,7 @@ def acknowledge(url: str, body: bytes, content_type: str, keys: SendKeys, timeou
 
 
 from app.cli.amqp import send_amqp  # noqa: E402
+from app.cli.edi import send_smtp  # noqa: E402
 
 
 def register(app: typer.Typer) -> None:

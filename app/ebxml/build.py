@@ -38,6 +38,7 @@ from app.ebxml.envelope import (
     ReplyContext,
     Service,
 )
+from app.ebxml.mime import MimeMessage
 
 # A signer gets the finished envelope and the attachments (content id -> bytes) and returns
 # the signed envelope (a new tree, or the same one signed in place).
@@ -227,6 +228,21 @@ def _multipart(
     out += marker + b"--\r\n"
     ctype = f'multipart/related; type="text/xml"; boundary="{boundary}"; start="<{soap_cid}>"'
     return bytes(out), ctype
+
+
+def mail_safe(mime: MimeMessage) -> tuple[bytes, str, str | None]:
+    """The same message for a mail: every part base64 (binary CMS does not survive SMTP), the
+    Content-IDs kept; the signatures cover the decoded parts, so they stay valid. Returns the
+    body, its Content-Type and, for a single-part envelope, its Content-Transfer-Encoding."""
+    if mime.soap_content_id is None and not mime.attachments:
+        return _encode("base64", mime.soap), mime.soap_content_type, "base64"
+    soap_cid = mime.soap_content_id or _digest_id("soap", mime.soap)
+    parts = [
+        (a.content_id, Payload(a.data, a.content_type, a.content_id, "base64"))
+        for a in mime.attachments
+    ]
+    body, content_type = _multipart(mime.soap, soap_cid, "base64", parts)
+    return body, content_type, None
 
 
 def _serialise(

@@ -11,8 +11,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.platform.mailboxes import EdiMailbox, parse_mailboxes, parse_relay
 
 DEV_DATABASE_URL = "sqlite+aiosqlite:///./var/kpr.db"
 DEV_PKI_DIR = Path("var/pki")
@@ -436,3 +438,58 @@ class Settings(BaseSettings):
     @classmethod
     def _amqp_empty(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    # --- EDI: ebXML over SMTP (issue 25, docs/operations.md "EDI") ---
+    # ADDRESS=imaps://USER@HOST:PORT/FOLDER[?environment=...], comma-separated; empty: no EDI.
+    edi_mailboxes: Annotated[tuple[EdiMailbox, ...], NoDecode] = ()
+    # ADDRESS:PASSWORD lines, one per mailbox (NHN's meldingskonto passwords).
+    edi_credentials_file: Path | None = None
+    # The CA bundle that verifies the IMAP and SMTP servers' TLS certificates.
+    edi_ca_file: Path | None = None
+    edi_poll_seconds: float = Field(default=30.0, gt=0)
+    # The relay our replies leave by: smtps://HOST:465, smtp+starttls://HOST:587.
+    edi_smtp_url: str | None = None
+    # One line USERNAME:PASSWORD for the relay, when it wants a login.
+    edi_smtp_credentials_file: Path | None = None
+
+    @field_validator(
+        "edi_credentials_file",
+        "edi_ca_file",
+        "edi_smtp_url",
+        "edi_smtp_credentials_file",
+        mode="before",
+    )
+    @classmethod
+    def _edi_blank(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("edi_mailboxes", mode="before")
+    @classmethod
+    def _edi_mailboxes(cls, value: object) -> object:
+        return parse_mailboxes(value) if isinstance(value, str) else value
+
+    @field_validator("edi_smtp_url")
+    @classmethod
+    def _edi_smtp_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_relay(value)
+        return value
+
+    @field_validator("edi_credentials_file", "edi_ca_file", "edi_smtp_credentials_file")
+    @classmethod
+    def _edi_files(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        key = f"KPR_{(info.field_name or '').upper()}"
+        return None if value is None else _readable_file(value, key)
+
+    @model_validator(mode="after")
+    def _edi_environments(self) -> Settings:
+        served = {env.value for env in self.receivers.values()}
+        for box in self.edi_mailboxes:
+            if box.environment not in served:
+                raise ValueError(
+                    f"KPR_EDI_MAILBOXES: {box.address} serves {box.environment}, but "
+                    f"KPR_RECEIVERS has no HER-id of that environment"
+                )
+        if self.edi_mailboxes and self.edi_credentials_file is None:
+            raise ValueError("KPR_EDI_MAILBOXES needs KPR_EDI_CREDENTIALS_FILE (the passwords)")
+        return self

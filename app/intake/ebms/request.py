@@ -80,6 +80,7 @@ def new_message(
         if kept is not None
         else f"first {RAW_PREFIX_BYTES} of {len(req.body)} bytes: not authenticated",
         status=MessageStatus.RECEIVED,
+        transport=req.transport,
     )
 
 

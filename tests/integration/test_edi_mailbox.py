@@ -1,0 +1,280 @@
+"""The EDI channel against real mail servers (second tier, marker `mail`): Dovecot holds KPR's
+mailboxes, aiosmtpd is the relay replies leave by (issue 25, "Done when")."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import Message as MailMessage
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.apprec.parse import parse_apprec
+from app.dev.client import ReadReply, read_reply
+from app.dev.devpki import DevPki
+from app.edi.runner import EdiRunner
+from app.edi.sender import RelayConfig, send_due
+from app.models import Message, MessageDedup
+from app.platform.settings import Settings
+from tests.integration.edi_servers import Dovecot, Relay, running_dovecot, running_relay
+from tests.integration.edi_support import (
+    MUNICIPALITY_ADDRESS,
+    PILOT_BOX,
+    ebxml_message_mail,
+    edi_settings,
+    edi_state,
+    register_municipality,
+)
+from tests.integration.messages import msghead
+from tests.protector import REGISTER_SETTINGS
+
+pytestmark = pytest.mark.mail
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+@pytest.fixture(scope="module")
+def dovecot() -> Iterator[Dovecot]:
+    with running_dovecot() as server:
+        yield server
+
+
+@pytest.fixture
+def relay() -> Iterator[Relay]:
+    with running_relay() as server:
+        yield server
+
+
+@pytest.fixture
+def empty_mailboxes(dovecot: Dovecot) -> Dovecot:
+    for user in ("kpr-pilot", "kpr-test"):
+        imap = dovecot.session(user)
+        imap.store("1:*", "+FLAGS.SILENT", r"(\Deleted)") if dovecot.count(user) else None
+        imap.expunge()
+        imap.logout()
+    return dovecot
+
+
+def _settings(
+    base: Settings, tmp: Path, dovecot: Dovecot, relay: Relay, **more: object
+) -> Settings:
+    return edi_settings(
+        base, tmp, dovecot.port, edi_smtp_url=f"smtp://127.0.0.1:{relay.port}", **more
+    )
+
+
+def _parsed(raw: bytes) -> MailMessage:
+    return email.message_from_bytes(raw)
+
+
+def _reply_of(raw: bytes, pki: DevPki) -> ReadReply:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    mail = _parsed(head + b"\r\n\r\n")
+    return read_reply(body, str(mail["Content-Type"]), decryption=(pki.municipality.encryption,))
+
+
+async def _count(sessions: Sessions, column: object, *where: object) -> int:
+    async with sessions() as s:
+        return int(await s.scalar(select(func.count(column)).where(*where)) or 0)  # type: ignore[arg-type]
+
+
+async def test_a_mailed_sample_is_answered_by_mail_at_the_cpa_address(
+    settings_with_pki: Settings,
+    sessions: Sessions,
+    tmp_path: Path,
+    empty_mailboxes: Dovecot,
+    relay: Relay,
+    pki: DevPki,
+) -> None:
+    settings = _settings(settings_with_pki, tmp_path, empty_mailboxes, relay)
+    await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
+    empty_mailboxes.deliver("kpr-pilot", ebxml_message_mail(pki))
+    await EdiRunner(edi_state(settings, sessions)).round()
+    assert empty_mailboxes.count("kpr-pilot") == 0
+    [(sender, recipients, raw)] = relay.taken()
+    assert (sender, recipients) == (PILOT_BOX, [MUNICIPALITY_ADDRESS])
+    mail = _parsed(raw)
+    assert mail["SOAPAction"] == '"ebXML"'
+    assert mail.get_content_type() == "multipart/related"
+    assert mail.get_param("start")
+    reply = _reply_of(raw, pki)
+    assert reply.signed
+    assert not reply.signature_findings
+    assert reply.header is not None
+    assert reply.header.acknowledgment is not None
+    assert reply.apprec is not None
+    assert parse_apprec(reply.apprec).status == "1"
+
+
+async def test_a_duplicate_mail_is_acknowledged_again_and_stored_once(
+    settings_with_pki: Settings,
+    sessions: Sessions,
+    tmp_path: Path,
+    empty_mailboxes: Dovecot,
+    relay: Relay,
+    pki: DevPki,
+) -> None:
+    from app.dev.client import SendOptions, build_epj_message
+
+    settings = _settings(settings_with_pki, tmp_path, empty_mailboxes, relay)
+    await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
+    built = build_epj_message(
+        msghead(),
+        SendOptions(from_her="8000001"),
+        signing=pki.municipality.signing,
+        encrypt_to=pki.kpr.encryption.certificate,
+    )
+    for _ in range(2):  # the MSH sends it again: a new mail, the same ebXML message
+        empty_mailboxes.deliver(
+            "kpr-pilot", ebxml_message_mail(pki, body=(built.body, built.content_type))
+        )
+    await EdiRunner(edi_state(settings, sessions)).round()
+    first, second = relay.taken()
+    assert _reply_of(first[2], pki).apprec == _reply_of(second[2], pki).apprec
+    assert await _count(sessions, MessageDedup.ebms_message_id) == 1
+    assert await _count(sessions, Message.id, Message.status == "DUPLICATE") == 1
+
+
+async def test_a_mail_over_the_limit_gets_an_ebxml_error_by_mail(
+    settings_with_pki: Settings,
+    sessions: Sessions,
+    tmp_path: Path,
+    empty_mailboxes: Dovecot,
+    relay: Relay,
+    pki: DevPki,
+) -> None:
+    settings = _settings(
+        settings_with_pki, tmp_path, empty_mailboxes, relay, max_message_bytes=40_000
+    )
+    await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
+    raw = _grown(pki)
+    assert len(raw) > 40_000
+    empty_mailboxes.deliver("kpr-pilot", raw)
+    await EdiRunner(edi_state(settings, sessions)).round()
+    assert empty_mailboxes.count("kpr-pilot") == 0
+    [(_, recipients, reply_raw)] = relay.taken()
+    assert recipients == [MUNICIPALITY_ADDRESS]
+    reply = _reply_of(reply_raw, pki)
+    assert reply.signed
+    assert not reply.signature_findings
+    assert reply.header is not None
+    assert [e.error_code for e in reply.header.errors] == ["DeliveryFailure"]
+    assert await _count(sessions, Message.id, Message.status == "TOO_LARGE") == 1
+
+
+def _grown(pki: DevPki) -> bytes:
+    """A message whose mail is over 40 000 bytes: a MsgHead with many notifications."""
+    from app.dev.client import SendOptions, build_epj_message
+
+    built = build_epj_message(
+        msghead(120),
+        SendOptions(from_her="8000001"),
+        signing=pki.municipality.signing,
+        encrypt_to=pki.kpr.encryption.certificate,
+    )
+    return ebxml_message_mail(pki, body=(built.body, built.content_type))
+
+
+async def test_imaps_is_verified_against_the_configured_ca(
+    settings_with_pki: Settings,
+    sessions: Sessions,
+    tmp_path: Path,
+    empty_mailboxes: Dovecot,
+    relay: Relay,
+    pki: DevPki,
+) -> None:
+    from app.platform.mailboxes import parse_mailboxes
+
+    settings = _settings(settings_with_pki, tmp_path, empty_mailboxes, relay)
+    tls_box = parse_mailboxes(
+        f"{PILOT_BOX}=imaps://kpr-pilot@127.0.0.1:{empty_mailboxes.tls_port}/INBOX"
+        "?environment=pilot"
+    )
+    await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
+    empty_mailboxes.deliver("kpr-pilot", ebxml_message_mail(pki))
+    untrusted = settings.model_copy(update={"edi_mailboxes": tls_box, "edi_ca_file": None})
+    await EdiRunner(edi_state(untrusted, sessions)).round()  # the system CAs: refused
+    assert empty_mailboxes.count("kpr-pilot") == 1
+    assert relay.taken() == []
+    trusted = untrusted.model_copy(update={"edi_ca_file": empty_mailboxes.ca_file})
+    await EdiRunner(edi_state(trusted, sessions)).round()
+    assert empty_mailboxes.count("kpr-pilot") == 0
+    assert len(relay.taken()) == 1
+
+
+def _environment(settings: Settings, tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPR_")}
+    boxes = ",".join(
+        f"{b.address}=imap://{b.username}@{b.host}:{b.port}/{b.folder}?environment={b.environment}"
+        for b in settings.edi_mailboxes
+    )
+    env.update(
+        KPR_ENV="test",
+        KPR_DATABASE_URL=settings.database_url,
+        KPR_PKI_DIR=str(settings.pki_dir),
+        KPR_RECEIVERS=",".join(f"{h}={e.value}" for h, e in settings.receivers.items()),
+        KPR_REGISTER_KEYS=str(REGISTER_SETTINGS["register_keys"]),
+        KPR_REGISTER_HMAC_KEY=str(REGISTER_SETTINGS["register_hmac_key"]),
+        KPR_EDI_MAILBOXES=boxes,
+        KPR_EDI_CREDENTIALS_FILE=str(settings.edi_credentials_file),
+        KPR_EDI_SMTP_URL=str(settings.edi_smtp_url),
+        KPR_EDI_POLL_SECONDS="0.2",
+        KPR_LOG_FORMAT="json",
+    )
+    return env
+
+
+async def test_a_sigkill_while_mails_are_processed_loses_nothing(
+    settings_with_pki: Settings,
+    sessions: Sessions,
+    tmp_path: Path,
+    empty_mailboxes: Dovecot,
+    relay: Relay,
+    pki: DevPki,
+) -> None:
+    """`kpr-mottak edi listen` killed (SIGKILL) again and again while it works through the
+    mailbox; afterwards every mail is answered, none is left, nothing is stored twice."""
+    settings = _settings(settings_with_pki, tmp_path, empty_mailboxes, relay)
+    await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
+    mails = [ebxml_message_mail(pki) for _ in range(4)]
+    for raw in mails:
+        empty_mailboxes.deliver("kpr-pilot", raw)
+    env = _environment(settings, tmp_path)
+    await asyncio.to_thread(_kill_repeatedly, env)
+    state = edi_state(settings, sessions)
+    await EdiRunner(state).round()
+    assert empty_mailboxes.count("kpr-pilot") == 0
+    # a reply claimed by a killed process is sent once its lease has run out
+    relay_config = RelayConfig.from_settings(settings)
+    assert relay_config is not None
+    later = datetime.now(UTC) + timedelta(hours=1)
+    await send_due(sessions, relay_config, clock=lambda: later)
+    answered = {
+        _reply_of(raw, pki).header.acknowledgment.ref_to_message_id  # type: ignore[union-attr]
+        for _, _, raw in relay.taken()
+    }
+    assert len(answered) == 4
+    assert await _count(sessions, MessageDedup.ebms_message_id) == 4
+    assert await _count(sessions, Message.id, Message.status == "OK") == 4
+
+
+def _kill_repeatedly(env: dict[str, str]) -> None:
+    """`kpr-mottak edi listen` started and SIGKILLed at different points of its work."""
+    command = [sys.executable, "-c", "from app.cli.root import main; main()", "edi", "listen"]
+    for delay in (2.5, 3.5, 4.5, 5.5):
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
