@@ -217,7 +217,8 @@ async def refuse(intake: EdiIntake, box: EdiMailbox, mail: OversizeMail) -> Hand
     await service.refuse_too_large(request, mail.size)
     soap = envelope_of(mail.part_headers, mail.part)
     read = await anyio.to_thread.run_sync(lambda: read_header(soap))
-    sender = await _authenticated(intake, read, soap, now, set(service.receivers))
+    ours = {str(her) for her in service.settings.receivers}
+    sender = await _authenticated(intake, read, soap, now, ours)
     reply = Reply(204, b"", "text/plain")
     if read is not None and sender is not None:
         reply = await _message_error(intake, read, mail.size, now)
