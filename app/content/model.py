@@ -310,10 +310,6 @@ class RawEvent:
     bruker: Mapping[str, str]  # empty when the event has no Bruker
 
 
-def _packed(values: Iterable[str | None]) -> list[str]:
-    return [_ABSENT if v is None else v for v in values]
-
-
 def _fields(names: tuple[str, ...], values: list[str]) -> dict[str, str]:
     return {n: v for n, v in zip(names, values, strict=True) if v != _ABSENT}
 
@@ -333,16 +329,30 @@ class RawNotification:
         events: Iterable[tuple[str, Mapping[str, str], Mapping[str, str]]],
     ) -> RawNotification:
         """From the Notifikasjon's attributes and (kind, attributes, Bruker's) per event."""
-        parts = _packed(attrs.get(n) for n in NOTIFIKASJON_FIELDS)
+        parts = [attrs.get(n, _ABSENT) for n in NOTIFIKASJON_FIELDS]
         for kind, event, bruker in events:
             parts.append(kind)
-            parts.extend(_packed(event.get(n) for n in EVENT_FIELDS))
-            parts.extend(_packed(bruker.get(n) for n in BRUKER_FIELDS))
+            parts += [event.get(n, _ABSENT) for n in EVENT_FIELDS]
+            parts += [bruker.get(n, _ABSENT) for n in BRUKER_FIELDS]
         return cls(_SEP.join(parts))
 
     @property
     def attrs(self) -> dict[str, str]:
         return _fields(NOTIFIKASJON_FIELDS, self.packed.split(_SEP)[: len(NOTIFIKASJON_FIELDS)])
+
+    def values(self) -> tuple[list[str | None], list[list[str | None]]]:
+        """Every value in one split, None where not sent: the Notifikasjon's (in
+        `NOTIFIKASJON_FIELDS` order) and per event its kind, then its attributes and its
+        Bruker's (`EVENT_FIELDS`, `BRUKER_FIELDS`). The register store's bulk path: the
+        mappings of `attrs` and `events` cost more than the rows they go into."""
+        parts = [None if p == _ABSENT else p for p in self.packed.split(_SEP)]
+        k = len(NOTIFIKASJON_FIELDS)
+        return parts[:k], [parts[i : i + _PER_EVENT] for i in range(k, len(parts), _PER_EVENT)]
+
+    def head(self) -> list[str | None]:
+        """The Notifikasjon's values as `values` gives them, without splitting the events."""
+        k = len(NOTIFIKASJON_FIELDS)
+        return [None if p == _ABSENT else p for p in self.packed.split(_SEP, k)[:k]]
 
     @property
     def events(self) -> tuple[RawEvent, ...]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Table, any_, bindparam, event, insert, text
+from sqlalchemy import Table, any_, bindparam, event, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
@@ -86,20 +87,79 @@ _T = TypeVar("_T")
 
 
 async def write_rows(session: AsyncSession, table: Table, rows: Iterable[dict[str, Any]]) -> None:
-    """Plain inserts, set-based and batch by batch: COPY on PostgreSQL (asyncpg's binary copy,
-    in the session's transaction: 100 000 notifications with their events took 5.9 s as
-    executemany), executemany elsewhere."""
-    connection = await session.connection()
-    if connection.dialect.name != "postgresql":
-        for batch in batches(rows):
-            await session.execute(insert(table), batch)
+    """Plain inserts of rows given as dicts (every row with the same keys): `write_tuples`."""
+    it = iter(rows)
+    first = next(it, None)
+    if first is None:
         return
+    columns = list(first)
+    await write_tuples(
+        session,
+        table,
+        columns,
+        (tuple(r[c] for c in columns) for r in itertools.chain((first,), it)),
+    )
+
+
+async def write_tuples(
+    session: AsyncSession, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """Plain inserts of positional rows (`columns` names their values), set-based, in the
+    session's transaction, each value through its column type's bind processor as a Core
+    insert would. On PostgreSQL one COPY (asyncpg's binary copy) fed as the rows are made;
+    elsewhere executemany of `BATCH` rows on the driver's connection, the next batch made
+    while the database writes the last. Core's executemany spent more time building each
+    row's parameters than SQLite spent inserting it (100 000 notifications and their events:
+    docs/performance.md, "The register store")."""
+    connection = await session.connection()
+    dialect = connection.dialect
+    made = _bound(
+        rows, [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+    )
     driver: Any = (await connection.get_raw_connection()).driver_connection
-    for batch in batches(rows):
-        columns = list(batch[0])
-        await driver.copy_records_to_table(
-            table.name, records=[tuple(r[c] for c in columns) for r in batch], columns=columns
-        )
+    if dialect.name == "postgresql":
+        await driver.copy_records_to_table(table.name, records=_paced(made), columns=list(columns))
+        return
+    quote = dialect.identifier_preparer.quote
+    # the names are the table's own (table.c[c] above found each), quoted
+    sql = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
+        f"VALUES ({', '.join('?' for _ in columns)})"
+    )
+    writing: asyncio.Future[Any] | None = None
+    try:
+        for batch in batches(made):
+            if writing is not None:
+                await (await writing).close()
+            writing = asyncio.ensure_future(driver.executemany(sql, batch))
+            await asyncio.sleep(0)  # hand it to the driver's thread before making the next
+    finally:
+        if writing is not None:
+            await (await writing).close()
+
+
+def _bound(
+    rows: Iterable[Sequence[Any]], processors: Sequence[Callable[[Any], Any] | None]
+) -> Iterator[Sequence[Any]]:
+    """`rows` with each value through its processor (only the columns that have one)."""
+    some = [(i, p) for i, p in enumerate(processors) if p is not None]
+    if not some:
+        yield from rows
+        return
+    for row in rows:
+        out = list(row)
+        for i, process in some:
+            out[i] = process(out[i])
+        yield out
+
+
+async def _paced(rows: Iterable[Sequence[Any]]) -> AsyncIterator[Sequence[Any]]:
+    """The rows for COPY, giving the event loop a turn every `BATCH` rows (making them holds
+    it: /healthz's p99 must stay low while a large message is stored)."""
+    for i, row in enumerate(rows, start=1):
+        yield row
+        if i % BATCH == 0:
+            await asyncio.sleep(0)
 
 
 async def is_postgres(session: AsyncSession) -> bool:

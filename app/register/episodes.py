@@ -18,10 +18,11 @@ from datetime import date
 from typing import Any, cast
 
 import anyio
-from sqlalchemy import Table, delete, insert, or_, select
+from sqlalchemy import Table, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.platform.db import batches, chunks, is_postgres, one_of
+from app.models import utcnow
+from app.platform.db import batches, chunks, is_postgres, one_of, write_tuples
 from app.register.models import Episode, Hendelse, Melding, Notifikasjon
 
 START, STOP_FRA, STOP_TIL = "TjenesteStart", "MidlertidigStoppFra", "MidlertidigStoppTil"
@@ -437,12 +438,12 @@ async def _recompute(
             )
         )
     if episodes:
-        await session.execute(
-            insert(table),
-            [
-                {"environment": environment, "kommune_nr": kommune_nr, **_values(e)}
-                for e in episodes
-            ],
+        now = utcnow()
+        await write_tuples(
+            session,
+            table,
+            _COLUMNS,
+            ((environment, kommune_nr, *_values(e), now) for e in episodes),
         )
 
 
@@ -484,17 +485,36 @@ def _episodes(
     return out
 
 
-def _values(e: EpisodeFacts) -> dict[str, Any]:
-    return {
-        "bruker_nr": e.bruker_nr,
-        "tjeneste_id": e.tjeneste_id,
-        "fid_hmac": e.fid_hmac,
-        "tjeneste_type": e.tjeneste_type,
-        "start_dato": e.start_dato,
-        "start_notifikasjon_guid": e.start_notifikasjon_guid,
-        "slutt_dato": e.slutt_dato,
-        "slutt_notifikasjon_guid": e.slutt_notifikasjon_guid,
-        "tjeneste_org_nr": e.tjeneste_org_nr,
-        "midlertidige_stopp": e.midlertidige_stopp,
-        "utforer_endringer": e.utforer_endringer,
-    }
+_COLUMNS = (
+    "environment",
+    "kommune_nr",
+    "bruker_nr",
+    "tjeneste_id",
+    "fid_hmac",
+    "tjeneste_type",
+    "start_dato",
+    "start_notifikasjon_guid",
+    "slutt_dato",
+    "slutt_notifikasjon_guid",
+    "tjeneste_org_nr",
+    "midlertidige_stopp",
+    "utforer_endringer",
+    "updated_at",
+)
+
+
+def _values(e: EpisodeFacts) -> tuple[Any, ...]:
+    """An episode's values in `_COLUMNS` order, between its place and `updated_at`."""
+    return (
+        e.bruker_nr,
+        e.tjeneste_id,
+        e.fid_hmac,
+        e.tjeneste_type,
+        e.start_dato,
+        e.start_notifikasjon_guid,
+        e.slutt_dato,
+        e.slutt_notifikasjon_guid,
+        e.tjeneste_org_nr,
+        e.midlertidige_stopp,
+        e.utforer_endringer,
+    )

@@ -1,9 +1,10 @@
 """Writing the register store: an accepted message's Melding, contacts, municipalities,
 notifications and events, every attribute as sent, in the intake's one transaction.
 
-Rows are written set-based (COPY on PostgreSQL, executemany elsewhere:
-`app.platform.db.write_rows`); identifiers are sealed in a worker thread first (100 000
-notifications: AES-GCM and HMAC for each fid). The feed's sequence number is given last
+Rows are written set-based and streamed (COPY on PostgreSQL, executemany elsewhere:
+`app.platform.db.write_tuples`), as positional rows made in one pass over each
+notification's packed values; each event's fid is sealed (AES-GCM) and hashed (HMAC) as its
+row is made. The feed's sequence number is given last
 (`assign_feed_seq`), just before the commit, so the counter's row lock is held only for
 the commit itself.
 """
@@ -11,19 +12,26 @@ the commit itself.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-import anyio
-from sqlalchemy import Table, insert, select, text, update
+from sqlalchemy import Table, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.content.model import ContentResult, Notification, guid_key, parse_xs_date
+from app.content.model import (
+    BRUKER_FIELDS,
+    EVENT_FIELDS,
+    NOTIFIKASJON_FIELDS,
+    ContentResult,
+    Notification,
+    guid_key,
+    parse_xs_date,
+)
 from app.models import Base
-from app.platform.db import is_postgres, write_rows
+from app.platform.db import is_postgres, write_rows, write_tuples
 from app.register.episodes import EventFacts, Key, NotificationFacts, OwnEvents
 from app.register.models import (
     Hendelse,
@@ -144,21 +152,51 @@ async def store_melding(
         return StoredMelding(
             id=melding_id, own=OwnEvents(guids=frozenset(), refs=frozenset(), by_bruker={})
         )
-    sealed, own = await anyio.to_thread.run_sync(_seal_all, rows, protector)
     where = (record.environment, unit[:4])
-    await write_rows(session, _table(Notifikasjon), _notification_rows(melding_id, where, rows))
-    found = await session.execute(
-        select(Notifikasjon.position, Notifikasjon.id).where(Notifikasjon.melding_id == melding_id)
+    ids = await _new_ids(session, _table(Notifikasjon), len(rows))
+    await write_tuples(
+        session,
+        _table(Notifikasjon),
+        NOTIFIKASJON_COLUMNS,
+        _notification_rows(melding_id, where, zip(ids, rows, strict=True)),
     )
-    ids = dict(found.all())
-    await write_rows(session, _table(Hendelse), _event_rows(ids, where, rows, sealed))
+    by_bruker: dict[str, list[tuple[Key, EventFacts]]] = defaultdict(list)
+    await write_tuples(
+        session,
+        _table(Hendelse),
+        HENDELSE_COLUMNS,
+        _event_rows(where, zip(ids, rows, strict=True), protector, by_bruker),
+    )
     if len(rows) >= ANALYZE_AFTER and await is_postgres(session):
         # The episodes' reads that follow are planned on these tables' statistics, and a
         # first large load has none: PostgreSQL scanned the municipality's rows once per
         # batch of names (minutes for 100 000). ANALYZE in the transaction counts its own
         # rows; it makes a concurrent large message wait for this commit at this point.
         await session.execute(text("ANALYZE notifikasjon, hendelse"))
+    own = OwnEvents(
+        guids=frozenset(n.guid[:100] for n in rows),
+        refs=frozenset(n.ref[:100] for n in rows if n.ref),
+        by_bruker=dict(by_bruker),
+    )
     return StoredMelding(id=melding_id, own=own)
+
+
+async def _new_ids(session: AsyncSession, table: Table, count: int) -> list[int]:
+    """`count` ids for new rows of `table`, ascending, as the database would give them one
+    by one: the events refer to their notification by id, and taking the ids first spares
+    reading 100 000 of them back. On SQLite the transaction already holds the database's
+    write lock (the melding row), so nobody else takes the ids after the largest."""
+    if await is_postgres(session):
+        found = await session.scalars(
+            text(
+                "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
+            ),
+            {"table": table.name, "n": count},
+        )
+        return sorted(int(i) for i in found)
+    largest = await session.scalar(select(func.max(table.c.id)))
+    first = int(largest or 0) + 1
+    return list(range(first, first + count))
 
 
 def _contact_rows(melding_id: int, content: ContentResult) -> Iterator[dict[str, Any]]:
@@ -172,108 +210,143 @@ def _contact_rows(melding_id: int, content: ContentResult) -> Iterator[dict[str,
         }
 
 
+# the bulk rows' columns, and where each attribute stands among the packed values as sent
+# (app/content/model.py: NOTIFIKASJON_FIELDS, EVENT_FIELDS + BRUKER_FIELDS after the kind)
+NOTIFIKASJON_COLUMNS = (
+    "id",
+    "melding_id",
+    "environment",
+    "kommune_nr",
+    "position",
+    *NOTIFIKASJON_ATTRIBUTES,
+    "notifikasjon_guid_tolket",
+    "notifikasjon_ref_tolket",
+    "notifikasjon_lope_nr_tolket",
+    "funn",
+    "feil",
+)
+_NOTIFIKASJON_AT = [NOTIFIKASJON_FIELDS.index(a) for a in NOTIFIKASJON_ATTRIBUTES.values()]
+HENDELSE_COLUMNS = (
+    "notifikasjon_id",
+    "environment",
+    "kommune_nr",
+    "position",
+    "hendelse_type",
+    *HENDELSE_ATTRIBUTES,
+    *BRUKER_ATTRIBUTES,  # "fid": the sealed token
+    "fid_hmac",
+    "hendelse_dato_tolket",
+    "hendelse_guid_tolket",
+    "type_id_tolket",
+    "tjeneste_type_tolket",
+)
+_EVENT_NAMES = ("", *EVENT_FIELDS, *BRUKER_FIELDS)  # [0]: the kind
+_HENDELSE_AT = [_EVENT_NAMES.index(a) for a in HENDELSE_ATTRIBUTES.values()]
+_BRUKER_AT = [_EVENT_NAMES.index(a) for a in BRUKER_ATTRIBUTES.values()]
+_FID_AT = _EVENT_NAMES.index("fid")
+_BRUKER_NR_AT = _EVENT_NAMES.index("brukerNr")
+_TJENESTE_ID_AT = _EVENT_NAMES.index("tjenesteID")
+_TJENESTE_TYPE_AT = _EVENT_NAMES.index("tjenesteType")
+_TJENESTE_ORG_NR_AT = _EVENT_NAMES.index("tjenesteOrgNr")
+_HENDELSE_DATO_AT = _EVENT_NAMES.index("hendelseDato")
+_HENDELSE_GUID_AT = _EVENT_NAMES.index("hendelseGUID")
+_STOPP_ID_AT = _EVENT_NAMES.index("midlertidigStoppID")
+_STATUS_AT = NOTIFIKASJON_FIELDS.index("statusNotifikasjon")
+_TID_AT = NOTIFIKASJON_FIELDS.index("notifikasjonTid")
+
+
 def _notification_rows(
-    melding_id: int, where: tuple[str, str], rows: Sequence[Notification]
-) -> Iterator[dict[str, Any]]:
+    melding_id: int, where: tuple[str, str], rows: Iterable[tuple[int, Notification]]
+) -> Iterator[tuple[Any, ...]]:
     environment, kommune_nr = where
-    for n in rows:
+    for row_id, n in rows:
         assert n.raw is not None
-        attrs = n.raw.attrs
-        yield {
-            "melding_id": melding_id,
-            "environment": environment,
-            "kommune_nr": kommune_nr,
-            "position": n.index,
-            **{col: attrs.get(attr) for col, attr in NOTIFIKASJON_ATTRIBUTES.items()},
-            "notifikasjon_guid_tolket": n.guid[:100],
-            "notifikasjon_ref_tolket": n.ref[:100] if n.ref else None,
-            "notifikasjon_lope_nr_tolket": n.lopenr,
-            "funn": " ".join(n.rules) or None,
-            "feil": " ".join(n.errors) or None,
-        }
-
-
-Sealed = list[list[tuple[str | None, str | None]]]  # per notification, per event: token, hmac
-
-
-def _seal_all(rows: Sequence[Notification], protector: Protector) -> tuple[Sealed, OwnEvents]:
-    """Each event's fid sealed and hashed, and the events as the episodes read them."""
-    out: Sealed = []
-    by_bruker: dict[str, list[tuple[Key, EventFacts]]] = defaultdict(list)
-    for n in rows:
-        assert n.raw is not None
-        facts = NotificationFacts(
-            guid=n.guid[:100],
-            status=n.raw.attrs.get("statusNotifikasjon") or "",
-            ref=n.ref[:100] if n.ref else None,
-            lopenr=n.lopenr,
-            tid=n.raw.attrs.get("notifikasjonTid") or "",
+        sent = n.raw.head()
+        yield (
+            row_id,
+            melding_id,
+            environment,
+            kommune_nr,
+            n.index,
+            *[sent[i] for i in _NOTIFIKASJON_AT],
+            n.guid[:100],
+            n.ref[:100] if n.ref else None,
+            n.lopenr,
+            " ".join(n.rules) or None,
+            " ".join(n.errors) or None,
         )
-        per_event: list[tuple[str | None, str | None]] = []
-        cache: dict[str, tuple[str | None, str | None]] = {}
-        for position, ev in enumerate(n.raw.events, start=1):
-            fid = ev.bruker.get("fid")
-            if fid is not None and fid not in cache:
-                cache[fid] = (protector.seal(fid), protector.digest(fid))
-            sealed = cache[fid] if fid is not None else (None, None)
-            per_event.append(sealed)
-            bruker_nr, attrs = ev.bruker.get("brukerNr") or "", ev.attrs
-            guid = attrs.get("hendelseGUID")
-            by_bruker[bruker_nr].append(
-                (
-                    (bruker_nr, attrs.get("tjenesteID") or ""),
-                    EventFacts(
-                        notification=facts,
-                        kind=ev.kind,
-                        position=position,
-                        # as read: "08" is code 8 (issue 21)
-                        tjeneste_type=_read_type(n, position, attrs.get("tjenesteType")),
-                        tjeneste_org_nr=attrs.get("tjenesteOrgNr"),
-                        hendelse_dato=parse_xs_date(attrs.get("hendelseDato") or ""),
-                        hendelse_guid=guid_key(guid)[:100] if guid else None,
-                        midlertidig_stopp_id=attrs.get("midlertidigStoppID"),
-                        fid_hmac=sealed[1],
-                    ),
-                )
-            )
-        out.append(per_event)
-    own = OwnEvents(
-        guids=frozenset(n.guid[:100] for n in rows),
-        refs=frozenset(n.ref[:100] for n in rows if n.ref),
-        by_bruker=dict(by_bruker),
-    )
-    return out, own
 
 
 def _event_rows(
-    ids: Mapping[int, int],
     where: tuple[str, str],
-    rows: Sequence[Notification],
-    sealed: Sealed,
-) -> Iterator[dict[str, Any]]:
+    rows: Iterable[tuple[int, Notification]],
+    protector: Protector,
+    by_bruker: dict[str, list[tuple[Key, EventFacts]]],
+) -> Iterator[tuple[Any, ...]]:
+    """Each event's row, its fid sealed and hashed (once per fid and notification), and its
+    facts added to `by_bruker` as the episodes read them."""
     environment, kommune_nr = where
-    for n, seals in zip(rows, sealed, strict=True):
+    for row_id, n in rows:
         assert n.raw is not None
-        for position, (ev, (token, digest)) in enumerate(
-            zip(n.raw.events, seals, strict=True), start=1
-        ):
-            attrs, bruker = ev.attrs, ev.bruker
-            guid = attrs.get("hendelseGUID")
-            yield {
-                "notifikasjon_id": ids[n.index],
-                "environment": environment,
-                "kommune_nr": kommune_nr,
-                "position": position,
-                "hendelse_type": ev.kind,
-                **{col: attrs.get(attr) for col, attr in HENDELSE_ATTRIBUTES.items()},
-                **{col: bruker.get(attr) for col, attr in BRUKER_ATTRIBUTES.items()},
-                "fid": token,
-                "fid_hmac": digest,
-                "hendelse_dato_tolket": parse_xs_date(attrs.get("hendelseDato") or ""),
-                "hendelse_guid_tolket": guid_key(guid)[:100] if guid else None,
-                "type_id_tolket": n.type_id[:20] or None,
-                "tjeneste_type_tolket": _read_type(n, position, attrs.get("tjenesteType")),
-            }
+        head, events = n.raw.values()
+        facts = NotificationFacts(
+            guid=n.guid[:100],
+            status=head[_STATUS_AT] or "",
+            ref=n.ref[:100] if n.ref else None,
+            lopenr=n.lopenr,
+            tid=head[_TID_AT] or "",
+        )
+        type_id = n.type_id[:20] or None
+        cache: dict[str, tuple[str, str]] = {}
+        for position, ev in enumerate(events, start=1):
+            fid = ev[_FID_AT]
+            token: str | None = None
+            digest: str | None = None
+            if fid is not None:
+                if fid not in cache:
+                    cache[fid] = (protector.seal(fid), protector.digest(fid))
+                token, digest = cache[fid]
+            dato = parse_xs_date(ev[_HENDELSE_DATO_AT] or "")
+            guid = ev[_HENDELSE_GUID_AT]
+            guid_read = guid_key(guid)[:100] if guid else None
+            # as read: "08" is code 8 (issue 21)
+            tjeneste_type = _read_type(n, position, ev[_TJENESTE_TYPE_AT])
+            bruker = [ev[i] for i in _BRUKER_AT]
+            bruker[_SEALED_AT] = token
+            yield (
+                row_id,
+                environment,
+                kommune_nr,
+                position,
+                ev[0],
+                *[ev[i] for i in _HENDELSE_AT],
+                *bruker,
+                digest,
+                dato,
+                guid_read,
+                type_id,
+                tjeneste_type,
+            )
+            bruker_nr = ev[_BRUKER_NR_AT] or ""
+            by_bruker[bruker_nr].append(
+                (
+                    (bruker_nr, ev[_TJENESTE_ID_AT] or ""),
+                    EventFacts(
+                        notification=facts,
+                        kind=ev[0] or "",
+                        position=position,
+                        tjeneste_type=tjeneste_type,
+                        tjeneste_org_nr=ev[_TJENESTE_ORG_NR_AT],
+                        hendelse_dato=dato,
+                        hendelse_guid=guid_read,
+                        midlertidig_stopp_id=ev[_STOPP_ID_AT],
+                        fid_hmac=digest,
+                    ),
+                )
+            )
+
+
+_SEALED_AT = list(BRUKER_ATTRIBUTES).index("fid")
 
 
 def _read_type(n: Notification, position: int, sent: str | None) -> str | None:
