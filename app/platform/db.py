@@ -7,9 +7,9 @@ import itertools
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
-from sqlalchemy import Table, any_, bindparam, event, text
+from sqlalchemy import Select, Table, any_, bindparam, event, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
@@ -160,6 +160,23 @@ async def _paced(rows: Iterable[Sequence[Any]]) -> AsyncIterator[Sequence[Any]]:
         yield row
         if i % BATCH == 0:
             await asyncio.sleep(0)
+
+
+async def fetch(session: AsyncSession, query: Select[Any]) -> Sequence[Sequence[Any]]:
+    """The rows of `query` as plain sequences, in the session's transaction. On PostgreSQL
+    through asyncpg itself (the statement compiled by SQLAlchemy): building Core's rows
+    from 6 000 events cost 10-15 ms of a feed page. Values come as asyncpg decodes them,
+    which for these types is what Core gives (dates, aware UTC times, JSON decoded); a
+    column whose type processes results in Python (an enum, a type decorator that changes
+    the value) must not be read this way."""
+    connection = await session.connection()
+    if connection.dialect.name != "postgresql":
+        found: Sequence[Sequence[Any]] = (await session.execute(query)).all()
+        return found
+    compiled: Any = query.compile(dialect=connection.dialect)
+    params = [compiled.params[name] for name in compiled.positiontup]
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    return cast("Sequence[Sequence[Any]]", await driver.fetch(compiled.string, *params))
 
 
 async def is_postgres(session: AsyncSession) -> bool:
