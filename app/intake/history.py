@@ -30,7 +30,7 @@ from app.content.model import (
 )
 from app.intake import history_more
 from app.models import Base, IplosBruker, IplosEvent, IplosKommuneState, IplosNotification
-from app.platform.db import batches, chunks, is_postgres, one_of, write_rows
+from app.platform.db import batches, chunks, execute_tuples, is_postgres, one_of, write_rows
 from app.register.models import Hendelse, Notifikasjon
 from app.register.protect import Protector
 
@@ -351,6 +351,9 @@ async def _update_received(
         state.received = [[lo, hi] for lo, hi in ranges]
 
 
+_PAIR_COLUMNS = ("environment", "kommune_nr", "bruker_nr", "fid", "fid_hmac", "updated_at")
+
+
 def _changed_pairs(
     environment: str, before: IplosHistory, after: IplosHistory, protector: Protector
 ) -> Iterator[dict[str, Any]]:
@@ -388,8 +391,8 @@ async def _upsert_brukere(session: AsyncSession, pairs: Iterable[dict[str, Any]]
             "updated_at": lite.excluded.updated_at,
         },
     )
-    for batch in batches(pairs):
-        await session.execute(stmt, batch)
+    rows = (tuple(p[c] for c in _PAIR_COLUMNS) for p in pairs)
+    await execute_tuples(session, stmt, _PAIR_COLUMNS, rows)
 
 
 def _unnest_upsert(table: Table, keys: list[str], batch: list[dict[str, Any]]) -> Any:

@@ -9,7 +9,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
-from sqlalchemy import Select, Table, any_, bindparam, event, text
+from sqlalchemy import Insert, Select, Table, any_, bindparam, event, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
@@ -102,20 +102,24 @@ async def write_rows(session: AsyncSession, table: Table, rows: Iterable[dict[st
 
 
 async def write_tuples(
-    session: AsyncSession, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    session: AsyncSession,
+    table: Table,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    as_stored: frozenset[str] = frozenset(),
 ) -> None:
     """Plain inserts of positional rows (`columns` names their values), set-based, in the
     session's transaction, each value through its column type's bind processor as a Core
-    insert would. On PostgreSQL one COPY (asyncpg's binary copy) fed as the rows are made;
+    insert would (not those in `as_stored`: given as the database keeps them, e.g. JSON as
+    its text). On PostgreSQL one COPY (asyncpg's binary copy) fed as the rows are made;
     elsewhere executemany of `BATCH` rows on the driver's connection, the next batch made
     while the database writes the last. Core's executemany spent more time building each
     row's parameters than SQLite spent inserting it (100 000 notifications and their events:
     docs/performance.md, "The register store")."""
     connection = await session.connection()
     dialect = connection.dialect
-    made = _bound(
-        rows, [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
-    )
+    made = _bound(rows, _processors(table, columns, dialect, as_stored))
     driver: Any = (await connection.get_raw_connection()).driver_connection
     if dialect.name == "postgresql":
         await driver.copy_records_to_table(table.name, records=_paced(made), columns=list(columns))
@@ -126,9 +130,42 @@ async def write_tuples(
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
         f"VALUES ({', '.join('?' for _ in columns)})"
     )
+    await _executemany(driver, sql, made)
+
+
+async def execute_tuples(
+    session: AsyncSession, statement: Insert, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """`statement` (an INSERT of `columns`, e.g. with ON CONFLICT) for each of `rows`, as
+    `write_tuples` writes them on SQLite: executemany on the driver, batch by batch (Core's
+    executemany of 100 000 upserts spent a second building parameters)."""
+    connection = await session.connection()
+    dialect = connection.dialect
+    compiled: Any = statement.compile(dialect=dialect, column_keys=list(columns))
+    where = {name: i for i, name in enumerate(columns)}
+    order = [where[name] for name in compiled.positiontup]
+    table = cast(Table, statement.table)
+    made = _bound(rows, _processors(table, columns, dialect, frozenset()))
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    if dialect.name == "postgresql":
+        await driver.executemany(compiled.string, [[r[i] for i in order] for r in made])
+        return
+    await _executemany(driver, compiled.string, ([r[i] for i in order] for r in made))
+
+
+def _processors(
+    table: Table, columns: Sequence[str], dialect: Any, as_stored: frozenset[str]
+) -> list[Callable[[Any], Any] | None]:
+    return [
+        None if c in as_stored else table.c[c].type.dialect_impl(dialect).bind_processor(dialect)
+        for c in columns
+    ]
+
+
+async def _executemany(driver: Any, sql: str, rows: Iterable[Sequence[Any]]) -> None:
     writing: asyncio.Future[Any] | None = None
     try:
-        for batch in batches(made):
+        for batch in batches(rows):
             if writing is not None:
                 await (await writing).close()
             writing = asyncio.ensure_future(driver.executemany(sql, batch))
