@@ -289,13 +289,7 @@ def _event_rows(
     for row_id, n in rows:
         assert n.raw is not None
         head, events = n.raw.values()
-        facts = NotificationFacts(
-            guid=n.guid[:100],
-            status=head[_STATUS_AT] or "",
-            ref=n.ref[:100] if n.ref else None,
-            lopenr=n.lopenr,
-            tid=head[_TID_AT] or "",
-        )
+        facts = _notification_facts(n, head)
         type_id = n.type_id[:20] or None
         cache: dict[str, tuple[str, str]] = {}
         for position, ev in enumerate(events, start=1):
@@ -327,26 +321,32 @@ def _event_rows(
                 type_id,
                 tjeneste_type,
             )
-            bruker_nr = ev[_BRUKER_NR_AT] or ""
-            by_bruker[bruker_nr].append(
-                (
-                    (bruker_nr, ev[_TJENESTE_ID_AT] or ""),
-                    EventFacts(
-                        notification=facts,
-                        kind=ev[0] or "",
-                        position=position,
-                        tjeneste_type=tjeneste_type,
-                        tjeneste_org_nr=ev[_TJENESTE_ORG_NR_AT],
-                        hendelse_dato=dato,
-                        hendelse_guid=guid_read,
-                        midlertidig_stopp_id=ev[_STOPP_ID_AT],
-                        fid_hmac=digest,
-                    ),
-                )
+            facts_of = EventFacts(
+                notification=facts,
+                kind=ev[0] or "",
+                position=position,
+                tjeneste_type=tjeneste_type,
+                tjeneste_org_nr=ev[_TJENESTE_ORG_NR_AT],
+                hendelse_dato=dato,
+                hendelse_guid=guid_read,
+                midlertidig_stopp_id=ev[_STOPP_ID_AT],
+                fid_hmac=digest,
             )
+            bruker_nr = ev[_BRUKER_NR_AT] or ""
+            by_bruker[bruker_nr].append(((bruker_nr, ev[_TJENESTE_ID_AT] or ""), facts_of))
 
 
 _SEALED_AT = list(BRUKER_ATTRIBUTES).index("fid")
+
+
+def _notification_facts(n: Notification, head: list[str | None]) -> NotificationFacts:
+    return NotificationFacts(
+        guid=n.guid[:100],
+        status=head[_STATUS_AT] or "",
+        ref=n.ref[:100] if n.ref else None,
+        lopenr=n.lopenr,
+        tid=head[_TID_AT] or "",
+    )
 
 
 def _read_type(n: Notification, position: int, sent: str | None) -> str | None:
