@@ -359,12 +359,13 @@ def _changed_pairs(
 ) -> Iterator[dict[str, Any]]:
     """The pairs that changed, their fids sealed, with the keyed hash the look-ups use."""
     now = datetime.now(UTC)
+    seal = protector.sealer()
     return (
         {
             "environment": environment,
             "kommune_nr": k,
             "bruker_nr": b,
-            "fid": protector.seal(f),
+            "fid": seal(f),
             "fid_hmac": protector.digest(f),
             "updated_at": now,
         }

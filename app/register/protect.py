@@ -15,13 +15,14 @@ import binascii
 import hashlib
 import hmac
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _NONCE = 12
+_NONCES_AT_ONCE = 1024
 # Binds a ciphertext to its purpose: a sealed value cannot be replayed as another kind.
 _AAD = b"kpr-mottak register identifier v1:"
 KEY_BYTES = 32
@@ -56,7 +57,25 @@ class Protector:
 
     def seal(self, value: str) -> str:
         """`value` encrypted under the current key, as a token naming that key."""
-        nonce = os.urandom(_NONCE)
+        return self._seal(os.urandom(_NONCE), value)
+
+    def sealer(self) -> Callable[[str], str]:
+        """`seal` for many values: their random nonces are read from the OS in blocks of
+        `_NONCES_AT_ONCE` (one call each cost up to 25 µs on a loaded machine: 2.5 s for a
+        message of 100 000)."""
+        pool = b""
+        at = 0
+
+        def seal(value: str) -> str:
+            nonlocal pool, at
+            if at == len(pool):
+                pool, at = os.urandom(_NONCE * _NONCES_AT_ONCE), 0
+            at += _NONCE
+            return self._seal(pool[at - _NONCE : at], value)
+
+        return seal
+
+    def _seal(self, nonce: bytes, value: str) -> str:
         sealed = self._ciphers[self.current].encrypt(
             nonce, value.encode("utf-8"), _AAD + self.current.encode()
         )

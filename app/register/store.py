@@ -286,6 +286,7 @@ def _event_rows(
     """Each event's row, its fid sealed and hashed (once per fid and notification), and its
     facts added to `by_bruker` as the episodes read them."""
     environment, kommune_nr = where
+    seal = protector.sealer()
     for row_id, n in rows:
         assert n.raw is not None
         head, events = n.raw.values()
@@ -298,7 +299,7 @@ def _event_rows(
             digest: str | None = None
             if fid is not None:
                 if fid not in cache:
-                    cache[fid] = (protector.seal(fid), protector.digest(fid))
+                    cache[fid] = (seal(fid), protector.digest(fid))
                 token, digest = cache[fid]
             dato = parse_xs_date(ev[_HENDELSE_DATO_AT] or "")
             guid = ev[_HENDELSE_GUID_AT]

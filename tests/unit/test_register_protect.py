@@ -3,6 +3,7 @@ with a key for look-ups."""
 
 from __future__ import annotations
 
+import base64
 import os
 
 import pytest
@@ -30,6 +31,17 @@ def test_sealing_twice_gives_different_tokens_and_one_digest() -> None:
     assert p.digest("01010112345") == p.digest("01010112345")
     assert p.digest("01010112345") != p.digest("01010112346")
     assert len(p.digest("x")) == 64
+
+
+def test_a_sealer_seals_as_seal_does_with_a_fresh_nonce_for_every_value() -> None:
+    p = protector()
+    seal = p.sealer()
+    values = [f"{i:011d}" for i in range(2500)]  # past two blocks of nonces
+    tokens = [seal(v) for v in values]
+    assert [p.open(t) for t in tokens] == values
+    nonces = {base64.b64decode(t.partition(":")[2])[:12] for t in tokens}
+    assert len(nonces) == len(values)
+    assert seal("01010112345") != seal("01010112345")
 
 
 def test_a_digest_needs_the_hmac_key() -> None:
