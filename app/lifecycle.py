@@ -143,7 +143,9 @@ async def reload_keys(state: AppState) -> bool:
 async def start_operations(state: AppState) -> Operations:
     settings = state.settings
     metrics = ops_metrics(state.metrics.registry)
-    client = OutboundClient(allow_private=settings.outbound_private_allowed)
+    client = OutboundClient(
+        allow_private=settings.outbound_private_allowed, ca_file=settings.outbound_ca_file
+    )
     state.outbound = client
     sources = CrlSources(
         cache_dir=settings.crl_cache_dir,

@@ -13,7 +13,8 @@ Every request has:
 - a check of the address: the host is resolved once, loopback, private, link-local and other
   non-global addresses are refused unless allowed (`KPR_OUTBOUND_ALLOW_PRIVATE`), and the
   connection goes to an address checked (no second look-up that a DNS rebinding could answer);
-- no proxy or certificate settings from the environment.
+- no proxy or certificate settings from the environment: TLS is verified against the public
+  CA bundle and the CAs of `KPR_OUTBOUND_CA_FILE`.
 
 Errors are `OutboundError`s whose text names neither the URL nor anything the server sent
 back beyond its status code: the caller knows the URL and decides who may see it.
@@ -24,10 +25,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 
+import certifi
 import httpx
 
 from app.platform.logs import get_logger
@@ -71,11 +75,27 @@ def _allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 _CHUNK = 64 * 1024
 
 
+def tls_trust(ca_file: Path | None) -> ssl.SSLContext:
+    """Server certificates verified against the public CA bundle (certifi), plus the CAs in
+    `ca_file` (KPR_OUTBOUND_CA_FILE: e.g. the CAs of the health network's endpoints)."""
+    context = ssl.create_default_context(cafile=certifi.where())
+    if ca_file is not None:
+        context.load_verify_locations(cafile=str(ca_file))
+    return context
+
+
 class OutboundClient:
-    def __init__(self, *, allow_private: bool, user_agent: str = "kpr-mottak") -> None:
+    def __init__(
+        self,
+        *,
+        allow_private: bool,
+        user_agent: str = "kpr-mottak",
+        ca_file: Path | None = None,
+    ) -> None:
         self.allow_private = allow_private
         self._client = httpx.AsyncClient(
             follow_redirects=False,
+            verify=tls_trust(ca_file),
             trust_env=False,  # no proxies, CA bundles or netrc from the environment
             headers={"User-Agent": user_agent, "Accept-Encoding": "identity"},
             # no connection kept: one to an address is not reused for another host name

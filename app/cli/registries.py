@@ -68,7 +68,9 @@ async def _her_ids(session: AsyncSession) -> list[int]:
 
 
 async def _run_sync(settings: Settings, her_id: int | None, adopt: bool) -> list[SyncRow]:
-    client = OutboundClient(allow_private=settings.outbound_private_allowed)
+    client = OutboundClient(
+        allow_private=settings.outbound_private_allowed, ca_file=settings.outbound_ca_file
+    )
     engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
         anchors = load_keyring(settings).trust_anchors

@@ -6,6 +6,7 @@ takes replies again."""
 from __future__ import annotations
 
 import queue
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,12 +27,15 @@ class Posted:
 @dataclass
 class ReplyEndpoint:
     port: int
+    tls: bool = False
     received: queue.Queue[Posted] = field(default_factory=queue.Queue)
     refusing: threading.Event = field(default_factory=threading.Event)
     refused: int = 0
 
     @property
     def url(self) -> str:
+        if self.tls:  # the name its certificate is for
+            return f"https://localhost:{self.port}/ebms-replies"
         return f"http://127.0.0.1:{self.port}/ebms-replies"
 
     def down(self) -> None:
@@ -76,10 +80,13 @@ def _handler(endpoint: ReplyEndpoint) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def reply_endpoint(port: int = 0) -> Iterator[ReplyEndpoint]:
-    """Listen on 127.0.0.1:`port` (0: any free port) until the block ends."""
-    endpoint = ReplyEndpoint(port)
+def reply_endpoint(port: int = 0, *, tls: ssl.SSLContext | None = None) -> Iterator[ReplyEndpoint]:
+    """Listen on 127.0.0.1:`port` (0: any free port) until the block ends; over TLS with the
+    server context `tls` (its certificate for `localhost`)."""
+    endpoint = ReplyEndpoint(port, tls=tls is not None)
     server = ThreadingHTTPServer(("127.0.0.1", port), _handler(endpoint))
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     endpoint.port = int(server.server_address[1])
     thread = threading.Thread(target=server.serve_forever, daemon=True, name="reply-endpoint")
     thread.start()

@@ -338,6 +338,9 @@ class Settings(BaseSettings):
     # Loopback, private and link-local targets for outbound HTTP (CRLs, OCSP): unset means
     # allowed only with KPR_ENV=dev (the dev PKI's distribution points are on loopback).
     outbound_allow_private: bool | None = None
+    # CAs trusted for outbound HTTPS besides the public bundle (PEM), e.g. those of the senders'
+    # reply endpoints on the health network (issue 26).
+    outbound_ca_file: Path | None = None
     # The largest CRL and OCSP answer read (Content-Length first, then the body is cut).
     crl_max_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     ocsp_max_bytes: int = Field(default=64 * 1024, gt=0)
@@ -346,6 +349,16 @@ class Settings(BaseSettings):
     @classmethod
     def _outbound_allow_private(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("outbound_ca_file", mode="before")
+    @classmethod
+    def _outbound_ca_file_blank(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("outbound_ca_file")
+    @classmethod
+    def _outbound_ca_file(cls, value: Path | None) -> Path | None:
+        return None if value is None else _readable_file(value, "KPR_OUTBOUND_CA_FILE")
 
     @property
     def outbound_private_allowed(self) -> bool:

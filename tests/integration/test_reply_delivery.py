@@ -6,7 +6,9 @@ a resend puts the same row back; the gauge counts what waits."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -25,6 +27,7 @@ from app.replies.models import ReplyOutbox
 from app.replies.sender import deliver_due
 from app.state import AppState
 from tests.integration.seed import add_message
+from tests.tlsserver import tls_server
 
 Sessions = async_sessionmaker[AsyncSession]
 T = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
@@ -223,3 +226,25 @@ async def test_a_mailto_reply_goes_through_the_mail_sender(
         await s.commit()
     assert (await deliver_due(state, now=T + timedelta(hours=1))).failed == 1  # none configured
     assert (await row(sessions, reply_id)).last_error == "no EDI mail sender is configured"
+
+
+async def test_an_https_endpoint_is_verified_with_the_configured_trust(
+    state: AppState, sessions: Sessions, tmp_path: Path
+) -> None:
+    """TLS is verified: an endpoint whose CA is not trusted is a failed try; with its CA in
+    KPR_OUTBOUND_CA_FILE the same reply is delivered."""
+    tls = tls_server(tmp_path / "tls")
+    with reply_endpoint(tls=tls.context) as endpoint:
+        reply_id = await queued(sessions, endpoint.url)
+        failed = await deliver_due(state, now=T)  # the public bundle only
+        assert failed.failed == 1
+        assert (await row(sessions, reply_id)).last_error == "network: ConnectError"
+        trusting = OutboundClient(allow_private=True, ca_file=tls.ca_file)
+        try:
+            done = await deliver_due(
+                replace(state, outbound=trusting), now=T + timedelta(minutes=5)
+            )
+        finally:
+            await trusting.aclose()
+        assert done.delivered == 1
+        assert endpoint.next(5).body == b"reply"

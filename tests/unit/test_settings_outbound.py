@@ -1,6 +1,9 @@
-"""KPR_OUTBOUND_ALLOW_PRIVATE: unset means private targets only in dev; set, it decides."""
+"""KPR_OUTBOUND_ALLOW_PRIVATE: unset means private targets only in dev; set, it decides.
+KPR_OUTBOUND_CA_FILE: a file that must be there."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -27,3 +30,12 @@ def test_the_caps_must_be_positive() -> None:
         Settings(_env_file=None, crl_max_bytes=0)
     with pytest.raises(ValueError, match="ocsp_max_bytes"):
         Settings(_env_file=None, ocsp_max_bytes=0)
+
+
+def test_the_outbound_ca_file_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="KPR_OUTBOUND_CA_FILE"):
+        Settings(_env_file=None, outbound_ca_file=tmp_path / "missing.pem")
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert Settings(_env_file=None, outbound_ca_file=str(ca)).outbound_ca_file == ca
+    assert Settings(_env_file=None, outbound_ca_file="").outbound_ca_file is None
