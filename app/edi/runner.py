@@ -20,7 +20,7 @@ import anyio
 from app.edi import oversize
 from app.edi.handler import EdiIntake, Handled
 from app.edi.imap import ImapMailbox, Listed, MailboxError
-from app.edi.sender import RelayConfig, send_due
+from app.edi.sender import EdiMailer, RelayConfig, send_due
 from app.platform.logs import get_logger
 from app.platform.mailboxes import EdiMailbox, read_credentials
 from app.state import AppState
@@ -121,7 +121,13 @@ async def _in_thread(call: Callable[[], T]) -> T:
 
 
 def start_edi(state: AppState) -> asyncio.Task[None] | None:
-    """The EDI task in the running event loop when mailboxes or a relay are configured."""
-    if not state.settings.edi_mailboxes and not state.settings.edi_smtp_url:
+    """The EDI task in the running event loop when mailboxes or a relay are configured; with
+    both, the relay also answers, by mail, messages that came over HTTP from a party whose CPA
+    asks for replies at a mailto: endpoint (issue 26's `AppState.reply_mailer`)."""
+    settings = state.settings
+    relay = RelayConfig.from_settings(settings)
+    if relay is not None and settings.edi_mailboxes:
+        state.reply_mailer = EdiMailer(relay, settings.edi_mailboxes[0].address)
+    if not settings.edi_mailboxes and relay is None:
         return None
     return asyncio.create_task(EdiRunner(state).run(asyncio.Event()), name="kpr-edi")

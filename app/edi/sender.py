@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -165,3 +166,29 @@ async def _connect(config: RelayConfig) -> aiosmtplib.SMTP:
     if config.username:
         await smtp.login(config.username, config.password or "")
     return smtp
+
+
+class EdiMailer:
+    """The EDI relay as issue 26's mail sender (`AppState.reply_mailer`): a message that came
+    over HTTP from a party whose CPA asks for replies by mail (`syncReplyMode` none on a
+    `mailto:` channel) is answered through the same relay, from KPR's first EDI address."""
+
+    def __init__(self, config: RelayConfig, mail_from: str) -> None:
+        self.config = config
+        self.mail_from = mail_from
+
+    async def send_reply(self, address: str, body: bytes, content_type: str) -> None:
+        mail = ebxml_mail(
+            body,
+            content_type,
+            sender=self.mail_from,
+            recipient=address,
+            message_id=f"edi-http-{uuid.uuid4().hex}@kpr-mottak",
+            date=_now(),
+        )
+        smtp = await _connect(self.config)
+        try:
+            await smtp.sendmail(mail.sender, [mail.recipient], mail.data)
+        finally:
+            with contextlib.suppress(Exception):
+                await smtp.quit()

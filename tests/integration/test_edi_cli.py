@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
@@ -105,3 +106,51 @@ async def test_the_task_starts_only_when_configured(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_message_over_http_is_answered_by_mail_when_its_cpa_says_mailto(
+    settings_with_pki: Settings, sessions: Sessions, tmp_path: Path, pki: DevPki
+) -> None:
+    """Issue 26's mailto: channel with syncReplyMode none: an empty 200 over HTTP, then the
+    stored reply by mail through the EDI relay, from KPR's first EDI address."""
+    from app.dev.client import read_reply
+    from app.main import create_app
+    from app.replies.sender import deliver_due
+    from app.state import AppState as State
+    from tests.integration.messages import epj_message, post
+
+    with running_relay() as relay:
+        settings = edi_settings(
+            settings_with_pki,
+            tmp_path,
+            free_port(),
+            edi_smtp_url=f"smtp://127.0.0.1:{relay.port}",
+            edi_poll_seconds=3600.0,
+        )
+        await register_municipality(settings, sessions, "mailto:kommune@edi.test")
+        application = create_app(settings)
+        async with application.router.lifespan_context(application):
+            state: State = application.state.kpr
+            assert state.reply_mailer is not None
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://kpr.test") as c:
+                answer = await post(c, epj_message(pki))
+            assert (answer.status_code, answer.content) == (200, b"")
+            for _ in range(200):  # the server's own reply loop may deliver it first
+                await deliver_due(state)
+                if relay.taken():
+                    break
+                await asyncio.sleep(0.1)
+        [(sender, recipients, raw)] = relay.taken()
+    assert (sender, recipients) == (PILOT_BOX, ["kommune@edi.test"])
+    head, _, body = raw.partition(b"\r\n\r\n")
+    content_type = next(
+        line.split(b":", 1)[1].strip().decode()
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-type:")
+    )
+    reply = read_reply(body, content_type)
+    assert reply.signed
+    assert not reply.signature_findings
+    assert reply.header is not None
+    assert reply.header.acknowledgment is not None
