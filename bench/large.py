@@ -7,17 +7,19 @@ Issue 11: a municipality's whole extraction in one message (100 000 notification
 (MsgHead signed, gzipped, CMS-encrypted to KPR, ebXML envelope signed) before the clock starts
 and posted once to `uvicorn app.main:create_app --factory` (a migrated SQLite database, or a
 throw-away PostgreSQL one with `--postgres`). Reported: seconds from POST to reply, the AppRec
-status, the server's peak RSS (VmHWM, from /proc, sampled once the reply is in), and the
-reference measured in the same run on the same bytes: `openssl cms -decrypt` of the payload,
-`gunzip`, and `xmllint --noout --stream --schema` of the content against the project's XSD
-(Debian packages openssl, gzip, libxml2-utils). The ratio says how far the service is from
-the cost of simply reading what it received.
+status, the server's peak RSS (VmHWM, from /proc, sampled once the reply is in) and the CPU
+seconds it used during the POST (user + system, from /proc: the steadier figure on a shared
+machine), and the reference measured in the same run on the same bytes: `openssl cms
+-decrypt` of the payload, `gunzip`, and `xmllint --noout --stream --schema` of the content
+against the project's XSD (Debian packages openssl, gzip, libxml2-utils). The ratio says how
+far the service is from the cost of simply reading what it received.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import shutil
 import subprocess
 import tempfile
@@ -50,6 +52,17 @@ def peak_rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User and system CPU seconds a process (all its threads) has used (Linux); None
+    elsewhere. On a shared machine the server's CPU during the POST moves by a few percent
+    from run to run where the wall time moves by tens."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def server_pid(port: int) -> int | None:
@@ -147,13 +160,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             with uvicorn_server("app.main:create_app", env, tmp / "intake.log") as url:
                 port = int(url.rsplit(":", 1)[1])
+                pid = server_pid(port)
+                cpu_before = cpu_seconds(pid) if pid is not None else None
                 started = time.perf_counter()
                 response = httpx.post(
                     f"{url}/ebms", content=built.body, headers=built.http_headers, timeout=1800
                 )
                 seconds = time.perf_counter() - started
-                pid = server_pid(port)
                 rss = peak_rss_mb(pid) if pid is not None else None
+                cpu_after = cpu_seconds(pid) if pid is not None else None
+                cpu = (
+                    cpu_after - cpu_before
+                    if cpu_before is not None and cpu_after is not None
+                    else None
+                )
             reply = read_reply(
                 response.content,
                 response.headers.get("content-type", ""),
@@ -168,10 +188,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     database_kind = "PostgreSQL" if args.postgres else "SQLite"
     print(f"\ndatabase {database_kind}, one message, AppRec status {status}\n")
-    print(f"{'what':<36} {'seconds':>9} {'peak RSS MB':>12}")
+    print(f"{'what':<36} {'seconds':>9} {'peak RSS MB':>12} {'server CPU s':>13}")
     print(
         f"{'kpr-mottak (POST to reply)':<36} {seconds:>9.1f} "
-        f"{(f'{rss:.0f}' if rss is not None else '?'):>12}"
+        f"{(f'{rss:.0f}' if rss is not None else '?'):>12} "
+        f"{(f'{cpu:.1f}' if cpu is not None else '?'):>13}"
     )
     if reference is None:
         print("reference: openssl, gunzip or xmllint missing (apt-get install openssl gzip "

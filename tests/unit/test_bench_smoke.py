@@ -132,12 +132,19 @@ def test_large_bench_reads_peak_rss_and_the_reference_pipeline(tmp_path: Path) -
     import os
     import shutil
 
-    from bench.large import peak_rss_mb, reference_seconds
+    from bench.large import cpu_seconds, peak_rss_mb, reference_seconds
 
     rss = peak_rss_mb(os.getpid())
     assert rss is not None
     assert rss > 1
     assert peak_rss_mb(2**22 + 7) is None  # no such process
+    used = cpu_seconds(os.getpid())
+    assert used is not None
+    sum(i * i for i in range(3_000_000))  # some CPU of this process's own
+    later = cpu_seconds(os.getpid())
+    assert later is not None
+    assert later > used
+    assert cpu_seconds(2**22 + 7) is None
     if not all(shutil.which(t) for t in ("openssl", "gunzip", "xmllint")):
         pytest.skip("openssl, gunzip or xmllint not installed")
     from app.dev.client import prepare_payload
