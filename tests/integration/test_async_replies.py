@@ -6,6 +6,7 @@ stored reply; the sender's Acknowledgment is recorded; an operator resends. Both
 from __future__ import annotations
 
 import asyncio
+import email
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -26,13 +27,18 @@ from app.dev.replyendpoint import Posted, ReplyEndpoint, reply_endpoint
 from app.ebxml import build as ebuild
 from app.ebxml.build import BuiltMessage
 from app.ebxml.envelope import EbmsHeader
+from app.edi.replies import RelayMailer, reply_mailer
+from app.edi.sender import RelayConfig
+from app.main import create_app
 from app.models import AccessLog, Message, MessageEvent, Receipt, RegistryEntry
 from app.parties import repository as party_repo
 from app.parties.spec import read_cpa
+from app.platform.mailboxes import EdiMailbox, parse_relay
 from app.platform.settings import Settings
 from app.replies.models import ReplyOutbox
 from app.security.xmldsig import ACTOR_NEXT_MSH, envelope_signer
 from tests.integration.conftest import on_a_socket, served
+from tests.integration.edi_servers import running_relay
 from tests.integration.messages import (
     assert_signed_ok_reply,
     epj_message,
@@ -406,3 +412,59 @@ async def test_a_party_without_a_cpa_is_answered_as_its_registry_profile_says(
         r = await post(client, sent)
         assert (r.status_code, r.content) == (200, b"")
         assert header_of(await arrived(endpoint)).ref_to_message_id == sent.message_id
+
+
+async def test_a_mailto_endpoint_gets_the_reply_by_mail_through_the_edi_relay(
+    loopback: Settings, demo_party: int, sessions: Sessions, pki: DevPki
+) -> None:
+    """With the EDI relay configured (its mailer plugged in as AppState.reply_mailer) a
+    `none` channel with a mailto: endpoint gets an empty 200 and the stored reply by mail."""
+    await register_cpa(sessions, cpa_for("mailto://kommune@edi.example.no"))
+    with running_relay() as relay:
+        application = create_app(loopback)
+        async with application.router.lifespan_context(application):
+            relay_config = RelayConfig(parse_relay(f"smtp://127.0.0.1:{relay.port}"))
+            application.state.kpr.reply_mailer = RelayMailer(relay_config, "kpr@edi.nhn.no")
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://kpr.test") as c:
+                sent = epj_message(pki, cpa_id=CPA_ID)
+                r = await post(c, sent)
+                assert (r.status_code, r.content) == (200, b"")
+                for _ in range(100):
+                    if relay.taken():
+                        break
+                    await asyncio.sleep(0.1)
+    [(sender, recipients, raw)] = relay.taken()
+    assert (sender, recipients) == ("kpr@edi.nhn.no", ["kommune@edi.example.no"])
+    message = await row_of(sessions, sent.message_id)
+    async with sessions() as s:
+        reply_id = await s.scalar(
+            select(Receipt.reply_ebms_message_id).where(Receipt.message_id == message.id)
+        )
+        row = await s.scalar(select(ReplyOutbox))
+    assert reply_id is not None
+    parts = [p.get_payload(decode=True) or b"" for p in email.message_from_bytes(raw).walk()]
+    assert any(reply_id.encode() in p for p in parts)  # the stored reply, in the mail
+    assert b"SOAPAction" in raw
+    assert row is not None
+    assert (row.channel, row.status) == ("mailto", "delivered")
+
+
+def test_the_relay_mailer_is_plugged_in_only_with_a_relay_and_an_edi_address(
+    loopback: Settings,
+) -> None:
+    assert reply_mailer(loopback) is None
+    relay = loopback.model_copy(update={"edi_smtp_url": "smtp://127.0.0.1:2525"})
+    assert reply_mailer(relay) is None  # no EDI address to send from
+    box = EdiMailbox(
+        address="kpr@edi.nhn.no",
+        host="127.0.0.1",
+        port=993,
+        username="kpr",
+        folder="INBOX",
+        tls=True,
+        environment="production",
+    )
+    mailer = reply_mailer(relay.model_copy(update={"edi_mailboxes": (box,)}))
+    assert mailer is not None
+    assert mailer.mail_from == "kpr@edi.nhn.no"
