@@ -21,7 +21,6 @@ import anyio
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from app.amqp.service import start_amqp
-from app.edi.replies import reply_mailer
 from app.edi.runner import start_edi
 from app.keyring import KeyringError, load_keyring
 from app.outbound import OutboundClient
@@ -170,9 +169,7 @@ async def start_operations(state: AppState) -> Operations:
     ops.tasks.append(asyncio.create_task(sources.run(), name="kpr-crl-refresher"))
     if settings.retention_interval_hours > 0:
         ops.tasks.append(asyncio.create_task(_retention_loop(state), name="kpr-retention"))
-    # asynchronous replies to the endpoints of the senders' CPAs (issue 26); mailto: ones by
-    # the EDI relay when it is configured
-    state.reply_mailer = reply_mailer(settings)
+    # asynchronous replies to the endpoints of the senders' CPAs (issue 26)
     ops.tasks.append(asyncio.create_task(replies_sender.run(state), name="kpr-reply-sender"))
     amqp = start_amqp(state)  # the AMQP receiver when KPR_AMQP_URL is set (issue 24)
     ops.tasks += [amqp] if amqp is not None else []

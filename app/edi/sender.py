@@ -85,7 +85,7 @@ async def send_due(
         for row in due:
             try:
                 if smtp is None:
-                    smtp = await connect_relay(config)
+                    smtp = await _connect(config)
                 await _send(smtp, sessions, row, clock())
                 error: Exception | None = None
             except Exception as exc:  # any failure is one failed attempt of this row
@@ -151,7 +151,7 @@ async def _record(
     )
 
 
-async def connect_relay(config: RelayConfig) -> aiosmtplib.SMTP:
+async def _connect(config: RelayConfig) -> aiosmtplib.SMTP:
     relay = config.relay
     context = tls_context(config.ca_file) if relay.tls or relay.starttls else None
     smtp = aiosmtplib.SMTP(

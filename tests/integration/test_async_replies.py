@@ -27,13 +27,12 @@ from app.dev.replyendpoint import Posted, ReplyEndpoint, reply_endpoint
 from app.ebxml import build as ebuild
 from app.ebxml.build import BuiltMessage
 from app.ebxml.envelope import EbmsHeader
-from app.edi.replies import RelayMailer, reply_mailer
-from app.edi.sender import RelayConfig
+from app.edi.sender import EdiMailer, RelayConfig
 from app.main import create_app
 from app.models import AccessLog, Message, MessageEvent, Receipt, RegistryEntry
 from app.parties import repository as party_repo
 from app.parties.spec import read_cpa
-from app.platform.mailboxes import EdiMailbox, parse_relay
+from app.platform.mailboxes import parse_relay
 from app.platform.settings import Settings
 from app.replies.models import ReplyOutbox
 from app.security.xmldsig import ACTOR_NEXT_MSH, envelope_signer
@@ -424,7 +423,7 @@ async def test_a_mailto_endpoint_gets_the_reply_by_mail_through_the_edi_relay(
         application = create_app(loopback)
         async with application.router.lifespan_context(application):
             relay_config = RelayConfig(parse_relay(f"smtp://127.0.0.1:{relay.port}"))
-            application.state.kpr.reply_mailer = RelayMailer(relay_config, "kpr@edi.nhn.no")
+            application.state.kpr.reply_mailer = EdiMailer(relay_config, "kpr@edi.nhn.no")
             transport = httpx.ASGITransport(app=application)
             async with httpx.AsyncClient(transport=transport, base_url="http://kpr.test") as c:
                 sent = epj_message(pki, cpa_id=CPA_ID)
@@ -448,23 +447,3 @@ async def test_a_mailto_endpoint_gets_the_reply_by_mail_through_the_edi_relay(
     assert b"SOAPAction" in raw
     assert row is not None
     assert (row.channel, row.status) == ("mailto", "delivered")
-
-
-def test_the_relay_mailer_is_plugged_in_only_with_a_relay_and_an_edi_address(
-    loopback: Settings,
-) -> None:
-    assert reply_mailer(loopback) is None
-    relay = loopback.model_copy(update={"edi_smtp_url": "smtp://127.0.0.1:2525"})
-    assert reply_mailer(relay) is None  # no EDI address to send from
-    box = EdiMailbox(
-        address="kpr@edi.nhn.no",
-        host="127.0.0.1",
-        port=993,
-        username="kpr",
-        folder="INBOX",
-        tls=True,
-        environment="production",
-    )
-    mailer = reply_mailer(relay.model_copy(update={"edi_mailboxes": (box,)}))
-    assert mailer is not None
-    assert mailer.mail_from == "kpr@edi.nhn.no"
