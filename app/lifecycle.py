@@ -21,6 +21,7 @@ import anyio
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from app.amqp.service import start_amqp
+from app.edi.listener import run_listeners
 from app.edi.runner import start_edi
 from app.keyring import KeyringError, load_keyring
 from app.outbound import OutboundClient
@@ -175,6 +176,8 @@ async def start_operations(state: AppState) -> Operations:
     ops.tasks += [amqp] if amqp is not None else []
     edi = start_edi(state)  # mailboxes and reply mails when KPR_EDI_* is set (issue 25)
     ops.tasks += [edi] if edi is not None else []
+    if settings.edi_listen:  # mail the site's MTA hands over directly (issue 25)
+        ops.tasks.append(asyncio.create_task(run_listeners(state), name="kpr-edi-listen"))
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         # Only in the main thread of a process that owns its signals (not under a test's

@@ -37,8 +37,8 @@ async def _running(settings: Settings) -> AsyncIterator[AppState]:
     from app.platform.logs import configure_logging
     from app.platform.metrics import Metrics
 
-    if not settings.edi_mailboxes:
-        err.print("[red]KPR_EDI_MAILBOXES is not set: there is no mailbox to read[/]")
+    if not settings.edi_mailboxes and not settings.edi_listen:
+        err.print("[red]Neither KPR_EDI_MAILBOXES nor KPR_EDI_LISTEN is set: no mail to read[/]")
         raise typer.Exit(2)
     configure_logging(settings.log_format)
     engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
@@ -50,8 +50,10 @@ async def _running(settings: Settings) -> AsyncIterator[AppState]:
 
 @edi_app.command("listen")
 def listen() -> None:
-    """Poll the mailboxes of KPR_EDI_MAILBOXES and send the reply mails until SIGINT/SIGTERM,
-    without the HTTP service (which runs the same task itself when mailboxes are set)."""
+    """Poll the mailboxes of KPR_EDI_MAILBOXES, take the mail KPR_EDI_LISTEN's MTA hands over,
+    and send the reply mails until SIGINT/SIGTERM, without the HTTP service (which runs the
+    same tasks itself when they are configured)."""
+    from app.edi.listener import start_listeners
     from app.edi.runner import EdiRunner
 
     async def run() -> None:
@@ -60,7 +62,11 @@ def listen() -> None:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-            await EdiRunner(state).run(stop)
+            listeners = await start_listeners(state)
+            try:
+                await EdiRunner(state).run(stop)
+            finally:
+                await listeners.close()
 
     asyncio.run(run())
 

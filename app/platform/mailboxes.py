@@ -142,3 +142,44 @@ def read_credentials(text: str, key: str) -> dict[str, str]:
             raise ValueError(f"{key}: line {number} is not NAME:PASSWORD")
         found[name.strip()] = password
     return found
+
+
+_LISTEN_SCHEMES = ("lmtp", "smtp")
+
+
+def parse_listen(raw: str) -> tuple[EdiMailbox, ...]:
+    """`KPR_EDI_LISTEN`: `ADDRESS=lmtp://HOST:PORT[?environment=...]` (or `smtp://`), comma-
+    separated: the addresses whose mail the site's MTA hands over directly. Entries on the same
+    HOST:PORT share one listener. Plain, without TLS: bind it to loopback or an internal
+    network the MTA alone reaches."""
+    found: list[EdiMailbox] = []
+    for entry in (p.strip() for p in raw.split(",")):
+        if not entry:
+            continue
+        where = f"KPR_EDI_LISTEN '{entry}'"
+        address, sep, url = entry.partition("=")
+        address = address.strip().lower()
+        parts = urlsplit(url.strip())
+        scheme = parts.scheme.lower()
+        if not sep or "@" not in address or scheme not in _LISTEN_SCHEMES or not parts.hostname:
+            raise ValueError(f"{where}: not ADDRESS=lmtp://HOST:PORT (or smtp://HOST:PORT)")
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if port is None:
+            raise ValueError(f"{where}: name the port to listen on, a number from 1 to 65535")
+        if any(b.address == address for b in found):
+            raise ValueError(f"KPR_EDI_LISTEN: {address} is named twice")
+        found.append(
+            EdiMailbox(
+                address=address,
+                host=parts.hostname,
+                port=port,
+                username="",
+                folder=scheme,  # the protocol the MTA speaks to us: lmtp or smtp
+                tls=False,
+                environment=_environment(address, parts.query, where),
+            )
+        )
+    return tuple(found)

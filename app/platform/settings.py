@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.platform.mailboxes import EdiMailbox, parse_mailboxes, parse_relay
+from app.platform.mailboxes import EdiMailbox, parse_listen, parse_mailboxes, parse_relay
 
 DEV_DATABASE_URL = "sqlite+aiosqlite:///./var/kpr.db"
 DEV_PKI_DIR = Path("var/pki")
@@ -460,6 +460,9 @@ class Settings(BaseSettings):
     # The CA bundle that verifies the IMAP and SMTP servers' TLS certificates.
     edi_ca_file: Path | None = None
     edi_poll_seconds: float = Field(default=30.0, gt=0)
+    # ADDRESS=lmtp://HOST:PORT (or smtp://), comma-separated: mail the site's MTA hands over
+    # directly, answered 250 only once its outcome is committed; empty: no listener.
+    edi_listen: Annotated[tuple[EdiMailbox, ...], NoDecode] = ()
     # The relay our replies leave by: smtps://HOST:465, smtp+starttls://HOST:587.
     edi_smtp_url: str | None = None
     # One line USERNAME:PASSWORD for the relay, when it wants a login.
@@ -481,6 +484,11 @@ class Settings(BaseSettings):
     def _edi_mailboxes(cls, value: object) -> object:
         return parse_mailboxes(value) if isinstance(value, str) else value
 
+    @field_validator("edi_listen", mode="before")
+    @classmethod
+    def _edi_listen(cls, value: object) -> object:
+        return parse_listen(value) if isinstance(value, str) else value
+
     @field_validator("edi_smtp_url")
     @classmethod
     def _edi_smtp_url(cls, value: str | None) -> str | None:
@@ -497,10 +505,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _edi_environments(self) -> Settings:
         served = {env.value for env in self.receivers.values()}
-        for box in self.edi_mailboxes:
+        for box in (*self.edi_mailboxes, *self.edi_listen):
             if box.environment not in served:
+                key = "KPR_EDI_MAILBOXES" if box in self.edi_mailboxes else "KPR_EDI_LISTEN"
                 raise ValueError(
-                    f"KPR_EDI_MAILBOXES: {box.address} serves {box.environment}, but "
+                    f"{key}: {box.address} serves {box.environment}, but "
                     f"KPR_RECEIVERS has no HER-id of that environment"
                 )
         if self.edi_mailboxes and self.edi_credentials_file is None:

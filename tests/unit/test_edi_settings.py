@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.platform.mailboxes import parse_mailbox, parse_mailboxes, parse_relay, read_credentials
+from app.platform.mailboxes import (
+    parse_listen,
+    parse_mailbox,
+    parse_mailboxes,
+    parse_relay,
+    read_credentials,
+)
 from app.platform.settings import Settings
 
 
@@ -102,3 +108,28 @@ def test_mailboxes_need_the_credentials_file(tmp_path: Path) -> None:
         )
     with pytest.raises(ValidationError, match="KPR_EDI_CREDENTIALS_FILE: file"):
         _settings(tmp_path, edi_credentials_file=str(tmp_path / "missing"))
+
+
+def test_a_listen_entry_names_its_protocol_port_and_environment() -> None:
+    [box] = parse_listen("KPR@edi.nhn.no=lmtp://127.0.0.1:2424")
+    assert (box.address, box.host, box.port, box.folder, box.environment) == (
+        "kpr@edi.nhn.no",
+        "127.0.0.1",
+        2424,
+        "lmtp",
+        "production",
+    )
+
+
+@pytest.mark.parametrize(
+    ("entry", "says"),
+    [
+        ("kpr@edi.nhn.no=imap://127.0.0.1:2424", "lmtp://HOST:PORT"),
+        ("kpr@edi.nhn.no=lmtp://127.0.0.1", "name the port"),
+        ("kpr@other.example=smtp://127.0.0.1:25", "environment"),
+        ("kpr@edi.nhn.no=lmtp://a:1,kpr@edi.nhn.no=lmtp://a:2", "named twice"),
+    ],
+)
+def test_a_bad_listen_entry_is_named(entry: str, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        parse_listen(entry)
