@@ -72,10 +72,11 @@ def test_send_smtp_needs_an_address_and_a_relay(
 def test_edi_commands_without_mailboxes_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KPR_ENV", "test")
     monkeypatch.setenv("KPR_EDI_MAILBOXES", "")
+    monkeypatch.setenv("KPR_EDI_LISTEN", "")
     for command in ("poll", "listen"):
         result = runner.invoke(cli, ["edi", command])
         assert result.exit_code == 2
-        assert "KPR_EDI_MAILBOXES is not set" in result.output
+        assert "Neither KPR_EDI_MAILBOXES nor KPR_EDI_LISTEN is set" in result.output
 
 
 async def test_a_mailbox_that_cannot_be_reached_holds_up_nothing(
