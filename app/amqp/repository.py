@@ -4,15 +4,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Update, select, update
+from sqlalchemy import Select, Update, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.amqp.core_port import InboxMessage
 from app.amqp.envelope import Envelope
 from app.models import AmqpInbox, AmqpOutbox, MessageEvent, utcnow
+
+_Row = TypeVar("_Row", AmqpInbox, AmqpOutbox)
+
+
+def _due(model: type[_Row], limit: int) -> Select[_Row]:
+    """The rows whose (next) attempt is due, oldest first: inbox and outbox alike."""
+    return (
+        select(model)
+        .where(model.status == "pending", model.next_attempt_at <= utcnow())
+        .order_by(model.next_attempt_at, model.id)
+        .limit(limit)
+    )
+
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -72,14 +85,7 @@ async def store_inbox(
 
 async def due_inbox(sessions: Sessions, limit: int = 16) -> list[InboxMessage]:
     async with sessions() as session:
-        rows = (
-            await session.scalars(
-                select(AmqpInbox)
-                .where(AmqpInbox.status == "pending", AmqpInbox.next_attempt_at <= utcnow())
-                .order_by(AmqpInbox.next_attempt_at, AmqpInbox.id)
-                .limit(limit)
-            )
-        ).all()
+        rows = (await session.scalars(_due(AmqpInbox, limit))).all()
         return [
             InboxMessage(
                 r.id,
@@ -191,14 +197,7 @@ class Outgoing:
 
 async def due_outbox(sessions: Sessions, limit: int = 32) -> list[Outgoing]:
     async with sessions() as session:
-        rows = (
-            await session.scalars(
-                select(AmqpOutbox)
-                .where(AmqpOutbox.status == "pending", AmqpOutbox.next_attempt_at <= utcnow())
-                .order_by(AmqpOutbox.next_attempt_at, AmqpOutbox.id)
-                .limit(limit)
-            )
-        ).all()
+        rows = (await session.scalars(_due(AmqpOutbox, limit))).all()
         return [
             Outgoing(r.id, r.queue, Envelope.from_json(r.properties), r.body, r.attempts)
             for r in rows

@@ -3,9 +3,10 @@ dataclasses. The service runs each in a worker thread and does all I/O around th
 
 Each step has its module: transport (`read_transport`), this one (`open_message`: envelope
 signature, payload, decryption, document signature), business (`read_business`,
-`check_content`), reply (`build_apprec_reply`, `wrap_apprec`); reading holds the bounded-memory
-helpers they share. The service calls every step through this module (`stages.read_business`),
-so this module names them all, and a test can replace any one here."""
+`check_content`), reply (`wrap_apprec`: the core's AppRec in the signed ebXML reply);
+reading holds the bounded-memory helpers they share. The service calls every step through
+this module (`stages.read_business`), so this module names them all, and a test can replace
+any one here."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ from app.intake.reading import (
     release_freed_memory,
     sha256_of,
 )
-from app.intake.reply import BuiltReceipt, build_apprec_reply, wrap_apprec
+from app.intake.reply import BuiltReceipt, wrap_apprec
 from app.intake.transport import _PKCS7, Transport, read_transport
 from app.security import cms, xmldsig
 from app.security import rules as sec_rules
@@ -58,7 +59,6 @@ __all__ = [
     "Opened",
     "PayloadPolicy",
     "Transport",
-    "build_apprec_reply",
     "check_business",
     "check_content",
     "count_elements",

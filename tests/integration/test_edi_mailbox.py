@@ -124,20 +124,11 @@ async def test_a_duplicate_mail_is_acknowledged_again_and_stored_once(
     relay: Relay,
     pki: DevPki,
 ) -> None:
-    from app.dev.client import SendOptions, build_epj_message
-
     settings = _settings(settings_with_pki, tmp_path, empty_mailboxes, relay)
     await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
-    built = build_epj_message(
-        msghead(),
-        SendOptions(from_her="8000001"),
-        signing=pki.municipality.signing,
-        encrypt_to=pki.kpr.encryption.certificate,
-    )
+    body = _ebxml_body(pki, msghead())
     for _ in range(2):  # the MSH sends it again: a new mail, the same ebXML message
-        empty_mailboxes.deliver(
-            "kpr-pilot", ebxml_message_mail(pki, body=(built.body, built.content_type))
-        )
+        empty_mailboxes.deliver("kpr-pilot", ebxml_message_mail(pki, body=body))
     await EdiRunner(edi_state(settings, sessions)).round()
     first, second = relay.taken()
     assert _reply_of(first[2], pki).apprec == _reply_of(second[2], pki).apprec
@@ -174,15 +165,20 @@ async def test_a_mail_over_the_limit_gets_an_ebxml_error_by_mail(
 
 def _grown(pki: DevPki) -> bytes:
     """A message whose mail is over 40 000 bytes: a MsgHead with many notifications."""
+    return ebxml_message_mail(pki, body=_ebxml_body(pki, msghead(120)))
+
+
+def _ebxml_body(pki: DevPki, head: bytes) -> tuple[bytes, str]:
+    """The demo municipality's signed, encrypted ebXML message around `head`: body and type."""
     from app.dev.client import SendOptions, build_epj_message
 
     built = build_epj_message(
-        msghead(120),
+        head,
         SendOptions(from_her="8000001"),
         signing=pki.municipality.signing,
         encrypt_to=pki.kpr.encryption.certificate,
     )
-    return ebxml_message_mail(pki, body=(built.body, built.content_type))
+    return built.body, built.content_type
 
 
 async def test_imaps_is_verified_against_the_configured_ca(
