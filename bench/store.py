@@ -13,6 +13,12 @@ one transaction: `load_history`, `store_history` (the cross-message history), `s
 Each step prints the process's CPU seconds (all threads: the SQLite driver's thread too) and
 its wall seconds; on PostgreSQL the server's own CPU is not in the figure. `--repeat N`
 stores the same content N times into N fresh databases and prints each step's median.
+
+The floor, measured in the same run on SQLite: the register's rows alone (N `notifikasjon`,
+N `hendelse`, N `episode`, values of the same sizes, random GUIDs), built before the clock
+starts and written by the driver (`sqlite3` executemany, the app's PRAGMAs, one
+transaction) into the same migrated schema. Nothing the store does can cost less than
+that, so it bounds what any implementation of the store adds to the intake.
 """
 
 from __future__ import annotations
@@ -70,9 +76,15 @@ def checked(path: Path, notifications: int) -> tuple[ContentResult, float]:
 
 
 async def store_once(
-    url: str, content: ContentResult, protector: Protector, sample: Path
+    url: str,
+    content: ContentResult,
+    protector: Protector,
+    sample: Path,
+    *,
+    only_message: bool = False,
 ) -> dict[str, tuple[float, float]]:
-    """One accepted message stored; (CPU, wall) seconds per step."""
+    """One accepted message stored; (CPU, wall) seconds per step. `only_message`: the
+    message row alone, committed (for the floor)."""
     with sample.open("rb") as source:
         keys = stream_history_keys(source)
     engine = create_engine(url)
@@ -93,6 +105,9 @@ async def store_once(
             )
             session.add(message)
             await session.flush()
+            if only_message:
+                await session.commit()
+                return out
             clock = _Clock(out)
             with clock("load_history"):
                 before = await history.load_history(
@@ -143,7 +158,65 @@ class _Clock:
         self._out[self._name] = (cpu, time.perf_counter() - self._wall)
 
 
-def report(runs: Sequence[dict[str, tuple[float, float]]], check_cpu: float, label: str) -> str:
+def floor_sqlite(path: Path, notifications: int) -> float:
+    """CPU seconds of the driver alone writing the register's rows (see the docstring)."""
+    import random
+    import sqlite3
+
+    rng = random.Random(19)
+
+    def guid() -> str:
+        return str(uuid.UUID(int=rng.getrandbits(128)))
+
+    day = "2018-03-01"
+    notifikasjon, hendelse, episode = [], [], []
+    for i in range(1, notifications + 1):
+        g, b = guid(), str(100000 + i)
+        notifikasjon.append(
+            (i, 1, ENVIRONMENT, KOMMUNE, i, "N", "2018-03-01T10:00:00", g, "0" * 36, str(i),
+             None, g, None, i, None, None)
+        )  # fmt: skip
+        hendelse.append(
+            (i, i, ENVIRONMENT, KOMMUNE, 1, "TjenesteStart", "13", "2018-03-01T10:00:00",
+             "974778874", day, f"T{i}", guid(), None, guid(), b, "x" * 60, "f" * 64, "1",
+             None, day, guid(), "fnr", "13")
+        )  # fmt: skip
+        episode.append(
+            (ENVIRONMENT, KOMMUNE, b, f"T{i}", "f" * 64, "13", day, g, None, None,
+             "974778874", "[]", "[]", "2018-03-01 10:00:00.000000")
+        )  # fmt: skip
+    db = sqlite3.connect(path, isolation_level=None)
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-32768"):
+        db.execute(f"PRAGMA {pragma}")
+    db.execute(
+        "INSERT INTO melding (id, message_id, environment, kommune_nr, received_at) "
+        "SELECT 1, id, environment, kommune_nr, received_at FROM message LIMIT 1"
+    )
+    t0 = time.process_time()
+    db.execute("BEGIN")
+    for table, rows, columns in (
+        ("notifikasjon", notifikasjon, None),
+        ("hendelse", hendelse, None),
+        ("episode", episode, "environment, kommune_nr, bruker_nr, tjeneste_id, fid_hmac, "
+         "tjeneste_type, start_dato, start_notifikasjon_guid, slutt_dato, "
+         "slutt_notifikasjon_guid, tjeneste_org_nr, midlertidige_stopp, utforer_endringer, "
+         "updated_at"),
+    ):  # fmt: skip
+        names = f" ({columns})" if columns else ""
+        marks = ", ".join("?" * len(rows[0]))
+        db.executemany(f"INSERT INTO {table}{names} VALUES ({marks})", rows)
+    db.execute("COMMIT")
+    seconds = time.process_time() - t0
+    db.close()
+    return seconds
+
+
+def report(
+    runs: Sequence[dict[str, tuple[float, float]]],
+    check_cpu: float,
+    label: str,
+    floor: float | None,
+) -> str:
     per: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for run in runs:
         for name, figures in run.items():
@@ -162,6 +235,8 @@ def report(runs: Sequence[dict[str, tuple[float, float]]], check_cpu: float, lab
         total_cpu, total_wall = total_cpu + cpu, total_wall + wall
         lines.append(f"| {name} | {cpu:.2f} | {wall:.2f} |")
     lines.append(f"| **store, all steps** | **{total_cpu:.2f}** | **{total_wall:.2f}** |")
+    if floor is not None:
+        lines.append(f"| floor: the register's rows by the driver alone | {floor:.2f} | |")
     return "\n".join(lines)
 
 
@@ -177,13 +252,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         sample = tmp / "melding.xml"
         content, check_cpu = checked(sample, args.notifications)
         runs = []
+        floor = None
+        if not args.postgres:
+            with database(tmp / "floor", None) as url:
+                asyncio.run(store_once(url, content, protector, sample, only_message=True))
+                floor = floor_sqlite(Path(url.split("///", 1)[1]), args.notifications)
         for i in range(args.repeat):
             run_dir = tmp / f"run{i}"
             run_dir.mkdir()
             with database(run_dir, args.postgres) as url:
                 runs.append(asyncio.run(store_once(url, content, protector, sample)))
         kind = "PostgreSQL" if args.postgres else "SQLite"
-        print(report(runs, check_cpu, f"{kind}, {args.notifications:,} notifications"))
+        print(report(runs, check_cpu, f"{kind}, {args.notifications:,} notifications", floor))
     return 0
 
 
