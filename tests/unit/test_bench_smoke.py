@@ -173,3 +173,51 @@ def test_dsig_stream_bench_children_verify_a_small_signed_msghead(
     for mode in ("tree", "stream"):
         assert child(mode, path) == 0
         assert '"valid": true' in capsys.readouterr().out
+
+
+def test_bench_store_stores_what_the_intake_stores_and_the_floor_writes_its_rows(
+    tmp_path: Path,
+) -> None:
+    """`bench.store` on 30 notifications: every step runs (the message's notifications end
+    up in the history and the register, with their episodes), and the floor writes its rows
+    into the same schema."""
+    import asyncio
+    import sqlite3
+
+    from app.platform.settings import Settings
+    from app.register.keys import load_protector
+    from bench.intake import database
+    from bench.store import STEPS, checked, floor_sqlite, report, store_once
+
+    protector = load_protector(Settings(pki_dir=tmp_path / "pki"))
+    sample = tmp_path / "melding.xml"
+    content, _ = checked(sample, 30)
+    assert len(content.notifications) == 30
+    with database(tmp_path, None) as url:
+        steps = asyncio.run(store_once(url, content, protector, sample))
+        path = url.split("///", 1)[1]
+        db = sqlite3.connect(path)
+        counts = [
+            db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("iplos_notification", "notifikasjon", "episode")
+        ]
+        db.close()
+    assert list(steps) == list(STEPS)
+    assert counts[0] == counts[1] == 30
+    assert counts[2] > 0
+    floor_dir = tmp_path / "floor"
+    floor_dir.mkdir()
+    with database(floor_dir, None) as url:
+        asyncio.run(store_once(url, content, protector, sample, only_message=True))
+        path = url.split("///", 1)[1]
+        floor_sqlite(Path(path), 40)
+        db = sqlite3.connect(path)
+        written = [
+            db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("notifikasjon", "hendelse", "episode", "iplos_notification")
+        ]
+        db.close()
+    assert written == [40, 40, 40, 0]
+    table = report([steps], 1.0, "SQLite, 30 notifications", 0.5)
+    assert "| store_melding |" in table
+    assert "floor" in table
