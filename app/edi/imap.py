@@ -1,4 +1,5 @@
-"""One mailbox over IMAP (standard library `imaplib`, blocking: run it in a worker thread).
+"""One mailbox over IMAP (standard library `imaplib`, blocking: run it in a worker thread); an
+`app.edi.mailbox.Mailbox`.
 
 A mail is identified by its UID within the folder's UIDVALIDITY. It is read with
 `BODY.PEEK[]` (never marked seen by reading) and removed with `\\Deleted` and an expunge only
@@ -11,31 +12,14 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import re
-import ssl
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.edi.mailbox import FirstPart, Listed, MailboxError, tls_context
 from app.platform.mailboxes import EdiMailbox
 
 TIMEOUT_SECONDS = 60.0
 _FETCH_HEAD = re.compile(rb"UID (\d+)|RFC822\.SIZE (\d+)")
-
-
-class MailboxError(Exception):
-    """The server refused or could not be reached; the poll tries again later."""
-
-
-@dataclass(frozen=True, slots=True)
-class Listed:
-    uid: int
-    size: int
-
-
-def tls_context(ca_file: Path | None) -> ssl.SSLContext:
-    """Server certificates verified (host name included) against the CA bundle, else the
-    system's."""
-    return ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
 
 
 class ImapMailbox:
@@ -96,7 +80,7 @@ class ImapMailbox:
             )
         except (OSError, imaplib.IMAP4.error) as exc:
             raise MailboxError(f"{type(exc).__name__}: {exc}") from exc
-        found: list[Listed] = []
+        found: list[tuple[int, int]] = []
         for item in data:
             line = item[0] if isinstance(item, tuple) else item
             if not isinstance(line, bytes):
@@ -106,10 +90,22 @@ class ImapMailbox:
                 uid = int(match.group(1)) if match.group(1) else uid
                 size = int(match.group(2)) if match.group(2) else size
             if uid is not None and size is not None:
-                found.append(Listed(uid, size))
-        return sorted(found, key=lambda m: m.uid)
+                found.append((uid, size))
+        return [Listed(str(uid), size) for uid, size in sorted(found)]
 
-    def fetch(self, uid: int, section: str = "", limit: int | None = None) -> bytes:
+    def fetch(self, key: str) -> bytes:
+        """The whole mail, not marked seen."""
+        return self._section(int(key))
+
+    def first_part(self, listed: Listed, limit: int) -> FirstPart:
+        uid = int(listed.key)
+        return FirstPart(
+            head=self._section(uid, "HEADER"),
+            part_headers=self._section(uid, "1.MIME"),
+            part=self._section(uid, "1", limit=limit),
+        )
+
+    def _section(self, uid: int, section: str = "", limit: int | None = None) -> bytes:
         """The whole mail (or one MIME section, e.g. `1`, or its first `limit` bytes), not
         marked seen."""
         part = f"BODY.PEEK[{section}]" + (f"<0.{limit}>" if limit is not None else "")
@@ -122,8 +118,9 @@ class ImapMailbox:
                 return item[1]
         raise MailboxError(f"FETCH {uid}: no such mail")
 
-    def remove(self, uid: int) -> None:
+    def remove(self, key: str) -> None:
         """Mark the mail deleted and expunge it (only that mail where the server has UIDPLUS)."""
+        uid = int(key)
         try:
             self._ok(self.imap.uid("STORE", str(uid), "+FLAGS.SILENT", r"(\Deleted)"), "STORE")
             if "UIDPLUS" in self.imap.capabilities:

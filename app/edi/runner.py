@@ -1,8 +1,9 @@
-"""The EDI channel as one task: each round polls every mailbox (IMAP, in a worker thread) and
-sends the due reply mails, then waits `KPR_EDI_POLL_SECONDS`.
+"""The EDI channel as one task: each round polls every mailbox (IMAP or POP3, in a worker
+thread) and sends the due reply mails, then waits `KPR_EDI_POLL_SECONDS`.
 
-Per mailbox, mails are taken oldest first, one at a time, and each is removed only after
-`EdiIntake` reports its outcome committed; a mail whose outcome could not be stored stays, and
+Per mailbox, one session takes at most `BATCH` mails, oldest first, one at a time, and each is
+removed only after `EdiIntake` reports its outcome committed (POP3: marked with DELE, gone at
+the session's QUIT); a mail whose outcome could not be stored stays, and
 that mailbox's round ends there (the database is away: the next round tries again). A mailbox
 that cannot be reached is logged and tried next round; it holds up no other.
 """
@@ -13,13 +14,16 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import anyio
 
 from app.edi import oversize
 from app.edi.handler import EdiIntake, Handled
-from app.edi.imap import ImapMailbox, Listed, MailboxError
+from app.edi.imap import ImapMailbox
+from app.edi.mailbox import Listed, Mailbox, MailboxError
+from app.edi.pop3 import Pop3Mailbox
 from app.edi.sender import EdiMailer, RelayConfig, send_due
 from app.platform.logs import get_logger
 from app.platform.mailboxes import EdiMailbox, read_credentials
@@ -55,12 +59,13 @@ class EdiRunner:
         self.intake = EdiIntake(self.state)
 
     async def poll(self, box: EdiMailbox) -> PollReport:
-        """One pass over a mailbox: every mail read, answered and removed, oldest first."""
+        """One session on a mailbox: at most `BATCH` mails read, answered and removed, oldest
+        first (the rest wait for the next round)."""
         password = mailbox_passwords(self.state).get(box.address)
         if password is None:
             log.error("edi.no_password", mailbox=box.label)
             return PollReport()
-        session = ImapMailbox(box, password, self.state.settings.edi_ca_file)
+        session = open_mailbox(box, password, self.state.settings.edi_ca_file)
         await _in_thread(session.__enter__)
         read = 0
         try:
@@ -68,17 +73,17 @@ class EdiRunner:
                 handled = await self._one(session, box, listed)
                 if not handled.committed:
                     return PollReport(read=read, kept=1)
-                await _in_thread(lambda uid=listed.uid: session.remove(uid))  # type: ignore[misc]
+                await _in_thread(lambda key=listed.key: session.remove(key))  # type: ignore[misc]
                 read += 1
         finally:
             await _in_thread(lambda: session.__exit__(None, None, None))
         return PollReport(read=read)
 
-    async def _one(self, session: ImapMailbox, box: EdiMailbox, listed: Listed) -> Handled:
+    async def _one(self, session: Mailbox, box: EdiMailbox, listed: Listed) -> Handled:
         if listed.size > self.state.settings.max_message_bytes:
             mail = await _in_thread(lambda: _oversize_parts(session, listed))
             return await oversize.refuse(self.intake, box, mail)
-        raw = await _in_thread(lambda: session.fetch(listed.uid))
+        raw = await _in_thread(lambda: session.fetch(listed.key))
         return await self.intake.handle(raw, box)
 
     async def round(self) -> None:
@@ -107,12 +112,17 @@ class EdiRunner:
         log.info("edi.stopped")
 
 
-def _oversize_parts(session: ImapMailbox, listed: Listed) -> oversize.OversizeMail:
+def open_mailbox(box: EdiMailbox, password: str, ca_file: Path | None) -> Mailbox:
+    """A session (not yet connected) for the mailbox's protocol."""
+    if box.protocol == "pop3":
+        return Pop3Mailbox(box, password, ca_file)
+    return ImapMailbox(box, password, ca_file)
+
+
+def _oversize_parts(session: Mailbox, listed: Listed) -> oversize.OversizeMail:
+    first = session.first_part(listed, oversize.ENVELOPE_BYTES)
     return oversize.OversizeMail(
-        size=listed.size,
-        head=session.fetch(listed.uid, "HEADER"),
-        part_headers=session.fetch(listed.uid, "1.MIME"),
-        part=session.fetch(listed.uid, "1", limit=oversize.ENVELOPE_BYTES),
+        size=listed.size, head=first.head, part_headers=first.part_headers, part=first.part
     )
 
 

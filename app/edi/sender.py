@@ -19,8 +19,8 @@ import aiosmtplib
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.edi import repository as repo
-from app.edi.imap import tls_context
 from app.edi.mail import ebxml_mail
+from app.edi.mailbox import tls_context
 from app.notify.sender import MAX_ATTEMPTS, backoff
 from app.platform.logs import get_logger
 from app.platform.mailboxes import EdiRelay, parse_relay, read_credentials

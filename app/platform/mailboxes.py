@@ -1,8 +1,9 @@
 """The EDI channel's addresses (issue 25): `KPR_EDI_MAILBOXES` and `KPR_EDI_SMTP_URL` read
 into small values at start-up, with an error naming the key and the entry.
 
-A mailbox entry is `ADDRESS=imaps://USER@HOST:PORT/FOLDER`; plain `imap://` is for a server on
-loopback only (tests, a local Dovecot). The address's environment comes from NHN's domains
+A mailbox entry is `ADDRESS=imaps://USER@HOST:PORT/FOLDER` or `ADDRESS=pop3s://USER@HOST:PORT`
+(POP3 has one maildrop, no folders); plain `imap://` and `pop3://` are for a server on loopback
+only (tests, a local Dovecot). The address's environment comes from NHN's domains
 (`@edi.nhn.no` production, `@testedi.nhn.no` test) or from `?environment=` on the URL; the
 intake cross-checks it against the signed To HER-id's environment in `KPR_RECEIVERS`.
 """
@@ -16,7 +17,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 _ENVIRONMENTS = ("pilot", "test", "production")
 # NHN's EDI domains and what they are (issue 25)
 _NHN_DOMAINS = {"edi.nhn.no": "production", "testedi.nhn.no": "test"}
-_IMAP_PORTS = {"imap": 143, "imaps": 993}
+_MAILBOX_PORTS = {"imap": 143, "imaps": 993, "pop3": 110, "pop3s": 995}
 _SMTP_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 
 
@@ -27,8 +28,9 @@ class EdiMailbox:
     port: int
     username: str
     folder: str
-    tls: bool  # imaps: TLS from the first byte, verified against KPR_EDI_CA_FILE
+    tls: bool  # imaps/pop3s: TLS from the first byte, verified against KPR_EDI_CA_FILE
     environment: str
+    protocol: str = "imap"  # imap or pop3 (a mailbox read by polling); lmtp/smtp: KPR_EDI_LISTEN
 
     @property
     def label(self) -> str:
@@ -73,17 +75,25 @@ def parse_mailbox(entry: str) -> EdiMailbox:
     address, sep, url = entry.partition("=")
     address = address.strip().lower()
     if not sep or "@" not in address or any(c.isspace() for c in address):
-        raise ValueError(f"{where}: not ADDRESS=imaps://USER@HOST:PORT/FOLDER")
+        raise ValueError(f"{where}: not ADDRESS=imaps://USER@HOST:PORT/FOLDER (or pop3s://)")
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
-    if scheme not in _IMAP_PORTS or not parts.hostname or not parts.username:
-        raise ValueError(f"{where}: the URL must be imaps://USER@HOST[:PORT]/FOLDER")
+    if scheme not in _MAILBOX_PORTS or not parts.hostname or not parts.username:
+        raise ValueError(
+            f"{where}: the URL must be imaps://USER@HOST[:PORT]/FOLDER or pop3s://USER@HOST[:PORT]"
+        )
     if parts.password:
         raise ValueError(f"{where}: no password in the URL; put it in KPR_EDI_CREDENTIALS_FILE")
-    if scheme == "imap" and not _loopback(parts.hostname):
-        raise ValueError(f"{where}: plain imap:// only to a server on loopback; use imaps://")
+    if not scheme.endswith("s") and not _loopback(parts.hostname):
+        raise ValueError(
+            f"{where}: plain {scheme}:// only to a server on loopback; use {scheme}s://"
+        )
+    protocol = scheme.rstrip("s")
+    folder = unquote(parts.path.lstrip("/"))
+    if protocol == "pop3" and folder:
+        raise ValueError(f"{where}: POP3 has no folders; leave the path out")
     try:
-        port = parts.port or _IMAP_PORTS[scheme]
+        port = parts.port or _MAILBOX_PORTS[scheme]
     except ValueError:
         raise ValueError(f"{where}: the port is not a number from 1 to 65535") from None
     return EdiMailbox(
@@ -91,9 +101,10 @@ def parse_mailbox(entry: str) -> EdiMailbox:
         host=parts.hostname,
         port=port,
         username=unquote(parts.username),
-        folder=unquote(parts.path.lstrip("/")) or "INBOX",
-        tls=scheme == "imaps",
+        folder=folder or "INBOX",
+        tls=scheme.endswith("s"),
         environment=_environment(address, parts.query, where),
+        protocol=protocol,
     )
 
 
@@ -180,6 +191,7 @@ def parse_listen(raw: str) -> tuple[EdiMailbox, ...]:
                 folder=scheme,  # the protocol the MTA speaks to us: lmtp or smtp
                 tls=False,
                 environment=_environment(address, parts.query, where),
+                protocol=scheme,
             )
         )
     return tuple(found)

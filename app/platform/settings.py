@@ -453,11 +453,12 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     # --- EDI: ebXML over SMTP (issue 25, docs/operations.md "EDI") ---
-    # ADDRESS=imaps://USER@HOST:PORT/FOLDER[?environment=...], comma-separated; empty: no EDI.
+    # ADDRESS=imaps://USER@HOST:PORT/FOLDER or ADDRESS=pop3s://USER@HOST:PORT (each with
+    # ?environment=... outside NHN's domains), comma-separated; empty: no EDI.
     edi_mailboxes: Annotated[tuple[EdiMailbox, ...], NoDecode] = ()
     # ADDRESS:PASSWORD lines, one per mailbox (NHN's meldingskonto passwords).
     edi_credentials_file: Path | None = None
-    # The CA bundle that verifies the IMAP and SMTP servers' TLS certificates.
+    # The CA bundle that verifies the IMAP, POP3 and SMTP servers' TLS certificates.
     edi_ca_file: Path | None = None
     edi_poll_seconds: float = Field(default=30.0, gt=0)
     # ADDRESS=lmtp://HOST:PORT (or smtp://), comma-separated: mail the site's MTA hands over

@@ -1,7 +1,7 @@
 """Real mail servers for the EDI tests (second tier, marker `mail`): Dovecot from Debian's
-packages on loopback, with its own configuration, passwd-file accounts and maildirs in a
-temporary directory, run as an unprivileged user; and an aiosmtpd relay that keeps what it is
-given. No tests here."""
+packages, serving IMAP and POP3 on loopback, with its own configuration, passwd-file accounts
+and maildirs in a temporary directory, run as an unprivileged user; and an aiosmtpd relay that
+keeps what it is given. No tests here."""
 
 from __future__ import annotations
 
@@ -92,6 +92,12 @@ class Dovecot:
     tls_port: int  # imaps://
     ca_file: Path
     directory: Path
+    pop3_port: int  # pop3:// (plain, loopback)
+    pop3_tls_port: int  # pop3s://
+
+    def port_of(self, scheme: str) -> int:
+        ports = {"imap": self.port, "imaps": self.tls_port, "pop3": self.pop3_port}
+        return ports.get(scheme, self.pop3_tls_port)
 
     def session(self, user: str) -> imaplib.IMAP4:
         imap = imaplib.IMAP4("127.0.0.1", self.port, timeout=30)
@@ -125,9 +131,10 @@ def _run_as() -> tuple[str, str, int, int]:
     return "nobody", str(nobody.pw_gid), nobody.pw_uid, nobody.pw_gid
 
 
-def _config(d: Path, user: str, uid: int, gid: int, port: int, tls_port: int) -> str:
+def _config(d: Path, user: str, uid: int, gid: int, ports: tuple[int, int, int, int]) -> str:
+    port, tls_port, pop3_port, pop3_tls_port = ports
     return f"""\
-protocols = imap
+protocols = imap pop3
 listen = 127.0.0.1
 base_dir = {d}/run
 state_dir = {d}/state
@@ -162,6 +169,17 @@ service imap-login {{
     port = {tls_port}
   }}
 }}
+service pop3-login {{
+  chroot =
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {pop3_port}
+  }}
+  inet_listener pop3s {{
+    address = 127.0.0.1
+    port = {pop3_tls_port}
+  }}
+}}
 service anvil {{
   chroot =
 }}
@@ -183,17 +201,19 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> N
 def running_dovecot() -> Iterator[Dovecot]:
     binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
     if not Path(binary).exists():
-        raise RuntimeError("dovecot is not installed: apt-get install -y dovecot-imapd")
+        raise RuntimeError(
+            "dovecot is not installed: apt-get install -y dovecot-imapd dovecot-pop3d"
+        )
     user, _, uid, gid = _run_as()
     # not under pytest's tmp_path: its parents are closed to another user
     directory = Path(tempfile.mkdtemp(prefix="kpr-dovecot-"))
-    port, tls_port = free_port(), free_port()
+    ports = (free_port(), free_port(), free_port(), free_port())
     ca_file = write_tls(directory)
     (directory / "passwd").write_text(
         "".join(f"{name}:{{PLAIN}}{password}\n" for name, password in ACCOUNTS.items())
     )
     config = directory / "dovecot.conf"
-    config.write_text(_config(directory, user, uid, gid, port, tls_port))
+    config.write_text(_config(directory, user, uid, gid, ports))
     for path in [directory, *directory.rglob("*")]:
         os.chown(path, uid, gid)
     process = subprocess.Popen(
@@ -204,8 +224,9 @@ def running_dovecot() -> Iterator[Dovecot]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_listening(port, process, directory / "dovecot.log")
-        yield Dovecot(port, tls_port, ca_file, directory)
+        for port in ports:
+            _wait_listening(port, process, directory / "dovecot.log")
+        yield Dovecot(ports[0], ports[1], ca_file, directory, ports[2], ports[3])
     finally:
         process.terminate()
         try:

@@ -8,12 +8,15 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import undefer
 
 from app.dev import devsetup
 from app.dev.client import SendOptions, build_epj_message
 from app.dev.devpki import DevPki
 from app.edi.mail import ebxml_mail
+from app.edi.models import EdiOutbox
 from app.keyring import load_keyring
 from app.parties import repository as party_repo
 from app.parties.channels import ReplyChannel, ReplyChannels
@@ -30,12 +33,23 @@ MUNICIPALITY_ADDRESS = "kommune-0301@edi.test"  # its CPA's SMTP endpoint
 TEST_HER = 171479
 
 
-def edi_settings(settings: Settings, tmp: Path, imap_port: int = 1, **more: object) -> Settings:
+def mailbox_entry(address: str, scheme: str, user: str, port: int, environment: str) -> str:
+    """A `KPR_EDI_MAILBOXES` entry for a server on loopback (IMAP: INBOX; POP3: no folder)."""
+    folder = "/INBOX" if scheme.startswith("imap") else ""
+    return f"{address}={scheme}://{user}@127.0.0.1:{port}{folder}?environment={environment}"
+
+
+def edi_settings(
+    settings: Settings, tmp: Path, port: int = 1, scheme: str = "imap", **more: object
+) -> Settings:
+    """KPR's two mailboxes (the pilot's and the test environment's) on one server at
+    `port`, read by `scheme` (imap, imaps, pop3, pop3s)."""
     secrets = tmp / "edi-credentials"
     secrets.write_text(f"{PILOT_BOX}:pilot-secret\n{TEST_BOX}:test-secret\n")
     boxes = parse_mailboxes(
-        f"{PILOT_BOX}=imap://kpr-pilot@127.0.0.1:{imap_port}/INBOX?environment=pilot,"
-        f"{TEST_BOX}=imap://kpr-test@127.0.0.1:{imap_port}/INBOX?environment=test"
+        mailbox_entry(PILOT_BOX, scheme, "kpr-pilot", port, "pilot")
+        + ","
+        + mailbox_entry(TEST_BOX, scheme, "kpr-test", port, "test")
     )
     return settings.model_copy(
         update={
@@ -100,3 +114,10 @@ def ebxml_message_mail(
         message_id=f"{uuid.uuid4()}@msh.example",
         date=datetime.now(UTC),
     ).data
+
+
+async def outbox_rows(sessions: async_sessionmaker[AsyncSession]) -> list[EdiOutbox]:
+    """The reply mails queued, oldest first, with their bodies."""
+    async with sessions() as s:
+        query = select(EdiOutbox).options(undefer(EdiOutbox.body)).order_by(EdiOutbox.id)
+        return list((await s.scalars(query)).all())

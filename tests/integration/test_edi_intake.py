@@ -11,13 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import undefer
 
 from app.dev.client import read_reply
 from app.dev.devpki import DevPki
 from app.edi import oversize
 from app.edi.handler import EdiIntake
-from app.edi.models import EdiOutbox
 from app.models import Message, MessageDedup
 from app.platform.mailboxes import EdiMailbox
 from app.platform.settings import Settings
@@ -29,6 +27,7 @@ from tests.integration.edi_support import (
     ebxml_message_mail,
     edi_settings,
     edi_state,
+    outbox_rows,
     register_municipality,
 )
 
@@ -46,12 +45,6 @@ def _box(edi: EdiIntake, address: str = PILOT_BOX) -> EdiMailbox:
     return next(b for b in edi.state.settings.edi_mailboxes if b.address == address)
 
 
-async def _outbox(sessions: Sessions) -> list[EdiOutbox]:
-    async with sessions() as s:
-        query = select(EdiOutbox).options(undefer(EdiOutbox.body)).order_by(EdiOutbox.id)
-        return list((await s.scalars(query)).all())
-
-
 async def _count(sessions: Sessions, column: object, *where: object) -> int:
     async with sessions() as s:
         return int(await s.scalar(select(func.count(column)).where(*where)) or 0)  # type: ignore[arg-type]
@@ -63,7 +56,7 @@ async def test_a_mail_is_answered_at_the_senders_cpa_address(
     handled = await edi.handle(ebxml_message_mail(pki), _box(edi))
     assert handled.committed
     assert handled.reply == "queued"
-    [row] = await _outbox(sessions)
+    [row] = await outbox_rows(sessions)
     assert (row.recipient, row.mail_from, row.status) == (
         MUNICIPALITY_ADDRESS,
         PILOT_BOX,
@@ -94,7 +87,7 @@ async def test_a_mail_read_twice_is_answered_once(
     first = await edi.handle(raw, _box(edi))
     again = await edi.handle(raw, _box(edi))
     assert (first.reply, again.reply) == ("queued", "already_queued")
-    assert len(await _outbox(sessions)) == 1
+    assert len(await outbox_rows(sessions)) == 1
     assert await _count(sessions, MessageDedup.ebms_message_id) == 1
 
 
@@ -114,7 +107,7 @@ async def test_a_duplicate_mail_is_acknowledged_again_and_stored_once(
     first = await edi.handle(ebxml_message_mail(pki, body=body), _box(edi))
     second = await edi.handle(ebxml_message_mail(pki, body=body), _box(edi))
     assert (first.reply, second.reply) == ("queued", "queued")
-    one, two = await _outbox(sessions)
+    one, two = await outbox_rows(sessions)
     assert one.body == two.body  # the stored reply, byte for byte
     assert await _count(sessions, MessageDedup.ebms_message_id) == 1
     assert await _count(sessions, Message.id, Message.status == "DUPLICATE") == 1
@@ -127,7 +120,7 @@ async def test_a_message_for_another_environment_is_refused_in_this_mailbox(
     handled = await edi.handle(ebxml_message_mail(pki, to_her=str(TEST_HER)), _box(edi))
     assert handled.committed
     assert handled.reply == "none"
-    assert await _outbox(sessions) == []
+    assert await outbox_rows(sessions) == []
     async with sessions() as s:
         message = await s.get(Message, handled.message_id)
     assert message is not None
@@ -140,7 +133,7 @@ async def test_an_unauthenticated_sender_gets_no_mail(
     handled = await edi.handle(ebxml_message_mail(pki, from_her="8000999"), _box(edi))
     assert handled.committed
     assert handled.reply == "none"
-    assert await _outbox(sessions) == []
+    assert await outbox_rows(sessions) == []
 
 
 async def test_garbage_is_stored_and_not_answered(edi: EdiIntake, sessions: Sessions) -> None:
@@ -160,7 +153,7 @@ async def test_without_an_smtp_endpoint_the_reply_waits_for_the_operator(
     await register_municipality(settings, sessions, None)
     edi = EdiIntake(edi_state(settings, sessions))
     await edi.handle(ebxml_message_mail(pki), _box(edi))
-    [row] = await _outbox(sessions)
+    [row] = await outbox_rows(sessions)
     assert (row.recipient, row.status) == (None, "failed")
     assert "SMTP endpoint" in (row.last_error or "")
 
@@ -183,7 +176,7 @@ async def test_an_oversize_mail_from_the_party_gets_a_signed_message_error(
     handled = await oversize.refuse(edi, _box(edi), mail)
     assert handled.committed
     assert handled.reply == "queued"
-    [row] = await _outbox(sessions)
+    [row] = await outbox_rows(sessions)
     assert row.recipient == MUNICIPALITY_ADDRESS
     reply = read_reply(row.body, row.content_type)
     assert reply.signed
@@ -213,5 +206,5 @@ async def test_an_oversize_mail_from_anyone_else_gets_nothing(
         ),
     )
     assert (await oversize.refuse(edi, _box(edi), forged)).reply == "none"
-    assert await _outbox(sessions) == []
+    assert await outbox_rows(sessions) == []
     assert await _count(sessions, Message.id, Message.status == "TOO_LARGE") == 2

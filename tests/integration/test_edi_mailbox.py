@@ -1,5 +1,6 @@
 """The EDI channel against real mail servers (second tier, marker `mail`): Dovecot holds KPR's
-mailboxes, aiosmtpd is the relay replies leave by (issue 25, "Done when")."""
+mailboxes, read by IMAP and by POP3 over TLS (the test CA), aiosmtpd is the relay replies leave
+by (issue 25, "Done when")."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.apprec.parse import parse_apprec
 from app.dev.client import ReadReply, read_reply
 from app.dev.devpki import DevPki
+from app.edi import runner as edi_runner
+from app.edi.pop3 import Pop3Mailbox
 from app.edi.runner import EdiRunner
 from app.edi.sender import RelayConfig, send_due
 from app.models import Message, MessageDedup
@@ -33,6 +36,7 @@ from tests.integration.edi_support import (
     ebxml_message_mail,
     edi_settings,
     edi_state,
+    mailbox_entry,
     register_municipality,
 )
 from tests.integration.messages import msghead
@@ -47,6 +51,12 @@ Sessions = async_sessionmaker[AsyncSession]
 def dovecot() -> Iterator[Dovecot]:
     with running_dovecot() as server:
         yield server
+
+
+@pytest.fixture(params=["imap", "pop3s"])
+def scheme(request: pytest.FixtureRequest) -> str:
+    """How KPR reads the mailboxes: IMAP, and POP3 over TLS verified with the test CA."""
+    return str(request.param)
 
 
 @pytest.fixture
@@ -66,10 +76,13 @@ def empty_mailboxes(dovecot: Dovecot) -> Dovecot:
 
 
 def _settings(
-    base: Settings, tmp: Path, dovecot: Dovecot, relay: Relay, **more: object
+    base: Settings, tmp: Path, dovecot: Dovecot, relay: Relay, scheme: str, **more: object
 ) -> Settings:
+    if scheme.endswith("s"):
+        more = {"edi_ca_file": dovecot.ca_file, **more}
+    port = dovecot.port_of(scheme)
     return edi_settings(
-        base, tmp, dovecot.port, edi_smtp_url=f"smtp://127.0.0.1:{relay.port}", **more
+        base, tmp, port, scheme, edi_smtp_url=f"smtp://127.0.0.1:{relay.port}", **more
     )
 
 
@@ -95,8 +108,9 @@ async def test_a_mailed_sample_is_answered_by_mail_at_the_cpa_address(
     empty_mailboxes: Dovecot,
     relay: Relay,
     pki: DevPki,
+    scheme: str,
 ) -> None:
-    settings = _settings(settings_with_pki, tmp_path, empty_mailboxes, relay)
+    settings = _settings(settings_with_pki, tmp_path, empty_mailboxes, relay, scheme)
     await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
     empty_mailboxes.deliver("kpr-pilot", ebxml_message_mail(pki))
     await EdiRunner(edi_state(settings, sessions)).round()
@@ -123,8 +137,9 @@ async def test_a_duplicate_mail_is_acknowledged_again_and_stored_once(
     empty_mailboxes: Dovecot,
     relay: Relay,
     pki: DevPki,
+    scheme: str,
 ) -> None:
-    settings = _settings(settings_with_pki, tmp_path, empty_mailboxes, relay)
+    settings = _settings(settings_with_pki, tmp_path, empty_mailboxes, relay, scheme)
     await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
     body = _ebxml_body(pki, msghead())
     for _ in range(2):  # the MSH sends it again: a new mail, the same ebXML message
@@ -143,9 +158,10 @@ async def test_a_mail_over_the_limit_gets_an_ebxml_error_by_mail(
     empty_mailboxes: Dovecot,
     relay: Relay,
     pki: DevPki,
+    scheme: str,
 ) -> None:
     settings = _settings(
-        settings_with_pki, tmp_path, empty_mailboxes, relay, max_message_bytes=40_000
+        settings_with_pki, tmp_path, empty_mailboxes, relay, scheme, max_message_bytes=40_000
     )
     await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
     raw = _grown(pki)
@@ -181,7 +197,90 @@ def _ebxml_body(pki: DevPki, head: bytes) -> tuple[bytes, str]:
     return built.body, built.content_type
 
 
-async def test_imaps_is_verified_against_the_configured_ca(
+@pytest.mark.parametrize("scheme", ["imaps", "pop3s"])
+async def test_tls_is_verified_against_the_configured_ca(
+    settings_with_pki: Settings,
+    sessions: Sessions,
+    tmp_path: Path,
+    empty_mailboxes: Dovecot,
+    relay: Relay,
+    pki: DevPki,
+    scheme: str,
+) -> None:
+    settings = _settings(settings_with_pki, tmp_path, empty_mailboxes, relay, scheme)
+    await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
+    empty_mailboxes.deliver("kpr-pilot", ebxml_message_mail(pki))
+    untrusted = settings.model_copy(update={"edi_ca_file": None})
+    await EdiRunner(edi_state(untrusted, sessions)).round()  # the system CAs: refused
+    assert empty_mailboxes.count("kpr-pilot") == 1
+    assert relay.taken() == []
+    await EdiRunner(edi_state(settings, sessions)).round()
+    assert empty_mailboxes.count("kpr-pilot") == 0
+    assert len(relay.taken()) == 1
+
+
+async def test_one_session_takes_a_batch_and_the_rest_waits_for_the_next_round(
+    settings_with_pki: Settings,
+    sessions: Sessions,
+    tmp_path: Path,
+    empty_mailboxes: Dovecot,
+    relay: Relay,
+    pki: DevPki,
+    scheme: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """POP3 removes the DELE'd mails at the session's QUIT: a batch's mails are gone after
+    it, the rest stay for the next session."""
+    monkeypatch.setattr(edi_runner, "BATCH", 2)
+    settings = _settings(settings_with_pki, tmp_path, empty_mailboxes, relay, scheme)
+    await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
+    for _ in range(3):
+        empty_mailboxes.deliver("kpr-pilot", ebxml_message_mail(pki))
+    edi = EdiRunner(edi_state(settings, sessions))
+    report = await edi.poll(settings.edi_mailboxes[0])
+    assert (report.read, empty_mailboxes.count("kpr-pilot")) == (2, 1)
+    report = await edi.poll(settings.edi_mailboxes[0])
+    assert (report.read, empty_mailboxes.count("kpr-pilot")) == (1, 0)
+    assert await _count(sessions, Message.id, Message.status == "OK") == 3
+
+
+async def test_pop3_a_crash_before_quit_leaves_the_mail_and_it_is_answered_the_same(
+    settings_with_pki: Settings,
+    sessions: Sessions,
+    tmp_path: Path,
+    empty_mailboxes: Dovecot,
+    relay: Relay,
+    pki: DevPki,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The outcome and the reply committed and the DELE given, then the connection lost
+    before QUIT (as when the process dies): the server forgets the DELE, the mail is read
+    again, stored as a duplicate, and its reply (already queued) is mailed once."""
+    settings = _settings(settings_with_pki, tmp_path, empty_mailboxes, relay, "pop3s")
+    await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
+    empty_mailboxes.deliver("kpr-pilot", ebxml_message_mail(pki))
+    quit_session = Pop3Mailbox.__exit__
+
+    def connection_lost(self: Pop3Mailbox, *exc: object) -> None:
+        pop, self._pop = self._pop, None
+        assert pop is not None
+        pop.close()  # no QUIT
+
+    monkeypatch.setattr(Pop3Mailbox, "__exit__", connection_lost)
+    state = edi_state(settings, sessions)
+    assert (await EdiRunner(state).poll(settings.edi_mailboxes[0])).read == 1
+    assert empty_mailboxes.count("kpr-pilot") == 1
+    monkeypatch.setattr(Pop3Mailbox, "__exit__", quit_session)
+    await EdiRunner(state).round()
+    assert empty_mailboxes.count("kpr-pilot") == 0
+    [(_, recipients, raw)] = relay.taken()
+    assert recipients == [MUNICIPALITY_ADDRESS]
+    assert _reply_of(raw, pki).apprec is not None
+    assert await _count(sessions, Message.id, Message.status == "OK") == 1
+    assert await _count(sessions, Message.id, Message.status == "DUPLICATE") == 1
+
+
+async def test_pop3_mails_with_lines_over_2_kib_hold_up_nothing(
     settings_with_pki: Settings,
     sessions: Sessions,
     tmp_path: Path,
@@ -189,29 +288,69 @@ async def test_imaps_is_verified_against_the_configured_ca(
     relay: Relay,
     pki: DevPki,
 ) -> None:
-    from app.platform.mailboxes import parse_mailboxes
-
-    settings = _settings(settings_with_pki, tmp_path, empty_mailboxes, relay)
-    tls_box = parse_mailboxes(
-        f"{PILOT_BOX}=imaps://kpr-pilot@127.0.0.1:{empty_mailboxes.tls_port}/INBOX"
-        "?environment=pilot"
+    """poplib reads lines of at most 2 KiB: a mail with a longer line is still read whole
+    (and refused by the intake), one over the limit is refused with nothing read, and the
+    mails after them are answered."""
+    settings = _settings(
+        settings_with_pki, tmp_path, empty_mailboxes, relay, "pop3s", max_message_bytes=40_000
     )
     await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
-    empty_mailboxes.deliver("kpr-pilot", ebxml_message_mail(pki))
-    untrusted = settings.model_copy(update={"edi_mailboxes": tls_box, "edi_ca_file": None})
-    await EdiRunner(edi_state(untrusted, sessions)).round()  # the system CAs: refused
-    assert empty_mailboxes.count("kpr-pilot") == 1
-    assert relay.taken() == []
-    trusted = untrusted.model_copy(update={"edi_ca_file": empty_mailboxes.ca_file})
-    await EdiRunner(edi_state(trusted, sessions)).round()
+    junk = b"Subject: junk\r\nContent-Type: text/plain\r\n\r\n"
+    mails = [
+        ebxml_message_mail(pki),
+        junk + b"x" * 3_000 + b"\r\n",
+        junk + b"y" * 50_000 + b"\r\n",
+        ebxml_message_mail(pki),
+    ]
+    for raw in mails:
+        empty_mailboxes.deliver("kpr-pilot", raw)
+    await EdiRunner(edi_state(settings, sessions)).round()
     assert empty_mailboxes.count("kpr-pilot") == 0
-    assert len(relay.taken()) == 1
+    assert len(relay.taken()) == 2
+    assert await _count(sessions, Message.id, Message.status == "OK") == 2
+    assert await _count(sessions, Message.id, Message.status == "TOO_LARGE") == 1
+    assert await _count(sessions, Message.id) == 4
+
+
+async def test_pop3_a_failure_before_the_commit_leaves_the_mail_for_the_next_poll(
+    settings_with_pki: Settings,
+    sessions: Sessions,
+    tmp_path: Path,
+    empty_mailboxes: Dovecot,
+    relay: Relay,
+    pki: DevPki,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The outcome not stored (the database away): no DELE, the mail stays in the maildrop
+    and the next poll answers it."""
+    from app.edi import repository as edi_repo
+
+    settings = _settings(settings_with_pki, tmp_path, empty_mailboxes, relay, "pop3s")
+    await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
+    empty_mailboxes.deliver("kpr-pilot", ebxml_message_mail(pki))
+    stored = edi_repo.outcome_of
+
+    async def not_stored(*args: object) -> None:
+        return None
+
+    monkeypatch.setattr(edi_repo, "outcome_of", not_stored)
+    state = edi_state(settings, sessions)
+    report = await EdiRunner(state).poll(settings.edi_mailboxes[0])
+    assert (report.read, report.kept) == (0, 1)
+    assert empty_mailboxes.count("kpr-pilot") == 1
+    monkeypatch.setattr(edi_repo, "outcome_of", stored)
+    await EdiRunner(state).round()
+    assert empty_mailboxes.count("kpr-pilot") == 0
+    [(_, _, raw)] = relay.taken()
+    assert _reply_of(raw, pki).apprec is not None
 
 
 def _environment(settings: Settings, tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KPR_")}
     boxes = ",".join(
-        f"{b.address}=imap://{b.username}@{b.host}:{b.port}/{b.folder}?environment={b.environment}"
+        mailbox_entry(
+            b.address, b.protocol + ("s" if b.tls else ""), b.username, b.port, b.environment
+        )
         for b in settings.edi_mailboxes
     )
     env.update(
@@ -223,6 +362,7 @@ def _environment(settings: Settings, tmp: Path) -> dict[str, str]:
         KPR_REGISTER_HMAC_KEY=str(REGISTER_SETTINGS["register_hmac_key"]),
         KPR_EDI_MAILBOXES=boxes,
         KPR_EDI_CREDENTIALS_FILE=str(settings.edi_credentials_file),
+        KPR_EDI_CA_FILE=str(settings.edi_ca_file or ""),
         KPR_EDI_SMTP_URL=str(settings.edi_smtp_url),
         KPR_EDI_POLL_SECONDS="0.2",
         KPR_LOG_FORMAT="json",
@@ -237,10 +377,11 @@ async def test_a_sigkill_while_mails_are_processed_loses_nothing(
     empty_mailboxes: Dovecot,
     relay: Relay,
     pki: DevPki,
+    scheme: str,
 ) -> None:
     """`kpr-mottak edi listen` killed (SIGKILL) again and again while it works through the
     mailbox; afterwards every mail is answered, none is left, nothing is stored twice."""
-    settings = _settings(settings_with_pki, tmp_path, empty_mailboxes, relay)
+    settings = _settings(settings_with_pki, tmp_path, empty_mailboxes, relay, scheme)
     await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
     mails = [ebxml_message_mail(pki) for _ in range(4)]
     for raw in mails:

@@ -36,10 +36,34 @@ def test_another_address_names_its_environment_on_the_url() -> None:
     assert (box.environment, box.username, box.folder, box.tls) == ("pilot", "k@p", "INBOX", False)
 
 
+def test_a_pop3_mailbox_has_no_folder_and_pop3s_by_default() -> None:
+    box = parse_mailbox("kpr@edi.nhn.no=pop3s://kpr@mail.edi.nhn.no")
+    assert (box.protocol, box.host, box.port, box.username, box.tls) == (
+        "pop3",
+        "mail.edi.nhn.no",
+        995,
+        "kpr",
+        True,
+    )
+    assert parse_mailbox("kpr@edi.nhn.no=pop3s://kpr@h:1995/").port == 1995
+    plain = parse_mailbox("kpr@pilot.example=pop3://kpr@127.0.0.1:1110?environment=pilot")
+    assert (plain.protocol, plain.port, plain.tls, plain.environment) == (
+        "pop3",
+        1110,
+        False,
+        "pilot",
+    )
+    assert parse_mailbox("kpr@edi.nhn.no=imaps://kpr@h/INBOX").protocol == "imap"
+
+
 @pytest.mark.parametrize(
     ("entry", "says"),
     [
         ("kpr@edi.nhn.no", "not ADDRESS="),
+        ("kpr@edi.nhn.no=pop3://u@mail.example", "plain pop3:// only to a server on loopback"),
+        ("kpr@edi.nhn.no=pop3s://u@mail.example/INBOX", "POP3 has no folders"),
+        ("kpr@edi.nhn.no=pop3s://mail.example", "pop3s://USER@HOST"),
+        ("kpr@edi.nhn.no=pop3s://u:secret@mail.example", "no password in the URL"),
         ("kpr@edi.nhn.no=https://u@h/INBOX", "imaps://"),
         ("kpr@edi.nhn.no=imaps://h/INBOX", "imaps://"),
         ("kpr@edi.nhn.no=imaps://u:secret@h/INBOX", "no password in the URL"),
