@@ -1,16 +1,19 @@
-"""Reading a mailbox by POP3, first tier, without a server: a mail's first lines (what TOP
-gives) become the header block and envelope part the oversize refusal reads, checked against
-the standard library's MIME parser and through `oversize.refuse`; the UIDL and LIST answers; a
-server that cannot be reached. Against a real server (Dovecot over pop3s): test_edi_mailbox.py,
-marker `mail`."""
+"""Reading a mailbox by POP3 in the first tier: a mail's first lines (what TOP gives) become
+the header block and envelope part the oversize refusal reads, checked against the standard
+library's MIME parser and through `oversize.refuse`; the UIDL and LIST answers; a server that
+cannot be reached; and the runner over poplib against a scripted maildrop (pop3_peer.py): DELE
+carried out at QUIT, a lost connection, a failed QUIT, no UIDL, long lines. Against a real
+server (Dovecot over pop3s): test_edi_mailbox.py, marker `mail`."""
 
 from __future__ import annotations
 
 import email
+from collections.abc import Iterator
 from email.message import Message as MailMessage
 from pathlib import Path
 
 import pytest
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.dev.client import read_reply
@@ -20,6 +23,7 @@ from app.edi.handler import EdiIntake
 from app.edi.mailbox import Listed, MailboxError
 from app.edi.pop3 import Pop3Mailbox, numbered, split_first_part
 from app.edi.runner import EdiRunner, open_mailbox
+from app.models import Message
 from app.platform.settings import Settings
 from tests.integration.edi_servers import free_port
 from tests.integration.edi_support import (
@@ -30,6 +34,7 @@ from tests.integration.edi_support import (
     outbox_rows,
     register_municipality,
 )
+from tests.integration.pop3_peer import Maildrop, running_maildrop
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -138,3 +143,95 @@ async def test_unreachable_pop3_mailboxes_hold_up_nothing(
 ) -> None:
     settings = edi_settings(settings_with_pki, tmp_path, free_port(), "pop3")
     await EdiRunner(edi_state(settings, sessions)).round()  # both refused: logged, no exception
+
+
+@pytest.fixture
+def maildrop() -> Iterator[Maildrop]:
+    with running_maildrop() as drop:
+        yield drop
+
+
+async def _count(sessions: Sessions, *where: ColumnElement[bool]) -> int:
+    async with sessions() as s:
+        return int(await s.scalar(select(func.count(Message.id)).where(*where)) or 0)
+
+
+async def test_a_maildrop_is_read_by_pop3_and_emptied_at_quit(
+    settings_with_pki: Settings,
+    sessions: Sessions,
+    tmp_path: Path,
+    pki: DevPki,
+    maildrop: Maildrop,
+) -> None:
+    """Two messages answered; a mail with a line over poplib's 2 KiB read whole; one over the
+    limit whose first lines TOP cannot read refused with nothing read, a new session going
+    on with the batch; every mail removed at QUIT."""
+    settings = edi_settings(
+        settings_with_pki, tmp_path, maildrop.port, "pop3", max_message_bytes=40_000
+    )
+    await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
+    junk = b"Subject: junk\r\nContent-Type: text/plain\r\n\r\n"
+    maildrop.put("a", ebxml_message_mail(pki))
+    maildrop.put("b", junk + b"x" * 3_000 + b"\r\n")
+    maildrop.put("c", junk + b"y" * 50_000 + b"\r\n")
+    maildrop.put("d", ebxml_message_mail(pki))
+    report = await EdiRunner(edi_state(settings, sessions)).poll(settings.edi_mailboxes[0])
+    assert (report.read, report.kept) == (4, 0)
+    assert maildrop.mails == {}
+    assert await _count(sessions, Message.status == "OK") == 2
+    assert await _count(sessions, Message.status == "TOO_LARGE") == 1
+    assert await _count(sessions) == 4
+    assert [row.recipient for row in await outbox_rows(sessions)] == [MUNICIPALITY_ADDRESS] * 2
+
+
+async def test_a_connection_lost_before_quit_leaves_the_mail_to_be_answered_the_same(
+    settings_with_pki: Settings,
+    sessions: Sessions,
+    tmp_path: Path,
+    pki: DevPki,
+    maildrop: Maildrop,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = edi_settings(settings_with_pki, tmp_path, maildrop.port, "pop3")
+    await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
+    maildrop.put("a", ebxml_message_mail(pki))
+    quit_session = Pop3Mailbox.__exit__
+
+    def connection_lost(self: Pop3Mailbox, *exc: object) -> None:
+        pop, self._pop = self._pop, None
+        assert pop is not None
+        pop.close()  # no QUIT: the DELE is forgotten
+
+    monkeypatch.setattr(Pop3Mailbox, "__exit__", connection_lost)
+    edi = EdiRunner(edi_state(settings, sessions))
+    assert (await edi.poll(settings.edi_mailboxes[0])).read == 1
+    assert list(maildrop.mails) == ["a"]
+    monkeypatch.setattr(Pop3Mailbox, "__exit__", quit_session)
+    assert (await edi.poll(settings.edi_mailboxes[0])).read == 1
+    assert maildrop.mails == {}
+    assert await _count(sessions, Message.status == "DUPLICATE") == 1
+    assert len(await outbox_rows(sessions)) == 1  # answered once
+
+
+async def test_a_failed_quit_and_a_server_without_uidl_are_reported(
+    settings_with_pki: Settings,
+    sessions: Sessions,
+    tmp_path: Path,
+    pki: DevPki,
+    maildrop: Maildrop,
+) -> None:
+    settings = edi_settings(settings_with_pki, tmp_path, maildrop.port, "pop3")
+    await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
+    maildrop.put("a", ebxml_message_mail(pki))
+    edi = EdiRunner(edi_state(settings, sessions))
+    maildrop.quit_ok = False
+    with pytest.raises(MailboxError, match=r"QUIT: .*-ERR.*the removals may be undone"):
+        await edi.poll(settings.edi_mailboxes[0])
+    assert list(maildrop.mails) == ["a"]
+    maildrop.quit_ok, maildrop.uidl = True, False
+    with pytest.raises(MailboxError, match=r"UIDL: .*-ERR not here"):
+        await edi.poll(settings.edi_mailboxes[0])
+    await edi.round()  # logged, no exception
+    maildrop.uidl = True
+    await edi.round()
+    assert maildrop.mails == {}
