@@ -32,6 +32,7 @@ from app.intake.service import IntakeService
 from app.platform.logs import get_logger
 from app.platform.mailboxes import EdiMailbox
 from app.platform.settings import Settings
+from app.replies.edi_mail import reply_address
 from app.state import AppState
 
 log = get_logger(__name__)
@@ -122,9 +123,7 @@ class EdiIntake:
                 reason = "signal" if to is not None else "not_authenticated"
                 log.info("edi.not_answered", message_id=stored.message_id, reason=reason)
                 return Handled(committed=True, message_id=stored.message_id)
-            recipient = await repo.reply_address(
-                session, to.party_id, to.cpa_id, to.service, to.action
-            )
+            recipient = await reply_address(session, to.party_id, to.cpa_id, to.service, to.action)
             queued = await repo.queue_reply(
                 session,
                 repo.NewReply(

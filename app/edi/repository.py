@@ -10,9 +10,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.edi.models import EdiOutbox
-from app.models import Message, PartyCpa
-from app.parties.channels import ReplyChannels
+from app.models import Message
+from app.replies.models import EdiOutbox
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,50 +44,6 @@ async def outcome_of(session: AsyncSession, request_id: str) -> StoredOutcome | 
         service=row[4],
         action=row[5],
     )
-
-
-async def reply_address(
-    session: AsyncSession,
-    party_id: int,
-    cpa_id: str | None,
-    service: str | None,
-    action: str | None,
-) -> str | None:
-    """The SMTP endpoint (`mailto:`) of the sender's delivery channel, from its CPAs' reply
-    channels (read from CPA files or NHN's registry: `app/parties/channels.py`): the channel of
-    the message's Service/Action in the CPA it names, else that CPA's default channel, else
-    any mailto: channel of the party's CPAs."""
-    rows = (
-        await session.execute(
-            select(PartyCpa.cpa_id, PartyCpa.reply_channels)
-            .where(PartyCpa.party_id == party_id)
-            .order_by(PartyCpa.cpa_id)
-        )
-    ).all()
-    ordered = sorted(rows, key=lambda r: r[0] != cpa_id)  # the message's CPA first
-    for _, data in ordered:
-        channels = ReplyChannels.from_json(data)
-        if channels is None:
-            continue
-        candidates = [channels.for_action(service, action), *(c for _, _, c in channels.actions)]
-        endpoints = [c.endpoint for c in candidates if c is not None and c.endpoint]
-        for endpoint in endpoints:
-            address = mail_address(endpoint) if endpoint.lower().startswith("mailto:") else None
-            if address is not None:
-                return address
-    return None
-
-
-def mail_address(endpoint: str) -> str | None:
-    """`mailto:a@b`, `mailto://a@b` (as CPAs write it) or a bare address -> `a@b`."""
-    value = endpoint.strip()
-    if value.lower().startswith("mailto:"):
-        value = value[7:].lstrip("/")
-    value = value.split("?", 1)[0]
-    local, at, domain = value.partition("@")
-    if not (local and at and domain) or any(c.isspace() or c in '<>,;"' for c in value):
-        return None
-    return value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

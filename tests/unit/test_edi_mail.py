@@ -13,7 +13,7 @@ from app.dev.devpki import DevPki, dev_pki
 from app.ebxml.mime import parse_eml
 from app.edi.mail import MailUnreadable, ebxml_mail, read_mail
 from app.edi.oversize import envelope_of, read_header, signed_by
-from app.edi.repository import mail_address
+from app.replies.edi_mail import mail_address
 from app.security import xmldsig
 
 NOW = datetime.now(UTC)
