@@ -4,6 +4,7 @@ base64url JSON so clients do not build them."""
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -88,8 +89,17 @@ def page(rows: Sequence[T], limit: int, last_id: int | None) -> tuple[list[T], s
 
 def encode_position(seq: int, row_id: int) -> str:
     """The register feed's cursor: base64url of the JSON pair [feed_seq, notifikasjon id]."""
-    raw = f"[{int(seq)},{int(row_id)}]".encode()  # JSON; json.dumps cost 5 000 items 20 ms
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_position_bytes(seq, row_id).decode("ascii")
+
+
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def encode_position_bytes(seq: int, row_id: int) -> bytes:
+    """`encode_position` as ASCII bytes, for a page's 5 000 items (json.dumps cost 20 ms,
+    base64.urlsafe_b64encode twice what binascii does)."""
+    raw = b"[%d,%d]" % (seq, row_id)  # JSON
+    return binascii.b2a_base64(raw, newline=False).rstrip(b"=").translate(_URLSAFE)
 
 
 def decode_position(cursor: str) -> tuple[int, int]:

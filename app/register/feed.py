@@ -49,18 +49,6 @@ LAST_ID = 2**63 - 1  # past every notification of a melding
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FeedItem:
-    """One notification with its melding, its events (`fid` still sealed) and the current
-    episodes of the (brukerNr, tjenesteID) keys its events name; rows by column name."""
-
-    position: FeedPosition
-    notifikasjon: dict[str, Any]
-    melding: dict[str, Any]
-    hendelser: list[dict[str, Any]]
-    episoder: list[dict[str, Any]]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class FeedState:
     environment: str
     last_seq: int  # the last sequence number given (committed)
@@ -94,11 +82,30 @@ class BeyondFeed(FeedPositionError):
 # --- the page -------------------------------------------------------------------------------
 
 
+EpisodeKey = tuple[str, str, str, str]  # environment, kommune_nr, bruker_nr, tjeneste_id
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FeedPage:
-    items: list[FeedItem]
+    """A page's rows by column name, each read once: the notifications in feed order with
+    their melding's `feed_seq`; the meldinger, the events (by notification id, in position
+    order, `fid` still sealed) and the current episodes they refer to; and per notification
+    the (brukerNr, tjenesteID) keys its events name, in their order, once each. An item is
+    a notification with its melding, its events and the episodes of its keys; one whose
+    melding is gone (retention, since the page's first query) is no item."""
+
+    notifications: list[tuple[dict[str, Any], int]]
+    meldinger: dict[int, dict[str, Any]]
+    events: dict[int, list[dict[str, Any]]]
+    keys: dict[int, list[EpisodeKey]]
+    episodes: dict[EpisodeKey, dict[str, Any]]
     rows_read: int  # notifications the keyset query returned (`limit`: there may be more)
     last_read: FeedPosition | None  # the last of them (an item unless retention took it)
+
+
+EMPTY = FeedPage(
+    notifications=[], meldinger={}, events={}, keys={}, episodes={}, rows_read=0, last_read=None
+)
 
 
 async def read_page(
@@ -122,39 +129,25 @@ async def read_page(
     )
     rows = await fetch(session, query)
     if not rows:
-        return FeedPage(items=[], rows_read=0, last_read=None)
+        return EMPTY
     # plain tuples into dicts by position: 5 000 rows through RowMapping cost tens of ms
     names = n.c.keys()
-    pairs = [(dict(zip(names, r[:-1], strict=True)), r[-1]) for r in rows]
+    pairs = [(dict(zip(names, r[:-1], strict=False)), r[-1]) for r in rows]
     postgres = await is_postgres(session)
-    ids = frozenset(p[0]["id"] for p in pairs)
     # a page's notifications come from few meldinger: each is read once
     meldinger = await _meldinger(session, frozenset(p[0]["melding_id"] for p in pairs), postgres)
-    events = await _events(session, ids, postgres)
-    named = {_key(e) for own in events.values() for e in own}
-    episodes = await _episodes(session, environment, named, postgres)
-    items = []
-    for notification, seq in pairs:
-        melding = meldinger.get(notification["melding_id"])
-        if melding is None:
-            continue  # removed by retention (pilot, test) since the page's first query
-        own = events.get(notification["id"], [])
-        keys = dict.fromkeys(map(_key, own))  # in the events' order, once each
-        items.append(
-            FeedItem(
-                position=FeedPosition(seq, notification["id"]),
-                notifikasjon=notification,
-                melding=melding,
-                hendelser=own,
-                episoder=[episodes[k] for k in keys if k in episodes],
-            )
-        )
+    events, keys = await _events(session, frozenset(p[0]["id"] for p in pairs), postgres)
+    named = {k for own in keys.values() for k in own}
     last_notification, last_seq = pairs[-1]
-    last = FeedPosition(last_seq, last_notification["id"])
-    return FeedPage(items=items, rows_read=len(rows), last_read=last)
-
-
-EpisodeKey = tuple[str, str, str, str]  # environment, kommune_nr, bruker_nr, tjeneste_id
+    return FeedPage(
+        notifications=pairs,
+        meldinger=meldinger,
+        events=events,
+        keys=keys,
+        episodes=await _episodes(session, environment, named, postgres),
+        rows_read=len(rows),
+        last_read=FeedPosition(last_seq, last_notification["id"]),
+    )
 
 
 def _key(event: dict[str, Any]) -> EpisodeKey:
@@ -182,11 +175,12 @@ async def _meldinger(
 
 async def _events(
     session: AsyncSession, ids: frozenset[int], postgres: bool
-) -> dict[int, list[dict[str, Any]]]:
-    """Per notification, its events in position order."""
+) -> tuple[dict[int, list[dict[str, Any]]], dict[int, list[EpisodeKey]]]:
+    """Per notification, its events in position order, and the keys they name."""
     h = HENDELSE
     names = h.c.keys()
     out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    keys: dict[int, list[EpisodeKey]] = defaultdict(list)
     for chunk in chunks(ids):
         query = (
             select(h)
@@ -194,9 +188,13 @@ async def _events(
             .order_by(h.c.notifikasjon_id, h.c.position)
         )
         for r in await fetch(session, query):
-            event: dict[str, Any] = dict(zip(names, r, strict=True))
-            out[event["notifikasjon_id"]].append(event)
-    return out
+            event: dict[str, Any] = dict(zip(names, r, strict=False))  # the columns of `h`
+            notification = event["notifikasjon_id"]
+            out[notification].append(event)
+            key = _key(event)
+            if key not in keys[notification]:  # a notification has an event or two
+                keys[notification].append(key)
+    return out, keys
 
 
 async def _episodes(
