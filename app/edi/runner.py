@@ -137,7 +137,7 @@ def start_edi(state: AppState) -> asyncio.Task[None] | None:
     settings = state.settings
     relay = RelayConfig.from_settings(settings)
     if relay is not None and settings.edi_mailboxes:
-        state.reply_mailer = EdiMailer(relay, settings.edi_mailboxes[0].address)
+        state.reply_mailer = EdiMailer(relay, settings.edi_mailboxes)
     if not settings.edi_mailboxes and relay is None:
         return None
     return asyncio.create_task(EdiRunner(state).run(asyncio.Event()), name="kpr-edi")

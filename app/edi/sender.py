@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +23,7 @@ from app.edi.mail import ebxml_mail
 from app.edi.mailbox import tls_context
 from app.notify.sender import MAX_ATTEMPTS, backoff
 from app.platform.logs import get_logger
-from app.platform.mailboxes import EdiRelay, parse_relay, read_credentials
+from app.platform.mailboxes import EdiMailbox, EdiRelay, parse_relay, read_credentials
 from app.platform.settings import Settings
 from app.platform.sqlite_writer import SqliteWriter
 
@@ -171,17 +171,29 @@ async def _connect(config: RelayConfig) -> aiosmtplib.SMTP:
 class EdiMailer:
     """The EDI relay as issue 26's mail sender (`AppState.reply_mailer`): a message that came
     over HTTP from a party whose CPA asks for replies by mail (`syncReplyMode` none on a
-    `mailto:` channel) is answered through the same relay, from KPR's first EDI address."""
+    `mailto:` channel) is answered through the same relay, from KPR's EDI address of the
+    environment the message came to (the first configured one when that environment has
+    none): a production reply never leaves from the test address."""
 
-    def __init__(self, config: RelayConfig, mail_from: str) -> None:
+    def __init__(self, config: RelayConfig, mailboxes: Sequence[EdiMailbox]) -> None:
+        if not mailboxes:
+            raise ValueError("EdiMailer needs at least one EDI address to send from")
         self.config = config
-        self.mail_from = mail_from
+        self._mailboxes = tuple(mailboxes)
 
-    async def send_reply(self, address: str, body: bytes, content_type: str) -> None:
+    def mail_from(self, environment: str | None) -> str:
+        for box in self._mailboxes:
+            if box.environment == environment:
+                return box.address
+        return self._mailboxes[0].address
+
+    async def send_reply(
+        self, address: str, body: bytes, content_type: str, *, environment: str | None
+    ) -> None:
         mail = ebxml_mail(
             body,
             content_type,
-            sender=self.mail_from,
+            sender=self.mail_from(environment),
             recipient=address,
             message_id=f"edi-http-{uuid.uuid4().hex}@kpr-mottak",
             date=_now(),

@@ -232,6 +232,13 @@ async def reply_bytes(session: AsyncSession, message_id: int) -> tuple[bytes, st
     return None if found is None else (found[0], found[1])
 
 
+async def message_environment(session: AsyncSession, message_id: int) -> str | None:
+    """The environment the message came to (pilot, test, production): a reply mail leaves
+    from KPR's EDI address of that environment."""
+    found = await session.scalar(select(Message.environment).where(Message.id == message_id))
+    return None if found is None else str(found)
+
+
 async def mark_delivered(session: AsyncSession, reply: ClaimedReply, now: datetime) -> None:
     await session.execute(
         update(ReplyOutbox)

@@ -38,7 +38,9 @@ ANSWER_MAX_BYTES = 64 * 1024
 class MailReplies(Protocol):
     """The EDI transport's mail sender, as far as replies go."""
 
-    async def send_reply(self, address: str, body: bytes, content_type: str) -> None: ...
+    async def send_reply(
+        self, address: str, body: bytes, content_type: str, *, environment: str | None
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,11 +87,12 @@ async def deliver_due(state: AppState, *, now: datetime | None = None, batch: in
 async def _try(state: AppState, reply: repo.ClaimedReply) -> Tried:
     async with state.sessions() as session:
         found = await repo.reply_bytes(session, reply.message_id)
+        environment = await repo.message_environment(session, reply.message_id)
     if found is None:
         return Tried(delivered=False, error="the stored reply is gone (retention)")
     body, content_type = found
     if reply.channel == "mailto":
-        return await _mail(state, reply.endpoint, body, content_type)
+        return await _mail(state, reply.endpoint, body, content_type, environment)
     client = state.outbound
     if client is None:
         return Tried(delivered=False, error="no outbound HTTP client (server starting)")
@@ -115,13 +118,17 @@ async def _post(
     return Tried(delivered=True, http_status=answer.status)
 
 
-async def _mail(state: AppState, endpoint: str, body: bytes, content_type: str) -> Tried:
+async def _mail(
+    state: AppState, endpoint: str, body: bytes, content_type: str, environment: str | None
+) -> Tried:
     mailer = state.reply_mailer
     if mailer is None:
         return Tried(delivered=False, error="no EDI mail sender is configured")
     address = endpoint.strip()[len("mailto:") :].lstrip("/")
     try:
-        await mailer.send_reply(address, body, content_type)  # type: ignore[attr-defined]
+        await mailer.send_reply(  # type: ignore[attr-defined]
+            address, body, content_type, environment=environment
+        )
     except Exception as exc:
         return Tried(delivered=False, error=type(exc).__name__)
     return Tried(delivered=True)

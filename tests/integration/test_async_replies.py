@@ -32,7 +32,7 @@ from app.main import create_app
 from app.models import AccessLog, Message, MessageEvent, Receipt, RegistryEntry
 from app.parties import repository as party_repo
 from app.parties.spec import read_cpa
-from app.platform.mailboxes import parse_relay
+from app.platform.mailboxes import parse_mailboxes, parse_relay
 from app.platform.settings import Settings
 from app.replies.models import ReplyOutbox
 from app.security.xmldsig import ACTOR_NEXT_MSH, envelope_signer
@@ -423,7 +423,12 @@ async def test_a_mailto_endpoint_gets_the_reply_by_mail_through_the_edi_relay(
         application = create_app(loopback)
         async with application.router.lifespan_context(application):
             relay_config = RelayConfig(parse_relay(f"smtp://127.0.0.1:{relay.port}"))
-            application.state.kpr.reply_mailer = EdiMailer(relay_config, "kpr@edi.nhn.no")
+            boxes = parse_mailboxes(
+                "kpr@testedi.nhn.no=imaps://kpr@mail.test/INBOX,"
+                "kpr@edi.nhn.no=imaps://kpr@mail.prod/INBOX,"
+                "kpr-pilot@edi.test=imaps://kpr@mail.pilot/INBOX?environment=pilot"
+            )
+            application.state.kpr.reply_mailer = EdiMailer(relay_config, boxes)
             transport = httpx.ASGITransport(app=application)
             async with httpx.AsyncClient(transport=transport, base_url="http://kpr.test") as c:
                 sent = epj_message(pki, cpa_id=CPA_ID)
@@ -434,7 +439,8 @@ async def test_a_mailto_endpoint_gets_the_reply_by_mail_through_the_edi_relay(
                         break
                     await asyncio.sleep(0.1)
     [(sender, recipients, raw)] = relay.taken()
-    assert (sender, recipients) == ("kpr@edi.nhn.no", ["kommune@edi.example.no"])
+    # the message came to the pilot address: the reply leaves from the pilot mailbox's
+    assert (sender, recipients) == ("kpr-pilot@edi.test", ["kommune@edi.example.no"])
     message = await row_of(sessions, sent.message_id)
     async with sessions() as s:
         reply_id = await s.scalar(

@@ -187,17 +187,21 @@ class _MailRelay:
     def __init__(self, *, down: bool = False) -> None:
         self.down = down
         self.sent: list[tuple[str, bytes, str]] = []
+        self.environments: list[str | None] = []
 
-    async def send_reply(self, address: str, body: bytes, content_type: str) -> None:
+    async def send_reply(
+        self, address: str, body: bytes, content_type: str, *, environment: str | None
+    ) -> None:
         if self.down:
             raise ConnectionRefusedError("relay down")
         self.sent.append((address, body, content_type))
+        self.environments.append(environment)
 
 
 async def test_a_mailto_reply_goes_through_the_mail_sender(
     state: AppState, sessions: Sessions
 ) -> None:
-    seeded = await add_message(sessions, ebms_id="EB-M")
+    seeded = await add_message(sessions, ebms_id="EB-M", environment="test")
     async with sessions() as s:
         reply_id, _ = await repo.queue_reply(
             s,
@@ -220,6 +224,7 @@ async def test_a_mailto_reply_goes_through_the_mail_sender(
     relay.down = False
     assert (await deliver_due(state, now=T + timedelta(minutes=1))).delivered == 1
     assert relay.sent == [("kommune@edi.example.no", b"reply", "multipart/related")]
+    assert relay.environments == ["test"]  # the mail leaves from the test environment's address
     state.reply_mailer = None
     async with sessions() as s:
         await repo.requeue(s, reply_id, now=T)

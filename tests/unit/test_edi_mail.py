@@ -150,3 +150,18 @@ def test_an_unsigned_or_unaddressed_envelope_names_nobody() -> None:
     assert read_header(b"<not-soap/>") is None
     assert not signed_by(b"<not-xml", (), NOW)
     assert not signed_by(b"<a/>", (), NOW)
+
+
+def test_a_reply_mail_leaves_from_the_address_of_the_messages_environment() -> None:
+    from app.edi.sender import EdiMailer, RelayConfig
+    from app.platform.mailboxes import parse_mailboxes, parse_relay
+
+    boxes = parse_mailboxes(
+        "kpr@testedi.nhn.no=imaps://kpr@mail.test/INBOX,kpr@edi.nhn.no=imaps://kpr@mail.prod/INBOX"
+    )
+    mailer = EdiMailer(RelayConfig(parse_relay("smtp://127.0.0.1:2525")), boxes)
+    assert mailer.mail_from("production") == "kpr@edi.nhn.no"
+    assert mailer.mail_from("test") == "kpr@testedi.nhn.no"
+    assert mailer.mail_from("pilot") == "kpr@testedi.nhn.no"  # none of its own: the first
+    with pytest.raises(ValueError, match="at least one"):
+        EdiMailer(RelayConfig(parse_relay("smtp://127.0.0.1:2525")), ())
