@@ -10,7 +10,8 @@ PostgreSQL one), exactly the statements `store_outcome` runs for an accepted mes
 one transaction: `load_history`, `store_history` (the cross-message history), `store_melding`
 (the register's rows, fids sealed), `update_episodes`, `assign_feed_seq`, and the commit.
 
-Each step prints the process's CPU seconds (all threads: the SQLite driver's thread too) and
+The process's peak RSS is printed after the check and after the store. Each step prints the
+process's CPU seconds (all threads: the SQLite driver's thread too) and
 its wall seconds; on PostgreSQL the server's own CPU is not in the figure. `--repeat N`
 stores the same content N times into N fresh databases and prints each step's median.
 
@@ -57,6 +58,17 @@ STEPS = (
     "assign_feed_seq",
     "commit",
 )
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set so far (VmHWM, Linux), in MB; 0 elsewhere."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return 0.0
+    return 0.0
 
 
 def checked(path: Path, notifications: int) -> tuple[ContentResult, float]:
@@ -251,6 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         protector = load_protector(Settings(pki_dir=tmp / "pki"))
         sample = tmp / "melding.xml"
         content, check_cpu = checked(sample, args.notifications)
+        checked_rss = peak_rss_mb()
         runs = []
         floor = None
         if not args.postgres:
@@ -264,6 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs.append(asyncio.run(store_once(url, content, protector, sample)))
         kind = "PostgreSQL" if args.postgres else "SQLite"
         print(report(runs, check_cpu, f"{kind}, {args.notifications:,} notifications", floor))
+        print(
+            f"\npeak RSS (VmHWM): {checked_rss:.0f} MB after the check, "
+            f"{peak_rss_mb():.0f} MB after the store"
+        )
     return 0
 
 

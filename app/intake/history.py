@@ -8,7 +8,7 @@ what an accepted message establishes is stored here with set-based statements.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -260,10 +260,14 @@ async def store_history(
     # a number KPR received on a row it did not take is not missing either (issue 21)
     after = replace(after, received=history_more.with_refused(after.received, result))
     await _update_received(session, environment, before, after)
-    changed = await anyio.to_thread.run_sync(
-        lambda: list(_changed_pairs(environment, before, after, protector))
-    )
-    await _upsert_brukere(session, changed)
+    changed = await anyio.to_thread.run_sync(_changed_pairs, before, after)
+    now = datetime.now(UTC)
+    # sealed and written a slice at a time: 100 000 pairs as row dicts at once held some
+    # 60 MB until the last was written
+    for start in range(0, len(changed), _PAIRS_AT_ONCE):
+        part = changed[start : start + _PAIRS_AT_ONCE]
+        sealed = await anyio.to_thread.run_sync(_sealed_pairs, environment, part, protector, now)
+        await _upsert_brukere(session, sealed)
     await session.flush()
     return len(rows)
 
@@ -352,15 +356,25 @@ async def _update_received(
 
 
 _PAIR_COLUMNS = ("environment", "kommune_nr", "bruker_nr", "fid", "fid_hmac", "updated_at")
+_PAIRS_AT_ONCE = 5_000
 
 
-def _changed_pairs(
-    environment: str, before: IplosHistory, after: IplosHistory, protector: Protector
-) -> Iterator[dict[str, Any]]:
-    """The pairs that changed, their fids sealed, with the keyed hash the look-ups use."""
-    now = datetime.now(UTC)
+def _changed_pairs(before: IplosHistory, after: IplosHistory) -> list[tuple[str, str, str]]:
+    """(kommune, brukerNr, fid) of the pairs that changed."""
+    return [
+        (k, b, f) for (k, b), f in after.bruker_fid.items() if before.bruker_fid.get((k, b)) != f
+    ]
+
+
+def _sealed_pairs(
+    environment: str,
+    pairs: Sequence[tuple[str, str, str]],
+    protector: Protector,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The pairs' rows, their fids sealed, with the keyed hash the look-ups use."""
     seal = protector.sealer()
-    return (
+    return [
         {
             "environment": environment,
             "kommune_nr": k,
@@ -369,9 +383,8 @@ def _changed_pairs(
             "fid_hmac": protector.digest(f),
             "updated_at": now,
         }
-        for (k, b), f in after.bruker_fid.items()
-        if before.bruker_fid.get((k, b)) != f
-    )
+        for k, b, f in pairs
+    ]
 
 
 async def _upsert_brukere(session: AsyncSession, pairs: Iterable[dict[str, Any]]) -> None:

@@ -488,10 +488,13 @@ def stream_history_keys(source: ContentSource) -> HistoryKeys:
                 reader.event(el)
                 continue
             reader.notification(el)
-            if el.getparent() is not None and el.getparent() is events.root:
+            parent = el.getparent()
+            # a Notifikasjon of the root Melding: read, so cleared with its earlier siblings
+            # (iterparse's `root` is set only at the end: comparing with it kept the whole
+            # tree, 480 MB for 100 000 notifications)
+            if parent is not None and parent.getparent() is None:
                 el.clear()
-                parent = el.getparent()
-                while parent is not None and el.getprevious() is not None:
+                while el.getprevious() is not None:
                     del parent[0]
     except etree.XMLSyntaxError:
         pass
