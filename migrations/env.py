@@ -10,10 +10,9 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import app.deadlines.models
-import app.edi.models
 import app.feedback.tables
 import app.register.models  # the register store's tables, beside their code
-import app.replies.models  # noqa: F401  (the reply outbox, beside its code)
+import app.replies.models  # noqa: F401  (the reply outboxes, HTTP and EDI mail)
 from app.models import Base, UtcDateTime
 from app.platform.db import create_engine
 

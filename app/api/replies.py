@@ -123,7 +123,7 @@ async def resend_reply(
     for reply in queued:
         await outbox.requeue(session, reply.id, now=now)
         outbox.add_event(session, message_id, "reply_resend", now, reply=reply.id, by=who.label)
-    requeued = await edi_outbox.requeue(session, message_id, now)
+    requeued = await edi_outbox.requeue(session, message_id, mails, now)
     for mail_id in requeued:
         outbox.add_event(session, message_id, "reply_resend", now, edi_reply=mail_id, by=who.label)
     if not queued and not requeued:

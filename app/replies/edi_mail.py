@@ -4,6 +4,7 @@ and where a sender takes its reply mails: the SMTP endpoint in its CPA. Below th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -105,23 +106,21 @@ async def replies_of(session: AsyncSession, message_id: int) -> list[EdiReply]:
     ]
 
 
-async def requeue(session: AsyncSession, message_id: int, now: datetime) -> list[int]:
-    """An operator's resend: every reply mail of the message due now with a fresh round of
-    retries, the same stored bytes. A reply that had nowhere to go looks for the sender's
-    SMTP endpoint again (its CPA may have been imported since); one that still has none
-    stays failed, saying so. Returns the ids put back in the queue."""
-    found = (
-        await session.execute(
-            select(Message.sender_party_id, Message.cpa_id, Message.service, Message.action).where(
-                Message.id == message_id
-            )
-        )
-    ).first()
-    address: str | None = None
-    if found is not None and found[0] is not None:
-        address = await reply_address(session, found[0], found[1], found[2], found[3])
+async def requeue(
+    session: AsyncSession, message_id: int, replies: Sequence[EdiReply], now: datetime
+) -> list[int]:
+    """An operator's resend of the message's reply mails (`replies`, as `replies_of` read
+    them): each due now with a fresh round of retries, the same stored bytes. A reply that
+    had nowhere to go looks for the sender's SMTP endpoint again (its CPA may have been
+    imported since); one that still has none stays failed, saying so. Returns the ids put
+    back in the queue."""
+    address = (
+        await _sender_address(session, message_id)
+        if any(r.recipient is None for r in replies)
+        else None
+    )
     queued = []
-    for reply in await replies_of(session, message_id):
+    for reply in replies:
         recipient = reply.recipient or address
         if recipient is None:
             continue
@@ -139,3 +138,17 @@ async def requeue(session: AsyncSession, message_id: int, now: datetime) -> list
         )
         queued.append(reply.id)
     return queued
+
+
+async def _sender_address(session: AsyncSession, message_id: int) -> str | None:
+    """The SMTP endpoint of the message's authenticated sender, from its CPAs."""
+    found = (
+        await session.execute(
+            select(Message.sender_party_id, Message.cpa_id, Message.service, Message.action).where(
+                Message.id == message_id
+            )
+        )
+    ).first()
+    if found is None or found[0] is None:
+        return None
+    return await reply_address(session, found[0], found[1], found[2], found[3])

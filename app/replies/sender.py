@@ -85,13 +85,15 @@ async def deliver_due(state: AppState, *, now: datetime | None = None, batch: in
 
 
 async def _try(state: AppState, reply: repo.ClaimedReply) -> Tried:
+    mailto = reply.channel == "mailto"
     async with state.sessions() as session:
         found = await repo.reply_bytes(session, reply.message_id)
-        environment = await repo.message_environment(session, reply.message_id)
+        # a reply mail leaves from the EDI address of the message's environment
+        environment = await repo.message_environment(session, reply.message_id) if mailto else None
     if found is None:
         return Tried(delivered=False, error="the stored reply is gone (retention)")
     body, content_type = found
-    if reply.channel == "mailto":
+    if mailto:
         return await _mail(state, reply.endpoint, body, content_type, environment)
     client = state.outbound
     if client is None:

@@ -16,7 +16,6 @@ from app.dev import devsetup
 from app.dev.client import SendOptions, build_epj_message
 from app.dev.devpki import DevPki
 from app.edi.mail import ebxml_mail
-from app.edi.models import EdiOutbox
 from app.keyring import load_keyring
 from app.parties import repository as party_repo
 from app.parties.channels import ReplyChannel, ReplyChannels
@@ -24,6 +23,7 @@ from app.parties.spec import CpaSpec
 from app.platform.mailboxes import parse_mailboxes
 from app.platform.metrics import Metrics
 from app.platform.settings import ReceiverEnvironment, Settings
+from app.replies.models import EdiOutbox
 from app.state import AppState
 from tests.integration.messages import msghead
 

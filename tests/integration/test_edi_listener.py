@@ -20,10 +20,10 @@ from sqlalchemy.orm import undefer
 from app.dev.devpki import DevPki
 from app.edi import oversize
 from app.edi.listener import EdiListeners, oversize_of, start_listeners
-from app.edi.models import EdiOutbox
 from app.models import Message
 from app.platform.mailboxes import parse_listen
 from app.platform.settings import Settings
+from app.replies.models import EdiOutbox
 from tests.integration.edi_support import (
     MUNICIPALITY_ADDRESS,
     PILOT_BOX,

@@ -12,13 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.dev.devpki import DevPki
 from app.edi.handler import EdiIntake
-from app.edi.models import EdiOutbox
 from app.edi.sender import RelayConfig, send_due
 from app.parties import repository as party_repo
 from app.parties.spec import read_cpa
 from app.platform.mailboxes import parse_relay
 from app.platform.settings import Settings
 from app.replies.edi_mail import reply_address
+from app.replies.models import EdiOutbox
 from tests.integration.edi_servers import free_port, running_relay
 from tests.integration.edi_support import (
     MUNICIPALITY_ADDRESS,
