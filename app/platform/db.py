@@ -14,6 +14,7 @@ from sqlalchemy import Insert, Select, Table, Text, any_, bindparam, event, func
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -211,6 +212,11 @@ async def fetch(session: AsyncSession, query: Select[Any]) -> Sequence[Sequence[
     if connection.dialect.name != "postgresql":
         found: Sequence[Sequence[Any]] = (await session.execute(query)).all()
         return found
+    return await fetch_on(connection, query)
+
+
+async def fetch_on(connection: AsyncConnection, query: Select[Any]) -> Sequence[Sequence[Any]]:
+    """`fetch` on a PostgreSQL connection of its own (outside any session)."""
     compiled: Any = query.compile(dialect=connection.dialect)
     params = [compiled.params[name] for name in compiled.positiontup]
     driver: Any = (await connection.get_raw_connection()).driver_connection

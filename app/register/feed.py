@@ -10,20 +10,23 @@ therefore never skips a row, however long a large message held its transaction.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, Text, and_, bindparam, func, or_, select, update
+from sqlalchemy import Select, Table, Text, and_, bindparam, func, or_, select, true, update
 from sqlalchemy import cast as cast_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.models import Base
-from app.platform.db import IN_CHUNK, chunks, fetch, is_postgres, one_of
+from app.platform.db import IN_CHUNK, chunks, fetch, fetch_on, is_postgres, one_of
 from app.register.models import Episode, Hendelse, Melding, Notifikasjon, RegisterFeed
 
 
@@ -83,6 +86,9 @@ class BeyondFeed(FeedPositionError):
 
 
 EpisodeKey = tuple[str, str, str, str]  # environment, kommune_nr, bruker_nr, tjeneste_id
+# an event as PostgreSQL wrote its JSON (`_rendered_events`), with its fid still sealed: the
+# JSON text and the sealed token in it (None: no fid)
+RenderedEvent = tuple[str, str | None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,7 +98,8 @@ class FeedPage:
     order, `fid` still sealed) and the current episodes they refer to; and per notification
     the (brukerNr, tjenesteID) keys its events name, in their order, once each. An item is
     a notification with its melding, its events and the episodes of its keys; one whose
-    melding is gone (retention, since the page's first query) is no item."""
+    melding is gone (retention, since the page's first query) is no item. On PostgreSQL the
+    events come as `rendered` (their JSON built by the database) and `events` is empty."""
 
     notifications: list[tuple[dict[str, Any], int]]
     meldinger: dict[int, dict[str, Any]]
@@ -101,6 +108,7 @@ class FeedPage:
     episodes: dict[EpisodeKey, dict[str, Any]]
     rows_read: int  # notifications the keyset query returned (`limit`: there may be more)
     last_read: FeedPosition | None  # the last of them (an item unless retention took it)
+    rendered: dict[int, list[RenderedEvent]] = field(default_factory=dict)
 
 
 EMPTY = FeedPage(
@@ -132,22 +140,68 @@ async def read_page(
         return EMPTY
     # plain tuples into dicts by position: 5 000 rows through RowMapping cost tens of ms
     names = n.c.keys()
-    pairs = [(dict(zip(names, r[:-1], strict=False)), r[-1]) for r in rows]
     postgres = await is_postgres(session)
-    # a page's notifications come from few meldinger: each is read once
-    meldinger = await _meldinger(session, frozenset(p[0]["melding_id"] for p in pairs), postgres)
-    events, keys = await _events(session, frozenset(p[0]["id"] for p in pairs), postgres)
-    named = {k for own in keys.values() for k in own}
+    ids = frozenset(r[0] for r in rows)  # the notification's id is its first column
+    async with _second_connection(session, postgres) as other:
+        # the events' JSON built by PostgreSQL on a second connection (the other core)
+        # while this one reads the meldinger and episodes and Python makes the rows' dicts
+        rendering = None if other is None else asyncio.create_task(_rendered_events(other, ids))
+        try:
+            await asyncio.sleep(0)  # the other statement is sent before this one's work
+            pairs = [(dict(zip(names, r[:-1], strict=False)), r[-1]) for r in rows]
+            # a page's notifications come from few meldinger: each is read once
+            meldinger = await _meldinger(
+                session, frozenset(p[0]["melding_id"] for p in pairs), postgres
+            )
+            if rendering is None:
+                events, keys = await _events(session, ids, postgres)
+                named = {k for own in keys.values() for k in own}
+                episodes = await _episodes(session, environment, named, postgres)
+                rendered: dict[int, list[RenderedEvent]] = {}
+            else:
+                events = {}
+                episodes = await _episodes_of_notifications(session, environment, ids)
+                rendered, keys = await rendering
+        finally:
+            if rendering is not None and not rendering.done():
+                rendering.cancel()  # this request failed or was cancelled: stop the other
+                await asyncio.gather(rendering, return_exceptions=True)
     last_notification, last_seq = pairs[-1]
     return FeedPage(
         notifications=pairs,
         meldinger=meldinger,
         events=events,
         keys=keys,
-        episodes=await _episodes(session, environment, named, postgres),
+        episodes=episodes,
         rows_read=len(rows),
         last_read=FeedPosition(last_seq, last_notification["id"]),
+        rendered=rendered,
     )
+
+
+# Pages that may hold a second connection at once: the pool (10 + 10) must never be taken
+# by pages each waiting for their second; beyond this a page reads on its one connection.
+SECOND_CONNECTIONS = 2
+_seconds_in_use = 0
+
+
+@asynccontextmanager
+async def _second_connection(
+    session: AsyncSession, postgres: bool
+) -> AsyncIterator[AsyncConnection | None]:
+    """A connection of the session's engine beside the session's own, on PostgreSQL and
+    while fewer than `SECOND_CONNECTIONS` pages hold one; otherwise None."""
+    global _seconds_in_use
+    bind = session.bind
+    if not postgres or _seconds_in_use >= SECOND_CONNECTIONS or not isinstance(bind, AsyncEngine):
+        yield None
+        return
+    _seconds_in_use += 1
+    try:
+        async with bind.connect() as other:
+            yield other
+    finally:
+        _seconds_in_use -= 1
 
 
 def _key(event: dict[str, Any]) -> EpisodeKey:
@@ -195,6 +249,84 @@ async def _events(
             if key not in keys[notification]:  # a notification has an event or two
                 keys[notification].append(key)
     return out, keys
+
+
+async def _rendered_events(
+    connection: AsyncConnection, ids: frozenset[int]
+) -> tuple[dict[int, list[RenderedEvent]], dict[int, list[EpisodeKey]]]:
+    """Per notification, its events' JSON (`row_to_json` of the event's columns in the
+    table's order, so the same text as `to_json` of its dict: PostgreSQL and pydantic write
+    JSON alike for these types, as tests/integration/test_register_feed_json_pg.py checks)
+    in position order, and the keys they name. Its own statement, so its own snapshot, as
+    every statement of a page under READ COMMITTED: an event of a committed notification
+    changes only by retention, which the page's meldinger already show."""
+    h = HENDELSE
+    out: dict[int, list[RenderedEvent]] = defaultdict(list)
+    keys: dict[int, list[EpisodeKey]] = defaultdict(list)
+    for chunk in chunks(ids):
+        row = select(*h.c).where(one_of(h.c.notifikasjon_id, chunk, True)).subquery("e")
+        query = select(
+            row.c.notifikasjon_id,
+            row.c.fid,
+            row.c.environment,
+            row.c.kommune_nr,
+            row.c.bruker_nr,
+            row.c.tjeneste_id,
+            cast_(func.row_to_json(row.table_valued()), Text),
+        ).order_by(row.c.notifikasjon_id, row.c.position)
+        for (
+            notification,
+            fid,
+            environment,
+            kommune_nr,
+            bruker_nr,
+            tjeneste_id,
+            text,
+        ) in await fetch_on(connection, query):
+            out[notification].append((text, fid))
+            key = (environment, kommune_nr, bruker_nr or "", tjeneste_id or "")
+            if key not in keys[notification]:
+                keys[notification].append(key)
+    return out, keys
+
+
+async def _episodes_of_notifications(
+    session: AsyncSession, environment: str, ids: frozenset[int]
+) -> dict[EpisodeKey, dict[str, Any]]:
+    """The current episodes of the keys the events of notifications `ids` name, the keys
+    taken by the database itself (PostgreSQL: a lateral join on the episode table's unique
+    index per key), so the events need not be read first."""
+    h, e = HENDELSE, EPISODE
+    names = e.c.keys()
+    out: dict[EpisodeKey, dict[str, Any]] = {}
+    lists = _JsonLists()
+    for chunk in chunks(ids):
+        named = (
+            select(
+                h.c.kommune_nr,
+                func.coalesce(h.c.bruker_nr, "").label("bruker_nr"),
+                func.coalesce(h.c.tjeneste_id, "").label("tjeneste_id"),
+            )
+            .where(one_of(h.c.notifikasjon_id, chunk, True), h.c.environment == environment)
+            .distinct()
+            .subquery("k")
+        )
+        current = (
+            select(*_EPISODE_COLUMNS)
+            .where(
+                e.c.environment == environment,
+                e.c.kommune_nr == named.c.kommune_nr,
+                e.c.bruker_nr == named.c.bruker_nr,
+                e.c.tjeneste_id == named.c.tjeneste_id,
+            )
+            .lateral("e")
+        )
+        for r in await fetch(session, select(current).select_from(named).join(current, true())):
+            episode: dict[str, Any] = dict(zip(names, r, strict=True))
+            for name in _JSON_LISTS:
+                episode[name] = lists.read(episode[name])
+            out[_key(episode)] = episode
+    return out
 
 
 async def _episodes(
