@@ -10,7 +10,8 @@ PostgreSQL one), exactly the statements `store_outcome` runs for an accepted mes
 one transaction: `load_history`, `store_history` (the cross-message history), `store_melding`
 (the register's rows, fids sealed), `update_episodes`, `assign_feed_seq`, and the commit.
 
-The process's peak RSS is printed after the check and after the store. Each step prints the
+The process's peak RSS is printed for the check and for each step (the high-water mark reset
+as the step starts, so each is its own). Each step prints the
 process's CPU seconds (all threads: the SQLite driver's thread too) and
 its wall seconds; on PostgreSQL the server's own CPU is not in the figure. `--repeat N`
 stores the same content N times into N fresh databases and prints each step's median.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import tempfile
 import time
@@ -71,6 +73,13 @@ def peak_rss_mb() -> float:
     return 0.0
 
 
+def reset_peak_rss() -> None:
+    """Start the peak resident set (VmHWM) again from the current one (Linux 4.0 and later:
+    `clear_refs` 5), so a step's peak is its own, not an earlier step's or the floor's."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
 def checked(path: Path, notifications: int) -> tuple[ContentResult, float]:
     """The sample's ContentResult (and the check's CPU seconds), as the intake has it."""
     with path.open("wb") as out:
@@ -94,13 +103,13 @@ async def store_once(
     sample: Path,
     *,
     only_message: bool = False,
-) -> dict[str, tuple[float, float]]:
-    """One accepted message stored; (CPU, wall) seconds per step. `only_message`: the
-    message row alone, committed (for the floor)."""
+) -> dict[str, tuple[float, float, float]]:
+    """One accepted message stored; (CPU, wall) seconds and the peak RSS in MB per step.
+    `only_message`: the message row alone, committed (for the floor)."""
     with sample.open("rb") as source:
         keys = stream_history_keys(source)
     engine = create_engine(url)
-    out: dict[str, tuple[float, float]] = {}
+    out: dict[str, tuple[float, float, float]] = {}
     try:
         async with session_factory(engine)() as session:
             now = datetime.now(UTC)
@@ -128,6 +137,7 @@ async def store_once(
                 await history.confirm_versions(
                     session, await history.read_versions(session, ENVIRONMENT, [KOMMUNE])
                 )
+                del keys  # as the intake drops them before the check (some 40 MB)
             with clock("store_history"):
                 await history.store_history(
                     session, message.id, ENVIRONMENT, content, before, protector
@@ -154,7 +164,7 @@ async def store_once(
 
 
 class _Clock:
-    def __init__(self, out: dict[str, tuple[float, float]]) -> None:
+    def __init__(self, out: dict[str, tuple[float, float, float]]) -> None:
         self._out = out
         self._name = ""
 
@@ -163,11 +173,12 @@ class _Clock:
         return self
 
     def __enter__(self) -> None:
+        reset_peak_rss()
         self._cpu, self._wall = time.process_time(), time.perf_counter()
 
     def __exit__(self, *exc: object) -> None:
         cpu = time.process_time() - self._cpu
-        self._out[self._name] = (cpu, time.perf_counter() - self._wall)
+        self._out[self._name] = (cpu, time.perf_counter() - self._wall, peak_rss_mb())
 
 
 def floor_sqlite(path: Path, notifications: int) -> float:
@@ -224,31 +235,33 @@ def floor_sqlite(path: Path, notifications: int) -> float:
 
 
 def report(
-    runs: Sequence[dict[str, tuple[float, float]]],
+    runs: Sequence[dict[str, tuple[float, float, float]]],
     check_cpu: float,
+    check_rss: float,
     label: str,
     floor: float | None,
 ) -> str:
-    per: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    per: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     for run in runs:
         for name, figures in run.items():
             per[name].append(figures)
     lines = [
         f"{label}, {len(runs)} run(s), medians",
         "",
-        "| step | CPU s | wall s |",
-        "|---|---:|---:|",
-        f"| (content check, once) | {check_cpu:.2f} | |",
+        "| step | CPU s | wall s | peak RSS MB during the step |",
+        "|---|---:|---:|---:|",
+        f"| (content check, once) | {check_cpu:.2f} | | {check_rss:.0f} |",
     ]
     total_cpu = total_wall = 0.0
     for name in STEPS:
-        cpu = statistics.median(c for c, _ in per[name])
-        wall = statistics.median(w for _, w in per[name])
+        cpu = statistics.median(c for c, _, _ in per[name])
+        wall = statistics.median(w for _, w, _ in per[name])
+        rss = max(r for _, _, r in per[name])
         total_cpu, total_wall = total_cpu + cpu, total_wall + wall
-        lines.append(f"| {name} | {cpu:.2f} | {wall:.2f} |")
-    lines.append(f"| **store, all steps** | **{total_cpu:.2f}** | **{total_wall:.2f}** |")
+        lines.append(f"| {name} | {cpu:.2f} | {wall:.2f} | {rss:.0f} |")
+    lines.append(f"| **store, all steps** | **{total_cpu:.2f}** | **{total_wall:.2f}** | |")
     if floor is not None:
-        lines.append(f"| floor: the register's rows by the driver alone | {floor:.2f} | |")
+        lines.append(f"| floor: the register's rows by the driver alone | {floor:.2f} | | |")
     return "\n".join(lines)
 
 
@@ -265,22 +278,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         content, check_cpu = checked(sample, args.notifications)
         checked_rss = peak_rss_mb()
         runs = []
-        floor = None
-        if not args.postgres:
-            with database(tmp / "floor", None) as url:
-                asyncio.run(store_once(url, content, protector, sample, only_message=True))
-                floor = floor_sqlite(Path(url.split("///", 1)[1]), args.notifications)
         for i in range(args.repeat):
             run_dir = tmp / f"run{i}"
             run_dir.mkdir()
             with database(run_dir, args.postgres) as url:
                 runs.append(asyncio.run(store_once(url, content, protector, sample)))
+        floor = None
+        if not args.postgres:  # after the store: its rows must not be in the store's RSS
+            with database(tmp / "floor", None) as url:
+                asyncio.run(store_once(url, content, protector, sample, only_message=True))
+                floor = floor_sqlite(Path(url.split("///", 1)[1]), args.notifications)
         kind = "PostgreSQL" if args.postgres else "SQLite"
-        print(report(runs, check_cpu, f"{kind}, {args.notifications:,} notifications", floor))
-        print(
-            f"\npeak RSS (VmHWM): {checked_rss:.0f} MB after the check, "
-            f"{peak_rss_mb():.0f} MB after the store"
-        )
+        label = f"{kind}, {args.notifications:,} notifications"
+        print(report(runs, check_cpu, checked_rss, label, floor))
     return 0
 
 

@@ -191,38 +191,52 @@ class IplosHistory:
 
     def updated_with(self, notifications: Iterable[Notification]) -> IplosHistory:
         """The history after storing the accepted (not dropped) `notifications`: their GUIDs,
-        løpenummer and brukerNr pairs. A pair is set by the first row of a brukerNr and
-        replaced only by a correction or annulment (M/C): an N row with another number keeps
-        the pair and is warned about (`IPL-BRUKERNR-STABLE`)."""
-        received = dict(self.received)
+        løpenummer and brukerNr pairs (`received_with`, `pairs_set_by`)."""
+        rows = [n for n in notifications if not n.dropped]
         known = dict(self.notifications)
         by_lopenr = dict(self.guid_by_lopenr)
-        bruker = dict(self.bruker_fid)
-        numbers: dict[str, list[int]] = {}
-        for n in notifications:
-            if n.dropped:
-                continue
+        for n in rows:
             known[n.guid] = StoredNotification(
                 n.status, n.lopenr, n.content_sha256, n.content_core_sha256 or None
             )
             if n.lopenr is not None:
-                numbers.setdefault(n.kommune_nr, []).append(n.lopenr)
                 by_lopenr.setdefault((n.kommune_nr, n.lopenr), n.guid)
-            if n.identifies_person:
-                key = (n.kommune_nr, n.bruker_nr)
-                if pair_moves(bruker.get(key), n.fid, n.status):
-                    bruker[key] = n.fid
-        for kommune, nums in numbers.items():
-            received[kommune] = add_to_ranges(received.get(kommune, ()), nums)
         return IplosHistory(
-            received,
+            self.received_with(rows),
             known,
             by_lopenr,
-            bruker,
+            {**self.bruker_fid, **self.pairs_set_by(rows)},
             self.hendelser,
             self.service_starts,
             self.refused,
         )
+
+    def received_with(self, notifications: Iterable[Notification]) -> dict[str, Ranges]:
+        """The received løpenummer ranges after storing the accepted `notifications`."""
+        received = dict(self.received)
+        numbers: dict[str, list[int]] = {}
+        for n in notifications:
+            if not n.dropped and n.lopenr is not None:
+                numbers.setdefault(n.kommune_nr, []).append(n.lopenr)
+        for kommune, nums in numbers.items():
+            received[kommune] = add_to_ranges(received.get(kommune, ()), nums)
+        return received
+
+    def pairs_set_by(self, notifications: Iterable[Notification]) -> dict[tuple[str, str], str]:
+        """The brukerNr pairs the accepted `notifications` set, as they stand after them: a
+        pair is set by the first row of a brukerNr and replaced only by a correction or
+        annulment (M/C); an N row with another number keeps the pair and is warned about
+        (`IPL-BRUKERNR-STABLE`). Only the pairs they touch, not a copy of all of them: the
+        store of a 100 000-notification message needs no more."""
+        touched: dict[tuple[str, str], str] = {}
+        for n in notifications:
+            if n.dropped or not n.identifies_person:
+                continue
+            key = (n.kommune_nr, n.bruker_nr)
+            current = touched[key] if key in touched else self.bruker_fid.get(key)
+            if pair_moves(current, n.fid, n.status):
+                touched[key] = n.fid
+        return touched
 
 
 @dataclass(frozen=True, slots=True)

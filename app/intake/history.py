@@ -8,8 +8,8 @@ what an accepted message establishes is stored here with set-based statements.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -30,7 +30,15 @@ from app.content.model import (
 )
 from app.intake import history_more
 from app.models import Base, IplosBruker, IplosEvent, IplosKommuneState, IplosNotification
-from app.platform.db import batches, chunks, execute_tuples, is_postgres, one_of, write_rows
+from app.platform.db import (
+    batches,
+    chunks,
+    execute_tuples,
+    is_postgres,
+    new_ids,
+    one_of,
+    write_rows,
+)
 from app.register.models import Hendelse, Notifikasjon
 from app.register.protect import Protector
 
@@ -255,12 +263,11 @@ async def store_history(
         return 0
     ids = await _insert_notifications(session, message_id, environment, rows)
     await _insert_events(session, ids, rows)
-    # 100 000 rows: a few hundred ms of Python, not on the event loop
-    after = await anyio.to_thread.run_sync(before.updated_with, rows)
     # a number KPR received on a row it did not take is not missing either (issue 21)
-    after = replace(after, received=history_more.with_refused(after.received, result))
-    await _update_received(session, environment, before, after)
-    changed = await anyio.to_thread.run_sync(_changed_pairs, before, after)
+    received = history_more.with_refused(before.received_with(rows), result)
+    await _update_received(session, environment, before.received, received)
+    # 100 000 rows: a few hundred ms of Python, not on the event loop
+    changed = await anyio.to_thread.run_sync(_changed_pairs, before, rows)
     now = datetime.now(UTC)
     # sealed and written a slice at a time: 100 000 pairs as row dicts at once held some
     # 60 MB until the last was written
@@ -278,7 +285,7 @@ async def store_received(
     """Only the løpenummer of a message none of whose rows is stored: KPR received them (on
     rows it did not take), so they are not missing (issue 21)."""
     received = history_more.with_refused(before.received, result)
-    await _update_received(session, environment, before, replace(before, received=received))
+    await _update_received(session, environment, before.received, received)
 
 
 def new_rows(result: ContentResult) -> list[Notification]:
@@ -289,13 +296,16 @@ def new_rows(result: ContentResult) -> list[Notification]:
 
 async def _insert_notifications(
     session: AsyncSession, message_id: int, environment: str, rows: Sequence[Notification]
-) -> dict[str, int]:
-    """The rows, then their ids read back in one query by message (GUID -> id)."""
+) -> list[int]:
+    """The rows, with ids taken first (so 100 000 GUID -> id pairs are not read back and
+    held); their ids in the order of `rows`."""
+    ids = await new_ids(session, _table(IplosNotification), len(rows))
     await write_rows(
         session,
         _table(IplosNotification),
         (
             {
+                "id": row_id,
                 "message_id": message_id,
                 "environment": environment,
                 "kommune_nr": n.kommune_nr,
@@ -310,23 +320,18 @@ async def _insert_notifications(
                 "content_sha256": n.content_sha256,
                 "content_core_sha256": n.content_core_sha256 or None,
             }
-            for n in rows
+            for row_id, n in zip(ids, rows, strict=True)
         ),
     )
-    found = await session.execute(
-        select(IplosNotification.guid, IplosNotification.id).where(
-            IplosNotification.message_id == message_id
-        )
-    )
-    return dict(found.all())
+    return ids
 
 
 async def _insert_events(
-    session: AsyncSession, ids: dict[str, int], rows: Sequence[Notification]
+    session: AsyncSession, ids: list[int], rows: Sequence[Notification]
 ) -> None:
     events = (
         {
-            "notification_id": ids[n.guid],
+            "notification_id": row_id,
             "position": i,
             "kind": e.kind,
             "tjeneste_type": e.tjeneste_type[:20],
@@ -334,19 +339,22 @@ async def _insert_events(
             "tjeneste_org_nr": e.tjeneste_org_nr[:10] if e.tjeneste_org_nr else None,
             "hendelse_dato": e.hendelse_dato,
         }
-        for n in rows
+        for row_id, n in zip(ids, rows, strict=True)
         for i, e in enumerate(n.events)
     )
     await write_rows(session, _table(IplosEvent), events)
 
 
 async def _update_received(
-    session: AsyncSession, environment: str, before: IplosHistory, after: IplosHistory
+    session: AsyncSession,
+    environment: str,
+    before: Mapping[str, Ranges],
+    after: Mapping[str, Ranges],
 ) -> None:
     """The received løpenummer ranges of each municipality that got new numbers (its state
     row is locked since `confirm_versions`)."""
-    for kommune, ranges in after.received.items():
-        if ranges == before.received.get(kommune):
+    for kommune, ranges in after.items():
+        if ranges == before.get(kommune):
             continue
         state = await session.get(IplosKommuneState, (environment, kommune))
         if state is None:
@@ -359,10 +367,14 @@ _PAIR_COLUMNS = ("environment", "kommune_nr", "bruker_nr", "fid", "fid_hmac", "u
 _PAIRS_AT_ONCE = 5_000
 
 
-def _changed_pairs(before: IplosHistory, after: IplosHistory) -> list[tuple[str, str, str]]:
-    """(kommune, brukerNr, fid) of the pairs that changed."""
+def _changed_pairs(
+    before: IplosHistory, rows: Sequence[Notification]
+) -> list[tuple[str, str, str]]:
+    """(kommune, brukerNr, fid) of the pairs `rows` changed."""
     return [
-        (k, b, f) for (k, b), f in after.bruker_fid.items() if before.bruker_fid.get((k, b)) != f
+        (k, b, f)
+        for (k, b), f in before.pairs_set_by(rows).items()
+        if before.bruker_fid.get((k, b)) != f
     ]
 
 

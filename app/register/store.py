@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, text, update
+from sqlalchemy import Table, insert, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,7 +31,7 @@ from app.content.model import (
     parse_xs_date,
 )
 from app.models import Base
-from app.platform.db import is_postgres, write_rows, write_tuples
+from app.platform.db import is_postgres, new_ids, write_rows, write_tuples
 from app.register.episodes import EventFacts, Key, NotificationFacts, OwnEvents
 from app.register.models import (
     Hendelse,
@@ -153,7 +153,7 @@ async def store_melding(
             id=melding_id, own=OwnEvents(guids=frozenset(), refs=frozenset(), by_bruker={})
         )
     where = (record.environment, unit[:4])
-    ids = await _new_ids(session, _table(Notifikasjon), len(rows))
+    ids = await new_ids(session, _table(Notifikasjon), len(rows))
     await write_tuples(
         session,
         _table(Notifikasjon),
@@ -179,24 +179,6 @@ async def store_melding(
         by_bruker=dict(by_bruker),
     )
     return StoredMelding(id=melding_id, own=own)
-
-
-async def _new_ids(session: AsyncSession, table: Table, count: int) -> list[int]:
-    """`count` ids for new rows of `table`, ascending, as the database would give them one
-    by one: the events refer to their notification by id, and taking the ids first spares
-    reading 100 000 of them back. On SQLite the transaction already holds the database's
-    write lock (the melding row), so nobody else takes the ids after the largest."""
-    if await is_postgres(session):
-        found = await session.scalars(
-            text(
-                "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
-            ),
-            {"table": table.name, "n": count},
-        )
-        return sorted(int(i) for i in found)
-    largest = await session.scalar(select(func.max(table.c.id)))
-    first = int(largest or 0) + 1
-    return list(range(first, first + count))
 
 
 def _contact_rows(melding_id: int, content: ContentResult) -> Iterator[dict[str, Any]]:

@@ -218,6 +218,8 @@ def test_bench_store_stores_what_the_intake_stores_and_the_floor_writes_its_rows
         ]
         db.close()
     assert written == [40, 40, 40, 0]
-    table = report([steps], 1.0, "SQLite, 30 notifications", 0.5)
+    assert all(rss > 0 for _, _, rss in steps.values())  # each step's own peak RSS
+    table = report([steps], 1.0, 300.0, "SQLite, 30 notifications", 0.5)
     assert "| store_melding |" in table
+    assert "| (content check, once) | 1.00 | | 300 |" in table
     assert "floor" in table
