@@ -42,7 +42,7 @@ from app.content.model import ContentContext, ContentResult
 from app.dev.sample import write_sample
 from app.intake import history
 from app.models import Message
-from app.platform.db import create_engine, session_factory
+from app.platform.db import SQLITE_CACHE_KIB, create_engine, session_factory
 from app.platform.settings import Settings
 from app.register.episodes import update_episodes
 from app.register.keys import load_protector
@@ -209,7 +209,7 @@ def floor_sqlite(path: Path, notifications: int) -> float:
              "974778874", "[]", "[]", "2018-03-01 10:00:00.000000")
         )  # fmt: skip
     db = sqlite3.connect(path, isolation_level=None)
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-32768"):
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", f"cache_size=-{SQLITE_CACHE_KIB}"):
         db.execute(f"PRAGMA {pragma}")
     db.execute(
         "INSERT INTO melding (id, message_id, environment, kommune_nr, received_at) "

@@ -27,6 +27,13 @@ from app.platform.private_files import private_file
 SqliteSynchronous = Literal["FULL", "NORMAL", "OFF"]
 
 
+# SQLite's page cache per connection, in KiB (its default is 2 MB): a large message inserts
+# 100 000 rows into indexes keyed by random GUIDs, and with 2 MB every insert missed the
+# cache. 32 MB cost the store no less CPU than 8 MB and 25 MB more of the intake's peak
+# memory (bench.store and bench.large, docs/performance.md).
+SQLITE_CACHE_KIB = 8192
+
+
 def _sqlite_pragmas(
     dbapi_connection: DBAPIConnection,
     _record: ConnectionPoolEntry,
@@ -40,9 +47,7 @@ def _sqlite_pragmas(
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=15000")
     cursor.execute(f"PRAGMA synchronous={synchronous}")
-    # 32 MB of page cache (SQLite's default is 2 MB): a large message inserts 100 000 rows
-    # into indexes keyed by random GUIDs, and with 2 MB every insert missed the cache
-    cursor.execute("PRAGMA cache_size=-32768")
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.close()
 
 

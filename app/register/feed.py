@@ -123,23 +123,11 @@ async def read_page(
     query over melding (uq_melding_environment_feed_seq) and its notifications
     (ix_notifikasjon_melding_id), then the page's meldinger and events by IN-chunks of ids,
     and the episodes of the keys the events name."""
-    m, n = MELDING, NOTIFIKASJON
-    query = (
-        select(*n.c, m.c.feed_seq)
-        .select_from(m.join(n, n.c.melding_id == m.c.id))
-        .where(
-            m.c.environment == environment,
-            m.c.feed_seq >= after.seq,  # the index's range starts here; NULL never matches
-            or_(m.c.feed_seq > after.seq, n.c.id > after.notifikasjon_id),
-        )
-        .order_by(m.c.feed_seq, n.c.id)
-        .limit(limit)
-    )
-    rows = await fetch(session, query)
+    rows = await fetch(session, _keyset(environment, after, limit))
     if not rows:
         return EMPTY
     # plain tuples into dicts by position: 5 000 rows through RowMapping cost tens of ms
-    names = n.c.keys()
+    names = NOTIFIKASJON.c.keys()
     postgres = await is_postgres(session)
     ids = frozenset(r[0] for r in rows)  # the notification's id is its first column
     async with _second_connection(session, postgres) as other:
@@ -153,15 +141,9 @@ async def read_page(
             meldinger = await _meldinger(
                 session, frozenset(p[0]["melding_id"] for p in pairs), postgres
             )
-            if rendering is None:
-                events, keys = await _events(session, ids, postgres)
-                named = {k for own in keys.values() for k in own}
-                episodes = await _episodes(session, environment, named, postgres)
-                rendered: dict[int, list[RenderedEvent]] = {}
-            else:
-                events = {}
-                episodes = await _episodes_of_notifications(session, environment, ids)
-                rendered, keys = await rendering
+            events, keys, episodes, rendered = await _events_and_episodes(
+                session, environment, ids, rendering
+            )
         finally:
             if rendering is not None and not rendering.done():
                 rendering.cancel()  # this request failed or was cancelled: stop the other
@@ -177,6 +159,47 @@ async def read_page(
         last_read=FeedPosition(last_seq, last_notification["id"]),
         rendered=rendered,
     )
+
+
+def _keyset(environment: str, after: FeedPosition, limit: int) -> Select[Any]:
+    m, n = MELDING, NOTIFIKASJON
+    return (
+        select(*n.c, m.c.feed_seq)
+        .select_from(m.join(n, n.c.melding_id == m.c.id))
+        .where(
+            m.c.environment == environment,
+            m.c.feed_seq >= after.seq,  # the index's range starts here; NULL never matches
+            or_(m.c.feed_seq > after.seq, n.c.id > after.notifikasjon_id),
+        )
+        .order_by(m.c.feed_seq, n.c.id)
+        .limit(limit)
+    )
+
+
+_Rendering = asyncio.Task[tuple[dict[int, list[RenderedEvent]], dict[int, list[EpisodeKey]]]]
+
+
+async def _events_and_episodes(
+    session: AsyncSession,
+    environment: str,
+    ids: frozenset[int],
+    rendering: _Rendering | None,
+) -> tuple[
+    dict[int, list[dict[str, Any]]],
+    dict[int, list[EpisodeKey]],
+    dict[EpisodeKey, dict[str, Any]],
+    dict[int, list[RenderedEvent]],
+]:
+    """The events (as rows, or as `rendering` gives them) with the keys they name, and
+    the episodes of those keys."""
+    if rendering is None:
+        postgres = await is_postgres(session)
+        events, keys = await _events(session, ids, postgres)
+        named = {k for own in keys.values() for k in own}
+        return events, keys, await _episodes(session, environment, named, postgres), {}
+    episodes = await _episodes_of_notifications(session, environment, ids)
+    rendered, keys = await rendering
+    return {}, keys, episodes, rendered
 
 
 # Pages that may hold a second connection at once: the pool (10 + 10) must never be taken

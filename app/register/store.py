@@ -12,9 +12,9 @@ the commit itself.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, text, update
@@ -269,6 +269,11 @@ def _event_rows(
     facts added to `by_bruker` as the episodes read them."""
     environment, kommune_nr = where
     seal = protector.sealer()
+    # The facts stay in memory until the episodes are written: their values split from the
+    # packed strings are new objects per event, though kinds, codes, org numbers and dates
+    # repeat: one object per distinct value.
+    shared: dict[str, str] = {}
+    dates: dict[str, date | None] = {}
     for row_id, n in rows:
         assert n.raw is not None
         head, events = n.raw.values()
@@ -276,18 +281,12 @@ def _event_rows(
         type_id = n.type_id[:20] or None
         cache: dict[str, tuple[str, str]] = {}
         for position, ev in enumerate(events, start=1):
-            fid = ev[_FID_AT]
-            token: str | None = None
-            digest: str | None = None
-            if fid is not None:
-                if fid not in cache:
-                    cache[fid] = (seal(fid), protector.digest(fid))
-                token, digest = cache[fid]
-            dato = parse_xs_date(ev[_HENDELSE_DATO_AT] or "")
+            token, digest = _protected(cache, ev[_FID_AT], seal, protector)
+            dato = _date(dates, ev[_HENDELSE_DATO_AT] or "")
             guid = ev[_HENDELSE_GUID_AT]
             guid_read = guid_key(guid)[:100] if guid else None
             # as read: "08" is code 8 (issue 21)
-            tjeneste_type = _read_type(n, position, ev[_TJENESTE_TYPE_AT])
+            tjeneste_type = _shared(shared, _read_type(n, position, ev[_TJENESTE_TYPE_AT]))
             bruker = [ev[i] for i in _BRUKER_AT]
             bruker[_SEALED_AT] = token
             yield (
@@ -306,10 +305,10 @@ def _event_rows(
             )
             facts_of = EventFacts(
                 notification=facts,
-                kind=ev[0] or "",
+                kind=_shared(shared, ev[0]) or "",
                 position=position,
                 tjeneste_type=tjeneste_type,
-                tjeneste_org_nr=ev[_TJENESTE_ORG_NR_AT],
+                tjeneste_org_nr=_shared(shared, ev[_TJENESTE_ORG_NR_AT]),
                 hendelse_dato=dato,
                 hendelse_guid=guid_read,
                 midlertidig_stopp_id=ev[_STOPP_ID_AT],
@@ -317,6 +316,33 @@ def _event_rows(
             )
             bruker_nr = ev[_BRUKER_NR_AT] or ""
             by_bruker[bruker_nr].append(((bruker_nr, ev[_TJENESTE_ID_AT] or ""), facts_of))
+
+
+def _protected(
+    cache: dict[str, tuple[str, str]],
+    fid: str | None,
+    seal: Callable[[str], str],
+    protector: Protector,
+) -> tuple[str | None, str | None]:
+    """The fid sealed and its keyed hash, once per fid in `cache`; (None, None) for none."""
+    if fid is None:
+        return None, None
+    if fid not in cache:
+        cache[fid] = (seal(fid), protector.digest(fid))
+    return cache[fid]
+
+
+def _date(seen: dict[str, date | None], sent: str) -> date | None:
+    """`sent` read as a date, once per distinct text."""
+    if sent in seen:
+        return seen[sent]
+    found = seen[sent] = parse_xs_date(sent)
+    return found
+
+
+def _shared(seen: dict[str, str], value: str | None) -> str | None:
+    """The one object of an equal value seen before (`value` the first time)."""
+    return None if value is None else seen.setdefault(value, value)
 
 
 _SEALED_AT = list(BRUKER_ATTRIBUTES).index("fid")

@@ -29,6 +29,7 @@ from app.content.iplos.digest import _attributes, _digest
 from app.content.model import (
     ContentContext,
     RawNotification,
+    RawSpool,
     ServiceEvent,
     guid_key,
     parse_xs_date,
@@ -253,7 +254,7 @@ def _person_of(bruker: dict[str, str] | None) -> tuple[str | None, ...]:
     return (bruker.get("brukerNr"), bruker.get("fid"), bruker.get("typeID"))
 
 
-def _read_row(index: int, n_el: etree._Element, unit: str) -> _Row:
+def _read_row(index: int, n_el: etree._Element, unit: str, spool: RawSpool | None = None) -> _Row:
     """A notification's values as written, and its content digest; no rule runs here. Runs
     once per notification: one pass over its elements, in document order (the digest's),
     each element's attributes read once for both."""
@@ -308,7 +309,7 @@ def _read_row(index: int, n_el: etree._Element, unit: str) -> _Row:
         unit=unit,
         digest=_digest(parts),
         core_digest=resend.core_digest(parts),
-        raw=RawNotification.of(attrs, raw_events),
+        raw=RawNotification.of(attrs, raw_events, spool),
     )
 
 

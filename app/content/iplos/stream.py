@@ -65,7 +65,7 @@ from app.content.iplos.schema import (
 )
 from app.content.iplos.sequence import _local_date
 from app.content.iplos.validate import _content_result, validate_melding
-from app.content.model import ContentContext, ContentResult, HistoryKeys
+from app.content.model import ContentContext, ContentResult, HistoryKeys, RawSpool
 from app.content.registry import ContentSource
 from app.core import xmlparse
 from app.core.findings import Consequence, Finding
@@ -347,6 +347,7 @@ def _stream(children: Iterator[etree._Element], walk: _Walk, ctx: ContentContext
     skeleton: etree._Element | None = None
     extracted_on = _local_date(ctx.extracted_at)
     schema = load_schema(_SCHEMA)  # once, not per notification
+    spool = RawSpool()  # the values as sent, out of memory until the register store's read
     for el in children:
         if skeleton is None:
             assert walk.root is not None
@@ -355,7 +356,7 @@ def _stream(children: Iterator[etree._Element], walk: _Walk, ctx: ContentContext
         if tag == NOTIFIKASJON:
             index = len(rows) + 1
             xsd = _row_schema_findings(schema, el, index)
-            row = _read_row(index, el, "")
+            row = _read_row(index, el, "", spool)
             for finding in xsd:
                 row.add(finding.rule, finding.location, finding.detail)
             if not row.dropped:
