@@ -56,6 +56,8 @@ class EventFacts:
     hendelse_guid: str | None
     midlertidig_stopp_id: str | None
     fid_hmac: str | None
+    # its tjenesteID ("" for none): with the brukerNr the episode's key (`OwnEvents`)
+    tjeneste_id: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -219,7 +221,9 @@ class OwnEvents:
 
     guids: frozenset[str]
     refs: frozenset[str]
-    by_bruker: dict[str, list[tuple[Key, EventFacts]]]
+    # per brukerNr its events' facts, each keyed by (brukerNr, its tjeneste_id): no key
+    # tuple per event (100 000 events held two tuples each, some 15 MB, until the episodes)
+    by_bruker: dict[str, list[EventFacts]]
 
 
 async def update_episodes(
@@ -231,7 +235,8 @@ async def update_episodes(
     of the corrections stored earlier that refer to its notifications. Per person, not per
     (brukerNr, tjenesteID): the index (environment, kommune_nr, bruker_nr, ...) then finds
     the rows, where a row-value IN over both columns made SQLite scan the municipality.
-    Returns the number of persons recomputed."""
+    Returns the number of persons recomputed. Empties `own.by_bruker` as it goes (100 000
+    persons' facts are let go batch by batch)."""
     melding = await session.get(Melding, melding_id)
     if melding is None:
         return 0
@@ -387,6 +392,7 @@ def _add_rows(
                 hendelse_guid=r[7],
                 midlertidig_stopp_id=r[8],
                 fid_hmac=r[9],
+                tjeneste_id=r[1] or "",
             )
         )
 
@@ -416,8 +422,9 @@ async def _recompute(
         # the melding's own rows are in memory: read only the others
         query = query.where(Notifikasjon.melding_id != own.melding_id)
         for bruker_nr in brukere:
-            for key, fact in own.events.by_bruker.get(bruker_nr, ()):
-                events[key].append(fact)
+            # a person is in one batch: its facts are let go once this batch has them
+            for fact in own.events.by_bruker.pop(bruker_nr, ()):
+                events[(bruker_nr, fact.tjeneste_id)].append(fact)
                 notifications[fact.notification.guid] = fact.notification
     rows = (await session.execute(query)).all() if read else []
     # who may have an episode stored already: everyone when the melding's rows were read

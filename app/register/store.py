@@ -32,7 +32,7 @@ from app.content.model import (
 )
 from app.models import Base
 from app.platform.db import is_postgres, new_ids, write_rows, write_tuples
-from app.register.episodes import EventFacts, Key, NotificationFacts, OwnEvents
+from app.register.episodes import EventFacts, NotificationFacts, OwnEvents
 from app.register.models import (
     Hendelse,
     Kontaktperson,
@@ -160,7 +160,7 @@ async def store_melding(
         NOTIFIKASJON_COLUMNS,
         _notification_rows(melding_id, where, zip(ids, rows, strict=True)),
     )
-    by_bruker: dict[str, list[tuple[Key, EventFacts]]] = defaultdict(list)
+    by_bruker: dict[str, list[EventFacts]] = defaultdict(list)
     await write_tuples(
         session,
         _table(Hendelse),
@@ -263,7 +263,7 @@ def _event_rows(
     where: tuple[str, str],
     rows: Iterable[tuple[int, Notification]],
     protector: Protector,
-    by_bruker: dict[str, list[tuple[Key, EventFacts]]],
+    by_bruker: dict[str, list[EventFacts]],
 ) -> Iterator[tuple[Any, ...]]:
     """Each event's row, its fid sealed and hashed (once per fid and notification), and its
     facts added to `by_bruker` as the episodes read them."""
@@ -313,9 +313,9 @@ def _event_rows(
                 hendelse_guid=guid_read,
                 midlertidig_stopp_id=ev[_STOPP_ID_AT],
                 fid_hmac=digest,
+                tjeneste_id=ev[_TJENESTE_ID_AT] or "",
             )
-            bruker_nr = ev[_BRUKER_NR_AT] or ""
-            by_bruker[bruker_nr].append(((bruker_nr, ev[_TJENESTE_ID_AT] or ""), facts_of))
+            by_bruker[ev[_BRUKER_NR_AT] or ""].append(facts_of)
 
 
 def _protected(
