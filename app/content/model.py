@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import IO
 
 from app.content.calendar import ReportingCalendar
 from app.core.findings import Consequence, Finding
@@ -332,27 +333,38 @@ def _fields(names: tuple[str, ...], values: list[str]) -> dict[str, str]:
 
 
 class RawSpool:
-    """The packed values of a streamed message's notifications, in an unnamed temporary file
-    (gone when closed, and closed when the last notification holding it is freed) instead of
-    in memory from the check until the register store reads them: some 65 MB for 100 000
-    notifications, held while the store's own structures peak. The decrypted MsgHead they
-    come from lies in the same kind of file (app/security/cms.py `new_spool`)."""
+    """The packed values of a streamed message's notifications: in memory up to
+    `IN_MEMORY` bytes (about 1 500 notifications), as a request's body is, and past that in
+    an unnamed temporary file beside the decrypted MsgHead's (app/security/cms.py
+    `new_spool`), gone when closed and closed when the last notification holding it is
+    freed. From the check until the register store reads them they are some 65 MB for
+    100 000 notifications, held while the store's own structures peak. A file that cannot be
+    written fails the message like the MsgHead's spool would (stored, answered as an
+    internal error), never silently."""
 
+    IN_MEMORY = 1024 * 1024
     # the store reads the notifications in order, twice: a window at a time, not a read each
     WINDOW = 256 * 1024
 
     def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile()  # noqa: SIM115 - freed with the notifications
+        self._held = 0
+        self._file: IO[bytes] | None = None
         self._end = 0
         self._unflushed = False
         self._lock = threading.Lock()
         self._window = b""
         self._window_at = 0
 
-    def add(self, packed: str) -> tuple[int, int]:
-        """Keep `packed`; where it lies (offset, length in bytes)."""
+    def add(self, packed: str) -> tuple[int, int] | None:
+        """Keep `packed`: where it lies in the file (offset, length in bytes), or None while
+        the spool is small (the caller keeps it)."""
+        if self._held < self.IN_MEMORY:
+            self._held += len(packed)
+            return None
         data = packed.encode()
         with self._lock:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile()  # noqa: SIM115 - freed with the values
             at = self._end
             self._file.write(data)
             self._end += len(data)
@@ -361,6 +373,7 @@ class RawSpool:
 
     def read(self, at: int, length: int) -> str:
         with self._lock:
+            assert self._file is not None  # only what `add` placed in the file is read here
             start = at - self._window_at
             if start < 0 or start + length > len(self._window):
                 if self._unflushed:
@@ -397,9 +410,10 @@ class RawNotification:
             parts += [event.get(n, _ABSENT) for n in EVENT_FIELDS]
             parts += [bruker.get(n, _ABSENT) for n in BRUKER_FIELDS]
         packed = _SEP.join(parts)
-        if spool is None:
+        where = spool.add(packed) if spool is not None else None
+        if where is None:
             return cls(packed)
-        return cls(None, spool, *spool.add(packed))
+        return cls(None, spool, *where)
 
     @property
     def packed(self) -> str:
