@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import Message as MailMessage
 from pathlib import Path
@@ -75,6 +75,26 @@ def empty_mailboxes(dovecot: Dovecot) -> Dovecot:
     return dovecot
 
 
+MailSettings = Callable[..., Settings]
+
+
+@pytest.fixture
+def mail_settings(
+    settings_with_pki: Settings,
+    tmp_path: Path,
+    empty_mailboxes: Dovecot,
+    relay: Relay,
+    scheme: str,
+) -> MailSettings:
+    """KPR's settings for the test: its empty mailboxes read by `scheme` (a test of one
+    protocol parametrizes `scheme` itself), replies by the relay; keywords add settings."""
+
+    def make(**more: object) -> Settings:
+        return _settings(settings_with_pki, tmp_path, empty_mailboxes, relay, scheme, **more)
+
+    return make
+
+
 def _settings(
     base: Settings, tmp: Path, dovecot: Dovecot, relay: Relay, scheme: str, **more: object
 ) -> Settings:
@@ -102,15 +122,13 @@ async def _count(sessions: Sessions, column: object, *where: object) -> int:
 
 
 async def test_a_mailed_sample_is_answered_by_mail_at_the_cpa_address(
-    settings_with_pki: Settings,
     sessions: Sessions,
-    tmp_path: Path,
     empty_mailboxes: Dovecot,
     relay: Relay,
     pki: DevPki,
-    scheme: str,
+    mail_settings: MailSettings,
 ) -> None:
-    settings = _settings(settings_with_pki, tmp_path, empty_mailboxes, relay, scheme)
+    settings = mail_settings()
     await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
     empty_mailboxes.deliver("kpr-pilot", ebxml_message_mail(pki))
     await EdiRunner(edi_state(settings, sessions)).round()
@@ -131,15 +149,13 @@ async def test_a_mailed_sample_is_answered_by_mail_at_the_cpa_address(
 
 
 async def test_a_duplicate_mail_is_acknowledged_again_and_stored_once(
-    settings_with_pki: Settings,
     sessions: Sessions,
-    tmp_path: Path,
     empty_mailboxes: Dovecot,
     relay: Relay,
     pki: DevPki,
-    scheme: str,
+    mail_settings: MailSettings,
 ) -> None:
-    settings = _settings(settings_with_pki, tmp_path, empty_mailboxes, relay, scheme)
+    settings = mail_settings()
     await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
     body = _ebxml_body(pki, msghead())
     for _ in range(2):  # the MSH sends it again: a new mail, the same ebXML message
@@ -152,17 +168,13 @@ async def test_a_duplicate_mail_is_acknowledged_again_and_stored_once(
 
 
 async def test_a_mail_over_the_limit_gets_an_ebxml_error_by_mail(
-    settings_with_pki: Settings,
     sessions: Sessions,
-    tmp_path: Path,
     empty_mailboxes: Dovecot,
     relay: Relay,
     pki: DevPki,
-    scheme: str,
+    mail_settings: MailSettings,
 ) -> None:
-    settings = _settings(
-        settings_with_pki, tmp_path, empty_mailboxes, relay, scheme, max_message_bytes=40_000
-    )
+    settings = mail_settings(max_message_bytes=40_000)
     await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
     raw = _grown(pki)
     assert len(raw) > 40_000
@@ -199,15 +211,13 @@ def _ebxml_body(pki: DevPki, head: bytes) -> tuple[bytes, str]:
 
 @pytest.mark.parametrize("scheme", ["imaps", "pop3s"])
 async def test_tls_is_verified_against_the_configured_ca(
-    settings_with_pki: Settings,
     sessions: Sessions,
-    tmp_path: Path,
     empty_mailboxes: Dovecot,
     relay: Relay,
     pki: DevPki,
-    scheme: str,
+    mail_settings: MailSettings,
 ) -> None:
-    settings = _settings(settings_with_pki, tmp_path, empty_mailboxes, relay, scheme)
+    settings = mail_settings()
     await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
     empty_mailboxes.deliver("kpr-pilot", ebxml_message_mail(pki))
     untrusted = settings.model_copy(update={"edi_ca_file": None})
@@ -220,19 +230,17 @@ async def test_tls_is_verified_against_the_configured_ca(
 
 
 async def test_one_session_takes_a_batch_and_the_rest_waits_for_the_next_round(
-    settings_with_pki: Settings,
     sessions: Sessions,
-    tmp_path: Path,
     empty_mailboxes: Dovecot,
     relay: Relay,
     pki: DevPki,
-    scheme: str,
     monkeypatch: pytest.MonkeyPatch,
+    mail_settings: MailSettings,
 ) -> None:
     """POP3 removes the DELE'd mails at the session's QUIT: a batch's mails are gone after
     it, the rest stay for the next session."""
     monkeypatch.setattr(edi_runner, "BATCH", 2)
-    settings = _settings(settings_with_pki, tmp_path, empty_mailboxes, relay, scheme)
+    settings = mail_settings()
     await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
     for _ in range(3):
         empty_mailboxes.deliver("kpr-pilot", ebxml_message_mail(pki))
@@ -244,19 +252,19 @@ async def test_one_session_takes_a_batch_and_the_rest_waits_for_the_next_round(
     assert await _count(sessions, Message.id, Message.status == "OK") == 3
 
 
+@pytest.mark.parametrize("scheme", ["pop3s"])
 async def test_pop3_a_crash_before_quit_leaves_the_mail_and_it_is_answered_the_same(
-    settings_with_pki: Settings,
     sessions: Sessions,
-    tmp_path: Path,
     empty_mailboxes: Dovecot,
     relay: Relay,
     pki: DevPki,
     monkeypatch: pytest.MonkeyPatch,
+    mail_settings: MailSettings,
 ) -> None:
     """The outcome and the reply committed and the DELE given, then the connection lost
     before QUIT (as when the process dies): the server forgets the DELE, the mail is read
     again, stored as a duplicate, and its reply (already queued) is mailed once."""
-    settings = _settings(settings_with_pki, tmp_path, empty_mailboxes, relay, "pop3s")
+    settings = mail_settings()
     await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
     empty_mailboxes.deliver("kpr-pilot", ebxml_message_mail(pki))
     quit_session = Pop3Mailbox.__exit__
@@ -280,20 +288,18 @@ async def test_pop3_a_crash_before_quit_leaves_the_mail_and_it_is_answered_the_s
     assert await _count(sessions, Message.id, Message.status == "DUPLICATE") == 1
 
 
+@pytest.mark.parametrize("scheme", ["pop3s"])
 async def test_pop3_mails_with_lines_over_2_kib_hold_up_nothing(
-    settings_with_pki: Settings,
     sessions: Sessions,
-    tmp_path: Path,
     empty_mailboxes: Dovecot,
     relay: Relay,
     pki: DevPki,
+    mail_settings: MailSettings,
 ) -> None:
     """poplib reads lines of at most 2 KiB: a mail with a longer line is still read whole
     (and refused by the intake), one over the limit is refused with nothing read, and the
     mails after them are answered."""
-    settings = _settings(
-        settings_with_pki, tmp_path, empty_mailboxes, relay, "pop3s", max_message_bytes=40_000
-    )
+    settings = mail_settings(max_message_bytes=40_000)
     await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
     junk = b"Subject: junk\r\nContent-Type: text/plain\r\n\r\n"
     mails = [
@@ -312,20 +318,20 @@ async def test_pop3_mails_with_lines_over_2_kib_hold_up_nothing(
     assert await _count(sessions, Message.id) == 4
 
 
+@pytest.mark.parametrize("scheme", ["pop3s"])
 async def test_pop3_a_failure_before_the_commit_leaves_the_mail_for_the_next_poll(
-    settings_with_pki: Settings,
     sessions: Sessions,
-    tmp_path: Path,
     empty_mailboxes: Dovecot,
     relay: Relay,
     pki: DevPki,
     monkeypatch: pytest.MonkeyPatch,
+    mail_settings: MailSettings,
 ) -> None:
     """The outcome not stored (the database away): no DELE, the mail stays in the maildrop
     and the next poll answers it."""
     from app.edi import repository as edi_repo
 
-    settings = _settings(settings_with_pki, tmp_path, empty_mailboxes, relay, "pop3s")
+    settings = mail_settings()
     await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
     empty_mailboxes.deliver("kpr-pilot", ebxml_message_mail(pki))
     stored = edi_repo.outcome_of
@@ -371,17 +377,16 @@ def _environment(settings: Settings, tmp: Path) -> dict[str, str]:
 
 
 async def test_a_sigkill_while_mails_are_processed_loses_nothing(
-    settings_with_pki: Settings,
     sessions: Sessions,
     tmp_path: Path,
     empty_mailboxes: Dovecot,
     relay: Relay,
     pki: DevPki,
-    scheme: str,
+    mail_settings: MailSettings,
 ) -> None:
     """`kpr-mottak edi listen` killed (SIGKILL) again and again while it works through the
     mailbox; afterwards every mail is answered, none is left, nothing is stored twice."""
-    settings = _settings(settings_with_pki, tmp_path, empty_mailboxes, relay, scheme)
+    settings = mail_settings()
     await register_municipality(settings, sessions, f"mailto:{MUNICIPALITY_ADDRESS}")
     mails = [ebxml_message_mail(pki) for _ in range(4)]
     for raw in mails:
