@@ -353,10 +353,15 @@ def _open_fids(
     for event in events:
         token = event["fid"]
         if token is not None:
-            fid = opened.get(token)
-            if fid is None:
-                fid = opened[token] = open_fid(token)
-            event["fid"] = fid
+            event["fid"] = _opened(token, opened, open_fid)
+
+
+def _opened(token: str, opened: dict[str, str], open_fid: Callable[[str], str]) -> str:
+    """The fid a sealed token holds, opened once per page (a person's events share it)."""
+    fid = opened.get(token)
+    if fid is None:
+        fid = opened[token] = open_fid(token)
+    return fid
 
 
 def _events_json(
@@ -369,9 +374,7 @@ def _events_json(
     for text, token in rendered:
         data = text.encode()
         if token is not None:
-            fid = opened.get(token)
-            if fid is None:
-                fid = opened[token] = open_fid(token)
+            fid = _opened(token, opened, open_fid)
             data = data.replace(b'"fid":' + to_json(token), b'"fid":' + to_json(fid), 1)
         out.append(data)
     return b"[" + b",".join(out) + b"]"

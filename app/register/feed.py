@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -227,14 +227,21 @@ async def _second_connection(
         _seconds_in_use -= 1
 
 
-def _key(event: dict[str, Any]) -> EpisodeKey:
+def _key(row: dict[str, Any]) -> EpisodeKey:
+    return _key_of(row["environment"], row["kommune_nr"], row["bruker_nr"], row["tjeneste_id"])
+
+
+def _key_of(
+    environment: str, kommune_nr: str, bruker_nr: str | None, tjeneste_id: str | None
+) -> EpisodeKey:
     # as episodes.py keys them: a missing brukerNr or tjenesteID is ""
-    return (
-        event["environment"],
-        event["kommune_nr"],
-        event["bruker_nr"] or "",
-        event["tjeneste_id"] or "",
-    )
+    return (environment, kommune_nr, bruker_nr or "", tjeneste_id or "")
+
+
+def _name(named: list[EpisodeKey], key: EpisodeKey) -> None:
+    """`key` added to a notification's keys, once (a notification has an event or two)."""
+    if key not in named:
+        named.append(key)
 
 
 async def _meldinger(
@@ -268,9 +275,7 @@ async def _events(
             event: dict[str, Any] = dict(zip(names, r, strict=False))  # the columns of `h`
             notification = event["notifikasjon_id"]
             out[notification].append(event)
-            key = _key(event)
-            if key not in keys[notification]:  # a notification has an event or two
-                keys[notification].append(key)
+            _name(keys[notification], _key(event))
     return out, keys
 
 
@@ -307,9 +312,7 @@ async def _rendered_events(
             text,
         ) in await fetch_on(connection, query):
             out[notification].append((text, fid))
-            key = (environment, kommune_nr, bruker_nr or "", tjeneste_id or "")
-            if key not in keys[notification]:
-                keys[notification].append(key)
+            _name(keys[notification], _key_of(environment, kommune_nr, bruker_nr, tjeneste_id))
     return out, keys
 
 
@@ -320,7 +323,6 @@ async def _episodes_of_notifications(
     taken by the database itself (PostgreSQL: a lateral join on the episode table's unique
     index per key), so the events need not be read first."""
     h, e = HENDELSE, EPISODE
-    names = e.c.keys()
     out: dict[EpisodeKey, dict[str, Any]] = {}
     lists = _JsonLists()
     for chunk in chunks(ids):
@@ -345,9 +347,7 @@ async def _episodes_of_notifications(
             .lateral("e")
         )
         for r in await fetch(session, select(current).select_from(named).join(current, true())):
-            episode: dict[str, Any] = dict(zip(names, r, strict=True))
-            for name in _JSON_LISTS:
-                episode[name] = lists.read(episode[name])
+            episode = lists.episode(r)
             out[_key(episode)] = episode
     return out
 
@@ -360,7 +360,6 @@ async def _episodes(
     arrays (`unnest`); a join from the page's events instead was planned as a hash join over
     every episode (270 ms at 500 000). SQLite takes one municipality at a time, its brukerNr
     in a list (a row-value IN made it scan the municipality)."""
-    names = EPISODE.c.keys()
     out: dict[EpisodeKey, dict[str, Any]] = {}
     ordered = sorted(keys)
     lists = _JsonLists()
@@ -368,9 +367,7 @@ async def _episodes(
         chunk = ordered[start : start + IN_CHUNK]
         for query in _episode_queries(environment, chunk, postgres):
             for r in await fetch(session, query):
-                episode: dict[str, Any] = dict(zip(names, r, strict=True))
-                for name in _JSON_LISTS:
-                    episode[name] = lists.read(episode[name])
+                episode = lists.episode(r)
                 key = _key(episode)
                 if key in keys:
                     out[key] = episode
@@ -380,6 +377,7 @@ async def _episodes(
 _JSON_LISTS = ("midlertidige_stopp", "utforer_endringer")
 # the episode's columns, its JSON lists as their text (`_JsonLists`)
 _EPISODE_COLUMNS = [cast_(c, Text) if c.name in _JSON_LISTS else c for c in EPISODE.c]
+_EPISODE_NAMES = EPISODE.c.keys()
 
 
 class _JsonLists:
@@ -395,6 +393,13 @@ class _JsonLists:
         if found is None:
             found = self._seen[value] = json.loads(value)
         return found
+
+    def episode(self, row: Sequence[Any]) -> dict[str, Any]:
+        """A row of `_EPISODE_COLUMNS` by column name, its JSON lists decoded."""
+        episode: dict[str, Any] = dict(zip(_EPISODE_NAMES, row, strict=True))
+        for name in _JSON_LISTS:
+            episode[name] = self.read(episode[name])
+        return episode
 
 
 def _episode_queries(environment: str, keys: list[EpisodeKey], postgres: bool) -> list[Select[Any]]:
